@@ -1,0 +1,3 @@
+from adacompress.cli import run_cli
+
+run_cli()

@@ -1,0 +1,225 @@
+"""The AdaCompress deep Q-network agent (SPEC.md, "Agent").
+
+Reads top to bottom: settings, the Q-network, the replay memory, the epsilon schedule
+and the TD update. The paper's values are the defaults; ``gamma=0`` turns it into the
+contextual bandit the problem really is (the next image does not depend on the action),
+and ``target_update`` adds a target network. Both are reported beside the paper's
+setting in the benchmarks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from adacompress.storage import atomic_torch_save
+
+AGENT_FORMAT = 1
+
+
+@dataclass
+class DQNSettings:
+    """Hyper-parameters of the agent; defaults are the authors' code (SPEC.md)."""
+
+    state_dim: int = 1280
+    """length of the feature vector E(x)"""
+    n_actions: int = 10
+    """number of discrete actions"""
+    hidden: tuple[int, ...] = (64, 32, 32)
+    """hidden layer widths of the Q-network MLP"""
+    learning_rate: float = 0.002
+    """Adam learning rate"""
+    gamma: float = 0.95
+    """discount of the TD target; 0 makes it a contextual bandit"""
+    memory_size: int = 2000
+    """replay memory capacity (transitions)"""
+    batch_size: int = 256
+    """minibatch size of one learning call"""
+    epsilon_start: float = 1.0
+    """exploration rate at the start"""
+    epsilon_min: float = 0.02
+    """floor of the exploration rate"""
+    epsilon_decay: float = 0.99
+    """multiplier of epsilon at every learning call"""
+    warmup_steps: int = 128
+    """steps of pure exploration before the first learning call"""
+    learn_every: int = 5
+    """one learning call every this many steps"""
+    target_update: int = 0
+    """copy the Q-network into a target network every this many learning calls (0: none)"""
+    standardize: bool = False
+    """standardise features with the training images' mean/std (stored with the agent)"""
+    seed: int = 0
+    """seed of the network init, exploration and minibatch sampling"""
+
+
+def q_network(state_dim: int, hidden: tuple[int, ...], n_actions: int) -> nn.Sequential:
+    """SPEC.md: MLP 1280 -> 64 -> 32 -> 32 -> 10 with ReLU."""
+    layers: list[nn.Module] = []
+    width = state_dim
+    for size in hidden:
+        layers += [nn.Linear(width, size), nn.ReLU()]
+        width = size
+    layers.append(nn.Linear(width, n_actions))
+    return nn.Sequential(*layers)
+
+
+@dataclass
+class ReplayMemory:
+    """Ring buffer of transitions ``(s, a, r, s')``."""
+
+    capacity: int
+    state_dim: int
+    states: np.ndarray = field(init=False)
+    actions: np.ndarray = field(init=False)
+    rewards: np.ndarray = field(init=False)
+    next_states: np.ndarray = field(init=False)
+    size: int = 0
+    position: int = 0
+
+    def __post_init__(self) -> None:
+        self.states = np.zeros((self.capacity, self.state_dim), dtype=np.float32)
+        self.actions = np.zeros(self.capacity, dtype=np.int64)
+        self.rewards = np.zeros(self.capacity, dtype=np.float32)
+        self.next_states = np.zeros((self.capacity, self.state_dim), dtype=np.float32)
+
+    def push(
+        self, state: np.ndarray, action: int, reward: float, next_state: np.ndarray
+    ) -> None:
+        i = self.position
+        self.states[i], self.actions[i] = state, action
+        self.rewards[i], self.next_states[i] = reward, next_state
+        self.position = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def clear(self) -> None:
+        self.size = self.position = 0
+
+
+class DQNAgent:
+    """Deep Q-network over image features; picks one action per image.
+
+    Args:
+        settings: hyper-parameters (paper defaults).
+
+    Examples:
+        >>> agent = DQNAgent(DQNSettings(seed=1))
+        >>> action = agent.act(features)            # epsilon-greedy while training
+        >>> agent.observe(features, action, reward, next_features)
+        >>> best = agent.act(features, explore=False)
+    """
+
+    def __init__(self, settings: DQNSettings | None = None) -> None:
+        self.settings = s = settings or DQNSettings()
+        torch.manual_seed(s.seed)
+        self.rng = np.random.default_rng(s.seed)
+        self.q = q_network(s.state_dim, s.hidden, s.n_actions)
+        self.target = q_network(s.state_dim, s.hidden, s.n_actions)
+        self.target.load_state_dict(self.q.state_dict())
+        self.optimizer = torch.optim.Adam(self.q.parameters(), lr=s.learning_rate)
+        self.memory = ReplayMemory(s.memory_size, s.state_dim)
+        self.epsilon = s.epsilon_start
+        self.steps = 0
+        self.learn_calls = 0
+        self.feature_mean = np.zeros(s.state_dim, dtype=np.float32)
+        self.feature_std = np.ones(s.state_dim, dtype=np.float32)
+
+    def _input(self, states: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy((states - self.feature_mean) / self.feature_std)
+
+    def q_values(self, states: np.ndarray) -> np.ndarray:
+        """Shape: (batch, state_dim) -> (batch, n_actions)."""
+        with torch.no_grad():
+            return self.q(self._input(np.atleast_2d(states).astype(np.float32))).numpy()
+
+    def act(self, state: np.ndarray, *, explore: bool = True) -> int:
+        """Epsilon-greedy while training; ``argmax_c Q(E(x), c)`` when ``explore=False``."""
+        if explore and self.rng.random() < self.epsilon:
+            return int(self.rng.integers(self.settings.n_actions))
+        return int(self.q_values(state)[0].argmax())
+
+    def observe(
+        self, state: np.ndarray, action: int, reward: float, next_state: np.ndarray
+    ) -> float | None:
+        """Store a transition; learn every ``learn_every`` steps after the warm-up.
+
+        Returns the TD loss when a learning call happened.
+        """
+        self.memory.push(state, action, reward, next_state)
+        self.steps += 1
+        s = self.settings
+        if self.steps <= s.warmup_steps or self.steps % s.learn_every:
+            return None
+        loss = self.learn()
+        self.epsilon = max(s.epsilon_min, self.epsilon * s.epsilon_decay)
+        return loss
+
+    def learn(self) -> float:
+        """One Adam step on MSE(Q(s, a), r + γ·max_a' Q_target(s', a'))."""
+        s = self.settings
+        n = self.memory.size
+        idx = self.rng.choice(n, size=min(n, s.batch_size), replace=False)
+        states = self._input(self.memory.states[idx])
+        next_states = self._input(self.memory.next_states[idx])
+        actions = torch.from_numpy(self.memory.actions[idx])
+        rewards = torch.from_numpy(self.memory.rewards[idx])
+        with torch.no_grad():
+            bootstrap = self.target if s.target_update else self.q
+            td_target = rewards + s.gamma * bootstrap(next_states).max(dim=1).values
+        predicted = self.q(states).gather(1, actions[:, None]).squeeze(1)
+        loss = nn.functional.mse_loss(predicted, td_target)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        self.learn_calls += 1
+        if s.target_update and self.learn_calls % s.target_update == 0:
+            self.target.load_state_dict(self.q.state_dict())
+        return loss.item()
+
+    def fit_feature_scaling(self, features: np.ndarray) -> None:
+        """Standardise inputs with the mean/std of ``features`` (shape: (n, state_dim))."""
+        self.feature_mean = features.mean(axis=0).astype(np.float32)
+        self.feature_std = (features.std(axis=0) + 1e-3).astype(np.float32)
+
+    def save(self, path: str | Path, **metadata: object) -> None:
+        """Write weights, settings and ``metadata`` (plain values) atomically."""
+        payload = {
+            "format": AGENT_FORMAT,
+            "settings": asdict(self.settings),
+            "metadata": dict(metadata),
+            "q": self.q.state_dict(),
+            "feature_mean": torch.from_numpy(self.feature_mean),
+            "feature_std": torch.from_numpy(self.feature_std),
+            "epsilon": self.epsilon,
+            "steps": self.steps,
+        }
+        atomic_torch_save(payload, Path(path))
+
+    @classmethod
+    def load(cls, path: str | Path) -> tuple[DQNAgent, dict[str, object]]:
+        """Read an agent written by :meth:`save` (no pickle: ``weights_only=True``).
+
+        Returns the agent and its metadata.
+        """
+        try:
+            payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise ValueError(f"agent file not found: {path}") from None
+        except Exception as err:  # torch raises many types for a bad file
+            raise ValueError(f"not an agent file: {path} ({type(err).__name__})") from None
+        if not isinstance(payload, dict) or payload.get("format") != AGENT_FORMAT:
+            raise ValueError(f"not an agent file (format {AGENT_FORMAT}): {path}")
+        raw = dict(payload["settings"])
+        raw["hidden"] = tuple(raw["hidden"])
+        agent = cls(DQNSettings(**raw))
+        agent.q.load_state_dict(payload["q"])
+        agent.target.load_state_dict(payload["q"])
+        agent.feature_mean = payload["feature_mean"].numpy()
+        agent.feature_std = payload["feature_std"].numpy()
+        agent.epsilon = float(payload["epsilon"])
+        agent.steps = int(payload["steps"])
+        return agent, dict(payload["metadata"])

@@ -1,0 +1,167 @@
+"""``adacompress`` command line: ``train`` and ``evaluate``.
+
+Options are generated from the settings dataclasses (one docstring per field is the
+help text), so a setting is declared once. ``main(argv) -> int`` is the one entry point
+for ``python -m adacompress``, the console script and the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import json
+import sys
+import textwrap
+import types
+import typing
+from functools import cache
+from typing import Any
+
+from adacompress.agent import DQNSettings
+from adacompress.backends import BACKENDS, ServiceError
+from adacompress.codec import ACTION_SETS
+from adacompress.evaluate import EvaluateSettings, best_fixed, evaluate
+from adacompress.features import EXTRACTORS
+from adacompress.threads import configure_threads
+from adacompress.train import TrainSettings, train
+
+CHOICES = {"backend": BACKENDS, "actions": ACTION_SETS, "features": EXTRACTORS}
+HIDDEN = {"state_dim", "n_actions", "dqn", "progress"}
+
+
+@cache
+def field_docs(cls: type) -> dict[str, str]:
+    """The string literal under each field of a dataclass (its help text)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, after in zip(body, body[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+        ):
+            docs[node.target.id] = str(after.value.value)
+    return docs
+
+
+def add_settings(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One ``--option`` per dataclass field, typed and documented from the class."""
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in HIDDEN:
+            continue
+        kind = hints[f.name]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f"{docs.get(f.name, '')} (default: {default})"
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction,
+                                default=default, help=docs.get(f.name))
+            continue
+        args = typing.get_args(kind)
+        if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+            kind = next(a for a in args if a is not type(None))
+        if typing.get_origin(kind) is tuple:
+            parser.add_argument(flag, type=int, nargs="+", default=default,
+                                help=help_text)
+            continue
+        choices = sorted(CHOICES[f.name]) if f.name in CHOICES else None
+        parser.add_argument(flag, type=kind, default=default, choices=choices,
+                            help=help_text)
+
+
+def pick(cls: type, namespace: argparse.Namespace) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(cls)} - HIDDEN
+    values = {name: getattr(namespace, name) for name in names}
+    if "hidden" in values:
+        values["hidden"] = tuple(values["hidden"])
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="adacompress",
+        description="Learn per-image JPEG quality for cloud vision services.",
+    )
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: all cores)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_train = sub.add_parser("train", help="train an agent against a backend")
+    add_settings(p_train, TrainSettings)
+    group = p_train.add_argument_group("agent (DQN) settings")
+    add_settings(group, DQNSettings)  # type: ignore[arg-type]
+    p_eval = sub.add_parser(
+        "evaluate", help="agent vs every fixed quality vs the per-image oracle"
+    )
+    add_settings(p_eval, EvaluateSettings)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_threads(args.threads)
+    progress = not args.quiet and sys.stderr.isatty()
+    try:
+        if args.command == "train":
+            settings = TrainSettings(
+                **pick(TrainSettings, args), progress=progress,
+                dqn=DQNSettings(**pick(DQNSettings, args)),
+            )
+            log = train(settings)
+            last = log["history"][-1] if log["history"] else {}
+            print(
+                f"trained on {log['n_images']} images, {settings.steps} steps: "
+                f"reward {last.get('charts/reward', float('nan')):.3f}, "
+                f"accuracy {last.get('charts/accuracy', float('nan')):.3f} "
+                f"(last {100} steps) -> {log['agent_file']}"
+            )
+        else:
+            report = evaluate(EvaluateSettings(**pick(EvaluateSettings, args),
+                                               progress=progress))
+            print_report(report)
+    except (ValueError, ServiceError, OSError) as err:
+        print(f"adacompress: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("adacompress: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """A short human summary of an evaluation report."""
+    if not report["n_images"]:
+        print(json.dumps(report, indent=2))
+        return
+    agent, oracle = report["agent"], report["oracle"]
+    fixed = best_fixed(report, agent["accuracy"])
+    print(f"{report['backend']} on {report['n_images']} images ({report['split']}):")
+    print(f"  agent     size {agent['size_ratio']:.3f}  accuracy {agent['accuracy']:.3f}")
+    if fixed:
+        key, row = fixed
+        print(f"  fixed q={key:<3} size {row['size_ratio']:.3f}  accuracy "
+              f"{row['accuracy']:.3f}  (smallest fixed at >= agent accuracy)")
+    ref = report["fixed"].get("75")
+    if ref:
+        print(f"  fixed q=75  size {ref['size_ratio']:.3f}  accuracy {ref['accuracy']:.3f}")
+    print(f"  oracle    size {oracle['size_ratio']:.3f}  accuracy {oracle['accuracy']:.3f}")
+    calls = report["service_calls"]
+    print(f"  service calls: {calls['new']} new, {calls['cached']} cached; "
+          f"{len(report['skipped'])} skipped")
+    for item in report["skipped"]:
+        print(f"  skipped {item['path']}: {item['error']}")
+
+
+def run_cli() -> None:
+    """Console-script entry point."""
+    raise SystemExit(main())
+
+
+if __name__ == "__main__":
+    run_cli()

@@ -1,0 +1,187 @@
+"""The training environment ``{X, M}``: a set of images and a cloud (SPEC.md).
+
+Each image is shown to the agent as its feature vector; an action encodes it, the
+environment uploads the compressed version and the reference, and scores the answer.
+Every answer and every feature vector goes through the SQLite cache, so a rerun
+makes no new service calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from adacompress import metrics
+from adacompress.backends import Service, ServiceError
+from adacompress.cache import AnswerCache, Outcome
+from adacompress.codec import (
+    DEFAULT_MAX_PIXELS,
+    REFERENCE_ACTION,
+    Action,
+    ImageError,
+    encode,
+    load_image,
+)
+from adacompress.datasets import file_digest
+from adacompress.features import FeatureExtractor
+
+FEATURE_CHUNK = 16
+
+
+@dataclass
+class Sample:
+    """One usable image: where it is, its content hash and its state features."""
+
+    path: Path
+    digest: str
+    features: np.ndarray
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An input that could not be used, with a one-line reason."""
+
+    path: str
+    error: str
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """Outcome of one action on one image."""
+
+    reward: float
+    accuracy: float
+    strict_accuracy: float
+    size_ratio: float
+    nbytes: int
+    reference_bytes: int
+
+
+class CompressionEnv:
+    """Images + a cloud + a cache, scoring actions with SPEC.md's reward.
+
+    Args:
+        service: the cloud that labels uploads.
+        cache: answer and feature store.
+        actions: the action set; the agent's action ``i`` is ``actions[i]``.
+        extractor: state features ``E``.
+        top_k: accuracy counts the reference top-1 within the compressed top-k.
+        alpha: reward weight of accuracy (SPEC.md ``α``).
+        beta: reward offset (SPEC.md ``β``).
+        max_pixels: larger images are skipped.
+    """
+
+    def __init__(
+        self,
+        service: Service,
+        cache: AnswerCache,
+        *,
+        actions: Sequence[Action],
+        extractor: FeatureExtractor,
+        top_k: int = 5,
+        alpha: float = 1.0,
+        beta: float = 0.0,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        self.service = service
+        self.cache = cache
+        self.actions = tuple(actions)
+        self.extractor = extractor
+        self.top_k = top_k
+        self.alpha = alpha
+        self.beta = beta
+        self.max_pixels = max_pixels
+
+    def prepare(
+        self, paths: Iterable[Path], *, progress: bool = True
+    ) -> tuple[list[Sample], list[Skipped]]:
+        """Hash and featurise every image; unusable ones are skipped with a reason."""
+        paths = list(paths)
+        found: dict[Path, Sample] = {}
+        skipped: list[Skipped] = []
+        pending: list[tuple[Path, str, Image.Image]] = []
+
+        def flush() -> None:
+            if not pending:
+                return
+            vectors = self.extractor.extract([image for _, _, image in pending])
+            for (path, digest, _), vector in zip(pending, vectors, strict=True):
+                self.cache.put_features(digest, self.extractor.name, vector)
+                found[path] = Sample(path, digest, vector)
+            pending.clear()
+
+        for path in tqdm(paths, desc="features", unit="img", disable=not progress):
+            try:
+                digest = file_digest(path)
+            except OSError as err:
+                skipped.append(Skipped(str(path), f"cannot read file: {err.strerror}"))
+                continue
+            vector = self.cache.get_features(digest, self.extractor.name)
+            if vector is not None:
+                found[path] = Sample(path, digest, vector)
+                continue
+            try:
+                image = load_image(path, max_pixels=self.max_pixels)
+            except ImageError as err:
+                skipped.append(Skipped(str(path), str(err)))
+                continue
+            pending.append((path, digest, image))
+            if len(pending) >= FEATURE_CHUNK:
+                flush()
+        flush()
+        return [found[path] for path in paths if path in found], skipped
+
+    def outcomes(self, sample: Sample, actions: Iterable[Action]) -> dict[Action, Outcome]:
+        """The service's answers for ``actions`` on ``sample``, from cache or fresh.
+
+        Missing answers are fetched in one batch.
+
+        Raises:
+            ServiceError: the service failed or refused the upload.
+            ImageError: the image no longer decodes.
+        """
+        wanted = list(dict.fromkeys(actions))
+        by_key = {action.key: action for action in wanted}
+        found = self.cache.get_answers(sample.digest, self.service.name, by_key)
+        missing = [action for action in wanted if action.key not in found]
+        self.cache.stats.cached += len(wanted) - len(missing)
+        if missing:
+            image = load_image(sample.path, max_pixels=self.max_pixels)
+            uploads = [encode(image, action) for action in missing]
+            answers = self.service.classify(uploads)
+            if len(answers) != len(uploads):
+                raise ServiceError(
+                    f"{self.service.name} answered {len(answers)} of {len(uploads)} images"
+                )
+            fresh = {
+                action.key: Outcome(len(data), answer)
+                for action, data, answer in zip(missing, uploads, answers, strict=True)
+            }
+            self.cache.put_answers(sample.digest, self.service.name, fresh)
+            self.cache.stats.new += len(missing)
+            found.update(fresh)
+        return {action: found[action.key] for action in wanted}
+
+    def score(self, reference: Outcome, compressed: Outcome) -> StepResult:
+        """Accuracy, size ratio and reward of ``compressed`` against ``reference``."""
+        acc = metrics.accuracy(reference.answer, compressed.answer, top_k=self.top_k)
+        ratio = metrics.size_ratio(compressed.nbytes, reference.nbytes)
+        return StepResult(
+            reward=metrics.reward(acc, ratio, alpha=self.alpha, beta=self.beta),
+            accuracy=acc,
+            strict_accuracy=metrics.strict_accuracy(reference.answer, compressed.answer),
+            size_ratio=ratio,
+            nbytes=compressed.nbytes,
+            reference_bytes=reference.nbytes,
+        )
+
+    def step(self, sample: Sample, action_index: int) -> StepResult:
+        """Upload ``sample`` with action ``action_index`` and the reference; score it."""
+        action = self.actions[action_index]
+        found = self.outcomes(sample, [REFERENCE_ACTION, action])
+        return self.score(found[REFERENCE_ACTION], found[action])

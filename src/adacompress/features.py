@@ -1,0 +1,83 @@
+"""State features ``E(x)`` for the agent: a registry of frozen image feature extractors.
+
+SPEC.md, "State": features from a small fixed pretrained CNN, output of the last conv
+block, average-pooled (the paper: MobileNetV2, 1280 numbers). Here the default is
+EfficientNet-Lite0's last conv block, also 1280 numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+import torch
+from PIL import Image
+
+from adacompress.efficientnet import load_lite, preprocess
+
+
+class FeatureExtractor(Protocol):
+    """Maps decoded images to fixed-length float32 vectors."""
+
+    name: str
+    dim: int
+
+    def extract(self, images: list[Image.Image]) -> np.ndarray:
+        """Shape: (len(images), dim), float32."""
+        ...
+
+
+EXTRACTORS: dict[str, Callable[[], FeatureExtractor]] = {}
+
+
+def register_extractor(
+    name: str,
+) -> Callable[[Callable[[], FeatureExtractor]], Callable[[], FeatureExtractor]]:
+    """Register a zero-argument factory for an extractor under ``name``."""
+
+    def decorator(factory: Callable[[], FeatureExtractor]) -> Callable[[], FeatureExtractor]:
+        EXTRACTORS[name] = factory
+        return factory
+
+    return decorator
+
+
+def get_extractor(name: str) -> FeatureExtractor:
+    """Build the extractor registered as ``name``."""
+    try:
+        factory = EXTRACTORS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown feature extractor {name!r}; choose from {sorted(EXTRACTORS)}"
+        ) from None
+    return factory()
+
+
+class LiteFeatures:
+    """Frozen EfficientNet-Lite0, last conv block, global average pool.
+
+    Args:
+        input_size: side of the square input; 224 is the network's native size.
+        batch_size: images per forward pass.
+    """
+
+    dim = 1280
+
+    def __init__(self, *, input_size: int = 224, batch_size: int = 8) -> None:
+        self.name = "lite0" if input_size == 224 else f"lite0@{input_size}"
+        self.input_size = input_size
+        self.batch_size = batch_size
+        self.model = load_lite("lite0")
+
+    def extract(self, images: list[Image.Image]) -> np.ndarray:
+        out = np.empty((len(images), self.dim), dtype=np.float32)
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start : start + self.batch_size]
+            with torch.inference_mode():
+                maps = self.model.extract_features(preprocess(chunk, self.input_size))
+            out[start : start + len(chunk)] = maps.mean(dim=(2, 3)).numpy()
+        return out
+
+
+register_extractor("lite0")(LiteFeatures)

@@ -1,0 +1,153 @@
+"""Train the DQN agent on a set of images against one cloud (SPEC.md, "Training environment").
+
+Each step shows the next image (a seeded reshuffle every pass), the agent picks an
+action, the environment uploads it and the reference and returns the reward.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from adacompress.agent import DQNAgent, DQNSettings
+from adacompress.backends import ServiceError, get_backend
+from adacompress.cache import AnswerCache, default_cache_path
+from adacompress.codec import DEFAULT_MAX_PIXELS, ImageError, get_action_set
+from adacompress.datasets import DatasetError, resolve_images
+from adacompress.environment import CompressionEnv, Skipped
+from adacompress.features import get_extractor
+from adacompress.storage import atomic_write_json
+
+LOG_EVERY = 100
+
+
+@dataclass
+class TrainSettings:
+    """Settings of ``adacompress train`` (the agent's own are in DQNSettings)."""
+
+    backend: str = "lite0"
+    """cloud service that answers the uploads"""
+    images: str | None = None
+    """folder of training images, or 'builtin'; default: imagenet-samples --split"""
+    split: str = "train"
+    """split of imagenet-samples when --images is not given (never 'test')"""
+    out: str = "out/agent.pt"
+    """where to write the trained agent; the JSON log goes beside it"""
+    actions: str = "paper"
+    """action set (registered name)"""
+    features: str = "lite0"
+    """state feature extractor (registered name)"""
+    steps: int = 7000
+    """training steps (one image each)"""
+    alpha: float = 1.0
+    """reward weight of accuracy: R = alpha*A - size_ratio + beta"""
+    beta: float = 0.0
+    """reward offset"""
+    top_k: int = 5
+    """accuracy: reference top-1 within the compressed top-k"""
+    cache: str | None = None
+    """SQLite cache of answers and features (default: $ADACOMPRESS_CACHE or .cache/)"""
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    """skip images with more pixels than this"""
+    progress: bool = True
+    """show progress bars"""
+    dqn: DQNSettings = field(default_factory=DQNSettings)
+    """the agent's hyper-parameters"""
+
+
+def train(settings: TrainSettings) -> dict[str, Any]:
+    """Train an agent, write it to ``settings.out`` and its log beside it; return the log."""
+    if settings.images is None and settings.split == "test":
+        raise DatasetError("refusing to train on the held-out test split")
+    started = time.perf_counter()
+    actions = get_action_set(settings.actions)
+    extractor = get_extractor(settings.features)
+    paths = resolve_images(settings.images, settings.split)
+    dqn = DQNSettings(**{**asdict(settings.dqn), "n_actions": len(actions),
+                         "state_dim": extractor.dim})
+    agent = DQNAgent(dqn)
+    rng = np.random.default_rng(dqn.seed)
+    history: list[dict[str, float]] = []
+    with AnswerCache(settings.cache or default_cache_path()) as cache:
+        env = CompressionEnv(
+            get_backend(settings.backend), cache,
+            actions=actions, extractor=extractor, top_k=settings.top_k,
+            alpha=settings.alpha, beta=settings.beta, max_pixels=settings.max_pixels,
+        )
+        samples, skipped = env.prepare(paths, progress=settings.progress)
+        if len(samples) < 2:
+            raise DatasetError(f"need at least 2 usable images, found {len(samples)}")
+        if dqn.standardize:
+            agent.fit_feature_scaling(np.stack([s.features for s in samples]))
+        order = list(rng.permutation(len(samples)))
+        window: dict[str, list[float]] = {"reward": [], "accuracy": [], "size_ratio": []}
+        losses: list[float] = []
+        bar = tqdm(range(settings.steps), desc="train", unit="step",
+                   disable=not settings.progress)
+        for step in bar:
+            if len(order) < 2:
+                order += list(rng.permutation(len(samples)))
+            sample, next_sample = samples[order[0]], samples[order[1]]
+            order.pop(0)
+            action = agent.act(sample.features)
+            try:
+                result = env.step(sample, action)
+            except (ServiceError, ImageError) as err:
+                skipped.append(Skipped(str(sample.path), str(err)))
+                samples = [s for s in samples if s.path != sample.path]
+                order = list(rng.permutation(len(samples)))
+                if len(samples) < 2:
+                    raise DatasetError("too few usable images left") from None
+                continue
+            loss = agent.observe(sample.features, action, result.reward,
+                                 next_sample.features)
+            if loss is not None:
+                losses.append(loss)
+            window["reward"].append(result.reward)
+            window["accuracy"].append(result.accuracy)
+            window["size_ratio"].append(result.size_ratio)
+            if (step + 1) % LOG_EVERY == 0 or step + 1 == settings.steps:
+                row = {
+                    "step": step + 1,
+                    "charts/reward": float(np.mean(window["reward"])),
+                    "charts/accuracy": float(np.mean(window["accuracy"])),
+                    "charts/size_ratio": float(np.mean(window["size_ratio"])),
+                    "charts/epsilon": agent.epsilon,
+                    "losses/td_loss": float(np.mean(losses)) if losses else float("nan"),
+                }
+                history.append(row)
+                bar.set_postfix(reward=f"{row['charts/reward']:.3f}",
+                                acc=f"{row['charts/accuracy']:.3f}",
+                                eps=f"{agent.epsilon:.3f}")
+                window = {key: [] for key in window}
+                losses = []
+        stats = asdict(cache.stats)
+    out = Path(settings.out)
+    agent.save(
+        out,
+        backend=settings.backend,
+        features=extractor.name,
+        action_set=settings.actions,
+        actions=[a.key for a in actions],
+        top_k=settings.top_k,
+        alpha=settings.alpha,
+        beta=settings.beta,
+        train_images=len(samples),
+        steps=settings.steps,
+    )
+    log = {
+        "settings": asdict(settings),
+        "agent_file": str(out),
+        "n_images": len(samples),
+        "history": history,
+        "service_calls": stats,
+        "skipped": [asdict(s) for s in skipped],
+        "seconds": time.perf_counter() - started,
+    }
+    atomic_write_json(out.with_suffix(".json"), log)
+    return log

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from adacompress.agent import DQNAgent, DQNSettings, q_network
+
+
+def small_settings(**overrides: object) -> DQNSettings:
+    base = dict(state_dim=6, n_actions=4, batch_size=8, memory_size=50, warmup_steps=10,
+                seed=3)
+    base.update(overrides)
+    return DQNSettings(**base)  # type: ignore[arg-type]
+
+
+def fill(agent: DQNAgent, n: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        agent.memory.push(rng.normal(size=agent.settings.state_dim).astype(np.float32),
+                          int(rng.integers(agent.settings.n_actions)),
+                          float(rng.normal()),
+                          rng.normal(size=agent.settings.state_dim).astype(np.float32))
+
+
+def test_q_network_shape_matches_spec() -> None:
+    net = q_network(1280, (64, 32, 32), 10)
+    widths = [(m.in_features, m.out_features) for m in net if isinstance(m, torch.nn.Linear)]
+    assert widths == [(1280, 64), (64, 32), (32, 32), (32, 10)]
+
+
+@pytest.mark.parametrize("gamma,target_update", [(0.95, 0), (0.0, 0), (0.9, 2)])
+def test_learn_matches_naive_td_update(gamma: float, target_update: int) -> None:
+    agent = DQNAgent(small_settings(gamma=gamma, target_update=target_update))
+    fill(agent, 30)
+    # Reproduce the minibatch the agent will draw.
+    rng = copy.deepcopy(agent.rng)
+    idx = rng.choice(agent.memory.size, size=8, replace=False)
+    before = copy.deepcopy(agent.q)
+    target_net = copy.deepcopy(agent.target if target_update else agent.q)
+
+    # Naive loss, one transition at a time, straight from SPEC.md.
+    terms = []
+    for i in idx:
+        s = torch.from_numpy(agent.memory.states[i])
+        s2 = torch.from_numpy(agent.memory.next_states[i])
+        with torch.no_grad():
+            best_next = max(float(v) for v in target_net(s2))
+        target = float(agent.memory.rewards[i]) + gamma * best_next
+        terms.append((before(s)[int(agent.memory.actions[i])] - target) ** 2)
+    naive_loss = torch.stack(terms).mean()
+    optimizer = torch.optim.Adam(before.parameters(), lr=agent.settings.learning_rate)
+    optimizer.zero_grad()
+    naive_loss.backward()
+    optimizer.step()
+
+    loss = agent.learn()
+    assert loss == pytest.approx(float(naive_loss), rel=1e-5)
+    for p_agent, p_naive in zip(agent.q.parameters(), before.parameters(), strict=True):
+        torch.testing.assert_close(p_agent, p_naive, rtol=1e-5, atol=1e-6)
+
+
+def test_epsilon_schedule_follows_spec() -> None:
+    agent = DQNAgent(small_settings(warmup_steps=128))
+    state = np.zeros(6, dtype=np.float32)
+    epsilons = []
+    for _ in range(200):
+        agent.observe(state, 0, 0.0, state)
+        epsilons.append(agent.epsilon)
+    assert all(e == 1.0 for e in epsilons[:129])  # steps 1..129: no learning call yet
+    assert agent.learn_calls == len([s for s in range(129, 201) if s % 5 == 0])
+    assert agent.epsilon == pytest.approx(0.99 ** agent.learn_calls)
+    agent.epsilon = 0.021
+    for _ in range(50):
+        agent.observe(state, 0, 0.0, state)
+    assert agent.epsilon == 0.02
+
+
+def test_greedy_action_is_argmax_and_exploration_is_seeded() -> None:
+    a, b = DQNAgent(small_settings()), DQNAgent(small_settings())
+    states = np.random.default_rng(1).normal(size=(20, 6)).astype(np.float32)
+    assert [a.act(s) for s in states] == [b.act(s) for s in states]
+    a.epsilon = 0.0
+    for s in states:
+        assert a.act(s, explore=False) == int(a.q_values(s)[0].argmax())
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    agent = DQNAgent(small_settings(standardize=True))
+    fill(agent, 30)
+    agent.fit_feature_scaling(agent.memory.states[:30])
+    agent.learn()
+    path = tmp_path / "agent.pt"
+    agent.save(path, backend="lite0", actions=["5", "15", "25", "35"])
+    loaded, meta = DQNAgent.load(path)
+    assert meta == {"backend": "lite0", "actions": ["5", "15", "25", "35"]}
+    states = agent.memory.states[:10]
+    np.testing.assert_allclose(loaded.q_values(states), agent.q_values(states))
+    assert loaded.settings == agent.settings
+
+
+def test_load_rejects_bad_files(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not found"):
+        DQNAgent.load(tmp_path / "missing.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not an agent file"):
+        DQNAgent.load(junk)
