@@ -70,29 +70,35 @@ def q_network(state_dim: int, hidden: tuple[int, ...], n_actions: int) -> nn.Seq
 
 @dataclass
 class ReplayMemory:
-    """Ring buffer of transitions ``(s, a, r, s')``."""
+    """Ring buffer of transitions ``(s, r, s')`` with the reward of each observed action.
+
+    A normal DQN step observes one action; with ``full_information`` every action's
+    reward is known (the cloud answered every quality) and all are stored at once.
+    """
 
     capacity: int
     state_dim: int
+    n_actions: int
     states: np.ndarray = field(init=False)
-    actions: np.ndarray = field(init=False)
     rewards: np.ndarray = field(init=False)
+    observed: np.ndarray = field(init=False)
     next_states: np.ndarray = field(init=False)
     size: int = 0
     position: int = 0
 
     def __post_init__(self) -> None:
         self.states = np.zeros((self.capacity, self.state_dim), dtype=np.float32)
-        self.actions = np.zeros(self.capacity, dtype=np.int64)
-        self.rewards = np.zeros(self.capacity, dtype=np.float32)
+        self.rewards = np.zeros((self.capacity, self.n_actions), dtype=np.float32)
+        self.observed = np.zeros((self.capacity, self.n_actions), dtype=np.float32)
         self.next_states = np.zeros((self.capacity, self.state_dim), dtype=np.float32)
 
     def push(
-        self, state: np.ndarray, action: int, reward: float, next_state: np.ndarray
+        self, state: np.ndarray, rewards: np.ndarray, observed: np.ndarray,
+        next_state: np.ndarray,
     ) -> None:
         i = self.position
-        self.states[i], self.actions[i] = state, action
-        self.rewards[i], self.next_states[i] = reward, next_state
+        self.states[i], self.next_states[i] = state, next_state
+        self.rewards[i], self.observed[i] = rewards, observed
         self.position = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
@@ -121,7 +127,7 @@ class DQNAgent:
         self.target = q_network(s.state_dim, s.hidden, s.n_actions)
         self.target.load_state_dict(self.q.state_dict())
         self.optimizer = torch.optim.Adam(self.q.parameters(), lr=s.learning_rate)
-        self.memory = ReplayMemory(s.memory_size, s.state_dim)
+        self.memory = ReplayMemory(s.memory_size, s.state_dim, s.n_actions)
         self.epsilon = s.epsilon_start
         self.steps = 0
         self.learn_calls = 0
@@ -149,7 +155,21 @@ class DQNAgent:
 
         Returns the TD loss when a learning call happened.
         """
-        self.memory.push(state, action, reward, next_state)
+        rewards = np.zeros(self.settings.n_actions, dtype=np.float32)
+        observed = np.zeros(self.settings.n_actions, dtype=np.float32)
+        rewards[action], observed[action] = reward, 1.0
+        self.memory.push(state, rewards, observed, next_state)
+        return self._after_step()
+
+    def observe_all(
+        self, state: np.ndarray, rewards: np.ndarray, next_state: np.ndarray
+    ) -> float | None:
+        """Store the rewards of every action for one image (full information)."""
+        observed = np.ones(self.settings.n_actions, dtype=np.float32)
+        self.memory.push(state, rewards, observed, next_state)
+        return self._after_step()
+
+    def _after_step(self) -> float | None:
         self.steps += 1
         s = self.settings
         if self.steps <= s.warmup_steps or self.steps % s.learn_every:
@@ -159,19 +179,23 @@ class DQNAgent:
         return loss
 
     def learn(self) -> float:
-        """One Adam step on MSE(Q(s, a), r + γ·max_a' Q_target(s', a'))."""
+        """One Adam step on MSE(Q(s, a), r + γ·max_a' Q_target(s', a')).
+
+        The mean runs over every observed (state, action) pair of the minibatch.
+        """
         s = self.settings
         n = self.memory.size
         idx = self.rng.choice(n, size=min(n, s.batch_size), replace=False)
         states = self._input(self.memory.states[idx])
         next_states = self._input(self.memory.next_states[idx])
-        actions = torch.from_numpy(self.memory.actions[idx])
         rewards = torch.from_numpy(self.memory.rewards[idx])
+        observed = torch.from_numpy(self.memory.observed[idx])
         with torch.no_grad():
             bootstrap = self.target if s.target_update else self.q
-            td_target = rewards + s.gamma * bootstrap(next_states).max(dim=1).values
-        predicted = self.q(states).gather(1, actions[:, None]).squeeze(1)
-        loss = nn.functional.mse_loss(predicted, td_target)
+            best_next = bootstrap(next_states).max(dim=1, keepdim=True).values
+            td_target = rewards + s.gamma * best_next
+        squared_error = (self.q(states) - td_target) ** 2
+        loss = (squared_error * observed).sum() / observed.sum()
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()

@@ -16,6 +16,8 @@ IMAGE_SUFFIXES = {
 SPLIT_SEED = 20190918
 """Seed of the fixed train/test split (arXiv 1909.08148's submission date)."""
 TEST_SIZE = 300
+VAL_SIZE = 200
+"""Part of the train split held out for choosing settings (``val``); the rest is ``fit``."""
 
 BUILTIN_PHOTOS = (
     "astronaut.png", "brick.png", "camera.png", "chelsea.png", "coffee.png",
@@ -63,9 +65,11 @@ def list_images(folder: str | Path) -> list[Path]:
 
 
 def imagenet_split(split: str, folder: str | Path | None = None) -> list[Path]:
-    """The fixed, seeded split of imagenet-samples: 700 ``train``, 300 ``test``, or ``all``.
+    """The fixed, seeded split of imagenet-samples.
 
-    The split depends only on the sorted file names and :data:`SPLIT_SEED`.
+    ``train`` (700) and ``test`` (300, held out: never trained on); ``train`` is further
+    split into ``fit`` (500) and ``val`` (200) for choosing settings; ``all`` is every
+    image. The split depends only on the sorted file names and :data:`SPLIT_SEED`.
     """
     folder = Path(folder) if folder is not None else imagenet_samples_dir()
     if not folder.is_dir():
@@ -78,12 +82,17 @@ def imagenet_split(split: str, folder: str | Path | None = None) -> list[Path]:
         return paths
     order = list(range(len(paths)))
     random.Random(SPLIT_SEED).shuffle(order)
-    test = set(order[:TEST_SIZE])
-    if split == "test":
-        return [p for i, p in enumerate(paths) if i in test]
-    if split == "train":
-        return [p for i, p in enumerate(paths) if i not in test]
-    raise DatasetError(f"unknown split {split!r}; choose train, test or all")
+    members = {
+        "test": set(order[:TEST_SIZE]),
+        "train": set(order[TEST_SIZE:]),
+        "val": set(order[TEST_SIZE : TEST_SIZE + VAL_SIZE]),
+        "fit": set(order[TEST_SIZE + VAL_SIZE :]),
+    }
+    if split not in members:
+        raise DatasetError(
+            f"unknown split {split!r}; choose from all, {', '.join(sorted(members))}"
+        )
+    return [p for i, p in enumerate(paths) if i in members[split]]
 
 
 def builtin_photos() -> list[Path]:

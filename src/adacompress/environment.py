@@ -180,6 +180,11 @@ class CompressionEnv:
             reference_bytes=reference.nbytes,
         )
 
+    def step_all(self, sample: Sample) -> list[StepResult]:
+        """Every action's result on ``sample`` (ten uploads once, then cached)."""
+        found = self.outcomes(sample, [REFERENCE_ACTION, *self.actions])
+        return [self.score(found[REFERENCE_ACTION], found[a]) for a in self.actions]
+
     def step(self, sample: Sample, action_index: int) -> StepResult:
         """Upload ``sample`` with action ``action_index`` and the reference; score it."""
         action = self.actions[action_index]

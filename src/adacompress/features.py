@@ -54,19 +54,29 @@ def get_extractor(name: str) -> FeatureExtractor:
     return factory()
 
 
+CONFIDENCE_TOP = 10
+
+
 class LiteFeatures:
     """Frozen EfficientNet-Lite0, last conv block, global average pool.
 
     Args:
         input_size: side of the square input; 224 is the network's native size.
+        confidence: append the local classifier's ten highest softmax scores (sorted):
+            how sure an ImageNet model is of the uncompressed image, a cheap hint of
+            how fragile a cloud's answer will be under compression.
         batch_size: images per forward pass.
     """
 
-    dim = 1280
-
-    def __init__(self, *, input_size: int = 224, batch_size: int = 8) -> None:
-        self.name = "lite0" if input_size == 224 else f"lite0@{input_size}"
+    def __init__(
+        self, *, input_size: int = 224, confidence: bool = False, batch_size: int = 8
+    ) -> None:
+        self.name = "lite0" + ("+conf" if confidence else "")
+        if input_size != 224:
+            self.name += f"@{input_size}"
         self.input_size = input_size
+        self.confidence = confidence
+        self.dim = 1280 + (CONFIDENCE_TOP if confidence else 0)
         self.batch_size = batch_size
         self.model = load_lite("lite0")
 
@@ -76,8 +86,14 @@ class LiteFeatures:
             chunk = images[start : start + self.batch_size]
             with torch.inference_mode():
                 maps = self.model.extract_features(preprocess(chunk, self.input_size))
-            out[start : start + len(chunk)] = maps.mean(dim=(2, 3)).numpy()
+                pooled = maps.mean(dim=(2, 3))
+                if self.confidence:
+                    logits = self.model._fc(pooled)  # type: ignore[operator]
+                    top = torch.softmax(logits, dim=1).topk(CONFIDENCE_TOP, dim=1).values
+                    pooled = torch.cat([pooled, top], dim=1)
+            out[start : start + len(chunk)] = pooled.numpy()
         return out
 
 
 register_extractor("lite0")(LiteFeatures)
+register_extractor("lite0+conf")(lambda: LiteFeatures(confidence=True))

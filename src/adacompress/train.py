@@ -50,6 +50,9 @@ class TrainSettings:
     """reward offset"""
     top_k: int = 5
     """accuracy: reference top-1 within the compressed top-k"""
+    full_information: bool = False
+    """learn from every action's reward on each image (each training image is uploaded
+    at every action once, then cached) instead of the chosen action's only"""
     cache: str | None = None
     """SQLite cache of answers and features (default: $ADACOMPRESS_CACHE or .cache/)"""
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -96,7 +99,11 @@ def train(settings: TrainSettings) -> dict[str, Any]:
             order.pop(0)
             action = agent.act(sample.features)
             try:
-                result = env.step(sample, action)
+                if settings.full_information:
+                    results = env.step_all(sample)
+                    result = results[action]
+                else:
+                    result = env.step(sample, action)
             except (ServiceError, ImageError) as err:
                 skipped.append(Skipped(str(sample.path), str(err)))
                 samples = [s for s in samples if s.path != sample.path]
@@ -104,8 +111,12 @@ def train(settings: TrainSettings) -> dict[str, Any]:
                 if len(samples) < 2:
                     raise DatasetError("too few usable images left") from None
                 continue
-            loss = agent.observe(sample.features, action, result.reward,
-                                 next_sample.features)
+            if settings.full_information:
+                rewards = np.array([r.reward for r in results], dtype=np.float32)
+                loss = agent.observe_all(sample.features, rewards, next_sample.features)
+            else:
+                loss = agent.observe(sample.features, action, result.reward,
+                                     next_sample.features)
             if loss is not None:
                 losses.append(loss)
             window["reward"].append(result.reward)

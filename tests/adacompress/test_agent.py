@@ -11,8 +11,8 @@ from adacompress.agent import DQNAgent, DQNSettings, q_network
 
 
 def small_settings(**overrides: object) -> DQNSettings:
-    base = dict(state_dim=6, n_actions=4, batch_size=8, memory_size=50, warmup_steps=10,
-                seed=3)
+    base = dict(state_dim=6, n_actions=4, batch_size=8, memory_size=50,
+                warmup_steps=1000, seed=3)
     base.update(overrides)
     return DQNSettings(**base)  # type: ignore[arg-type]
 
@@ -20,10 +20,10 @@ def small_settings(**overrides: object) -> DQNSettings:
 def fill(agent: DQNAgent, n: int, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     for _ in range(n):
-        agent.memory.push(rng.normal(size=agent.settings.state_dim).astype(np.float32),
-                          int(rng.integers(agent.settings.n_actions)),
-                          float(rng.normal()),
-                          rng.normal(size=agent.settings.state_dim).astype(np.float32))
+        agent.observe(rng.normal(size=agent.settings.state_dim).astype(np.float32),
+                      int(rng.integers(agent.settings.n_actions)),
+                      float(rng.normal()),
+                      rng.normal(size=agent.settings.state_dim).astype(np.float32))
 
 
 def test_q_network_shape_matches_spec() -> None:
@@ -49,8 +49,9 @@ def test_learn_matches_naive_td_update(gamma: float, target_update: int) -> None
         s2 = torch.from_numpy(agent.memory.next_states[i])
         with torch.no_grad():
             best_next = max(float(v) for v in target_net(s2))
-        target = float(agent.memory.rewards[i]) + gamma * best_next
-        terms.append((before(s)[int(agent.memory.actions[i])] - target) ** 2)
+        action = int(agent.memory.observed[i].argmax())
+        target = float(agent.memory.rewards[i, action]) + gamma * best_next
+        terms.append((before(s)[action] - target) ** 2)
     naive_loss = torch.stack(terms).mean()
     optimizer = torch.optim.Adam(before.parameters(), lr=agent.settings.learning_rate)
     optimizer.zero_grad()
@@ -58,13 +59,30 @@ def test_learn_matches_naive_td_update(gamma: float, target_update: int) -> None
     optimizer.step()
 
     loss = agent.learn()
-    assert loss == pytest.approx(float(naive_loss), rel=1e-5)
+    assert loss == pytest.approx(naive_loss.item(), rel=1e-5)
     for p_agent, p_naive in zip(agent.q.parameters(), before.parameters(), strict=True):
         torch.testing.assert_close(p_agent, p_naive, rtol=1e-5, atol=1e-6)
 
 
+def test_full_information_update_averages_over_all_actions() -> None:
+    agent = DQNAgent(small_settings(gamma=0.0))
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        agent.observe_all(rng.normal(size=6).astype(np.float32),
+                          rng.normal(size=4).astype(np.float32),
+                          rng.normal(size=6).astype(np.float32))
+    idx = copy.deepcopy(agent.rng).choice(20, size=8, replace=False)
+    before = copy.deepcopy(agent.q)
+    terms = []
+    for i in idx:
+        q = before(torch.from_numpy(agent.memory.states[i]))
+        for c in range(4):
+            terms.append((q[c] - float(agent.memory.rewards[i, c])) ** 2)
+    assert agent.learn() == pytest.approx(float(torch.stack(terms).mean()), rel=1e-5)
+
+
 def test_epsilon_schedule_follows_spec() -> None:
-    agent = DQNAgent(small_settings(warmup_steps=128))
+    agent = DQNAgent(small_settings(warmup_steps=128, memory_size=300))
     state = np.zeros(6, dtype=np.float32)
     epsilons = []
     for _ in range(200):

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from adacompress.backends import ServiceError
+from adacompress.cache import AnswerCache
+from adacompress.codec import REFERENCE_ACTION, load_image, paper_actions
+from adacompress.environment import CompressionEnv
+from adacompress.labels import Answer, Label
+from tests.conftest import photo, write_bad_inputs
+
+
+class SizeCloud:
+    """A loopback stand-in for a cloud: top-1 flips to class 1 below 3 kB uploads.
+
+    It decodes every upload like a real service, and counts its calls.
+    """
+
+    name = "size-cloud"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def classify(self, images: Sequence[bytes]) -> list[Answer]:
+        self.calls += len(images)
+        answers = []
+        for data in images:
+            load_image(data)
+            top = 0 if len(data) >= 3000 else 1
+            answers.append([Label(top, str(top), 0.9), Label(5, "5", 0.1)])
+        return answers
+
+
+class MeanFeatures:
+    name = "mean"
+    dim = 3
+
+    def extract(self, images: list[Image.Image]) -> np.ndarray:
+        return np.array([np.asarray(im, dtype=np.float32).mean(axis=(0, 1))
+                         for im in images])
+
+
+def make_env(tmp_path: Path, cloud: SizeCloud | None = None) -> CompressionEnv:
+    return CompressionEnv(
+        cloud or SizeCloud(), AnswerCache(tmp_path / "cache.sqlite"),
+        actions=paper_actions(), extractor=MeanFeatures(),
+    )
+
+
+def write_photos(folder: Path, n: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = folder / f"p{i}.png"
+        photo(i, (200, 150)).save(path)
+        paths.append(path)
+    return paths
+
+
+def test_step_scores_with_the_reward_of_spec(tmp_path: Path) -> None:
+    env = make_env(tmp_path)
+    samples, skipped = env.prepare(write_photos(tmp_path / "img", 1), progress=False)
+    assert not skipped
+    low = env.step(samples[0], 0)  # q=5: small upload, answer flips
+    ref = env.step(samples[0], paper_actions().index(REFERENCE_ACTION))
+    assert low.accuracy == 0.0 and low.size_ratio < 1.0
+    assert low.reward == pytest.approx(-low.size_ratio)
+    assert ref.accuracy == 1.0 and ref.size_ratio == 1.0 and ref.reward == 0.0
+
+
+def test_answers_are_cached_across_runs(tmp_path: Path) -> None:
+    paths = write_photos(tmp_path / "img", 3)
+    cloud = SizeCloud()
+    env = make_env(tmp_path, cloud)
+    samples, _ = env.prepare(paths, progress=False)
+    for sample in samples:
+        env.step_all(sample)
+    assert cloud.calls == 30 and env.cache.stats.new == 30
+    env.cache.close()
+
+    again = make_env(tmp_path, cloud)  # a new process would see the same file
+    samples, _ = again.prepare(paths, progress=False)
+    first = [again.step_all(s) for s in samples]
+    assert cloud.calls == 30, "no new service calls"
+    assert again.cache.stats.new == 0 and again.cache.stats.cached == 30
+    assert [r.accuracy for r in first[0]] == [r.accuracy for r in again.step_all(samples[0])]
+
+
+def test_features_are_cached_and_order_is_kept(tmp_path: Path) -> None:
+    paths = write_photos(tmp_path / "img", 4)
+    env = make_env(tmp_path)
+    first, _ = env.prepare(paths, progress=False)
+    assert [s.path for s in first] == paths
+    # An extractor with no extract(): any recomputation would fail.
+    env.extractor = type("Named", (), {"name": "mean"})()  # type: ignore[assignment]
+    second, _ = env.prepare(list(reversed(paths)), progress=False)
+    assert [s.path for s in second] == list(reversed(paths))
+    np.testing.assert_array_equal(second[-1].features, first[0].features)
+
+
+def test_bad_images_are_skipped_with_reasons(tmp_path: Path) -> None:
+    expected = write_bad_inputs(tmp_path / "bad")
+    good = write_photos(tmp_path / "bad", 1)
+    env = make_env(tmp_path)
+    paths = sorted((tmp_path / "bad").iterdir())
+    samples, skipped = env.prepare(paths, progress=False)
+    assert [s.path for s in samples] == good
+    reasons = {Path(s.path).name: s.error for s in skipped}
+    assert set(reasons) == set(expected)
+    for name, word in expected.items():
+        assert word in reasons[name]
+
+
+def test_service_failure_is_an_error_and_nothing_is_cached(tmp_path: Path) -> None:
+    class Down(SizeCloud):
+        def classify(self, images: Sequence[bytes]) -> list[Answer]:
+            raise ServiceError("size-cloud unreachable")
+
+    env = make_env(tmp_path, Down())
+    samples, _ = env.prepare(write_photos(tmp_path / "img", 1), progress=False)
+    with pytest.raises(ServiceError, match="unreachable"):
+        env.step(samples[0], 0)
+    assert env.cache.get_answers(samples[0].digest, "size-cloud", ["5", "75"]) == {}
