@@ -33,6 +33,8 @@ class DQNSettings:
     """hidden layer widths of the Q-network MLP"""
     learning_rate: float = 0.002
     """Adam learning rate"""
+    weight_decay: float = 0.0
+    """decoupled weight decay of the Q-network (AdamW); 0 is the paper's plain Adam"""
     gamma: float = 0.95
     """discount of the TD target; 0 makes it a contextual bandit"""
     memory_size: int = 2000
@@ -126,7 +128,12 @@ class DQNAgent:
         self.q = q_network(s.state_dim, s.hidden, s.n_actions)
         self.target = q_network(s.state_dim, s.hidden, s.n_actions)
         self.target.load_state_dict(self.q.state_dict())
-        self.optimizer = torch.optim.Adam(self.q.parameters(), lr=s.learning_rate)
+        self.optimizer: torch.optim.Optimizer = (
+            torch.optim.AdamW(self.q.parameters(), lr=s.learning_rate,
+                              weight_decay=s.weight_decay)
+            if s.weight_decay
+            else torch.optim.Adam(self.q.parameters(), lr=s.learning_rate)
+        )
         self.memory = ReplayMemory(s.memory_size, s.state_dim, s.n_actions)
         self.epsilon = s.epsilon_start
         self.steps = 0

@@ -7,6 +7,7 @@ EfficientNet-Lite0's last conv block, also 1280 numbers.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Protocol
 
@@ -58,25 +59,28 @@ CONFIDENCE_TOP = 10
 
 
 class LiteFeatures:
-    """Frozen EfficientNet-Lite0, last conv block, global average pool.
+    """Frozen EfficientNet-Lite0 on the uncompressed image.
 
     Args:
+        confidence: instead of the 1280 pooled features (the paper's kind of state),
+            return how sure the local ImageNet classifier is: its ten highest softmax
+            scores, sorted, plus the log pixel count of the image (11 numbers). On the
+            train split these predict whether a cloud's answer survives compression
+            better than the pooled features do (benchmarks/README.md), and an 11-number
+            state does not overfit 700 training images.
         input_size: side of the square input; 224 is the network's native size.
-        confidence: append the local classifier's ten highest softmax scores (sorted):
-            how sure an ImageNet model is of the uncompressed image, a cheap hint of
-            how fragile a cloud's answer will be under compression.
         batch_size: images per forward pass.
     """
 
     def __init__(
-        self, *, input_size: int = 224, confidence: bool = False, batch_size: int = 8
+        self, *, confidence: bool = False, input_size: int = 224, batch_size: int = 8
     ) -> None:
-        self.name = "lite0" + ("+conf" if confidence else "")
+        self.name = "confidence" if confidence else "lite0"
         if input_size != 224:
             self.name += f"@{input_size}"
-        self.input_size = input_size
         self.confidence = confidence
-        self.dim = 1280 + (CONFIDENCE_TOP if confidence else 0)
+        self.dim = CONFIDENCE_TOP + 1 if confidence else 1280
+        self.input_size = input_size
         self.batch_size = batch_size
         self.model = load_lite("lite0")
 
@@ -90,10 +94,11 @@ class LiteFeatures:
                 if self.confidence:
                     logits = self.model._fc(pooled)  # type: ignore[operator]
                     top = torch.softmax(logits, dim=1).topk(CONFIDENCE_TOP, dim=1).values
-                    pooled = torch.cat([pooled, top], dim=1)
+                    pixels = torch.tensor([[math.log(im.width * im.height)] for im in chunk])
+                    pooled = torch.cat([top, pixels], dim=1)
             out[start : start + len(chunk)] = pooled.numpy()
         return out
 
 
 register_extractor("lite0")(LiteFeatures)
-register_extractor("lite0+conf")(lambda: LiteFeatures(confidence=True))
+register_extractor("confidence")(lambda: LiteFeatures(confidence=True))

@@ -66,7 +66,8 @@ def test_lite0_features_shape_and_determinism() -> None:
     first = extractor.extract(images)
     assert first.shape == (3, 1280) and first.dtype == np.float32
     np.testing.assert_allclose(extractor.extract(images[:1]), first[:1], atol=1e-4)
-    with_conf = get_extractor("lite0+conf").extract(images[:1])
-    assert with_conf.shape == (1, 1290)
-    top = with_conf[0, 1280:]
+    confidence = get_extractor("confidence").extract(images[:1])
+    assert confidence.shape == (1, 11)
+    top = confidence[0, :10]
     assert np.all(np.diff(top) <= 0) and 0 < top.sum() <= 1.0001
+    assert confidence[0, 10] == pytest.approx(np.log(images[0].width * images[0].height))

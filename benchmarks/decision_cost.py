@@ -1,0 +1,73 @@
+"""What deciding costs on the device: features + Q-network + JPEG encode, per image.
+
+    python benchmarks/decision_cost.py [--backend lite0] [--images 100] [--threads 2]
+
+Images one at a time (as they arrive), from the held-out test split (or the photos
+that ship with scikit-image if the data is absent). Decoding the original is reported
+apart: an uploader pays it with or without the agent. Medians and p90 in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+from adacompress.agent import DQNAgent
+from adacompress.codec import encode, load_image
+from adacompress.datasets import DatasetError, builtin_photos, imagenet_split
+from adacompress.features import get_extractor
+from adacompress.shipped import agent_actions, shipped_agent_path
+from adacompress.threads import configure_threads
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", default="lite0")
+    parser.add_argument("--images", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--features", default=None,
+                        help="extractor to time (default: the shipped agent's)")
+    args = parser.parse_args(argv)
+    threads = configure_threads(args.threads)
+    agent, meta = DQNAgent.load(shipped_agent_path(args.backend))
+    actions = agent_actions(meta)
+    name = args.features or str(meta["features"])
+    extractor = get_extractor(name)
+    try:
+        paths = imagenet_split("test")[: args.images]
+    except DatasetError:
+        paths = builtin_photos()
+    timings: dict[str, list[float]] = {"decode": [], "features": [], "q_network": [],
+                                       "encode": [], "decision": []}
+    for i, path in enumerate([paths[0], *paths]):  # first one warms up, not counted
+        t0 = time.perf_counter()
+        image = load_image(path)
+        t1 = time.perf_counter()
+        features = extractor.extract([image])[0]
+        t2 = time.perf_counter()
+        action = actions[agent.act(features, explore=False)] if name == meta["features"] \
+            else actions[0]
+        t3 = time.perf_counter()
+        encode(image, action)
+        t4 = time.perf_counter()
+        if i == 0:
+            continue
+        for key, value in (("decode", t1 - t0), ("features", t2 - t1),
+                           ("q_network", t3 - t2), ("encode", t4 - t3),
+                           ("decision", t4 - t1)):
+            timings[key].append(value * 1000)
+    result = {
+        "backend": args.backend, "features": name, "threads": threads,
+        "images": len(paths),
+        "ms": {key: {"median": float(np.median(v)), "p90": float(np.percentile(v, 90))}
+               for key, v in timings.items()},
+    }
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
