@@ -28,8 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="lite0")
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--features", default=None,
-                        help="extractor to time (default: the shipped agent's)")
+    parser.add_argument(
+        "--features",
+        default=None,
+        help="extractor to time (default: the shipped agent's)",
+    )
     args = parser.parse_args(argv)
     threads = configure_threads(args.threads)
     agent, meta = DQNAgent.load(shipped_agent_path(args.backend))
@@ -40,30 +43,46 @@ def main(argv: list[str] | None = None) -> int:
         paths = imagenet_split("test")[: args.images]
     except DatasetError:
         paths = builtin_photos()
-    timings: dict[str, list[float]] = {"decode": [], "features": [], "q_network": [],
-                                       "encode": [], "decision": []}
+    timings: dict[str, list[float]] = {
+        "decode": [],
+        "features": [],
+        "q_network": [],
+        "encode": [],
+        "decision": [],
+    }
     for i, path in enumerate([paths[0], *paths]):  # first one warms up, not counted
         t0 = time.perf_counter()
         image = load_image(path)
         t1 = time.perf_counter()
         features = extractor.extract([image])[0]
         t2 = time.perf_counter()
-        action = actions[agent.act(features, explore=False)] if name == meta["features"] \
+        action = (
+            actions[agent.act(features, explore=False)]
+            if name == meta["features"]
             else actions[0]
+        )
         t3 = time.perf_counter()
         encode(image, action)
         t4 = time.perf_counter()
         if i == 0:
             continue
-        for key, value in (("decode", t1 - t0), ("features", t2 - t1),
-                           ("q_network", t3 - t2), ("encode", t4 - t3),
-                           ("decision", t4 - t1)):
+        for key, value in (
+            ("decode", t1 - t0),
+            ("features", t2 - t1),
+            ("q_network", t3 - t2),
+            ("encode", t4 - t3),
+            ("decision", t4 - t1),
+        ):
             timings[key].append(value * 1000)
     result = {
-        "backend": args.backend, "features": name, "threads": threads,
+        "backend": args.backend,
+        "features": name,
+        "threads": threads,
         "images": len(paths),
-        "ms": {key: {"median": float(np.median(v)), "p90": float(np.percentile(v, 90))}
-               for key, v in timings.items()},
+        "ms": {
+            key: {"median": float(np.median(v)), "p90": float(np.percentile(v, 90))}
+            for key, v in timings.items()
+        },
     }
     print(json.dumps(result, indent=2))
     return 0

@@ -1,10 +1,11 @@
 """README table: shipped agents and the paper's setting vs best fixed quality vs oracle.
 
-    python benchmarks/evaluate_agents.py [--backends lite0 lite1 lite2] [--out out/bench]
+    python benchmarks/evaluate_agents.py [--backends lite0 lite1 lite2] [--out DIR]
 
 For each backend, on the 300 held-out test images: the shipped agent (``ours`` preset),
-an agent trained here with the paper's exact setting on the train split, every fixed
-quality and the per-image oracle. Writes one JSON report and PNG per row, a summary
+agents trained here on the train split with the paper's exact setting and with the
+paper's setting but gamma = 0 (contextual bandit), every fixed quality and the
+per-image oracle. Writes one JSON report and PNG per row, a summary
 JSON and a Markdown table.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,8 @@ from adacompress.shipped import shipped_agent_path
 from adacompress.storage import atomic_write, atomic_write_json
 from adacompress.threads import configure_threads
 from adacompress.train import train
+
+TAGS = {"ours (shipped)": "ours", "paper": "paper", "paper, gamma=0": "bandit"}
 
 
 def row(backend: str, setting: str, report: dict[str, Any]) -> dict[str, Any]:
@@ -49,13 +53,18 @@ def row(backend: str, setting: str, report: dict[str, Any]) -> dict[str, Any]:
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| backend | agent | agent size | agent acc (strict) | best fixed at >= agent acc "
+        "| backend | agent | agent size | agent acc (strict) "
+        "| best fixed at >= agent acc "
         "| q=75 size | oracle size | beats fixed at >= 0.97 |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        fixed = (f"q={r['best_fixed']}: {r['best_fixed_size']:.3f} "
-                 f"({r['best_fixed_accuracy']:.3f})" if r["best_fixed"] else "none")
+        fixed = (
+            f"q={r['best_fixed']}: {r['best_fixed_size']:.3f} "
+            f"({r['best_fixed_accuracy']:.3f})"
+            if r["best_fixed"]
+            else "none"
+        )
         lines.append(
             f"| {r['backend']} | {r['setting']} | {r['agent_size']:.3f} | "
             f"{r['agent_accuracy']:.3f} ({r['agent_strict']:.3f}) | {fixed} | 1.000 | "
@@ -73,16 +82,23 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     rows = []
     for backend in args.backends:
-        paper_agent = out / f"{backend}-paper.pt"
-        train(preset("paper", backend=backend, split="train", out=str(paper_agent),
-                     progress=False))
-        for setting, agent in (("ours (shipped)", shipped_agent_path(backend)),
-                               ("paper", paper_agent)):
-            tag = "ours" if setting.startswith("ours") else "paper"
-            report = evaluate(EvaluateSettings(
-                backend=backend, agent=str(agent), split="test",
-                json=str(out / f"{backend}-{tag}.json"), progress=False,
-            ))
+        paper = preset("paper", backend=backend, split="train", progress=False)
+        agents = {"ours (shipped)": shipped_agent_path(backend)}
+        for setting, gamma in (("paper", 0.95), ("paper, gamma=0", 0.0)):
+            path = out / f"{backend}-{TAGS[setting]}.pt"
+            train(replace(paper, out=str(path), dqn=replace(paper.dqn, gamma=gamma)))
+            agents[setting] = path
+        for setting, agent in agents.items():
+            tag = TAGS[setting]
+            report = evaluate(
+                EvaluateSettings(
+                    backend=backend,
+                    agent=str(agent),
+                    split="test",
+                    json=str(out / f"{backend}-{tag}.json"),
+                    progress=False,
+                )
+            )
             rows.append(row(backend, setting, report))
             print(json.dumps(rows[-1]), flush=True)
     atomic_write_json(out / "agents.json", rows)

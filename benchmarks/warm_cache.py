@@ -1,4 +1,4 @@
-"""Fill the answer/feature cache: every image of imagenet-samples x every action x backend.
+"""Fill the cache: every image of imagenet-samples x every action x backend.
 
 Optional: train/evaluate fill the cache themselves. Running this first once (about
 15-25 minutes on 2 cores) makes every later benchmark rerun in seconds.
@@ -34,8 +34,10 @@ def main(argv: list[str] | None = None) -> int:
         for backend in args.backends:
             start = time.perf_counter()
             env = CompressionEnv(
-                get_backend(backend), cache,
-                actions=get_action_set(args.actions), extractor=extractor,
+                get_backend(backend),
+                cache,
+                actions=get_action_set(args.actions),
+                extractor=extractor,
             )
             collected = collect(env, paths)
             print(

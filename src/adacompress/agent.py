@@ -52,9 +52,9 @@ class DQNSettings:
     learn_every: int = 5
     """one learning call every this many steps"""
     target_update: int = 0
-    """copy the Q-network into a target network every this many learning calls (0: none)"""
+    """copy the Q-network into a target network every N learning calls (0: none)"""
     standardize: bool = False
-    """standardise features with the training images' mean/std (stored with the agent)"""
+    """standardise features with the training images' mean/std (kept in the agent)"""
     seed: int = 0
     """seed of the network init, exploration and minibatch sampling"""
 
@@ -72,7 +72,7 @@ def q_network(state_dim: int, hidden: tuple[int, ...], n_actions: int) -> nn.Seq
 
 @dataclass
 class ReplayMemory:
-    """Ring buffer of transitions ``(s, r, s')`` with the reward of each observed action.
+    """Ring buffer of transitions ``(s, r, s')``, rewards kept per observed action.
 
     A normal DQN step observes one action; with ``full_information`` every action's
     reward is known (the cloud answered every quality) and all are stored at once.
@@ -95,7 +95,10 @@ class ReplayMemory:
         self.next_states = np.zeros((self.capacity, self.state_dim), dtype=np.float32)
 
     def push(
-        self, state: np.ndarray, rewards: np.ndarray, observed: np.ndarray,
+        self,
+        state: np.ndarray,
+        rewards: np.ndarray,
+        observed: np.ndarray,
         next_state: np.ndarray,
     ) -> None:
         i = self.position
@@ -129,8 +132,9 @@ class DQNAgent:
         self.target = q_network(s.state_dim, s.hidden, s.n_actions)
         self.target.load_state_dict(self.q.state_dict())
         self.optimizer: torch.optim.Optimizer = (
-            torch.optim.AdamW(self.q.parameters(), lr=s.learning_rate,
-                              weight_decay=s.weight_decay)
+            torch.optim.AdamW(
+                self.q.parameters(), lr=s.learning_rate, weight_decay=s.weight_decay
+            )
             if s.weight_decay
             else torch.optim.Adam(self.q.parameters(), lr=s.learning_rate)
         )
@@ -150,7 +154,7 @@ class DQNAgent:
             return self.q(self._input(np.atleast_2d(states).astype(np.float32))).numpy()
 
     def act(self, state: np.ndarray, *, explore: bool = True) -> int:
-        """Epsilon-greedy while training; ``argmax_c Q(E(x), c)`` when ``explore=False``."""
+        """Epsilon-greedy in training; ``argmax_c Q(E(x), c)`` if ``explore=False``."""
         if explore and self.rng.random() < self.epsilon:
             return int(self.rng.integers(self.settings.n_actions))
         return int(self.q_values(state)[0].argmax())
@@ -212,7 +216,7 @@ class DQNAgent:
         return loss.item()
 
     def fit_feature_scaling(self, features: np.ndarray) -> None:
-        """Standardise inputs with the mean/std of ``features`` (shape: (n, state_dim))."""
+        """Standardise inputs by the mean/std of ``features``. Shape: (n, state_dim)."""
         self.feature_mean = features.mean(axis=0).astype(np.float32)
         self.feature_std = (features.std(axis=0) + 1e-3).astype(np.float32)
 
@@ -241,7 +245,9 @@ class DQNAgent:
         except FileNotFoundError:
             raise ValueError(f"agent file not found: {path}") from None
         except Exception as err:  # torch raises many types for a bad file
-            raise ValueError(f"not an agent file: {path} ({type(err).__name__})") from None
+            raise ValueError(
+                f"not an agent file: {path} ({type(err).__name__})"
+            ) from None
         if not isinstance(payload, dict) or payload.get("format") != AGENT_FORMAT:
             raise ValueError(f"not an agent file (format {AGENT_FORMAT}): {path}")
         raw = dict(payload["settings"])

@@ -36,7 +36,9 @@ class Service(Protocol):
 BACKENDS: dict[str, Callable[[], Service]] = {}
 
 
-def register_backend(name: str) -> Callable[[Callable[[], Service]], Callable[[], Service]]:
+def register_backend(
+    name: str,
+) -> Callable[[Callable[[], Service]], Callable[[], Service]]:
     """Register a zero-argument factory for a backend under ``name``."""
 
     def decorator(factory: Callable[[], Service]) -> Callable[[], Service]:
@@ -98,5 +100,9 @@ class EfficientNetLiteCloud:
         return answers
 
 
+def _lite_factory(variant: str) -> Callable[[], Service]:
+    return lambda: EfficientNetLiteCloud(variant)
+
+
 for _variant in VARIANTS:
-    register_backend(_variant)(lambda v=_variant: EfficientNetLiteCloud(v))
+    register_backend(_variant)(_lite_factory(_variant))

@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS features (
 
 
 def default_cache_path() -> Path:
-    """``$ADACOMPRESS_CACHE`` or ``.cache/adacompress.sqlite`` in the working directory."""
+    """``$ADACOMPRESS_CACHE``, else ``.cache/adacompress.sqlite`` under the cwd."""
     return Path(os.environ.get("ADACOMPRESS_CACHE", ".cache/adacompress.sqlite"))
 
 
@@ -86,7 +86,7 @@ class AnswerCache:
     def get_answers(
         self, image_hash: str, service: str, actions: Iterable[str]
     ) -> dict[str, Outcome]:
-        """Cached outcomes of ``image_hash`` on ``service`` for the given action keys."""
+        """Cached outcomes of ``image_hash`` on ``service`` for these action keys."""
         wanted = list(actions)
         marks = ",".join("?" * len(wanted))
         rows = self._db.execute(
@@ -94,7 +94,9 @@ class AnswerCache:
             f"AND service = ? AND action IN ({marks})",
             (image_hash, service, *wanted),
         ).fetchall()
-        return {action: Outcome(nbytes, _decode(labels)) for action, nbytes, labels in rows}
+        return {
+            action: Outcome(nbytes, _decode(labels)) for action, nbytes, labels in rows
+        }
 
     def put_answers(
         self, image_hash: str, service: str, outcomes: dict[str, Outcome]
@@ -129,4 +131,6 @@ def _encode(answer: Answer) -> str:
 
 
 def _decode(text: str) -> Answer:
-    return [Label(int(i), str(name), float(score)) for i, name, score in json.loads(text)]
+    return [
+        Label(int(i), str(name), float(score)) for i, name, score in json.loads(text)
+    ]

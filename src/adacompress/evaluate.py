@@ -35,7 +35,8 @@ class EvaluateSettings:
     agent: str | None = None
     """agent file; default: the agent shipped for the backend"""
     images: str | None = None
-    """folder of images, or 'builtin'; default: imagenet-samples --split"""
+    """folder of images, a .txt list of paths, or 'builtin'; default:
+    imagenet-samples --split"""
     split: str = "test"
     """split of imagenet-samples when --images is not given: train, test or all"""
     json: str | None = None
@@ -69,8 +70,9 @@ def collect(
     wanted = [REFERENCE_ACTION, *env.actions]
     kept: list[Sample] = []
     outcomes: list[dict[Action, Outcome]] = []
-    for sample in tqdm(samples, desc=f"cloud {env.service.name}", unit="img",
-                       disable=not progress):
+    for sample in tqdm(
+        samples, desc=f"cloud {env.service.name}", unit="img", disable=not progress
+    ):
         try:
             outcomes.append(env.outcomes(sample, wanted))
             kept.append(sample)
@@ -98,7 +100,7 @@ def summarize(
         }
 
     n = len(collected.outcomes)
-    report: dict[str, Any] = {"n_images": n}
+    report: dict[str, Any] = {"n_images": n, "reference_bytes": reference_bytes}
     if n == 0:
         return report
     if choices is not None:
@@ -130,9 +132,10 @@ def oracle_action(env: CompressionEnv, outcomes: dict[Action, Outcome]) -> Actio
 
 
 def best_fixed(report: dict[str, Any], min_accuracy: float) -> tuple[str, dict] | None:
-    """The fixed action with the smallest size ratio among those at ≥ ``min_accuracy``."""
+    """The smallest fixed action (by size ratio) at accuracy ≥ ``min_accuracy``."""
     eligible = [
-        (key, row) for key, row in report["fixed"].items()
+        (key, row)
+        for key, row in report["fixed"].items()
         if row["accuracy"] >= min_accuracy
     ]
     return min(eligible, key=lambda kv: kv[1]["size_ratio"]) if eligible else None
@@ -143,8 +146,8 @@ def evaluate(settings: EvaluateSettings) -> dict[str, Any]:
     from adacompress.plots import plot_evaluation
     from adacompress.storage import atomic_write_json
 
-    agent_path = Path(settings.agent) if settings.agent else shipped_agent_path(
-        settings.backend
+    agent_path = (
+        Path(settings.agent) if settings.agent else shipped_agent_path(settings.backend)
     )
     agent, meta = DQNAgent.load(agent_path)
     actions = agent_actions(meta)
@@ -165,6 +168,7 @@ def evaluate(settings: EvaluateSettings) -> dict[str, Any]:
             "backend": settings.backend,
             "split": settings.split if settings.images is None else settings.images,
             "n_images": body.pop("n_images"),
+            "reference_bytes": body.pop("reference_bytes"),
             "top_k": settings.top_k,
             **body,
             "service_calls": asdict(cache.stats),

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 
 from adacompress.efficientnet import load_lite, preprocess
 
@@ -37,7 +38,9 @@ def register_extractor(
 ) -> Callable[[Callable[[], FeatureExtractor]], Callable[[], FeatureExtractor]]:
     """Register a zero-argument factory for an extractor under ``name``."""
 
-    def decorator(factory: Callable[[], FeatureExtractor]) -> Callable[[], FeatureExtractor]:
+    def decorator(
+        factory: Callable[[], FeatureExtractor],
+    ) -> Callable[[], FeatureExtractor]:
         EXTRACTORS[name] = factory
         return factory
 
@@ -82,7 +85,8 @@ class LiteFeatures:
         self.dim = CONFIDENCE_TOP + 1 if confidence else 1280
         self.input_size = input_size
         self.batch_size = batch_size
-        self.model = load_lite("lite0")
+        self.model: Any = load_lite("lite0")
+        self.classifier: nn.Module = self.model._fc
 
     def extract(self, images: list[Image.Image]) -> np.ndarray:
         out = np.empty((len(images), self.dim), dtype=np.float32)
@@ -92,9 +96,13 @@ class LiteFeatures:
                 maps = self.model.extract_features(preprocess(chunk, self.input_size))
                 pooled = maps.mean(dim=(2, 3))
                 if self.confidence:
-                    logits = self.model._fc(pooled)  # type: ignore[operator]
-                    top = torch.softmax(logits, dim=1).topk(CONFIDENCE_TOP, dim=1).values
-                    pixels = torch.tensor([[math.log(im.width * im.height)] for im in chunk])
+                    logits = self.classifier(pooled)
+                    top = (
+                        torch.softmax(logits, dim=1).topk(CONFIDENCE_TOP, dim=1).values
+                    )
+                    pixels = torch.tensor(
+                        [[math.log(im.width * im.height)] for im in chunk]
+                    )
                     pooled = torch.cat([top, pixels], dim=1)
             out[start : start + len(chunk)] = pooled.numpy()
         return out

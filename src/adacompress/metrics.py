@@ -8,7 +8,8 @@ from adacompress.labels import Answer
 def accuracy(reference: Answer, compressed: Answer, *, top_k: int = 5) -> float:
     """``A_c``: 1 if the reference's top-1 label is among the compressed top-k, else 0.
 
-    SPEC.md, "Accuracy of one upload" (the authors' code; ``top_k=1`` is the strict form).
+    SPEC.md, "Accuracy of one upload" (the authors' code); ``top_k=1`` is the strict
+    form.
     """
     if not reference or not compressed:
         return 0.0

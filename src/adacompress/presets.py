@@ -1,4 +1,4 @@
-"""Named training presets: the authors' setting and ours (chosen on the ``val`` split)."""
+"""Named training presets: the authors' setting and ours (chosen on train only)."""
 
 from __future__ import annotations
 
@@ -25,5 +25,7 @@ def preset(name: str, **overrides: object) -> TrainSettings:
     try:
         base = PRESETS[name]
     except KeyError:
-        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}") from None
+        raise ValueError(
+            f"unknown preset {name!r}; choose from {sorted(PRESETS)}"
+        ) from None
     return replace(base, **overrides)  # type: ignore[arg-type]

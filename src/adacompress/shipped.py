@@ -10,7 +10,7 @@ from adacompress.codec import Action, get_action_set
 
 
 def shipped_agent_path(backend: str) -> Path:
-    """The agent shipped for ``backend`` (made by ``benchmarks/train_shipped_agents.py``)."""
+    """The agent shipped for ``backend`` (benchmarks/train_shipped_agents.py)."""
     path = Path(str(resources.files("adacompress").joinpath("agents", f"{backend}.pt")))
     if not path.is_file():
         raise ValueError(

@@ -8,7 +8,7 @@ import torch
 
 
 def configure_threads(threads: int | None = None) -> int:
-    """Use ``threads`` intra-op threads (default: ``$ADACOMPRESS_THREADS`` or all cores).
+    """Use ``threads`` intra-op threads (default ``$ADACOMPRESS_THREADS``, else all).
 
     Inter-op parallelism is set to 1: the models here are small sequential graphs.
     """

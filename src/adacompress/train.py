@@ -1,4 +1,4 @@
-"""Train the DQN agent on a set of images against one cloud (SPEC.md, "Training environment").
+"""Train the DQN agent on images against one cloud (SPEC.md, "Training environment").
 
 Each step shows the next image (a seeded reshuffle every pass), the agent picks an
 action, the environment uploads it and the reference and returns the reward.
@@ -33,7 +33,8 @@ class TrainSettings:
     backend: str = "lite0"
     """cloud service that answers the uploads"""
     images: str | None = None
-    """folder of training images, or 'builtin'; default: imagenet-samples --split"""
+    """folder of training images, a .txt list of paths, or 'builtin'; default:
+    imagenet-samples --split"""
     split: str = "train"
     """split of imagenet-samples when --images is not given (never 'test')"""
     out: str = "out/agent.pt"
@@ -64,23 +65,33 @@ class TrainSettings:
 
 
 def train(settings: TrainSettings) -> dict[str, Any]:
-    """Train an agent, write it to ``settings.out`` and its log beside it; return the log."""
+    """Train an agent; write it to ``settings.out`` and its log beside it."""
     if settings.images is None and settings.split == "test":
         raise DatasetError("refusing to train on the held-out test split")
     started = time.perf_counter()
     actions = get_action_set(settings.actions)
     extractor = get_extractor(settings.features)
     paths = resolve_images(settings.images, settings.split)
-    dqn = DQNSettings(**{**asdict(settings.dqn), "n_actions": len(actions),
-                         "state_dim": extractor.dim})
+    dqn = DQNSettings(
+        **{
+            **asdict(settings.dqn),
+            "n_actions": len(actions),
+            "state_dim": extractor.dim,
+        }
+    )
     agent = DQNAgent(dqn)
     rng = np.random.default_rng(dqn.seed)
     history: list[dict[str, float]] = []
     with AnswerCache(settings.cache or default_cache_path()) as cache:
         env = CompressionEnv(
-            get_backend(settings.backend), cache,
-            actions=actions, extractor=extractor, top_k=settings.top_k,
-            alpha=settings.alpha, beta=settings.beta, max_pixels=settings.max_pixels,
+            get_backend(settings.backend),
+            cache,
+            actions=actions,
+            extractor=extractor,
+            top_k=settings.top_k,
+            alpha=settings.alpha,
+            beta=settings.beta,
+            max_pixels=settings.max_pixels,
         )
         samples, skipped = env.prepare(paths, progress=settings.progress)
         if len(samples) < 2:
@@ -88,10 +99,18 @@ def train(settings: TrainSettings) -> dict[str, Any]:
         if dqn.standardize:
             agent.fit_feature_scaling(np.stack([s.features for s in samples]))
         order = list(rng.permutation(len(samples)))
-        window: dict[str, list[float]] = {"reward": [], "accuracy": [], "size_ratio": []}
+        window: dict[str, list[float]] = {
+            "reward": [],
+            "accuracy": [],
+            "size_ratio": [],
+        }
         losses: list[float] = []
-        bar = tqdm(range(settings.steps), desc="train", unit="step",
-                   disable=not settings.progress)
+        bar = tqdm(
+            range(settings.steps),
+            desc="train",
+            unit="step",
+            disable=not settings.progress,
+        )
         for step in bar:
             if len(order) < 2:
                 order += list(rng.permutation(len(samples)))
@@ -115,8 +134,9 @@ def train(settings: TrainSettings) -> dict[str, Any]:
                 rewards = np.array([r.reward for r in results], dtype=np.float32)
                 loss = agent.observe_all(sample.features, rewards, next_sample.features)
             else:
-                loss = agent.observe(sample.features, action, result.reward,
-                                     next_sample.features)
+                loss = agent.observe(
+                    sample.features, action, result.reward, next_sample.features
+                )
             if loss is not None:
                 losses.append(loss)
             window["reward"].append(result.reward)
@@ -129,12 +149,16 @@ def train(settings: TrainSettings) -> dict[str, Any]:
                     "charts/accuracy": float(np.mean(window["accuracy"])),
                     "charts/size_ratio": float(np.mean(window["size_ratio"])),
                     "charts/epsilon": agent.epsilon,
-                    "losses/td_loss": float(np.mean(losses)) if losses else float("nan"),
+                    "losses/td_loss": float(np.mean(losses))
+                    if losses
+                    else float("nan"),
                 }
                 history.append(row)
-                bar.set_postfix(reward=f"{row['charts/reward']:.3f}",
-                                acc=f"{row['charts/accuracy']:.3f}",
-                                eps=f"{agent.epsilon:.3f}")
+                bar.set_postfix(
+                    reward=f"{row['charts/reward']:.3f}",
+                    acc=f"{row['charts/accuracy']:.3f}",
+                    eps=f"{agent.epsilon:.3f}",
+                )
                 window = {key: [] for key in window}
                 losses = []
         stats = asdict(cache.stats)

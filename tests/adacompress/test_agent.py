@@ -11,8 +11,14 @@ from adacompress.agent import DQNAgent, DQNSettings, q_network
 
 
 def small_settings(**overrides: object) -> DQNSettings:
-    base = dict(state_dim=6, n_actions=4, batch_size=8, memory_size=50,
-                warmup_steps=1000, seed=3)
+    base = dict(
+        state_dim=6,
+        n_actions=4,
+        batch_size=8,
+        memory_size=50,
+        warmup_steps=1000,
+        seed=3,
+    )
     base.update(overrides)
     return DQNSettings(**base)  # type: ignore[arg-type]
 
@@ -20,15 +26,19 @@ def small_settings(**overrides: object) -> DQNSettings:
 def fill(agent: DQNAgent, n: int, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     for _ in range(n):
-        agent.observe(rng.normal(size=agent.settings.state_dim).astype(np.float32),
-                      int(rng.integers(agent.settings.n_actions)),
-                      float(rng.normal()),
-                      rng.normal(size=agent.settings.state_dim).astype(np.float32))
+        agent.observe(
+            rng.normal(size=agent.settings.state_dim).astype(np.float32),
+            int(rng.integers(agent.settings.n_actions)),
+            float(rng.normal()),
+            rng.normal(size=agent.settings.state_dim).astype(np.float32),
+        )
 
 
 def test_q_network_shape_matches_spec() -> None:
     net = q_network(1280, (64, 32, 32), 10)
-    widths = [(m.in_features, m.out_features) for m in net if isinstance(m, torch.nn.Linear)]
+    widths = [
+        (m.in_features, m.out_features) for m in net if isinstance(m, torch.nn.Linear)
+    ]
     assert widths == [(1280, 64), (64, 32), (32, 32), (32, 10)]
 
 
@@ -68,9 +78,11 @@ def test_full_information_update_averages_over_all_actions() -> None:
     agent = DQNAgent(small_settings(gamma=0.0))
     rng = np.random.default_rng(5)
     for _ in range(20):
-        agent.observe_all(rng.normal(size=6).astype(np.float32),
-                          rng.normal(size=4).astype(np.float32),
-                          rng.normal(size=6).astype(np.float32))
+        agent.observe_all(
+            rng.normal(size=6).astype(np.float32),
+            rng.normal(size=4).astype(np.float32),
+            rng.normal(size=6).astype(np.float32),
+        )
     idx = copy.deepcopy(agent.rng).choice(20, size=8, replace=False)
     before = copy.deepcopy(agent.q)
     terms = []
@@ -78,7 +90,7 @@ def test_full_information_update_averages_over_all_actions() -> None:
         q = before(torch.from_numpy(agent.memory.states[i]))
         for c in range(4):
             terms.append((q[c] - float(agent.memory.rewards[i, c])) ** 2)
-    assert agent.learn() == pytest.approx(float(torch.stack(terms).mean()), rel=1e-5)
+    assert agent.learn() == pytest.approx(torch.stack(terms).mean().item(), rel=1e-5)
 
 
 def test_epsilon_schedule_follows_spec() -> None:
@@ -90,7 +102,7 @@ def test_epsilon_schedule_follows_spec() -> None:
         epsilons.append(agent.epsilon)
     assert all(e == 1.0 for e in epsilons[:129])  # steps 1..129: no learning call yet
     assert agent.learn_calls == len([s for s in range(129, 201) if s % 5 == 0])
-    assert agent.epsilon == pytest.approx(0.99 ** agent.learn_calls)
+    assert agent.epsilon == pytest.approx(0.99**agent.learn_calls)
     agent.epsilon = 0.021
     for _ in range(50):
         agent.observe(state, 0, 0.0, state)

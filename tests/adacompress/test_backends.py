@@ -70,4 +70,6 @@ def test_lite0_features_shape_and_determinism() -> None:
     assert confidence.shape == (1, 11)
     top = confidence[0, :10]
     assert np.all(np.diff(top) <= 0) and 0 < top.sum() <= 1.0001
-    assert confidence[0, 10] == pytest.approx(np.log(images[0].width * images[0].height))
+    assert confidence[0, 10] == pytest.approx(
+        np.log(images[0].width * images[0].height)
+    )

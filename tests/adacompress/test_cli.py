@@ -8,16 +8,33 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.conftest import write_bad_inputs, write_odd_but_valid
 
 from adacompress.agent import DQNAgent
 from adacompress.cli import main
-from tests.conftest import write_bad_inputs, write_odd_but_valid
 
 
 def test_train_smoke_then_evaluate_twice(tmp_path: Path) -> None:
     agent_path = tmp_path / "agent.pt"
-    assert main(["--quiet", "train", "--backend", "lite0", "--images", "builtin",
-                 "--steps", "200", "--out", str(agent_path), "--gamma", "0"]) == 0
+    assert (
+        main(
+            [
+                "--quiet",
+                "train",
+                "--backend",
+                "lite0",
+                "--images",
+                "builtin",
+                "--steps",
+                "200",
+                "--out",
+                str(agent_path),
+                "--gamma",
+                "0",
+            ]
+        )
+        == 0
+    )
     log = json.loads(agent_path.with_suffix(".json").read_text())
     assert log["history"][-1]["step"] == 200
     assert log["settings"]["dqn"]["gamma"] == 0.0
@@ -27,13 +44,32 @@ def test_train_smoke_then_evaluate_twice(tmp_path: Path) -> None:
     assert meta["backend"] == "lite0" and len(meta["actions"]) == 10  # type: ignore[arg-type]
 
     report_path = tmp_path / "report.json"
-    args = ["--quiet", "evaluate", "--backend", "lite0", "--images", "builtin",
-            "--agent", str(agent_path), "--json", str(report_path)]
+    args = [
+        "--quiet",
+        "evaluate",
+        "--backend",
+        "lite0",
+        "--images",
+        "builtin",
+        "--agent",
+        str(agent_path),
+        "--json",
+        str(report_path),
+    ]
     assert main(args) == 0
     first = json.loads(report_path.read_text())
     assert first["n_images"] == 14 and first["top_k"] == 5
-    assert set(first) >= {"backend", "split", "n_images", "top_k", "agent", "fixed",
-                          "oracle", "service_calls", "skipped"}
+    assert set(first) >= {
+        "backend",
+        "split",
+        "n_images",
+        "top_k",
+        "agent",
+        "fixed",
+        "oracle",
+        "service_calls",
+        "skipped",
+    }
     assert sum(first["agent"]["actions"].values()) == 14
     assert list(first["fixed"]) == [str(q) for q in range(5, 100, 10)]
     assert first["fixed"]["75"]["size_ratio"] == pytest.approx(1.0)
@@ -56,8 +92,12 @@ def test_evaluate_skips_bad_files_and_converts_odd_ones(tmp_path: Path) -> None:
     expected = write_bad_inputs(folder)
     converted = write_odd_but_valid(folder)
     report_path = tmp_path / "report.json"
-    assert main(["--quiet", "evaluate", "--images", str(folder),
-                 "--json", str(report_path)]) == 0
+    assert (
+        main(
+            ["--quiet", "evaluate", "--images", str(folder), "--json", str(report_path)]
+        )
+        == 0
+    )
     report = json.loads(report_path.read_text())
     assert report["n_images"] == len(converted)
     reasons = {Path(s["path"]).name: s["error"] for s in report["skipped"]}
@@ -75,8 +115,12 @@ def test_user_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
         ["train", "--split", "test", "--out", str(tmp_path / "a.pt")],
     ]
     for args in cases:
-        run = subprocess.run([sys.executable, "-m", "adacompress", "--quiet", *args],
-                             capture_output=True, text=True, timeout=300)
+        run = subprocess.run(
+            [sys.executable, "-m", "adacompress", "--quiet", *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert run.returncode == 2, run.stderr
         lines = run.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("adacompress: error:"), lines

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from tests.conftest import jpeg_bytes, photo, write_bad_inputs, write_odd_but_valid
 
 from adacompress.codec import (
     Action,
@@ -14,11 +15,21 @@ from adacompress.codec import (
     load_image,
     paper_actions,
 )
-from tests.conftest import jpeg_bytes, photo, write_bad_inputs, write_odd_but_valid
 
 
 def test_paper_action_set_is_the_ten_qualities() -> None:
-    assert [a.quality for a in paper_actions()] == [5, 15, 25, 35, 45, 55, 65, 75, 85, 95]
+    assert [a.quality for a in paper_actions()] == [
+        5,
+        15,
+        25,
+        35,
+        45,
+        55,
+        65,
+        75,
+        85,
+        95,
+    ]
     assert get_action_set("paper") == paper_actions()
     with pytest.raises(ValueError, match="unknown action set"):
         get_action_set("nope")
@@ -53,8 +64,9 @@ def test_load_image_applies_exif_orientation(tmp_path: Path) -> None:
     assert load_image(path).size == (100, 200)
 
 
-@pytest.mark.parametrize("name", ["alpha.png", "cmyk.jpg", "gray.jpg", "gray16.png",
-                                  "palette.gif"])
+@pytest.mark.parametrize(
+    "name", ["alpha.png", "cmyk.jpg", "gray.jpg", "gray16.png", "palette.gif"]
+)
 def test_unusual_modes_become_8bit_rgb(tmp_path: Path, name: str) -> None:
     write_odd_but_valid(tmp_path)
     image = load_image(tmp_path / name)

@@ -23,7 +23,8 @@ def test_split_is_fixed_disjoint_and_complete(imagenet_dir: Path) -> None:
     assert imagenet_split("test") == test  # deterministic
     # Pinned: changing the split silently would leak test images into training.
     assert [p.name for p in test[:3]] == [
-        "n01443537_goldfish.JPEG", "n01518878_ostrich.JPEG",
+        "n01443537_goldfish.JPEG",
+        "n01518878_ostrich.JPEG",
         "n01532829_house_finch.JPEG",
     ]
 
@@ -44,6 +45,19 @@ def test_folders(tmp_path: Path) -> None:
     for name in ("b.JPG", "sub/a.png", "notes.txt"):
         (tmp_path / name).write_bytes(b"x")
     assert [p.name for p in list_images(tmp_path)] == ["b.JPG", "a.png"]
+
+
+def test_list_file(tmp_path: Path) -> None:
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# two images\na.jpg\n\n{tmp_path / 'b.png'}\n")
+    assert resolve_images(str(listing), "test") == [
+        tmp_path / "a.jpg",
+        tmp_path / "b.png",
+    ]
+    listing.write_text("# nothing\n")
+    with pytest.raises(DatasetError, match="no image paths"):
+        resolve_images(str(listing), "test")
 
 
 def test_builtin_photos_ship_with_the_install() -> None:

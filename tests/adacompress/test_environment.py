@@ -6,13 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from tests.conftest import photo, write_bad_inputs
 
 from adacompress.backends import ServiceError
 from adacompress.cache import AnswerCache
 from adacompress.codec import REFERENCE_ACTION, load_image, paper_actions
 from adacompress.environment import CompressionEnv
 from adacompress.labels import Answer, Label
-from tests.conftest import photo, write_bad_inputs
 
 
 class SizeCloud:
@@ -41,14 +41,17 @@ class MeanFeatures:
     dim = 3
 
     def extract(self, images: list[Image.Image]) -> np.ndarray:
-        return np.array([np.asarray(im, dtype=np.float32).mean(axis=(0, 1))
-                         for im in images])
+        return np.array(
+            [np.asarray(im, dtype=np.float32).mean(axis=(0, 1)) for im in images]
+        )
 
 
 def make_env(tmp_path: Path, cloud: SizeCloud | None = None) -> CompressionEnv:
     return CompressionEnv(
-        cloud or SizeCloud(), AnswerCache(tmp_path / "cache.sqlite"),
-        actions=paper_actions(), extractor=MeanFeatures(),
+        cloud or SizeCloud(),
+        AnswerCache(tmp_path / "cache.sqlite"),
+        actions=paper_actions(),
+        extractor=MeanFeatures(),
     )
 
 
@@ -88,7 +91,9 @@ def test_answers_are_cached_across_runs(tmp_path: Path) -> None:
     first = [again.step_all(s) for s in samples]
     assert cloud.calls == 30, "no new service calls"
     assert again.cache.stats.new == 0 and again.cache.stats.cached == 30
-    assert [r.accuracy for r in first[0]] == [r.accuracy for r in again.step_all(samples[0])]
+    assert [r.accuracy for r in first[0]] == [
+        r.accuracy for r in again.step_all(samples[0])
+    ]
 
 
 def test_features_are_cached_and_order_is_kept(tmp_path: Path) -> None:
