@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from tests.conftest import write_bad_inputs, write_odd_but_valid
+from tests.conftest import photo, write_bad_inputs, write_odd_but_valid
 
 from adacompress.agent import DQNAgent
 from adacompress.cli import main
@@ -125,3 +129,56 @@ def test_user_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
         lines = run.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("adacompress: error:"), lines
         assert "Traceback" not in run.stderr
+
+
+def test_killed_evaluate_keeps_every_answer_it_paid_for(tmp_path: Path) -> None:
+    """kill -9 mid-run: the rerun pays only for the answers not yet cached."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(12):
+        photo(i, (320, 240)).save(folder / f"p{i:02d}.png")
+    cache = tmp_path / "killed.sqlite"
+    env = {**os.environ, "ADACOMPRESS_CACHE": str(cache)}
+    args = [
+        sys.executable,
+        "-m",
+        "adacompress",
+        "--quiet",
+        "--threads",
+        "1",
+        "evaluate",
+        "--images",
+        str(folder),
+        "--json",
+        str(tmp_path / "r.json"),
+    ]
+    process = subprocess.Popen(
+        args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    stored = 0
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+        stored = count_answers(cache)
+        if stored >= 20:
+            break
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert 20 <= stored < 120, "killed mid-run"
+    stored = count_answers(cache)  # what survived the kill
+
+    rerun = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["n_images"] == 12
+    assert report["service_calls"] == {"new": 120 - stored, "cached": stored}
+
+
+def count_answers(cache: Path) -> int:
+    if not cache.exists():
+        return 0
+    try:
+        with sqlite3.connect(cache, timeout=1) as db:
+            return int(db.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
+    except sqlite3.Error:
+        return 0
