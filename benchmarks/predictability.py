@@ -39,8 +39,13 @@ def auc(score: np.ndarray, label: np.ndarray) -> float:
     return float(greater + 0.5 * ties)
 
 
-def logistic_auc(x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarray,
-                 y_val: np.ndarray, weight_decay: float = 1.0) -> float:
+def logistic_auc(
+    x_fit: np.ndarray,
+    y_fit: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    weight_decay: float = 1.0,
+) -> float:
     mean, std = x_fit.mean(0), x_fit.std(0) + 1e-3
     torch.manual_seed(0)
     model = torch.nn.Linear(x_fit.shape[1], 1)
@@ -73,14 +78,23 @@ def main(argv: list[str] | None = None) -> int:
             for name, paths in splits.items():
                 features = {}
                 for extractor in ("lite0", "confidence"):
-                    env = CompressionEnv(get_backend(backend), cache, actions=actions,
-                                         extractor=get_extractor(extractor))
+                    env = CompressionEnv(
+                        get_backend(backend),
+                        cache,
+                        actions=actions,
+                        extractor=get_extractor(extractor),
+                    )
                     collected = collect(env, paths, progress=False)
-                    features[extractor] = np.stack([s.features for s in
-                                                    collected.samples])
+                    features[extractor] = np.stack(
+                        [s.features for s in collected.samples]
+                    )
                 survives = {
-                    q: np.array([env.score(o[Action(75)], o[Action(q)]).accuracy
-                                 for o in collected.outcomes])
+                    q: np.array(
+                        [
+                            env.score(o[Action(75)], o[Action(q)]).accuracy
+                            for o in collected.outcomes
+                        ]
+                    )
                     for q in QUALITIES
                 }
                 data[name] = (features, survives)
@@ -94,9 +108,11 @@ def main(argv: list[str] | None = None) -> int:
                     "auc_top1_score": auc(conf[:, 0], label),
                     "auc_log_pixels": auc(conf[:, 10], label),
                     "auc_logistic_lite0_val": logistic_auc(
-                        f_fit["lite0"], s_fit[q], f_val["lite0"], s_val[q]),
+                        f_fit["lite0"], s_fit[q], f_val["lite0"], s_val[q]
+                    ),
                     "auc_logistic_confidence_val": logistic_auc(
-                        f_fit["confidence"], s_fit[q], f_val["confidence"], s_val[q]),
+                        f_fit["confidence"], s_fit[q], f_val["confidence"], s_val[q]
+                    ),
                 }
             results[backend] = row
             print(backend, json.dumps(row, indent=1), flush=True)

@@ -15,6 +15,7 @@ import torch
 from adacompress.codec import ImageError, load_image
 from adacompress.efficientnet import VARIANTS, load_lite, preprocess
 from adacompress.labels import Answer, Label, imagenet_classes
+from adacompress.registry import Registry
 
 TOP_LABELS = 10
 
@@ -33,30 +34,9 @@ class Service(Protocol):
         ...
 
 
-BACKENDS: dict[str, Callable[[], Service]] = {}
-
-
-def register_backend(
-    name: str,
-) -> Callable[[Callable[[], Service]], Callable[[], Service]]:
-    """Register a zero-argument factory for a backend under ``name``."""
-
-    def decorator(factory: Callable[[], Service]) -> Callable[[], Service]:
-        BACKENDS[name] = factory
-        return factory
-
-    return decorator
-
-
-def get_backend(name: str) -> Service:
-    """Build the backend registered as ``name``."""
-    try:
-        factory = BACKENDS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown backend {name!r}; choose from {sorted(BACKENDS)}"
-        ) from None
-    return factory()
+BACKENDS: Registry[Service] = Registry("backend")
+register_backend = BACKENDS.register
+get_backend = BACKENDS.build
 
 
 class EfficientNetLiteCloud:

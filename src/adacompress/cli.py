@@ -24,10 +24,11 @@ from adacompress.backends import BACKENDS, ServiceError
 from adacompress.codec import ACTION_SETS
 from adacompress.evaluate import EvaluateSettings, best_fixed, evaluate
 from adacompress.features import EXTRACTORS
+from adacompress.registry import Registry
 from adacompress.threads import configure_threads
 from adacompress.train import TrainSettings, train
 
-CHOICES: dict[str, dict[str, Any]] = {
+CHOICES: dict[str, Registry[Any]] = {
     "backend": BACKENDS,
     "actions": ACTION_SETS,
     "features": EXTRACTORS,
@@ -81,7 +82,7 @@ def add_settings(parser: argparse.ArgumentParser, cls: type) -> None:
                 flag, type=int, nargs="+", default=default, help=help_text
             )
             continue
-        choices = sorted(CHOICES[f.name]) if f.name in CHOICES else None
+        choices = list(CHOICES[f.name]) if f.name in CHOICES else None
         parser.add_argument(
             flag, type=kind, default=default, choices=choices, help=help_text
         )

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from adacompress.registry import Registry
 
 REFERENCE_QUALITY = 75
 """SPEC.md, "Reference upload": ``x_ref = J(x, 75)``."""
@@ -56,37 +57,15 @@ class Action:
 
 REFERENCE_ACTION = Action(REFERENCE_QUALITY)
 
-ACTION_SETS: dict[str, Callable[[], tuple[Action, ...]]] = {}
-
-
-def register_action_set(
-    name: str,
-) -> Callable[[Callable[[], tuple[Action, ...]]], Callable[[], tuple[Action, ...]]]:
-    """Register a function returning an action set under ``name``."""
-
-    def decorator(
-        fn: Callable[[], tuple[Action, ...]],
-    ) -> Callable[[], tuple[Action, ...]]:
-        ACTION_SETS[name] = fn
-        return fn
-
-    return decorator
+ACTION_SETS: Registry[tuple[Action, ...]] = Registry("action set")
+register_action_set = ACTION_SETS.register
+get_action_set = ACTION_SETS.build
 
 
 @register_action_set("paper")
 def paper_actions() -> tuple[Action, ...]:
     """SPEC.md, "Action": ``c in {5, 15, ..., 95}``, ten qualities."""
     return tuple(Action(q) for q in range(5, 100, 10))
-
-
-def get_action_set(name: str) -> tuple[Action, ...]:
-    """Look up a registered action set by name."""
-    try:
-        return ACTION_SETS[name]()
-    except KeyError:
-        raise ValueError(
-            f"unknown action set {name!r}; choose from {sorted(ACTION_SETS)}"
-        ) from None
 
 
 def load_image(

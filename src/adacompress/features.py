@@ -8,7 +8,6 @@ EfficientNet-Lite0's last conv block, also 1280 numbers.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -17,6 +16,7 @@ from PIL import Image
 from torch import nn
 
 from adacompress.efficientnet import load_lite, preprocess
+from adacompress.registry import Registry
 
 
 class FeatureExtractor(Protocol):
@@ -30,32 +30,9 @@ class FeatureExtractor(Protocol):
         ...
 
 
-EXTRACTORS: dict[str, Callable[[], FeatureExtractor]] = {}
-
-
-def register_extractor(
-    name: str,
-) -> Callable[[Callable[[], FeatureExtractor]], Callable[[], FeatureExtractor]]:
-    """Register a zero-argument factory for an extractor under ``name``."""
-
-    def decorator(
-        factory: Callable[[], FeatureExtractor],
-    ) -> Callable[[], FeatureExtractor]:
-        EXTRACTORS[name] = factory
-        return factory
-
-    return decorator
-
-
-def get_extractor(name: str) -> FeatureExtractor:
-    """Build the extractor registered as ``name``."""
-    try:
-        factory = EXTRACTORS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown feature extractor {name!r}; choose from {sorted(EXTRACTORS)}"
-        ) from None
-    return factory()
+EXTRACTORS: Registry[FeatureExtractor] = Registry("feature extractor")
+register_extractor = EXTRACTORS.register
+get_extractor = EXTRACTORS.build
 
 
 CONFIDENCE_TOP = 10
