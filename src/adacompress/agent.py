@@ -9,8 +9,10 @@ setting in the benchmarks.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -219,6 +221,36 @@ class DQNAgent:
         """Standardise inputs by the mean/std of ``features``. Shape: (n, state_dim)."""
         self.feature_mean = features.mean(axis=0).astype(np.float32)
         self.feature_std = (features.std(axis=0) + 1e-3).astype(np.float32)
+
+    def training_state(self) -> dict[str, object]:
+        """Everything learning changes, except the replay memory (kept by the caller).
+
+        Plain tensors and numbers: save with ``torch.save``, load with
+        ``weights_only=True``. The exploration/minibatch RNG state is under "rng".
+        """
+        return {
+            "q": self.q.state_dict(),
+            "target": self.target.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epsilon": self.epsilon,
+            "steps": self.steps,
+            "learn_calls": self.learn_calls,
+            "settings": asdict(self.settings),
+            "rng": json.dumps(self.rng.bit_generator.state),
+        }
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`training_state`."""
+        raw = dict(state["settings"])
+        raw["hidden"] = tuple(raw["hidden"])
+        self.settings = DQNSettings(**raw)
+        self.q.load_state_dict(state["q"])
+        self.target.load_state_dict(state["target"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epsilon = float(state["epsilon"])
+        self.steps = int(state["steps"])
+        self.learn_calls = int(state["learn_calls"])
+        self.rng.bit_generator.state = json.loads(state["rng"])
 
     def save(self, path: str | Path, **metadata: object) -> None:
         """Write weights, settings and ``metadata`` (plain values) atomically."""

@@ -26,6 +26,8 @@ from adacompress.evaluate import EvaluateSettings, best_fixed, evaluate
 from adacompress.features import EXTRACTORS
 from adacompress.registry import Registry
 from adacompress.threads import configure_threads
+from adacompress.run import RunSettings, run
+from adacompress.scenery import ScenerySettings, scenery
 from adacompress.train import TrainSettings, train
 
 CHOICES: dict[str, Registry[Any]] = {
@@ -117,6 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate", help="agent vs every fixed quality vs the per-image oracle"
     )
     add_settings(p_eval, EvaluateSettings)
+    p_run = sub.add_parser(
+        "run", help="the deployed inference-estimate-retrain loop (resumable)"
+    )
+    add_settings(p_run, RunSettings)
+    p_exp = sub.add_parser("experiment", help="experiments on the running system")
+    experiments = p_exp.add_subparsers(dest="experiment", required=True)
+    p_scenery = experiments.add_parser(
+        "scenery", help="day -> night -> day: detection, retraining, recovery"
+    )
+    add_settings(p_scenery, ScenerySettings)
     return parser
 
 
@@ -139,11 +151,19 @@ def main(argv: list[str] | None = None) -> int:
                 f"accuracy {last.get('charts/accuracy', float('nan')):.3f} "
                 f"(last {100} steps) -> {log['agent_file']}"
             )
-        else:
+        elif args.command == "evaluate":
             report = evaluate(
                 EvaluateSettings(**pick(EvaluateSettings, args), progress=progress)
             )
             print_report(report)
+        elif args.command == "run":
+            summary = run(RunSettings(**pick(RunSettings, args), progress=progress))
+            print_run(summary)
+        elif args.command == "experiment":
+            result = scenery(
+                ScenerySettings(**pick(ScenerySettings, args), progress=progress)
+            )
+            print(json.dumps({k: v for k, v in result.items() if k != "problems"}))
     except (ValueError, ServiceError, OSError) as err:
         print(f"adacompress: error: {err}", file=sys.stderr)
         return 2
@@ -187,6 +207,20 @@ def print_report(report: dict[str, Any]) -> None:
     )
     for item in report["skipped"]:
         print(f"  skipped {item['path']}: {item['error']}")
+
+
+def print_run(summary: dict[str, Any]) -> None:
+    """A short human summary of a run."""
+    ratio = summary["traffic_ratio"]
+    print(
+        f"{summary['backend']}: {summary['images']} images "
+        f"({', '.join(f'{n} {s}' for s, n in sorted(summary['states'].items()))}); "
+        f"uploaded {summary['bytes_uploaded'] / 1e6:.2f} MB = "
+        f"{'n/a' if ratio is None else f'{ratio:.3f}'} of always uploading q=75; "
+        f"{summary['retrains']} retrains"
+    )
+    for problem in summary["problems"]:
+        print(f"  {problem['state']} {problem['path']}: {problem['error']}")
 
 
 def run_cli() -> None:

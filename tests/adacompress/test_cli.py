@@ -159,13 +159,13 @@ def test_killed_evaluate_keeps_every_answer_it_paid_for(tmp_path: Path) -> None:
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
-        stored = count_answers(cache)
+        stored = count_rows(cache, "answers")
         if stored >= 20:
             break
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     assert 20 <= stored < 120, "killed mid-run"
-    stored = count_answers(cache)  # what survived the kill
+    stored = count_rows(cache, "answers")  # what survived the kill
 
     rerun = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
@@ -174,11 +174,12 @@ def test_killed_evaluate_keeps_every_answer_it_paid_for(tmp_path: Path) -> None:
     assert report["service_calls"] == {"new": 120 - stored, "cached": stored}
 
 
-def count_answers(cache: Path) -> int:
-    if not cache.exists():
+def count_rows(database: Path, table: str) -> int:
+    """Rows in ``table``, 0 while the file or table does not exist yet."""
+    if not database.exists():
         return 0
     try:
-        with sqlite3.connect(cache, timeout=1) as db:
-            return int(db.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
+        with sqlite3.connect(database, timeout=1) as db:
+            return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
     except sqlite3.Error:
         return 0

@@ -1,0 +1,370 @@
+"""The running system: inference, estimate, retrain (SPEC.md, "Inference–estimate–retrain").
+
+Images arrive one by one. In *Inference* the agent's choice is uploaded alone. With
+probability ``p_est`` an image is an *Estimate*: the reference is uploaded too, the
+answer is scored and stored in the memory buffer ``D``, and ``p_est`` moves against the
+slope of the recent accuracy. When the recent accuracy falls below a threshold the
+runtime *Retrains*: ``D`` is flushed, the agent explores and learns again while the
+caller gets the reference's labels, until the recent reward and accuracy pass their
+thresholds.
+
+Every decision is taken from the current image's own draw and state; every image,
+including bad files and failed uploads, gets a record; all state is committed per image
+(see :mod:`adacompress.run_store`), so a killed run resumes exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adacompress.agent import DQNAgent
+from adacompress.backends import ServiceError
+from adacompress.codec import REFERENCE_ACTION, ImageError, encode, load_image
+from adacompress.environment import CompressionEnv, Sample
+from adacompress.labels import Answer
+from adacompress.run_store import Record, RunStore, Transition
+
+TOP_LABELS_RECORDED = 5
+
+
+@dataclass
+class RuntimeSettings:
+    """Every constant of the loop; the defaults are ours, chosen on the scenery run."""
+
+    p_est_initial: float = 0.1
+    """estimation probability at the start and after every retrain"""
+    p_est_min: float = 0.05
+    """lower bound of p_est"""
+    p_est_max: float = 0.9
+    """upper bound of p_est"""
+    omega: float = 3.0
+    """step of p_est against the accuracy slope: p_est -= omega * slope"""
+    window: int = 10
+    """n: the recent accuracy is the mean over the last n estimates"""
+    retrain_below: float = 0.9
+    """retrain when the recent accuracy (n estimates) falls below this"""
+    exit_accuracy: float = 0.95
+    """leave retraining only when the recent accuracy reaches this"""
+    exit_reward: float | None = None
+    """...and the recent mean reward passes this (None: not used)"""
+    exit_epsilon: float = 0.2
+    """...and exploration has decayed below this"""
+    exit_window: int = 50
+    """retrain steps averaged for the exit conditions"""
+    retrain_min_steps: int = 100
+    """never leave retraining before this many steps"""
+    retrain_max_steps: int = 2000
+    """leave retraining after this many steps whatever the conditions say"""
+    retrain_warmup: int = 10
+    """pure-exploration steps at the start of a retrain"""
+    retrain_learn_every: int = 1
+    """one learning call every this many retrain steps"""
+    retrain_epsilon_decay: float = 0.97
+    """epsilon multiplier per learning call while retraining"""
+    seed: int = 0
+    """seed of the estimate draws"""
+
+
+PRESETS: dict[str, RuntimeSettings] = {
+    "default": RuntimeSettings(),
+    # The authors' code (SPEC.md): p_est in [0.2, 0.95], omega 3, n 10, retrain below
+    # 0.8, leave at reward > 0.45 with accuracy > 0.8 and epsilon < 0.2; the paper's
+    # exploration schedule (128 warm-up steps, learn every 5, epsilon x0.99), which
+    # makes a retrain last about 930 steps.
+    "paper": RuntimeSettings(
+        p_est_initial=0.2, p_est_min=0.2, p_est_max=0.95, omega=3.0, window=10,
+        retrain_below=0.8, exit_accuracy=0.8, exit_reward=0.45, exit_epsilon=0.2,
+        exit_window=10, retrain_min_steps=0, retrain_warmup=128,
+        retrain_learn_every=5, retrain_epsilon_decay=0.99,
+    ),
+}  # fmt: skip
+
+
+@dataclass
+class RuntimeState:
+    """The runtime's own state (the agent's is kept beside it)."""
+
+    mode: str = "inference"
+    p_est: float = 0.1
+    estimates: list[float] = field(default_factory=list)
+    """accuracies of the estimates since the last retrain (last ``window`` kept)"""
+    retrain_steps: int = 0
+    retrain_rewards: list[float] = field(default_factory=list)
+    retrain_accuracies: list[float] = field(default_factory=list)
+    generation: int = 0
+    """generation of the memory buffer D; a flush starts a new one"""
+    retrains: int = 0
+    rng: str = ""
+
+
+class Runtime:
+    """Processes images one by one and keeps the store up to date.
+
+    Args:
+        env: service, cache, actions and feature extractor.
+        agent: the deployed agent (its replay memory is the buffer D).
+        settings: the loop's constants.
+        store: where the state is committed after every image.
+    """
+
+    def __init__(
+        self,
+        env: CompressionEnv,
+        agent: DQNAgent,
+        settings: RuntimeSettings,
+        store: RunStore,
+        *,
+        metadata: dict[str, Any],
+    ) -> None:
+        self.env = env
+        self.agent = agent
+        self.settings = settings
+        self.store = store
+        self.rng = np.random.default_rng(settings.seed)
+        loaded = store.load()
+        if loaded is None:
+            self.state = RuntimeState(p_est=settings.p_est_initial)
+            store.start(self._state_dict(), agent.training_state(), metadata)
+        else:
+            state, agent_state, stored_meta = loaded
+            for key in ("backend", "features", "actions"):
+                if stored_meta.get(key) != metadata.get(key):
+                    raise ValueError(
+                        f"state folder {store.folder} belongs to a run with {key}="
+                        f"{stored_meta.get(key)!r}, not {metadata.get(key)!r}"
+                    )
+            self.rng.bit_generator.state = json.loads(state.pop("rng"))
+            self.state = RuntimeState(**state)
+            agent.load_training_state(agent_state)
+            agent.memory.clear()
+            for t in store.transitions(self.state.generation):
+                agent.memory.push(t.state, t.rewards, t.observed, t.state)
+        self.position = store.next_position()
+
+    def _state_dict(self) -> dict[str, Any]:
+        self.state.rng = json.dumps(self.rng.bit_generator.state)
+        return asdict(self.state)
+
+    # -- one image -----------------------------------------------------------
+
+    def process(self, path: Path) -> Record:
+        """Handle the next image and commit everything; returns its record."""
+        draw = float(self.rng.random())  # drawn for every image: resumable sequence
+        try:
+            sample = self._sample(path)
+        except ImageError as err:
+            return self._commit(self._record(path, "skipped", error=str(err)))
+        try:
+            if self.state.mode == "retrain":
+                return self._retrain_step(path, sample)
+            if draw <= self.state.p_est:
+                return self._estimate(path, sample)
+            return self._inference(path, sample)
+        except (ServiceError, ImageError) as err:
+            return self._commit(self._record(path, "failed", error=str(err)))
+
+    def _sample(self, path: Path) -> Sample:
+        samples, skipped = self.env.prepare([path], progress=False)
+        if skipped:
+            raise ImageError(skipped[0].error)
+        return samples[0]
+
+    def _inference(self, path: Path, sample: Sample) -> Record:
+        action = self.env.actions[self.agent.act(sample.features, explore=False)]
+        outcome = self.env.outcomes(sample, [action])[action]
+        return self._commit(
+            self._record(
+                path, "inference", action=action.key, uploaded=outcome.nbytes,
+                reference_bytes=self._reference_bytes(sample), labels=outcome.answer,
+            )
+        )  # fmt: skip
+
+    def _estimate(self, path: Path, sample: Sample) -> Record:
+        s = self.settings
+        index = self.agent.act(sample.features, explore=False)
+        result, reference, uploaded = self._upload_with_reference(sample, index)
+        transition = self._transition(sample, index, result.reward)
+        # Stored in D, not learned from: the agent learns only while retraining.
+        self.agent.memory.push(
+            transition.state, transition.rewards, transition.observed, transition.state
+        )
+        self.state.p_est, self.state.estimates = next_p_est(
+            self.state.p_est, self.state.estimates, result.accuracy, s
+        )
+        recent = float(np.mean(self.state.estimates))
+        record = self._record(
+            path, "estimate", action=self.env.actions[index].key, uploaded=uploaded,
+            reference_bytes=reference.nbytes, accuracy=result.accuracy,
+            labels=reference.answer,
+        )  # fmt: skip
+        if len(self.state.estimates) >= s.window and recent < s.retrain_below:
+            self._start_retrain()
+            return self._commit(record, agent=True)
+        return self._commit(record, transition=transition)
+
+    def _retrain_step(self, path: Path, sample: Sample) -> Record:
+        s = self.settings
+        index = self.agent.act(sample.features)
+        result, reference, uploaded = self._upload_with_reference(sample, index)
+        self.agent.observe(sample.features, index, result.reward, sample.features)
+        st = self.state
+        st.retrain_steps += 1
+        st.retrain_rewards = [*st.retrain_rewards, result.reward][-s.exit_window :]
+        st.retrain_accuracies = [*st.retrain_accuracies, result.accuracy][
+            -s.exit_window :
+        ]
+        record = self._record(
+            path, "retrain", action=self.env.actions[index].key, uploaded=uploaded,
+            reference_bytes=reference.nbytes, accuracy=result.accuracy,
+            labels=reference.answer,
+        )  # fmt: skip
+        transition = self._transition(sample, index, result.reward)
+        if self._retrain_done():
+            self._end_retrain()
+        return self._commit(record, agent=True, transition=transition)
+
+    # -- state changes -------------------------------------------------------
+
+    def _start_retrain(self) -> None:
+        """Flush D, reset every retrain counter, explore again from the current net."""
+        s = self.settings
+        st = self.state
+        st.mode = "retrain"
+        st.generation += 1
+        st.retrain_steps = 0
+        st.retrain_rewards, st.retrain_accuracies = [], []
+        self.agent.memory.clear()
+        self.agent.settings = replace(
+            self.agent.settings,
+            warmup_steps=s.retrain_warmup,
+            learn_every=s.retrain_learn_every,
+            epsilon_decay=s.retrain_epsilon_decay,
+        )
+        self.agent.steps = 0
+        self.agent.epsilon = self.agent.settings.epsilon_start
+
+    def _retrain_done(self) -> bool:
+        s, st = self.settings, self.state
+        if st.retrain_steps >= s.retrain_max_steps:
+            return True
+        if st.retrain_steps < max(s.retrain_min_steps, 1):
+            return False
+        if len(st.retrain_accuracies) < min(s.exit_window, st.retrain_steps):
+            return False
+        accuracy = float(np.mean(st.retrain_accuracies))
+        reward_ok = s.exit_reward is None or float(np.mean(st.retrain_rewards)) > (
+            s.exit_reward
+        )
+        return (
+            reward_ok
+            and accuracy >= s.exit_accuracy
+            and self.agent.epsilon < s.exit_epsilon
+        )
+
+    def _end_retrain(self) -> None:
+        st = self.state
+        st.mode = "inference"
+        st.retrains += 1
+        st.p_est = self.settings.p_est_initial
+        st.estimates = []
+        st.generation += 1
+        self.agent.memory.clear()
+        self.agent.epsilon = 0.0
+
+    # -- helpers -------------------------------------------------------------
+
+    def _upload_with_reference(
+        self, sample: Sample, index: int
+    ) -> tuple[Any, Any, int]:
+        action = self.env.actions[index]
+        found = self.env.outcomes(sample, [REFERENCE_ACTION, action])
+        reference, compressed = found[REFERENCE_ACTION], found[action]
+        uploaded = reference.nbytes + (
+            compressed.nbytes if action != REFERENCE_ACTION else 0
+        )
+        return self.env.score(reference, compressed), reference, uploaded
+
+    def _reference_bytes(self, sample: Sample) -> int:
+        """Size of the q=75 reference, from the cache or encoded on the device."""
+        cached = self.env.cache.get_answers(
+            sample.digest, self.env.service.name, [REFERENCE_ACTION.key]
+        )
+        if cached:
+            return cached[REFERENCE_ACTION.key].nbytes
+        image = load_image(sample.path, max_pixels=self.env.max_pixels)
+        return len(encode(image, REFERENCE_ACTION))
+
+    def _transition(self, sample: Sample, index: int, reward: float) -> Transition:
+        rewards = np.zeros(len(self.env.actions), dtype=np.float32)
+        observed = np.zeros(len(self.env.actions), dtype=np.float32)
+        rewards[index], observed[index] = reward, 1.0
+        return Transition(sample.features, rewards, observed)
+
+    def _record(
+        self,
+        path: Path,
+        state: str,
+        *,
+        action: str | None = None,
+        uploaded: int = 0,
+        reference_bytes: int | None = None,
+        accuracy: float | None = None,
+        labels: Answer | None = None,
+        error: str | None = None,
+    ) -> Record:
+        return Record(
+            position=self.position,
+            path=str(path),
+            state=state,
+            action=action,
+            bytes_uploaded=uploaded,
+            reference_bytes=reference_bytes,
+            accuracy=accuracy,
+            p_est=self.state.p_est,
+            epsilon=self.agent.epsilon,
+            labels=[
+                (label.class_id, label.name, round(label.score, 6))
+                for label in (labels or [])[:TOP_LABELS_RECORDED]
+            ],
+            error=error,
+        )
+
+    def _commit(
+        self,
+        record: Record,
+        *,
+        agent: bool = False,
+        transition: Transition | None = None,
+    ) -> Record:
+        record = replace(record, p_est=self.state.p_est, epsilon=self.agent.epsilon)
+        self.store.commit(
+            record,
+            self._state_dict(),
+            agent=self.agent.training_state() if agent else None,
+            transition=(self.state.generation, transition) if transition else None,
+        )
+        self.position += 1
+        return record
+
+
+def next_p_est(
+    p_est: float, estimates: list[float], accuracy: float, settings: RuntimeSettings
+) -> tuple[float, list[float]]:
+    """SPEC.md: ``p_est <- p_est - omega * grad(A)``, clipped to the bounds.
+
+    ``grad(A)`` is the change of the recent accuracy (mean of the last ``window``
+    estimates) that this estimate's ``accuracy`` causes: falling accuracy raises
+    ``p_est``. Returns the new ``p_est`` and the kept window of accuracies.
+    """
+    window = [*estimates, accuracy][-settings.window :]
+    if not estimates:
+        return p_est, window
+    slope = float(np.mean(window)) - float(np.mean(estimates[-settings.window :]))
+    bounded = np.clip(p_est - settings.omega * slope, settings.p_est_min,
+                      settings.p_est_max)  # fmt: skip
+    return float(bounded), window

@@ -1,0 +1,195 @@
+"""The inference-estimate-retrain runtime: rules, transitions, crash safety."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adacompress.agent import DQNAgent, DQNSettings
+from adacompress.cache import AnswerCache
+from adacompress.codec import paper_actions
+from adacompress.environment import CompressionEnv
+from adacompress.run_store import RunStore
+from adacompress.runtime import PRESETS, Runtime, RuntimeSettings, next_p_est
+from tests.adacompress.test_cli import count_rows
+from tests.adacompress.test_environment import MeanFeatures, SizeCloud, write_photos
+from tests.conftest import photo, write_bad_inputs
+
+METADATA = {"backend": "size-cloud", "features": "mean", "actions": ["5"]}
+Q5, Q75 = 0, 7  # action indices; SizeCloud flips its answer for uploads under 3 kB
+
+
+def test_p_est_update_matches_a_hand_computed_sequence() -> None:
+    s = RuntimeSettings(p_est_min=0.2, p_est_max=0.95, omega=3.0, window=3)
+    p, window = 0.5, []
+    got = []
+    for accuracy in [1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0]:
+        p, window = next_p_est(p, window, accuracy, s)
+        got.append(round(p, 6))
+    # means of the last 3: 1, 1, 2/3, 2/3, 1/3, 1/3(0,0... see below)
+    # step: acc  window      mean   slope    p
+    #  1    1    [1]          1      -       0.5
+    #  2    1    [1,1]        1      0       0.5
+    #  3    0    [1,1,0]      2/3   -1/3     0.5+1 -> 0.95 (clipped)
+    #  4    1    [1,0,1]      2/3    0       0.95
+    #  5    0    [0,1,0]      1/3   -1/3     0.95 (clipped)
+    #  6    0    [1,0,0]      1/3    0       0.95
+    #  7    1    [0,0,1]      1/3    0       0.95
+    #  8    1    [0,1,1]      2/3   +1/3     0.95-1 -> 0.2 (clipped)
+    assert got == [0.5, 0.5, 0.95, 0.95, 0.95, 0.95, 0.95, 0.2]
+    mild = RuntimeSettings(p_est_min=0.0, p_est_max=1.0, omega=0.3, window=2)
+    p, _ = next_p_est(0.5, [1.0, 1.0], 0.0, mild)  # mean 1 -> 0.5: slope -0.5
+    assert p == pytest.approx(0.65)
+
+
+class ScriptedAgent(DQNAgent):
+    """Greedy choices come from a script; exploration and learning are the real ones."""
+
+    def __init__(self, script: Sequence[int]) -> None:
+        super().__init__(DQNSettings(state_dim=3, n_actions=10, seed=0))
+        self.script = list(script)
+        self.greedy_calls = 0
+        self.epsilon = 0.0
+
+    def act(self, state: np.ndarray, *, explore: bool = True) -> int:
+        if explore and self.rng.random() < self.epsilon:
+            return int(self.rng.integers(self.settings.n_actions))
+        choice = self.script[self.greedy_calls % len(self.script)]
+        self.greedy_calls += 1
+        return choice
+
+
+def make_runtime(
+    tmp_path: Path, settings: RuntimeSettings, script: Sequence[int]
+) -> Runtime:
+    env = CompressionEnv(
+        SizeCloud(), AnswerCache(tmp_path / "cache.sqlite"),
+        actions=paper_actions(), extractor=MeanFeatures(),
+    )  # fmt: skip
+    store = RunStore(tmp_path / "state")
+    return Runtime(env, ScriptedAgent(script), settings, store, metadata=METADATA)
+
+
+def test_inference_estimate_retrain_transitions(tmp_path: Path) -> None:
+    paths = write_photos(tmp_path / "img", 4)
+    always = RuntimeSettings(
+        p_est_initial=1.0, p_est_min=1.0, p_est_max=1.0, window=2, retrain_below=0.9,
+        retrain_min_steps=3, exit_window=3, exit_accuracy=0.0, exit_epsilon=1.01,
+        retrain_warmup=0,
+    )  # fmt: skip
+    runtime = make_runtime(tmp_path, always, [Q75, Q5])
+    records = [runtime.process(p) for p in paths * 2]
+    states = [r.state for r in records]
+    # estimate (ok), estimate (q5 fails -> mean 0.5 < 0.9 -> retrain), 3 retrain steps,
+    # then back to estimating with p_est reset.
+    assert states[:5] == ["estimate", "estimate", "retrain", "retrain", "retrain"]
+    assert states[5] == "estimate"
+    assert [r.accuracy for r in records[:2]] == [1.0, 0.0]
+    assert runtime.state.retrains == 1
+    # In Estimate and Retrain the caller gets the reference's labels and both uploads
+    # are paid; the records say how many bytes went out.
+    first = records[0]
+    assert first.bytes_uploaded == first.reference_bytes  # q75 is the reference
+    assert records[1].bytes_uploaded > records[1].reference_bytes
+    # Every retrain starts afresh: epsilon back to 1 (one decay at most after its
+    # first step) and its step counter reset.
+    starts = [i for i in range(1, len(states))
+              if states[i] == "retrain" and states[i - 1] != "retrain"]  # fmt: skip
+    assert len(starts) >= 2
+    assert all(records[i].epsilon >= 0.97 for i in starts)
+    assert runtime.agent.steps == len(states) - starts[-1]
+
+
+def test_inference_uploads_only_the_choice(tmp_path: Path) -> None:
+    never = RuntimeSettings(p_est_initial=0.0, p_est_min=0.0, p_est_max=0.0)
+    runtime = make_runtime(tmp_path, never, [Q5])
+    record = runtime.process(write_photos(tmp_path / "img", 1)[0])
+    assert record.state == "inference" and record.action == "5"
+    assert record.accuracy is None
+    assert record.bytes_uploaded < record.reference_bytes  # type: ignore[operator]
+    assert record.labels and record.labels[0][0] == 1  # the flipped answer, as served
+
+
+def test_bad_images_and_failed_uploads_are_recorded(tmp_path: Path) -> None:
+    expected = write_bad_inputs(tmp_path / "bad")
+    good = write_photos(tmp_path / "good", 1)
+    runtime = make_runtime(tmp_path, RuntimeSettings(), [Q75])
+    bad = sorted((tmp_path / "bad").iterdir())
+    records = [runtime.process(p) for p in [*bad, *good]]
+    assert [r.state for r in records[:-1]] == ["skipped"] * len(expected)
+    assert all(r.error and "\n" not in r.error for r in records[:-1])
+    assert records[-1].state in ("inference", "estimate")
+
+    class Down(SizeCloud):
+        def classify(self, images: Sequence[bytes]) -> list:  # type: ignore[type-arg]
+            from adacompress.backends import ServiceError
+
+            raise ServiceError("size-cloud: 503 after 5 attempts")
+
+    runtime.env.service = Down()
+    fresh = tmp_path / "fresh.png"  # not in the cache: the service must be asked
+    photo(99, (200, 150)).save(fresh)
+    failed = runtime.process(fresh)
+    assert failed.state == "failed" and "503" in (failed.error or "")
+    assert [r.position for r in runtime.store.records()] == list(range(len(bad) + 2))
+
+
+def test_paper_preset_retrain_lasts_about_930_steps() -> None:
+    """ε = 1 for 128 steps, then ×0.99 per learning call every 5 steps until < 0.2."""
+    paper = PRESETS["paper"]
+    epsilon, steps = 1.0, 0
+    while epsilon >= paper.exit_epsilon:
+        steps += 1
+        if steps > paper.retrain_warmup and steps % paper.retrain_learn_every == 0:
+            epsilon *= paper.retrain_epsilon_decay
+    assert 900 <= steps <= 960
+
+
+def test_kill_9_then_resume_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(16):
+        photo(i, (320, 240)).save(folder / f"p{i:02d}.png")
+    env = {**os.environ, "ADACOMPRESS_CACHE": str(tmp_path / "cache.sqlite")}
+
+    def command(state: Path) -> list[str]:
+        return [sys.executable, "-m", "adacompress", "--quiet", "--threads", "1", "run",
+                "--images", str(folder), "--state", str(state)]  # fmt: skip
+
+    straight = subprocess.run(command(tmp_path / "straight"), env=env,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert straight.returncode == 0, straight.stderr
+    process = subprocess.Popen(
+        command(tmp_path / "killed"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    db = tmp_path / "killed" / "run.sqlite"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.02)
+        if count_rows(db, "records") >= 5:
+            break
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    done = count_rows(db, "records")
+    assert 5 <= done < 16, "killed mid-run"
+    resumed = subprocess.run(command(tmp_path / "killed"), env=env,
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    a = json.loads((tmp_path / "straight" / "report.json").read_text())["records"]
+    b = json.loads((tmp_path / "killed" / "report.json").read_text())["records"]
+    assert [r["position"] for r in b] == list(range(16))
+    assert [r["path"] for r in b] == [r["path"] for r in a]
+    for key in ("state", "action", "bytes_uploaded", "accuracy", "p_est"):
+        assert [r[key] for r in b] == [r[key] for r in a], key
