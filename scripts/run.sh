@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
-# The main job: set up .venv/ and evaluate the shipped lite0 agent on the photos that
-# ship with scikit-image (no files outside the repository needed). Extra arguments are
-# passed to `adacompress evaluate` and replace these defaults.
+# The main job: set up .venv/ and run the deployed loop (inference-estimate-retrain)
+# with the shipped lite0 agent and the in-process lite0 cloud over the photos that ship
+# with scikit-image (no files outside the repository needed). The run's state, report
+# and plot go to out/run-lite0/; running it again continues (or re-reports) that run.
+# Extra arguments are passed to `adacompress run` instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-if [ "$#" -eq 0 ]; then
-  set -- --backend lite0 --images builtin --json out/builtin-lite0.json
-fi
-exec .venv/bin/adacompress evaluate "$@"
+exec .venv/bin/adacompress run "$@"

@@ -36,9 +36,9 @@ TOP_LABELS_RECORDED = 5
 class RuntimeSettings:
     """Every constant of the loop; the defaults are ours, chosen on the scenery run."""
 
-    p_est_initial: float = 0.1
+    p_est_initial: float = 0.05
     """estimation probability at the start and after every retrain"""
-    p_est_min: float = 0.05
+    p_est_min: float = 0.02
     """lower bound of p_est"""
     p_est_max: float = 0.9
     """upper bound of p_est"""
@@ -46,7 +46,7 @@ class RuntimeSettings:
     """step of p_est against the accuracy slope: p_est -= omega * slope"""
     window: int = 10
     """n: the recent accuracy is the mean over the last n estimates"""
-    retrain_below: float = 0.9
+    retrain_below: float = 0.8
     """retrain when the recent accuracy (n estimates) falls below this"""
     exit_accuracy: float = 0.95
     """leave retraining only when the recent accuracy reaches this"""
