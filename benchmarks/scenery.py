@@ -1,6 +1,6 @@
 """README table and plots: the scenery change (day -> night -> day) on every backend.
 
-    python benchmarks/scenery.py [--backends lite0 lite1 lite2] [--presets default paper]
+    python benchmarks/scenery.py [--backends lite0 lite1 lite2] [--presets ...]
 
 Runs ``adacompress experiment scenery`` for each backend and runtime preset, starting
 from the shipped day-trained agent, and writes out/scenery/<backend>-<preset>.json/.png,

@@ -25,9 +25,10 @@ from adacompress.codec import ACTION_SETS
 from adacompress.evaluate import EvaluateSettings, best_fixed, evaluate
 from adacompress.features import EXTRACTORS
 from adacompress.registry import Registry
-from adacompress.threads import configure_threads
 from adacompress.run import RunSettings, run
+from adacompress.runtime import RuntimeSettings
 from adacompress.scenery import ScenerySettings, scenery
+from adacompress.threads import configure_threads
 from adacompress.train import TrainSettings, train
 
 CHOICES: dict[str, Registry[Any]] = {
@@ -35,7 +36,7 @@ CHOICES: dict[str, Registry[Any]] = {
     "actions": ACTION_SETS,
     "features": EXTRACTORS,
 }
-HIDDEN = {"state_dim", "n_actions", "dqn", "progress"}
+HIDDEN = {"state_dim", "n_actions", "dqn", "progress", "overrides"}
 
 
 @cache
@@ -55,8 +56,13 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def add_settings(parser: argparse.ArgumentParser, cls: type) -> None:
-    """One ``--option`` per dataclass field, typed and documented from the class."""
+def add_settings(
+    parser: argparse.ArgumentParser, cls: type, *, default_from: str | None = None
+) -> None:
+    """One ``--option`` per dataclass field, typed and documented from the class.
+
+    With ``default_from`` every default is None ("take it from that option").
+    """
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
     for f in dataclasses.fields(cls):
@@ -66,8 +72,11 @@ def add_settings(parser: argparse.ArgumentParser, cls: type) -> None:
         default: Any = f.default
         if default is dataclasses.MISSING:
             default = f.default_factory()  # type: ignore[misc]
+        if default_from:
+            default = None
         flag = "--" + f.name.replace("_", "-")
-        help_text = f"{docs.get(f.name, '')} (default: {default})"
+        shown = f"from {default_from}" if default_from else default
+        help_text = f"{docs.get(f.name, '')} (default: {shown})"
         if kind is bool:
             parser.add_argument(
                 flag,
@@ -123,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="the deployed inference-estimate-retrain loop (resumable)"
     )
     add_settings(p_run, RunSettings)
+    group = p_run.add_argument_group("runtime constants (override the preset)")
+    add_settings(group, RuntimeSettings, default_from="--preset")  # type: ignore[arg-type]
     p_exp = sub.add_parser("experiment", help="experiments on the running system")
     experiments = p_exp.add_subparsers(dest="experiment", required=True)
     p_scenery = experiments.add_parser(
@@ -157,7 +168,16 @@ def main(argv: list[str] | None = None) -> int:
             )
             print_report(report)
         elif args.command == "run":
-            summary = run(RunSettings(**pick(RunSettings, args), progress=progress))
+            overrides = {
+                key: value
+                for key, value in pick(RuntimeSettings, args).items()
+                if value is not None
+            }
+            summary = run(
+                RunSettings(
+                    **pick(RunSettings, args), progress=progress, overrides=overrides
+                )
+            )
             print_run(summary)
         elif args.command == "experiment":
             result = scenery(

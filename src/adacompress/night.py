@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image
@@ -66,7 +68,7 @@ def simulate_night(
 def make_night_folder(
     day: list[Path], root: Path, settings: NightSettings | None = None
 ) -> list[Path]:
-    """Night versions of ``day`` under ``root/night-<tag>/`` (made once, then reused)."""
+    """Night versions of ``day`` under ``root/night-<tag>/`` (made once, reused)."""
     settings = settings or NightSettings()
     folder = root / f"night-{settings.tag()}"
     out = []
@@ -76,8 +78,10 @@ def make_night_folder(
             night = simulate_night(load_image(path), settings, path.name)
             buffer = io.BytesIO()
             night.save(buffer, format="JPEG", quality=95)
-            atomic_write(
-                target, lambda handle, data=buffer.getvalue(): handle.write(data)
-            )
+            atomic_write(target, _writer(buffer.getvalue()))
         out.append(target)
     return out
+
+
+def _writer(data: bytes) -> Callable[[IO[bytes]], object]:
+    return lambda handle: handle.write(data)

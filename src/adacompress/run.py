@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,8 @@ class RunSettings:
     """images with more pixels than this are recorded as skipped"""
     progress: bool = True
     """show a progress bar"""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """runtime constants that replace the preset's (RuntimeSettings field names)"""
 
 
 def input_paths(images: str | None) -> Iterator[Path]:
@@ -68,9 +70,10 @@ def input_paths(images: str | None) -> Iterator[Path]:
         yield from resolve_images(images, "all")
 
 
-def runtime_settings(preset: str) -> RuntimeSettings:
+def runtime_settings(preset: str, **overrides: Any) -> RuntimeSettings:
+    """The named preset, with some constants replaced."""
     try:
-        return PRESETS[preset]
+        return replace(PRESETS[preset], **overrides)
     except KeyError:
         raise ValueError(
             f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}"
@@ -184,7 +187,7 @@ def run(settings: RunSettings) -> dict[str, Any]:
         total, paths = len(paths_list), iter(paths_list)
     records = run_stream(
         paths, backend=settings.backend, agent_file=agent_file, state_dir=state_dir,
-        settings=runtime_settings(settings.preset),
+        settings=runtime_settings(settings.preset, **settings.overrides),
         cache_path=Path(settings.cache or default_cache_path()),
         max_pixels=settings.max_pixels, progress=settings.progress, total=total,
     )  # fmt: skip

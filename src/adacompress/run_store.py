@@ -99,7 +99,7 @@ class RunStore:
     # -- reading -------------------------------------------------------------
 
     def load(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None:
-        """``(runtime state, agent training state, metadata)``, or None for a new run."""
+        """``(runtime state, agent training state, metadata)``; None for a new run."""
         row = self._db.execute(
             "SELECT state, agent, metadata FROM runtime WHERE id = 1"
         ).fetchone()
@@ -130,7 +130,17 @@ class RunStore:
         ).fetchall()
         return [
             Record(
-                *row[:9], labels=[tuple(x) for x in json.loads(row[9])], error=row[10]
+                position=row[0],
+                path=row[1],
+                state=row[2],
+                action=row[3],
+                bytes_uploaded=row[4],
+                reference_bytes=row[5],
+                accuracy=row[6],
+                p_est=row[7],
+                epsilon=row[8],
+                labels=[tuple(x) for x in json.loads(row[9])],
+                error=row[10],
             )
             for row in rows
         ]

@@ -1,4 +1,4 @@
-"""The running system: inference, estimate, retrain (SPEC.md, "Inference–estimate–retrain").
+"""The running system: inference, estimate, retrain (SPEC.md, the three states).
 
 Images arrive one by one. In *Inference* the agent's choice is uploaded alone. With
 probability ``p_est`` an image is an *Estimate*: the reference is uploaded too, the

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.adacompress.test_cli import count_rows
+from tests.adacompress.test_environment import MeanFeatures, SizeCloud, write_photos
+from tests.conftest import photo, write_bad_inputs
 
 from adacompress.agent import DQNAgent, DQNSettings
 from adacompress.cache import AnswerCache
@@ -20,9 +23,6 @@ from adacompress.codec import paper_actions
 from adacompress.environment import CompressionEnv
 from adacompress.run_store import RunStore
 from adacompress.runtime import PRESETS, Runtime, RuntimeSettings, next_p_est
-from tests.adacompress.test_cli import count_rows
-from tests.adacompress.test_environment import MeanFeatures, SizeCloud, write_photos
-from tests.conftest import photo, write_bad_inputs
 
 METADATA = {"backend": "size-cloud", "features": "mean", "actions": ["5"]}
 Q5, Q75 = 0, 7  # action indices; SizeCloud flips its answer for uploads under 3 kB
