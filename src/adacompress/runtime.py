@@ -66,6 +66,10 @@ class RuntimeSettings:
     """one learning call every this many retrain steps"""
     retrain_epsilon_decay: float = 0.97
     """epsilon multiplier per learning call while retraining"""
+    flush_memory: bool = False
+    """flush the buffer D when a retrain starts and ends (the paper). Kept (ours), the
+    previous scene's transitions stay in D beside the new ones, so an agent retrained
+    at night still knows what worked by day when the day comes back"""
     seed: int = 0
     """seed of the estimate draws"""
 
@@ -80,7 +84,7 @@ PRESETS: dict[str, RuntimeSettings] = {
         p_est_initial=0.2, p_est_min=0.2, p_est_max=0.95, omega=3.0, window=10,
         retrain_below=0.8, exit_accuracy=0.8, exit_reward=0.45, exit_epsilon=0.2,
         exit_window=10, retrain_min_steps=0, retrain_warmup=128,
-        retrain_learn_every=5, retrain_epsilon_decay=0.99,
+        retrain_learn_every=5, retrain_epsilon_decay=0.99, flush_memory=True,
     ),
 }  # fmt: skip
 
@@ -204,7 +208,8 @@ class Runtime:
         )  # fmt: skip
         if len(self.state.estimates) >= s.window and recent < s.retrain_below:
             self._start_retrain()
-            return self._commit(record, agent=True)
+            kept = None if s.flush_memory else transition
+            return self._commit(record, agent=True, transition=kept)
         return self._commit(record, transition=transition)
 
     def _retrain_step(self, path: Path, sample: Sample) -> Record:
@@ -231,14 +236,14 @@ class Runtime:
     # -- state changes -------------------------------------------------------
 
     def _start_retrain(self) -> None:
-        """Flush D, reset every retrain counter, explore again from the current net."""
+        """Reset every retrain counter, explore again from the current net (and flush D
+        if the settings say so)."""
         s = self.settings
         st = self.state
         st.mode = "retrain"
-        st.generation += 1
         st.retrain_steps = 0
         st.retrain_rewards, st.retrain_accuracies = [], []
-        self.agent.memory.clear()
+        self._flush_memory()
         self.agent.settings = replace(
             self.agent.settings,
             warmup_steps=s.retrain_warmup,
@@ -272,9 +277,13 @@ class Runtime:
         st.retrains += 1
         st.p_est = self.settings.p_est_initial
         st.estimates = []
-        st.generation += 1
-        self.agent.memory.clear()
+        self._flush_memory()
         self.agent.epsilon = 0.0
+
+    def _flush_memory(self) -> None:
+        if self.settings.flush_memory:
+            self.state.generation += 1
+            self.agent.memory.clear()
 
     # -- helpers -------------------------------------------------------------
 
