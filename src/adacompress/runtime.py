@@ -25,11 +25,14 @@ import numpy as np
 from adacompress.agent import DQNAgent
 from adacompress.backends import ServiceError
 from adacompress.codec import REFERENCE_ACTION, ImageError, encode, load_image
+from adacompress.drift import SceneDrift, scene_statistics
 from adacompress.environment import CompressionEnv, Sample
 from adacompress.labels import Answer
 from adacompress.run_store import Record, RunStore, Transition
 
 TOP_LABELS_RECORDED = 5
+SCENE_STATISTICS = "scene-statistics"
+"""Cache name of the drift detector's per-image statistics."""
 
 
 @dataclass
@@ -46,9 +49,9 @@ class RuntimeSettings:
     """step of p_est against the accuracy slope: p_est -= omega * slope"""
     window: int = 10
     """n: the recent accuracy is the mean over the last n estimates"""
-    retrain_below: float = 0.8
+    retrain_below: float = 0.9
     """retrain when the recent accuracy (n estimates) falls below this"""
-    exit_accuracy: float = 0.95
+    exit_accuracy: float = 0.9
     """leave retraining only when the recent accuracy reaches this"""
     exit_reward: float | None = None
     """...and the recent mean reward passes this (None: not used)"""
@@ -66,6 +69,17 @@ class RuntimeSettings:
     """one learning call every this many retrain steps"""
     retrain_epsilon_decay: float = 0.97
     """epsilon multiplier per learning call while retraining"""
+    drift_window: int = 30
+    """images forming the scene-statistics reference (0: no drift detection)"""
+    drift_threshold: float = 8.0
+    """a drift score above this (standard errors) raises p_est once"""
+    drift_p_est: float = 0.5
+    """p_est after a detected scene drift, held until ``window`` estimates of the new
+    scene are in (so the retrain decision is taken on them)"""
+    p_est_decay: float = 0.8
+    """while the last n estimates are all correct, each estimate keeps this share of
+    p_est's excess over p_est_initial (1: it stays, as in the paper, where p_est only
+    falls when the accuracy rises)"""
     flush_memory: bool = False
     """flush the buffer D when a retrain starts and ends (the paper). Kept (ours), the
     previous scene's transitions stay in D beside the new ones, so an agent retrained
@@ -85,6 +99,7 @@ PRESETS: dict[str, RuntimeSettings] = {
         retrain_below=0.8, exit_accuracy=0.8, exit_reward=0.45, exit_epsilon=0.2,
         exit_window=10, retrain_min_steps=0, retrain_warmup=128,
         retrain_learn_every=5, retrain_epsilon_decay=0.99, flush_memory=True,
+        drift_window=0, p_est_decay=1.0,
     ),
 }  # fmt: skip
 
@@ -103,6 +118,9 @@ class RuntimeState:
     generation: int = 0
     """generation of the memory buffer D; a flush starts a new one"""
     retrains: int = 0
+    drift: SceneDrift = field(default_factory=SceneDrift)
+    drift_hold: int = 0
+    """estimates still to take at the raised rate after a scene drift"""
     rng: str = ""
 
 
@@ -132,7 +150,10 @@ class Runtime:
         self.rng = np.random.default_rng(settings.seed)
         loaded = store.load()
         if loaded is None:
-            self.state = RuntimeState(p_est=settings.p_est_initial)
+            self.state = RuntimeState(
+                p_est=settings.p_est_initial,
+                drift=SceneDrift(window=settings.drift_window),
+            )
             store.start(self._state_dict(), agent.training_state(), metadata)
         else:
             state, agent_state, stored_meta = loaded
@@ -143,6 +164,7 @@ class Runtime:
                         f"{stored_meta.get(key)!r}, not {metadata.get(key)!r}"
                     )
             self.rng.bit_generator.state = json.loads(state.pop("rng"))
+            state["drift"] = SceneDrift(**state["drift"])
             self.state = RuntimeState(**state)
             agent.load_training_state(agent_state)
             agent.memory.clear()
@@ -161,6 +183,7 @@ class Runtime:
         draw = float(self.rng.random())  # drawn for every image: resumable sequence
         try:
             sample = self._sample(path)
+            self._watch_drift(sample)
         except ImageError as err:
             return self._commit(self._record(path, "skipped", error=str(err)))
         try:
@@ -200,6 +223,7 @@ class Runtime:
         self.state.p_est, self.state.estimates = next_p_est(
             self.state.p_est, self.state.estimates, result.accuracy, s
         )
+        self.state.drift_hold = max(0, self.state.drift_hold - 1)
         recent = float(np.mean(self.state.estimates))
         record = self._record(
             path, "estimate", action=self.env.actions[index].key, uploaded=uploaded,
@@ -234,6 +258,22 @@ class Runtime:
         return self._commit(record, agent=True, transition=transition)
 
     # -- state changes -------------------------------------------------------
+
+    def _watch_drift(self, sample: Sample) -> None:
+        """Raise p_est once when the scene statistics leave their reference."""
+        s, st = self.settings, self.state
+        if not s.drift_window or st.mode == "retrain":
+            return
+        stats = self.env.cache.get_features(sample.digest, SCENE_STATISTICS)
+        if stats is None:
+            image = load_image(sample.path, max_pixels=self.env.max_pixels)
+            stats = scene_statistics(image)
+            self.env.cache.put_features(sample.digest, SCENE_STATISTICS, stats)
+        if st.drift.update(stats) > s.drift_threshold:
+            st.drift_hold = s.window
+            st.drift.reset()
+        if st.drift_hold > 0:
+            st.p_est = max(st.p_est, s.drift_p_est)
 
     def _start_retrain(self) -> None:
         """Reset every retrain counter, explore again from the current net (and flush D
@@ -277,6 +317,8 @@ class Runtime:
         st.retrains += 1
         st.p_est = self.settings.p_est_initial
         st.estimates = []
+        st.drift.reset()
+        st.drift_hold = 0
         self._flush_memory()
         self.agent.epsilon = 0.0
 
@@ -374,6 +416,11 @@ def next_p_est(
     if not estimates:
         return p_est, window
     slope = float(np.mean(window)) - float(np.mean(estimates[-settings.window :]))
+    steady = len(window) == settings.window and min(window) == 1.0
+    if steady and p_est > settings.p_est_initial:
+        # The last n estimates were all right: back towards the resting rate (ours).
+        initial = settings.p_est_initial
+        p_est = initial + (p_est - initial) * settings.p_est_decay
     bounded = np.clip(p_est - settings.omega * slope, settings.p_est_min,
                       settings.p_est_max)  # fmt: skip
     return float(bounded), window

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,9 @@ Q5, Q75 = 0, 7  # action indices; SizeCloud flips its answer for uploads under 3
 
 
 def test_p_est_update_matches_a_hand_computed_sequence() -> None:
-    s = RuntimeSettings(p_est_min=0.2, p_est_max=0.95, omega=3.0, window=3)
+    s = RuntimeSettings(
+        p_est_min=0.2, p_est_max=0.95, omega=3.0, window=3, p_est_decay=1.0
+    )
     p, window = 0.5, []
     got = []
     for accuracy in [1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0]:
@@ -46,9 +49,20 @@ def test_p_est_update_matches_a_hand_computed_sequence() -> None:
     #  7    1    [0,0,1]      1/3    0       0.95
     #  8    1    [0,1,1]      2/3   +1/3     0.95-1 -> 0.2 (clipped)
     assert got == [0.5, 0.5, 0.95, 0.95, 0.95, 0.95, 0.95, 0.2]
-    mild = RuntimeSettings(p_est_min=0.0, p_est_max=1.0, omega=0.3, window=2)
+    mild = RuntimeSettings(
+        p_est_min=0.0, p_est_max=1.0, omega=0.3, window=2, p_est_decay=1.0
+    )
     p, _ = next_p_est(0.5, [1.0, 1.0], 0.0, mild)  # mean 1 -> 0.5: slope -0.5
     assert p == pytest.approx(0.65)
+    # Ours: while the last n estimates are all right, p_est gives back part of its
+    # excess; one miss in the window stops that.
+    ours = RuntimeSettings(p_est_initial=0.05, p_est_decay=0.8, window=2)
+    p, _ = next_p_est(0.45, [1.0, 1.0], 1.0, ours)
+    assert p == pytest.approx(0.05 + 0.4 * 0.8)
+    p, _ = next_p_est(0.45, [0.0, 0.0, 1.0], 0.0, replace(ours, window=3))
+    assert p == pytest.approx(0.45)  # window [0, 1, 0]: mean unchanged, not all right
+    p, _ = next_p_est(0.45, [0.0, 1.0], 1.0, ours)  # accuracy rising: slope +0.5
+    assert p == ours.p_est_min  # 0.45 - 3 * 0.5, clipped
 
 
 class ScriptedAgent(DQNAgent):
