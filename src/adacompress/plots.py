@@ -106,7 +106,8 @@ def plot_run(
         )
     ax_acc.set_ylabel("accuracy")
     ax_acc.set_ylim(-0.05, 1.05)
-    ax_acc.legend(loc="lower left", fontsize=8)
+    if ax_acc.get_legend_handles_labels()[0]:
+        ax_acc.legend(loc="lower left", fontsize=8)
     ax_p.plot(steps, [r.p_est for r in records], color="tab:purple")
     ax_p.set_ylabel("p_est")
     ax_state.plot(
