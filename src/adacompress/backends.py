@@ -36,7 +36,27 @@ class Service(Protocol):
 
 BACKENDS: Registry[Service] = Registry("backend")
 register_backend = BACKENDS.register
-get_backend = BACKENDS.build
+
+
+def get_backend(name: str) -> Service:
+    """A registered backend, or a remote one: ``http(s)://...`` is a Google
+    Vision-shaped REST endpoint (e.g. ``adacompress serve``), ``rekognition`` is AWS.
+
+    Raises:
+        ValueError: unknown name (the message lists the choices).
+    """
+    if name.startswith(("http://", "https://")):
+        from adacompress.clients.google_rest import GoogleRestClient
+
+        return GoogleRestClient(name)
+    if name == "rekognition":
+        from adacompress.clients.rekognition import RekognitionClient
+
+        return RekognitionClient()
+    try:
+        return BACKENDS.build(name)
+    except ValueError as err:
+        raise ValueError(f"{err}, rekognition, or an http(s):// URL") from None
 
 
 class EfficientNetLiteCloud:

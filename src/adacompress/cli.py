@@ -28,11 +28,13 @@ from adacompress.registry import Registry
 from adacompress.run import RunSettings, run
 from adacompress.runtime import RuntimeSettings
 from adacompress.scenery import ScenerySettings, scenery
+from adacompress.service import ServeSettings, serve
 from adacompress.threads import configure_threads
 from adacompress.train import TrainSettings, train
 
+# --backend has no fixed choices: URLs and ``rekognition`` are backends too (its
+# help lists the registered names).
 CHOICES: dict[str, Registry[Any]] = {
-    "backend": BACKENDS,
     "actions": ACTION_SETS,
     "features": EXTRACTORS,
 }
@@ -94,6 +96,8 @@ def add_settings(
             )
             continue
         choices = list(CHOICES[f.name]) if f.name in CHOICES else None
+        if f.name == "backend":
+            help_text += f"; one of {', '.join(BACKENDS)}, rekognition, http(s)://URL"
         parser.add_argument(
             flag, type=kind, default=default, choices=choices, help=help_text
         )
@@ -140,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
         "scenery", help="day -> night -> day: detection, retraining, recovery"
     )
     add_settings(p_scenery, ScenerySettings)
+    p_serve = sub.add_parser(
+        "serve", help="the emulated cloud as a Google Vision-shaped HTTP service"
+    )
+    add_settings(p_serve, ServeSettings)
     return parser
 
 
@@ -184,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
                 ScenerySettings(**pick(ScenerySettings, args), progress=progress)
             )
             print(json.dumps({k: v for k, v in result.items() if k != "problems"}))
+        elif args.command == "serve":
+            serve(ServeSettings(**pick(ServeSettings, args)))
     except (ValueError, ServiceError, OSError) as err:
         print(f"adacompress: error: {err}", file=sys.stderr)
         return 2

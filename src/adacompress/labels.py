@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -18,6 +19,26 @@ class Label:
 
 Answer = list[Label]
 """A cloud's answer for one image, best label first."""
+
+
+NAME_ID_OFFSET = 1_000_000
+"""Ids derived from label names start here, far from the 1000 ImageNet ids."""
+
+
+def name_class_id(name: str) -> int:
+    """A stable id for a service label that has no ImageNet id (Google, Rekognition).
+
+    The id is a hash of the lower-cased name, so metrics (which compare ``class_id``)
+    then compare label names: "Cat" from one upload matches "cat" from another.
+    """
+    digest = hashlib.sha256(name.strip().lower().encode()).digest()
+    return NAME_ID_OFFSET + int.from_bytes(digest[:6], "big")
+
+
+@cache
+def wnid_class_ids() -> dict[str, int]:
+    """ImageNet wnid (``"n01440764"``) -> class index, for answers that carry wnids."""
+    return {wnid: index for index, (wnid, _) in enumerate(imagenet_classes())}
 
 
 @cache

@@ -7,6 +7,7 @@ same command after a crash or ``kill -9`` continues with the next unprocessed im
 
 from __future__ import annotations
 
+import re
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -176,7 +177,8 @@ def run(settings: RunSettings) -> dict[str, Any]:
     """``adacompress run``: process the stream, write the report and plot."""
     from adacompress.plots import plot_run
 
-    state_dir = Path(settings.state or f"out/run-{settings.backend}")
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", settings.backend).strip("_")
+    state_dir = Path(settings.state or f"out/run-{safe}")
     agent_file = (
         Path(settings.agent) if settings.agent else shipped_agent_path(settings.backend)
     )
