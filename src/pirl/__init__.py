@@ -1,3 +1,33 @@
 """PIRL: pretext-invariant representation learning (Misra & van der Maaten, CVPR 2020).
 
-Not implemented yet; see the project's issues."""
+Self-supervised image features: the representation of an image and of its
+jigsaw-shuffled version are made to agree with an NCE loss against a memory bank of
+negatives (SPEC.md, "PIRL, precisely"). One concept per module: ``data``,
+``transforms``, ``resnet``, ``model``, ``memory_bank``, ``loss``, ``jigsaw_baseline``,
+``train``, ``evaluate``, ``cli``.
+"""
+
+from pirl.data import ImageDataset, ImageSource
+from pirl.jigsaw_baseline import JigsawClassifier, max_hamming_permutations
+from pirl.loss import PIRLLoss, info_nce_loss, nce_loss
+from pirl.memory_bank import MemoryBank
+from pirl.model import PIRLModel
+from pirl.resnet import ResNet, resnet
+from pirl.transforms import ImageView, Jigsaw, Rotation
+
+__all__ = [
+    "ImageDataset",
+    "ImageSource",
+    "ImageView",
+    "Jigsaw",
+    "JigsawClassifier",
+    "MemoryBank",
+    "PIRLLoss",
+    "PIRLModel",
+    "ResNet",
+    "Rotation",
+    "info_nce_loss",
+    "max_hamming_permutations",
+    "nce_loss",
+    "resnet",
+]

@@ -1,0 +1,88 @@
+"""Training-step throughput of PIRL / NPID / Jigsaw per encoder and jigsaw geometry.
+
+Model compute only (forward + backward on random tensors, batch 128, no data
+loading), on this machine's CPU threads. Used to pick the benchmark's encoder width
+and the jigsaw geometry for 32-pixel images:
+
+    python benchmarks/pirl_geometry.py --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import torch
+
+from adacompress.threads import configure_threads
+from pirl.jigsaw_baseline import JigsawClassifier
+from pirl.model import PIRLModel
+from pirl.resnet import resnet
+
+GEOMETRIES = ((30, 8), (48, 12), (96, 28))  # (grid_size, patch_size); image is 32 px
+
+
+def images_per_s(step: Callable[[], None], batch: int, repeats: int = 5) -> float:
+    """Best of ``repeats`` timed steps: the machine is shared, the best is the cost."""
+    step()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        best = min(best, time.perf_counter() - start)
+    return batch / best
+
+
+def measure(arch: str, width: int, patch: int, b: int) -> list[float]:
+    """Images/s of one PIRL, NPID and Jigsaw training step."""
+    torch.manual_seed(0)
+    model = PIRLModel(resnet(arch, width=width, cifar_stem=True))
+    jigsaw = JigsawClassifier(resnet(arch, width=width, cifar_stem=True))
+    x = torch.randn(b, 3, 32, 32)
+    patches = torch.randn(b, 9, 3, patch, patch)
+
+    def pirl() -> None:
+        f, g = model(x, patches)
+        (f.sum() + g.sum()).backward()  # type: ignore[union-attr]
+        model.zero_grad()
+
+    def npid() -> None:
+        f, _ = model(x)
+        f.sum().backward()
+        model.zero_grad()
+
+    def jig() -> None:
+        jigsaw(patches).sum().backward()
+        jigsaw.zero_grad()
+
+    return [images_per_s(fn, b) for fn in (pirl, npid, jig)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument(
+        "--encoders", default="resnet10:16,resnet18:16", help="arch:width,..."
+    )
+    args = parser.parse_args(argv)
+    threads = configure_threads(args.threads)
+    b = args.batch_size
+    print(f"threads {threads}, batch {b}; images/s, best of 5 (forward + backward)")
+    print("| encoder | grid/patch | PIRL | NPID | Jigsaw |\n|---|---|---|---|---|")
+    for item in args.encoders.split(","):
+        arch, width = item.split(":")
+        for grid, patch in GEOMETRIES:
+            rates = measure(arch, int(width), patch, b)
+            print(
+                f"| {arch} w{width} | {grid}/{patch} | "
+                + " | ".join(f"{r:.0f}" for r in rates)
+                + " |",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

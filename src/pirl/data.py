@@ -1,0 +1,245 @@
+"""Image folders and zip archives as datasets that return ``(views, index)``.
+
+The index is the image's position in a fixed, sorted list: the memory bank keeps one
+entry per index (SPEC.md, "Memory bank"). Class subfolders are optional; when every
+image sits in exactly one subfolder level the folder names are the labels (used only by
+evaluation). Every file with an image suffix is decoded once when the source is opened;
+unusable ones are listed in ``skipped`` with a one-line reason and left out.
+
+Randomness is keyed: a sample is drawn with the key ``(index, seed, epoch)`` and its
+augmentation uses ``numpy.random.default_rng(key)``, so a batch is the same whichever
+worker decodes it, and a resumed run sees exactly the images it would have seen.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from torch.utils.data import Dataset, Sampler
+
+from adacompress.codec import DEFAULT_MAX_PIXELS, ImageError, load_image
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
+)
+
+Key = tuple[int, int, int]
+"""``(index, seed, epoch)``: which image, and the seed of its augmentation."""
+
+
+class DataError(ValueError):
+    """A dataset that cannot be used at all (missing, empty, wrong format)."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file left out, with a one-line reason."""
+
+    name: str
+    reason: str
+
+
+class ImageSource:
+    """The usable images of a folder or of a ``.zip`` of one, in sorted order.
+
+    Args:
+        path: a folder (searched recursively) or a zip archive.
+        under: only files below this sub-folder (``"train"`` in the CIFAR-10 zip).
+        limit: keep a seeded random subset of this many images (for quick runs).
+        seed: seed of that subset.
+        max_pixels: skip images with more pixels than this.
+
+    Raises:
+        DataError: the path is missing, not a folder or zip, or holds no usable image.
+
+    Examples:
+        >>> train = ImageSource("cifar10/cifar10-jpeg.zip", under="train")
+        >>> len(train), train.classes[:2]
+        (50000, ['airplane', 'automobile'])
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        under: str | None = None,
+        limit: int | None = None,
+        seed: int = 0,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        self.path = Path(path)
+        self.max_pixels = max_pixels
+        self._zip: zipfile.ZipFile | None = None
+        self._zip_pid = -1
+        prefix = (under.strip("/") + "/") if under else ""
+        if self.path.is_dir():
+            self.is_zip = False
+            base = self.path / prefix if prefix else self.path
+            if not base.is_dir():
+                raise DataError(f"no folder {base}")
+            candidates = sorted(
+                p.relative_to(self.path).as_posix()
+                for p in base.rglob("*")
+                if p.is_file() and not p.name.startswith(".")
+            )
+        elif self.path.is_file() and zipfile.is_zipfile(self.path):
+            self.is_zip = True
+            with zipfile.ZipFile(self.path) as archive:
+                candidates = sorted(
+                    info.filename
+                    for info in archive.infolist()
+                    if not info.is_dir() and info.filename.startswith(prefix)
+                )
+        elif self.path.exists():
+            raise DataError(f"{self.path} is neither a folder nor a zip archive")
+        else:
+            raise DataError(f"{self.path} does not exist")
+        names = [n for n in candidates if Path(n).suffix.lower() in IMAGE_SUFFIXES]
+        self.ignored = len(candidates) - len(names)
+        if limit is not None and limit < len(names):
+            keep = np.random.default_rng(seed).choice(len(names), limit, replace=False)
+            names = [names[i] for i in sorted(keep)]
+        self.skipped: list[Skipped] = []
+        self.names: list[str] = []
+        for name in names:
+            try:
+                self.load_name(name)
+            except ImageError as err:
+                self.skipped.append(Skipped(name, str(err)))
+            else:
+                self.names.append(name)
+        if not self.names:
+            where = f"{self.path}" + (f" under {under!r}" if under else "")
+            raise DataError(
+                f"no usable image in {where} ({len(candidates)} files, "
+                f"{len(self.skipped)} unreadable images)"
+            )
+        self.classes, self.labels = _labels_from_folders(self.names, prefix)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def read(self, name: str) -> bytes:
+        if not self.is_zip:
+            return (self.path / name).read_bytes()
+        if self._zip is None or self._zip_pid != os.getpid():
+            self._zip = zipfile.ZipFile(self.path)  # one handle per worker process
+            self._zip_pid = os.getpid()
+        return self._zip.read(name)
+
+    def load_name(self, name: str) -> Image.Image:
+        try:
+            data = self.read(name)
+        except (OSError, zipfile.BadZipFile) as err:
+            raise ImageError(f"cannot read: {err}") from None
+        return load_image(data, max_pixels=self.max_pixels)
+
+    def load(self, index: int) -> Image.Image:
+        """The image at ``index`` as 8-bit RGB."""
+        return self.load_name(self.names[index])
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_zip"] = None  # zip handles do not cross process boundaries
+        return state
+
+
+def _labels_from_folders(
+    names: Sequence[str], prefix: str
+) -> tuple[list[str], list[int] | None]:
+    """Class names and labels when every image is exactly one folder below."""
+    parts = [n[len(prefix) :].split("/") for n in names]
+    if not all(len(p) == 2 for p in parts):
+        return [], None
+    classes = sorted({p[0] for p in parts})
+    lookup = {c: i for i, c in enumerate(classes)}
+    return classes, [lookup[p[0]] for p in parts]
+
+
+class ImageDataset(Dataset[tuple[Any, int]]):
+    """``dataset[key] -> (transform(image, rng), index)``.
+
+    Args:
+        source: the images.
+        transform: ``(PIL image, numpy Generator) -> views``.
+
+    A key is an ``int`` index (augmentation seeded by the index alone) or a
+    :data:`Key` ``(index, seed, epoch)`` from :class:`EpochBatchSampler`.
+    """
+
+    def __init__(
+        self,
+        source: ImageSource,
+        transform: Callable[[Image.Image, np.random.Generator], Any],
+    ) -> None:
+        self.source = source
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, key: int | Key) -> tuple[Any, int]:
+        index, seed, epoch = (key, 0, 0) if isinstance(key, int) else key
+        rng = np.random.default_rng([index, seed, epoch])
+        return self.transform(self.source.load(index), rng), index
+
+
+class EpochBatchSampler(Sampler[list[Key]]):
+    """Seeded per-epoch shuffle, cut into global batches and then per-process slices.
+
+    Global batch ``b`` is ``order[b*G : (b+1)*G]`` with ``G = batch_size * world``;
+    process ``rank`` takes the ``rank``-th slice of it. So one process with the
+    combined batch sees the same images, in the same order, as all processes together.
+    The last incomplete global batch is dropped (every step has full batches).
+
+    Args:
+        n: dataset size.
+        batch_size: per-process batch size.
+        seed: shuffle seed.
+        epoch: which epoch's order.
+        rank: this process.
+        world: number of processes.
+        start: skip this many batches (resuming mid-epoch).
+    """
+
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        *,
+        seed: int = 0,
+        epoch: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        start: int = 0,
+    ) -> None:
+        self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, epoch
+        self.rank, self.world, self.start = rank, world, start
+
+    @staticmethod
+    def steps_per_epoch(n: int, batch_size: int, world: int = 1) -> int:
+        return n // (batch_size * world)
+
+    def __len__(self) -> int:
+        return max(
+            0, self.steps_per_epoch(self.n, self.batch_size, self.world) - self.start
+        )
+
+    def __iter__(self) -> Iterator[list[Key]]:
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
+        size = self.batch_size * self.world
+        for b in range(
+            self.start, self.steps_per_epoch(self.n, self.batch_size, self.world)
+        ):
+            lo = b * size + self.rank * self.batch_size
+            yield [
+                (int(i), self.seed, self.epoch)
+                for i in order[lo : lo + self.batch_size]
+            ]

@@ -1,0 +1,314 @@
+"""Frozen-feature evaluation: kNN and a linear probe (SPEC.md, "Evaluation").
+
+The encoder is in eval mode (BatchNorm uses its running statistics) and runs once
+over the labelled train and test images; its pooled features are then classified.
+
+- kNN: the usual InstDisc/lightly setting -- cosine similarity, the ``k = 200``
+  nearest training images vote with weight ``exp(s / t)``, ``t = 0.1``.
+- Linear probe: a linear classifier on the standardised frozen features (no
+  augmentation), Adam with a cosine schedule.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from adacompress.storage import atomic_torch_save
+from pirl.data import DataError, ImageDataset, ImageSource
+from pirl.resnet import resnet
+from pirl.transforms import EvalView
+
+ENCODER_FORMAT = "pirl-encoder-v1"
+
+
+@dataclass
+class EvalSettings:
+    """Settings of ``pirl eval``."""
+
+    checkpoint: str | None = None
+    """training checkpoint or exported encoder; without it: a random encoder"""
+    data: str = ""
+    """labelled images (class subfolders): folder or .zip"""
+    train_under: str = "train"
+    """sub-folder of --data with the images the classifiers are fitted on"""
+    test_under: str = "test"
+    """sub-folder of --data with the images they are scored on"""
+    arch: str = "resnet18"
+    """random encoder only: architecture"""
+    width: int = 32
+    """random encoder only: first-stage channels"""
+    cifar_stem: bool = True
+    """random encoder only: CIFAR stem"""
+    image_size: int | None = None
+    """input side in pixels (default: the encoder's training image size, else 32)"""
+    k: int = 200
+    """kNN neighbours"""
+    t: float = 0.1
+    """kNN temperature"""
+    linear_epochs: int = 100
+    """linear probe epochs (0 = skip the probe)"""
+    linear_lr: float = 1e-3
+    """linear probe peak learning rate (Adam)"""
+    batch_size: int = 256
+    """images per forward pass"""
+    workers: int = 1
+    """data-loading worker processes"""
+    limit_train: int | None = None
+    """use a seeded random subset of this many training images"""
+    limit_test: int | None = None
+    """use a seeded random subset of this many test images"""
+    seed: int = 0
+    """seed of the random encoder, the subsets and the probe"""
+    json: str | None = None
+    """write the result here as JSON"""
+    progress: bool = False
+    """show progress bars"""
+
+
+def load_encoder(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The encoder of a training checkpoint or of an exported file, plus its meta.
+
+    Raises:
+        ValueError: the file is neither.
+    """
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        raise ValueError(f"cannot read {path}: {str(err).splitlines()[0]}") from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path} is not a pirl checkpoint or encoder")
+    if saved.get("format") == ENCODER_FORMAT:
+        meta = {k: v for k, v in saved.items() if k != "state_dict"}
+        state = saved["state_dict"]
+    elif "model" in saved and "settings" in saved:
+        s = saved["settings"]
+        meta = {
+            "format": ENCODER_FORMAT,
+            "arch": s["arch"],
+            "width": s["width"],
+            "cifar_stem": s["cifar_stem"],
+            "image_size": s["image_size"],
+            "method": s["method"],
+            "steps": saved["state"]["global_step"],
+        }
+        state = {
+            k.removeprefix("encoder."): v
+            for k, v in saved["model"].items()
+            if k.startswith("encoder.")
+        }
+    else:
+        raise ValueError(f"{path} is not a pirl checkpoint or encoder")
+    encoder = resnet(meta["arch"], width=meta["width"], cifar_stem=meta["cifar_stem"])
+    encoder.load_state_dict(state)
+    return encoder, meta
+
+
+def export_encoder(checkpoint: str | Path, out: str | Path) -> dict[str, Any]:
+    """Write the encoder of ``checkpoint`` alone (weights + how to rebuild it)."""
+    encoder, meta = load_encoder(checkpoint)
+    atomic_torch_save({**meta, "state_dict": encoder.state_dict()}, Path(out))
+    return meta
+
+
+@torch.no_grad()
+def extract_features(
+    encoder: nn.Module,
+    source: ImageSource,
+    *,
+    image_size: int = 32,
+    batch_size: int = 256,
+    workers: int = 0,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """Pooled encoder features of every image, encoder in eval mode.
+
+    Shape: returns (len(source), encoder.out_dim).
+    """
+    was_training = encoder.training
+    encoder.eval()
+    loader = DataLoader(
+        ImageDataset(source, EvalView(image_size)),
+        batch_size=batch_size,
+        num_workers=workers,
+    )
+    parts = [encoder(x.to(device)).float().cpu() for x, _ in loader]
+    encoder.train(was_training)
+    return torch.cat(parts)
+
+
+def knn_top1(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor,
+    test_labels: torch.Tensor,
+    *,
+    k: int = 200,
+    t: float = 0.1,
+    chunk: int = 1024,
+) -> float:
+    """Weighted kNN top-1 accuracy (cosine similarity, weights ``exp(s / t)``).
+
+    Shape: features (n, d), labels (n,).
+    """
+    n_classes = max(int(train_labels.max()), int(test_labels.max())) + 1
+    train = F.normalize(train_features, dim=1)
+    test = F.normalize(test_features, dim=1)
+    k = min(k, len(train))
+    correct = 0
+    for lo in range(0, len(test), chunk):
+        similarity = test[lo : lo + chunk] @ train.T  # (chunk, n_train)
+        top_sim, top_idx = similarity.topk(k, dim=1)
+        weights = (top_sim / t).exp()
+        votes = torch.zeros(len(top_idx), n_classes)
+        votes.scatter_add_(1, train_labels[top_idx], weights)
+        correct += int((votes.argmax(1) == test_labels[lo : lo + chunk]).sum())
+    return correct / len(test)
+
+
+def linear_probe(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor,
+    test_labels: torch.Tensor,
+    *,
+    epochs: int = 100,
+    lr: float = 1e-3,
+    batch_size: int = 256,
+    seed: int = 0,
+) -> float:
+    """Top-1 accuracy of a linear classifier trained on frozen, standardised features.
+
+    Shape: features (n, d), labels (n,).
+    """
+    n_classes = max(int(train_labels.max()), int(test_labels.max())) + 1
+    mean, std = train_features.mean(0), train_features.std(0) + 1e-6
+    x_train, x_test = (train_features - mean) / std, (test_features - mean) / std
+    generator = torch.Generator().manual_seed(seed)
+    classifier = nn.Linear(x_train.shape[1], n_classes)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        classifier.reset_parameters()
+    optimizer = torch.optim.Adam(classifier.parameters(), lr=lr, weight_decay=1e-5)
+    steps_per_epoch = math.ceil(len(x_train) / batch_size)
+    total, step = epochs * steps_per_epoch, 0
+    for _ in range(epochs):
+        order = torch.randperm(len(x_train), generator=generator)
+        for lo in range(0, len(order), batch_size):
+            batch = order[lo : lo + batch_size]
+            for group in optimizer.param_groups:
+                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total))
+            loss = F.cross_entropy(classifier(x_train[batch]), train_labels[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step += 1
+    with torch.no_grad():
+        predicted = classifier(x_test).argmax(1)
+    return float((predicted == test_labels).float().mean())
+
+
+def labelled(source: ImageSource) -> torch.Tensor:
+    if source.labels is None:
+        raise DataError(
+            f"{source.path}: evaluation needs labels (one sub-folder per class)"
+        )
+    return torch.tensor(source.labels)
+
+
+def evaluate_encoder(
+    encoder: nn.Module,
+    train: ImageSource,
+    test: ImageSource,
+    *,
+    image_size: int = 32,
+    k: int = 200,
+    t: float = 0.1,
+    linear_epochs: int = 100,
+    linear_lr: float = 1e-3,
+    batch_size: int = 256,
+    workers: int = 0,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """kNN and linear-probe top-1 of a frozen encoder, as fractions in [0, 1]."""
+    if train.classes != test.classes:
+        raise DataError("train and test images have different classes")
+    y_train, y_test = labelled(train), labelled(test)
+    options = {"image_size": image_size, "batch_size": batch_size, "workers": workers}
+    x_train = extract_features(encoder, train, **options)  # type: ignore[arg-type]
+    x_test = extract_features(encoder, test, **options)  # type: ignore[arg-type]
+    result: dict[str, Any] = {
+        "n_train": len(train),
+        "n_test": len(test),
+        "feature_dim": int(x_train.shape[1]),
+        "knn_top1": knn_top1(x_train, y_train, x_test, y_test, k=k, t=t),
+        "linear_top1": None,
+    }
+    if linear_epochs > 0:
+        result["linear_top1"] = linear_probe(
+            x_train,
+            y_train,
+            x_test,
+            y_test,
+            epochs=linear_epochs,
+            lr=linear_lr,
+            seed=seed,
+        )
+    return result
+
+
+def evaluate(settings: EvalSettings) -> dict[str, Any]:
+    """``pirl eval``: load (or randomly initialise) the encoder and score it."""
+    if settings.checkpoint:
+        encoder, meta = load_encoder(settings.checkpoint)
+    else:
+        torch.manual_seed(settings.seed)
+        encoder = resnet(
+            settings.arch, width=settings.width, cifar_stem=settings.cifar_stem
+        )
+        meta = {
+            "arch": settings.arch,
+            "width": settings.width,
+            "cifar_stem": settings.cifar_stem,
+            "method": "random",
+        }
+    if not settings.data:
+        raise DataError("no evaluation data given (--data)")
+    train = ImageSource(
+        settings.data,
+        under=settings.train_under,
+        limit=settings.limit_train,
+        seed=settings.seed,
+    )
+    test = ImageSource(
+        settings.data,
+        under=settings.test_under,
+        limit=settings.limit_test,
+        seed=settings.seed,
+    )
+    image_size = settings.image_size or int(meta.get("image_size", 32))
+    result = evaluate_encoder(
+        encoder,
+        train,
+        test,
+        image_size=image_size,
+        k=settings.k,
+        t=settings.t,
+        linear_epochs=settings.linear_epochs,
+        linear_lr=settings.linear_lr,
+        batch_size=settings.batch_size,
+        workers=settings.workers,
+        seed=settings.seed,
+    )
+    skipped = [
+        {"path": s.name, "error": s.reason} for s in train.skipped + test.skipped
+    ]
+    return {"encoder": meta, **result, "skipped": skipped}

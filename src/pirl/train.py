@@ -1,0 +1,536 @@
+"""Self-supervised training: PIRL, NPID (lambda = 0) and the covariant Jigsaw baseline.
+
+Reads top to bottom: the settings dataclass, what each method is built from, one
+training step, the loop. SGD with momentum, cosine learning rate, weight decay on
+weights only (not on BatchNorm or biases). Every process of a ``torchrun`` launch
+(gloo on CPU, nccl on GPU) sees its slice of each global batch; gradients are averaged
+with one all-reduce after ``backward`` (what DDP does, without its single-forward
+restriction: PIRL runs the encoder on images and patches separately) and the memory
+bank is updated from the all-gathered batch, so every process holds the same bank.
+
+A checkpoint (model, optimiser, schedule position, memory bank with its sampling
+generator) is written after every epoch, on Ctrl-C and when the time budget or
+``max_steps`` stops the run; ``resume`` continues exactly: the data order and every
+augmentation are keyed by ``(seed, epoch, index)`` (see :mod:`pirl.data`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from adacompress.storage import atomic_torch_save, atomic_write_json
+from pirl.data import DataError, EpochBatchSampler, ImageDataset, ImageSource
+from pirl.jigsaw_baseline import (
+    JigsawClassifier,
+    max_hamming_permutations,
+    permutation_labels,
+)
+from pirl.loss import PIRLLoss
+from pirl.model import PIRLModel
+from pirl.resnet import resnet
+from pirl.transforms import ImageView, Jigsaw, Rotation, Views
+
+METHODS = ("pirl", "npid", "jigsaw")
+CHECKPOINT = "checkpoint.pt"
+LOG = "log.csv"
+
+
+@dataclass
+class TrainSettings:
+    """Settings of ``pirl train``."""
+
+    data: str = ""
+    """folder (class subfolders optional) or .zip of training images"""
+    under: str | None = None
+    """only images below this sub-folder of --data (e.g. 'train' in the CIFAR-10 zip)"""
+    out: str = "out/pirl"
+    """run folder: checkpoint.pt, log.csv, settings.json"""
+    method: str = "pirl"
+    """pirl | npid (PIRL with lambda = 0, no pretext view) | jigsaw (covariant)"""
+    pretext: str = "jigsaw"
+    """PIRL's pretext transform: jigsaw | rotation"""
+    arch: str = "resnet18"
+    """encoder architecture"""
+    width: int = 32
+    """channels of the encoder's first stage (64 = the usual ResNet)"""
+    cifar_stem: bool = True
+    """3x3 stride-1 stem without max-pool (for small images such as CIFAR's 32 px)"""
+    image_size: int = 32
+    """side of the whole-image view in pixels"""
+    grid_size: int = 48
+    """jigsaw: the random crop is resized to this before the 3x3 cut (48 on 32-px
+    images = upsampling by 1.5)"""
+    patch_size: int = 12
+    """jigsaw: side of the random crop inside each cell (cell = grid_size // 3)"""
+    epochs: int = 200
+    """epochs; the cosine schedule spans them (or the time budget if shorter)"""
+    batch_size: int = 128
+    """images per step and process"""
+    lr: float = 0.06
+    """peak learning rate (SGD)"""
+    momentum: float = 0.9
+    """SGD momentum"""
+    weight_decay: float = 5e-4
+    """weight decay on conv/linear weights (never on BatchNorm or biases)"""
+    lam: float = 0.5
+    """PIRL's lambda: weight of the pretext term (ignored by npid and jigsaw)"""
+    temperature: float = 0.07
+    """NCE temperature tau"""
+    n_negatives: int = 4096
+    """negatives per image drawn from the memory bank (paper: 32000)"""
+    loss: str = "nce"
+    """contrastive loss: nce (paper) | infonce"""
+    shared_negatives: bool = True
+    """one draw of negatives for the whole batch (fast on CPU) instead of per image"""
+    bank_momentum: float = 0.5
+    """memory bank momentum"""
+    n_permutations: int = 100
+    """jigsaw baseline: number of permutations (maximal Hamming distance)"""
+    seed: int = 0
+    """seed of the model, data order, augmentations and memory bank"""
+    workers: int = 1
+    """data-loading worker processes (0 = decode in the training process)"""
+    limit: int | None = None
+    """train on a seeded random subset of this many images"""
+    budget_minutes: float | None = None
+    """stop after this much training time; the cosine schedule then ends with it"""
+    max_steps: int | None = None
+    """stop after this many steps (does not change the schedule)"""
+    resume: bool = False
+    """continue from out/checkpoint.pt"""
+    device: str = "auto"
+    """auto | cpu | cuda"""
+    amp: bool = True
+    """bfloat16 autocast on CUDA (no effect on CPU)"""
+    log_every: int = 20
+    """steps between log rows"""
+    progress: bool = False
+    """show a progress bar"""
+
+
+# --- what each method is built from -------------------------------------------------
+
+
+def build_encoder(settings: TrainSettings) -> nn.Module:
+    return resnet(settings.arch, width=settings.width, cifar_stem=settings.cifar_stem)
+
+
+def build_method(
+    settings: TrainSettings, n_data: int
+) -> tuple[nn.Module, PIRLLoss | None, Views, torch.Tensor | None]:
+    """Model, loss (PIRL/NPID), transform and permutation set (Jigsaw) of a method."""
+    if settings.method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {settings.method!r}")
+    torch.manual_seed(settings.seed)  # the same initial model in every process
+    encoder = build_encoder(settings)
+    view = ImageView(settings.image_size)
+    if settings.method == "jigsaw":
+        permutations = max_hamming_permutations(settings.n_permutations)
+        jigsaw = Jigsaw(
+            settings.grid_size, settings.patch_size, permutations=permutations
+        )
+        model = JigsawClassifier(encoder, settings.n_permutations)
+        return model, None, Views(jigsaw), permutations
+    if settings.method == "npid":
+        pretext, lam, transform = "none", 0.0, Views(view)
+    elif settings.pretext == "jigsaw":
+        pretext, lam = "jigsaw", settings.lam
+        transform = Views(view, Jigsaw(settings.grid_size, settings.patch_size))
+    elif settings.pretext == "rotation":
+        pretext, lam = "rotation", settings.lam
+        transform = Views(view, Rotation(settings.image_size))
+    else:
+        raise ValueError(
+            f"pretext must be jigsaw or rotation, got {settings.pretext!r}"
+        )
+    criterion = PIRLLoss(
+        n_data,
+        lam=lam,
+        temperature=settings.temperature,
+        n_negatives=settings.n_negatives,
+        loss=settings.loss,
+        momentum=settings.bank_momentum,
+        seed=settings.seed,
+        shared_negatives=settings.shared_negatives,
+    )
+    return PIRLModel(encoder, pretext=pretext), criterion, transform, None
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on conv and linear weights; none on BatchNorm and biases."""
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def cosine_lr(base: float, progress: float) -> float:
+    """``base * (1 + cos(pi * progress)) / 2``, progress clipped to [0, 1]."""
+    return base * 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+
+
+# --- one step -----------------------------------------------------------------------
+
+
+def average_gradients(model: nn.Module) -> None:
+    """All-reduce the mean gradient over processes (no-op in a single process)."""
+    if not (dist.is_initialized() and dist.get_world_size() > 1):
+        return
+    world = dist.get_world_size()
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= world
+
+
+def mean_over_processes(value: torch.Tensor) -> float:
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        value = value.detach().clone()
+        dist.all_reduce(value)
+        value /= dist.get_world_size()
+    return float(value)
+
+
+def pirl_step(
+    model: nn.Module,
+    criterion: PIRLLoss,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    pretext: torch.Tensor | None,
+    indices: torch.Tensor,
+    *,
+    rank: int = 0,
+    world: int = 1,
+    autocast: contextlib.AbstractContextManager[Any] | None = None,
+) -> float:
+    """One PIRL/NPID step: loss, backward, averaged gradients, SGD, bank update.
+
+    Returns the loss averaged over all processes (= the loss of the global batch).
+    """
+    with autocast or contextlib.nullcontext():
+        f, g = model(images, pretext)
+        loss = criterion(
+            f.float(), None if g is None else g.float(), indices, rank=rank, world=world
+        )
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    average_gradients(model)
+    optimizer.step()
+    criterion.update(indices, f.detach())  # SPEC.md: the bank moves after the loss
+    return mean_over_processes(loss.detach())
+
+
+def jigsaw_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    patches: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    autocast: contextlib.AbstractContextManager[Any] | None = None,
+) -> float:
+    """One covariant Jigsaw step: cross-entropy over the permutation set."""
+    with autocast or contextlib.nullcontext():
+        loss = F.cross_entropy(model(patches).float(), labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    average_gradients(model)
+    optimizer.step()
+    return mean_over_processes(loss.detach())
+
+
+# --- the loop -----------------------------------------------------------------------
+
+
+def process_group() -> tuple[int, int]:
+    """``(rank, world)``; joins the ``torchrun`` process group when launched by it."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device(name)
+
+
+class Logger:
+    """CSV log (appended across resumes) and TensorBoard when it is installed."""
+
+    def __init__(self, folder: Path, enabled: bool) -> None:
+        self.path = folder / LOG
+        self.enabled = enabled
+        self.writer: Any = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(folder / "tensorboard"))
+            except ImportError:  # tensorboard not installed: CSV only
+                self.writer = None
+
+    def log(self, row: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        new = not self.path.exists()
+        with self.path.open("a", newline="") as handle:
+            out = csv.DictWriter(handle, fieldnames=list(row))
+            if new:
+                out.writeheader()
+            out.writerow(row)
+        if self.writer is not None:
+            step = int(row["charts/step"])
+            for key, value in row.items():
+                if key != "charts/step":
+                    self.writer.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def batches(
+    dataset: ImageDataset,
+    settings: TrainSettings,
+    epoch: int,
+    start: int,
+    rank: int,
+    world: int,
+) -> Iterator[tuple[Any, torch.Tensor]]:
+    sampler = EpochBatchSampler(
+        len(dataset),
+        settings.batch_size,
+        seed=settings.seed,
+        epoch=epoch,
+        rank=rank,
+        world=world,
+        start=start,
+    )
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=settings.workers)
+    yield from loader
+
+
+def train(
+    settings: TrainSettings, *, source: ImageSource | None = None
+) -> dict[str, Any]:
+    """Train one method; returns a summary. ``source`` overrides ``settings.data``.
+
+    Raises:
+        DataError: no usable data, or fewer images than one global batch.
+        ValueError: inconsistent settings (or a resume with different ones).
+    """
+    rank, world = process_group()
+    device = pick_device(settings.device)
+    out = Path(settings.out)
+    if source is None:
+        if not settings.data:
+            raise DataError("no training data given (--data)")
+        source = ImageSource(
+            settings.data,
+            under=settings.under,
+            limit=settings.limit,
+            seed=settings.seed,
+        )
+    n = len(source)
+    steps_per_epoch = EpochBatchSampler.steps_per_epoch(n, settings.batch_size, world)
+    if steps_per_epoch == 0:
+        raise DataError(
+            f"{n} usable images, fewer than one batch of {settings.batch_size * world}"
+        )
+    model, criterion, transform, permutations = build_method(settings, n)
+    if device.type == "cuda" and world > 1:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model.to(device)
+    if criterion is not None:
+        criterion.to(device)
+    optimizer = torch.optim.SGD(
+        parameter_groups(model, settings.weight_decay),
+        lr=settings.lr,
+        momentum=settings.momentum,
+    )
+    dataset = ImageDataset(source, transform)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if settings.amp and device.type == "cuda"
+        else None
+    )
+    total_steps = settings.epochs * steps_per_epoch
+    budget_s = None if settings.budget_minutes is None else settings.budget_minutes * 60
+    state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "elapsed": 0.0}
+    checkpoint = out / CHECKPOINT
+    if settings.resume:
+        if not checkpoint.exists():
+            raise DataError(f"nothing to resume: {checkpoint} does not exist")
+        saved = torch.load(checkpoint, map_location=device, weights_only=False)
+        if saved["n_data"] != n or saved["settings"]["method"] != settings.method:
+            raise ValueError("checkpoint was made with other data or another method")
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        if criterion is not None:
+            criterion.load_state_dict(saved["criterion"])
+        state = saved["state"]
+    elif rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / LOG).unlink(missing_ok=True)
+
+    def save() -> None:
+        if rank != 0:
+            return
+        atomic_torch_save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "criterion": None if criterion is None else criterion.state_dict(),
+                "state": dict(state),
+                "n_data": n,
+                "world": world,
+                "settings": asdict(settings),
+            },
+            checkpoint,
+        )
+
+    if rank == 0:
+        atomic_write_json(
+            out / "settings.json",
+            {
+                **asdict(settings),
+                "n_data": n,
+                "world": world,
+                "skipped": len(source.skipped),
+            },
+        )
+    logger = Logger(out, enabled=rank == 0)
+    bar = tqdm(
+        total=total_steps,
+        initial=int(state["global_step"]),
+        disable=not (settings.progress and rank == 0),
+        desc=settings.method,
+    )
+    model.train()
+    session_start = time.monotonic()
+    elapsed_before = float(state["elapsed"])
+    last_loss = float("nan")
+    window_images, window_start = 0, time.monotonic()
+
+    def elapsed() -> float:
+        return elapsed_before + time.monotonic() - session_start
+
+    def should_stop() -> bool:
+        stop = (budget_s is not None and elapsed() >= budget_s) or (
+            settings.max_steps is not None
+            and state["global_step"] >= settings.max_steps
+        )
+        if world > 1:  # every process stops at the same step
+            flag = torch.tensor(float(stop))
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            stop = bool(flag)
+        return bool(stop)
+
+    stopped = should_stop()
+    try:
+        while not stopped and state["epoch"] < settings.epochs:
+            epoch = int(state["epoch"])
+            for views, indices in batches(
+                dataset, settings, epoch, int(state["step_in_epoch"]), rank, world
+            ):
+                progress = state["global_step"] / total_steps
+                if budget_s is not None:
+                    progress = max(progress, elapsed() / budget_s)
+                lr = cosine_lr(settings.lr, progress)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                indices = indices.to(device)
+                if settings.method == "jigsaw":
+                    patches, perms = views[0]
+                    labels = permutation_labels(perms, permutations).to(device)  # type: ignore[arg-type]
+                    last_loss = jigsaw_step(
+                        model, optimizer, patches.to(device), labels, autocast=autocast
+                    )
+                else:
+                    assert criterion is not None
+                    images = views[0].to(device)
+                    pretext = views[1][0] if len(views) > 1 else None
+                    if isinstance(pretext, torch.Tensor):
+                        pretext = pretext.to(device)
+                    last_loss = pirl_step(
+                        model,
+                        criterion,
+                        optimizer,
+                        images,
+                        pretext,
+                        indices,
+                        rank=rank,
+                        world=world,
+                        autocast=autocast,
+                    )
+                state["global_step"] += 1
+                state["step_in_epoch"] += 1
+                state["elapsed"] = elapsed()
+                window_images += settings.batch_size * world
+                bar.update(1)
+                bar.set_postfix(loss=f"{last_loss:.3f}")
+                if state["global_step"] % settings.log_every == 0:
+                    now = time.monotonic()
+                    logger.log(
+                        {
+                            "charts/step": state["global_step"],
+                            "charts/epoch": epoch,
+                            "charts/lr": lr,
+                            "charts/images_per_s": window_images / (now - window_start),
+                            "charts/elapsed_s": state["elapsed"],
+                            "losses/loss": last_loss,
+                        }
+                    )
+                    window_images, window_start = 0, now
+                stopped = should_stop()
+                if stopped:
+                    break
+            if not stopped:
+                state["epoch"] += 1
+                state["step_in_epoch"] = 0
+            save()
+    except KeyboardInterrupt:
+        state["elapsed"] = elapsed()
+        save()
+        raise
+    finally:
+        bar.close()
+        logger.close()
+    if stopped and int(state["global_step"]) == 0:
+        save()  # stopped before the first step: still leave a checkpoint
+    images_seen = int(state["global_step"]) * settings.batch_size * world
+    return {
+        "method": settings.method,
+        "n_data": n,
+        "skipped": [{"path": s.name, "error": s.reason} for s in source.skipped],
+        "steps": int(state["global_step"]),
+        "epochs": int(state["epoch"]) + int(state["step_in_epoch"]) / steps_per_epoch,
+        "images_seen": images_seen,
+        "elapsed_s": float(state["elapsed"]),
+        "images_per_s": images_seen / max(float(state["elapsed"]), 1e-9),
+        "last_loss": last_loss,
+        "checkpoint": str(checkpoint),
+    }

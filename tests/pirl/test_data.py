@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tests.conftest import write_bad_inputs
+from torch.utils.data import DataLoader
+
+from pirl.data import DataError, EpochBatchSampler, ImageDataset, ImageSource
+from pirl.transforms import EvalView
+
+
+def test_folder_and_zip_list_the_same_images(
+    image_folder: Path, image_zip: Path
+) -> None:
+    folder = ImageSource(image_folder)
+    archive = ImageSource(image_zip, under="train")
+    assert len(folder) == len(archive) == 40
+    assert folder.classes == archive.classes == ["a", "b"]
+    assert folder.labels == archive.labels
+    assert np.array_equal(np.asarray(folder.load(3)), np.asarray(archive.load(3)))
+
+
+def test_dataset_returns_views_and_index_through_workers(image_zip: Path) -> None:
+    dataset = ImageDataset(ImageSource(image_zip), EvalView(32))
+    loader = DataLoader(dataset, batch_size=8, num_workers=2)
+    seen = torch.cat([index for _, index in loader])
+    assert sorted(seen.tolist()) == list(range(40))
+    x, index = dataset[5]
+    assert x.shape == (3, 32, 32) and index == 5
+
+
+def test_bad_images_are_skipped_with_a_reason(
+    tmp_path: Path, image_folder: Path
+) -> None:
+    expected = write_bad_inputs(image_folder / "bad")
+    (image_folder / "README.txt").write_text("not an image, ignored")
+    source = ImageSource(image_folder)
+    assert len(source) == 40
+    reasons = {Path(s.name).name: s.reason for s in source.skipped}
+    assert set(reasons) == set(expected)
+    for name, word in expected.items():
+        assert word in reasons[name].lower(), (name, reasons[name])
+        assert "\n" not in reasons[name]
+    assert source.classes == ["a", "b"]  # the skipped folder is no class
+
+
+def test_unusable_sources_give_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="does not exist"):
+        ImageSource(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no usable image"):
+        ImageSource(tmp_path / "empty")
+    (tmp_path / "file.txt").write_text("hello")
+    with pytest.raises(DataError, match="neither a folder nor a zip"):
+        ImageSource(tmp_path / "file.txt")
+
+
+def test_limit_is_a_seeded_subset(image_folder: Path) -> None:
+    a = ImageSource(image_folder, limit=10, seed=3)
+    b = ImageSource(image_folder, limit=10, seed=3)
+    assert len(a) == 10 and a.names == b.names
+
+
+def test_sampler_slices_global_batches_across_processes() -> None:
+    one = list(EpochBatchSampler(50, 8, seed=1, epoch=2, world=1))
+    two = [
+        list(EpochBatchSampler(50, 4, seed=1, epoch=2, rank=r, world=2)) for r in (0, 1)
+    ]
+    assert len(one) == 6 and len(two[0]) == len(two[1]) == 6
+    for step, batch in enumerate(one):
+        assert batch == two[0][step] + two[1][step]
+    resumed = list(EpochBatchSampler(50, 8, seed=1, epoch=2, start=4))
+    assert resumed == one[4:]
+    other_epoch = list(EpochBatchSampler(50, 8, seed=1, epoch=3))
+    assert other_epoch != one
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("ADACOMPRESS_DATA", "../shared/data"))
+
+
+def test_cifar10_zip_reads_directly() -> None:
+    path = data_root() / "cifar10" / "cifar10-jpeg.zip"
+    if not path.exists():
+        pytest.skip(f"CIFAR-10 zip not found at {path} (set ADACOMPRESS_DATA)")
+    test = ImageSource(path, under="test", limit=200)
+    assert len(test) == 200 and len(test.classes) == 10
+    assert test.load(0).size == (32, 32)

@@ -1,0 +1,147 @@
+"""Each loss against a naive loop written straight from SPEC.md's formulas."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pirl.loss import PIRLLoss, info_nce_loss, nce_loss
+
+
+def unit(*shape: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return F.normalize(torch.randn(*shape, generator=g, dtype=torch.float64), dim=-1)
+
+
+def naive_nce(memory, negatives, v, tau, n_data, z=1.0, n=None):  # type: ignore[no-untyped-def]
+    """SPEC.md: h(u,v) = exp(s/tau) / (exp(s/tau) + N/|D|) (exp divided by Z);
+    loss = -log h(m_I, v) - sum_I' log(1 - h(m_I', v)); mean over the batch."""
+    n = n or len(negatives[0])
+
+    def h(u, w):  # type: ignore[no-untyped-def]
+        s = float(sum(u[d] * w[d] for d in range(len(u))))
+        e = math.exp(s / tau) / z
+        return e / (e + n / n_data)
+
+    total = 0.0
+    for b in range(len(v)):
+        loss = -math.log(h(memory[b], v[b]))
+        for neg in negatives[b]:
+            loss -= math.log(1 - h(neg, v[b]))
+        total += loss
+    return total / len(v)
+
+
+def naive_info_nce(memory, negatives, v, tau):  # type: ignore[no-untyped-def]
+    total = 0.0
+    for b in range(len(v)):
+        pos = math.exp(float(memory[b] @ v[b]) / tau)
+        den = pos + sum(math.exp(float(neg @ v[b]) / tau) for neg in negatives[b])
+        total += -math.log(pos / den)
+    return total / len(v)
+
+
+def test_nce_matches_the_formula() -> None:
+    v, memory, negatives = (
+        unit(4, 8, seed=0),
+        unit(4, 8, seed=1),
+        unit(4, 16, 8, seed=2),
+    )
+    for tau, n_data, z in [(0.07, 100, 1.0), (0.5, 20, 1.0), (0.07, 1000, 37.0)]:
+        got = nce_loss(
+            (memory * v).sum(1),
+            torch.einsum("bnd,bd->bn", negatives, v),
+            temperature=tau,
+            n_data=n_data,
+            log_z=math.log(z),
+        )
+        want = naive_nce(memory, negatives, v, tau, n_data, z)
+        assert math.isclose(float(got), want, rel_tol=1e-9), (tau, float(got), want)
+
+
+def test_nce_stays_finite_at_extreme_similarities() -> None:
+    pos = torch.tensor([1.0, -1.0])
+    neg = torch.tensor([[1.0, -1.0], [1.0, 1.0]])
+    assert torch.isfinite(nce_loss(pos, neg, temperature=0.01, n_data=10))
+
+
+def test_info_nce_matches_the_formula() -> None:
+    v, memory, negatives = (
+        unit(3, 8, seed=3),
+        unit(3, 8, seed=4),
+        unit(3, 10, 8, seed=5),
+    )
+    got = info_nce_loss(
+        (memory * v).sum(1), torch.einsum("bnd,bd->bn", negatives, v), temperature=0.2
+    )
+    assert math.isclose(
+        float(got), naive_info_nce(memory, negatives, v, 0.2), rel_tol=1e-9
+    )
+
+
+def naive_pirl(criterion, f, g, indices, negative_ids, lam, z):  # type: ignore[no-untyped-def]
+    """negative_ids: one list of slots per image; an image's own slot is left out."""
+    bank = criterion.memory_bank.bank.double()
+    memory = [bank[i] for i in indices]
+    negatives = [
+        [bank[j] for j in row if j != i]
+        for i, row in zip(indices, negative_ids, strict=False)
+    ]
+    tau, n_data, n = criterion.temperature, criterion.n_data, criterion.n_negatives
+    term_g = naive_nce(memory, negatives, g.double(), tau, n_data, z, n) if lam else 0
+    term_f = naive_nce(memory, negatives, f.double(), tau, n_data, z, n)
+    return lam * term_g + (1 - lam) * term_f
+
+
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("lam", [0.5, 0.0, 1.0])
+def test_pirl_loss_is_the_lambda_mix_with_shared_negatives(
+    lam: float, shared: bool
+) -> None:
+    criterion = PIRLLoss(
+        10,
+        dim=8,
+        lam=lam,
+        n_negatives=12,
+        seed=1,
+        norm_constant=3.0,
+        shared_negatives=shared,
+    )
+    f, g = unit(4, 8, seed=6).float(), unit(4, 8, seed=7).float()
+    indices = torch.tensor([0, 5, 9, 3])
+    bank = criterion.memory_bank
+    state = bank.generator.get_state()
+    loss = criterion(f, g, indices)
+    bank.generator.set_state(state)
+    if shared:
+        ids = bank.sample_shared(12)
+        negative_ids = [ids.tolist()] * 4
+        assert any(int(i) in ids.tolist() for i in indices)  # masking is exercised
+    else:
+        negative_ids = bank.sample_negatives(indices, 12).tolist()
+    want = naive_pirl(criterion, f, g, indices.tolist(), negative_ids, lam, 3.0)
+    assert math.isclose(float(loss), want, rel_tol=1e-5), (lam, float(loss), want)
+
+
+def test_npid_needs_no_pretext_and_z_is_estimated_once() -> None:
+    criterion = PIRLLoss(100, dim=8, lam=0.0, n_negatives=20, seed=0)
+    assert torch.isnan(criterion.log_z)
+    f = unit(4, 8, seed=8).float()
+    criterion(f, None, torch.arange(4))
+    log_z = float(criterion.log_z)
+    assert math.isfinite(log_z) and log_z > math.log(100)  # Z ~ |D| * mean exp(s/tau)
+    criterion(unit(4, 8, seed=9).float(), None, torch.arange(4))
+    assert float(criterion.log_z) == log_z
+    assert "log_z" in criterion.state_dict()
+
+
+def test_gradient_flows_to_both_embeddings() -> None:
+    criterion = PIRLLoss(30, dim=8, n_negatives=5, norm_constant=1.0)
+    f = unit(2, 8, seed=10).float().requires_grad_()
+    g = unit(2, 8, seed=11).float().requires_grad_()
+    criterion(f, g, torch.tensor([1, 2])).backward()
+    assert f.grad is not None and g.grad is not None
+    assert float(f.grad.abs().sum()) > 0 and float(g.grad.abs().sum()) > 0

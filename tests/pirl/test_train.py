@@ -1,0 +1,183 @@
+"""Training: resume exactness and smoke runs through the real CLI."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+from tests.conftest import write_bad_inputs, write_odd_but_valid
+
+from pirl.cli import main
+from pirl.train import TrainSettings, train
+
+TINY = dict(
+    arch="resnet10",
+    width=4,
+    batch_size=8,
+    n_negatives=16,
+    workers=0,
+    epochs=3,
+    log_every=1,
+    grid_size=30,
+    patch_size=8,
+    image_size=16,
+)
+
+
+def losses(folder: Path) -> list[float]:
+    with (folder / "log.csv").open() as handle:
+        return [float(row["losses/loss"]) for row in csv.DictReader(handle)]
+
+
+@pytest.mark.parametrize("method", ["pirl", "jigsaw"])
+def test_resume_reproduces_the_next_steps(
+    image_folder: Path, tmp_path: Path, method: str
+) -> None:
+    base = dict(TINY, data=str(image_folder), method=method, n_permutations=10)
+    straight = tmp_path / "straight"
+    train(TrainSettings(**base, out=str(straight), max_steps=7))  # type: ignore[arg-type]
+    split = tmp_path / "split"
+    train(TrainSettings(**base, out=str(split), max_steps=3))  # type: ignore[arg-type]
+    summary = train(TrainSettings(**base, out=str(split), max_steps=7, resume=True))  # type: ignore[arg-type]
+    assert summary["steps"] == 7  # 5 steps an epoch: the resume crosses an epoch
+    assert losses(split) == pytest.approx(losses(straight), rel=1e-5)
+    a = torch.load(straight / "checkpoint.pt", weights_only=False)
+    b = torch.load(split / "checkpoint.pt", weights_only=False)
+    for key, value in a["model"].items():
+        assert torch.allclose(value.float(), b["model"][key].float(), atol=1e-6), key
+    if method == "pirl":
+        bank_a = a["criterion"]["memory_bank.bank"]
+        assert torch.allclose(bank_a, b["criterion"]["memory_bank.bank"], atol=1e-6)
+
+
+def cli_args(**options: object) -> list[str]:
+    args = []
+    for key, value in options.items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    return args
+
+
+@pytest.mark.parametrize(
+    "method, pretext",
+    [
+        ("pirl", "jigsaw"),
+        ("pirl", "rotation"),
+        ("npid", "jigsaw"),
+        ("jigsaw", "jigsaw"),
+    ],
+)
+def test_cli_smoke_train_eval_export(
+    image_folder: Path,
+    tmp_path: Path,
+    method: str,
+    pretext: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    write_bad_inputs(image_folder / "bad")  # skipped with a reason, no crash
+    write_odd_but_valid(image_folder / "odd")  # 160x120, CMYK, 16-bit, alpha...: used
+    out = tmp_path / method
+    args = cli_args(
+        **TINY, data=image_folder, out=out, method=method, pretext=pretext, max_steps=6
+    )
+    assert (
+        main(["--threads", "1", "--quiet", "train", *args, "--n-permutations", "10"])
+        == 0
+    )
+    captured = capsys.readouterr()
+    assert "6 steps" in captured.out and "on 45 images" in captured.out
+    assert "skipped bad/truncated.jpg: corrupt or truncated" in captured.err
+    assert "Traceback" not in captured.err
+    assert (out / "checkpoint.pt").exists() and (out / "settings.json").exists()
+    assert len(losses(out)) == 6
+    encoder = tmp_path / "encoder.pt"
+    assert main(["export", str(out / "checkpoint.pt"), str(encoder)]) == 0
+
+
+def test_cli_eval_on_labelled_zip(image_zip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = cli_args(**TINY, data=image_zip, under="train", out=out, max_steps=2)
+    assert main(["--threads", "1", "--quiet", "train", *args]) == 0
+    report = tmp_path / "eval.json"
+    eval_args = [
+        "--checkpoint",
+        str(out / "checkpoint.pt"),
+        "--data",
+        str(image_zip),
+        "--test-under",
+        "train",
+        "--k",
+        "5",
+        "--linear-epochs",
+        "3",
+        "--workers",
+        "0",
+        "--json",
+        str(report),
+    ]
+    assert main(["--quiet", "eval", *eval_args]) == 0
+    text = report.read_text()
+    assert '"knn_top1"' in text and '"linear_top1"' in text
+    random_args = [a for a in eval_args if a != str(out / "checkpoint.pt")]
+    random_args.remove("--checkpoint")
+    assert main(["--quiet", "eval", *random_args, "--width", "4"]) == 0
+    assert '"method": "random"' in report.read_text()
+
+
+def test_cli_errors_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "empty").mkdir()
+    assert (
+        main(["train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path)]) == 2
+    )
+    err = capsys.readouterr().err
+    assert err.startswith("pirl: error: no usable image") and err.count("\n") == 1
+    assert (
+        main(
+            ["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--resume"]
+        )
+        == 2
+    )
+    (tmp_path / "x.pt").write_bytes(b"garbage")
+    assert main(["export", str(tmp_path / "x.pt"), str(tmp_path / "y.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("pirl: error:") == 2
+
+
+def test_budget_stops_the_run(image_folder: Path, tmp_path: Path) -> None:
+    settings = TrainSettings(
+        **TINY, data=str(image_folder), out=str(tmp_path), budget_minutes=1e-9
+    )  # type: ignore[arg-type]
+    summary = train(settings)
+    assert summary["steps"] <= 1 and (tmp_path / "checkpoint.pt").exists()
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resumes(
+    image_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pirl.train as train_module
+
+    real_step = train_module.pirl_step
+    calls = {"n": 0}
+
+    def interrupted(*args: object, **kwargs: object) -> float:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(train_module, "pirl_step", interrupted)
+    args = cli_args(**TINY, data=image_folder, out=tmp_path, max_steps=4)
+    assert main(["--threads", "1", "--quiet", "train", *args]) == 130
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert saved["state"]["global_step"] == 2
+    monkeypatch.setattr(train_module, "pirl_step", real_step)
+    assert main(["--threads", "1", "--quiet", "train", *args, "--resume"]) == 0
+    assert (
+        torch.load(tmp_path / "checkpoint.pt", weights_only=False)["state"][
+            "global_step"
+        ]
+        == 4
+    )
