@@ -207,3 +207,38 @@ def test_kill_9_then_resume_loses_and_repeats_nothing(tmp_path: Path) -> None:
     assert [r["path"] for r in b] == [r["path"] for r in a]
     for key in ("state", "action", "bytes_uploaded", "accuracy", "p_est"):
         assert [r[key] for r in b] == [r[key] for r in a], key
+
+
+def test_runtime_over_http_matches_in_process(tmp_path: Path) -> None:
+    """The runtime works unchanged against the emulated cloud served over HTTP."""
+    from adacompress.backends import EfficientNetLiteCloud
+    from adacompress.run import run_stream
+    from adacompress.service import ServeSettings, create_app, running
+    from adacompress.shipped import shipped_agent_path
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    paths = []
+    for i in range(6):
+        paths.append(folder / f"p{i}.png")
+        photo(i, (320, 240)).save(paths[-1])
+    common = dict(agent_file=shipped_agent_path("lite0"), settings=PRESETS["default"],
+                  progress=False)  # fmt: skip
+    local = run_stream(
+        paths,
+        backend="lite0",
+        state_dir=tmp_path / "a",
+        cache_path=tmp_path / "a.sqlite",
+        **common,
+    )  # type: ignore[arg-type]
+    app = create_app(ServeSettings(backend="lite0"), EfficientNetLiteCloud("lite0"))
+    with running(app) as url:
+        remote = run_stream(
+            paths,
+            backend=url,
+            state_dir=tmp_path / "b",
+            cache_path=tmp_path / "b.sqlite",
+            **common,
+        )  # type: ignore[arg-type]
+    for key in ("state", "action", "bytes_uploaded", "accuracy"):
+        assert [getattr(r, key) for r in remote] == [getattr(r, key) for r in local]
