@@ -8,17 +8,11 @@ for ``python -m adacompress``, the console script and the tests.
 from __future__ import annotations
 
 import argparse
-import ast
-import dataclasses
-import inspect
 import json
 import sys
-import textwrap
-import types
-import typing
-from functools import cache
 from typing import Any
 
+from adacompress import settings_cli
 from adacompress.agent import DQNSettings
 from adacompress.backends import BACKENDS, ServiceError
 from adacompress.codec import ACTION_SETS
@@ -41,74 +35,23 @@ CHOICES: dict[str, Registry[Any]] = {
 HIDDEN = {"state_dim", "n_actions", "dqn", "progress", "overrides"}
 
 
-@cache
-def field_docs(cls: type) -> dict[str, str]:
-    """The string literal under each field of a dataclass (its help text)."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs: dict[str, str] = {}
-    for node, after in zip(body, body[1:], strict=False):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(after, ast.Expr)
-            and isinstance(after.value, ast.Constant)
-        ):
-            docs[node.target.id] = str(after.value.value)
-    return docs
-
-
 def add_settings(
-    parser: argparse.ArgumentParser, cls: type, *, default_from: str | None = None
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    cls: type,
+    *,
+    default_from: str | None = None,
 ) -> None:
-    """One ``--option`` per dataclass field, typed and documented from the class.
-
-    With ``default_from`` every default is None ("take it from that option").
-    """
-    hints = typing.get_type_hints(cls)
-    docs = field_docs(cls)
-    for f in dataclasses.fields(cls):
-        if f.name in HIDDEN:
-            continue
-        kind = hints[f.name]
-        default: Any = f.default
-        if default is dataclasses.MISSING:
-            default = f.default_factory()  # type: ignore[misc]
-        if default_from:
-            default = None
-        flag = "--" + f.name.replace("_", "-")
-        shown = f"from {default_from}" if default_from else default
-        help_text = f"{docs.get(f.name, '')} (default: {shown})"
-        if kind is bool:
-            parser.add_argument(
-                flag,
-                action=argparse.BooleanOptionalAction,
-                default=default,
-                help=docs.get(f.name),
-            )
-            continue
-        args = typing.get_args(kind)
-        if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
-            kind = next(a for a in args if a is not type(None))
-        if typing.get_origin(kind) is tuple:
-            parser.add_argument(
-                flag, type=int, nargs="+", default=default, help=help_text
-            )
-            continue
-        choices = list(CHOICES[f.name]) if f.name in CHOICES else None
-        if f.name == "backend":
-            help_text += f"; one of {', '.join(BACKENDS)}, rekognition, http(s)://URL"
-        parser.add_argument(
-            flag, type=kind, default=default, choices=choices, help=help_text
-        )
+    """This CLI's options for a settings dataclass (see :mod:`settings_cli`)."""
+    settings_cli.add_settings(
+        parser, cls, choices=CHOICES, hidden=HIDDEN, default_from=default_from,
+        extra_help={
+            "backend": f"; one of {', '.join(BACKENDS)}, rekognition, http(s)://URL"
+        },
+    )  # fmt: skip
 
 
 def pick(cls: type, namespace: argparse.Namespace) -> dict[str, Any]:
-    names = {f.name for f in dataclasses.fields(cls)} - HIDDEN
-    values = {name: getattr(namespace, name) for name in names}
-    if "hidden" in values:
-        values["hidden"] = tuple(values["hidden"])
-    return values
+    return settings_cli.pick(cls, namespace, hidden=HIDDEN)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_train = sub.add_parser("train", help="train an agent against a backend")
     add_settings(p_train, TrainSettings)
     group = p_train.add_argument_group("agent (DQN) settings")
-    add_settings(group, DQNSettings)  # type: ignore[arg-type]
+    add_settings(group, DQNSettings)
     p_eval = sub.add_parser(
         "evaluate", help="agent vs every fixed quality vs the per-image oracle"
     )
@@ -137,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_settings(p_run, RunSettings)
     group = p_run.add_argument_group("runtime constants (override the preset)")
-    add_settings(group, RuntimeSettings, default_from="--preset")  # type: ignore[arg-type]
+    add_settings(group, RuntimeSettings, default_from="--preset")
     p_exp = sub.add_parser("experiment", help="experiments on the running system")
     experiments = p_exp.add_subparsers(dest="experiment", required=True)
     p_scenery = experiments.add_parser(

@@ -9,19 +9,13 @@ the console script and the tests. Multi-process training:
 from __future__ import annotations
 
 import argparse
-import ast
-import dataclasses
-import inspect
 import json
 import os
 import sys
-import textwrap
-import types
-import typing
-from functools import cache
 from pathlib import Path
 from typing import Any
 
+from adacompress import settings_cli
 from adacompress.storage import atomic_write_json
 from adacompress.threads import configure_threads
 from pirl.data import DataError
@@ -40,55 +34,13 @@ CHOICES: dict[str, tuple[str, ...]] = {
 HIDDEN = {"progress"}
 
 
-@cache
-def field_docs(cls: type) -> dict[str, str]:
-    """The string literal under each field of a dataclass (its help text)."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs: dict[str, str] = {}
-    for node, after in zip(body, body[1:], strict=False):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(after, ast.Expr)
-            and isinstance(after.value, ast.Constant)
-        ):
-            docs[node.target.id] = " ".join(str(after.value.value).split())
-    return docs
-
-
 def add_settings(parser: argparse.ArgumentParser, cls: type) -> None:
-    """One ``--option`` per dataclass field, typed and documented from the class."""
-    hints = typing.get_type_hints(cls)
-    docs = field_docs(cls)
-    for f in dataclasses.fields(cls):
-        if f.name in HIDDEN:
-            continue
-        kind = hints[f.name]
-        flag = "--" + f.name.replace("_", "-")
-        help_text = f"{docs.get(f.name, '')} (default: {f.default})"
-        if kind is bool:
-            parser.add_argument(
-                flag,
-                action=argparse.BooleanOptionalAction,
-                default=f.default,
-                help=help_text,
-            )
-            continue
-        if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
-            kind = next(a for a in typing.get_args(kind) if a is not type(None))
-        parser.add_argument(
-            flag,
-            type=kind,
-            default=f.default,
-            choices=CHOICES.get(f.name),
-            help=help_text,
-        )
+    """This CLI's options for a settings dataclass (see adacompress.settings_cli)."""
+    settings_cli.add_settings(parser, cls, choices=CHOICES, hidden=HIDDEN)
 
 
 def pick(cls: type, namespace: argparse.Namespace) -> dict[str, Any]:
-    names = {f.name for f in dataclasses.fields(cls)} - HIDDEN
-    return {name: getattr(namespace, name) for name in names}
+    return settings_cli.pick(cls, namespace, hidden=HIDDEN)
 
 
 def build_parser() -> argparse.ArgumentParser:
