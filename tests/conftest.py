@@ -52,6 +52,11 @@ def jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
     return buffer.getvalue()
 
 
+def decoded_size(data: bytes) -> tuple[int, int]:
+    """Width and height of an encoded image."""
+    return Image.open(io.BytesIO(data)).size
+
+
 def png_header(width: int, height: int) -> bytes:
     """A PNG signature and IHDR chunk (8-bit RGB) for the given size, then IEND."""
 

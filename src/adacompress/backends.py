@@ -25,7 +25,11 @@ class ServiceError(RuntimeError):
 
 
 class Service(Protocol):
-    """Anything that labels encoded images."""
+    """Anything that labels encoded images.
+
+    A service may also carry ``limits`` (:class:`adacompress.codec.UploadLimits`): the
+    smallest side and largest upload it accepts; the encoder then stays inside them.
+    """
 
     name: str
 

@@ -68,6 +68,22 @@ def paper_actions() -> tuple[Action, ...]:
     return tuple(Action(q) for q in range(5, 100, 10))
 
 
+SCALES = (1.0, 0.75, 0.5, 0.35, 0.25)
+SCALE_QUALITIES = (5, 15, 35, 55, 75)
+
+
+@register_action_set("scale-quality")
+def scale_quality_actions() -> tuple[Action, ...]:
+    """Downscale, then encode: five scales x five qualities (25 actions).
+
+    Chosen on train images by ``benchmarks/action_grid.py``: on lite0 the per-image
+    oracle of this grid uploads 0.056 of the q=75 bytes (the ten paper qualities:
+    0.19; all 50 pairs of these scales with the paper's qualities: 0.051), with half
+    the actions; qualities above 75 are never the smallest to keep an answer.
+    """
+    return tuple(Action(q, s) for s in SCALES for q in SCALE_QUALITIES)
+
+
 def load_image(
     source: str | Path | bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> Image.Image:
@@ -137,19 +153,98 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def encode(image: Image.Image, action: Action) -> bytes:
+@dataclass(frozen=True)
+class UploadLimits:
+    """What a service accepts: the shortest side and the most bytes of one upload.
+
+    Real services refuse images outside these (Rekognition: 80 px, 5 MiB inline).
+    :func:`encode` never produces such an image: it raises a too-small downscale to the
+    minimum side, and steps the quality (then the size) down until the bytes fit.
+    """
+
+    min_side: int = 1
+    max_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.min_side < 1:
+            raise ValueError(f"min_side must be >= 1, got {self.min_side}")
+        if self.max_bytes is not None and self.max_bytes < 1024:
+            raise ValueError(f"max_bytes must be >= 1024, got {self.max_bytes}")
+
+    def replace(
+        self, *, min_side: int | None = None, max_bytes: int | None = None
+    ) -> UploadLimits:
+        """These limits with the given (not None) ones replaced."""
+        return UploadLimits(
+            self.min_side if min_side is None else min_side,
+            self.max_bytes if max_bytes is None else max_bytes,
+        )
+
+    @property
+    def key(self) -> str:
+        """Cache-key suffix: ``""`` without limits, else ``"+min80+max5242880"``."""
+        parts = [f"+min{self.min_side}"] if self.min_side > 1 else []
+        if self.max_bytes is not None:
+            parts.append(f"+max{self.max_bytes}")
+        return "".join(parts)
+
+
+NO_LIMITS = UploadLimits()
+
+_FALLBACK_QUALITIES = (50, 30, 15, 5)
+"""Qualities tried, in order, when an upload is over the byte limit."""
+
+
+def scaled_size(
+    size: tuple[int, int], scale: float, min_side: int = 1
+) -> tuple[int, int]:
+    """``size`` times ``scale``, but the shorter side never below ``min_side``.
+
+    An image already smaller than ``min_side`` is left at its size (never upscaled).
+    """
+    width, height = size
+    shortest = min(width, height)
+    floor = min(min_side, shortest) / shortest
+    scale = min(1.0, max(scale, floor))
+    if scale == 1.0:
+        return size
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def encode(
+    image: Image.Image, action: Action, limits: UploadLimits = NO_LIMITS
+) -> bytes:
     """Encode ``image`` with ``action``: ``J(x, c)`` of SPEC.md, plus a downscale.
 
     Chroma subsampling and tables follow libjpeg's defaults for the quality, as a
     phone's encoder would; no optimisation pass: sizes are what a plain encoder sends.
+    ``limits`` are honoured (see :class:`UploadLimits`).
+
+    Raises:
+        ImageError: no setting fits the image under ``limits.max_bytes``.
     """
-    if action.scale != 1.0:
-        width, height = image.size
-        size = (
-            max(1, round(width * action.scale)),
-            max(1, round(height * action.scale)),
-        )
+    size = scaled_size(image.size, action.scale, limits.min_side)
+    data = _jpeg(image, size, action.quality)
+    if limits.max_bytes is None or len(data) <= limits.max_bytes:
+        return data
+    for quality in (q for q in _FALLBACK_QUALITIES if q < action.quality):
+        data = _jpeg(image, size, quality)
+        if len(data) <= limits.max_bytes:
+            return data
+    while min(size) > limits.min_side:
+        size = scaled_size(size, 0.75, limits.min_side)
+        data = _jpeg(image, size, _FALLBACK_QUALITIES[-1])
+        if len(data) <= limits.max_bytes:
+            return data
+    raise ImageError(
+        f"cannot encode the image under {limits.max_bytes:,} bytes at a shorter side "
+        f"of at least {limits.min_side} px"
+    )
+
+
+def _jpeg(image: Image.Image, size: tuple[int, int], quality: int) -> bytes:
+    if size != image.size:
         image = image.resize(size, Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=action.quality)
+    image.save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()

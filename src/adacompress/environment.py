@@ -21,9 +21,11 @@ from adacompress.backends import Service, ServiceError
 from adacompress.cache import AnswerCache, Outcome
 from adacompress.codec import (
     DEFAULT_MAX_PIXELS,
+    NO_LIMITS,
     REFERENCE_ACTION,
     Action,
     ImageError,
+    UploadLimits,
     encode,
     load_image,
 )
@@ -74,6 +76,8 @@ class CompressionEnv:
         alpha: reward weight of accuracy (SPEC.md ``α``).
         beta: reward offset (SPEC.md ``β``).
         max_pixels: larger images are skipped.
+        min_side, max_bytes: upload limits replacing the service's own ``limits``
+            (:class:`UploadLimits`); answers are cached per service and limits.
     """
 
     def __init__(
@@ -87,6 +91,8 @@ class CompressionEnv:
         alpha: float = 1.0,
         beta: float = 0.0,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        min_side: int | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         self.service = service
         self.cache = cache
@@ -96,6 +102,10 @@ class CompressionEnv:
         self.alpha = alpha
         self.beta = beta
         self.max_pixels = max_pixels
+        own: UploadLimits = getattr(service, "limits", NO_LIMITS)
+        self.limits = own.replace(min_side=min_side, max_bytes=max_bytes)
+        self.cache_name = service.name + self.limits.key
+        """the service's name in the answer cache"""
 
     def prepare(
         self, paths: Iterable[Path], *, progress: bool = True
@@ -149,12 +159,12 @@ class CompressionEnv:
         """
         wanted = list(dict.fromkeys(actions))
         by_key = {action.key: action for action in wanted}
-        found = self.cache.get_answers(sample.digest, self.service.name, by_key)
+        found = self.cache.get_answers(sample.digest, self.cache_name, by_key)
         missing = [action for action in wanted if action.key not in found]
         self.cache.stats.cached += len(wanted) - len(missing)
         if missing:
             image = load_image(sample.path, max_pixels=self.max_pixels)
-            uploads = [encode(image, action) for action in missing]
+            uploads = [encode(image, action, self.limits) for action in missing]
             answers = self.service.classify(uploads)
             if len(answers) != len(uploads):
                 raise ServiceError(
@@ -165,7 +175,7 @@ class CompressionEnv:
                 action.key: Outcome(len(data), answer)
                 for action, data, answer in zip(missing, uploads, answers, strict=True)
             }
-            self.cache.put_answers(sample.digest, self.service.name, fresh)
+            self.cache.put_answers(sample.digest, self.cache_name, fresh)
             self.cache.stats.new += len(missing)
             found.update(fresh)
         return {action: found[action.key] for action in wanted}

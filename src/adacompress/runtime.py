@@ -343,12 +343,12 @@ class Runtime:
     def _reference_bytes(self, sample: Sample) -> int:
         """Size of the q=75 reference, from the cache or encoded on the device."""
         cached = self.env.cache.get_answers(
-            sample.digest, self.env.service.name, [REFERENCE_ACTION.key]
+            sample.digest, self.env.cache_name, [REFERENCE_ACTION.key]
         )
         if cached:
             return cached[REFERENCE_ACTION.key].nbytes
         image = load_image(sample.path, max_pixels=self.env.max_pixels)
-        return len(encode(image, REFERENCE_ACTION))
+        return len(encode(image, REFERENCE_ACTION, self.env.limits))
 
     def _transition(self, sample: Sample, index: int, reward: float) -> Transition:
         rewards = np.zeros(len(self.env.actions), dtype=np.float32)

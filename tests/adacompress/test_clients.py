@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import boto3
 import pytest
 from botocore.stub import Stubber
-from tests.conftest import jpeg_bytes, photo
+from tests.conftest import decoded_size, jpeg_bytes, photo
 
 from adacompress.backends import ServiceError, get_backend
 from adacompress.clients import (
@@ -22,8 +22,10 @@ from adacompress.clients import (
     TokenBucket,
     Transient,
 )
-from adacompress.clients.rekognition import make_client
+from adacompress.clients.google_rest import batches
+from adacompress.clients.rekognition import check_upload, make_client
 from adacompress.clients.retry import parse_retry_after
+from adacompress.codec import Action, UploadLimits, encode
 from adacompress.labels import name_class_id
 
 Reply = tuple[int, dict[str, str], bytes]
@@ -277,6 +279,23 @@ def test_rekognition_refuses_before_sending() -> None:
             cloud.classify([b"\xff" * (5 * 1024 * 1024 + 1)])
         with pytest.raises(ServiceError, match="not an image"):
             cloud.classify([b"hello"])
+
+
+def test_encoding_for_rekognition_never_trips_its_guards() -> None:
+    """What the device sends to Rekognition passes its checks, however small the
+    action's downscale: the environment applies the client's limits."""
+    cloud, stubber = stubbed()
+    assert cloud.limits == UploadLimits(min_side=80, max_bytes=5 * 1024 * 1024)
+    data = encode(photo(1, size=(200, 150)), Action(5, 0.25), cloud.limits)
+    check_upload(data)  # 50x38 would be refused; this is 107x80
+    assert decoded_size(data) == (107, 80)
+
+
+def test_google_requests_stay_under_the_request_cap() -> None:
+    sizes = [len(b) for b in batches([b"x" * 3_000_000] * 5, 8, 10_000_000)]
+    assert sizes == [2, 2, 1]
+    assert [len(b) for b in batches([b"x"] * 17, 8, 10_000_000)] == [8, 8, 1]
+    assert batches([], 8, 10_000_000) == []
 
 
 def test_rekognition_standard_retries_on_loopback() -> None:

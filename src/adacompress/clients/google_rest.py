@@ -25,10 +25,15 @@ from adacompress.clients.retry import (
     Transient,
     parse_retry_after,
 )
+from adacompress.codec import UploadLimits
 from adacompress.labels import Answer, Label, name_class_id, wnid_class_ids
 
 ANNOTATE_PATH = "/v1/images:annotate"
 MAX_IMAGES_PER_REQUEST = 16
+MAX_REQUEST_BYTES = 10 * 1000 * 1000
+"""Google Vision's cap on one JSON request."""
+MAX_IMAGE_BYTES = 7 * 1024 * 1024
+"""The largest image whose base64 (4/3 of it) still fits one request."""
 RETRY_STATUS = {429, 500, 502, 503, 504}
 API_KEY_ENV = ("ADACOMPRESS_API_KEY", "GOOGLE_API_KEY")
 """Environment variables read, in order, for the API key."""
@@ -75,6 +80,24 @@ def error_message(response: httpx.Response) -> str:
     except (ValueError, KeyError, TypeError, AttributeError):
         text = response.reason_phrase or "no error body"
     return f"HTTP {response.status_code} {text}".splitlines()[0]
+
+
+def batches(
+    images: Sequence[bytes], size: int, max_bytes: int
+) -> list[Sequence[bytes]]:
+    """Consecutive runs of at most ``size`` images whose base64 fits ``max_bytes``
+    (an image too large on its own goes alone; the service then refuses it)."""
+    runs: list[Sequence[bytes]] = []
+    start, total = 0, 0
+    for index, data in enumerate(images):
+        encoded = (len(data) + 2) // 3 * 4
+        if index > start and (index - start == size or total + encoded > max_bytes):
+            runs.append(images[start:index])
+            start, total = index, 0
+        total += encoded
+    if start < len(images):
+        runs.append(images[start:])
+    return runs
 
 
 class GoogleRestClient:
@@ -125,13 +148,15 @@ class GoogleRestClient:
         self.bucket = TokenBucket(rate_limit, 1) if rate_limit else None
         self._http = httpx.Client(timeout=timeout, headers=headers, transport=transport)
 
+    limits = UploadLimits(max_bytes=MAX_IMAGE_BYTES)
+    """what the device may send (the encoder honours it)"""
+
     def close(self) -> None:
         self._http.close()
 
     def classify(self, images: Sequence[bytes]) -> list[Answer]:
         answers: list[Answer] = []
-        for start in range(0, len(images), self.batch_size):
-            chunk = images[start : start + self.batch_size]
+        for chunk in batches(images, self.batch_size, MAX_REQUEST_BYTES):
             answers.extend(self.retry.call(partial(self._post, chunk), what=self.url))
         return answers
 

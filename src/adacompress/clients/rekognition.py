@@ -16,6 +16,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from adacompress.backends import ServiceError
+from adacompress.codec import UploadLimits
 from adacompress.labels import Answer, Label, name_class_id
 
 MAX_BYTES = 5 * 1024 * 1024
@@ -89,6 +90,9 @@ class RekognitionClient:
     """
 
     name = "rekognition"
+
+    limits = UploadLimits(min_side=MIN_SIDE, max_bytes=MAX_BYTES)
+    """what the device may send (the encoder honours it)"""
 
     def __init__(self, client: Any | None = None, *, max_labels: int = 10) -> None:
         self.client = client if client is not None else make_client()
