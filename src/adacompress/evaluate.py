@@ -1,7 +1,8 @@
 """Evaluate an agent beside every fixed action and the per-image oracle.
 
 The report's keys are read by other tools (see README):
-``backend, split, n_images, top_k, agent, fixed, oracle, service_calls, skipped``.
+``backend, split, n_images, top_k, actions_set, target_accuracy, agent, fixed, oracle,
+service_calls, skipped`` (and ``target_held`` when the agent has a target).
 ``size_ratio`` is aggregate traffic: total compressed bytes / total q=75 bytes.
 """
 
@@ -23,7 +24,7 @@ from adacompress.codec import DEFAULT_MAX_PIXELS, REFERENCE_ACTION, Action, Imag
 from adacompress.datasets import resolve_images
 from adacompress.environment import CompressionEnv, Sample, Skipped
 from adacompress.features import get_extractor
-from adacompress.shipped import agent_actions, shipped_agent_path
+from adacompress.shipped import agent_actions, choose_agent
 
 
 @dataclass
@@ -34,6 +35,9 @@ class EvaluateSettings:
     """cloud service that answers the uploads"""
     agent: str | None = None
     """agent file; default: the agent shipped for the backend"""
+    actions: str | None = None
+    """action set of the shipped agent used when --agent is not given: paper or
+    scale-quality (default: paper; with --agent, a check of its action set)"""
     images: str | None = None
     """folder of images, a .txt list of paths, or 'builtin'; default:
     imagenet-samples --split"""
@@ -49,6 +53,11 @@ class EvaluateSettings:
     """SQLite cache of answers and features (default: $ADACOMPRESS_CACHE or .cache/)"""
     max_pixels: int = DEFAULT_MAX_PIXELS
     """skip images with more pixels than this"""
+    min_side: int | None = None
+    """never upload an image with a shorter side below this (default: the backend's
+    own limit, 80 for rekognition)"""
+    max_bytes: int | None = None
+    """never upload more bytes than this per image (default: the backend's limit)"""
     progress: bool = True
     """show progress bars"""
 
@@ -141,14 +150,23 @@ def best_fixed(report: dict[str, Any], min_accuracy: float) -> tuple[str, dict] 
     return min(eligible, key=lambda kv: kv[1]["size_ratio"]) if eligible else None
 
 
+def target_report(target: object, body: dict[str, Any]) -> dict[str, Any]:
+    """``target_accuracy`` (None when the agent was trained without one) and whether
+    the agent's accuracy on these images reached it."""
+    if not isinstance(target, int | float) or "agent" not in body:
+        return {"target_accuracy": None}
+    return {
+        "target_accuracy": float(target),
+        "target_held": body["agent"]["accuracy"] >= target,
+    }
+
+
 def evaluate(settings: EvaluateSettings) -> dict[str, Any]:
     """Run the evaluation and write the JSON report and plot if asked."""
     from adacompress.plots import plot_evaluation
     from adacompress.storage import atomic_write_json
 
-    agent_path = (
-        Path(settings.agent) if settings.agent else shipped_agent_path(settings.backend)
-    )
+    agent_path = choose_agent(settings.backend, settings.agent, settings.actions)
     agent, meta = DQNAgent.load(agent_path)
     actions = agent_actions(meta)
     paths = resolve_images(settings.images, settings.split)
@@ -160,6 +178,8 @@ def evaluate(settings: EvaluateSettings) -> dict[str, Any]:
             extractor=get_extractor(str(meta.get("features", "lite0"))),
             top_k=settings.top_k,
             max_pixels=settings.max_pixels,
+            min_side=settings.min_side,
+            max_bytes=settings.max_bytes,
         )
         collected = collect(env, paths, progress=settings.progress)
         choices = [agent.act(s.features, explore=False) for s in collected.samples]
@@ -170,6 +190,8 @@ def evaluate(settings: EvaluateSettings) -> dict[str, Any]:
             "n_images": body.pop("n_images"),
             "reference_bytes": body.pop("reference_bytes"),
             "top_k": settings.top_k,
+            "actions_set": str(meta.get("action_set", "paper")),
+            **target_report(meta.get("target_accuracy"), body),
             **body,
             "service_calls": asdict(cache.stats),
             "skipped": [asdict(s) for s in collected.skipped],

@@ -27,7 +27,7 @@ from adacompress.environment import CompressionEnv
 from adacompress.features import get_extractor
 from adacompress.run_store import Record, RunStore
 from adacompress.runtime import PRESETS, Runtime, RuntimeSettings
-from adacompress.shipped import agent_actions, shipped_agent_path
+from adacompress.shipped import agent_actions, choose_agent
 from adacompress.storage import atomic_write_json
 
 
@@ -39,6 +39,9 @@ class RunSettings:
     """cloud service that answers the uploads"""
     agent: str | None = None
     """agent file; default: the agent shipped for the backend"""
+    actions: str | None = None
+    """action set of the shipped agent used when --agent is not given: paper or
+    scale-quality (default: paper; with --agent, a check of its action set)"""
     images: str | None = None
     """folder, .txt list of paths, '-' (paths on stdin); default: the bundled photos"""
     state: str | None = None
@@ -53,6 +56,11 @@ class RunSettings:
     """SQLite cache of answers and features (default: $ADACOMPRESS_CACHE or .cache/)"""
     max_pixels: int = DEFAULT_MAX_PIXELS
     """images with more pixels than this are recorded as skipped"""
+    min_side: int | None = None
+    """never upload an image with a shorter side below this (default: the backend's
+    own limit, 80 for rekognition)"""
+    max_bytes: int | None = None
+    """never upload more bytes than this per image (default: the backend's limit)"""
     progress: bool = True
     """show a progress bar"""
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -90,6 +98,8 @@ def run_stream(
     settings: RuntimeSettings,
     cache_path: Path,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_side: int | None = None,
+    max_bytes: int | None = None,
     progress: bool = True,
     total: int | None = None,
 ) -> list[Record]:
@@ -110,7 +120,7 @@ def run_stream(
             top_k=int(meta.get("top_k", 5)),  # type: ignore[call-overload]
             alpha=float(meta.get("alpha", 1.0)),  # type: ignore[arg-type]
             beta=float(meta.get("beta", 0.0)),  # type: ignore[arg-type]
-            max_pixels=max_pixels,
+            max_pixels=max_pixels, min_side=min_side, max_bytes=max_bytes,
         )  # fmt: skip
         runtime = Runtime(env, agent, settings, store, metadata=metadata)
         done = runtime.position
@@ -179,9 +189,7 @@ def run(settings: RunSettings) -> dict[str, Any]:
 
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", settings.backend).strip("_")
     state_dir = Path(settings.state or f"out/run-{safe}")
-    agent_file = (
-        Path(settings.agent) if settings.agent else shipped_agent_path(settings.backend)
-    )
+    agent_file = choose_agent(settings.backend, settings.agent, settings.actions)
     paths = input_paths(settings.images)
     total = None
     if settings.images != "-":
@@ -191,7 +199,8 @@ def run(settings: RunSettings) -> dict[str, Any]:
         paths, backend=settings.backend, agent_file=agent_file, state_dir=state_dir,
         settings=runtime_settings(settings.preset, **settings.overrides),
         cache_path=Path(settings.cache or default_cache_path()),
-        max_pixels=settings.max_pixels, progress=settings.progress, total=total,
+        max_pixels=settings.max_pixels, min_side=settings.min_side,
+        max_bytes=settings.max_bytes, progress=settings.progress, total=total,
     )  # fmt: skip
     report = summarize(records, settings.backend)
     report["records"] = [r.__dict__ for r in records]

@@ -29,7 +29,7 @@ from adacompress.night import make_night_folder
 from adacompress.plots import plot_run, rolling
 from adacompress.run import run_stream, runtime_settings, summarize
 from adacompress.run_store import Record
-from adacompress.shipped import agent_actions, shipped_agent_path
+from adacompress.shipped import agent_actions, choose_agent
 from adacompress.storage import atomic_write_json
 
 RECOVERY_WINDOW = 50
@@ -45,6 +45,9 @@ class ScenerySettings:
     """cloud service that answers the uploads"""
     agent: str | None = None
     """starting agent; default: the day-trained agent shipped for the backend"""
+    actions: str | None = None
+    """action set of the shipped agent used when --agent is not given: paper or
+    scale-quality (default: paper; with --agent, a check of its action set)"""
     preset: str = "default"
     """runtime constants: 'default' (ours) or 'paper' (the authors')"""
     day: str | None = None
@@ -101,9 +104,7 @@ def scenery(settings: ScenerySettings) -> dict[str, Any]:
         else make_night_folder(day, cache_path.parent / "night")
     )
     stream, phases = build_stream(day, night, settings)
-    agent_file = (
-        Path(settings.agent) if settings.agent else shipped_agent_path(settings.backend)
-    )
+    agent_file = choose_agent(settings.backend, settings.agent, settings.actions)
     with tempfile.TemporaryDirectory() as tmp:
         records = run_stream(
             stream, backend=settings.backend, agent_file=agent_file,

@@ -1,0 +1,112 @@
+"""Choose the scale-quality action set by measurement (train images only).
+
+For a candidate grid of downscales x JPEG qualities, asks the cloud about every pair
+on the first ``--images`` images of the ``fit`` part of the train split, then reports
+for several sub-grids: the per-image oracle's size ratio (smallest upload whose answer
+keeps the reference top-1 in the top-5), and the best fixed pair at accuracy >= 0.99.
+A sub-grid earns its place if its oracle is nearly as small as the full grid's with
+fewer actions for the agent to learn.
+
+    python benchmarks/action_grid.py [--backend lite0] [--images 150] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from adacompress.backends import get_backend
+from adacompress.cache import AnswerCache, default_cache_path
+from adacompress.codec import REFERENCE_ACTION, Action
+from adacompress.datasets import imagenet_split
+from adacompress.environment import CompressionEnv
+from adacompress.evaluate import collect
+from adacompress.features import get_extractor
+from adacompress.threads import configure_threads
+
+QUALITIES = tuple(range(5, 100, 10))
+SCALES = (1.0, 0.75, 0.5, 0.35, 0.25)
+CANDIDATES = {
+    "paper (scale 1)": ((1.0,), QUALITIES),
+    "{1, .5}": ((1.0, 0.5), QUALITIES),
+    "{1, .75, .5, .35}": ((1.0, 0.75, 0.5, 0.35), QUALITIES),
+    "all five scales": (SCALES, QUALITIES),
+    "five scales x q<=75": (SCALES, QUALITIES[:8]),
+    "{1, .5, .35, .25} x q<=75": ((1.0, 0.5, 0.35, 0.25), QUALITIES[:8]),
+    "five scales x {5,15,35,55,75}": (SCALES, (5, 15, 35, 55, 75)),
+    "five scales x {15,35,55,75}": (SCALES, (15, 35, 55, 75)),
+    "{1, .5, .35, .25} x {15,35,55,75}": ((1.0, 0.5, 0.35, 0.25), (15, 35, 55, 75)),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", default="lite0")
+    parser.add_argument("--images", type=int, default=150)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    configure_threads()
+    grid = [Action(q, s) for s in SCALES for q in QUALITIES]
+    paths = imagenet_split("fit")[: args.images]
+    with AnswerCache(default_cache_path()) as cache:
+        env = CompressionEnv(
+            get_backend(args.backend),
+            cache,
+            actions=grid,
+            extractor=get_extractor("confidence"),
+        )
+        collected = collect(env, paths)
+    outcomes = collected.outcomes
+    reference = np.array([o[REFERENCE_ACTION].nbytes for o in outcomes], float)
+    kept = {
+        a: np.array([env.score(o[REFERENCE_ACTION], o[a]).accuracy for o in outcomes])
+        for a in grid
+    }
+    nbytes = {a: np.array([o[a].nbytes for o in outcomes], float) for a in grid}
+    rows = {}
+    for name, (scales, qualities) in CANDIDATES.items():
+        actions = [Action(q, s) for s in scales for q in qualities]
+        oracle = []
+        for i in range(len(outcomes)):
+            keeping = [nbytes[a][i] for a in actions if kept[a][i] == 1.0]
+            oracle.append(min(keeping) if keeping else reference[i])
+        fixed = [
+            (nbytes[a].sum() / reference.sum(), a.key)
+            for a in actions
+            if kept[a].mean() >= 0.99
+        ]
+        best = min(fixed) if fixed else (float("nan"), None)
+        rows[name] = {
+            "n_actions": len(actions),
+            "oracle_size_ratio": float(np.sum(oracle) / reference.sum()),
+            "best_fixed_at_0.99": {"action": best[1], "size_ratio": float(best[0])},
+        }
+        oracle_ratio = rows[name]["oracle_size_ratio"]
+        print(
+            f"{name:28s} {len(actions):3d} actions  oracle {oracle_ratio:.3f}"
+            f"  best fixed@0.99 {best[1]} {best[0]:.3f}"
+        )
+    per_scale = {
+        f"{s:g}": {
+            str(q): round(float(kept[Action(q, s)].mean()), 3) for q in QUALITIES
+        }
+        for s in SCALES
+    }
+    print("accuracy by scale x quality:", json.dumps(per_scale))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        report = {
+            "backend": args.backend,
+            "n_images": len(outcomes),
+            "candidates": rows,
+            "accuracy": per_scale,
+        }
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,161 @@
+"""Accuracy targets with downscale-and-quality actions: the README table and plot.
+
+    python benchmarks/targets.py [--backends lite0 lite1 lite2]
+        [--targets 0.95 0.97 0.99] [--json out/targets.json] [--ship]
+
+Per backend: alpha is calibrated for each target by 5-fold cross-validation on the
+700 train images (one shared search, :mod:`adacompress.calibrate`), an agent is trained
+on all of train with it, and each agent is evaluated on the 300 held-out test images
+beside every fixed (scale, quality) pair and the per-image oracle of both action sets.
+``--ship`` writes the 0.99 agent to src/adacompress/agents/<backend>-scale-quality.pt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from adacompress.backends import get_backend
+from adacompress.cache import AnswerCache, default_cache_path
+from adacompress.calibrate import AlphaSearch
+from adacompress.codec import get_action_set
+from adacompress.datasets import imagenet_split
+from adacompress.environment import CompressionEnv
+from adacompress.evaluate import EvaluateSettings, best_fixed, evaluate
+from adacompress.features import get_extractor
+from adacompress.presets import preset
+from adacompress.shipped import shipped_agent_path
+from adacompress.storage import atomic_write_json
+from adacompress.threads import configure_threads
+from adacompress.train import TrainSettings, train
+
+ACTIONS = "scale-quality"
+AGENTS = Path(__file__).resolve().parents[1] / "src" / "adacompress" / "agents"
+
+
+def settings_for(backend: str, out: Path) -> TrainSettings:
+    """The ``ours`` preset, learning from every action's answer on each image."""
+    return preset(
+        "ours", backend=backend, actions=ACTIONS, split="train", out=str(out),
+        full_information=True, progress=False,
+    )  # fmt: skip
+
+
+def calibrations(backend: str, targets: list[float]) -> dict[float, Any]:
+    """One cross-validated alpha search on train, answered for every target."""
+    base = settings_for(backend, Path("unused.pt"))
+    with AnswerCache(default_cache_path()) as cache:
+        env = CompressionEnv(
+            get_backend(backend), cache, actions=get_action_set(ACTIONS),
+            extractor=get_extractor(base.features), alpha=base.alpha,
+        )  # fmt: skip
+        samples, _ = env.prepare(imagenet_split("train"), progress=False)
+        search = AlphaSearch(env, samples, base, base.calibration_folds)
+        found = {t: search.for_target(t) for t in targets}
+    for target, calibration in found.items():
+        print(f"  {backend} target {target}: alpha {calibration.alpha:.2f}", flush=True)
+    return found
+
+
+def run_backend(backend: str, targets: list[float], out: Path, ship: bool) -> dict:
+    row: dict[str, Any] = {"agents": {}}
+    for target, calibration in calibrations(backend, targets).items():
+        agent_file = out / f"{backend}-{ACTIONS}-{target}.pt"
+        settings = replace(settings_for(backend, agent_file), target_accuracy=target)
+        train(settings, calibration)
+        report = evaluate(
+            EvaluateSettings(backend=backend, agent=str(agent_file), progress=False)
+        )
+        cv = next(r for r in calibration.table if r["alpha"] == calibration.alpha)
+        row["agents"][str(target)] = {
+            "alpha": calibration.alpha,
+            "cv_accuracy": cv["cv_accuracy"],
+            "cv_size_ratio": cv["cv_size_ratio"],
+            "accuracy": report["agent"]["accuracy"],
+            "size_ratio": report["agent"]["size_ratio"],
+            "target_held": report["target_held"],
+            "actions": report["agent"]["actions"],
+        }
+        print(f"  {backend} {target}: {json.dumps(row['agents'][str(target)])}")
+        if ship and target == max(targets):
+            shipped = AGENTS / f"{backend}-{ACTIONS}.pt"
+            shutil.copyfile(agent_file, shipped)
+            log = json.loads(agent_file.with_suffix(".json").read_text())
+            log["agent_file"] = os.path.relpath(shipped)
+            atomic_write_json(shipped.with_suffix(".json"), log)
+    row["fixed"] = report["fixed"]
+    row["best_fixed"] = {}
+    for target in targets:
+        found = best_fixed(report, target)
+        row["best_fixed"][str(target)] = (
+            {"action": found[0], **found[1]} if found else None
+        )
+    paper = evaluate(
+        EvaluateSettings(
+            backend=backend, agent=str(shipped_agent_path(backend)), progress=False
+        )
+    )
+    row["oracle"] = {"paper": paper["oracle"], ACTIONS: report["oracle"]}
+    row["n_images"] = report["n_images"]
+    return row
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    backends = [b for b in report if b not in ("targets", "actions_set")]
+    fig, axes = plt.subplots(1, len(backends), figsize=(5 * len(backends), 4.2))
+    for ax, backend in zip(list(getattr(axes, "flat", [axes])), backends, strict=True):
+        row = report[backend]
+        fixed = row["fixed"].values()
+        ax.scatter([r["size_ratio"] for r in fixed], [r["accuracy"] for r in fixed],
+                   s=12, c="0.6", label="fixed (scale, quality)")  # fmt: skip
+        agents = [row["agents"][str(t)] for t in report["targets"]]
+        ax.plot([a["size_ratio"] for a in agents], [a["accuracy"] for a in agents],
+                "o-", c="C0", label="agent at target")  # fmt: skip
+        for target in report["targets"]:
+            ax.axhline(target, c="C0", lw=0.6, ls=":")
+        for name, marker in (("paper", "s"), (ACTIONS, "*")):
+            oracle = row["oracle"][name]
+            ax.scatter([oracle["size_ratio"]], [oracle["accuracy"]], marker=marker,
+                       s=80, c="C3" if name == ACTIONS else "C1",
+                       label=f"oracle ({name})")  # fmt: skip
+        ax.set(xscale="log", xlabel="upload size / q=75 size (test)",
+               ylabel="accuracy (test)", title=backend, ylim=(0.85, 1.005))  # fmt: skip
+        ax.grid(alpha=0.3)
+    axes_list = list(getattr(axes, "flat", [axes]))
+    axes_list[0].legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", nargs="+", default=["lite0", "lite1", "lite2"])
+    parser.add_argument("--targets", nargs="+", type=float, default=[0.95, 0.97, 0.99])
+    parser.add_argument("--json", type=Path, default=Path("out/targets.json"))
+    parser.add_argument("--ship", action="store_true")
+    args = parser.parse_args(argv)
+    configure_threads()
+    out = args.json.parent / "targets"
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {"actions_set": ACTIONS, "targets": args.targets}
+    for backend in args.backends:
+        report[backend] = run_backend(backend, args.targets, out, args.ship)
+        atomic_write_json(args.json, report)
+    plot(report, args.json.with_suffix(".png"))
+    print(json.dumps({b: report[b]["agents"] for b in args.backends}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
