@@ -10,6 +10,7 @@ setting in the benchmarks.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,11 +156,26 @@ class DQNAgent:
         with torch.no_grad():
             return self.q(self._input(np.atleast_2d(states).astype(np.float32))).numpy()
 
-    def act(self, state: np.ndarray, *, explore: bool = True) -> int:
-        """Epsilon-greedy in training; ``argmax_c Q(E(x), c)`` if ``explore=False``."""
+    def act(
+        self,
+        state: np.ndarray,
+        *,
+        explore: bool = True,
+        candidates: Sequence[int] | None = None,
+    ) -> int:
+        """Epsilon-greedy in training; ``argmax_c Q(E(x), c)`` if ``explore=False``.
+
+        ``candidates`` restricts both the random and the greedy choice to those
+        action indices (default: all).
+        """
+        if candidates is None:
+            if explore and self.rng.random() < self.epsilon:
+                return int(self.rng.integers(self.settings.n_actions))
+            return int(self.q_values(state)[0].argmax())
+        allowed = np.asarray(candidates, dtype=np.int64)
         if explore and self.rng.random() < self.epsilon:
-            return int(self.rng.integers(self.settings.n_actions))
-        return int(self.q_values(state)[0].argmax())
+            return int(allowed[self.rng.integers(len(allowed))])
+        return int(allowed[self.q_values(state)[0][allowed].argmax()])
 
     def observe(
         self, state: np.ndarray, action: int, reward: float, next_state: np.ndarray

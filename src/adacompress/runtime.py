@@ -24,7 +24,13 @@ import numpy as np
 
 from adacompress.agent import DQNAgent
 from adacompress.backends import ServiceError
-from adacompress.codec import REFERENCE_ACTION, ImageError, encode, load_image
+from adacompress.codec import (
+    REFERENCE_ACTION,
+    Action,
+    ImageError,
+    encode,
+    load_image,
+)
 from adacompress.drift import SceneDrift, scene_statistics
 from adacompress.environment import CompressionEnv, Sample
 from adacompress.labels import Answer
@@ -80,6 +86,10 @@ class RuntimeSettings:
     """while the last n estimates are all correct, each estimate keeps this share of
     p_est's excess over p_est_initial (1: it stays, as in the paper, where p_est only
     falls when the accuracy rises)"""
+    skip_dominated: bool = True
+    """never choose nor explore an action that uploads more than the reference with
+    no accuracy to gain (quality above 75 at full size: the reference itself is always
+    right and smaller); the paper explores all ten"""
     flush_memory: bool = False
     """flush the buffer D when a retrain starts and ends (the paper). Kept (ours), the
     previous scene's transitions stay in D beside the new ones, so an agent retrained
@@ -99,7 +109,7 @@ PRESETS: dict[str, RuntimeSettings] = {
         retrain_below=0.8, exit_accuracy=0.8, exit_reward=0.45, exit_epsilon=0.2,
         exit_window=10, retrain_min_steps=0, retrain_warmup=128,
         retrain_learn_every=5, retrain_epsilon_decay=0.99, flush_memory=True,
-        drift_window=0, p_est_decay=1.0,
+        drift_window=0, p_est_decay=1.0, skip_dominated=False,
     ),
 }  # fmt: skip
 
@@ -148,6 +158,11 @@ class Runtime:
         self.settings = settings
         self.store = store
         self.rng = np.random.default_rng(settings.seed)
+        self.candidates = (
+            [i for i, a in enumerate(env.actions) if not dominated(a)]
+            if settings.skip_dominated
+            else None
+        )
         loaded = store.load()
         if loaded is None:
             self.state = RuntimeState(
@@ -202,7 +217,7 @@ class Runtime:
         return samples[0]
 
     def _inference(self, path: Path, sample: Sample) -> Record:
-        action = self.env.actions[self.agent.act(sample.features, explore=False)]
+        action = self.env.actions[self._choose(sample, explore=False)]
         outcome = self.env.outcomes(sample, [action])[action]
         return self._commit(
             self._record(
@@ -213,7 +228,7 @@ class Runtime:
 
     def _estimate(self, path: Path, sample: Sample) -> Record:
         s = self.settings
-        index = self.agent.act(sample.features, explore=False)
+        index = self._choose(sample, explore=False)
         result, reference, uploaded = self._upload_with_reference(sample, index)
         transition = self._transition(sample, index, result.reward)
         # Stored in D, not learned from: the agent learns only while retraining.
@@ -238,7 +253,7 @@ class Runtime:
 
     def _retrain_step(self, path: Path, sample: Sample) -> Record:
         s = self.settings
-        index = self.agent.act(sample.features)
+        index = self._choose(sample, explore=True)
         result, reference, uploaded = self._upload_with_reference(sample, index)
         self.agent.observe(sample.features, index, result.reward, sample.features)
         st = self.state
@@ -329,6 +344,11 @@ class Runtime:
 
     # -- helpers -------------------------------------------------------------
 
+    def _choose(self, sample: Sample, *, explore: bool) -> int:
+        return self.agent.act(
+            sample.features, explore=explore, candidates=self.candidates
+        )
+
     def _upload_with_reference(
         self, sample: Sample, index: int
     ) -> tuple[Any, Any, int]:
@@ -401,6 +421,12 @@ class Runtime:
         )
         self.position += 1
         return record
+
+
+def dominated(action: Action) -> bool:
+    """Larger than the reference at full size: never more accurate (the reference's
+    answer is the truth), always more bytes."""
+    return action.scale == 1.0 and action.quality > REFERENCE_ACTION.quality
 
 
 def next_p_est(

@@ -118,6 +118,19 @@ def test_greedy_action_is_argmax_and_exploration_is_seeded() -> None:
         assert a.act(s, explore=False) == int(a.q_values(s)[0].argmax())
 
 
+def test_candidates_restrict_both_exploration_and_the_greedy_choice() -> None:
+    agent = DQNAgent(DQNSettings(state_dim=4, n_actions=10, seed=3))
+    state = np.ones(4, dtype=np.float32)
+    allowed = [0, 2, 7]
+    agent.epsilon = 1.0
+    explored = {agent.act(state, candidates=allowed) for _ in range(200)}
+    assert explored == set(allowed)
+    agent.epsilon = 0.0
+    q = agent.q_values(state)[0]
+    assert agent.act(state, candidates=allowed) == allowed[int(q[allowed].argmax())]
+    assert agent.act(state) == int(q.argmax())
+
+
 def test_save_load_round_trip(tmp_path: Path) -> None:
     agent = DQNAgent(small_settings(standardize=True))
     fill(agent, 30)

@@ -74,12 +74,12 @@ class ScriptedAgent(DQNAgent):
         self.greedy_calls = 0
         self.epsilon = 0.0
 
-    def act(self, state: np.ndarray, *, explore: bool = True) -> int:
-        if explore and self.rng.random() < self.epsilon:
-            return int(self.rng.integers(self.settings.n_actions))
+    def q_values(self, states: np.ndarray) -> np.ndarray:
+        """The scripted action scores highest, its neighbours next."""
         choice = self.script[self.greedy_calls % len(self.script)]
         self.greedy_calls += 1
-        return choice
+        actions = np.arange(self.settings.n_actions, dtype=np.float32)
+        return -np.abs(actions - choice)[None, :]
 
 
 def make_runtime(
@@ -131,6 +131,23 @@ def test_inference_uploads_only_the_choice(tmp_path: Path) -> None:
     assert record.accuracy is None
     assert record.bytes_uploaded < record.reference_bytes  # type: ignore[operator]
     assert record.labels and record.labels[0][0] == 1  # the flipped answer, as served
+
+
+def test_actions_larger_than_the_reference_are_never_sent(tmp_path: Path) -> None:
+    """q85/q95 at full size cost more than the reference and cannot be more right
+    than it: the runtime neither picks nor explores them (the paper preset does)."""
+    never = RuntimeSettings(p_est_initial=0.0, p_est_min=0.0, p_est_max=0.0)
+    paths = write_photos(tmp_path / "img", 2)
+    runtime = make_runtime(tmp_path / "ours", never, [9])
+    assert [runtime.process(p).action for p in paths] == ["75", "75"]
+    paper = replace(never, skip_dominated=False)
+    runtime = make_runtime(tmp_path / "paper", paper, [9])
+    assert [runtime.process(p).action for p in paths] == ["95", "95"]
+    runtime.agent.epsilon = 1.0
+    runtime.candidates = [i for i in range(10) if i < 8]
+    explored = {runtime._choose(runtime._sample(paths[0]), explore=True)
+                for _ in range(100)}  # fmt: skip
+    assert explored == set(range(8))
 
 
 def test_bad_images_and_failed_uploads_are_recorded(tmp_path: Path) -> None:
