@@ -17,7 +17,6 @@ from adacompress.agent import DQNSettings
 from adacompress.backends import BACKENDS, ServiceError
 from adacompress.codec import ACTION_SETS
 from adacompress.evaluate import EvaluateSettings, best_fixed, evaluate
-from adacompress.features import EXTRACTORS
 from adacompress.registry import Registry
 from adacompress.run import RunSettings, run
 from adacompress.runtime import RuntimeSettings
@@ -28,10 +27,8 @@ from adacompress.train import TrainSettings, train
 
 # --backend has no fixed choices: URLs and ``rekognition`` are backends too (its
 # help lists the registered names).
-CHOICES: dict[str, Registry[Any]] = {
-    "actions": ACTION_SETS,
-    "features": EXTRACTORS,
-}
+# --features neither: pirl:PATH is an extractor too.
+CHOICES: dict[str, Registry[Any]] = {"actions": ACTION_SETS}
 HIDDEN = {"state_dim", "n_actions", "dqn", "progress", "overrides"}
 
 
@@ -45,7 +42,7 @@ def add_settings(
     settings_cli.add_settings(
         parser, cls, choices=CHOICES, hidden=HIDDEN, default_from=default_from,
         extra_help={
-            "backend": f"; one of {', '.join(BACKENDS)}, rekognition, http(s)://URL"
+            "backend": f"; one of {', '.join(BACKENDS)}, rekognition, http(s)://URL",
         },
     )  # fmt: skip
 

@@ -2,7 +2,9 @@
 
 SPEC.md, "State": features from a small fixed pretrained CNN, output of the last conv
 block, average-pooled (the paper: MobileNetV2, 1280 numbers). Here the default is
-EfficientNet-Lite0's last conv block, also 1280 numbers.
+EfficientNet-Lite0's last conv block, also 1280 numbers. Also: ``stats`` (cheap
+image statistics, no network), ``pirl:PATH`` (an encoder from ``pirl export``) and
+``random`` (the default PIRL encoder untrained: the control).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from PIL import Image
 from torch import nn
 
 from adacompress.efficientnet import load_lite, preprocess
+from adacompress.image_stats import STAT_NAMES, image_statistics
+from adacompress.pirl_features import PirlFeatures
 from adacompress.registry import Registry
 
 
@@ -32,7 +36,24 @@ class FeatureExtractor(Protocol):
 
 EXTRACTORS: Registry[FeatureExtractor] = Registry("feature extractor")
 register_extractor = EXTRACTORS.register
-get_extractor = EXTRACTORS.build
+
+PIRL_PREFIX = "pirl:"
+
+
+def get_extractor(name: str) -> FeatureExtractor:
+    """A registered extractor by name, or ``pirl:PATH``: the encoder exported there.
+
+    Raises:
+        ValueError: unknown name or unusable encoder file (the message is one line).
+    """
+    if name.startswith(PIRL_PREFIX):
+        return PirlFeatures.from_file(name.removeprefix(PIRL_PREFIX))
+    if name not in EXTRACTORS:
+        raise ValueError(
+            f"unknown {EXTRACTORS.kind} {name!r}; choose from "
+            f"{', '.join(EXTRACTORS)} or {PIRL_PREFIX}PATH (a `pirl export` file)"
+        )
+    return EXTRACTORS.build(name)
 
 
 CONFIDENCE_TOP = 10
@@ -85,5 +106,24 @@ class LiteFeatures:
         return out
 
 
+class StatsFeatures:
+    """Cheap image statistics, no network: :data:`adacompress.image_stats.STAT_NAMES`.
+
+    About 2.8 ms per 500x375 photo on one core (timeit over 100 ImageNet samples,
+    ``ADACOMPRESS_THREADS=1``, on a shared 2-core machine).
+    """
+
+    name = "stats"
+    dim = len(STAT_NAMES)
+
+    def extract(self, images: list[Image.Image]) -> np.ndarray:
+        out = np.empty((len(images), self.dim), dtype=np.float32)
+        for i, image in enumerate(images):
+            out[i] = image_statistics(image)
+        return out
+
+
 register_extractor("lite0")(LiteFeatures)
 register_extractor("confidence")(lambda: LiteFeatures(confidence=True))
+register_extractor("stats")(StatsFeatures)
+register_extractor("random")(PirlFeatures.from_random)

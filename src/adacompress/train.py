@@ -49,7 +49,8 @@ class TrainSettings:
     actions: str = "paper"
     """action set (registered name)"""
     features: str = "lite0"
-    """state feature extractor (registered name)"""
+    """state feature extractor: lite0, confidence, stats, random, or pirl:PATH (an
+    encoder written by `pirl export`)"""
     steps: int = 7000
     """training steps (one image each)"""
     alpha: float = 1.0
@@ -125,7 +126,7 @@ def train(
     agent.save(
         out,
         backend=settings.backend,
-        features=extractor.name,
+        features=portable_features(settings.features),
         action_set=settings.actions,
         actions=[a.key for a in actions],
         top_k=settings.top_k,
@@ -148,6 +149,14 @@ def train(
         log["calibration"] = asdict(calibration)
     atomic_write_json(out.with_suffix(".json"), log)
     return log
+
+
+def portable_features(spec: str) -> str:
+    """The extractor as the agent file records it: ``pirl:`` paths made absolute, so
+    the agent rebuilds its extractor from any working directory."""
+    if spec.startswith("pirl:"):
+        return "pirl:" + str(Path(spec.removeprefix("pirl:")).resolve())
+    return spec
 
 
 def fit_agent(

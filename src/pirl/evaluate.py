@@ -74,14 +74,19 @@ class EvalSettings:
     """show progress bars"""
 
 
-def load_encoder(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+def load_encoder(
+    path: str | Path, *, weights_only: bool = False
+) -> tuple[nn.Module, dict[str, Any]]:
     """The encoder of a training checkpoint or of an exported file, plus its meta.
+
+    ``weights_only=True`` unpickles tensors and plain containers only (safe on files
+    from elsewhere); both kinds of file written here load that way.
 
     Raises:
         ValueError: the file is neither.
     """
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=False)
+        saved = torch.load(path, map_location="cpu", weights_only=weights_only)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
         raise ValueError(f"cannot read {path}: {str(err).splitlines()[0]}") from None
     if not isinstance(saved, dict):

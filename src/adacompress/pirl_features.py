@@ -1,0 +1,121 @@
+"""State features from a PIRL encoder (SPEC.md: where AdaCompress and PIRL meet).
+
+The encoder ``phi`` that ``pirl train`` learned without labels, frozen: its pooled
+output (the representation before the heads ``f`` and ``g``), L2-normalised. The
+file is what ``pirl export`` writes (see :func:`pirl.evaluate.export_encoder`):
+``format``, ``arch``, ``width``, ``cifar_stem``, ``image_size``, ``method``, ``steps``
+and the encoder's ``state_dict``; a training checkpoint works too. Images are prepared
+as ``pirl eval`` prepares them (:class:`pirl.transforms.EvalView`: shorter side resized
+and centre-cropped to the training image size, ImageNet mean and std).
+
+The same encoder randomly initialised is the control: what do the architecture and
+the preprocessing alone give the agent?
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from adacompress.codec import to_rgb
+from pirl.evaluate import load_encoder
+from pirl.train import TrainSettings, build_encoder
+from pirl.transforms import EvalView
+
+DEFAULT_IMAGE_SIZE = 32
+"""Input side when the file does not record one (``pirl eval``'s default too)."""
+
+
+def file_digest(path: Path, *, chars: int = 10) -> str:
+    """First ``chars`` hex digits of the SHA-256 of the file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:chars]
+
+
+class PirlFeatures:
+    """A frozen PIRL encoder on the uncompressed image.
+
+    Args:
+        encoder: maps (batch, 3, s, s) to (batch, encoder.out_dim); put in eval mode.
+        name: the cache key of these features; must differ between encoders.
+        image_size: side ``s`` of the square input.
+        batch_size: images per forward pass.
+
+    Shape: ``extract`` returns (len(images), encoder.out_dim), rows of unit length.
+
+    Examples:
+        >>> extractor = PirlFeatures.from_file("out/pirl/encoder.pt")
+        >>> extractor.name, extractor.dim
+        ('pirl:encoder-3f2a9c01de', 256)
+        >>> PirlFeatures.from_random().extract([image]).shape
+        (1, 256)
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        *,
+        name: str,
+        image_size: int = DEFAULT_IMAGE_SIZE,
+        batch_size: int = 16,
+    ) -> None:
+        self.encoder = encoder.eval().requires_grad_(False)
+        self.name = name
+        self.dim = int(encoder.out_dim)  # type: ignore[arg-type]
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.view = EvalView(image_size)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> PirlFeatures:
+        """The encoder exported by ``pirl export`` (or in a training checkpoint).
+
+        Named ``pirl:<file stem>-<first 10 hex of the file's SHA-256>``, so features
+        cached under the name never mix two encoders.
+
+        Raises:
+            ValueError: no such file, or not a pirl encoder (one line).
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"pirl encoder not found: {path}")
+        encoder, meta = load_encoder(path, weights_only=True)
+        return cls(
+            encoder,
+            name=f"pirl:{path.stem}-{file_digest(path)}",
+            image_size=int(meta.get("image_size") or DEFAULT_IMAGE_SIZE),
+        )
+
+    @classmethod
+    def from_random(cls, seed: int = 0) -> PirlFeatures:
+        """``pirl train``'s default encoder, randomly initialised from ``seed``.
+
+        The global random state is left as it was.
+        """
+        settings = TrainSettings()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            encoder = build_encoder(settings)
+        name = "random" if seed == 0 else f"random@{seed}"
+        return cls(encoder, name=name, image_size=settings.image_size)
+
+    def extract(self, images: list[Image.Image]) -> np.ndarray:
+        out = np.empty((len(images), self.dim), dtype=np.float32)
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start : start + self.batch_size]
+            batch = torch.stack(
+                [self.view(im if im.mode == "RGB" else to_rgb(im)) for im in chunk]
+            )
+            with torch.inference_mode():
+                features = F.normalize(self.encoder(batch), dim=1)
+            out[start : start + len(chunk)] = features.numpy()
+        return out
