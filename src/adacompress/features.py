@@ -38,20 +38,26 @@ EXTRACTORS: Registry[FeatureExtractor] = Registry("feature extractor")
 register_extractor = EXTRACTORS.register
 
 PIRL_PREFIX = "pirl:"
+RANDOM_PREFIX = "random:"
+"""``random:PATH``: the encoder of PATH's architecture and input size, untrained."""
 
 
 def get_extractor(name: str) -> FeatureExtractor:
-    """A registered extractor by name, or ``pirl:PATH``: the encoder exported there.
+    """A registered extractor by name, ``pirl:PATH`` (the encoder exported there) or
+    ``random:PATH`` (the same architecture, untrained).
 
     Raises:
         ValueError: unknown name or unusable encoder file (the message is one line).
     """
     if name.startswith(PIRL_PREFIX):
         return PirlFeatures.from_file(name.removeprefix(PIRL_PREFIX))
+    if name.startswith(RANDOM_PREFIX):
+        return PirlFeatures.from_random(like=name.removeprefix(RANDOM_PREFIX))
     if name not in EXTRACTORS:
         raise ValueError(
             f"unknown {EXTRACTORS.kind} {name!r}; choose from "
-            f"{', '.join(EXTRACTORS)} or {PIRL_PREFIX}PATH (a `pirl export` file)"
+            f"{', '.join(EXTRACTORS)}, {PIRL_PREFIX}PATH (a `pirl export` file) or "
+            f"{RANDOM_PREFIX}PATH"
         )
     return EXTRACTORS.build(name)
 

@@ -25,7 +25,8 @@ from torch import nn
 
 from adacompress.codec import to_rgb
 from pirl.evaluate import load_encoder
-from pirl.train import TrainSettings, build_encoder
+from pirl.resnet import resnet
+from pirl.train import TrainSettings
 from pirl.transforms import EvalView
 
 DEFAULT_IMAGE_SIZE = 32
@@ -96,17 +97,30 @@ class PirlFeatures:
         )
 
     @classmethod
-    def from_random(cls, seed: int = 0) -> PirlFeatures:
-        """``pirl train``'s default encoder, randomly initialised from ``seed``.
-
-        The global random state is left as it was.
+    def from_random(
+        cls, seed: int = 0, *, like: str | Path | None = None
+    ) -> PirlFeatures:
+        """An untrained encoder from ``seed``: ``pirl train``'s default architecture,
+        or that of the encoder file ``like`` (same input size too) -- the control
+        for that encoder. The global random state is left as it was.
         """
-        settings = TrainSettings()
+        defaults = TrainSettings()
+        arch, width, stem, size = (
+            defaults.arch, defaults.width, defaults.cifar_stem, defaults.image_size
+        )  # fmt: skip
+        name = "random" if seed == 0 else f"random@{seed}"
+        if like is not None:
+            like = Path(like)
+            if not like.is_file():
+                raise ValueError(f"pirl encoder not found: {like}")
+            _, meta = load_encoder(like, weights_only=True)
+            arch, width, stem = meta["arch"], meta["width"], meta["cifar_stem"]
+            size = int(meta.get("image_size") or DEFAULT_IMAGE_SIZE)
+            name += f":{like.stem}-{file_digest(like)}"
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            encoder = build_encoder(settings)
-        name = "random" if seed == 0 else f"random@{seed}"
-        return cls(encoder, name=name, image_size=settings.image_size)
+            encoder = resnet(arch, width=width, cifar_stem=stem)
+        return cls(encoder, name=name, image_size=size)
 
     def extract(self, images: list[Image.Image]) -> np.ndarray:
         out = np.empty((len(images), self.dim), dtype=np.float32)

@@ -152,11 +152,10 @@ def train(
 
 
 def portable_features(spec: str) -> str:
-    """The extractor as the agent file records it: ``pirl:`` paths made absolute, so
-    the agent rebuilds its extractor from any working directory."""
-    if spec.startswith("pirl:"):
-        return "pirl:" + str(Path(spec.removeprefix("pirl:")).resolve())
-    return spec
+    """The extractor as the agent file records it: ``pirl:PATH`` / ``random:PATH``
+    made absolute, so the agent rebuilds its extractor from any working directory."""
+    kind, colon, path = spec.partition(":")
+    return f"{kind}:{Path(path).resolve()}" if colon else spec
 
 
 def fit_agent(

@@ -134,6 +134,21 @@ def test_pirl_export_round_trip(tmp_path: Path) -> None:
     assert not np.allclose(changed.extract(images), features)
 
 
+def test_random_like_an_export_is_its_untrained_twin(tmp_path: Path) -> None:
+    path = write_export(tmp_path / "a", seed=1)  # seed 0 would be the control itself
+    trained = get_extractor(f"pirl:{path}")
+    control = get_extractor(f"random:{path}")
+    assert (control.dim, control.image_size) == (trained.dim, trained.image_size)
+    assert control.name == "random:" + trained.name.removeprefix("pirl:")
+    images = [photo(0), noise(2, (20, 20))]
+    assert not np.allclose(control.extract(images), trained.extract(images))
+    np.testing.assert_array_equal(
+        control.extract(images), get_extractor(f"random:{path}").extract(images)
+    )
+    with pytest.raises(ValueError, match="not found"):
+        get_extractor("random:/missing.pt")
+
+
 def test_pirl_bad_paths_are_one_line_value_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not found") as missing:
         get_extractor("pirl:/missing.pt")
