@@ -106,6 +106,9 @@ class CompressionEnv:
         self.limits = own.replace(min_side=min_side, max_bytes=max_bytes)
         self.cache_name = service.name + self.limits.key
         """the service's name in the answer cache"""
+        self._seen: dict[str, dict[str, Outcome]] = {}
+        """answers already read or fetched in this process, per image digest (training
+        reads the same answers thousands of times)"""
 
     def prepare(
         self, paths: Iterable[Path], *, progress: bool = True
@@ -159,7 +162,14 @@ class CompressionEnv:
         """
         wanted = list(dict.fromkeys(actions))
         by_key = {action.key: action for action in wanted}
-        found = self.cache.get_answers(sample.digest, self.cache_name, by_key)
+        known = self._seen.setdefault(sample.digest, {})
+        found = {key: known[key] for key in by_key if key in known}
+        if len(found) < len(by_key):
+            found.update(self.cache.get_answers(
+                sample.digest, self.cache_name,
+                [key for key in by_key if key not in found],
+            ))  # fmt: skip
+            known.update(found)
         missing = [action for action in wanted if action.key not in found]
         self.cache.stats.cached += len(wanted) - len(missing)
         if missing:
@@ -176,6 +186,7 @@ class CompressionEnv:
                 for action, data, answer in zip(missing, uploads, answers, strict=True)
             }
             self.cache.put_answers(sample.digest, self.cache_name, fresh)
+            known.update(fresh)
             self.cache.stats.new += len(missing)
             found.update(fresh)
         return {action: found[action.key] for action in wanted}

@@ -1,0 +1,119 @@
+"""Which state does the agent need? Every feature extractor on every backend.
+
+    python benchmarks/features.py [--backends lite0 lite1 lite2]
+        [--extractors lite0 confidence stats pirl random]
+        [--pirl out/pirl-imagenet/encoder.pt] [--target-accuracy 0.99]
+        [--json out/features.json]
+
+For each backend x extractor an agent (the ``ours`` preset with that extractor) is
+trained on the 700 train images with alpha calibrated for the same accuracy target
+(5-fold cross-validation on train), then evaluated on the 300 held-out test images.
+Calibrating every extractor to one target puts them at (nearly) equal accuracy, so
+the size ratio says how good the state is. ``pirl`` is ``pirl:<--pirl>`` (made by
+benchmarks/pirl_encoder.py); ``random`` is ``random:<--pirl>``, the same encoder
+untrained. ``ms_per_image`` is the extractor alone, one image at a time, median over
+50 test images on this machine (decode not counted).
+
+The report also names the cheapest extractor within 0.01 accuracy and 0.02 size
+ratio of the smallest-size one, per backend.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adacompress.codec import load_image
+from adacompress.datasets import imagenet_split
+from adacompress.evaluate import EvaluateSettings, evaluate
+from adacompress.features import get_extractor
+from adacompress.presets import preset
+from adacompress.storage import atomic_write_json
+from adacompress.threads import configure_threads
+from adacompress.train import train
+
+
+def spec(name: str, pirl: Path) -> str:
+    """The --features value of a benchmark row name."""
+    return {"pirl": f"pirl:{pirl}", "random": f"random:{pirl}"}.get(name, name)
+
+
+def ms_per_image(features: str, images: int = 50) -> float:
+    extractor = get_extractor(features)
+    decoded = [load_image(p) for p in imagenet_split("test")[: images + 1]]
+    extractor.extract(decoded[:1])  # warm-up
+    times = []
+    for image in decoded[1:]:
+        start = time.perf_counter()
+        extractor.extract([image])
+        times.append((time.perf_counter() - start) * 1000)
+    return float(np.median(times))
+
+
+def cheapest(row: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The fastest extractor within 0.01 accuracy and 0.02 size of the best."""
+    best_name = min(row, key=lambda k: row[k]["size_ratio"])
+    best = row[best_name]
+    close = [
+        k for k, r in row.items()
+        if r["accuracy"] >= best["accuracy"] - 0.01
+        and r["size_ratio"] <= best["size_ratio"] + 0.02
+    ]  # fmt: skip
+    name = min(close, key=lambda k: row[k]["ms_per_image"])
+    return {
+        "best": best_name,
+        "cheapest": name,
+        "ms_per_image": row[name]["ms_per_image"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", nargs="+", default=["lite0", "lite1", "lite2"])
+    parser.add_argument(
+        "--extractors", nargs="+",
+        default=["lite0", "confidence", "stats", "pirl", "random"],
+    )  # fmt: skip
+    parser.add_argument(
+        "--pirl", type=Path, default=Path("out/pirl-imagenet/encoder.pt")
+    )
+    parser.add_argument("--target-accuracy", type=float, default=0.99)
+    parser.add_argument("--json", type=Path, default=Path("out/features.json"))
+    args = parser.parse_args(argv)
+    configure_threads()
+    out = args.json.parent / "features"
+    timing = {name: ms_per_image(spec(name, args.pirl)) for name in args.extractors}
+    report: dict[str, Any] = {"target_accuracy": args.target_accuracy}
+    for backend in args.backends:
+        row: dict[str, dict[str, Any]] = {}
+        for name in args.extractors:
+            agent = out / f"{backend}-{name}.pt"
+            log = train(preset(
+                "ours", backend=backend, split="train", features=spec(name, args.pirl),
+                target_accuracy=args.target_accuracy, out=str(agent), progress=False,
+            ))  # fmt: skip
+            result = evaluate(
+                EvaluateSettings(backend=backend, agent=str(agent), progress=False)
+            )
+            row[name] = {
+                "size_ratio": result["agent"]["size_ratio"],
+                "accuracy": result["agent"]["accuracy"],
+                "ms_per_image": timing[name],
+                "alpha": log["calibration"]["alpha"],
+                "dim": get_extractor(spec(name, args.pirl)).dim,
+            }
+            print(f"{backend} {name}: {json.dumps(row[name])}", flush=True)
+        report[backend] = row
+        report.setdefault("choice", {})[backend] = cheapest(row)
+        atomic_write_json(args.json, report)
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
