@@ -38,17 +38,17 @@ ACTIONS = "scale-quality"
 AGENTS = Path(__file__).resolve().parents[1] / "src" / "adacompress" / "agents"
 
 
-def settings_for(backend: str, out: Path) -> TrainSettings:
+def settings_for(backend: str, features: str, out: Path) -> TrainSettings:
     """The ``ours`` preset, learning from every action's answer on each image."""
     return preset(
         "ours", backend=backend, actions=ACTIONS, split="train", out=str(out),
-        full_information=True, progress=False,
+        full_information=True, progress=False, features=features,
     )  # fmt: skip
 
 
-def calibrations(backend: str, targets: list[float]) -> dict[float, Any]:
+def calibrations(backend: str, features: str, targets: list[float]) -> dict[float, Any]:
     """One cross-validated alpha search on train, answered for every target."""
-    base = settings_for(backend, Path("unused.pt"))
+    base = settings_for(backend, features, Path("unused.pt"))
     with AnswerCache(default_cache_path()) as cache:
         env = CompressionEnv(
             get_backend(backend), cache, actions=get_action_set(ACTIONS),
@@ -62,11 +62,15 @@ def calibrations(backend: str, targets: list[float]) -> dict[float, Any]:
     return found
 
 
-def run_backend(backend: str, targets: list[float], out: Path, ship: bool) -> dict:
+def run_backend(
+    backend: str, features: str, targets: list[float], out: Path, ship: bool
+) -> dict:
     row: dict[str, Any] = {"agents": {}}
-    for target, calibration in calibrations(backend, targets).items():
+    for target, calibration in calibrations(backend, features, targets).items():
         agent_file = out / f"{backend}-{ACTIONS}-{target}.pt"
-        settings = replace(settings_for(backend, agent_file), target_accuracy=target)
+        settings = replace(
+            settings_for(backend, features, agent_file), target_accuracy=target
+        )
         train(settings, calibration)
         report = evaluate(
             EvaluateSettings(backend=backend, agent=str(agent_file), progress=False)
@@ -111,7 +115,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    backends = [b for b in report if b not in ("targets", "actions_set")]
+    backends = [b for b in report if b not in ("targets", "actions_set", "features")]
     fig, axes = plt.subplots(1, len(backends), figsize=(5 * len(backends), 4.2))
     for ax, backend in zip(list(getattr(axes, "flat", [axes])), backends, strict=True):
         row = report[backend]
@@ -144,13 +148,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", nargs="+", type=float, default=[0.95, 0.97, 0.99])
     parser.add_argument("--json", type=Path, default=Path("out/targets.json"))
     parser.add_argument("--ship", action="store_true")
+    parser.add_argument("--features", default="confidence")
     args = parser.parse_args(argv)
     configure_threads()
-    out = args.json.parent / "targets"
+    out = args.json.parent / f"targets-{args.features}"
     out.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {"actions_set": ACTIONS, "targets": args.targets}
+    report: dict[str, Any] = {
+        "actions_set": ACTIONS, "features": args.features, "targets": args.targets,
+    }  # fmt: skip
     for backend in args.backends:
-        report[backend] = run_backend(backend, args.targets, out, args.ship)
+        report[backend] = run_backend(
+            backend, args.features, args.targets, out, args.ship
+        )
         atomic_write_json(args.json, report)
     plot(report, args.json.with_suffix(".png"))
     print(json.dumps({b: report[b]["agents"] for b in args.backends}, indent=1))

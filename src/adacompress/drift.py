@@ -14,6 +14,7 @@ measured accuracy drop does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -68,9 +69,27 @@ class SceneDrift:
             return 0.0
         recent = (1 - beta) * np.asarray(self.recent) + beta * x
         self.recent = recent.tolist()
+        return float(
+            np.max(np.abs(recent - np.asarray(self.mean)) / self._standard_error())
+        )
+
+    def _standard_error(self) -> np.ndarray:
+        beta = 2.0 / (self.window + 1)
         std = np.sqrt(np.asarray(self.m2) / max(self.count - 1, 1)) + 1e-3
-        error = std * np.sqrt(beta / (2 - beta))
-        return float(np.max(np.abs(recent - np.asarray(self.mean)) / error))
+        return std * np.sqrt(beta / (2 - beta))
+
+    def reference(self) -> dict[str, Any]:
+        """The reference statistics alone (JSON), to compare other scenes with."""
+        return {"count": self.count, "mean": list(self.mean), "m2": list(self.m2)}
+
+    def same_scene(self, other: SceneDrift, threshold: float) -> bool:
+        """Whether two formed references describe one scene: no statistic's means
+        differ by more than ``threshold`` standard errors of their difference."""
+        if min(self.count, other.count) < 2:
+            return False
+        variances = [np.asarray(r.m2) / (r.count - 1) / r.count for r in (self, other)]
+        gap = np.abs(np.asarray(self.mean) - np.asarray(other.mean))
+        return bool(np.all(gap <= threshold * np.sqrt(sum(variances)) + 1e-3))
 
     def reset(self) -> None:
         """Start a new reference: the current look becomes the norm."""

@@ -15,6 +15,7 @@ including bad files and failed uploads, gets a record; all state is committed pe
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -86,6 +87,11 @@ class RuntimeSettings:
     """while the last n estimates are all correct, each estimate keeps this share of
     p_est's excess over p_est_initial (1: it stays, as in the paper, where p_est only
     falls when the accuracy rises)"""
+    scene_memory: bool = True
+    """remember the agent of the scene before a retrain; when a later scene drift
+    leads back to a scene that matches it (same drift test), swap that agent back in
+    instead of keeping the other scene's (day -> night -> day: the day agent returns
+    without a retrain)"""
     skip_dominated: bool = True
     """never choose nor explore an action that uploads more than the reference with
     no accuracy to gain (quality above 75 at full size: the reference itself is always
@@ -109,7 +115,7 @@ PRESETS: dict[str, RuntimeSettings] = {
         retrain_below=0.8, exit_accuracy=0.8, exit_reward=0.45, exit_epsilon=0.2,
         exit_window=10, retrain_min_steps=0, retrain_warmup=128,
         retrain_learn_every=5, retrain_epsilon_decay=0.99, flush_memory=True,
-        drift_window=0, p_est_decay=1.0, skip_dominated=False,
+        drift_window=0, p_est_decay=1.0, skip_dominated=False, scene_memory=False,
     ),
 }  # fmt: skip
 
@@ -131,6 +137,16 @@ class RuntimeState:
     drift: SceneDrift = field(default_factory=SceneDrift)
     drift_hold: int = 0
     """estimates still to take at the raised rate after a scene drift"""
+    match_pending: bool = False
+    """a drift happened: compare the new scene with the remembered one once its
+    reference is formed"""
+    left_scene: dict[str, Any] | None = None
+    """drift reference of the scene left at the last detected drift"""
+    remembered_scene: dict[str, Any] | None = None
+    """drift reference of the scene whose agent is remembered (weights in the agent
+    blob under ``remembered_q``)"""
+    swaps: int = 0
+    """times a remembered agent was swapped back in"""
     rng: str = ""
 
 
@@ -158,6 +174,9 @@ class Runtime:
         self.settings = settings
         self.store = store
         self.rng = np.random.default_rng(settings.seed)
+        self.remembered_q: dict[str, Any] | None = None
+        """weights of the agent of ``state.remembered_scene``"""
+        self._agent_changed = False
         self.candidates = (
             [i for i, a in enumerate(env.actions) if not dominated(a)]
             if settings.skip_dominated
@@ -169,7 +188,7 @@ class Runtime:
                 p_est=settings.p_est_initial,
                 drift=SceneDrift(window=settings.drift_window),
             )
-            store.start(self._state_dict(), agent.training_state(), metadata)
+            store.start(self._state_dict(), self._agent_blob(), metadata)
         else:
             state, agent_state, stored_meta = loaded
             for key in ("backend", "features", "actions"):
@@ -181,11 +200,18 @@ class Runtime:
             self.rng.bit_generator.state = json.loads(state.pop("rng"))
             state["drift"] = SceneDrift(**state["drift"])
             self.state = RuntimeState(**state)
+            self.remembered_q = agent_state.pop("remembered_q", None)
             agent.load_training_state(agent_state)
             agent.memory.clear()
             for t in store.transitions(self.state.generation):
                 agent.memory.push(t.state, t.rewards, t.observed, t.state)
         self.position = store.next_position()
+
+    def _agent_blob(self) -> dict[str, Any]:
+        blob = dict(self.agent.training_state())
+        if self.remembered_q is not None:
+            blob["remembered_q"] = self.remembered_q
+        return blob
 
     def _state_dict(self) -> dict[str, Any]:
         self.state.rng = json.dumps(self.rng.bit_generator.state)
@@ -286,7 +312,16 @@ class Runtime:
             self.env.cache.put_features(sample.digest, SCENE_STATISTICS, stats)
         if st.drift.update(stats) > s.drift_threshold:
             st.drift_hold = s.window
+            st.left_scene = st.drift.reference()
             st.drift.reset()
+            st.match_pending = bool(s.scene_memory and st.remembered_scene)
+        elif st.match_pending and st.drift.count >= s.drift_window:
+            # The new scene's reference is formed: is it the remembered scene?
+            st.match_pending = False
+            assert st.remembered_scene is not None and st.left_scene is not None
+            back = SceneDrift(window=s.drift_window, **st.remembered_scene)
+            if st.drift.same_scene(back, s.drift_threshold):
+                self._swap_remembered(st.left_scene)
         if st.drift_hold > 0:
             st.p_est = max(st.p_est, s.drift_p_est)
 
@@ -297,6 +332,10 @@ class Runtime:
         st = self.state
         st.mode = "retrain"
         st.retrain_steps = 0
+        if s.scene_memory and st.left_scene is not None:
+            # The agent that served the scene before the drift, kept for its return.
+            self.remembered_q = copy.deepcopy(self.agent.q.state_dict())
+            st.remembered_scene, st.left_scene = st.left_scene, None
         st.retrain_rewards, st.retrain_accuracies = [], []
         self._flush_memory()
         self.agent.settings = replace(
@@ -307,6 +346,19 @@ class Runtime:
         )
         self.agent.steps = 0
         self.agent.epsilon = self.agent.settings.epsilon_start
+
+    def _swap_remembered(self, left: dict[str, Any]) -> None:
+        """Back in the remembered scene: its agent serves again, and the one of the
+        scene just left is remembered in its place."""
+        st = self.state
+        current = copy.deepcopy(self.agent.q.state_dict())
+        assert self.remembered_q is not None
+        self.agent.q.load_state_dict(self.remembered_q)
+        self.agent.target.load_state_dict(self.remembered_q)
+        self.remembered_q, st.remembered_scene = current, left
+        st.left_scene = None
+        st.swaps += 1
+        self._agent_changed = True
 
     def _retrain_done(self) -> bool:
         s, st = self.settings, self.state
@@ -413,10 +465,12 @@ class Runtime:
         transition: Transition | None = None,
     ) -> Record:
         record = replace(record, p_est=self.state.p_est, epsilon=self.agent.epsilon)
+        agent = agent or self._agent_changed
+        self._agent_changed = False
         self.store.commit(
             record,
             self._state_dict(),
-            agent=self.agent.training_state() if agent else None,
+            agent=self._agent_blob() if agent else None,
             transition=(self.state.generation, transition) if transition else None,
         )
         self.position += 1

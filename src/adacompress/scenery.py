@@ -229,6 +229,7 @@ def analyse(
             caller_correct, states, night_start, night_end, first_return
         ),
         "traffic_ratio": summary["traffic_ratio"],
+        "traffic_by_state": traffic_by_state(records),
         "retrains": summary["retrains"],
         "estimates": summary["estimates"],
         "actions": {
@@ -238,6 +239,17 @@ def analyse(
         "retrain_steps": len(night_retrain),
         "problems": summary["problems"],
     }
+
+
+def traffic_by_state(records: list[Record]) -> dict[str, float]:
+    """Each state's share of the traffic ratio (they add up to it)."""
+    reference = sum(r.reference_bytes or 0 for r in records)
+    if not reference:
+        return {}
+    shares: Counter[str] = Counter()
+    for r in records:
+        shares[r.state] += r.bytes_uploaded
+    return {state: shares[state] / reference for state in sorted(shares)}
 
 
 def recovery_steps(

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from PIL import Image
 from tests.adacompress.test_cli import count_rows
 from tests.adacompress.test_environment import MeanFeatures, SizeCloud, write_photos
 from tests.conftest import photo, write_bad_inputs
@@ -148,6 +150,63 @@ def test_actions_larger_than_the_reference_are_never_sent(tmp_path: Path) -> Non
     explored = {runtime._choose(runtime._sample(paths[0]), explore=True)
                 for _ in range(100)}  # fmt: skip
     assert explored == set(range(8))
+
+
+def write_scene(folder: Path, n: int, brightness: float, seed: int) -> list[Path]:
+    """``n`` noisy pictures around one brightness (a scene for the drift detector)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        pixels = np.clip(rng.normal(brightness, 30, (48, 64, 3)), 0, 255)
+        path = folder / f"{i:03d}.png"
+        Image.fromarray(pixels.astype(np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+def test_scene_memory_swaps_the_day_agent_back_after_the_night(
+    tmp_path: Path,
+) -> None:
+    quiet = RuntimeSettings(
+        p_est_initial=0.0, p_est_min=0.0, p_est_max=0.0, drift_p_est=0.0,
+        drift_window=6, drift_threshold=8.0,
+    )  # fmt: skip
+    day = write_scene(tmp_path / "day", 40, 200.0, seed=1)
+    night = write_scene(tmp_path / "night", 40, 40.0, seed=2)
+    runtime = make_runtime(tmp_path, quiet, [0])
+    day_weights = {k: v.clone() for k, v in runtime.agent.q.state_dict().items()}
+    for path in day[:10] + night[:6]:
+        runtime.process(path)
+    assert runtime.state.left_scene is not None  # the night was noticed
+    # A retrain at night (its learning stood in for by a weight change).
+    runtime._start_retrain()
+    with torch.no_grad():
+        for param in runtime.agent.q.parameters():
+            param.add_(1.0)
+    runtime._end_retrain()
+    night_weights = {k: v.clone() for k, v in runtime.agent.q.state_dict().items()}
+    for path in night[6:20]:
+        runtime.process(path)
+    assert runtime.state.swaps == 0  # night stays night
+    for path in day[10:30]:
+        runtime.process(path)
+    assert runtime.state.swaps == 1  # the day came back: so did its agent
+    for key, value in runtime.agent.q.state_dict().items():
+        assert torch.equal(value, day_weights[key])
+    runtime.store.close()
+    # The night agent is remembered in the store, ready for the next night.
+    resumed = make_runtime(tmp_path, quiet, [0])
+    assert resumed.remembered_q is not None
+    for key, value in resumed.remembered_q.items():
+        assert torch.equal(value, night_weights[key])
+    # Without scene memory (the paper) the night agent stays.
+    plain = make_runtime(tmp_path / "plain", replace(quiet, scene_memory=False), [0])
+    plain._start_retrain()
+    plain._end_retrain()
+    for path in day[:10] + night[:20] + day[10:30]:
+        plain.process(path)
+    assert plain.state.swaps == 0 and plain.remembered_q is None
 
 
 def test_bad_images_and_failed_uploads_are_recorded(tmp_path: Path) -> None:
