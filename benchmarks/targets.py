@@ -142,6 +142,36 @@ def plot(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def table(report: dict[str, Any]) -> str:
+    """The README table: per backend and target, the agent beside the best fixed
+    pair at that target and the oracles."""
+    lines = [
+        "| backend | target | alpha (CV acc, size) | agent test acc | agent size "
+        "| best fixed pair at >= target | oracle size: scale-quality / paper |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for backend in (b for b in report if isinstance(report[b], dict)):
+        row = report[backend]
+        oracle = row["oracle"]
+        for target in report["targets"]:
+            agent = row["agents"][str(target)]
+            fixed = row["best_fixed"][str(target)]
+            fixed_text = "none"
+            if fixed:
+                fixed_text = (
+                    f"{fixed['action']}: {fixed['size_ratio']:.3f} "
+                    f"({fixed['accuracy']:.3f})"
+                )
+            lines.append(
+                f"| {backend} | {target} | {agent['alpha']:.1f} "
+                f"({agent['cv_accuracy']:.3f}, {agent['cv_size_ratio']:.3f}) "
+                f"| {agent['accuracy']:.3f} | {agent['size_ratio']:.3f} "
+                f"| {fixed_text} | {oracle[ACTIONS]['size_ratio']:.3f} / "
+                f"{oracle['paper']['size_ratio']:.3f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=["lite0", "lite1", "lite2"])
@@ -162,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         atomic_write_json(args.json, report)
     plot(report, args.json.with_suffix(".png"))
+    args.json.with_suffix(".md").write_text(table(report))
+    print(table(report))
     print(json.dumps({b: report[b]["agents"] for b in args.backends}, indent=1))
     return 0
 
