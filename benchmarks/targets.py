@@ -186,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "actions_set": ACTIONS, "features": args.features, "targets": args.targets,
     }  # fmt: skip
+    if args.json.is_file():  # keep the other backends of an earlier run alike
+        earlier = json.loads(args.json.read_text())
+        if all(earlier.get(k) == v for k, v in report.items()):
+            report = earlier
     for backend in args.backends:
         report[backend] = run_backend(
             backend, args.features, args.targets, out, args.ship
@@ -194,7 +198,6 @@ def main(argv: list[str] | None = None) -> int:
     plot(report, args.json.with_suffix(".png"))
     args.json.with_suffix(".md").write_text(table(report))
     print(table(report))
-    print(json.dumps({b: report[b]["agents"] for b in args.backends}, indent=1))
     return 0
 
 

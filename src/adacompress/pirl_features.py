@@ -14,7 +14,6 @@ the preprocessing alone give the agent?
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from PIL import Image
 from torch import nn
 
 from adacompress.codec import to_rgb
+from adacompress.datasets import file_digest
 from pirl.evaluate import load_encoder
 from pirl.resnet import resnet
 from pirl.train import TrainSettings
@@ -31,15 +31,6 @@ from pirl.transforms import EvalView
 
 DEFAULT_IMAGE_SIZE = 32
 """Input side when the file does not record one (``pirl eval``'s default too)."""
-
-
-def file_digest(path: Path, *, chars: int = 10) -> str:
-    """First ``chars`` hex digits of the SHA-256 of the file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:chars]
 
 
 class PirlFeatures:
@@ -92,7 +83,7 @@ class PirlFeatures:
         encoder, meta = load_encoder(path, weights_only=True)
         return cls(
             encoder,
-            name=f"pirl:{path.stem}-{file_digest(path)}",
+            name=f"pirl:{path.stem}-{file_digest(path)[:10]}",
             image_size=int(meta.get("image_size") or DEFAULT_IMAGE_SIZE),
         )
 
@@ -116,7 +107,7 @@ class PirlFeatures:
             _, meta = load_encoder(like, weights_only=True)
             arch, width, stem = meta["arch"], meta["width"], meta["cifar_stem"]
             size = int(meta.get("image_size") or DEFAULT_IMAGE_SIZE)
-            name += f":{like.stem}-{file_digest(like)}"
+            name += f":{like.stem}-{file_digest(like)[:10]}"
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             encoder = resnet(arch, width=width, cifar_stem=stem)
