@@ -318,10 +318,10 @@ class Runtime:
         elif st.match_pending and st.drift.count >= s.drift_window:
             # The new scene's reference is formed: is it the remembered scene?
             st.match_pending = False
-            assert st.remembered_scene is not None and st.left_scene is not None
-            back = SceneDrift(window=s.drift_window, **st.remembered_scene)
-            if st.drift.same_scene(back, s.drift_threshold):
-                self._swap_remembered(st.left_scene)
+            if st.remembered_scene and st.left_scene and self.remembered_q:
+                back = SceneDrift(window=s.drift_window, **st.remembered_scene)
+                if st.drift.same_scene(back, s.drift_threshold):
+                    self._swap_remembered(st.left_scene, self.remembered_q)
         if st.drift_hold > 0:
             st.p_est = max(st.p_est, s.drift_p_est)
 
@@ -332,6 +332,7 @@ class Runtime:
         st = self.state
         st.mode = "retrain"
         st.retrain_steps = 0
+        st.match_pending = False  # this retrain decides what the new scene needs
         if s.scene_memory and st.left_scene is not None:
             # The agent that served the scene before the drift, kept for its return.
             self.remembered_q = copy.deepcopy(self.agent.q.state_dict())
@@ -347,14 +348,13 @@ class Runtime:
         self.agent.steps = 0
         self.agent.epsilon = self.agent.settings.epsilon_start
 
-    def _swap_remembered(self, left: dict[str, Any]) -> None:
+    def _swap_remembered(self, left: dict[str, Any], back: dict[str, Any]) -> None:
         """Back in the remembered scene: its agent serves again, and the one of the
         scene just left is remembered in its place."""
         st = self.state
         current = copy.deepcopy(self.agent.q.state_dict())
-        assert self.remembered_q is not None
-        self.agent.q.load_state_dict(self.remembered_q)
-        self.agent.target.load_state_dict(self.remembered_q)
+        self.agent.q.load_state_dict(back)
+        self.agent.target.load_state_dict(back)
         self.remembered_q, st.remembered_scene = current, left
         st.left_scene = None
         st.swaps += 1

@@ -194,6 +194,17 @@ def test_scene_memory_swaps_the_day_agent_back_after_the_night(
     assert runtime.state.swaps == 1  # the day came back: so did its agent
     for key, value in runtime.agent.q.state_dict().items():
         assert torch.equal(value, day_weights[key])
+    # A retrain that starts before the new scene's reference is formed decides for
+    # that scene: no comparison (and no crash) afterwards.
+    for path in night[20:24]:
+        runtime.process(path)
+    assert runtime.state.match_pending
+    runtime._start_retrain()
+    runtime._end_retrain()
+    assert not runtime.state.match_pending
+    for path in night[24:40]:
+        runtime.process(path)
+    assert runtime.state.swaps == 1
     runtime.store.close()
     # The night agent is remembered in the store, ready for the next night.
     resumed = make_runtime(tmp_path, quiet, [0])
