@@ -72,6 +72,39 @@ def cheapest(row: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def table(report: dict[str, Any]) -> str:
+    """The README table: size ratio (accuracy) per backend, ms per image."""
+    backends = [b for b in report if b not in ("target_accuracy", "choice")]
+    names = list(report[backends[0]])
+    lines = [
+        "| extractor | dim | ms / image | "
+        + " | ".join(f"{b}: size (acc)" for b in backends)
+        + " |",
+        "|---|---|---|" + "---|" * len(backends),
+    ]
+    for name in names:
+        first = report[backends[0]][name]
+        cells = [
+            f"{report[b][name]['size_ratio']:.3f} ({report[b][name]['accuracy']:.3f})"
+            for b in backends
+        ]
+        lines.append(
+            f"| {name} | {first['dim']} | {first['ms_per_image']:.1f} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    choice = report.get("choice", {})
+    lines.append("")
+    lines.append(
+        "Cheapest within 0.01 accuracy and 0.02 size of the best: "
+        + "; ".join(
+            f"{b}: {c['cheapest']} ({c['ms_per_image']:.1f} ms; best {c['best']})"
+            for b, c in choice.items()
+        )
+    )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=["lite0", "lite1", "lite2"])
@@ -111,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         report[backend] = row
         report.setdefault("choice", {})[backend] = cheapest(row)
         atomic_write_json(args.json, report)
-    print(json.dumps(report, indent=1))
+    args.json.with_suffix(".md").write_text(table(report))
+    print(table(report))
     return 0
 
 
