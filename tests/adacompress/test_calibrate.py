@@ -11,6 +11,9 @@ from adacompress.agent import DQNAgent
 from adacompress.calibrate import ALPHA_GRID, AlphaSearch
 from adacompress.cli import main
 from adacompress.codec import get_action_set
+from adacompress.datasets import builtin_photos
+from adacompress.features import get_extractor
+from adacompress.shipped import shipped_agent_path
 
 
 class TableSearch(AlphaSearch):
@@ -105,3 +108,32 @@ def test_train_with_a_target_then_evaluate_reports_it(tmp_path: Path) -> None:
     # An agent and --actions that disagree are refused with one line.
     wrong = [*eval_args[:-1], "paper"]
     assert main(wrong) == 2
+
+
+@pytest.mark.parametrize("backend", ["lite0", "lite1", "lite2"])
+def test_shipped_scale_quality_agents_carry_their_target(backend: str) -> None:
+    agent, meta = DQNAgent.load(shipped_agent_path(backend, "scale-quality"))
+    assert meta["action_set"] == "scale-quality" and meta["backend"] == backend
+    assert meta["target_accuracy"] == 0.99
+    assert meta["actions"] == [a.key for a in get_action_set("scale-quality")]
+    assert agent.settings.n_actions == 25
+    assert agent.settings.state_dim == get_extractor(str(meta["features"])).dim
+
+
+def test_evaluate_and_run_pick_the_shipped_scale_quality_agent(tmp_path: Path) -> None:
+    images = tmp_path / "three.txt"
+    images.write_text("\n".join(str(p) for p in builtin_photos()[:3]))
+    report_path = tmp_path / "report.json"
+    args = ["--quiet", "evaluate", "--images", str(images), "--actions",
+            "scale-quality", "--json", str(report_path)]  # fmt: skip
+    assert main(args) == 0
+    report = json.loads(report_path.read_text())
+    assert report["actions_set"] == "scale-quality"
+    assert report["agent_file"].endswith("lite0-scale-quality.pt")
+    assert report["n_images"] == 3
+    run_args = ["--quiet", "run", "--images", str(images), "--actions",
+                "scale-quality", "--state", str(tmp_path / "state")]  # fmt: skip
+    assert main(run_args) == 0
+    run_report = json.loads((tmp_path / "state" / "report.json").read_text())
+    sent = {r["action"] for r in run_report["records"] if r["action"]}
+    assert sent <= {a.key for a in get_action_set("scale-quality")}
