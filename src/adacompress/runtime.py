@@ -87,6 +87,10 @@ class RuntimeSettings:
     """while the last n estimates are all correct, each estimate keeps this share of
     p_est's excess over p_est_initial (1: it stays, as in the paper, where p_est only
     falls when the accuracy rises)"""
+    count_reference_estimates: bool = False
+    """count an estimate whose choice is the reference itself (it cannot fail) in the
+    recent accuracy, as the paper does; ours stores it in D but leaves it out, so it
+    does not dilute an accuracy drop"""
     scene_memory: bool = True
     """remember the agent of the scene before a retrain; when a later scene drift
     leads back to a scene that matches it (same drift test), swap that agent back in
@@ -116,6 +120,7 @@ PRESETS: dict[str, RuntimeSettings] = {
         exit_window=10, retrain_min_steps=0, retrain_warmup=128,
         retrain_learn_every=5, retrain_epsilon_decay=0.99, flush_memory=True,
         drift_window=0, p_est_decay=1.0, skip_dominated=False, scene_memory=False,
+        count_reference_estimates=True,
     ),
 }  # fmt: skip
 
@@ -261,11 +266,15 @@ class Runtime:
         self.agent.memory.push(
             transition.state, transition.rewards, transition.observed, transition.state
         )
-        self.state.p_est, self.state.estimates = next_p_est(
-            self.state.p_est, self.state.estimates, result.accuracy, s
+        informative = s.count_reference_estimates or (
+            self.env.actions[index] != REFERENCE_ACTION
         )
-        self.state.drift_hold = max(0, self.state.drift_hold - 1)
-        recent = float(np.mean(self.state.estimates))
+        if informative:
+            self.state.p_est, self.state.estimates = next_p_est(
+                self.state.p_est, self.state.estimates, result.accuracy, s
+            )
+            self.state.drift_hold = max(0, self.state.drift_hold - 1)
+        recent = float(np.mean(self.state.estimates)) if self.state.estimates else 1.0
         record = self._record(
             path, "estimate", action=self.env.actions[index].key, uploaded=uploaded,
             reference_bytes=reference.nbytes, accuracy=result.accuracy,

@@ -100,7 +100,7 @@ def test_inference_estimate_retrain_transitions(tmp_path: Path) -> None:
     always = RuntimeSettings(
         p_est_initial=1.0, p_est_min=1.0, p_est_max=1.0, window=2, retrain_below=0.9,
         retrain_min_steps=3, exit_window=3, exit_accuracy=0.0, exit_epsilon=1.01,
-        retrain_warmup=0,
+        retrain_warmup=0, count_reference_estimates=True,
     )  # fmt: skip
     runtime = make_runtime(tmp_path, always, [Q75, Q5])
     records = [runtime.process(p) for p in paths * 2]
@@ -123,6 +123,30 @@ def test_inference_estimate_retrain_transitions(tmp_path: Path) -> None:
     assert len(starts) >= 2
     assert all(records[i].epsilon >= 0.97 for i in starts)
     assert runtime.agent.steps == len(states) - starts[-1]
+
+
+def test_estimates_of_the_reference_itself_do_not_dilute_a_drop(
+    tmp_path: Path,
+) -> None:
+    always = RuntimeSettings(
+        p_est_initial=1.0, p_est_min=1.0, p_est_max=1.0, window=2, retrain_below=0.9,
+        drift_window=0,
+    )  # fmt: skip
+    paths = write_photos(tmp_path / "img", 4)
+    ours = make_runtime(tmp_path / "ours", always, [Q75, Q75, Q5, Q5])
+    states = [ours.process(p).state for p in paths]
+    # The two q75 estimates cannot fail and are left out of the window: the retrain
+    # comes after two real failures, with nothing to average them away.
+    assert states == ["estimate", "estimate", "estimate", "estimate"]
+    assert ours.state.mode == "retrain" and ours.state.estimates == [0.0, 0.0]
+    assert ours.agent.memory.size == 4  # all four are in D
+    paper = make_runtime(
+        tmp_path / "paper", replace(always, count_reference_estimates=True),
+        [Q75, Q75, Q5, Q5],
+    )  # fmt: skip
+    states = [paper.process(p).state for p in paths[:3]]
+    assert paper.state.mode == "retrain"  # window [1, 0] after the third
+    assert paper.state.estimates[-2:] == [1.0, 0.0]
 
 
 def test_inference_uploads_only_the_choice(tmp_path: Path) -> None:
