@@ -11,7 +11,7 @@ from adacompress.codec import Action, get_action_set
 
 def shipped_agent_path(backend: str, actions: str = "paper") -> Path:
     """The agent shipped for ``backend`` and action set ``actions``
-    (benchmarks/train_shipped_agents.py)."""
+    (benchmarks/train_shipped_agents.py; scale-quality: benchmarks/targets.py)."""
     name = backend if actions == "paper" else f"{backend}-{actions}"
     path = Path(str(resources.files("adacompress").joinpath("agents", f"{name}.pt")))
     if not path.is_file():
