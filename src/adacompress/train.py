@@ -17,11 +17,7 @@ from tqdm import tqdm
 from adacompress.agent import DQNAgent, DQNSettings
 from adacompress.backends import ServiceError, get_backend
 from adacompress.cache import AnswerCache, default_cache_path
-from adacompress.codec import (
-    DEFAULT_MAX_PIXELS,
-    ImageError,
-    get_action_set,
-)
+from adacompress.codec import DEFAULT_MAX_PIXELS, ImageError, get_action_set
 from adacompress.datasets import DatasetError, resolve_images
 from adacompress.environment import CompressionEnv, Sample, Skipped
 from adacompress.features import get_extractor
@@ -49,8 +45,8 @@ class TrainSettings:
     actions: str = "paper"
     """action set (registered name)"""
     features: str = "lite0"
-    """state feature extractor: lite0, confidence, stats, random, or pirl:PATH (an
-    encoder written by `pirl export`)"""
+    """state feature extractor: lite0, confidence, confidence-scales, stats, random,
+    pirl:PATH (an encoder written by `pirl export`) or random:PATH (its untrained twin)"""
     steps: int = 7000
     """training steps (one image each)"""
     alpha: float = 1.0
