@@ -46,7 +46,8 @@ class TrainSettings:
     """action set (registered name)"""
     features: str = "lite0"
     """state feature extractor: lite0, confidence, confidence-scales, stats, random,
-    pirl:PATH (an encoder written by `pirl export`) or random:PATH (its untrained twin)"""
+    pirl:PATH (an encoder written by `pirl export`) or random:PATH (its untrained
+    twin)"""
     steps: int = 7000
     """training steps (one image each)"""
     alpha: float = 1.0
