@@ -92,6 +92,9 @@ def train(
 
     if settings.images is None and settings.split == "test":
         raise DatasetError("refusing to train on the held-out test split")
+    target = settings.target_accuracy
+    if target is not None and not 0.0 < target <= 1.0:
+        raise ValueError(f"target accuracy must be in (0, 1], got {target}")
     started = time.perf_counter()
     actions = get_action_set(settings.actions)
     extractor = get_extractor(settings.features)

@@ -137,3 +137,26 @@ def test_evaluate_and_run_pick_the_shipped_scale_quality_agent(tmp_path: Path) -
     run_report = json.loads((tmp_path / "state" / "report.json").read_text())
     sent = {r["action"] for r in run_report["records"] if r["action"]}
     assert sent <= {a.key for a in get_action_set("scale-quality")}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--features", "pirl:/nope.pt"], "pirl encoder not found"),
+        (["train", "--target-accuracy", "1.5"], "target accuracy must be in"),
+        (["train", "--target-accuracy", "0.9", "--calibration-folds", "20"],
+         "need 2..7 folds for 14 images"),
+        (["evaluate", "--min-side", "0"], "min_side must be >= 1"),
+        (["evaluate", "--actions", "scale-quality", "--agent",
+          str(shipped_agent_path("lite0"))], "trained with actions 'paper'"),
+    ],
+)  # fmt: skip
+def test_bad_target_settings_are_one_line_errors(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extra = (
+        ["--out", str(tmp_path / "a.pt"), "--steps", "10"] if args[0] == "train" else []
+    )
+    assert main(["--quiet", *args, "--images", "builtin", *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "Traceback" not in err
