@@ -176,6 +176,13 @@ class StatsFeatures:
 
 register_extractor("lite0")(LiteFeatures)
 register_extractor("confidence")(lambda: LiteFeatures(confidence=True))
+# The same state from a smaller input: cheaper on a phone.
+register_extractor("confidence@160")(
+    lambda: LiteFeatures(confidence=True, input_size=160)
+)
+register_extractor("confidence@128")(
+    lambda: LiteFeatures(confidence=True, input_size=128)
+)
 register_extractor("confidence-scales")(ScaleConfidenceFeatures)
 register_extractor("stats")(StatsFeatures)
 register_extractor("random")(PirlFeatures.from_random)
