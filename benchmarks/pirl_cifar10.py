@@ -53,11 +53,23 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--train-limit", type=int, default=None, help="train on a subset")
     p.add_argument("--eval-train-limit", type=int, default=None)
     p.add_argument("--test-limit", type=int, default=None)
+    p.add_argument(
+        "--validate", type=int, default=None, metavar="N",
+        help="evaluate on N held-out CIFAR-10 *training* images instead of the test "
+        "set (for choosing settings; the rest is the training pool)",
+    )  # fmt: skip
     p.add_argument("--linear-epochs", type=int, default=100)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
+
+
+def sample(source: ImageSource, limit: int | None, seed: int) -> ImageSource:
+    """A seeded ``limit``-image part of ``source`` (all of it without a limit)."""
+    if limit is None or limit >= len(source):
+        return source
+    return source.split(limit, seed=seed)[1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,13 +81,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown methods: {sorted(unknown)}", file=sys.stderr)
         return 2
     started = time.monotonic()
-    train_source = ImageSource(
-        args.data, under="train", limit=args.train_limit, seed=args.seed
-    )
-    eval_train = ImageSource(
-        args.data, under="train", limit=args.eval_train_limit, seed=args.seed
-    )
-    test = ImageSource(args.data, under="test", limit=args.test_limit, seed=args.seed)
+    if args.validate:
+        # Choosing settings: score on held-out *training* images, never on test.
+        rest, test = ImageSource(args.data, under="train").split(
+            args.validate, seed=args.seed
+        )
+        train_source = sample(rest, args.train_limit, args.seed)
+        eval_train = sample(rest, args.eval_train_limit, args.seed)
+    else:
+        train_source = ImageSource(
+            args.data, under="train", limit=args.train_limit, seed=args.seed
+        )
+        eval_train = ImageSource(
+            args.data, under="train", limit=args.eval_train_limit, seed=args.seed
+        )
+        test = ImageSource(
+            args.data, under="test", limit=args.test_limit, seed=args.seed
+        )
     encoder_name = f"{args.arch}-w{args.width}-cifar-stem"
     report: dict[str, Any] = {
         "budget_minutes": args.budget_minutes,
@@ -95,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         "n_train_ssl": len(train_source),
         "n_eval_train": len(eval_train),
         "n_test": len(test),
+        "evaluated_on": f"{args.validate} held-out train images"
+        if args.validate
+        else "test",
         "threads": threads,
         "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
     }

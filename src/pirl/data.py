@@ -13,6 +13,7 @@ worker decodes it, and a resumed run sees exactly the images it would have seen.
 
 from __future__ import annotations
 
+import copy
 import os
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
@@ -125,6 +126,22 @@ class ImageSource:
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def split(self, held: int, *, seed: int = 0) -> tuple[ImageSource, ImageSource]:
+        """``(rest, held_out)``: a seeded random ``held`` images apart from the rest,
+        e.g. a validation part of a training set for choosing settings."""
+        if not 0 < held < len(self.names):
+            raise DataError(f"cannot hold out {held} of {len(self.names)} images")
+        chosen = set(np.random.default_rng(seed).choice(len(self), held, replace=False))
+        parts = []
+        for keep in (lambda i: i not in chosen, lambda i: i in chosen):
+            part = copy.copy(self)
+            indices = [i for i in range(len(self)) if keep(i)]
+            part.names = [self.names[i] for i in indices]
+            if self.labels is not None:
+                part.labels = [self.labels[i] for i in indices]
+            parts.append(part)
+        return parts[0], parts[1]
 
     def read(self, name: str) -> bytes:
         if not self.is_zip:

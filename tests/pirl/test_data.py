@@ -65,6 +65,20 @@ def test_limit_is_a_seeded_subset(image_folder: Path) -> None:
     assert len(a) == 10 and a.names == b.names
 
 
+def test_split_holds_out_a_seeded_disjoint_part(image_folder: Path) -> None:
+    source = ImageSource(image_folder)
+    rest, held = source.split(3, seed=1)
+    assert len(held) == 3 and len(rest) == len(source) - 3
+    assert set(rest.names).isdisjoint(held.names)
+    assert sorted(rest.names + held.names) == sorted(source.names)
+    assert held.names == source.split(3, seed=1)[1].names
+    if source.labels is not None:
+        assert [source.labels[source.names.index(n)] for n in held.names] == held.labels
+    assert held.load(0).mode == "RGB"
+    with pytest.raises(DataError, match="cannot hold out"):
+        source.split(len(source))
+
+
 def test_sampler_slices_global_batches_across_processes() -> None:
     one = list(EpochBatchSampler(50, 8, seed=1, epoch=2, world=1))
     two = [
