@@ -8,6 +8,7 @@ makes no new service calls.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,8 @@ from adacompress.datasets import file_digest
 from adacompress.features import FeatureExtractor
 
 FEATURE_CHUNK = 16
+REMEMBERED_IMAGES = 4096
+"""Images whose answers stay in memory (more than any training set here)."""
 
 
 @dataclass
@@ -106,9 +109,9 @@ class CompressionEnv:
         self.limits = own.replace(min_side=min_side, max_bytes=max_bytes)
         self.cache_name = service.name + self.limits.key
         """the service's name in the answer cache"""
-        self._seen: dict[str, dict[str, Outcome]] = {}
-        """answers already read or fetched in this process, per image digest (training
-        reads the same answers thousands of times)"""
+        self._seen: OrderedDict[str, dict[str, Outcome]] = OrderedDict()
+        """answers already read or fetched, for the last :data:`REMEMBERED_IMAGES`
+        images (training rereads them thousands of times; a long run must not grow)"""
 
     def prepare(
         self, paths: Iterable[Path], *, progress: bool = True
@@ -163,6 +166,9 @@ class CompressionEnv:
         wanted = list(dict.fromkeys(actions))
         by_key = {action.key: action for action in wanted}
         known = self._seen.setdefault(sample.digest, {})
+        self._seen.move_to_end(sample.digest)
+        if len(self._seen) > REMEMBERED_IMAGES:
+            self._seen.popitem(last=False)
         found = {key: known[key] for key in by_key if key in known}
         if len(found) < len(by_key):
             found.update(self.cache.get_answers(

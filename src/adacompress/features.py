@@ -97,20 +97,25 @@ class LiteFeatures:
         out = np.empty((len(images), self.dim), dtype=np.float32)
         for start in range(0, len(images), self.batch_size):
             chunk = images[start : start + self.batch_size]
+            if self.confidence:
+                top = self.probabilities(chunk).topk(CONFIDENCE_TOP, dim=1).values
+                pixels = torch.tensor([[log_pixels(im)] for im in chunk])
+                out[start : start + len(chunk)] = torch.cat([top, pixels], 1).numpy()
+                continue
             with torch.inference_mode():
                 maps = self.model.extract_features(preprocess(chunk, self.input_size))
-                pooled = maps.mean(dim=(2, 3))
-                if self.confidence:
-                    logits = self.classifier(pooled)
-                    top = (
-                        torch.softmax(logits, dim=1).topk(CONFIDENCE_TOP, dim=1).values
-                    )
-                    pixels = torch.tensor(
-                        [[math.log(im.width * im.height)] for im in chunk]
-                    )
-                    pooled = torch.cat([top, pixels], dim=1)
-            out[start : start + len(chunk)] = pooled.numpy()
+            out[start : start + len(chunk)] = maps.mean(dim=(2, 3)).numpy()
         return out
+
+    def probabilities(self, images: list[Image.Image]) -> torch.Tensor:
+        """The local classifier's softmax over the 1000 classes, one row an image."""
+        with torch.inference_mode():
+            maps = self.model.extract_features(preprocess(images, self.input_size))
+            return torch.softmax(self.classifier(maps.mean(dim=(2, 3))), dim=1)
+
+
+def log_pixels(image: Image.Image) -> float:
+    return math.log(image.width * image.height)
 
 
 class ScaleConfidenceFeatures:
@@ -135,25 +140,20 @@ class ScaleConfidenceFeatures:
 
     def extract(self, images: list[Image.Image]) -> np.ndarray:
         out = np.empty((len(images), self.dim), dtype=np.float32)
-        model = self.base.model
-        views = 1 + len(self.PROBE_SCALES)
         for i, image in enumerate(images):
             batch = [image] + [
                 image.resize(scaled_size(image.size, s), Image.Resampling.LANCZOS)
                 for s in self.PROBE_SCALES
             ]
-            with torch.inference_mode():
-                maps = model.extract_features(preprocess(batch, 224))
-                probs = torch.softmax(self.base.classifier(maps.mean(dim=(2, 3))), 1)
+            probs = self.base.probabilities(batch)
             top = probs[0].topk(CONFIDENCE_TOP).values
             label = int(probs[0].argmax())
             probes = [
-                [float(probs[v, label]), float(probs[v].max()),
-                 float(int(probs[v].argmax()) == label)]
-                for v in range(1, views)
-            ]  # fmt: skip
-            pixels = math.log(image.width * image.height)
-            out[i] = np.array([*top.tolist(), pixels, *sum(probes, [])], np.float32)
+                [float(row[label]), float(row.max()), float(int(row.argmax()) == label)]
+                for row in probs[1:]
+            ]
+            row_out = [*top.tolist(), log_pixels(image), *sum(probes, [])]
+            out[i] = np.array(row_out, dtype=np.float32)
         return out
 
 

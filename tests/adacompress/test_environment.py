@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 from tests.conftest import photo, write_bad_inputs
 
+from adacompress import environment
 from adacompress.backends import ServiceError
 from adacompress.cache import AnswerCache
 from adacompress.codec import REFERENCE_ACTION, load_image, paper_actions
@@ -94,6 +95,20 @@ def test_answers_are_cached_across_runs(tmp_path: Path) -> None:
     assert [r.accuracy for r in first[0]] == [
         r.accuracy for r in again.step_all(samples[0])
     ]
+
+
+def test_answers_in_memory_are_bounded_and_agree_with_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(environment, "REMEMBERED_IMAGES", 2)
+    paths = write_photos(tmp_path / "img", 3)
+    cloud = SizeCloud()
+    env = make_env(tmp_path, cloud)
+    samples, _ = env.prepare(paths, progress=False)
+    first = [env.step_all(sample) for sample in samples]
+    assert len(env._seen) == 2  # a long stream does not grow memory
+    again = [env.step_all(sample) for sample in samples]  # the first from SQLite
+    assert again == first and cloud.calls == 30
 
 
 def test_features_are_cached_and_order_is_kept(tmp_path: Path) -> None:
