@@ -1,0 +1,278 @@
+"""How small can uploads get at an accuracy target, given what the device knows?
+
+    python benchmarks/target_bound.py [--target 0.985] [--json out/target_bound.json]
+
+Train split only (700 images, never test), every backend, the ``scale-quality`` action
+set. Each row is a decision rule with a different amount of information, and its
+smallest size ratio (bytes / q=75 reference bytes) at accuracy >= ``--target``:
+
+- ``oracle``: knows every upload's answer (the bound no rule can beat).
+- ``best fixed``: one (scale, quality) pair for every image.
+- ``survival[STATE]``: a survival model — a small MLP on (image state, action one-hot,
+  that action's probes) giving the probability that the answer survives — scored out
+  of fold (5-fold CV); the rule sends the smallest action whose probability clears a
+  threshold, and the threshold is swept (in-sample choice: optimistic). STATE is
+  ``confidence`` (11 numbers, the paper agents' state), ``confidence-scales`` (the
+  shipped scale-quality agents' state) or
+  ``confidence+local-probes``: also the local classifier's answer on *every* candidate
+  upload (25 extra EfficientNet-Lite0 forwards a decision, more than a phone would
+  spend): the reference class's probability relative to the original's, whether the
+  top-1 class is unchanged, whether the reference class is still in the top 5. The
+  local classifier is EfficientNet-Lite0, the same network and preprocessing as the
+  ``lite0`` service, so these are read from the ``lite0`` service's cached answers (on
+  the ``lite0`` backend the probes *are* the cloud's answers: that row is exact).
+- ``cascade``: upload a small version first and keep the cloud's answer when its top-1
+  score clears a threshold, else upload a second, larger version (best pair of actions
+  and thresholds chosen in-sample: optimistic). Bytes of both uploads count.
+
+The rows say whether a target (the scale-quality issue asks 0.985 at <= 0.12) is out of
+reach for lack of information rather than for lack of a better learner. Needs the
+cache warm for scale-quality (``benchmarks/warm_cache.py --actions scale-quality``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from adacompress.backends import get_backend
+from adacompress.cache import AnswerCache, default_cache_path
+from adacompress.codec import REFERENCE_ACTION, get_action_set
+from adacompress.datasets import imagenet_split
+from adacompress.environment import CompressionEnv
+from adacompress.evaluate import collect
+from adacompress.features import CONFIDENCE_TOP, get_extractor
+from adacompress.labels import Answer
+from adacompress.storage import atomic_write_json
+from adacompress.threads import configure_threads
+
+BACKENDS = ("lite0", "lite1", "lite2")
+LOCAL = "lite0"  # the backend whose network is the device's local classifier
+FOLDS = 5
+N_ACTIONS = len(get_action_set("scale-quality"))
+THRESHOLDS = np.linspace(0.3, 0.999, 140)
+CASCADE_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def score_of(answer: Answer, class_id: int) -> float:
+    return next((label.score for label in answer if label.class_id == class_id), 0.0)
+
+
+def backend_table(cache: AnswerCache, backend: str) -> dict[str, np.ndarray]:
+    """Per train image x action: survived, bytes, cloud top-1 score; plus the state."""
+    env = CompressionEnv(
+        get_backend(backend),
+        cache,
+        actions=get_action_set("scale-quality"),
+        extractor=get_extractor("confidence-scales"),
+    )
+    collected = collect(env, imagenet_split("train"), progress=False)
+    rows = collected.outcomes
+    ref_class = [o[REFERENCE_ACTION].answer[0].class_id for o in rows]
+    ref_score = [o[REFERENCE_ACTION].answer[0].score for o in rows]
+    return {
+        "digest": np.array([s.digest for s in collected.samples]),
+        "state": np.stack([s.features for s in collected.samples]),
+        "ref": np.array([o[REFERENCE_ACTION].nbytes for o in rows], float),
+        "nbytes": np.array([[o[a].nbytes for a in env.actions] for o in rows], float),
+        "kept": np.array(
+            [
+                [env.score(o[REFERENCE_ACTION], o[a]).accuracy for a in env.actions]
+                for o in rows
+            ]
+        ),
+        "top1": np.array(
+            [[o[a].answer[0].score for a in env.actions] for o in rows], float
+        ),
+        "same_top1": np.array(
+            [
+                [o[a].answer[0].class_id == c for a in env.actions]
+                for o, c in zip(rows, ref_class, strict=True)
+            ],
+            float,
+        ),
+        "ref_share": np.array(
+            [
+                [score_of(o[a].answer, c) / max(ref_top, 1e-6) for a in env.actions]
+                for o, c, ref_top in zip(rows, ref_class, ref_score, strict=True)
+            ]
+        ),
+    }
+
+
+def pick(allowed: np.ndarray, t: dict[str, np.ndarray]) -> tuple[float, float]:
+    """Accuracy and size ratio of sending the smallest allowed action (else q=75)."""
+    n = len(t["ref"])
+    choice = np.where(allowed, t["nbytes"], np.inf).argmin(1)
+    none = ~allowed.any(1)
+    accuracy = np.where(none, 1.0, t["kept"][np.arange(n), choice])
+    nbytes = np.where(none, t["ref"], t["nbytes"][np.arange(n), choice])
+    return float(accuracy.mean()), float(nbytes.sum() / t["ref"].sum())
+
+
+def best_at(points: list[tuple[float, float]], target: float) -> dict[str, Any]:
+    """The smallest size among (accuracy, size) points that reach ``target``."""
+    feasible = [(size, acc) for acc, size in points if acc >= target]
+    if not feasible:
+        return {"size_ratio": None, "accuracy": max(a for a, _ in points)}
+    size, acc = min(feasible)
+    return {"size_ratio": round(size, 4), "accuracy": round(acc, 4)}
+
+
+def action_rows(state: np.ndarray, probes: np.ndarray | None) -> np.ndarray:
+    """One row per (image, action): the image's state, the action one-hot and, if
+    given, that action's local probes. Shape: (images * actions, columns)."""
+    n, n_actions = len(state), N_ACTIONS
+    parts = [
+        np.repeat(state[:, None, :], n_actions, axis=1),
+        np.broadcast_to(np.eye(n_actions), (n, n_actions, n_actions)),
+    ]
+    if probes is not None:
+        parts.append(probes)
+    return np.concatenate(parts, axis=2).reshape(n * n_actions, -1).astype(np.float32)
+
+
+def survival_out_of_fold(
+    state: np.ndarray, probes: np.ndarray | None, kept: np.ndarray, seed: int
+) -> np.ndarray:
+    """Out-of-fold P(answer survives) per image and action, 5-fold CV.
+
+    One small MLP over (image, action) rows shares what it learns across actions;
+    with 700 images a model with one output per action overfits its rare failures.
+    """
+    order = np.random.default_rng(seed).permutation(len(state))
+    out = np.empty_like(kept)
+
+    def rows(index: np.ndarray) -> np.ndarray:
+        return action_rows(state[index], None if probes is None else probes[index])
+
+    for fold in np.array_split(order, FOLDS):
+        train = np.setdiff1d(order, fold)
+        x = rows(train)
+        mean, std = x.mean(0), x.std(0) + 1e-6
+        torch.manual_seed(seed)
+        model = torch.nn.Sequential(
+            torch.nn.Linear(x.shape[1], 32), torch.nn.ReLU(), torch.nn.Linear(32, 1)
+        )
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2, weight_decay=1e-3)
+        inputs = torch.tensor((x - mean) / std)
+        targets = torch.tensor(kept[train].reshape(-1), dtype=torch.float32)
+        for _ in range(300):
+            optimizer.zero_grad()
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                model(inputs)[:, 0], targets
+            )
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            held = torch.tensor((rows(fold) - mean) / std)
+            out[fold] = torch.sigmoid(model(held)[:, 0]).numpy().reshape(len(fold), -1)
+    return out
+
+
+def cascade(t: dict[str, np.ndarray], target: float) -> dict[str, Any]:
+    """The best two-upload cascade, in-sample: the first upload's answer is kept if
+    its top-1 score >= tau, else the second upload's is used."""
+    mean_bytes = t["nbytes"].mean(0)
+    best: dict[str, Any] = {"size_ratio": None, "accuracy": 0.0}
+    for first, second in itertools.permutations(range(t["nbytes"].shape[1]), 2):
+        if mean_bytes[first] >= mean_bytes[second]:
+            continue
+        for tau in CASCADE_THRESHOLDS:
+            keep_first = t["top1"][:, first] >= tau
+            accuracy = np.where(
+                keep_first, t["kept"][:, first], t["kept"][:, second]
+            ).mean()
+            nbytes = t["nbytes"][:, first] + np.where(
+                keep_first, 0.0, t["nbytes"][:, second]
+            )
+            size = float(nbytes.sum() / t["ref"].sum())
+            if accuracy >= target and (
+                best["size_ratio"] is None or size < best["size_ratio"]
+            ):
+                best = {
+                    "size_ratio": round(size, 4),
+                    "accuracy": round(float(accuracy), 4),
+                    "first": int(first),
+                    "tau": tau,
+                    "second": int(second),
+                }
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target", type=float, default=0.985)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=Path("out/target_bound.json"))
+    args = parser.parse_args(argv)
+    configure_threads()
+    keys = [a.key for a in get_action_set("scale-quality")]
+    with AnswerCache(default_cache_path()) as cache:
+        tables = {b: backend_table(cache, b) for b in BACKENDS}
+    local = tables[LOCAL]
+    # The local classifier on every candidate upload (n, actions, 3).
+    probes = np.stack([local["ref_share"], local["same_top1"], local["kept"]], axis=2)
+    confidence = local["state"][:, : CONFIDENCE_TOP + 1]
+    states = {
+        "confidence": (confidence, None),
+        "confidence-scales": (local["state"], None),
+        "confidence+local-probes": (confidence, probes),
+    }
+    report: dict[str, Any] = {"target": args.target, "n_images": len(local["ref"])}
+    for backend, t in tables.items():
+        assert (t["digest"] == local["digest"]).all(), "images out of step"
+        oracle = np.where(t["kept"] == 1, t["nbytes"], np.inf).min(1)
+        oracle = np.where(np.isinf(oracle), t["ref"], oracle)
+        total = t["ref"].sum()
+        fixed = [
+            (float(t["kept"][:, a].mean()), float(t["nbytes"][:, a].sum() / total))
+            for a in range(len(keys))
+        ]
+        row: dict[str, Any] = {
+            "oracle": {
+                "size_ratio": round(float(oracle.sum() / total), 4),
+                "accuracy": 1.0,
+            },
+            "best fixed": best_at(fixed, args.target),
+        }
+        for name, (state, local_probes) in states.items():
+            probability = survival_out_of_fold(
+                state, local_probes, t["kept"], args.seed
+            )
+            points = [pick(probability >= tau, t) for tau in THRESHOLDS]
+            row[f"survival[{name}]"] = best_at(points, args.target)
+        row["cascade"] = cascade(t, args.target)
+        if row["cascade"].get("first") is not None:
+            row["cascade"]["first"] = keys[row["cascade"]["first"]]
+            row["cascade"]["second"] = keys[row["cascade"]["second"]]
+        report[backend] = row
+        print(backend, json.dumps(row), flush=True)
+    atomic_write_json(args.json, report)
+    rules = list(report[BACKENDS[0]])
+    lines = [
+        f"size ratio at accuracy >= {args.target} (train, {report['n_images']} images)",
+        "",
+        "| rule | " + " | ".join(BACKENDS) + " |",
+        "|---|" + "---|" * len(BACKENDS),
+    ]
+    for rule in rules:
+        cells = []
+        for backend in BACKENDS:
+            cell = report[backend][rule]
+            size = cell["size_ratio"]
+            cells.append(f"{size:.3f}" if size is not None else "not reached")
+        lines.append(f"| {rule} | " + " | ".join(cells) + " |")
+    print("\n".join(lines))
+    args.json.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
