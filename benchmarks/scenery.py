@@ -1,30 +1,99 @@
 """README table and plots: the scenery change (day -> night -> day) on every backend.
 
     python benchmarks/scenery.py [--backends lite0 lite1 lite2] [--presets ...]
-        [--actions paper scale-quality]
+        [--actions paper scale-quality] [--seeds 0 1 2 3 4]
 
 Runs ``adacompress experiment scenery`` for each backend, runtime preset and action
-set, starting from the shipped day-trained agent of that action set, and writes
-out/scenery/<backend>-<preset>[-<actions>].json/.png, a summary JSON and a Markdown
-table.
+set, starting from the shipped day-trained agent of that action set, once per stream
+seed (the order in which the images come), and writes
+out/scenery/<backend>-<preset>[-<actions>]-s<seed>.json/.png, a summary JSON and a
+Markdown table of the means over seeds (traffic and recovery also with their range).
+One stream is one draw: with a single seed, traffic moved between 0.50 and 0.67 and
+retrains between 1 and 4 on the same agent, so the table averages five.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from adacompress.scenery import ScenerySettings, scenery
 from adacompress.storage import atomic_write, atomic_write_json
 from adacompress.threads import configure_threads
 
 
-def fmt(value: Any) -> str:
+def mean(values: list[Any]) -> float | None:
+    """Mean of the values that are not None (None when there are none)."""
+    known = [v for v in values if v is not None]
+    return float(np.mean(known)) if known else None
+
+
+def fmt(value: Any, digits: int = 3) -> str:
     if value is None:
         return "-"
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def summarize(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Means over seeds of the numbers in the table, plus traffic/recovery ranges."""
+
+    def over(*keys: str) -> list[Any]:
+        values = []
+        for report in reports:
+            value: Any = report
+            for key in keys:
+                value = value[key]
+            values.append(value)
+        return values
+
+    recovery = over("recovery_steps")
+    traffic = over("traffic_ratio")
+    summary: dict[str, Any] = {
+        "seeds": len(reports),
+        "accuracy": {
+            k: mean(over("accuracy", k))
+            for k in ("overall", "day_before", "night", "day_after")
+        },
+        "agent_accuracy": {
+            k: mean(over("agent_accuracy", k))
+            for k in ("day_before", "night_before_retrain", "night_after_retrain")
+        },
+        "retrains": mean(over("retrains")),
+        "retrain_steps": mean(over("retrain_steps")),
+        "recovery_steps": mean(recovery),
+        "recovery_steps_max": max((r for r in recovery if r is not None), default=None),
+        "not_recovered": sum(r is None for r in recovery),
+        "traffic_ratio": mean(traffic),
+        "traffic_ratio_range": [min(traffic), max(traffic)],
+        "estimates": mean(over("estimates")),
+        "traffic_by_state": {
+            k: mean([r["traffic_by_state"].get(k, 0.0) for r in reports])
+            for k in ("inference", "estimate", "retrain")
+        },
+    }
+    return summary
+
+
+def row(backend: str, preset: str, actions: str, s: dict[str, Any]) -> str:
+    acc, agent = s["accuracy"], s["agent_accuracy"]
+    low, high = s["traffic_ratio_range"]
+    recovery = fmt(s["recovery_steps"], 0)
+    if s["recovery_steps_max"] is not None:
+        recovery += f" (max {s['recovery_steps_max']})"
+    if s["not_recovered"]:
+        recovery += f", {s['not_recovered']} never"
+    return (
+        f"| {backend} | {preset} | {actions} | {fmt(acc['overall'])} | "
+        f"{fmt(acc['day_before'])} / {fmt(acc['night'])} / {fmt(acc['day_after'])} | "
+        f"{fmt(agent['day_before'])} | {fmt(agent['night_before_retrain'])} -> "
+        f"{fmt(agent['night_after_retrain'])} | {fmt(s['retrains'], 1)} "
+        f"({fmt(s['retrain_steps'], 0)}) | {recovery} | "
+        f"**{fmt(s['traffic_ratio'])}** ({low:.2f}–{high:.2f}) | "
+        f"{fmt(s['estimates'], 0)} |"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,45 +101,53 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", nargs="+", default=["lite0", "lite1", "lite2"])
     parser.add_argument("--presets", nargs="+", default=["default", "paper"])
     parser.add_argument("--actions", nargs="+", default=["paper"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--out", default="out/scenery")
     args = parser.parse_args(argv)
     configure_threads()
     out = Path(args.out)
-    rows = []
+    summaries = []
     lines = [
+        f"means over {len(args.seeds)} stream seeds ({' '.join(map(str, args.seeds))})",
+        "",
         "| backend | preset | actions | accuracy overall | day / night / day "
         "| agent acc day | night before -> after retrain | retrains (steps) "
-        "| recovery steps | traffic ratio | estimates |",
+        "| recovery steps | traffic ratio (range) | estimates |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for backend, preset, actions in (
         (b, p, a) for b in args.backends for a in args.actions for p in args.presets
     ):
         name = f"{backend}-{preset}" + ("" if actions == "paper" else f"-{actions}")
-        report = scenery(ScenerySettings(
-            backend=backend, preset=preset, actions=actions, progress=False,
-            json=str(out / f"{name}.json"),
-        ))  # fmt: skip
-        report["actions_set"] = actions
-        rows.append(report)
-        acc, agent = report["accuracy"], report["agent_accuracy"]
-        lines.append(
-            f"| {backend} | {preset} | {actions} | {fmt(acc['overall'])} | "
-            f"{fmt(acc['day_before'])} / {fmt(acc['night'])} / "
-            f"{fmt(acc['day_after'])} | {fmt(agent['day_before'])} | "
-            f"{fmt(agent['night_before_retrain'])} -> "
-            f"{fmt(agent['night_after_retrain'])} | {report['retrains']} "
-            f"({report['retrain_steps']}) | {fmt(report['recovery_steps'])} | "
-            f"{fmt(report['traffic_ratio'])} | {report['estimates']} |"
-        )
+        reports = []
+        for seed in args.seeds:
+            report = scenery(ScenerySettings(
+                backend=backend, preset=preset, actions=actions, seed=seed,
+                progress=False, json=str(out / f"{name}-s{seed}.json"),
+            ))  # fmt: skip
+            print(
+                f"{name} seed {seed}: accuracy {report['accuracy']['overall']:.3f}, "
+                f"retrains {report['retrains']}, recovery {report['recovery_steps']}, "
+                f"traffic {report['traffic_ratio']:.3f}",
+                flush=True,
+            )
+            reports.append(report)
+        summary = summarize(reports)
+        kept = ("accuracy", "retrains", "recovery_steps", "traffic_ratio", "actions")
+        summaries.append({
+            "backend": backend, "preset": preset, "actions_set": actions,
+            "summary": summary,
+            "per_seed": [
+                {"seed": seed, **{k: r[k] for k in kept}}
+                for seed, r in zip(args.seeds, reports, strict=True)
+            ],
+        })  # fmt: skip
+        lines.append(row(backend, preset, actions, summary))
         print(lines[-1], flush=True)
-    atomic_write_json(out / "scenery.json", rows)
+    atomic_write_json(out / "scenery.json", summaries)
     table = "\n".join(lines) + "\n"
     atomic_write(out / "scenery.md", lambda handle: handle.write(table.encode()))
     print(table)
-    print(json.dumps({
-        f"{r['backend']}/{r['preset']}/{r['actions_set']}": r["actions"] for r in rows
-    }))  # fmt: skip
     return 0
 
 
