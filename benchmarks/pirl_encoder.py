@@ -1,6 +1,6 @@
 """A label-free encoder for the agent: PIRL on the train split of imagenet-samples.
 
-    python benchmarks/pirl_encoder.py [--budget-minutes 8] [--out out/pirl-imagenet]
+    python benchmarks/pirl_encoder.py [--budget-minutes 16] [--out out/pirl-imagenet]
 
 Trains ``pirl train`` on the 700 train images only (no labels: the folder holds the
 files and nothing else; the test split is never seen), then exports the encoder to
@@ -25,7 +25,7 @@ from pirl.train import TrainSettings, train
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget-minutes", type=float, default=8.0)
+    parser.add_argument("--budget-minutes", type=float, default=16.0)
     parser.add_argument("--out", type=Path, default=Path("out/pirl-imagenet"))
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--arch", default="resnet10")

@@ -1,7 +1,7 @@
 """README table and plots: the scenery change (day -> night -> day) on every backend.
 
     python benchmarks/scenery.py [--backends lite0 lite1 lite2] [--presets ...]
-        [--actions paper scale-quality] [--seeds 0 1 2 3 4]
+        [--actions paper scale-quality] [--seeds 0 1 2 3 4] [--agent TEMPLATE]
 
 Runs ``adacompress experiment scenery`` for each backend, runtime preset and action
 set, starting from the shipped day-trained agent of that action set, once per stream
@@ -102,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--presets", nargs="+", default=["default", "paper"])
     parser.add_argument("--actions", nargs="+", default=["paper"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument(
+        "--agent", default=None,
+        help="start from this agent instead of the shipped one; {backend} is "
+        "replaced, e.g. out/features/{backend}-pirl.pt",
+    )  # fmt: skip
     parser.add_argument("--out", default="out/scenery")
     args = parser.parse_args(argv)
     configure_threads()
@@ -121,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         name = f"{backend}-{preset}" + ("" if actions == "paper" else f"-{actions}")
         reports = []
         for seed in args.seeds:
+            agent = args.agent.format(backend=backend) if args.agent else None
             report = scenery(ScenerySettings(
-                backend=backend, preset=preset, actions=actions, seed=seed,
+                backend=backend, agent=agent, preset=preset, actions=actions, seed=seed,
                 progress=False, json=str(out / f"{name}-s{seed}.json"),
             ))  # fmt: skip
             print(
