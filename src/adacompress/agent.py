@@ -168,11 +168,10 @@ class DQNAgent:
         ``candidates`` restricts both the random and the greedy choice to those
         action indices (default: all).
         """
-        if candidates is None:
-            if explore and self.rng.random() < self.epsilon:
-                return int(self.rng.integers(self.settings.n_actions))
-            return int(self.q_values(state)[0].argmax())
-        allowed = np.asarray(candidates, dtype=np.int64)
+        allowed = np.asarray(
+            range(self.settings.n_actions) if candidates is None else candidates,
+            dtype=np.int64,
+        )
         if explore and self.rng.random() < self.epsilon:
             return int(allowed[self.rng.integers(len(allowed))])
         return int(allowed[self.q_values(state)[0][allowed].argmax()])

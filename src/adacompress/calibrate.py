@@ -26,6 +26,12 @@ ALPHA_GRID = tuple(float(a) for a in np.geomspace(0.5, 64.0, 15))
 FOLD_SEED = 7
 
 
+def check_target(target: float) -> None:
+    """Raises ValueError (one line) unless ``target`` is an accuracy in (0, 1]."""
+    if not 0.0 < target <= 1.0:
+        raise ValueError(f"target accuracy must be in (0, 1], got {target}")
+
+
 @dataclass
 class Calibration:
     """The chosen ``alpha`` and every cross-validation run behind it."""
@@ -108,8 +114,7 @@ class AlphaSearch:
     ) -> Calibration:
         """The smallest ``alpha`` of ``grid`` whose cross-validated accuracy reaches
         ``target`` (binary search: accuracy grows with alpha)."""
-        if not 0.0 < target <= 1.0:
-            raise ValueError(f"target accuracy must be in (0, 1], got {target}")
+        check_target(target)
 
         def meets(index: int) -> bool:
             return self.cross_validate(grid[index])["cv_accuracy"] >= target

@@ -57,7 +57,6 @@ class SceneDrift:
         ``ref_std * sqrt(beta / (2 - beta))`` with ``beta = 2 / (window + 1)``.
         """
         x = np.asarray(stats, dtype=np.float64)
-        beta = 2.0 / (self.window + 1)
         if self.count < self.window:
             self.count += 1
             mean = np.asarray(self.mean) if self.mean else np.zeros_like(x)
@@ -67,16 +66,20 @@ class SceneDrift:
             m2 = m2 + delta * (x - mean)
             self.mean, self.m2, self.recent = mean.tolist(), m2.tolist(), mean.tolist()
             return 0.0
-        recent = (1 - beta) * np.asarray(self.recent) + beta * x
+        recent = (1 - self.beta) * np.asarray(self.recent) + self.beta * x
         self.recent = recent.tolist()
         return float(
             np.max(np.abs(recent - np.asarray(self.mean)) / self._standard_error())
         )
 
+    @property
+    def beta(self) -> float:
+        """Weight of the newest image in the EMA of span ``window``."""
+        return 2.0 / (self.window + 1)
+
     def _standard_error(self) -> np.ndarray:
-        beta = 2.0 / (self.window + 1)
         std = np.sqrt(np.asarray(self.m2) / max(self.count - 1, 1)) + 1e-3
-        return std * np.sqrt(beta / (2 - beta))
+        return std * np.sqrt(self.beta / (2 - self.beta))
 
     def reference(self) -> dict[str, Any]:
         """The reference statistics alone (JSON), to compare other scenes with."""

@@ -88,13 +88,12 @@ def train(
     images by k-fold cross-validation (:mod:`adacompress.calibrate`), unless that
     ``calibration`` is given (benchmarks share one search between targets).
     """
-    from adacompress.calibrate import calibrate_alpha
+    from adacompress.calibrate import calibrate_alpha, check_target
 
     if settings.images is None and settings.split == "test":
         raise DatasetError("refusing to train on the held-out test split")
-    target = settings.target_accuracy
-    if target is not None and not 0.0 < target <= 1.0:
-        raise ValueError(f"target accuracy must be in (0, 1], got {target}")
+    if settings.target_accuracy is not None:
+        check_target(settings.target_accuracy)  # before the costly preparation
     started = time.perf_counter()
     actions = get_action_set(settings.actions)
     extractor = get_extractor(settings.features)
