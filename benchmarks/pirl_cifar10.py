@@ -49,6 +49,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.06)
     p.add_argument("--n-negatives", type=int, default=4096)
+    p.add_argument("--lam", type=float, default=0.5)
+    p.add_argument("--pretext-fraction", type=float, default=1.0)
     p.add_argument("--loss", default="infonce", choices=("nce", "infonce"))
     p.add_argument("--train-limit", type=int, default=None, help="train on a subset")
     p.add_argument("--eval-train-limit", type=int, default=None)
@@ -139,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
                 batch_size=args.batch_size,
                 lr=args.lr,
                 n_negatives=args.n_negatives,
+                lam=args.lam,
+                pretext_fraction=args.pretext_fraction,
                 loss=args.loss,
                 epochs=10_000,  # the budget ends the run and the schedule
                 budget_minutes=args.budget_minutes,

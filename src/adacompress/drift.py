@@ -6,9 +6,9 @@ of images. The device sees every image anyway: a night, a new camera or a new pl
 moves simple statistics of the picture (brightness, colour, contrast). This detector
 learns their mean and spread over the first ``window`` images after a (re)start, then
 tracks an exponential moving average; when the average strays more than ``threshold``
-standard errors in any statistic, the runtime raises ``p_est`` once, so that estimates
-confirm or refute the change within a few images. It never retrains by itself: only a
-measured accuracy drop does.
+standard errors in any statistic, the runtime raises ``p_est`` and runs a sequential
+test on the estimates that follow (``Runtime._drift_test``), which confirms or refutes
+an accuracy drop. It never retrains by itself: only a measured accuracy drop does.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -81,8 +82,19 @@ class RuntimeSettings:
     drift_threshold: float = 8.0
     """a drift score above this (standard errors) raises p_est once"""
     drift_p_est: float = 0.5
-    """p_est after a detected scene drift, held until ``window`` estimates of the new
-    scene are in (so the retrain decision is taken on them)"""
+    """p_est after a detected scene drift, held while the drift test runs"""
+    drift_test_error: float = 0.01
+    """the drift test (a sequential probability ratio test on the estimates after a
+    drift): the agent's failure rate on its own scene (the shipped agents are
+    calibrated to 0.99 accuracy)"""
+    drift_test_shift: float = 0.04
+    """...the failure-rate increase it is built to notice: retrain when the new
+    scene's rate looks like ``drift_test_error + drift_test_shift``, keep the agent
+    when it looks like ``drift_test_error``"""
+    drift_test_alpha: float = 0.05
+    """...its chance of a retrain when the agent is still as good as before"""
+    drift_test_beta: float = 0.2
+    """...its chance of keeping the agent when the rate did rise by the shift"""
     p_est_decay: float = 0.8
     """while the last n estimates are all correct, each estimate keeps this share of
     p_est's excess over p_est_initial (1: it stays, as in the paper, where p_est only
@@ -106,6 +118,17 @@ class RuntimeSettings:
     at night still knows what worked by day when the day comes back"""
     seed: int = 0
     """seed of the estimate draws"""
+
+    def __post_init__(self) -> None:
+        e1 = self.drift_test_error + self.drift_test_shift
+        if not (0 < self.drift_test_error < e1 < 1):
+            raise ValueError(
+                "drift test: need 0 < drift_test_error < drift_test_error + "
+                f"drift_test_shift < 1, got {self.drift_test_error} and "
+                f"{self.drift_test_shift}"
+            )
+        if not (0 < self.drift_test_alpha < 1 and 0 < self.drift_test_beta < 1):
+            raise ValueError("drift test: alpha and beta must be in (0, 1)")
 
 
 PRESETS: dict[str, RuntimeSettings] = {
@@ -140,8 +163,8 @@ class RuntimeState:
     """generation of the memory buffer D; a flush starts a new one"""
     retrains: int = 0
     drift: SceneDrift = field(default_factory=SceneDrift)
-    drift_hold: int = 0
-    """estimates still to take at the raised rate after a scene drift"""
+    drift_llr: float | None = None
+    """log-likelihood ratio of the running drift test (None: no test running)"""
     match_pending: bool = False
     """a drift happened: compare the new scene with the remembered one once its
     reference is formed"""
@@ -204,6 +227,8 @@ class Runtime:
                     )
             self.rng.bit_generator.state = json.loads(state.pop("rng"))
             state["drift"] = SceneDrift(**state["drift"])
+            if state.pop("drift_hold", 0):  # a state folder from before the drift test
+                state["drift_llr"] = 0.0
             self.state = RuntimeState(**state)
             self.remembered_q = agent_state.pop("remembered_q", None)
             agent.load_training_state(agent_state)
@@ -273,14 +298,15 @@ class Runtime:
             self.state.p_est, self.state.estimates = next_p_est(
                 self.state.p_est, self.state.estimates, result.accuracy, s
             )
-            self.state.drift_hold = max(0, self.state.drift_hold - 1)
+            self._drift_test(result.accuracy)
         recent = float(np.mean(self.state.estimates)) if self.state.estimates else 1.0
         record = self._record(
             path, "estimate", action=self.env.actions[index].key, uploaded=uploaded,
             reference_bytes=reference.nbytes, accuracy=result.accuracy,
             labels=reference.answer,
         )  # fmt: skip
-        if len(self.state.estimates) >= s.window and recent < s.retrain_below:
+        drop = len(self.state.estimates) >= s.window and recent < s.retrain_below
+        if drop or self._drift_test_rejects():
             self._start_retrain()
             kept = None if s.flush_memory else transition
             return self._commit(record, agent=True, transition=kept)
@@ -320,7 +346,7 @@ class Runtime:
             stats = scene_statistics(image)
             self.env.cache.put_features(sample.digest, SCENE_STATISTICS, stats)
         if st.drift.update(stats) > s.drift_threshold:
-            st.drift_hold = s.window
+            st.drift_llr = 0.0
             st.left_scene = st.drift.reference()
             st.drift.reset()
             st.match_pending = bool(s.scene_memory and st.remembered_scene)
@@ -331,8 +357,30 @@ class Runtime:
                 back = SceneDrift(window=s.drift_window, **st.remembered_scene)
                 if st.drift.same_scene(back, s.drift_threshold):
                     self._swap_remembered(st.left_scene, self.remembered_q)
-        if st.drift_hold > 0:
+        if st.drift_llr is not None:
             st.p_est = max(st.p_est, s.drift_p_est)
+
+    def _drift_test(self, accuracy: float) -> None:
+        """Add one estimate to the running drift test (Wald's SPRT): failure rate
+        ``e0 = drift_test_error`` against ``e1 = e0 + drift_test_shift``. The test
+        ends by accepting ``e0`` (keep the agent, p_est falls back) or, through
+        :meth:`_drift_test_rejects`, with a retrain."""
+        s, st = self.settings, self.state
+        if st.drift_llr is None:
+            return
+        e0 = s.drift_test_error
+        e1 = e0 + s.drift_test_shift
+        failure = 1.0 - accuracy
+        st.drift_llr += failure * math.log(e1 / e0) + (1 - failure) * math.log(
+            (1 - e1) / (1 - e0)
+        )
+        if st.drift_llr <= math.log(s.drift_test_beta / (1 - s.drift_test_alpha)):
+            st.drift_llr = None
+
+    def _drift_test_rejects(self) -> bool:
+        s, llr = self.settings, self.state.drift_llr
+        bound = math.log((1 - s.drift_test_beta) / s.drift_test_alpha)
+        return llr is not None and llr >= bound
 
     def _start_retrain(self) -> None:
         """Reset every retrain counter, explore again from the current net (and flush D
@@ -366,6 +414,7 @@ class Runtime:
         self.agent.target.load_state_dict(back)
         self.remembered_q, st.remembered_scene = current, left
         st.left_scene = None
+        st.drift_llr = None  # the remembered agent knows this scene
         st.swaps += 1
         self._agent_changed = True
 
@@ -394,7 +443,7 @@ class Runtime:
         st.p_est = self.settings.p_est_initial
         st.estimates = []
         st.drift.reset()
-        st.drift_hold = 0
+        st.drift_llr = None
         self._flush_memory()
         self.agent.epsilon = 0.0
 

@@ -180,8 +180,9 @@ class PIRLLoss(nn.Module):
     ) -> torch.Tensor:
         """``lambda * L(m_I, g) + (1 - lambda) * L(m_I, f)``, mean over the batch.
 
-        Both terms use the same negatives. Shape: f, g (batch, dim) L2-normalised;
-        indices (batch,). ``g`` may be None when lambda is 0.
+        Both terms use the same negatives. Shape: f (batch, dim), g (k, dim) for the
+        first ``k <= batch`` images, both L2-normalised; indices (batch,). ``g`` may be
+        None when lambda is 0.
         """
         bank = self.memory_bank
         memory = bank(indices).to(f.dtype)
@@ -198,7 +199,13 @@ class PIRLLoss(nn.Module):
         if self.lam > 0:
             if g is None:
                 raise ValueError("lambda > 0 needs the pretext embedding g")
-            loss = loss + self.lam * self.contrast(memory, negatives, g, own)
+            k = len(g)
+            if negatives.ndim == 3:
+                negatives = negatives[:k]
+            pretext_own = None if own is None else own[:k]
+            loss = loss + self.lam * self.contrast(
+                memory[:k], negatives, g, pretext_own
+            )
         return loss
 
     @torch.no_grad()

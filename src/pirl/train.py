@@ -89,6 +89,9 @@ class TrainSettings:
     """weight decay on conv/linear weights (never on BatchNorm or biases)"""
     lam: float = 0.5
     """PIRL's lambda: weight of the pretext term (ignored by npid and jigsaw)"""
+    pretext_fraction: float = 1.0
+    """PIRL: share of each batch whose pretext view is encoded; the pretext term is
+    averaged over those images (1 = the paper; less trades it for throughput)"""
     temperature: float = 0.07
     """NCE temperature tau"""
     n_negatives: int = 4096
@@ -474,7 +477,8 @@ def train(
                     images = views[0].to(device)
                     pretext = views[1][0] if len(views) > 1 else None
                     if isinstance(pretext, torch.Tensor):
-                        pretext = pretext.to(device)
+                        keep = max(1, round(settings.pretext_fraction * len(pretext)))
+                        pretext = pretext[:keep].to(device)
                     last_loss = pirl_step(
                         model,
                         criterion,

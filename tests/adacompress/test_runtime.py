@@ -176,13 +176,15 @@ def test_actions_larger_than_the_reference_are_never_sent(tmp_path: Path) -> Non
     assert explored == set(range(8))
 
 
-def write_scene(folder: Path, n: int, brightness: float, seed: int) -> list[Path]:
+def write_scene(
+    folder: Path, n: int, brightness: float, seed: int, shape: tuple[int, int] = (48, 64)
+) -> list[Path]:
     """``n`` noisy pictures around one brightness (a scene for the drift detector)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     paths = []
     for i in range(n):
-        pixels = np.clip(rng.normal(brightness, 30, (48, 64, 3)), 0, 255)
+        pixels = np.clip(rng.normal(brightness, 30, (*shape, 3)), 0, 255)
         path = folder / f"{i:03d}.png"
         Image.fromarray(pixels.astype(np.uint8)).save(path)
         paths.append(path)
@@ -242,6 +244,43 @@ def test_scene_memory_swaps_the_day_agent_back_after_the_night(
     for path in day[:10] + night[:20] + day[10:30]:
         plain.process(path)
     assert plain.state.swaps == 0 and plain.remembered_q is None
+
+
+def test_after_a_drift_a_sequential_test_decides_whether_to_retrain(
+    tmp_path: Path,
+) -> None:
+    """SPRT of failure rate 0.01 against 0.05 (alpha 0.05, beta 0.2): a failure adds
+    log 5 = 1.61, a success log(0.95/0.99) = -0.041; retrain at log 16 = 2.77, keep
+    the agent at log(0.2/0.95) = -1.56 (38 successes)."""
+    settings = RuntimeSettings(
+        p_est_initial=0.0, p_est_min=0.0, p_est_max=0.0, drift_p_est=1.0,
+        drift_window=6, window=100, skip_dominated=False, scene_memory=False,
+    )  # fmt: skip
+    # 96x128 noise: q75 (the reference) and q95 are above SizeCloud's 3 kB, q5 below.
+    day = write_scene(tmp_path / "day", 10, 200.0, seed=1, shape=(96, 128))
+    night = write_scene(tmp_path / "night", 60, 40.0, seed=2, shape=(96, 128))
+    # Night answers that survive (q95): the test runs to "keep", then p_est falls.
+    kept = make_runtime(tmp_path / "kept", settings, [9])
+    records = [kept.process(p) for p in day + night]
+    states = [r.state for r in records]
+    assert states[:10] == ["inference"] * 10
+    first = states.index("estimate")
+    assert 10 <= first <= 16  # the drift is noticed within the night's first images
+    assert states[first : first + 38] == ["estimate"] * 38
+    assert all(r.accuracy == 1.0 for r in records[first : first + 38])
+    assert set(states[first + 38 :]) == {"inference"}
+    assert kept.state.drift_llr is None and kept.state.retrains == 0
+    # Night answers that fail (q5): two failures in a row mean a retrain.
+    failing = make_runtime(tmp_path / "failing", settings, [Q5])
+    records = [failing.process(p) for p in day + night[:20]]
+    states = [r.state for r in records]
+    first = states.index("estimate")
+    assert states[first : first + 3] == ["estimate", "estimate", "retrain"]
+    assert [r.accuracy for r in records[first : first + 2]] == [0.0, 0.0]
+    with pytest.raises(ValueError, match="drift test"):
+        RuntimeSettings(drift_test_shift=0.995)
+    with pytest.raises(ValueError, match="drift test"):
+        RuntimeSettings(drift_test_beta=0.0)
 
 
 def test_bad_images_and_failed_uploads_are_recorded(tmp_path: Path) -> None:

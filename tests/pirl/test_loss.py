@@ -91,7 +91,10 @@ def naive_pirl(criterion, f, g, indices, negative_ids, lam, z):  # type: ignore[
         for i, row in zip(indices, negative_ids, strict=False)
     ]
     tau, n_data, n = criterion.temperature, criterion.n_data, criterion.n_negatives
-    term_g = naive_nce(memory, negatives, g.double(), tau, n_data, z, n) if lam else 0
+    k = len(g) if lam else 0  # the pretext term covers the first k images
+    term_g = (
+        naive_nce(memory[:k], negatives[:k], g.double(), tau, n_data, z, n) if k else 0
+    )
     term_f = naive_nce(memory, negatives, f.double(), tau, n_data, z, n)
     return lam * term_g + (1 - lam) * term_f
 
@@ -124,6 +127,25 @@ def test_pirl_loss_is_the_lambda_mix_with_shared_negatives(
         negative_ids = bank.sample_negatives(indices, 12).tolist()
     want = naive_pirl(criterion, f, g, indices.tolist(), negative_ids, lam, 3.0)
     assert math.isclose(float(loss), want, rel_tol=1e-5), (lam, float(loss), want)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_pretext_term_of_a_batch_part_averages_over_that_part(shared: bool) -> None:
+    criterion = PIRLLoss(
+        10, dim=8, n_negatives=12, seed=2, norm_constant=3.0, shared_negatives=shared
+    )
+    f, g = unit(4, 8, seed=6).float(), unit(2, 8, seed=7).float()
+    indices = torch.tensor([0, 5, 9, 3])
+    bank = criterion.memory_bank
+    state = bank.generator.get_state()
+    loss = criterion(f, g, indices)
+    bank.generator.set_state(state)
+    if shared:
+        negative_ids = [bank.sample_shared(12).tolist()] * 4
+    else:
+        negative_ids = bank.sample_negatives(indices, 12).tolist()
+    want = naive_pirl(criterion, f, g, indices.tolist(), negative_ids, 0.5, 3.0)
+    assert math.isclose(float(loss), want, rel_tol=1e-5), (float(loss), want)
 
 
 def test_npid_needs_no_pretext_and_z_is_estimated_once() -> None:
