@@ -139,6 +139,10 @@ def build_method(
     """Model, loss (PIRL/NPID), transform and permutation set (Jigsaw) of a method."""
     if settings.method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {settings.method!r}")
+    if not 0.0 < settings.pretext_fraction <= 1.0:
+        raise ValueError(
+            f"pretext_fraction must be in (0, 1], got {settings.pretext_fraction}"
+        )
     torch.manual_seed(settings.seed)  # the same initial model in every process
     encoder = build_encoder(settings)
     view = ImageView(settings.image_size)

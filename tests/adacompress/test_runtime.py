@@ -177,7 +177,11 @@ def test_actions_larger_than_the_reference_are_never_sent(tmp_path: Path) -> Non
 
 
 def write_scene(
-    folder: Path, n: int, brightness: float, seed: int, shape: tuple[int, int] = (48, 64)
+    folder: Path,
+    n: int,
+    brightness: float,
+    seed: int,
+    shape: tuple[int, int] = (48, 64),
 ) -> list[Path]:
     """``n`` noisy pictures around one brightness (a scene for the drift detector)."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -99,10 +99,11 @@ def naive_pirl(criterion, f, g, indices, negative_ids, lam, z):  # type: ignore[
     return lam * term_g + (1 - lam) * term_f
 
 
+@pytest.mark.parametrize("n_pretext", [4, 2])  # 2: pretext views of half the batch
 @pytest.mark.parametrize("shared", [True, False])
 @pytest.mark.parametrize("lam", [0.5, 0.0, 1.0])
 def test_pirl_loss_is_the_lambda_mix_with_shared_negatives(
-    lam: float, shared: bool
+    lam: float, shared: bool, n_pretext: int
 ) -> None:
     criterion = PIRLLoss(
         10,
@@ -113,7 +114,7 @@ def test_pirl_loss_is_the_lambda_mix_with_shared_negatives(
         norm_constant=3.0,
         shared_negatives=shared,
     )
-    f, g = unit(4, 8, seed=6).float(), unit(4, 8, seed=7).float()
+    f, g = unit(4, 8, seed=6).float(), unit(n_pretext, 8, seed=7).float()
     indices = torch.tensor([0, 5, 9, 3])
     bank = criterion.memory_bank
     state = bank.generator.get_state()
@@ -127,25 +128,6 @@ def test_pirl_loss_is_the_lambda_mix_with_shared_negatives(
         negative_ids = bank.sample_negatives(indices, 12).tolist()
     want = naive_pirl(criterion, f, g, indices.tolist(), negative_ids, lam, 3.0)
     assert math.isclose(float(loss), want, rel_tol=1e-5), (lam, float(loss), want)
-
-
-@pytest.mark.parametrize("shared", [True, False])
-def test_pretext_term_of_a_batch_part_averages_over_that_part(shared: bool) -> None:
-    criterion = PIRLLoss(
-        10, dim=8, n_negatives=12, seed=2, norm_constant=3.0, shared_negatives=shared
-    )
-    f, g = unit(4, 8, seed=6).float(), unit(2, 8, seed=7).float()
-    indices = torch.tensor([0, 5, 9, 3])
-    bank = criterion.memory_bank
-    state = bank.generator.get_state()
-    loss = criterion(f, g, indices)
-    bank.generator.set_state(state)
-    if shared:
-        negative_ids = [bank.sample_shared(12).tolist()] * 4
-    else:
-        negative_ids = bank.sample_negatives(indices, 12).tolist()
-    want = naive_pirl(criterion, f, g, indices.tolist(), negative_ids, 0.5, 3.0)
-    assert math.isclose(float(loss), want, rel_tol=1e-5), (float(loss), want)
 
 
 def test_npid_needs_no_pretext_and_z_is_estimated_once() -> None:

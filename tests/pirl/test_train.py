@@ -31,11 +31,16 @@ def losses(folder: Path) -> list[float]:
         return [float(row["losses/loss"]) for row in csv.DictReader(handle)]
 
 
-@pytest.mark.parametrize("method", ["pirl", "jigsaw"])
+@pytest.mark.parametrize(
+    "method, fraction", [("pirl", 1.0), ("pirl", 0.25), ("jigsaw", 1.0)]
+)
 def test_resume_reproduces_the_next_steps(
-    image_folder: Path, tmp_path: Path, method: str
+    image_folder: Path, tmp_path: Path, method: str, fraction: float
 ) -> None:
-    base = dict(TINY, data=str(image_folder), method=method, n_permutations=10)
+    base = dict(
+        TINY, data=str(image_folder), method=method, n_permutations=10,
+        pretext_fraction=fraction,
+    )  # fmt: skip
     straight = tmp_path / "straight"
     train(TrainSettings(**base, out=str(straight), max_steps=7))  # type: ignore[arg-type]
     split = tmp_path / "split"
@@ -126,7 +131,7 @@ def test_cli_eval_on_labelled_zip(image_zip: Path, tmp_path: Path) -> None:
 
 
 def test_cli_errors_are_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "empty").mkdir()
     assert (
@@ -144,6 +149,11 @@ def test_cli_errors_are_one_line(
     assert main(["export", str(tmp_path / "x.pt"), str(tmp_path / "y.pt")]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("pirl: error:") == 2
+    args = ["train", "--data", str(image_folder), "--out", str(tmp_path / "f"),
+            "--batch-size", "8"]  # fmt: skip
+    assert main([*args, "--pretext-fraction", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pirl: error: pretext_fraction") and err.count("\n") == 1
 
 
 def test_budget_stops_the_run(image_folder: Path, tmp_path: Path) -> None:
