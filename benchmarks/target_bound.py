@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,15 +65,17 @@ def score_of(answer: Answer, class_id: int) -> float:
     return next((label.score for label in answer if label.class_id == class_id), 0.0)
 
 
-def backend_table(cache: AnswerCache, backend: str) -> dict[str, np.ndarray]:
-    """Per train image x action: survived, bytes, cloud top-1 score; plus the state."""
+def backend_table(
+    cache: AnswerCache, backend: str, split: str = "train"
+) -> dict[str, np.ndarray]:
+    """Per image x action: survived, bytes, cloud top-1 score; plus the state."""
     env = CompressionEnv(
         get_backend(backend),
         cache,
         actions=get_action_set("scale-quality"),
         extractor=get_extractor("confidence-scales"),
     )
-    collected = collect(env, imagenet_split("train"), progress=False)
+    collected = collect(env, imagenet_split(split), progress=False)
     rows = collected.outcomes
     ref_class = [o[REFERENCE_ACTION].answer[0].class_id for o in rows]
     ref_score = [o[REFERENCE_ACTION].answer[0].score for o in rows]
@@ -138,41 +141,57 @@ def action_rows(state: np.ndarray, probes: np.ndarray | None) -> np.ndarray:
     return np.concatenate(parts, axis=2).reshape(n * n_actions, -1).astype(np.float32)
 
 
-def survival_out_of_fold(
+Predictor = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
+
+
+def fit_survival(
     state: np.ndarray, probes: np.ndarray | None, kept: np.ndarray, seed: int
-) -> np.ndarray:
-    """Out-of-fold P(answer survives) per image and action, 5-fold CV.
+) -> Predictor:
+    """A survival model: P(answer survives) per (image, action), fitted on these
+    images; returns ``predict(state, probes) -> (images, actions)``.
 
     One small MLP over (image, action) rows shares what it learns across actions;
     with 700 images a model with one output per action overfits its rare failures.
     """
+    x = action_rows(state, probes)
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(x.shape[1], 32), torch.nn.ReLU(), torch.nn.Linear(32, 1)
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2, weight_decay=1e-3)
+    inputs = torch.tensor((x - mean) / std)
+    targets = torch.tensor(kept.reshape(-1), dtype=torch.float32)
+    for _ in range(300):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(
+            model(inputs)[:, 0], targets
+        )
+        loss.backward()
+        optimizer.step()
+
+    def predict(state: np.ndarray, probes: np.ndarray | None) -> np.ndarray:
+        with torch.no_grad():
+            held = torch.tensor((action_rows(state, probes) - mean) / std)
+            return torch.sigmoid(model(held)[:, 0]).numpy().reshape(len(state), -1)
+
+    return predict
+
+
+def survival_out_of_fold(
+    state: np.ndarray, probes: np.ndarray | None, kept: np.ndarray, seed: int
+) -> np.ndarray:
+    """Out-of-fold P(answer survives) per image and action, 5-fold CV."""
     order = np.random.default_rng(seed).permutation(len(state))
     out = np.empty_like(kept)
 
-    def rows(index: np.ndarray) -> np.ndarray:
-        return action_rows(state[index], None if probes is None else probes[index])
+    def part(values: np.ndarray | None, index: np.ndarray) -> np.ndarray | None:
+        return None if values is None else values[index]
 
     for fold in np.array_split(order, FOLDS):
         train = np.setdiff1d(order, fold)
-        x = rows(train)
-        mean, std = x.mean(0), x.std(0) + 1e-6
-        torch.manual_seed(seed)
-        model = torch.nn.Sequential(
-            torch.nn.Linear(x.shape[1], 32), torch.nn.ReLU(), torch.nn.Linear(32, 1)
-        )
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2, weight_decay=1e-3)
-        inputs = torch.tensor((x - mean) / std)
-        targets = torch.tensor(kept[train].reshape(-1), dtype=torch.float32)
-        for _ in range(300):
-            optimizer.zero_grad()
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                model(inputs)[:, 0], targets
-            )
-            loss.backward()
-            optimizer.step()
-        with torch.no_grad():
-            held = torch.tensor((rows(fold) - mean) / std)
-            out[fold] = torch.sigmoid(model(held)[:, 0]).numpy().reshape(len(fold), -1)
+        predict = fit_survival(state[train], part(probes, train), kept[train], seed)
+        out[fold] = predict(state[fold], part(probes, fold))
     return out
 
 
