@@ -19,6 +19,9 @@ whether it is worth building:
   300 held-out test images.
 
 Compare with the alpha-calibrated DQN agents of ``targets.py`` (README table).
+``--model per-action`` replaces the shared (state, action) model by the DQN agents'
+shape, one network with an output per action, to see whether the agent's network
+could simply be trained as a survival model.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from adacompress.cache import AnswerCache, default_cache_path
 from adacompress.storage import atomic_write_json
@@ -36,10 +40,44 @@ from adacompress.threads import configure_threads
 from target_bound import (
     BACKENDS,
     THRESHOLDS,
+    Predictor,
     backend_table,
     fit_survival,
     survival_out_of_fold,
 )
+
+
+def fit_per_action(
+    state: np.ndarray, probes: np.ndarray | None, kept: np.ndarray, seed: int
+) -> Predictor:
+    """The DQN agents' shape: state -> 32 hidden -> one survival logit per action."""
+    mean, std = state.mean(0), state.std(0) + 1e-6
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(state.shape[1], 32),
+        torch.nn.ReLU(),
+        torch.nn.Linear(32, kept.shape[1]),
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2, weight_decay=1e-3)
+    inputs = torch.tensor((state - mean) / std, dtype=torch.float32)
+    targets = torch.tensor(kept, dtype=torch.float32)
+    for _ in range(300):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(
+            model(inputs), targets
+        )
+        loss.backward()
+        optimizer.step()
+
+    def predict(state: np.ndarray, probes: np.ndarray | None) -> np.ndarray:
+        with torch.no_grad():
+            x = torch.tensor((state - mean) / std, dtype=torch.float32)
+            return torch.sigmoid(model(x)).numpy()
+
+    return predict
+
+
+MODELS = {"shared": fit_survival, "per-action": fit_per_action}
 
 
 def send(
@@ -75,10 +113,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", nargs="+", type=float, default=[0.95, 0.97, 0.99])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", choices=sorted(MODELS), default="shared")
     parser.add_argument("--json", type=Path, default=Path("out/survival_targets.json"))
     args = parser.parse_args(argv)
     configure_threads()
-    report: dict[str, Any] = {"state": "confidence-scales", "rows": []}
+    fit = MODELS[args.model]
+    report: dict[str, Any] = {
+        "state": "confidence-scales",
+        "model": args.model,
+        "rows": [],
+    }
     lines = [
         "| backend | target | tau (CV acc, size) | test acc | test size |",
         "|---|---|---|---|---|",
@@ -88,8 +132,10 @@ def main(argv: list[str] | None = None) -> int:
             train = backend_table(cache, backend, "train")
             test = backend_table(cache, backend, "test")
             cost = (train["nbytes"] / train["ref"][:, None]).mean(0)
-            oof = survival_out_of_fold(train["state"], None, train["kept"], args.seed)
-            predict = fit_survival(train["state"], None, train["kept"], args.seed)
+            oof = survival_out_of_fold(
+                train["state"], None, train["kept"], args.seed, fit
+            )
+            predict = fit(train["state"], None, train["kept"], args.seed)
             probability = predict(test["state"], None)
             for target in args.targets:
                 tau, cv_accuracy, cv_size = choose_tau(oof, train, cost, target)

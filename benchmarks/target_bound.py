@@ -179,7 +179,11 @@ def fit_survival(
 
 
 def survival_out_of_fold(
-    state: np.ndarray, probes: np.ndarray | None, kept: np.ndarray, seed: int
+    state: np.ndarray,
+    probes: np.ndarray | None,
+    kept: np.ndarray,
+    seed: int,
+    fit: Callable[..., Predictor] = fit_survival,
 ) -> np.ndarray:
     """Out-of-fold P(answer survives) per image and action, 5-fold CV."""
     order = np.random.default_rng(seed).permutation(len(state))
@@ -190,7 +194,7 @@ def survival_out_of_fold(
 
     for fold in np.array_split(order, FOLDS):
         train = np.setdiff1d(order, fold)
-        predict = fit_survival(state[train], part(probes, train), kept[train], seed)
+        predict = fit(state[train], part(probes, train), kept[train], seed)
         out[fold] = predict(state[fold], part(probes, fold))
     return out
 
