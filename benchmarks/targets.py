@@ -22,7 +22,7 @@ from typing import Any
 
 from adacompress.backends import get_backend
 from adacompress.cache import AnswerCache, default_cache_path
-from adacompress.calibrate import AlphaSearch
+from adacompress.calibrate import AlphaSearch, ThresholdSearch
 from adacompress.codec import get_action_set
 from adacompress.datasets import imagenet_split
 from adacompress.environment import CompressionEnv
@@ -38,46 +38,68 @@ ACTIONS = "scale-quality"
 AGENTS = Path(__file__).resolve().parents[1] / "src" / "adacompress" / "agents"
 
 
-def settings_for(backend: str, features: str, out: Path) -> TrainSettings:
-    """The ``ours`` preset, learning from every action's answer on each image."""
+PRESET = {"q": "ours", "survival": "survival"}
+
+
+def settings_for(
+    backend: str, features: str, out: Path, policy: str = "q"
+) -> TrainSettings:
+    """The policy's preset (``ours`` or ``survival``), learning from every action's
+    answer on each image."""
     return preset(
-        "ours", backend=backend, actions=ACTIONS, split="train", out=str(out),
-        full_information=True, progress=False, features=features,
+        PRESET[policy], backend=backend, actions=ACTIONS, split="train",
+        out=str(out), full_information=True, progress=False, features=features,
     )  # fmt: skip
 
 
-def calibrations(backend: str, features: str, targets: list[float]) -> dict[float, Any]:
-    """One cross-validated alpha search on train, answered for every target."""
-    base = settings_for(backend, features, Path("unused.pt"))
+def calibrations(
+    backend: str, features: str, targets: list[float], policy: str = "q"
+) -> dict[float, Any]:
+    """One cross-validated search on train (alpha, or the survival threshold),
+    answered for every target."""
+    base = settings_for(backend, features, Path("unused.pt"), policy)
     with AnswerCache(default_cache_path()) as cache:
         env = CompressionEnv(
             get_backend(backend), cache, actions=get_action_set(ACTIONS),
             extractor=get_extractor(base.features), alpha=base.alpha,
         )  # fmt: skip
         samples, _ = env.prepare(imagenet_split("train"), progress=False)
-        search = AlphaSearch(env, samples, base, base.calibration_folds)
+        search_class = ThresholdSearch if policy == "survival" else AlphaSearch
+        search = search_class(env, samples, base, base.calibration_folds)
         found = {t: search.for_target(t) for t in targets}
-    for target, calibration in found.items():
-        print(f"  {backend} target {target}: alpha {calibration.alpha:.2f}", flush=True)
+    for target, c in found.items():
+        knob = f"threshold {c.threshold:.4f}" if c.threshold else f"alpha {c.alpha:.2f}"
+        print(f"  {backend} target {target}: {knob}", flush=True)
     return found
 
 
 def run_backend(
-    backend: str, features: str, targets: list[float], out: Path, ship: bool
+    backend: str,
+    features: str,
+    targets: list[float],
+    out: Path,
+    ship: bool,
+    policy: str = "q",
 ) -> dict:
     row: dict[str, Any] = {"agents": {}}
-    for target, calibration in calibrations(backend, features, targets).items():
+    for target, calibration in calibrations(backend, features, targets, policy).items():
         agent_file = out / f"{backend}-{ACTIONS}-{target}.pt"
         settings = replace(
-            settings_for(backend, features, agent_file), target_accuracy=target
+            settings_for(backend, features, agent_file, policy), target_accuracy=target
         )
         train(settings, calibration)
         report = evaluate(
             EvaluateSettings(backend=backend, agent=str(agent_file), progress=False)
         )
-        cv = next(r for r in calibration.table if r["alpha"] == calibration.alpha)
+        key, value = (
+            ("threshold", calibration.threshold)
+            if calibration.threshold is not None
+            else ("alpha", calibration.alpha)
+        )
+        cv = next(r for r in calibration.table if r[key] == value)
         row["agents"][str(target)] = {
             "alpha": calibration.alpha,
+            "threshold": calibration.threshold,
             "cv_accuracy": cv["cv_accuracy"],
             "cv_size_ratio": cv["cv_size_ratio"],
             "accuracy": report["agent"]["accuracy"],
@@ -115,7 +137,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    backends = [b for b in report if b not in ("targets", "actions_set", "features")]
+    backends = [b for b in report if isinstance(report[b], dict)]
     fig, axes = plt.subplots(1, len(backends), figsize=(5 * len(backends), 4.2))
     for ax, backend in zip(list(getattr(axes, "flat", [axes])), backends, strict=True):
         row = report[backend]
@@ -145,8 +167,9 @@ def plot(report: dict[str, Any], path: Path) -> None:
 def table(report: dict[str, Any]) -> str:
     """The README table: per backend and target, the agent beside the best fixed
     pair at that target and the oracles."""
+    knob = "threshold" if report.get("policy") == "survival" else "alpha"
     lines = [
-        "| backend | target | alpha (CV acc, size) | agent test acc | agent size "
+        f"| backend | target | {knob} (CV acc, size) | agent test acc | agent size "
         "| best fixed pair at >= target | oracle size: scale-quality / paper |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -162,8 +185,9 @@ def table(report: dict[str, Any]) -> str:
                     f"{fixed['action']}: {fixed['size_ratio']:.3f} "
                     f"({fixed['accuracy']:.3f})"
                 )
+            value = agent.get(knob) or agent["alpha"]
             lines.append(
-                f"| {backend} | {target} | {agent['alpha']:.1f} "
+                f"| {backend} | {target} | {value:.{4 if knob == 'threshold' else 1}f} "
                 f"({agent['cv_accuracy']:.3f}, {agent['cv_size_ratio']:.3f}) "
                 f"| {agent['accuracy']:.3f} | {agent['size_ratio']:.3f} "
                 f"| {fixed_text} | {oracle[ACTIONS]['size_ratio']:.3f} / "
@@ -179,12 +203,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=Path("out/targets.json"))
     parser.add_argument("--ship", action="store_true")
     parser.add_argument("--features", default="confidence")
+    parser.add_argument("--policy", choices=sorted(PRESET), default="q")
     args = parser.parse_args(argv)
     configure_threads()
-    out = args.json.parent / f"targets-{args.features}"
+    suffix = "" if args.policy == "q" else f"-{args.policy}"
+    out = args.json.parent / f"targets-{args.features}{suffix}"
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
         "actions_set": ACTIONS, "features": args.features, "targets": args.targets,
+        "policy": args.policy,
     }  # fmt: skip
     if args.json.is_file():  # keep the other backends of an earlier run alike
         earlier = json.loads(args.json.read_text())
@@ -192,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             report = earlier
     for backend in args.backends:
         report[backend] = run_backend(
-            backend, args.features, args.targets, out, args.ship
+            backend, args.features, args.targets, out, args.ship, args.policy
         )
         atomic_write_json(args.json, report)
     plot(report, args.json.with_suffix(".png"))

@@ -5,6 +5,12 @@ and the TD update. The paper's values are the defaults; ``gamma=0`` turns it int
 contextual bandit the problem really is (the next image does not depend on the action),
 and ``target_update`` adds a target network. Both are reported beside the paper's
 setting in the benchmarks.
+
+``policy="survival"`` (ours, for accuracy targets) keeps everything but what the
+network predicts and how the agent chooses: one network over (state, action one-hot)
+gives the probability that the cloud's answer survives the action, it learns from
+the accuracy with cross-entropy, and the agent sends the cheapest action (by its mean
+size on the training images) whose predicted survival reaches ``threshold``.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -22,6 +28,17 @@ from torch import nn
 from adacompress.storage import atomic_torch_save
 
 AGENT_FORMAT = 1
+POLICIES = ("q", "survival")
+
+
+class Scored(Protocol):
+    """What the agent learns from: an environment step's reward and accuracy."""
+
+    @property
+    def reward(self) -> float: ...
+
+    @property
+    def accuracy(self) -> float: ...
 
 
 @dataclass
@@ -60,6 +77,21 @@ class DQNSettings:
     """standardise features with the training images' mean/std (kept in the agent)"""
     seed: int = 0
     """seed of the network init, exploration and minibatch sampling"""
+    policy: str = "q"
+    """q: send argmax Q (the paper); survival: predict per action whether the answer
+    survives and send the cheapest action trusted at --threshold (see module doc)"""
+    threshold: float = 0.99
+    """survival policy: the predicted survival an action needs to be sent (set by
+    train --target-accuracy)"""
+    action_cost: tuple[float, ...] = ()
+    """survival policy: each action's mean size ratio on the training images, the
+    order in which actions are tried (set by train)"""
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}, got {self.policy!r}")
+        if not 0.0 < self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
 
 
 def q_network(state_dim: int, hidden: tuple[int, ...], n_actions: int) -> nn.Sequential:
@@ -71,6 +103,54 @@ def q_network(state_dim: int, hidden: tuple[int, ...], n_actions: int) -> nn.Seq
         width = size
     layers.append(nn.Linear(width, n_actions))
     return nn.Sequential(*layers)
+
+
+class SurvivalNetwork(nn.Module):
+    """One MLP over (state, action one-hot) -> survival logit, for every action.
+
+    Sharing the network across actions is what makes it work on a few hundred
+    images: with an output per action, rare failures of one action are learned from
+    that action's column alone (``benchmarks/survival_targets.py --model per-action``).
+
+    Shape: (batch, state_dim) -> (batch, n_actions) logits.
+    """
+
+    def __init__(self, state_dim: int, hidden: tuple[int, ...], n_actions: int) -> None:
+        super().__init__()
+        self.n_actions = n_actions
+        self.mlp = q_network(state_dim + n_actions, hidden, 1)
+        self.one_hot: torch.Tensor
+        self.register_buffer("one_hot", torch.eye(n_actions), persistent=False)
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        batch = states.shape[0]
+        rows = torch.cat(
+            [
+                states.repeat_interleave(self.n_actions, dim=0),
+                self.one_hot.repeat(batch, 1),
+            ],
+            dim=1,
+        )
+        return self.mlp(rows).view(batch, self.n_actions)
+
+
+def cheapest_trusted(
+    survival: np.ndarray, threshold: float, cost: np.ndarray
+) -> np.ndarray:
+    """The survival policy's choice per row: the lowest-``cost`` action whose
+    predicted survival reaches ``threshold``, else the one most likely to survive.
+
+    Shape: survival (n, actions), cost (actions,) -> (n,) action indices.
+    """
+    trusted = survival >= threshold
+    cheapest = np.where(trusted, cost[None, :], np.inf).argmin(axis=1)
+    return np.where(trusted.any(axis=1), cheapest, survival.argmax(axis=1))
+
+
+def build_network(s: DQNSettings) -> nn.Module:
+    if s.policy == "survival":
+        return SurvivalNetwork(s.state_dim, s.hidden, s.n_actions)
+    return q_network(s.state_dim, s.hidden, s.n_actions)
 
 
 @dataclass
@@ -131,8 +211,8 @@ class DQNAgent:
         self.settings = s = settings or DQNSettings()
         torch.manual_seed(s.seed)
         self.rng = np.random.default_rng(s.seed)
-        self.q = q_network(s.state_dim, s.hidden, s.n_actions)
-        self.target = q_network(s.state_dim, s.hidden, s.n_actions)
+        self.q = build_network(s)
+        self.target = build_network(s)
         self.target.load_state_dict(self.q.state_dict())
         self.optimizer: torch.optim.Optimizer = (
             torch.optim.AdamW(
@@ -163,7 +243,9 @@ class DQNAgent:
         explore: bool = True,
         candidates: Sequence[int] | None = None,
     ) -> int:
-        """Epsilon-greedy in training; ``argmax_c Q(E(x), c)`` if ``explore=False``.
+        """Epsilon-greedy in training; ``argmax_c Q(E(x), c)`` if ``explore=False``
+        (survival policy: the cheapest action trusted at the threshold, else the
+        one most likely to survive).
 
         ``candidates`` restricts both the random and the greedy choice to those
         action indices (default: all).
@@ -174,7 +256,20 @@ class DQNAgent:
         )
         if explore and self.rng.random() < self.epsilon:
             return int(allowed[self.rng.integers(len(allowed))])
-        return int(allowed[self.q_values(state)[0][allowed].argmax()])
+        scores = self.q_values(state)[:, allowed]
+        if self.settings.policy == "survival":
+            s = self.settings
+            cost = np.asarray(s.action_cost or range(s.n_actions), dtype=np.float64)
+            survival = 1.0 / (1.0 + np.exp(-scores))
+            return int(
+                allowed[cheapest_trusted(survival, s.threshold, cost[allowed])[0]]
+            )
+        return int(allowed[scores[0].argmax()])
+
+    def signal(self, result: Scored) -> float:
+        """What the agent learns from a step: the reward (q) or the accuracy
+        (survival)."""
+        return result.accuracy if self.settings.policy == "survival" else result.reward
 
     def observe(
         self, state: np.ndarray, action: int, reward: float, next_state: np.ndarray
@@ -218,12 +313,17 @@ class DQNAgent:
         next_states = self._input(self.memory.next_states[idx])
         rewards = torch.from_numpy(self.memory.rewards[idx])
         observed = torch.from_numpy(self.memory.observed[idx])
-        with torch.no_grad():
-            bootstrap = self.target if s.target_update else self.q
-            best_next = bootstrap(next_states).max(dim=1, keepdim=True).values
-            td_target = rewards + s.gamma * best_next
-        squared_error = (self.q(states) - td_target) ** 2
-        loss = (squared_error * observed).sum() / observed.sum()
+        if s.policy == "survival":  # rewards hold accuracies: cross-entropy
+            error = torch.nn.functional.binary_cross_entropy_with_logits(
+                self.q(states), rewards, reduction="none"
+            )
+        else:
+            with torch.no_grad():
+                bootstrap = self.target if s.target_update else self.q
+                best_next = bootstrap(next_states).max(dim=1, keepdim=True).values
+                td_target = rewards + s.gamma * best_next
+            error = (self.q(states) - td_target) ** 2
+        loss = (error * observed).sum() / observed.sum()
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
@@ -256,9 +356,7 @@ class DQNAgent:
 
     def load_training_state(self, state: dict[str, Any]) -> None:
         """Inverse of :meth:`training_state`."""
-        raw = dict(state["settings"])
-        raw["hidden"] = tuple(raw["hidden"])
-        self.settings = DQNSettings(**raw)
+        self.settings = settings_from(state["settings"])
         self.q.load_state_dict(state["q"])
         self.target.load_state_dict(state["target"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -297,9 +395,7 @@ class DQNAgent:
             ) from None
         if not isinstance(payload, dict) or payload.get("format") != AGENT_FORMAT:
             raise ValueError(f"not an agent file (format {AGENT_FORMAT}): {path}")
-        raw = dict(payload["settings"])
-        raw["hidden"] = tuple(raw["hidden"])
-        agent = cls(DQNSettings(**raw))
+        agent = cls(settings_from(payload["settings"]))
         agent.q.load_state_dict(payload["q"])
         agent.target.load_state_dict(payload["q"])
         agent.feature_mean = payload["feature_mean"].numpy()
@@ -307,3 +403,12 @@ class DQNAgent:
         agent.epsilon = float(payload["epsilon"])
         agent.steps = int(payload["steps"])
         return agent, dict(payload["metadata"])
+
+
+def settings_from(raw: dict[str, Any]) -> DQNSettings:
+    """DQNSettings from their saved dict (lists back to tuples)."""
+    values = dict(raw)
+    for key in ("hidden", "action_cost"):
+        if key in values:
+            values[key] = tuple(values[key])
+    return DQNSettings(**values)

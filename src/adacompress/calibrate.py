@@ -6,6 +6,10 @@ the agent buys. k-fold cross-validation on the training images estimates, for on
 ``α``, the accuracy an agent trained on the other folds reaches on images it has never
 seen; a binary search over a geometric grid of ``α`` then finds the smallest ``α``
 whose cross-validated accuracy reaches the target -- the smallest uploads that keep it.
+For the survival policy (``DQNSettings.policy="survival"``) the knob is the threshold
+on predicted survival instead: one k-fold pass predicts every training image's
+survival per action out of fold, and the threshold with the smallest size whose
+accuracy reaches the target is chosen (:class:`ThresholdSearch`).
 The held-out test images play no part.
 """
 
@@ -16,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from adacompress.agent import cheapest_trusted
 from adacompress.environment import CompressionEnv, Sample
 
 if TYPE_CHECKING:
@@ -23,6 +28,9 @@ if TYPE_CHECKING:
 
 ALPHA_GRID = tuple(float(a) for a in np.geomspace(0.5, 64.0, 15))
 """Candidate reward weights, a factor √2 apart."""
+THRESHOLD_GRID = tuple(float(1 - m) for m in np.geomspace(0.7, 1e-4, 120))
+"""Candidate survival thresholds of the survival policy, 0.3 to 0.9999, denser
+towards 1."""
 FOLD_SEED = 7
 
 
@@ -42,7 +50,9 @@ class Calibration:
     """False: even the largest alpha missed the target on cross-validation"""
     folds: int
     table: list[dict[str, float]] = field(default_factory=list)
-    """alpha, cv_accuracy, cv_size_ratio per alpha tried, sorted by alpha"""
+    """alpha (or threshold), cv_accuracy, cv_size_ratio per value tried, sorted"""
+    threshold: float | None = None
+    """the survival policy's calibrated threshold (None for the q policy)"""
 
 
 class AlphaSearch:
@@ -149,4 +159,101 @@ def calibrate_alpha(
 ) -> Calibration:
     """The smallest reward weight that meets ``target`` on cross-validation."""
     search = AlphaSearch(env, samples, settings, settings.calibration_folds)
+    return search.for_target(target)
+
+
+class ThresholdSearch:
+    """The survival policy's cross-validated accuracy and size per threshold.
+
+    One k-fold pass (computed on first use): each fold's agent predicts the held-out
+    images' survival per action; every threshold of :data:`THRESHOLD_GRID` is then
+    scored on those out-of-fold predictions with the action costs of all images
+    (what the final agent uses).
+
+    Args: as :class:`AlphaSearch` (``settings.dqn.policy`` is ``"survival"``).
+    """
+
+    def __init__(
+        self,
+        env: CompressionEnv,
+        samples: list[Sample],
+        settings: TrainSettings,
+        folds: int = 5,
+    ) -> None:
+        if not 2 <= folds <= len(samples) // 2:
+            raise ValueError(
+                f"need 2..{len(samples) // 2} folds for {len(samples)} images, "
+                f"got {folds}"
+            )
+        self.env = env
+        self.samples = samples
+        self.settings = replace(settings, progress=False)
+        self.folds = folds
+        self.table: list[dict[str, float]] = []
+
+    def cross_validate(self) -> list[dict[str, float]]:
+        """threshold, cv_accuracy, cv_size_ratio for every threshold of the grid."""
+        if self.table:
+            return self.table
+        from adacompress.train import action_cost, fit_agent
+
+        samples, env = self.samples, self.env
+        cost = np.asarray(action_cost(env, samples))
+        n, n_actions = len(samples), len(env.actions)
+        survival, kept, nbytes = (np.zeros((n, n_actions)) for _ in range(3))
+        reference = np.zeros(n)
+        order = np.random.default_rng(FOLD_SEED).permutation(n)
+        for k, held in enumerate(np.array_split(order, self.folds)):
+            held_set = set(held.tolist())
+            fit = [samples[i] for i in order if i not in held_set]
+            settings = replace(self.settings, dqn=replace(self.settings.dqn, seed=k))
+            agent, _ = fit_agent(env, fit, settings)
+            for i in held:
+                logits = agent.q_values(samples[i].features)[0]
+                survival[i] = 1.0 / (1.0 + np.exp(-logits))
+                results = env.step_all(samples[i])
+                kept[i] = [r.accuracy for r in results]
+                nbytes[i] = [r.nbytes for r in results]
+                reference[i] = results[0].reference_bytes
+        rows = np.arange(n)
+        for threshold in THRESHOLD_GRID:
+            choice = cheapest_trusted(survival, threshold, cost)
+            self.table.append(
+                {
+                    "threshold": threshold,
+                    "cv_accuracy": float(kept[rows, choice].mean()),
+                    "cv_size_ratio": float(
+                        nbytes[rows, choice].sum() / reference.sum()
+                    ),
+                }
+            )
+        return self.table
+
+    def for_target(self, target: float) -> Calibration:
+        """The threshold with the smallest cross-validated size whose
+        cross-validated accuracy reaches ``target`` (the largest if none does)."""
+        check_target(target)
+        table = self.cross_validate()
+        feasible = [row for row in table if row["cv_accuracy"] >= target]
+        best = table[-1]  # none reaches the target: the most careful threshold
+        if feasible:
+            best = min(feasible, key=lambda row: row["cv_size_ratio"])
+        return Calibration(
+            target_accuracy=target,
+            alpha=self.settings.alpha,
+            reached=bool(feasible),
+            folds=self.folds,
+            table=table,
+            threshold=best["threshold"],
+        )
+
+
+def calibrate_threshold(
+    env: CompressionEnv,
+    samples: list[Sample],
+    settings: TrainSettings,
+    target: float,
+) -> Calibration:
+    """The survival policy's threshold that meets ``target`` on cross-validation."""
+    search = ThresholdSearch(env, samples, settings, settings.calibration_folds)
     return search.for_target(target)

@@ -10,14 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from adacompress import settings_cli
-from adacompress.agent import DQNSettings
+from adacompress.agent import POLICIES, DQNSettings
 from adacompress.backends import BACKENDS, ServiceError
 from adacompress.codec import ACTION_SETS
 from adacompress.evaluate import EvaluateSettings, best_fixed, evaluate
-from adacompress.registry import Registry
 from adacompress.run import RunSettings, run
 from adacompress.runtime import RuntimeSettings
 from adacompress.scenery import ScenerySettings, scenery
@@ -28,8 +28,8 @@ from adacompress.train import TrainSettings, train
 # --backend has no fixed choices: URLs and ``rekognition`` are backends too (its
 # help lists the registered names).
 # --features neither: pirl:PATH is an extractor too.
-CHOICES: dict[str, Registry[Any]] = {"actions": ACTION_SETS}
-HIDDEN = {"state_dim", "n_actions", "dqn", "progress", "overrides"}
+CHOICES: dict[str, Iterable[str]] = {"actions": ACTION_SETS, "policy": POLICIES}
+HIDDEN = {"state_dim", "n_actions", "dqn", "progress", "overrides", "action_cost"}
 
 
 def add_settings(

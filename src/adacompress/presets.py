@@ -17,6 +17,23 @@ PRESETS: dict[str, TrainSettings] = {
     "ours": TrainSettings(
         alpha=4.0, features="confidence", dqn=DQNSettings(gamma=0.0, standardize=True)
     ),
+    # The survival policy for accuracy targets (agent.py): one small network over
+    # (state, action) learning from every action's answer, about 300 passes over
+    # 700 images -- the shape and budget of benchmarks/survival_targets.py's model.
+    "survival": TrainSettings(
+        features="confidence",
+        full_information=True,
+        steps=1000,
+        dqn=DQNSettings(
+            policy="survival",
+            gamma=0.0,
+            standardize=True,
+            hidden=(32,),
+            learning_rate=0.01,
+            weight_decay=0.01,
+            learn_every=1,
+        ),  # fmt: skip
+    ),
 }
 
 

@@ -286,7 +286,7 @@ class Runtime:
         s = self.settings
         index = self._choose(sample, explore=False)
         result, reference, uploaded = self._upload_with_reference(sample, index)
-        transition = self._transition(sample, index, result.reward)
+        transition = self._transition(sample, index, self.agent.signal(result))
         # Stored in D, not learned from: the agent learns only while retraining.
         self.agent.memory.push(
             transition.state, transition.rewards, transition.observed, transition.state
@@ -316,7 +316,9 @@ class Runtime:
         s = self.settings
         index = self._choose(sample, explore=True)
         result, reference, uploaded = self._upload_with_reference(sample, index)
-        self.agent.observe(sample.features, index, result.reward, sample.features)
+        self.agent.observe(
+            sample.features, index, self.agent.signal(result), sample.features
+        )
         st = self.state
         st.retrain_steps += 1
         st.retrain_rewards = [*st.retrain_rewards, result.reward][-s.exit_window :]
@@ -328,7 +330,7 @@ class Runtime:
             reference_bytes=reference.nbytes, accuracy=result.accuracy,
             labels=reference.answer,
         )  # fmt: skip
-        transition = self._transition(sample, index, result.reward)
+        transition = self._transition(sample, index, self.agent.signal(result))
         if self._retrain_done():
             self._end_retrain()
         return self._commit(record, agent=True, transition=transition)

@@ -88,12 +88,21 @@ def train(
     images by k-fold cross-validation (:mod:`adacompress.calibrate`), unless that
     ``calibration`` is given (benchmarks share one search between targets).
     """
-    from adacompress.calibrate import calibrate_alpha, check_target
+    from adacompress.calibrate import (
+        calibrate_alpha,
+        calibrate_threshold,
+        check_target,
+    )
 
     if settings.images is None and settings.split == "test":
         raise DatasetError("refusing to train on the held-out test split")
     if settings.target_accuracy is not None:
         check_target(settings.target_accuracy)  # before the costly preparation
+    if settings.dqn.policy == "survival" and not settings.full_information:
+        raise ValueError(
+            "the survival policy learns from every action's answer on each image: "
+            "add --full-information"
+        )
     started = time.perf_counter()
     actions = get_action_set(settings.actions)
     extractor = get_extractor(settings.features)
@@ -113,10 +122,15 @@ def train(
         )
         samples, skipped = env.prepare(paths, progress=settings.progress)
         if settings.target_accuracy is not None:
+            survival = settings.dqn.policy == "survival"
             if calibration is None:
-                calibration = calibrate_alpha(
+                calibrate = calibrate_threshold if survival else calibrate_alpha
+                calibration = calibrate(
                     env, samples, settings, settings.target_accuracy
                 )
+            if calibration.threshold is not None:
+                dqn = replace(settings.dqn, threshold=calibration.threshold)
+                settings = replace(settings, dqn=dqn)
             settings = replace(settings, alpha=calibration.alpha)
             env.alpha = calibration.alpha
         agent, history = fit_agent(env, samples, settings, skipped)
@@ -177,6 +191,8 @@ def fit_agent(
             "state_dim": env.extractor.dim,
         }
     )
+    if dqn.policy == "survival":
+        dqn = replace(dqn, action_cost=action_cost(env, samples))
     agent = DQNAgent(dqn)
     rng = np.random.default_rng(dqn.seed)
     history: list[dict[str, float]] = []
@@ -208,11 +224,11 @@ def fit_agent(
                 raise DatasetError("too few usable images left") from None
             continue
         if settings.full_information:
-            rewards = np.array([r.reward for r in results], dtype=np.float32)
+            rewards = np.array([agent.signal(r) for r in results], dtype=np.float32)
             loss = agent.observe_all(sample.features, rewards, next_sample.features)
         else:
             loss = agent.observe(
-                sample.features, action, result.reward, next_sample.features
+                sample.features, action, agent.signal(result), next_sample.features
             )
         if loss is not None:
             losses.append(loss)
@@ -237,3 +253,20 @@ def fit_agent(
             window = {key: [] for key in window}
             losses = []
     return agent, history
+
+
+def action_cost(env: CompressionEnv, samples: list[Sample]) -> tuple[float, ...]:
+    """Each action's mean size ratio over ``samples`` (every action's upload, cached).
+
+    Raises:
+        DatasetError: the service failed on every image.
+    """
+    ratios = []
+    for sample in samples:
+        try:
+            ratios.append([r.size_ratio for r in env.step_all(sample)])
+        except (ServiceError, ImageError):
+            continue  # fit_agent drops this image when it meets it
+    if not ratios:
+        raise DatasetError("no image could be uploaded at every action")
+    return tuple(round(float(c), 6) for c in np.mean(ratios, axis=0))

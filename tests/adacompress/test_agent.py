@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from adacompress.agent import DQNAgent, DQNSettings, q_network
+from adacompress.agent import DQNAgent, DQNSettings, cheapest_trusted, q_network
 
 
 def small_settings(**overrides: object) -> DQNSettings:
@@ -152,3 +152,47 @@ def test_load_rejects_bad_files(tmp_path: Path) -> None:
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="not an agent file"):
         DQNAgent.load(junk)
+
+
+def test_survival_choice_is_the_cheapest_trusted_else_the_likeliest() -> None:
+    survival = np.array(
+        [
+            [0.999, 0.95, 0.999, 1.0],  # 0 and 2 trusted at 0.99: 2 is cheaper
+            [0.5, 0.9, 0.7, 0.98],  # none trusted: the likeliest, 3
+        ]
+    )
+    cost = np.array([0.4, 0.1, 0.2, 1.0])
+    assert cheapest_trusted(survival, 0.99, cost).tolist() == [2, 3]
+    assert cheapest_trusted(survival, 0.9, cost).tolist() == [1, 1]  # 0.9 trusts 1
+
+
+def test_survival_agent_learns_which_actions_survive(tmp_path: Path) -> None:
+    """Action 0 (cheapest) survives only when the first feature is positive,
+    action 1 always; the agent sends 0 when it can and 1 otherwise."""
+    settings = small_settings(
+        state_dim=2, n_actions=3, policy="survival", hidden=(16,), warmup_steps=0,
+        learn_every=1, learning_rate=0.02, batch_size=64, memory_size=400,
+        action_cost=(0.1, 0.5, 1.0), threshold=0.9,
+    )  # fmt: skip
+    agent = DQNAgent(settings)
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        state = rng.normal(size=2).astype(np.float32)
+        survived = np.array([float(state[0] > 0), 1.0, 1.0], dtype=np.float32)
+        agent.observe_all(state, survived, state)
+    positive = np.array([1.5, 0.0], dtype=np.float32)
+    negative = np.array([-1.5, 0.0], dtype=np.float32)
+    assert agent.act(positive, explore=False) == 0
+    assert agent.act(negative, explore=False) == 1
+    assert agent.act(positive, explore=False, candidates=[1, 2]) == 1
+    # What it learns from: the accuracy, where the q policy learns the reward.
+    step = type("Step", (), {"reward": -0.3, "accuracy": 1.0})()
+    assert agent.signal(step) == 1.0
+    assert DQNAgent(small_settings()).signal(step) == -0.3
+    # The policy, its threshold and costs travel with the agent file.
+    agent.save(tmp_path / "survival.pt")
+    loaded, _ = DQNAgent.load(tmp_path / "survival.pt")
+    assert loaded.settings == agent.settings
+    assert loaded.act(positive, explore=False) == 0
+    with pytest.raises(ValueError, match="policy"):
+        small_settings(policy="greedy")

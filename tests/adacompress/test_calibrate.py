@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from adacompress.agent import DQNAgent
-from adacompress.calibrate import ALPHA_GRID, AlphaSearch
+from adacompress.calibrate import ALPHA_GRID, THRESHOLD_GRID, AlphaSearch
 from adacompress.cli import main
 from adacompress.codec import get_action_set
 from adacompress.datasets import builtin_photos
@@ -108,6 +108,31 @@ def test_train_with_a_target_then_evaluate_reports_it(tmp_path: Path) -> None:
     # An agent and --actions that disagree are refused with one line.
     wrong = [*eval_args[:-1], "paper"]
     assert main(wrong) == 2
+
+
+def test_survival_policy_calibrates_its_threshold(tmp_path: Path) -> None:
+    agent_path = tmp_path / "survival.pt"
+    args = ["--quiet", "train", "--images", "builtin", "--out", str(agent_path),
+            "--actions", "scale-quality", "--features", "confidence",
+            "--policy", "survival", "--hidden", "16", "--learn-every", "1",
+            "--warmup-steps", "0", "--steps", "100", "--target-accuracy", "0.6",
+            "--calibration-folds", "2"]  # fmt: skip
+    assert main(args) == 2  # the survival policy needs every action's answer
+    assert main([*args, "--full-information"]) == 0
+    calibration = json.loads(agent_path.with_suffix(".json").read_text())["calibration"]
+    table = calibration["table"]
+    assert [row["threshold"] for row in table] == list(THRESHOLD_GRID)
+    chosen = next(r for r in table if r["threshold"] == calibration["threshold"])
+    if calibration["reached"]:
+        feasible = [r for r in table if r["cv_accuracy"] >= 0.6]
+        assert chosen["cv_size_ratio"] == min(r["cv_size_ratio"] for r in feasible)
+    else:
+        assert chosen is table[-1] and chosen["cv_accuracy"] < 0.6
+    agent, meta = DQNAgent.load(agent_path)
+    assert agent.settings.policy == "survival"
+    assert agent.settings.threshold == calibration["threshold"]
+    assert len(agent.settings.action_cost) == len(get_action_set("scale-quality"))
+    assert meta["target_accuracy"] == 0.6
 
 
 @pytest.mark.parametrize("backend", ["lite0", "lite1", "lite2"])
