@@ -396,3 +396,17 @@ def test_runtime_over_http_matches_in_process(tmp_path: Path) -> None:
         )  # type: ignore[arg-type]
     for key in ("state", "action", "bytes_uploaded", "accuracy"):
         assert [getattr(r, key) for r in remote] == [getattr(r, key) for r in local]
+
+
+def test_a_survival_agent_learns_the_accuracy_not_the_reward(tmp_path: Path) -> None:
+    always = RuntimeSettings(p_est_initial=1.0, p_est_min=1.0, p_est_max=1.0)
+    path = write_photos(tmp_path / "img", 1)[0]
+    stored = {}
+    for policy in ("q", "survival"):
+        runtime = make_runtime(tmp_path / policy, always, [Q5])
+        runtime.agent.settings = replace(runtime.agent.settings, policy=policy)
+        record = runtime.process(path)
+        assert record.state == "estimate" and record.accuracy == 0.0
+        stored[policy] = float(runtime.agent.memory.rewards[0, Q5])
+    assert stored["survival"] == 0.0  # what survived, for the cross-entropy
+    assert stored["q"] != 0.0  # the reward: alpha * 0 - size ratio
