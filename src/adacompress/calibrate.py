@@ -15,12 +15,13 @@ The held-out test images play no part.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from adacompress.agent import cheapest_trusted
+from adacompress.agent import DQNAgent, cheapest_trusted
 from adacompress.environment import CompressionEnv, Sample
 
 if TYPE_CHECKING:
@@ -55,11 +56,11 @@ class Calibration:
     """the survival policy's calibrated threshold (None for the q policy)"""
 
 
-class AlphaSearch:
-    """Cross-validated accuracy and size per ``alpha``, computed once each.
+class CrossValidation:
+    """k folds of the training images (fixed by ``FOLD_SEED``), one agent per fold.
 
     Args:
-        env: the training environment (its ``alpha`` is set per run and restored).
+        env: the training environment.
         samples: the training images.
         settings: training settings for every fold's agent (its seed is the fold).
         folds: number of cross-validation folds.
@@ -81,6 +82,35 @@ class AlphaSearch:
         self.samples = samples
         self.settings = replace(settings, progress=False)
         self.folds = folds
+
+    def fold_agents(self) -> Iterator[tuple[np.ndarray, DQNAgent]]:
+        """``(held-out indices, agent trained on the other folds)`` per fold."""
+        from adacompress.train import fit_agent
+
+        order = np.random.default_rng(FOLD_SEED).permutation(len(self.samples))
+        for k, held in enumerate(np.array_split(order, self.folds)):
+            held_set = set(held.tolist())
+            fit = [self.samples[i] for i in order if i not in held_set]
+            settings = replace(self.settings, dqn=replace(self.settings.dqn, seed=k))
+            agent, _ = fit_agent(self.env, fit, settings)
+            yield held, agent
+
+
+class AlphaSearch(CrossValidation):
+    """Cross-validated accuracy and size per ``alpha``, computed once each.
+
+    Args: as :class:`CrossValidation` (the env's ``alpha`` is set per run and
+    restored).
+    """
+
+    def __init__(
+        self,
+        env: CompressionEnv,
+        samples: list[Sample],
+        settings: TrainSettings,
+        folds: int = 5,
+    ) -> None:
+        super().__init__(env, samples, settings, folds)
         self.results: dict[float, dict[str, float]] = {}
 
     def cross_validate(self, alpha: float) -> dict[str, float]:
@@ -88,20 +118,10 @@ class AlphaSearch:
         was trained on the other folds with this ``alpha``."""
         if alpha in self.results:
             return self.results[alpha]
-        from adacompress.train import fit_agent
-
-        order = np.random.default_rng(FOLD_SEED).permutation(len(self.samples))
-        parts = np.array_split(order, self.folds)
         saved_alpha, self.env.alpha = self.env.alpha, alpha
         correct, kept, reference = 0.0, 0, 0
         try:
-            for k, held in enumerate(parts):
-                held_set = set(held.tolist())
-                fit = [self.samples[i] for i in order if i not in held_set]
-                settings = replace(
-                    self.settings, dqn=replace(self.settings.dqn, seed=k)
-                )
-                agent, _ = fit_agent(self.env, fit, settings)
+            for held, agent in self.fold_agents():
                 for i in held:
                     sample = self.samples[i]
                     choice = agent.act(sample.features, explore=False)
@@ -162,7 +182,7 @@ def calibrate_alpha(
     return search.for_target(target)
 
 
-class ThresholdSearch:
+class ThresholdSearch(CrossValidation):
     """The survival policy's cross-validated accuracy and size per threshold.
 
     One k-fold pass (computed on first use): each fold's agent predicts the held-out
@@ -170,7 +190,7 @@ class ThresholdSearch:
     scored on those out-of-fold predictions with the action costs of all images
     (what the final agent uses).
 
-    Args: as :class:`AlphaSearch` (``settings.dqn.policy`` is ``"survival"``).
+    Args: as :class:`CrossValidation` (``settings.dqn.policy`` is ``"survival"``).
     """
 
     def __init__(
@@ -180,34 +200,21 @@ class ThresholdSearch:
         settings: TrainSettings,
         folds: int = 5,
     ) -> None:
-        if not 2 <= folds <= len(samples) // 2:
-            raise ValueError(
-                f"need 2..{len(samples) // 2} folds for {len(samples)} images, "
-                f"got {folds}"
-            )
-        self.env = env
-        self.samples = samples
-        self.settings = replace(settings, progress=False)
-        self.folds = folds
+        super().__init__(env, samples, settings, folds)
         self.table: list[dict[str, float]] = []
 
     def cross_validate(self) -> list[dict[str, float]]:
         """threshold, cv_accuracy, cv_size_ratio for every threshold of the grid."""
         if self.table:
             return self.table
-        from adacompress.train import action_cost, fit_agent
+        from adacompress.train import action_cost
 
         samples, env = self.samples, self.env
         cost = np.asarray(action_cost(env, samples))
         n, n_actions = len(samples), len(env.actions)
         survival, kept, nbytes = (np.zeros((n, n_actions)) for _ in range(3))
         reference = np.zeros(n)
-        order = np.random.default_rng(FOLD_SEED).permutation(n)
-        for k, held in enumerate(np.array_split(order, self.folds)):
-            held_set = set(held.tolist())
-            fit = [samples[i] for i in order if i not in held_set]
-            settings = replace(self.settings, dqn=replace(self.settings.dqn, seed=k))
-            agent, _ = fit_agent(env, fit, settings)
+        for held, agent in self.fold_agents():
             for i in held:
                 logits = agent.q_values(samples[i].features)[0]
                 survival[i] = 1.0 / (1.0 + np.exp(-logits))
