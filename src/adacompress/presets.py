@@ -32,7 +32,7 @@ PRESETS: dict[str, TrainSettings] = {
             learning_rate=0.01,
             weight_decay=0.01,
             learn_every=1,
-        ),  # fmt: skip
+        ),
     ),
 }
 

@@ -122,8 +122,8 @@ def train(
         )
         samples, skipped = env.prepare(paths, progress=settings.progress)
         if settings.target_accuracy is not None:
-            survival = settings.dqn.policy == "survival"
             if calibration is None:
+                survival = settings.dqn.policy == "survival"
                 calibrate = calibrate_threshold if survival else calibrate_alpha
                 calibration = calibrate(
                     env, samples, settings, settings.target_accuracy
