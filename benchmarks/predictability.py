@@ -25,6 +25,7 @@ from adacompress.environment import CompressionEnv
 from adacompress.evaluate import collect
 from adacompress.features import get_extractor
 from adacompress.threads import configure_threads
+from logistic_fit import fit_logits
 
 QUALITIES = (5, 15)
 
@@ -49,16 +50,9 @@ def logistic_auc(
     mean, std = x_fit.mean(0), x_fit.std(0) + 1e-3
     torch.manual_seed(0)
     model = torch.nn.Linear(x_fit.shape[1], 1)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2, weight_decay=weight_decay)
     inputs = torch.tensor((x_fit - mean) / std, dtype=torch.float32)
     targets = torch.tensor(y_fit, dtype=torch.float32)
-    for _ in range(300):
-        optimizer.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(
-            model(inputs)[:, 0], targets
-        )
-        loss.backward()
-        optimizer.step()
+    fit_logits(model, inputs, targets, weight_decay=weight_decay)
     with torch.no_grad():
         scores = model(torch.tensor((x_val - mean) / std, dtype=torch.float32))[:, 0]
     return auc(scores.numpy(), y_val)

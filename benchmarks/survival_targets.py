@@ -37,6 +37,7 @@ import torch
 from adacompress.cache import AnswerCache, default_cache_path
 from adacompress.storage import atomic_write_json
 from adacompress.threads import configure_threads
+from logistic_fit import fit_logits
 from target_bound import (
     BACKENDS,
     THRESHOLDS,
@@ -58,16 +59,9 @@ def fit_per_action(
         torch.nn.ReLU(),
         torch.nn.Linear(32, kept.shape[1]),
     )
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2, weight_decay=1e-3)
     inputs = torch.tensor((state - mean) / std, dtype=torch.float32)
     targets = torch.tensor(kept, dtype=torch.float32)
-    for _ in range(300):
-        optimizer.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(
-            model(inputs), targets
-        )
-        loss.backward()
-        optimizer.step()
+    fit_logits(model, inputs, targets, weight_decay=1e-3)
 
     def predict(state: np.ndarray, probes: np.ndarray | None) -> np.ndarray:
         with torch.no_grad():

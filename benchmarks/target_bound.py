@@ -52,6 +52,7 @@ from adacompress.features import CONFIDENCE_TOP, get_extractor
 from adacompress.labels import Answer
 from adacompress.storage import atomic_write_json
 from adacompress.threads import configure_threads
+from logistic_fit import fit_logits
 
 BACKENDS = ("lite0", "lite1", "lite2")
 LOCAL = "lite0"  # the backend whose network is the device's local classifier
@@ -159,16 +160,9 @@ def fit_survival(
     model = torch.nn.Sequential(
         torch.nn.Linear(x.shape[1], 32), torch.nn.ReLU(), torch.nn.Linear(32, 1)
     )
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2, weight_decay=1e-3)
     inputs = torch.tensor((x - mean) / std)
     targets = torch.tensor(kept.reshape(-1), dtype=torch.float32)
-    for _ in range(300):
-        optimizer.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(
-            model(inputs)[:, 0], targets
-        )
-        loss.backward()
-        optimizer.step()
+    fit_logits(model, inputs, targets, weight_decay=1e-3)
 
     def predict(state: np.ndarray, probes: np.ndarray | None) -> np.ndarray:
         with torch.no_grad():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -103,15 +104,10 @@ class AlphaSearch(CrossValidation):
     restored).
     """
 
-    def __init__(
-        self,
-        env: CompressionEnv,
-        samples: list[Sample],
-        settings: TrainSettings,
-        folds: int = 5,
-    ) -> None:
-        super().__init__(env, samples, settings, folds)
-        self.results: dict[float, dict[str, float]] = {}
+    @cached_property
+    def results(self) -> dict[float, dict[str, float]]:
+        """The rows measured so far, by alpha."""
+        return {}
 
     def cross_validate(self, alpha: float) -> dict[str, float]:
         """Accuracy and size ratio on every image, each scored by an agent that
@@ -193,20 +189,9 @@ class ThresholdSearch(CrossValidation):
     Args: as :class:`CrossValidation` (``settings.dqn.policy`` is ``"survival"``).
     """
 
-    def __init__(
-        self,
-        env: CompressionEnv,
-        samples: list[Sample],
-        settings: TrainSettings,
-        folds: int = 5,
-    ) -> None:
-        super().__init__(env, samples, settings, folds)
-        self.table: list[dict[str, float]] = []
-
-    def cross_validate(self) -> list[dict[str, float]]:
+    @cached_property
+    def table(self) -> list[dict[str, float]]:
         """threshold, cv_accuracy, cv_size_ratio for every threshold of the grid."""
-        if self.table:
-            return self.table
         from adacompress.train import action_cost
 
         samples, env = self.samples, self.env
@@ -223,9 +208,10 @@ class ThresholdSearch(CrossValidation):
                 nbytes[i] = [r.nbytes for r in results]
                 reference[i] = results[0].reference_bytes
         rows = np.arange(n)
+        table = []
         for threshold in THRESHOLD_GRID:
             choice = cheapest_trusted(survival, threshold, cost)
-            self.table.append(
+            table.append(
                 {
                     "threshold": threshold,
                     "cv_accuracy": float(kept[rows, choice].mean()),
@@ -234,13 +220,13 @@ class ThresholdSearch(CrossValidation):
                     ),
                 }
             )
-        return self.table
+        return table
 
     def for_target(self, target: float) -> Calibration:
         """The threshold with the smallest cross-validated size whose
         cross-validated accuracy reaches ``target`` (the largest if none does)."""
         check_target(target)
-        table = self.cross_validate()
+        table = self.table
         feasible = [row for row in table if row["cv_accuracy"] >= target]
         best = table[-1]  # none reaches the target: the most careful threshold
         if feasible:

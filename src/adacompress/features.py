@@ -101,17 +101,20 @@ class LiteFeatures:
                 top = self.probabilities(chunk).topk(CONFIDENCE_TOP, dim=1).values
                 pixels = torch.tensor([[log_pixels(im)] for im in chunk])
                 out[start : start + len(chunk)] = torch.cat([top, pixels], 1).numpy()
-                continue
-            with torch.inference_mode():
-                maps = self.model.extract_features(preprocess(chunk, self.input_size))
-            out[start : start + len(chunk)] = maps.mean(dim=(2, 3)).numpy()
+            else:
+                out[start : start + len(chunk)] = self.pooled(chunk).numpy()
         return out
+
+    def pooled(self, images: list[Image.Image]) -> torch.Tensor:
+        """The 1280 pooled features of the last stage, one row an image."""
+        with torch.inference_mode():
+            maps = self.model.extract_features(preprocess(images, self.input_size))
+            return maps.mean(dim=(2, 3))
 
     def probabilities(self, images: list[Image.Image]) -> torch.Tensor:
         """The local classifier's softmax over the 1000 classes, one row an image."""
         with torch.inference_mode():
-            maps = self.model.extract_features(preprocess(images, self.input_size))
-            return torch.softmax(self.classifier(maps.mean(dim=(2, 3))), dim=1)
+            return torch.softmax(self.classifier(self.pooled(images)), dim=1)
 
 
 def log_pixels(image: Image.Image) -> float:
