@@ -23,7 +23,7 @@ from typing import Any
 
 from adacompress.backends import get_backend
 from adacompress.cache import AnswerCache, default_cache_path
-from adacompress.calibrate import AlphaSearch, ThresholdSearch
+from adacompress.calibrate import search_for
 from adacompress.codec import get_action_set
 from adacompress.datasets import imagenet_split
 from adacompress.environment import CompressionEnv
@@ -66,8 +66,7 @@ def calibrations(
             extractor=get_extractor(base.features), alpha=base.alpha,
         )  # fmt: skip
         samples, _ = env.prepare(imagenet_split("train"), progress=False)
-        search_class = ThresholdSearch if policy == "survival" else AlphaSearch
-        search = search_class(env, samples, base, base.calibration_folds)
+        search = search_for(env, samples, base)
         found = {t: search.for_target(t) for t in targets}
     for target, c in found.items():
         knob = f"threshold {c.threshold:.4f}" if c.threshold else f"alpha {c.alpha:.2f}"

@@ -167,17 +167,6 @@ class AlphaSearch(CrossValidation):
         )
 
 
-def calibrate_alpha(
-    env: CompressionEnv,
-    samples: list[Sample],
-    settings: TrainSettings,
-    target: float,
-) -> Calibration:
-    """The smallest reward weight that meets ``target`` on cross-validation."""
-    search = AlphaSearch(env, samples, settings, settings.calibration_folds)
-    return search.for_target(target)
-
-
 class ThresholdSearch(CrossValidation):
     """The survival policy's cross-validated accuracy and size per threshold.
 
@@ -241,12 +230,22 @@ class ThresholdSearch(CrossValidation):
         )
 
 
-def calibrate_threshold(
+def search_for(
+    env: CompressionEnv, samples: list[Sample], settings: TrainSettings
+) -> AlphaSearch | ThresholdSearch:
+    """The search of the agent's policy: reward weight (q) or threshold (survival);
+    one search answers any number of targets."""
+    survival = settings.dqn.policy == "survival"
+    search_class = ThresholdSearch if survival else AlphaSearch
+    return search_class(env, samples, settings, settings.calibration_folds)
+
+
+def calibrate(
     env: CompressionEnv,
     samples: list[Sample],
     settings: TrainSettings,
     target: float,
 ) -> Calibration:
-    """The survival policy's threshold that meets ``target`` on cross-validation."""
-    search = ThresholdSearch(env, samples, settings, settings.calibration_folds)
-    return search.for_target(target)
+    """What meets ``target`` on cross-validation: the smallest reward weight (q
+    policy) or the survival threshold of the smallest size (survival policy)."""
+    return search_for(env, samples, settings).for_target(target)

@@ -88,11 +88,7 @@ def train(
     images by k-fold cross-validation (:mod:`adacompress.calibrate`), unless that
     ``calibration`` is given (benchmarks share one search between targets).
     """
-    from adacompress.calibrate import (
-        calibrate_alpha,
-        calibrate_threshold,
-        check_target,
-    )
+    from adacompress.calibrate import calibrate, check_target
 
     if settings.images is None and settings.split == "test":
         raise DatasetError("refusing to train on the held-out test split")
@@ -123,8 +119,6 @@ def train(
         samples, skipped = env.prepare(paths, progress=settings.progress)
         if settings.target_accuracy is not None:
             if calibration is None:
-                survival = settings.dqn.policy == "survival"
-                calibrate = calibrate_threshold if survival else calibrate_alpha
                 calibration = calibrate(
                     env, samples, settings, settings.target_accuracy
                 )
