@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from adacompress import settings_cli
-from adacompress.storage import atomic_write_json
-from adacompress.threads import configure_threads
+from basekit import settings_cli
+from basekit.atomic import atomic_write_json
+from basekit.threads import configure_threads
 from pirl.data import DataError
 from pirl.evaluate import EvalSettings, evaluate, export_encoder
 from pirl.loss import LOSSES
@@ -35,7 +35,7 @@ HIDDEN = {"progress"}
 
 
 def add_settings(parser: argparse.ArgumentParser, cls: type) -> None:
-    """This CLI's options for a settings dataclass (see adacompress.settings_cli)."""
+    """This CLI's options for a settings dataclass (see basekit.settings_cli)."""
     settings_cli.add_settings(parser, cls, choices=CHOICES, hidden=HIDDEN)
 
 

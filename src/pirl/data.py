@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
-from adacompress.codec import DEFAULT_MAX_PIXELS, ImageError, load_image
+from basekit.images import DEFAULT_MAX_PIXELS, ImageError, load_image
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from adacompress.storage import atomic_torch_save
+from basekit.atomic import atomic_torch_save
 from pirl.data import DataError, ImageDataset, ImageSource
 from pirl.resnet import resnet
 from pirl.transforms import EvalView

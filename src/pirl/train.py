@@ -33,7 +33,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from adacompress.storage import atomic_torch_save, atomic_write_json
+from basekit.atomic import atomic_torch_save, atomic_write_json
 from pirl.data import DataError, EpochBatchSampler, ImageDataset, ImageSource
 from pirl.jigsaw_baseline import (
     JigsawClassifier,

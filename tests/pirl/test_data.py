@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tests.conftest import write_bad_inputs
 from torch.utils.data import DataLoader
 
 from pirl.data import DataError, EpochBatchSampler, ImageDataset, ImageSource
 from pirl.transforms import EvalView
+from tests.helpers import write_bad_inputs
 
 
 def test_folder_and_zip_list_the_same_images(

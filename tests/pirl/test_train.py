@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.conftest import write_bad_inputs, write_odd_but_valid
 
 from pirl.cli import main
 from pirl.train import TrainSettings, train
+from tests.helpers import write_bad_inputs, write_odd_but_valid
 
 TINY = dict(
     arch="resnet10",

@@ -3,7 +3,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tests.pirl.conftest import tiny_image
 
 from pirl.transforms import (
     ImageView,
@@ -13,6 +12,7 @@ from pirl.transforms import (
     normalize,
     to_tensor,
 )
+from tests.pirl.helpers import tiny_image
 
 
 def identity_jigsaw(**kwargs: object) -> Jigsaw:

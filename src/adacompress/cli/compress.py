@@ -1,0 +1,68 @@
+"""``adacompress compress``: write the upload the agent chooses for each image
+(no cloud is called), and a manifest saying what was written and why."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from basekit.images import DEFAULT_MAX_PIXELS
+
+NAME = "compress"
+
+
+def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        NAME, parents=parents, help="write the agent's chosen upload of each image",
+        description=__doc__.split("\n\n")[0],
+    )  # fmt: skip
+    parser.add_argument(
+        "inputs", nargs="+", metavar="INPUT",
+        help="image files or folders (searched recursively)",
+    )  # fmt: skip
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument(
+        "--agent", default="lite0",
+        help="a shipped agent's name (lite0, lite1-scale-quality, ...) or an agent "
+        "file (default: lite0)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--min-side", type=int, default=None,
+        help="never write an upload with a shorter side below this (default: 1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-bytes", type=int, default=None,
+        help="never write an upload larger than this (default: no limit)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+        help=f"skip images with more pixels (default: {DEFAULT_MAX_PIXELS})",
+    )  # fmt: skip
+
+
+def execute(args: argparse.Namespace) -> int:
+    from adacompress.core.limits import UploadLimits
+    from adacompress.device.compressor import Compressor
+    from adacompress.device.files import compress_files
+
+    limits = UploadLimits(min_side=args.min_side or 1, max_bytes=args.max_bytes)
+    compressor = Compressor.load(args.agent, limits=limits, max_pixels=args.max_pixels)
+
+    def report(done: int, total: int) -> None:
+        if not args.quiet:
+            print(f"compress: {done}/{total} images", file=sys.stderr, flush=True)
+
+    summary = compress_files(compressor, args.inputs, Path(args.out),
+                             on_progress=report)  # fmt: skip
+    ratio = summary["bytes"] / summary["source_bytes"] if summary["source_bytes"] else 0
+    print(
+        f"{summary['inputs']} inputs: {summary['written']} written, "
+        f"{summary['reused']} already done, {len(summary['skipped'])} skipped; "
+        f"uploads {summary['bytes'] / 1e6:.2f} MB = {ratio:.3f} of the sources "
+        f"-> {summary['manifest']}"
+    )
+    for item in summary["skipped"]:
+        print(f"  skipped {item['path']}: {item['error']}")
+    return 1 if summary["skipped"] else 0

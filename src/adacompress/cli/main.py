@@ -1,0 +1,93 @@
+"""``adacompress``: parse the command line and run one command (see the package doc
+for the exit codes)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from types import ModuleType
+
+from adacompress import __version__
+from adacompress.cli import (
+    compress,
+    evaluate,
+    experiment,
+    explain,
+    run,
+    serve,
+    ship,
+    train,
+)
+
+COMMANDS: tuple[ModuleType, ...] = (
+    compress, run, evaluate, train, ship, explain, experiment, serve,
+)  # fmt: skip
+"""Each module has ``NAME``, ``add_parser(subparsers)`` and ``execute(args)``."""
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+THREADS_ENV = "ADACOMPRESS_THREADS"
+
+
+def global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """Options every command takes, before or after its name."""
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument(
+        "--threads", type=int, default=default,
+        help=f"torch CPU threads (default: ${THREADS_ENV}, else every core)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--quiet", action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="no progress output",
+    )  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="adacompress",
+        description="Compress each photo as far as a cloud vision service allows, "
+        "learned from the service's own answers.",
+        epilog="exit status: 0 done; 1 some inputs failed or were skipped; 2 usage "
+        "or setup error; 3 service unreachable (rerun to continue); 130 interrupted",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
+    )
+    global_options(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    global_options(common, suppress=True)
+    for command in COMMANDS:
+        command.add_parser(sub, parents=[common])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    args.argv = shlex.join(["adacompress", *argv])
+    command = next(c for c in COMMANDS if c.NAME == args.command)
+    try:
+        from basekit.threads import configure_threads
+
+        configure_threads(args.threads, env=THREADS_ENV)
+        return int(command.execute(args))
+    except KeyboardInterrupt:
+        print("adacompress: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:  # noqa: BLE001 -- expected errors become one line
+        from adacompress.cli.errors import describe
+
+        message = describe(err)
+        if message is None or os.environ.get("ADACOMPRESS_DEBUG"):
+            raise
+        print(f"adacompress: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def run_cli() -> None:
+    """Console-script entry point."""
+    raise SystemExit(main())

@@ -1,0 +1,48 @@
+"""How settings dataclasses become options of this command line (choices, hidden
+fields), on top of :mod:`basekit.settings_cli`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, TypeVar
+
+from adacompress.device.actions import ACTION_SETS
+from adacompress.device.policies.settings import POLICIES
+from adacompress.runtime.settings import RUNTIME_PRESETS
+from basekit import settings_cli
+
+T = TypeVar("T")
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "actions": tuple(ACTION_SETS),
+    "policy": POLICIES,
+    "preset": tuple(RUNTIME_PRESETS),
+}
+"""Fields whose values are a fixed list (listed in --help). --backend and --features
+are open: URLs and pirl:PATH are valid too."""
+HIDDEN = {"state_dim", "n_actions", "action_cost", "progress", "runtime"}
+"""Fields set by the program, not the user."""
+
+
+def add_settings(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    cls: type,
+    *,
+    default_from: str | None = None,
+    defaults: Any = None,
+) -> None:
+    """This CLI's options for a settings dataclass."""
+    settings_cli.add_settings(
+        parser, cls, choices=CHOICES, hidden=HIDDEN, default_from=default_from,
+        defaults=defaults,
+    )  # fmt: skip
+
+
+def build(cls: type[T], args: argparse.Namespace, **extra: Any) -> T:
+    """The settings the user gave on the command line."""
+    return settings_cli.build(cls, settings_cli.pick(cls, args, hidden=HIDDEN), **extra)
+
+
+def overrides(cls: type, args: argparse.Namespace) -> dict[str, Any]:
+    """Only the values the user set (for a preset to be overridden with)."""
+    return settings_cli.given(settings_cli.pick(cls, args, hidden=HIDDEN))

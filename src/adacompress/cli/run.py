@@ -1,0 +1,42 @@
+"""``adacompress run``: the deployed loop (inference, estimate, retrain) over a
+stream of images; resumable, and a rerun retries what failed."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from adacompress.cli.options import add_settings, build, overrides
+from adacompress.runtime.settings import RUNTIME_PRESETS, RunSettings, RuntimeSettings
+
+NAME = "run"
+
+
+def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        NAME, parents=parents,
+        help="the deployed inference-estimate-retrain loop (resumable)",
+        description=__doc__.split("\n\n")[0],
+    )  # fmt: skip
+    add_settings(parser, RunSettings)
+    group = parser.add_argument_group("runtime constants (override the preset)")
+    add_settings(
+        group, RuntimeSettings, default_from="--preset",
+        defaults=RUNTIME_PRESETS.get(RUNTIME_PRESETS.default),
+    )  # fmt: skip
+
+
+def execute(args: argparse.Namespace) -> int:
+    from adacompress.cli.report import print_run
+    from adacompress.experiments.plots import plot_run
+    from adacompress.runtime.run import run
+
+    constants = RUNTIME_PRESETS.get(args.preset, overrides(RuntimeSettings, args))
+    settings = build(RunSettings, args, progress=not args.quiet, runtime=constants)
+    report, records = run(settings)
+    if records:
+        json_path = Path(settings.json or Path(report["state"]) / "report.json")
+        plot_run(records, Path(settings.plot or json_path.with_suffix(".png")))
+    print_run(report)
+    return 1 if report["problems"] else 0

@@ -1,0 +1,200 @@
+"""Google Vision-shaped REST client: the emulator (``adacompress serve``) or the real
+API.
+
+``POST {base}/v1/images:annotate`` with base64 images and ``LABEL_DETECTION``; each
+``labelAnnotations`` entry becomes a :class:`Label`. Label ids: the emulator puts the
+ImageNet wnid in ``mid``, mapped back to the class index; any other ``mid`` (the real
+API's ``/m/...`` ids) gets :func:`name_class_id` of the description, so metrics then
+compare label names.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+import httpx
+
+from adacompress.cloud.clients.retry import (
+    RetryPolicy,
+    TokenBucket,
+    Transient,
+    parse_retry_after,
+)
+from adacompress.cloud.service import ServiceError
+from adacompress.core.labels import Answer, Label, name_class_id, wnid_class_ids
+from adacompress.core.limits import UploadLimits
+
+ANNOTATE_PATH = "/v1/images:annotate"
+MAX_IMAGES_PER_REQUEST = 16
+MAX_REQUEST_BYTES = 10 * 1000 * 1000
+"""Google Vision's cap on one JSON request."""
+MAX_IMAGE_BYTES = 7 * 1024 * 1024
+"""The largest image whose base64 (4/3 of it) still fits one request."""
+RETRY_STATUS = {429, 500, 502, 503, 504}
+API_KEY_ENV = ("ADACOMPRESS_API_KEY", "GOOGLE_API_KEY")
+"""Environment variables read, in order, for the API key."""
+
+
+def annotate_url(base: str) -> str:
+    """The annotate endpoint under ``base`` (``http://host:port`` or a full URL)."""
+    base = base.rstrip("/")
+    return base if base.endswith(":annotate") else base + ANNOTATE_PATH
+
+
+def annotate_request(images: Sequence[bytes], max_results: int) -> dict[str, Any]:
+    """The JSON body of one ``images:annotate`` call."""
+    feature = {"type": "LABEL_DETECTION", "maxResults": max_results}
+    return {
+        "requests": [
+            {
+                "image": {"content": base64.b64encode(data).decode()},
+                "features": [feature],
+            }
+            for data in images
+        ]
+    }
+
+
+def parse_labels(response: dict[str, Any]) -> Answer:
+    """One ``responses[i]`` -> labels ranked by score (scores clipped to 0..1)."""
+    known = wnid_class_ids()
+    labels = []
+    for item in response.get("labelAnnotations", []):
+        name = str(item.get("description", ""))
+        mid = str(item.get("mid", ""))
+        class_id = known.get(mid, name_class_id(name))
+        score = min(1.0, max(0.0, float(item.get("score", 0.0))))
+        labels.append(Label(class_id, name, score))
+    return sorted(labels, key=lambda label: -label.score)
+
+
+def error_message(response: httpx.Response) -> str:
+    """One line from a Google-style error body, or the status line."""
+    try:
+        error = response.json()["error"]
+        text = f"{error.get('status') or error.get('code')}: {error.get('message')}"
+    except (ValueError, KeyError, TypeError, AttributeError):
+        text = response.reason_phrase or "no error body"
+    return f"HTTP {response.status_code} {text}".splitlines()[0]
+
+
+def batches(
+    images: Sequence[bytes], size: int, max_bytes: int
+) -> list[Sequence[bytes]]:
+    """Consecutive runs of at most ``size`` images whose base64 fits ``max_bytes``
+    (an image too large on its own goes alone; the service then refuses it)."""
+    runs: list[Sequence[bytes]] = []
+    start, total = 0, 0
+    for index, data in enumerate(images):
+        encoded = (len(data) + 2) // 3 * 4
+        if index > start and (index - start == size or total + encoded > max_bytes):
+            runs.append(images[start:index])
+            start, total = index, 0
+        total += encoded
+    if start < len(images):
+        runs.append(images[start:])
+    return runs
+
+
+class GoogleRestClient:
+    """Labels images through a Google Vision-shaped ``images:annotate`` endpoint.
+
+    Args:
+        base_url: ``http://127.0.0.1:8080`` (emulator) or
+            ``https://vision.googleapis.com``.
+        api_key: sent as ``x-goog-api-key``; default: ``$ADACOMPRESS_API_KEY`` or
+            ``$GOOGLE_API_KEY``.
+        batch_size: images per request (at most 16). 8 matches the in-process
+            backends' model batches, so the emulator answers bit for bit alike.
+        max_results: labels asked for per image.
+        timeout: seconds per request.
+        retry: backoff policy for 429/5xx/timeouts/resets.
+        rate_limit: requests per second (token bucket); None for no limit.
+        transport: an httpx transport (tests).
+
+    Examples:
+        >>> client = GoogleRestClient("http://127.0.0.1:8080")
+        >>> client.classify([jpeg_bytes])[0][0].name
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        batch_size: int = 8,
+        max_results: int = 10,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        rate_limit: float | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if not 1 <= batch_size <= MAX_IMAGES_PER_REQUEST:
+            raise ValueError(f"batch_size must be in 1..{MAX_IMAGES_PER_REQUEST}")
+        self.name = base_url.rstrip("/")
+        self.url = annotate_url(base_url)
+        if api_key is None:
+            api_key = next(
+                (os.environ[v] for v in API_KEY_ENV if v in os.environ), None
+            )
+        headers = {"x-goog-api-key": api_key} if api_key else {}
+        self.batch_size = batch_size
+        self.max_results = max_results
+        self.retry = retry or RetryPolicy()
+        self.bucket = TokenBucket(rate_limit, 1) if rate_limit else None
+        self._http = httpx.Client(timeout=timeout, headers=headers, transport=transport)
+
+    limits = UploadLimits(max_bytes=MAX_IMAGE_BYTES)
+    """what the device may send (the encoder honours it)"""
+
+    def close(self) -> None:
+        self._http.close()
+
+    def classify(self, images: Sequence[bytes]) -> list[Answer]:
+        answers: list[Answer] = []
+        for chunk in batches(images, self.batch_size, MAX_REQUEST_BYTES):
+            answers.extend(self.retry.call(partial(self._post, chunk), what=self.url))
+        return answers
+
+    def _post(self, images: Sequence[bytes]) -> list[Answer]:
+        if self.bucket:
+            self.bucket.acquire()
+        try:
+            response = self._http.post(
+                self.url, json=annotate_request(images, self.max_results)
+            )
+        except httpx.TimeoutException as err:
+            raise Transient(f"timed out ({type(err).__name__})") from None
+        except httpx.TransportError as err:
+            raise Transient(f"connection failed: {err or type(err).__name__}") from None
+        if response.status_code in RETRY_STATUS:
+            raise Transient(
+                error_message(response),
+                parse_retry_after(response.headers.get("retry-after")),
+            )
+        if response.status_code != 200:
+            raise ServiceError(
+                f"{self.name} refused the request: {error_message(response)}"
+            )
+        try:
+            results = response.json()["responses"]
+        except (ValueError, KeyError, TypeError):
+            raise ServiceError(f"{self.name} sent a malformed answer") from None
+        if not isinstance(results, list) or len(results) != len(images):
+            raise ServiceError(
+                f"{self.name} answered {len(results)} of {len(images)} images"
+            )
+        answers = []
+        for index, result in enumerate(results):
+            if "error" in result:
+                error = result["error"]
+                raise ServiceError(
+                    f"{self.name} refused image {index}: "
+                    f"{error.get('message', 'no message')}"
+                )
+            answers.append(parse_labels(result))
+        return answers

@@ -1,0 +1,329 @@
+"""The emulated cloud as a real HTTP service: ``adacompress serve``.
+
+Speaks Google Vision's ``POST /v1/images:annotate`` JSON, so one client
+(:class:`~adacompress.cloud.clients.google_rest.GoogleRestClient`) serves this
+emulator and the real API.
+Up to 16 images a request run as one model batch. Request-level problems get an HTTP
+error ``{"error": {"code", "message", "status"}}``; a bad image inside a good request
+gets ``responses[i].error {code, message}`` (gRPC code 3, as Google does) while the
+others are answered. Seeded fault injection (latency, 429 with ``Retry-After``, 503,
+dropped connections) makes the service as unreliable as a real one on demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.types import Receive, Scope, Send
+
+from adacompress.cloud.backends import get_backend
+from adacompress.cloud.service import TOP_LABELS, Service, ServiceError
+from adacompress.cloud.settings import ServeSettings
+from adacompress.core.labels import Answer, imagenet_classes
+from basekit.images import ImageError, load_image
+
+MAX_IMAGES = 16
+LABEL_DETECTION = ("LABEL_DETECTION", 4)
+"""The feature type as Google's enum name or its number."""
+INVALID_ARGUMENT_CODE = 3
+"""gRPC code used in per-image errors."""
+CONFIG_ENV = "ADACOMPRESS_SERVE_CONFIG"
+"""How ``--workers N`` hands the settings to each worker process."""
+API_KEY_ENV = "ADACOMPRESS_SERVE_KEY"
+"""API key the service requires when ``--api-key`` is not given."""
+STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
+
+
+class DroppedConnection(Exception):
+    """Raised after the response started, so the server closes the connection."""
+
+
+class _DropResponse(Response):
+    """Starts a response it never finishes: the client sees a reset connection."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", b"1000")],
+            }
+        )
+        raise DroppedConnection("fault injection: connection dropped")
+
+
+class _QuietDrops(logging.Filter):
+    """Keep injected drops out of the server's error log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, DroppedConnection)
+
+
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """Google's HTTP-level error body."""
+    body = {
+        "error": {
+            "code": status,
+            "message": message,
+            "status": STATUS_NAMES.get(status, "UNKNOWN"),
+        }
+    }
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class BadRequest(Exception):
+    """A request-level problem; becomes an HTTP error."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def parse_requests(body: Any, max_image_bytes: int) -> list[tuple[str, int]]:
+    """``(base64 content, maxResults)`` per image of an annotate body.
+
+    Raises:
+        BadRequest: missing or malformed fields, too many or too large images.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("requests"), list):
+        raise BadRequest(400, "body must be an object with a 'requests' list")
+    requests = body["requests"]
+    if not 1 <= len(requests) <= MAX_IMAGES:
+        raise BadRequest(400, f"'requests' must hold 1 to {MAX_IMAGES} images")
+    parsed = []
+    for i, item in enumerate(requests):
+        image = item.get("image") if isinstance(item, dict) else None
+        content = image.get("content") if isinstance(image, dict) else None
+        if not isinstance(content, str):
+            raise BadRequest(400, f"requests[{i}].image.content is missing")
+        if len(content) // 4 * 3 > max_image_bytes:
+            raise BadRequest(
+                400, f"requests[{i}]: image larger than {max_image_bytes} bytes"
+            )
+        features = item.get("features")
+        if not isinstance(features, list) or not features:
+            raise BadRequest(400, f"requests[{i}].features is missing")
+        label = [
+            f
+            for f in features
+            if isinstance(f, dict) and f.get("type") in LABEL_DETECTION
+        ]
+        if not label:
+            raise BadRequest(400, f"requests[{i}]: only LABEL_DETECTION is supported")
+        max_results = label[0].get("maxResults", TOP_LABELS)
+        if not isinstance(max_results, int) or max_results < 1:
+            raise BadRequest(400, f"requests[{i}]: maxResults must be a positive int")
+        parsed.append((content, max_results))
+    return parsed
+
+
+def label_annotations(answer: Answer, max_results: int) -> list[dict[str, Any]]:
+    """Labels as Google's ``labelAnnotations``; ``mid`` carries the ImageNet wnid."""
+    classes = imagenet_classes()
+    return [
+        {
+            "mid": classes[label.class_id][0] if 0 <= label.class_id < 1000 else "",
+            "description": label.name,
+            "score": label.score,
+            "topicality": label.score,
+        }
+        for label in answer[:max_results]
+    ]
+
+
+def create_app(settings: ServeSettings, service: Service | None = None) -> FastAPI:
+    """The FastAPI app serving ``settings.backend`` (or ``service``)."""
+    cloud = service if service is not None else get_backend(settings.backend)
+    if hasattr(cloud, "batch_size"):
+        cloud.batch_size = MAX_IMAGES  # one request = one model batch
+    api_key = settings.api_key or os.environ.get(API_KEY_ENV) or None
+    model_lock = threading.Lock()
+    rng = random.Random(settings.seed)
+    app = FastAPI(title="adacompress emulated cloud", docs_url=None, redoc_url=None)
+    app.state.faults = {"dropped": 0, "throttled": 0, "unavailable": 0}
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail))
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "backend": cloud.name}
+
+    def classify(images: list[bytes]) -> list[Answer]:
+        with model_lock:
+            return cloud.classify(images)
+
+    @app.post("/v1/images:annotate")
+    async def annotate(request: Request) -> Response:
+        given = request.headers.get("x-goog-api-key") or request.query_params.get("key")
+        if api_key and given != api_key:
+            return error_response(403, "missing or invalid API key")
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > settings.max_request_bytes:
+            return error_response(
+                413, f"request larger than {settings.max_request_bytes} bytes"
+            )
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > settings.max_request_bytes:
+                return error_response(
+                    413, f"request larger than {settings.max_request_bytes} bytes"
+                )
+        if settings.latency > 0:
+            await asyncio.sleep(settings.latency)
+        draw = rng.random()
+        if draw < settings.dropped:
+            app.state.faults["dropped"] += 1
+            return _DropResponse()
+        draw -= settings.dropped
+        if draw < settings.throttled:
+            app.state.faults["throttled"] += 1
+            return error_response(
+                429,
+                "quota exceeded (fault injection)",
+                {"Retry-After": f"{settings.retry_after:g}"},
+            )
+        draw -= settings.throttled
+        if draw < settings.unavailable:
+            app.state.faults["unavailable"] += 1
+            return error_response(503, "service unavailable (fault injection)")
+        try:
+            parsed = parse_requests(json.loads(body), settings.max_image_bytes)
+        except json.JSONDecodeError:
+            return error_response(400, "body is not valid JSON")
+        except BadRequest as err:
+            return error_response(err.status, str(err))
+        responses: list[dict[str, Any]] = [{} for _ in parsed]
+        good: list[tuple[int, bytes]] = []
+        for i, (content, _) in enumerate(parsed):
+            try:
+                data = base64.b64decode(content, validate=True)
+                image = load_image(data, max_pixels=settings.max_pixels)
+                if image.width * image.height < settings.min_pixels:
+                    raise ImageError(
+                        f"image too small: {image.width}x{image.height} "
+                        f"(at least {settings.min_pixels} pixels)"
+                    )
+            except binascii.Error:
+                responses[i] = _image_error("image content is not valid base64")
+                continue
+            except ImageError as err:
+                responses[i] = _image_error(f"bad image data: {err}")
+                continue
+            good.append((i, data))
+        if good:
+            try:
+                answers = await run_in_threadpool(classify, [d for _, d in good])
+            except ServiceError as err:
+                return error_response(500, str(err))
+            for (i, _), answer in zip(good, answers, strict=True):
+                responses[i] = {
+                    "labelAnnotations": label_annotations(answer, parsed[i][1])
+                }
+        return JSONResponse({"responses": responses})
+
+    return app
+
+
+def _image_error(message: str) -> dict[str, Any]:
+    return {"error": {"code": INVALID_ARGUMENT_CODE, "message": message}}
+
+
+def app_from_env() -> FastAPI:
+    """App factory for worker processes (``--workers N``): settings from the env."""
+    from basekit.threads import configure_threads
+
+    settings = ServeSettings(**json.loads(os.environ[CONFIG_ENV]))
+    configure_threads(max(1, (os.cpu_count() or 1) // settings.workers))
+    return create_app(settings)
+
+
+def serve(settings: ServeSettings) -> None:
+    """Run the service until interrupted (``adacompress serve``)."""
+    import uvicorn
+
+    logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+    print(
+        f"serving {settings.backend} on http://{settings.host}:{settings.port} "
+        f"({settings.workers} worker(s))",
+        flush=True,
+    )
+    if settings.workers > 1:
+        os.environ[CONFIG_ENV] = json.dumps(asdict(settings))
+        uvicorn.run(
+            "adacompress.cloud.server:app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level="warning",
+        )
+    else:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+        )
+
+
+@contextlib.contextmanager
+def running(app: FastAPI, *, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve ``app`` on an ephemeral loopback port in a thread; yields its base URL.
+
+    For tests and benchmarks: the server stops when the block ends.
+    """
+    import uvicorn
+
+    logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((host, 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 30.0
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise RuntimeError("the service did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30.0)
+        sock.close()

@@ -1,0 +1,73 @@
+"""JPEG encoding: what the device does to an image before an upload.
+
+``J(x, c)`` of SPEC.md, plus an optional downscale, inside the limits of the service
+(:class:`adacompress.core.limits.UploadLimits`).
+"""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+from adacompress.core.limits import NO_LIMITS, UploadLimits
+from adacompress.device.actions import Action
+from basekit.images import ImageError
+
+_FALLBACK_QUALITIES = (50, 30, 15, 5)
+"""Qualities tried, in order, when an upload is over the byte limit."""
+
+
+def scaled_size(
+    size: tuple[int, int], scale: float, min_side: int = 1
+) -> tuple[int, int]:
+    """``size`` times ``scale``, but the shorter side never below ``min_side``.
+
+    An image already smaller than ``min_side`` is left at its size (never upscaled).
+    """
+    width, height = size
+    shortest = min(width, height)
+    floor = min(min_side, shortest) / shortest
+    scale = min(1.0, max(scale, floor))
+    if scale == 1.0:
+        return size
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def encode(
+    image: Image.Image, action: Action, limits: UploadLimits = NO_LIMITS
+) -> bytes:
+    """Encode ``image`` with ``action``: ``J(x, c)`` of SPEC.md, plus a downscale.
+
+    Chroma subsampling and tables follow libjpeg's defaults for the quality, as a
+    phone's encoder would; no optimisation pass: sizes are what a plain encoder sends.
+    ``limits`` are honoured (see :class:`UploadLimits`).
+
+    Raises:
+        ImageError: no setting fits the image under ``limits.max_bytes``.
+    """
+    size = scaled_size(image.size, action.scale, limits.min_side)
+    data = _jpeg(image, size, action.quality)
+    if limits.max_bytes is None or len(data) <= limits.max_bytes:
+        return data
+    for quality in (q for q in _FALLBACK_QUALITIES if q < action.quality):
+        data = _jpeg(image, size, quality)
+        if len(data) <= limits.max_bytes:
+            return data
+    while min(size) > limits.min_side:
+        size = scaled_size(size, 0.75, limits.min_side)
+        data = _jpeg(image, size, _FALLBACK_QUALITIES[-1])
+        if len(data) <= limits.max_bytes:
+            return data
+    raise ImageError(
+        f"cannot encode the image under {limits.max_bytes:,} bytes at a shorter side "
+        f"of at least {limits.min_side} px"
+    )
+
+
+def _jpeg(image: Image.Image, size: tuple[int, int], quality: int) -> bytes:
+    if size != image.size:
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()

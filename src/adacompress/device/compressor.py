@@ -1,0 +1,238 @@
+"""The device side in one object: image in, the upload the agent chooses out.
+
+A :class:`Compressor` is a learned policy, the feature extractor it was trained on
+and its action set. It decides greedily -- the same decision ``adacompress
+evaluate`` scores and the runtime's inference state sends -- and never a dominated
+action (one that uploads more than the reference with nothing to gain).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from adacompress.core.limits import NO_LIMITS, UploadLimits
+from adacompress.device.actions import Action
+from adacompress.device.codec import encode
+from adacompress.device.features import FeatureExtractor, get_extractor
+from adacompress.device.policies.base import LearnedPolicy
+from adacompress.device.policies.files import load_policy
+from adacompress.device.shipped import agent_actions, resolve_agent
+from basekit.images import DEFAULT_MAX_PIXELS, ImageError, load_image, to_rgb
+
+ImageInput = str | Path | bytes | Image.Image
+"""A path, encoded bytes, or a decoded PIL image."""
+
+MIME_TYPE = "image/jpeg"
+EXTENSION = ".jpg"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What to send for one image, and why.
+
+    Attributes:
+        data: the encoded bytes to upload.
+        action: the encoding the agent chose (quality, scale).
+        mime: the media type of ``data``.
+        width, height: the size of the uploaded picture.
+        source_bytes: size of the input file (None for a decoded image).
+    """
+
+    data: bytes
+    action: Action
+    mime: str
+    width: int
+    height: int
+    source_bytes: int | None = None
+
+    @property
+    def extension(self) -> str:
+        """File extension for ``data`` (``.jpg``)."""
+        return EXTENSION
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.data)
+
+
+class Compressor:
+    """Chooses each image's encoding with a learned policy and encodes it.
+
+    Args:
+        policy: the trained policy.
+        extractor: the state features it was trained on.
+        actions: its action set (index ``i`` is ``actions[i]``).
+        limits: what the receiving service accepts (the encoder stays inside).
+        max_pixels: larger images are refused.
+        batch_size: images per feature-extraction batch in :meth:`compress_many`.
+        metadata: what the agent file says about its training (backend, target).
+
+    Examples:
+        >>> compressor = Compressor.load("lite0")
+        >>> upload = compressor.compress("cat.jpg")
+        >>> upload.action.quality, upload.nbytes
+    """
+
+    def __init__(
+        self,
+        policy: LearnedPolicy,
+        extractor: FeatureExtractor,
+        actions: Sequence[Action],
+        *,
+        limits: UploadLimits = NO_LIMITS,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        batch_size: int = 16,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        if len(actions) != policy.settings.n_actions:
+            raise ValueError(
+                f"the policy has {policy.settings.n_actions} actions, "
+                f"the action set {len(actions)}"
+            )
+        self.policy = policy
+        self.extractor = extractor
+        self.actions = tuple(actions)
+        self.limits = limits
+        self.max_pixels = max_pixels
+        self.batch_size = batch_size
+        self.metadata = dict(metadata or {})
+        self.candidates = [i for i, a in enumerate(self.actions) if not a.dominated]
+
+    @classmethod
+    def load(
+        cls,
+        agent: str | Path = "lite0",
+        *,
+        actions: str | None = None,
+        limits: UploadLimits = NO_LIMITS,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> Compressor:
+        """A shipped agent by name (``"lite0"``, ``"lite1-scale-quality"``; with
+        ``actions`` the name is a backend) or an agent file by path.
+
+        Raises:
+            ValueError: unknown name, unreadable file (one line).
+        """
+        path = resolve_agent(agent, actions)
+        policy, metadata = load_policy(path)
+        if actions is not None and str(metadata.get("action_set", "paper")) != actions:
+            raise ValueError(
+                f"agent {path} was trained with actions "
+                f"{metadata.get('action_set', 'paper')!r}, not {actions!r}"
+            )
+        return cls(
+            policy,
+            get_extractor(str(metadata.get("features", "lite0"))),
+            agent_actions(metadata),
+            limits=limits,
+            max_pixels=max_pixels,
+            metadata={**metadata, "agent_file": str(path)},
+        )
+
+    # -- deciding --------------------------------------------------------------
+
+    def choose(self, features: np.ndarray) -> np.ndarray:
+        """Action indices for feature rows. Shape: (batch, dim) -> (batch,)."""
+        return self.policy.choose(np.atleast_2d(features), self.candidates)
+
+    def features(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """The policy's state for decoded images. Shape: (len(images), dim)."""
+        out = [
+            self.extractor.extract(list(images[i : i + self.batch_size]))
+            for i in range(0, len(images), self.batch_size)
+        ]
+        return np.concatenate(out) if out else np.zeros((0, self.extractor.dim))
+
+    # -- compressing -----------------------------------------------------------
+
+    def decode(self, source: ImageInput) -> Image.Image:
+        """Any input as 8-bit RGB.
+
+        Raises:
+            ImageError: unusable input (one line).
+        """
+        if isinstance(source, Image.Image):
+            return source if source.mode == "RGB" else to_rgb(source)
+        return load_image(source, max_pixels=self.max_pixels)
+
+    def encode(
+        self, image: Image.Image, action: Action, source: ImageInput | None = None
+    ) -> Upload:
+        """``image`` encoded with ``action`` inside the service's limits."""
+        data = encode(image, action, self.limits)
+        with Image.open(io.BytesIO(data)) as sent:
+            width, height = sent.size
+        return Upload(data, action, MIME_TYPE, width, height, _source_bytes(source))
+
+    def compress(self, source: ImageInput) -> Upload:
+        """The upload the agent chooses for one image.
+
+        Raises:
+            ImageError: unusable input (one line).
+        """
+        return self.compress_many([source])[0]
+
+    def compress_many(self, sources: Iterable[ImageInput]) -> list[Upload]:
+        """:meth:`compress` for many images, features extracted in batches.
+
+        Raises:
+            ImageError: the first unusable input (the message names it).
+        """
+        sources = list(sources)
+        uploads = []
+        for source, result in zip(
+            sources, self.try_compress_many(sources), strict=True
+        ):
+            if isinstance(result, ImageError):
+                raise ImageError(f"{_describe(source)}: {result}")
+            uploads.append(result)
+        return uploads
+
+    def try_compress_many(
+        self, sources: Iterable[ImageInput]
+    ) -> list[Upload | ImageError]:
+        """Like :meth:`compress_many`, but an unusable input gives its
+        :class:`ImageError` in its place instead of stopping."""
+        sources = list(sources)
+        results: list[Upload | ImageError] = []
+        for start in range(0, len(sources), self.batch_size):
+            chunk = sources[start : start + self.batch_size]
+            images: dict[int, Image.Image] = {}
+            errors: dict[int, ImageError] = {}
+            for i, source in enumerate(chunk):
+                try:
+                    images[i] = self.decode(source)
+                except ImageError as err:
+                    errors[i] = err
+            choices: dict[int, int] = {}
+            if images:
+                chosen = self.choose(self.features(list(images.values())))
+                choices = dict(zip(images, chosen.tolist(), strict=True))
+            for i, source in enumerate(chunk):
+                if i in errors:
+                    results.append(errors[i])
+                else:
+                    action = self.actions[int(choices[i])]
+                    results.append(self.encode(images[i], action, source))
+        return results
+
+
+def _source_bytes(source: ImageInput | None) -> int | None:
+    if isinstance(source, bytes):
+        return len(source)
+    if isinstance(source, str | Path):
+        return Path(source).stat().st_size
+    return None
+
+
+def _describe(source: ImageInput) -> str:
+    if isinstance(source, str | Path):
+        return str(source)
+    return "bytes input" if isinstance(source, bytes) else "image input"

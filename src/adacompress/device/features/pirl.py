@@ -1,0 +1,130 @@
+"""State features from a PIRL encoder (SPEC.md: where AdaCompress and PIRL meet).
+
+The encoder ``phi`` that ``pirl train`` learned without labels, frozen: its pooled
+output (the representation before the heads ``f`` and ``g``), L2-normalised. The
+file is what ``pirl export`` writes (see :func:`pirl.evaluate.export_encoder`):
+``format``, ``arch``, ``width``, ``cifar_stem``, ``image_size``, ``method``, ``steps``
+and the encoder's ``state_dict``; a training checkpoint works too. Images are prepared
+as ``pirl eval`` prepares them (:class:`pirl.transforms.EvalView`: shorter side resized
+and centre-cropped to the training image size, ImageNet mean and std).
+
+The same encoder randomly initialised is the control: what do the architecture and
+the preprocessing alone give the agent?
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from adacompress.core.datasets import file_digest
+from adacompress.device.features.base import register_extractor
+from basekit.images import to_rgb
+from pirl.evaluate import load_encoder
+from pirl.resnet import resnet
+from pirl.train import TrainSettings
+from pirl.transforms import EvalView
+
+DEFAULT_IMAGE_SIZE = 32
+"""Input side when the file does not record one (``pirl eval``'s default too)."""
+
+
+class PirlFeatures:
+    """A frozen PIRL encoder on the uncompressed image.
+
+    Args:
+        encoder: maps (batch, 3, s, s) to (batch, encoder.out_dim); put in eval mode.
+        name: the cache key of these features; must differ between encoders.
+        image_size: side ``s`` of the square input.
+        batch_size: images per forward pass.
+
+    Shape: ``extract`` returns (len(images), encoder.out_dim), rows of unit length.
+
+    Examples:
+        >>> extractor = PirlFeatures.from_file("out/pirl/encoder.pt")
+        >>> extractor.name, extractor.dim
+        ('pirl:encoder-3f2a9c01de', 256)
+        >>> PirlFeatures.from_random().extract([image]).shape
+        (1, 256)
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        *,
+        name: str,
+        image_size: int = DEFAULT_IMAGE_SIZE,
+        batch_size: int = 16,
+    ) -> None:
+        self.encoder = encoder.eval().requires_grad_(False)
+        self.name = name
+        self.dim = int(encoder.out_dim)  # type: ignore[arg-type]
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.view = EvalView(image_size)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> PirlFeatures:
+        """The encoder exported by ``pirl export`` (or in a training checkpoint).
+
+        Named ``pirl:<file stem>-<first 10 hex of the file's SHA-256>``, so features
+        cached under the name never mix two encoders.
+
+        Raises:
+            ValueError: no such file, or not a pirl encoder (one line).
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"pirl encoder not found: {path}")
+        encoder, meta = load_encoder(path, weights_only=True)
+        return cls(
+            encoder,
+            name=f"pirl:{path.stem}-{file_digest(path)[:10]}",
+            image_size=int(meta.get("image_size") or DEFAULT_IMAGE_SIZE),
+        )
+
+    @classmethod
+    def from_random(
+        cls, seed: int = 0, *, like: str | Path | None = None
+    ) -> PirlFeatures:
+        """An untrained encoder from ``seed``: ``pirl train``'s default architecture,
+        or that of the encoder file ``like`` (same input size too) -- the control
+        for that encoder. The global random state is left as it was.
+        """
+        defaults = TrainSettings()
+        arch, width, stem, size = (
+            defaults.arch, defaults.width, defaults.cifar_stem, defaults.image_size
+        )  # fmt: skip
+        name = "random" if seed == 0 else f"random@{seed}"
+        if like is not None:
+            like = Path(like)
+            if not like.is_file():
+                raise ValueError(f"pirl encoder not found: {like}")
+            _, meta = load_encoder(like, weights_only=True)
+            arch, width, stem = meta["arch"], meta["width"], meta["cifar_stem"]
+            size = int(meta.get("image_size") or DEFAULT_IMAGE_SIZE)
+            name += f":{like.stem}-{file_digest(like)[:10]}"
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            encoder = resnet(arch, width=width, cifar_stem=stem)
+        return cls(encoder, name=name, image_size=size)
+
+    def extract(self, images: list[Image.Image]) -> np.ndarray:
+        out = np.empty((len(images), self.dim), dtype=np.float32)
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start : start + self.batch_size]
+            batch = torch.stack(
+                [self.view(im if im.mode == "RGB" else to_rgb(im)) for im in chunk]
+            )
+            with torch.inference_mode():
+                features = F.normalize(self.encoder(batch), dim=1)
+            out[start : start + len(chunk)] = features.numpy()
+        return out
+
+
+register_extractor("random")(PirlFeatures.from_random)

@@ -1,0 +1,175 @@
+"""``adacompress compress``: the chosen upload of every input image, written to a
+folder, with a manifest; no cloud is called.
+
+Each input keeps its path relative to the folder it was found in (or its name, for
+a file given directly); the extension becomes the upload format's. ``manifest.jsonl``
+has one line per input: what was written and why, or why the input was skipped. A
+second run over the same inputs redoes nothing that is done (same content, same
+agent, output present) and retries the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from adacompress.core.datasets import IMAGE_SUFFIXES
+from adacompress.device.compressor import Compressor, Upload
+from basekit.atomic import atomic_write
+from basekit.images import ImageError, read_image_file
+
+MANIFEST = "manifest.jsonl"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One input's line of the manifest."""
+
+    source: str
+    output: str | None = None
+    """relative to the output folder"""
+    action: str | None = None
+    bytes: int | None = None
+    source_bytes: int | None = None
+    width: int | None = None
+    height: int | None = None
+    sha256: str | None = None
+    agent: str | None = None
+    skipped: str | None = None
+    """why the input was not compressed"""
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[tuple[Path, Path]]:
+    """``(source, relative output path)`` for every image file under ``inputs``.
+
+    A folder contributes its image files (recursively, sorted; hidden files and
+    anything that is not a regular file are left out), keeping their paths relative
+    to it; a file contributes itself under its name. Two inputs that would land on
+    the same output keep their original extension in the name to stay apart.
+    """
+    pairs: list[tuple[Path, Path]] = []
+    for item in inputs:
+        root = Path(item)
+        if root.is_dir():
+            files = sorted(
+                p for p in root.rglob("*")
+                if p.suffix.lower() in IMAGE_SUFFIXES
+                and not any(part.startswith(".") for part in p.relative_to(root).parts)
+            )  # fmt: skip
+            pairs += [(p, p.relative_to(root)) for p in files]
+        else:
+            pairs.append((root, Path(root.name)))
+    taken: set[Path] = set()
+    planned = []
+    for source, relative in pairs:
+        output = relative.with_suffix(".jpg")
+        if output in taken:
+            output = relative.with_name(relative.name + ".jpg")
+        taken.add(output)
+        planned.append((source, output))
+    return planned
+
+
+def read_manifest(path: Path) -> dict[str, Entry]:
+    """The entries of an existing manifest by source (empty if there is none).
+
+    Raises:
+        ValueError: the file is damaged (one line, naming it).
+    """
+    if not path.exists():
+        return {}
+    entries = {}
+    number = 0
+    try:
+        for number, line in enumerate(path.read_text().splitlines(), 1):  # noqa: B007
+            if line.strip():
+                entry = Entry(**json.loads(line))
+                entries[entry.source] = entry
+    except (ValueError, TypeError) as err:
+        raise ValueError(
+            f"damaged manifest {path} (line {number}: {str(err).splitlines()[0]}); "
+            "move it away to start over"
+        ) from None
+    return entries
+
+
+def write_manifest(path: Path, entries: Iterable[Entry]) -> None:
+    text = "".join(json.dumps(asdict(e)) + "\n" for e in entries)
+    atomic_write(path, lambda handle: handle.write(text.encode()))
+
+
+def compress_files(
+    compressor: Compressor,
+    inputs: Iterable[str | Path],
+    out: Path,
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Write every input's chosen upload under ``out``; returns the run's summary
+    (``written``, ``reused``, ``skipped`` with reasons, bytes in and out)."""
+    planned = expand_inputs(inputs)
+    manifest = out / MANIFEST
+    previous = read_manifest(manifest)
+    agent = Path(str(compressor.metadata.get("agent_file", ""))).name
+    entries: dict[str, Entry] = {}
+    pending: list[tuple[Path, Path, str, bytes]] = []
+    for source, output in planned:
+        try:
+            data = read_image_file(source)
+        except ImageError as err:
+            entries[str(source)] = Entry(str(source), skipped=str(err))
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        done = previous.get(str(source))
+        if (
+            done is not None and done.skipped is None and done.sha256 == digest
+            and done.agent == agent and (out / str(done.output)).is_file()
+        ):  # fmt: skip
+            entries[str(source)] = done
+            continue
+        pending.append((source, output, digest, data))
+    reused = len(entries) - sum(e.skipped is not None for e in entries.values())
+    written = 0
+    step = compressor.batch_size
+    for start in range(0, len(pending), step):
+        chunk = pending[start : start + step]
+        results = compressor.try_compress_many([data for *_, data in chunk])
+        for (source, output, digest, _), result in zip(chunk, results, strict=True):
+            if isinstance(result, ImageError):
+                entries[str(source)] = Entry(str(source), skipped=str(result),
+                                             sha256=digest)  # fmt: skip
+                continue
+            _write(out / output, result)
+            written += 1
+            entries[str(source)] = Entry(
+                str(source), output.as_posix(), result.action.key, result.nbytes,
+                result.source_bytes, result.width, result.height, digest, agent,
+            )  # fmt: skip
+        ordered = [entries[str(s)] for s, _ in planned if str(s) in entries]
+        write_manifest(manifest, ordered)
+        if on_progress:
+            on_progress(min(start + step, len(pending)), len(pending))
+    ordered = [entries[str(s)] for s, _ in planned]
+    write_manifest(manifest, ordered)
+    kept = [e for e in ordered if e.skipped is None]
+    return {
+        "inputs": len(ordered),
+        "written": written,
+        "reused": reused,
+        "skipped": [
+            {"path": e.source, "error": e.skipped}
+            for e in ordered
+            if e.skipped is not None
+        ],  # fmt: skip
+        "bytes": sum(e.bytes or 0 for e in kept),
+        "source_bytes": sum(e.source_bytes or 0 for e in kept),
+        "manifest": str(manifest),
+    }
+
+
+def _write(path: Path, upload: Upload) -> None:
+    atomic_write(path, lambda handle: handle.write(upload.data))

@@ -1,0 +1,44 @@
+"""The AdaCompress deep Q-network (SPEC.md, "Agent"): send ``argmax_c Q(E(x), c)``.
+
+The paper's values are the defaults; ``gamma=0`` turns it into the contextual bandit
+the problem really is (the next image does not depend on the action), and
+``target_update`` adds a target network.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from adacompress.device.policies.base import Batch, LearnedPolicy, Scored, mlp
+from adacompress.device.policies.settings import PolicySettings
+
+
+class DQNPolicy(LearnedPolicy):
+    """Deep Q-network over image features, learning the reward.
+
+    Examples:
+        >>> policy = DQNPolicy(PolicySettings(seed=1))
+        >>> action = policy.act(features, explore=True)        # while training
+        >>> policy.observe(features, action, reward, next_features)
+        >>> best = policy.act(features)                        # greedy
+    """
+
+    def build_network(self, settings: PolicySettings) -> nn.Module:
+        return mlp(settings.state_dim, settings.hidden, settings.n_actions)
+
+    def signal(self, result: Scored) -> float:
+        return result.reward
+
+    def errors(self, batch: Batch) -> torch.Tensor:
+        """``(Q(s, a) - td_target)^2`` with ``td_target = r + γ·max_a' Q'(s', a')``."""
+        s = self.settings
+        with torch.no_grad():
+            bootstrap = self.target if s.target_update else self.network
+            best_next = bootstrap(batch.next_states).max(dim=1, keepdim=True).values
+            td_target = batch.signals + s.gamma * best_next
+        return (self.network(batch.states) - td_target) ** 2
+
+    def greedy(self, scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+        return scores.argmax(axis=1)

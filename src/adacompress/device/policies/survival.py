@@ -1,0 +1,91 @@
+"""The survival policy (ours, for accuracy targets): predict, per action, whether the
+cloud's answer survives it, and send the cheapest action trusted at a threshold.
+
+One network over (state, action one-hot) gives the probability of survival; it learns
+from the accuracy with cross-entropy. Actions are tried in the order of their mean
+size on the training images (``action_cost``); ``train --target-accuracy`` calibrates
+the threshold.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from adacompress.device.policies.base import Batch, LearnedPolicy, Scored, mlp
+from adacompress.device.policies.settings import PolicySettings
+
+
+class SurvivalNetwork(nn.Module):
+    """One MLP over (state, action one-hot) -> survival logit, for every action.
+
+    Sharing the network across actions is what makes it work on a few hundred
+    images: with an output per action, rare failures of one action are learned from
+    that action's column alone.
+
+    Shape: (batch, state_dim) -> (batch, n_actions) logits.
+    """
+
+    def __init__(self, state_dim: int, hidden: tuple[int, ...], n_actions: int) -> None:
+        super().__init__()
+        self.n_actions = n_actions
+        self.mlp = mlp(state_dim + n_actions, hidden, 1)
+        self.one_hot: torch.Tensor
+        self.register_buffer("one_hot", torch.eye(n_actions), persistent=False)
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        batch = states.shape[0]
+        rows = torch.cat(
+            [
+                states.repeat_interleave(self.n_actions, dim=0),
+                self.one_hot.repeat(batch, 1),
+            ],
+            dim=1,
+        )
+        return self.mlp(rows).view(batch, self.n_actions)
+
+
+def cheapest_trusted(
+    survival: np.ndarray, threshold: float, cost: np.ndarray
+) -> np.ndarray:
+    """The choice per row: the lowest-``cost`` action whose predicted survival
+    reaches ``threshold``, else the one most likely to survive.
+
+    Shape: survival (n, actions), cost (actions,) -> (n,) action indices.
+    """
+    trusted = survival >= threshold
+    cheapest = np.where(trusted, cost[None, :], np.inf).argmin(axis=1)
+    return np.where(trusted.any(axis=1), cheapest, survival.argmax(axis=1))
+
+
+class SurvivalPolicy(LearnedPolicy):
+    """Predicts whether each action keeps the answer; sends the cheapest trusted one.
+
+    Examples:
+        >>> policy = SurvivalPolicy(PolicySettings(policy="survival", threshold=0.95))
+        >>> policy.survival(features)        # (batch, n_actions) probabilities
+        >>> policy.act(features)             # the cheapest action trusted at 0.95
+    """
+
+    def build_network(self, settings: PolicySettings) -> nn.Module:
+        return SurvivalNetwork(settings.state_dim, settings.hidden, settings.n_actions)
+
+    def signal(self, result: Scored) -> float:
+        return result.accuracy
+
+    def errors(self, batch: Batch) -> torch.Tensor:
+        """Cross-entropy of the predicted survival against the accuracy."""
+        return nn.functional.binary_cross_entropy_with_logits(
+            self.network(batch.states), batch.signals, reduction="none"
+        )
+
+    def survival(self, states: np.ndarray) -> np.ndarray:
+        """Predicted survival. Shape: (batch, state_dim) -> (batch, n_actions)."""
+        return 1.0 / (1.0 + np.exp(-self.scores(states)))
+
+    def greedy(self, scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+        s = self.settings
+        cost = np.asarray(s.action_cost or range(s.n_actions), dtype=np.float64)
+        survival = 1.0 / (1.0 + np.exp(-scores))
+        return cheapest_trusted(survival, s.threshold, cost[allowed])

@@ -1,0 +1,136 @@
+"""Crash-safe SQLite cache of cloud answers and image features.
+
+SPEC.md, "Training environment": cloud answers are expensive, so every answer is cached
+by (image, encoding) and reused. Keys are ``(image content hash, action key, service)``
+for answers and ``(image content hash, extractor)`` for features. Each write is its own
+transaction in WAL mode, so a killed process loses at most the answer in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from adacompress.core.labels import Answer, Label
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS answers (
+    image_hash TEXT NOT NULL,
+    action TEXT NOT NULL,
+    service TEXT NOT NULL,
+    nbytes INTEGER NOT NULL,
+    labels TEXT NOT NULL,
+    PRIMARY KEY (image_hash, action, service)
+);
+CREATE TABLE IF NOT EXISTS features (
+    image_hash TEXT NOT NULL,
+    extractor TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (image_hash, extractor)
+);
+"""
+
+
+def default_cache_path() -> Path:
+    """``$ADACOMPRESS_CACHE``, else ``.cache/adacompress.sqlite`` under the cwd."""
+    return Path(os.environ.get("ADACOMPRESS_CACHE", ".cache/adacompress.sqlite"))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One upload: its size in bytes and the service's answer."""
+
+    nbytes: int
+    answer: Answer
+
+
+@dataclass
+class CacheStats:
+    """How many answers came from the service and how many from the cache."""
+
+    new: int = 0
+    cached: int = 0
+
+
+class AnswerCache:
+    """SQLite store for cloud answers and features; safe to share across runs.
+
+    Args:
+        path: database file; parent folders are created.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=30.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self.stats = CacheStats()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> AnswerCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get_answers(
+        self, image_hash: str, service: str, actions: Iterable[str]
+    ) -> dict[str, Outcome]:
+        """Cached outcomes of ``image_hash`` on ``service`` for these action keys."""
+        wanted = list(actions)
+        marks = ",".join("?" * len(wanted))
+        rows = self._db.execute(
+            f"SELECT action, nbytes, labels FROM answers WHERE image_hash = ? "
+            f"AND service = ? AND action IN ({marks})",
+            (image_hash, service, *wanted),
+        ).fetchall()
+        return {
+            action: Outcome(nbytes, _decode(labels)) for action, nbytes, labels in rows
+        }
+
+    def put_answers(
+        self, image_hash: str, service: str, outcomes: dict[str, Outcome]
+    ) -> None:
+        """Store outcomes (one transaction)."""
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?)",
+                [
+                    (image_hash, action, service, o.nbytes, _encode(o.answer))
+                    for action, o in outcomes.items()
+                ],
+            )
+
+    def get_features(self, image_hash: str, extractor: str) -> np.ndarray | None:
+        row = self._db.execute(
+            "SELECT vector FROM features WHERE image_hash = ? AND extractor = ?",
+            (image_hash, extractor),
+        ).fetchone()
+        return None if row is None else np.frombuffer(row[0], dtype=np.float32).copy()
+
+    def put_features(self, image_hash: str, extractor: str, vector: np.ndarray) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO features VALUES (?, ?, ?)",
+                (image_hash, extractor, np.asarray(vector, dtype=np.float32).tobytes()),
+            )
+
+
+def _encode(answer: Answer) -> str:
+    return json.dumps([[label.class_id, label.name, label.score] for label in answer])
+
+
+def _decode(text: str) -> Answer:
+    return [
+        Label(int(i), str(name), float(score)) for i, name, score in json.loads(text)
+    ]

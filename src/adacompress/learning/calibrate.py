@@ -1,0 +1,230 @@
+"""Meet an accuracy target at the smallest size, calibrated on training images only.
+
+A user thinks in "keep 99% of the answers", not in reward weights. The reward
+``R = α·A − Δs`` trades accuracy against bytes: the larger ``α``, the more accuracy
+the agent buys. k-fold cross-validation on the training images estimates, for one
+``α``, the accuracy an agent trained on the other folds reaches on images it has never
+seen; a binary search over a geometric grid of ``α`` then finds the smallest ``α``
+whose cross-validated accuracy reaches the target -- the smallest uploads that keep it.
+For the survival policy (``PolicySettings.policy="survival"``) the knob is the threshold
+on predicted survival instead: one k-fold pass predicts every training image's
+survival per action out of fold, and the threshold with the smallest size whose
+accuracy reaches the target is chosen (:class:`ThresholdSearch`).
+The held-out test images play no part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from adacompress.device.policies.base import LearnedPolicy
+from adacompress.device.policies.survival import SurvivalPolicy, cheapest_trusted
+from adacompress.learning.environment import CompressionEnv, Sample
+from adacompress.learning.fit import action_cost
+from adacompress.learning.settings import check_target
+
+FitFn = Callable[[list[Sample], int], LearnedPolicy]
+"""Trains a policy on some images with a seed (the fold's number)."""
+
+ALPHA_GRID = tuple(float(a) for a in np.geomspace(0.5, 64.0, 15))
+"""Candidate reward weights, a factor √2 apart."""
+THRESHOLD_GRID = tuple(float(1 - m) for m in np.geomspace(0.7, 1e-4, 120))
+"""Candidate survival thresholds of the survival policy, 0.3 to 0.9999, denser
+towards 1."""
+FOLD_SEED = 7
+
+
+@dataclass
+class Calibration:
+    """The chosen ``alpha`` and every cross-validation run behind it."""
+
+    target_accuracy: float
+    alpha: float
+    reached: bool
+    """False: even the largest alpha missed the target on cross-validation"""
+    folds: int
+    table: list[dict[str, float]] = field(default_factory=list)
+    """alpha (or threshold), cv_accuracy, cv_size_ratio per value tried, sorted"""
+    threshold: float | None = None
+    """the survival policy's calibrated threshold (None for the q policy)"""
+
+
+class CrossValidation:
+    """k folds of the training images (fixed by ``FOLD_SEED``), one policy per fold.
+
+    Args:
+        env: the training environment.
+        samples: the training images.
+        fit: trains a policy on the other folds' images (seeded by the fold).
+        folds: number of cross-validation folds.
+    """
+
+    def __init__(
+        self, env: CompressionEnv, samples: list[Sample], fit: FitFn, folds: int = 5
+    ) -> None:
+        if not 2 <= folds <= len(samples) // 2:
+            raise ValueError(
+                f"need 2..{len(samples) // 2} folds for {len(samples)} images, "
+                f"got {folds}"
+            )
+        self.env = env
+        self.samples = samples
+        self.fit = fit
+        self.folds = folds
+
+    def fold_policies(self) -> Iterator[tuple[np.ndarray, LearnedPolicy]]:
+        """``(held-out indices, policy trained on the other folds)`` per fold."""
+        order = np.random.default_rng(FOLD_SEED).permutation(len(self.samples))
+        for k, held in enumerate(np.array_split(order, self.folds)):
+            held_set = set(held.tolist())
+            rest = [self.samples[i] for i in order if i not in held_set]
+            yield held, self.fit(rest, k)
+
+
+class AlphaSearch(CrossValidation):
+    """Cross-validated accuracy and size per ``alpha``, computed once each.
+
+    Args: as :class:`CrossValidation` (the env's ``alpha`` is set per run and
+    restored).
+    """
+
+    @cached_property
+    def results(self) -> dict[float, dict[str, float]]:
+        """The rows measured so far, by alpha."""
+        return {}
+
+    def cross_validate(self, alpha: float) -> dict[str, float]:
+        """Accuracy and size ratio on every image, each scored by an agent that
+        was trained on the other folds with this ``alpha``."""
+        if alpha in self.results:
+            return self.results[alpha]
+        saved_alpha, self.env.alpha = self.env.alpha, alpha
+        correct, kept, reference = 0.0, 0, 0
+        try:
+            for held, policy in self.fold_policies():
+                for i in held:
+                    sample = self.samples[i]
+                    choice = policy.act(sample.features)
+                    result = self.env.step(sample, choice)
+                    correct += result.accuracy
+                    kept += result.nbytes
+                    reference += result.reference_bytes
+        finally:
+            self.env.alpha = saved_alpha
+        row = {
+            "alpha": alpha,
+            "cv_accuracy": correct / len(self.samples),
+            "cv_size_ratio": kept / reference,
+        }
+        self.results[alpha] = row
+        return row
+
+    def for_target(
+        self, target: float, grid: tuple[float, ...] = ALPHA_GRID
+    ) -> Calibration:
+        """The smallest ``alpha`` of ``grid`` whose cross-validated accuracy reaches
+        ``target`` (binary search: accuracy grows with alpha)."""
+        check_target(target)
+
+        def meets(index: int) -> bool:
+            return self.cross_validate(grid[index])["cv_accuracy"] >= target
+
+        low, high = 0, len(grid) - 1
+        if not meets(high):
+            chosen, reached = high, False
+        elif meets(low):
+            chosen, reached = low, True
+        else:
+            while high - low > 1:
+                middle = (low + high) // 2
+                if meets(middle):
+                    high = middle
+                else:
+                    low = middle
+            chosen, reached = high, True
+        return Calibration(
+            target_accuracy=target,
+            alpha=grid[chosen],
+            reached=reached,
+            folds=self.folds,
+            table=[self.results[a] for a in sorted(self.results)],
+        )
+
+
+class ThresholdSearch(CrossValidation):
+    """The survival policy's cross-validated accuracy and size per threshold.
+
+    One k-fold pass (computed on first use): each fold's agent predicts the held-out
+    images' survival per action; every threshold of :data:`THRESHOLD_GRID` is then
+    scored on those out-of-fold predictions with the action costs of all images
+    (what the final agent uses).
+
+    Args: as :class:`CrossValidation` (``fit`` trains survival policies), plus the
+    reward weight ``alpha`` the calibration reports unchanged.
+    """
+
+    def __init__(
+        self,
+        env: CompressionEnv,
+        samples: list[Sample],
+        fit: FitFn,
+        folds: int = 5,
+        *,
+        alpha: float = 1.0,
+    ) -> None:
+        super().__init__(env, samples, fit, folds)
+        self.alpha = alpha
+
+    @cached_property
+    def table(self) -> list[dict[str, float]]:
+        """threshold, cv_accuracy, cv_size_ratio for every threshold of the grid."""
+        samples, env = self.samples, self.env
+        cost = np.asarray(action_cost(env, samples))
+        n, n_actions = len(samples), len(env.actions)
+        survival, kept, nbytes = (np.zeros((n, n_actions)) for _ in range(3))
+        reference = np.zeros(n)
+        for held, policy in self.fold_policies():
+            if not isinstance(policy, SurvivalPolicy):
+                raise TypeError("ThresholdSearch needs survival policies")
+            for i in held:
+                survival[i] = policy.survival(samples[i].features)[0]
+                results = env.step_all(samples[i])
+                kept[i] = [r.accuracy for r in results]
+                nbytes[i] = [r.nbytes for r in results]
+                reference[i] = results[0].reference_bytes
+        rows = np.arange(n)
+        table = []
+        for threshold in THRESHOLD_GRID:
+            choice = cheapest_trusted(survival, threshold, cost)
+            table.append(
+                {
+                    "threshold": threshold,
+                    "cv_accuracy": float(kept[rows, choice].mean()),
+                    "cv_size_ratio": float(
+                        nbytes[rows, choice].sum() / reference.sum()
+                    ),
+                }
+            )
+        return table
+
+    def for_target(self, target: float) -> Calibration:
+        """The threshold with the smallest cross-validated size whose
+        cross-validated accuracy reaches ``target`` (the largest if none does)."""
+        check_target(target)
+        table = self.table
+        feasible = [row for row in table if row["cv_accuracy"] >= target]
+        best = table[-1]  # none reaches the target: the most careful threshold
+        if feasible:
+            best = min(feasible, key=lambda row: row["cv_size_ratio"])
+        return Calibration(
+            target_accuracy=target,
+            alpha=self.alpha,
+            reached=bool(feasible),
+            folds=self.folds,
+            table=table,
+            threshold=best["threshold"],
+        )

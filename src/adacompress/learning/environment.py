@@ -1,0 +1,294 @@
+"""The training environment ``{X, M}``: a set of images and a cloud (SPEC.md).
+
+Each image is shown to the agent as its feature vector; an action encodes it, the
+environment uploads the compressed version and the reference, and scores the answer.
+Every answer and every feature vector goes through the SQLite cache, so a rerun
+makes no new service calls.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from adacompress.cloud.backends import get_backend
+from adacompress.cloud.service import Service, ServiceError
+from adacompress.core.datasets import file_digest
+from adacompress.core.labels import Answer
+from adacompress.core.limits import NO_LIMITS, UploadLimits
+from adacompress.device.actions import REFERENCE_ACTION, Action
+from adacompress.device.codec import encode
+from adacompress.device.compressor import Compressor
+from adacompress.device.features import FeatureExtractor
+from adacompress.device.shipped import AgentChoice
+from adacompress.learning import metrics
+from adacompress.learning.cache import AnswerCache, Outcome, default_cache_path
+from adacompress.learning.settings import CloudSettings
+from basekit.images import DEFAULT_MAX_PIXELS, ImageError, load_image
+
+FEATURE_CHUNK = 16
+REMEMBERED_IMAGES = 4096
+"""Images whose answers stay in memory (more than any training set here)."""
+
+
+@dataclass
+class Sample:
+    """One usable image: where it is, its content hash and its state features."""
+
+    path: Path
+    digest: str
+    features: np.ndarray
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An input that could not be used, with a one-line reason."""
+
+    path: str
+    error: str
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """Outcome of one action on one image."""
+
+    reward: float
+    accuracy: float
+    strict_accuracy: float
+    size_ratio: float
+    nbytes: int
+    reference_bytes: int
+
+
+class CompressionEnv:
+    """Images + a cloud + a cache, scoring actions with SPEC.md's reward.
+
+    Args:
+        service: the cloud that labels uploads.
+        cache: answer and feature store.
+        actions: the action set; the agent's action ``i`` is ``actions[i]``.
+        extractor: state features ``E``.
+        top_k: accuracy counts the reference top-1 within the compressed top-k.
+        alpha: reward weight of accuracy (SPEC.md ``α``).
+        beta: reward offset (SPEC.md ``β``).
+        max_pixels: larger images are skipped.
+        min_side, max_bytes: upload limits replacing the service's own ``limits``
+            (:class:`UploadLimits`); answers are cached per service and limits.
+    """
+
+    def __init__(
+        self,
+        service: Service,
+        cache: AnswerCache,
+        *,
+        actions: Sequence[Action],
+        extractor: FeatureExtractor,
+        top_k: int = 5,
+        alpha: float = 1.0,
+        beta: float = 0.0,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        min_side: int | None = None,
+        max_bytes: int | None = None,
+    ) -> None:
+        self.service = service
+        self.cache = cache
+        self.actions = tuple(actions)
+        self.extractor = extractor
+        self.top_k = top_k
+        self.alpha = alpha
+        self.beta = beta
+        self.max_pixels = max_pixels
+        own: UploadLimits = getattr(service, "limits", NO_LIMITS)
+        self.limits = own.replace(min_side=min_side, max_bytes=max_bytes)
+        self.cache_name = service.name + self.limits.key
+        """the service's name in the answer cache"""
+        self._seen: OrderedDict[str, dict[str, Outcome]] = OrderedDict()
+        """answers already read or fetched, for the last :data:`REMEMBERED_IMAGES`
+        images (training rereads them thousands of times; a long run must not grow)"""
+
+    def prepare(
+        self, paths: Iterable[Path], *, progress: bool = True
+    ) -> tuple[list[Sample], list[Skipped]]:
+        """Hash and featurise every image; unusable ones are skipped with a reason."""
+        paths = list(paths)
+        found: dict[Path, Sample] = {}
+        skipped: list[Skipped] = []
+        pending: list[tuple[Path, str, Image.Image]] = []
+
+        def flush() -> None:
+            if not pending:
+                return
+            vectors = self.extractor.extract([image for _, _, image in pending])
+            for (path, digest, _), vector in zip(pending, vectors, strict=True):
+                self.cache.put_features(digest, self.extractor.name, vector)
+                found[path] = Sample(path, digest, vector)
+            pending.clear()
+
+        for path in tqdm(paths, desc="features", unit="img", disable=not progress):
+            try:
+                digest = file_digest(path)
+            except OSError as err:
+                skipped.append(Skipped(str(path), f"cannot read file: {err.strerror}"))
+                continue
+            vector = self.cache.get_features(digest, self.extractor.name)
+            if vector is not None:
+                found[path] = Sample(path, digest, vector)
+                continue
+            try:
+                image = load_image(path, max_pixels=self.max_pixels)
+            except ImageError as err:
+                skipped.append(Skipped(str(path), str(err)))
+                continue
+            pending.append((path, digest, image))
+            if len(pending) >= FEATURE_CHUNK:
+                flush()
+        flush()
+        return [found[path] for path in paths if path in found], skipped
+
+    def outcomes(
+        self, sample: Sample, actions: Iterable[Action]
+    ) -> dict[Action, Outcome]:
+        """The service's answers for ``actions`` on ``sample``, from cache or fresh.
+
+        Missing answers are fetched in one batch.
+
+        Raises:
+            ServiceError: the service failed or refused the upload.
+            ImageError: the image no longer decodes.
+        """
+        wanted = list(dict.fromkeys(actions))
+        by_key = {action.key: action for action in wanted}
+        known = self._seen.setdefault(sample.digest, {})
+        self._seen.move_to_end(sample.digest)
+        if len(self._seen) > REMEMBERED_IMAGES:
+            self._seen.popitem(last=False)
+        found = {key: known[key] for key in by_key if key in known}
+        if len(found) < len(by_key):
+            found.update(self.cache.get_answers(
+                sample.digest, self.cache_name,
+                [key for key in by_key if key not in found],
+            ))  # fmt: skip
+            known.update(found)
+        missing = [action for action in wanted if action.key not in found]
+        self.cache.stats.cached += len(wanted) - len(missing)
+        if missing:
+            image = load_image(sample.path, max_pixels=self.max_pixels)
+            uploads = [encode(image, action, self.limits) for action in missing]
+            answers = self.service.classify(uploads)
+            if len(answers) != len(uploads):
+                raise ServiceError(
+                    f"{self.service.name} answered {len(answers)} of "
+                    f"{len(uploads)} images"
+                )
+            fresh = {
+                action.key: Outcome(len(data), answer)
+                for action, data, answer in zip(missing, uploads, answers, strict=True)
+            }
+            self.cache.put_answers(sample.digest, self.cache_name, fresh)
+            known.update(fresh)
+            self.cache.stats.new += len(missing)
+            found.update(fresh)
+        return {action: found[action.key] for action in wanted}
+
+    def score(self, reference: Outcome, compressed: Outcome) -> StepResult:
+        """Accuracy, size ratio and reward of ``compressed`` against ``reference``."""
+        acc = metrics.accuracy(reference.answer, compressed.answer, top_k=self.top_k)
+        ratio = metrics.size_ratio(compressed.nbytes, reference.nbytes)
+        return StepResult(
+            reward=metrics.reward(acc, ratio, alpha=self.alpha, beta=self.beta),
+            accuracy=acc,
+            strict_accuracy=metrics.strict_accuracy(
+                reference.answer, compressed.answer
+            ),
+            size_ratio=ratio,
+            nbytes=compressed.nbytes,
+            reference_bytes=reference.nbytes,
+        )
+
+    def step_all(self, sample: Sample) -> list[StepResult]:
+        """Every action's result on ``sample`` (ten uploads once, then cached)."""
+        found = self.outcomes(sample, [REFERENCE_ACTION, *self.actions])
+        return [self.score(found[REFERENCE_ACTION], found[a]) for a in self.actions]
+
+    def step_with_reference(
+        self, sample: Sample, action_index: int
+    ) -> tuple[StepResult, Answer, int]:
+        """An estimate's uploads: the step's result, the reference's labels (what
+        the caller gets) and the bytes sent (the choice and the reference; once
+        when they coincide)."""
+        action = self.actions[action_index]
+        found = self.outcomes(sample, [REFERENCE_ACTION, action])
+        reference, compressed = found[REFERENCE_ACTION], found[action]
+        uploaded = reference.nbytes + (
+            compressed.nbytes if action != REFERENCE_ACTION else 0
+        )
+        return self.score(reference, compressed), reference.answer, uploaded
+
+    def reference_bytes(self, sample: Sample) -> int:
+        """Size of the reference upload, from the cache or encoded on the device
+        (nothing is sent)."""
+        cached = self.cache.get_answers(
+            sample.digest, self.cache_name, [REFERENCE_ACTION.key]
+        )
+        if cached:
+            return cached[REFERENCE_ACTION.key].nbytes
+        image = load_image(sample.path, max_pixels=self.max_pixels)
+        return len(encode(image, REFERENCE_ACTION, self.limits))
+
+    def step(self, sample: Sample, action_index: int) -> StepResult:
+        """Upload ``sample`` with action ``action_index`` and the reference; score."""
+        action = self.actions[action_index]
+        found = self.outcomes(sample, [REFERENCE_ACTION, action])
+        return self.score(found[REFERENCE_ACTION], found[action])
+
+
+@contextmanager
+def open_env(
+    cloud: CloudSettings,
+    *,
+    actions: Sequence[Action],
+    extractor: FeatureExtractor,
+    top_k: int = 5,
+    alpha: float = 1.0,
+    beta: float = 0.0,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Iterator[CompressionEnv]:
+    """The one place an environment is built from settings: the service, its answer
+    cache (closed when the block ends) and the upload limits."""
+    service = get_backend(cloud.backend)
+    with AnswerCache(cloud.cache or default_cache_path()) as cache:
+        yield CompressionEnv(
+            service, cache, actions=actions, extractor=extractor, top_k=top_k,
+            alpha=alpha, beta=beta, max_pixels=max_pixels, min_side=cloud.min_side,
+            max_bytes=cloud.max_bytes,
+        )  # fmt: skip
+
+
+@contextmanager
+def open_agent_env(
+    cloud: CloudSettings,
+    choice: AgentChoice,
+    *,
+    top_k: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Iterator[tuple[Compressor, CompressionEnv]]:
+    """A chosen agent's compressor, and the environment that scores its actions
+    with its features (``top_k``, alpha and beta default to the agent's own)."""
+    compressor = Compressor.load(
+        choice.name(cloud.backend), actions=choice.actions, max_pixels=max_pixels
+    )
+    meta = compressor.metadata
+    with open_env(
+        cloud, actions=compressor.actions, extractor=compressor.extractor,
+        top_k=top_k if top_k is not None else int(meta.get("top_k", 5)),
+        alpha=float(meta.get("alpha", 1.0)), beta=float(meta.get("beta", 0.0)),
+        max_pixels=max_pixels,
+    ) as env:  # fmt: skip
+        yield compressor, env

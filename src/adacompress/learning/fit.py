@@ -1,0 +1,128 @@
+"""The training loop: a policy learns from a cloud's answers on prepared images.
+
+Each step shows the next image (a seeded reshuffle every pass), the policy picks an
+action (epsilon-greedy), the environment uploads it and the reference and returns the
+result; with full information every action's answer is learned from at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from tqdm import tqdm
+
+from adacompress.cloud.service import ServiceError
+from adacompress.core.datasets import DatasetError
+from adacompress.device.policies.base import LearnedPolicy
+from adacompress.device.policies.files import make_policy
+from adacompress.device.policies.settings import PolicySettings
+from adacompress.learning.environment import CompressionEnv, Sample, Skipped
+from basekit.images import ImageError
+
+LOG_EVERY = 100
+
+
+def fit_policy(
+    env: CompressionEnv,
+    samples: list[Sample],
+    agent: PolicySettings,
+    *,
+    steps: int,
+    full_information: bool = False,
+    progress: bool = False,
+    skipped: list[Skipped] | None = None,
+) -> tuple[LearnedPolicy, list[dict[str, float]]]:
+    """``steps`` training steps on prepared ``samples``; returns the policy and its
+    log (namespaced metrics every :data:`LOG_EVERY` steps).
+
+    Images the service fails on are dropped (and appended to ``skipped``).
+    """
+    if len(samples) < 2:
+        raise DatasetError(f"need at least 2 usable images, found {len(samples)}")
+    skipped = skipped if skipped is not None else []
+    agent = replace(agent, n_actions=len(env.actions), state_dim=env.extractor.dim)
+    if agent.policy == "survival":
+        agent = replace(agent, action_cost=action_cost(env, samples))
+    policy = make_policy(agent)
+    rng = np.random.default_rng(agent.seed)
+    history: list[dict[str, float]] = []
+    if agent.standardize:
+        policy.fit_feature_scaling(np.stack([s.features for s in samples]))
+    order = list(rng.permutation(len(samples)))
+    window: dict[str, list[float]] = {"reward": [], "accuracy": [], "size_ratio": []}
+    losses: list[float] = []
+    bar = tqdm(range(steps), desc="train", unit="step", disable=not progress)
+    for step in bar:
+        if len(order) < 2:
+            order += list(rng.permutation(len(samples)))
+        sample, next_sample = samples[order[0]], samples[order[1]]
+        order.pop(0)
+        action = policy.act(sample.features, explore=True)
+        try:
+            if full_information:
+                results = env.step_all(sample)
+                result = results[action]
+            else:
+                result = env.step(sample, action)
+        except (ServiceError, ImageError) as err:
+            skipped.append(Skipped(str(sample.path), str(err)))
+            samples = [s for s in samples if s.path != sample.path]
+            order = list(rng.permutation(len(samples)))
+            if len(samples) < 2:
+                raise DatasetError("too few usable images left") from None
+            continue
+        if full_information:
+            signals = np.array([policy.signal(r) for r in results], dtype=np.float32)
+            loss = policy.observe_all(sample.features, signals, next_sample.features)
+        else:
+            loss = policy.observe(
+                sample.features, action, policy.signal(result), next_sample.features
+            )
+        if loss is not None:
+            losses.append(loss)
+        window["reward"].append(result.reward)
+        window["accuracy"].append(result.accuracy)
+        window["size_ratio"].append(result.size_ratio)
+        if (step + 1) % LOG_EVERY == 0 or step + 1 == steps:
+            row = {
+                "step": step + 1,
+                "charts/reward": float(np.mean(window["reward"])),
+                "charts/accuracy": float(np.mean(window["accuracy"])),
+                "charts/size_ratio": float(np.mean(window["size_ratio"])),
+                "charts/epsilon": policy.epsilon,
+                f"losses/{loss_name(agent)}": (
+                    float(np.mean(losses)) if losses else float("nan")
+                ),
+            }
+            history.append(row)
+            bar.set_postfix(
+                reward=f"{row['charts/reward']:.3f}",
+                acc=f"{row['charts/accuracy']:.3f}",
+                eps=f"{policy.epsilon:.3f}",
+            )
+            window = {key: [] for key in window}
+            losses = []
+    return policy, history
+
+
+def loss_name(agent: PolicySettings) -> str:
+    """The loss a policy minimises, as logged: TD error or survival cross-entropy."""
+    return "survival_bce" if agent.policy == "survival" else "td_loss"
+
+
+def action_cost(env: CompressionEnv, samples: list[Sample]) -> tuple[float, ...]:
+    """Each action's mean size ratio over ``samples`` (every action's upload, cached).
+
+    Raises:
+        DatasetError: the service failed on every image.
+    """
+    ratios = []
+    for sample in samples:
+        try:
+            ratios.append([r.size_ratio for r in env.step_all(sample)])
+        except (ServiceError, ImageError):
+            continue  # fit_policy drops this image when it meets it
+    if not ratios:
+        raise DatasetError("no image could be uploaded at every action")
+    return tuple(round(float(c), 6) for c in np.mean(ratios, axis=0))

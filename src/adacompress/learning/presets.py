@@ -1,0 +1,64 @@
+"""Named training recipes: the shipped agents' (the default), the paper's, and the
+survival policy's. Every choice in them was made on training images only."""
+
+from __future__ import annotations
+
+from adacompress.core.efficientnet import VARIANTS
+from adacompress.device.policies.settings import PolicySettings
+from adacompress.learning.settings import TrainSettings
+from basekit.presets import Presets
+
+TRAIN_PRESETS: Presets[TrainSettings] = Presets(
+    "train preset",
+    {
+        # The shipped paper-action agents: a contextual bandit (gamma 0: the next
+        # image does not depend on the action), the 11-number confidence state
+        # from a 160 px input, standardised, and alpha calibrated by 5-fold
+        # cross-validation on the training images for 99% of the answers.
+        "shipped": TrainSettings(
+            features="confidence@160",
+            target_accuracy=0.99,
+            alpha=4.0,
+            agent=PolicySettings(gamma=0.0, standardize=True),
+        ),
+        # The shipped scale-quality agents: the same policy over downscale x quality,
+        # with the downscale probes in the state, learning from every action's
+        # answer on each training image.
+        "shipped-scale-quality": TrainSettings(
+            actions="scale-quality",
+            features="confidence-scales",
+            target_accuracy=0.99,
+            full_information=True,
+            alpha=4.0,
+            agent=PolicySettings(gamma=0.0, standardize=True),
+        ),
+        # SPEC.md's DQN exactly: gamma 0.95, alpha 1, EfficientNet-Lite0 features.
+        "paper": TrainSettings(),
+        # The survival policy for accuracy targets: one small network over
+        # (state, action) learning from every action's answer, about 300 passes
+        # over 700 images.
+        "survival": TrainSettings(
+            features="confidence",
+            full_information=True,
+            steps=1000,
+            agent=PolicySettings(
+                policy="survival",
+                gamma=0.0,
+                standardize=True,
+                hidden=(32,),
+                learning_rate=0.01,
+                weight_decay=0.01,
+                learn_every=1,
+            ),
+        ),
+    },
+)
+
+SHIPPED_RECIPES: dict[str, tuple[str, str]] = {
+    **{backend: ("shipped", backend) for backend in VARIANTS},
+    **{
+        f"{backend}-scale-quality": ("shipped-scale-quality", backend)
+        for backend in VARIANTS
+    },
+}
+"""Shipped agent name -> (training preset, backend)."""

@@ -1,0 +1,130 @@
+"""Settings of the learning commands, and the groups they share with the others.
+
+Light to import (no torch), so ``--help`` is fast. Each group is declared once; a
+command's settings hold it as one field, and the command line shows it as one option
+group (:mod:`basekit.settings_cli`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from adacompress.device.policies.settings import PolicySettings
+from adacompress.device.shipped import AgentChoice
+from basekit.images import DEFAULT_MAX_PIXELS
+
+
+def check_target(target: float) -> None:
+    """Raises ValueError (one line) unless ``target`` is an accuracy in (0, 1]."""
+    if not 0.0 < target <= 1.0:
+        raise ValueError(f"target accuracy must be in (0, 1], got {target}")
+
+
+@dataclass
+class CloudSettings:
+    """The cloud that answers the uploads, what it accepts, and where its answers
+    are cached."""
+
+    backend: str = "lite0"
+    """cloud service: lite0, lite1, lite2 (emulated), rekognition (AWS), or the
+    http(s):// URL of a Google Vision-shaped service"""
+    min_side: int | None = None
+    """never upload an image with a shorter side below this (default: the backend's
+    own limit, 80 for rekognition)"""
+    max_bytes: int | None = None
+    """never upload more bytes than this per image (default: the backend's limit)"""
+    cache: str | None = None
+    """SQLite cache of answers and features (default: $ADACOMPRESS_CACHE or the
+    user's cache folder)"""
+
+
+@dataclass
+class ImageSettings:
+    """Which images, and which are too large to use."""
+
+    images: str | None = None
+    """folder of images (searched recursively), a .txt list of paths, or 'builtin';
+    default: the imagenet-samples --split"""
+    split: str = "train"
+    """split of imagenet-samples when --images is not given: train (700), test (300,
+    held out), fit, val or all"""
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    """skip images with more pixels than this"""
+
+
+@dataclass
+class TrainSettings:
+    """Settings of ``adacompress train`` (the policy's own are in PolicySettings)."""
+
+    cloud: CloudSettings = field(default_factory=CloudSettings)
+    """the cloud"""
+    data: ImageSettings = field(default_factory=ImageSettings)
+    """training images (never the test split)"""
+    out: str = "out/agent.pt"
+    """where to write the trained agent; the JSON log goes beside it"""
+    actions: str = "paper"
+    """action set: paper (ten JPEG qualities) or scale-quality (downscale, then
+    quality: 25 actions)"""
+    features: str = "lite0"
+    """state feature extractor: lite0, confidence, confidence@160, confidence@128,
+    confidence-scales, stats, random, pirl:PATH (an encoder written by `pirl export`)
+    or random:PATH (its untrained twin)"""
+    steps: int = 7000
+    """training steps (one image each)"""
+    alpha: float = 1.0
+    """reward weight of accuracy: R = alpha*A - size_ratio + beta"""
+    beta: float = 0.0
+    """reward offset"""
+    top_k: int = 5
+    """accuracy: reference top-1 within the compressed top-k"""
+    target_accuracy: float | None = None
+    """calibrate on the training images (k-fold cross-validation) so the agent keeps
+    this fraction of answers at the smallest size; replaces --alpha (q policy) or
+    --threshold (survival policy)"""
+    calibration_folds: int = 5
+    """folds of the cross-validation behind --target-accuracy"""
+    full_information: bool = False
+    """learn from every action's answer on each image (each training image is uploaded
+    at every action once, then cached) instead of the chosen action's only"""
+    progress: bool = True
+    """show progress bars"""
+    agent: PolicySettings = field(default_factory=PolicySettings)
+    """the policy's hyper-parameters"""
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.top_k < 1:
+            raise ValueError(
+                f"--steps and --top-k must be at least 1, got {self.steps} and "
+                f"{self.top_k}"
+            )
+        if self.target_accuracy is not None:
+            check_target(self.target_accuracy)
+        if self.agent.policy == "survival" and not self.full_information:
+            raise ValueError(
+                "the survival policy learns from every action's answer on each image: "
+                "add --full-information"
+            )
+
+
+@dataclass
+class EvaluateSettings:
+    """Settings of ``adacompress evaluate``."""
+
+    cloud: CloudSettings = field(default_factory=CloudSettings)
+    """the cloud"""
+    choice: AgentChoice = field(default_factory=AgentChoice)
+    """the agent"""
+    data: ImageSettings = field(default_factory=lambda: ImageSettings(split="test"))
+    """the images"""
+    json: str | None = None
+    """write the report here"""
+    plot: str | None = None
+    """write the PNG plot here (default: beside --json)"""
+    top_k: int = 5
+    """accuracy: reference top-1 within the compressed top-k"""
+    progress: bool = True
+    """show progress bars"""
+
+    def __post_init__(self) -> None:
+        if self.top_k < 1:
+            raise ValueError(f"--top-k must be at least 1, got {self.top_k}")

@@ -1,0 +1,53 @@
+"""The one recipe that builds every shipped agent: ``adacompress ship [NAME...]``.
+
+Agent ``<backend>`` is the ``shipped`` training preset on that backend's cloud,
+``<backend>-scale-quality`` the ``shipped-scale-quality`` preset; both train on the
+700 training images of imagenet-samples (calibration included) and never see the
+held-out test split. The JSON log beside each agent records the command.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+from adacompress.device.shipped import agents_folder
+from adacompress.learning.presets import SHIPPED_RECIPES, TRAIN_PRESETS
+from adacompress.learning.train import TrainSettings, train
+from basekit.settings_cli import unknown_choice
+
+
+def recipe(
+    name: str, out_dir: Path | None = None, cache: str | None = None
+) -> TrainSettings:
+    """The training settings of shipped agent ``name``.
+
+    Raises:
+        ValueError: no such shipped agent (one line).
+    """
+    if name not in SHIPPED_RECIPES:
+        raise unknown_choice("shipped agent", name, SHIPPED_RECIPES)
+    preset, backend = SHIPPED_RECIPES[name]
+    out = (out_dir or agents_folder()) / f"{name}.pt"
+    return TRAIN_PRESETS.get(
+        preset,
+        {
+            "cloud": {"backend": backend, "cache": cache},
+            "data": {"split": "train"},
+            "out": str(out),
+            "progress": False,
+        },
+    )
+
+
+def ship(
+    names: list[str], *, out_dir: Path | None = None, cache: str | None = None
+) -> list[dict[str, Any]]:
+    """Train the shipped agents ``names`` (default: all) into ``out_dir`` (default:
+    the package's agents folder); returns their training logs."""
+    logs = []
+    for name in names or list(SHIPPED_RECIPES):
+        command = shlex.join(["adacompress", "ship", name])
+        logs.append(train(recipe(name, out_dir, cache), command=command))
+    return logs

@@ -1,0 +1,280 @@
+"""The running system: inference, estimate, retrain (SPEC.md, the three states).
+
+Images arrive one by one. In *Inference* the agent's choice is uploaded alone. With
+probability ``p_est`` an image is an *Estimate*: the reference is uploaded too, the
+answer is scored and stored in the memory buffer ``D``, and ``p_est`` moves against
+the slope of the recent accuracy (:mod:`~adacompress.runtime.p_est`). When the recent
+accuracy falls, or the drift test (:mod:`~adacompress.runtime.drift_test`) after a
+scene drift (:mod:`~adacompress.runtime.drift`) says so, the runtime *Retrains*: the
+policy explores and learns again while the caller gets the reference's labels, until
+the recent results pass their thresholds (:mod:`~adacompress.runtime.retrain`).
+
+Every decision is taken from the current image's own draw and state; every image,
+including bad files and failed uploads, gets a record; all state is committed per
+image (:mod:`~adacompress.runtime.store`), so a killed run resumes exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adacompress.cloud.service import ServiceError
+from adacompress.core.labels import Answer
+from adacompress.device.actions import REFERENCE_ACTION
+from adacompress.device.compressor import Compressor
+from adacompress.learning.environment import CompressionEnv, Sample
+from adacompress.runtime.drift import scene_statistics
+from adacompress.runtime.drift_monitor import DriftMonitor
+from adacompress.runtime.p_est import EstimateRate
+from adacompress.runtime.retrain import RetrainProgress
+from adacompress.runtime.settings import RuntimeSettings
+from adacompress.runtime.store import Record, RunStore, Transition
+from basekit.images import ImageError, load_image
+
+TOP_LABELS_RECORDED = 5
+SCENE_STATISTICS = "scene-statistics"
+"""Cache name of the drift detector's per-image statistics."""
+
+
+class Runtime:
+    """Processes images one by one and keeps the store up to date.
+
+    Args:
+        env: service, cache, actions and feature extractor.
+        compressor: the deployed agent (its policy's replay memory is the buffer D).
+        settings: the loop's constants.
+        store: where the state is committed after every image.
+        metadata: what identifies the run (a resumed run must match it).
+    """
+
+    def __init__(
+        self,
+        env: CompressionEnv,
+        compressor: Compressor,
+        settings: RuntimeSettings,
+        store: RunStore,
+        *,
+        metadata: dict[str, Any],
+    ) -> None:
+        self.env, self.settings, self.store = env, settings, store
+        self.compressor = compressor
+        self.policy = compressor.policy
+        self.candidates = compressor.candidates if settings.skip_dominated else None
+        self.rng = np.random.default_rng(settings.seed)
+        self.mode = "inference"
+        self.generation = 0
+        """generation of the memory buffer D; a flush starts a new one"""
+        self.retrains = 0
+        self.rate = EstimateRate(settings.p_est_initial)
+        self.retrain = RetrainProgress()
+        self.monitor = DriftMonitor(settings)
+        self._agent_changed = False
+        loaded = store.load()
+        if loaded is None:
+            store.start(self.state_dict(), self._agent_blob(), metadata)
+        else:
+            self._resume(*loaded, metadata)
+        self.position = store.next_position()
+
+    # -- state ---------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """The runtime's own state as flat JSON (the policy's is kept beside it)."""
+        return {
+            "mode": self.mode, "generation": self.generation,
+            "retrains": self.retrains, **asdict(self.rate), **asdict(self.retrain),
+            **self.monitor.state_dict(),
+            "rng": json.dumps(self.rng.bit_generator.state),
+        }  # fmt: skip
+
+    def _resume(
+        self, state: dict[str, Any], blob: dict[str, Any], stored: dict[str, Any],
+        metadata: dict[str, Any],
+    ) -> None:  # fmt: skip
+        for key in ("backend", "features", "actions"):
+            if stored.get(key) != metadata.get(key):
+                raise ValueError(
+                    f"state folder {self.store.folder} belongs to a run with {key}="
+                    f"{stored.get(key)!r}, not {metadata.get(key)!r}"
+                )
+        self.rng.bit_generator.state = json.loads(state["rng"])
+        self.mode, self.generation = state["mode"], state["generation"]
+        self.retrains = state["retrains"]
+        self.rate = EstimateRate(state["p_est"], state["estimates"])
+        self.retrain = RetrainProgress(
+            state["retrain_steps"], state["retrain_rewards"],
+            state["retrain_accuracies"],
+        )  # fmt: skip
+        self.monitor.load_state_dict(state, blob.pop("remembered_q", None))
+        self.policy.load_training_state(blob)
+        self.policy.forget()
+        for t in self.store.transitions(self.generation):
+            self.policy.remember(t.state, t.signals, t.observed)
+
+    def _agent_blob(self) -> dict[str, Any]:
+        blob = dict(self.policy.training_state())
+        if self.monitor.remembered is not None:
+            blob["remembered_q"] = self.monitor.remembered
+        return blob
+
+    # -- one image -------------------------------------------------------------
+
+    def process(self, path: Path) -> Record:
+        """Handle the next image and commit everything; returns its record."""
+        draw = float(self.rng.random())  # drawn for every image: resumable sequence
+        try:
+            sample = self._sample(path)
+            self._watch_drift(sample)
+        except ImageError as err:
+            return self._commit(self._record(path, "skipped", error=str(err)))
+        try:
+            if self.mode == "retrain":
+                return self._retrain_step(path, sample)
+            if draw <= self.rate.p_est:
+                return self._estimate(path, sample)
+            return self._inference(path, sample)
+        except (ServiceError, ImageError) as err:
+            return self._commit(self._record(path, "failed", error=str(err)))
+
+    def _sample(self, path: Path) -> Sample:
+        samples, skipped = self.env.prepare([path], progress=False)
+        if skipped:
+            raise ImageError(skipped[0].error)
+        return samples[0]
+
+    def _inference(self, path: Path, sample: Sample) -> Record:
+        index = int(self.policy.choose(sample.features[None], self.candidates)[0])
+        action = self.env.actions[index]
+        outcome = self.env.outcomes(sample, [action])[action]
+        return self._commit(
+            self._record(
+                path, "inference", action=action.key, uploaded=outcome.nbytes,
+                reference_bytes=self.env.reference_bytes(sample), labels=outcome.answer,
+            )
+        )  # fmt: skip
+
+    def _estimate(self, path: Path, sample: Sample) -> Record:
+        s = self.settings
+        index = self.policy.act(sample.features, candidates=self.candidates)
+        result, labels, uploaded = self.env.step_with_reference(sample, index)
+        transition = self._transition(sample, index, self.policy.signal(result))
+        # Stored in D, not learned from: the policy learns only while retraining.
+        self.policy.remember(transition.state, transition.signals, transition.observed)
+        action = self.env.actions[index]
+        if s.count_reference_estimates or action != REFERENCE_ACTION:
+            self.rate.add(result.accuracy, s)
+            self.monitor.add_estimate(result.accuracy)
+        record = self._record(
+            path, "estimate", action=action.key, uploaded=uploaded,
+            reference_bytes=result.reference_bytes, accuracy=result.accuracy,
+            labels=labels,
+        )  # fmt: skip
+        if self.rate.dropped(s) or self.monitor.calls_for_retrain():
+            self._start_retrain()
+            kept = None if s.flush_memory else transition
+            return self._commit(record, agent=True, transition=kept)
+        return self._commit(record, transition=transition)
+
+    def _retrain_step(self, path: Path, sample: Sample) -> Record:
+        index = self.policy.act(sample.features, explore=True,
+                                candidates=self.candidates)  # fmt: skip
+        result, labels, uploaded = self.env.step_with_reference(sample, index)
+        signal = self.policy.signal(result)
+        self.policy.observe(sample.features, index, signal, sample.features)
+        self.retrain.add(result.reward, result.accuracy, self.settings)
+        record = self._record(
+            path, "retrain", action=self.env.actions[index].key, uploaded=uploaded,
+            reference_bytes=result.reference_bytes, accuracy=result.accuracy,
+            labels=labels,
+        )  # fmt: skip
+        if self.retrain.done(self.policy.epsilon, self.settings):
+            self._end_retrain()
+        transition = self._transition(sample, index, signal)
+        return self._commit(record, agent=True, transition=transition)
+
+    # -- state changes -----------------------------------------------------------
+
+    def _watch_drift(self, sample: Sample) -> None:
+        """Feed the drift monitor this image's scene statistics (cached)."""
+        if not self.monitor.enabled or self.mode == "retrain":
+            return
+        stats = self.env.cache.get_features(sample.digest, SCENE_STATISTICS)
+        if stats is None:
+            image = load_image(sample.path, max_pixels=self.env.max_pixels)
+            stats = scene_statistics(image)
+            self.env.cache.put_features(sample.digest, SCENE_STATISTICS, stats)
+        if self.monitor.watch(stats, self.policy):
+            self._agent_changed = True
+        if self.monitor.testing:
+            self.rate.hold(self.settings.drift_p_est)
+
+    def _start_retrain(self) -> None:
+        """Explore again from the current policy (and flush D if the settings say
+        so); remember the serving weights for the scene they belong to."""
+        s = self.settings
+        self.mode = "retrain"
+        self.retrain.restart()
+        self.monitor.retrain_starts(self.policy)
+        self._flush_memory()
+        self.policy.restart_exploration(
+            warmup_steps=s.retrain_warmup, learn_every=s.retrain_learn_every,
+            epsilon_decay=s.retrain_epsilon_decay,
+        )  # fmt: skip
+
+    def _end_retrain(self) -> None:
+        self.mode = "inference"
+        self.retrains += 1
+        self.rate.reset(self.settings)
+        self.monitor.retrain_ends()
+        self._flush_memory()
+        self.policy.stop_exploring()
+
+    def _flush_memory(self) -> None:
+        if self.settings.flush_memory:
+            self.generation += 1
+            self.policy.forget()
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _transition(self, sample: Sample, index: int, signal: float) -> Transition:
+        signals = np.zeros(len(self.env.actions), dtype=np.float32)
+        observed = np.zeros(len(self.env.actions), dtype=np.float32)
+        signals[index], observed[index] = signal, 1.0
+        return Transition(sample.features, signals, observed)
+
+    def _record(
+        self, path: Path, state: str, *, action: str | None = None,
+        uploaded: int = 0, reference_bytes: int | None = None,
+        accuracy: float | None = None, labels: Answer | None = None,
+        error: str | None = None,
+    ) -> Record:  # fmt: skip
+        return Record(
+            position=self.position, path=str(path), state=state, action=action,
+            bytes_uploaded=uploaded, reference_bytes=reference_bytes,
+            accuracy=accuracy, p_est=self.rate.p_est, epsilon=self.policy.epsilon,
+            labels=[
+                (label.class_id, label.name, round(label.score, 6))
+                for label in (labels or [])[:TOP_LABELS_RECORDED]
+            ],
+            error=error,
+        )  # fmt: skip
+
+    def _commit(
+        self, record: Record, *, agent: bool = False,
+        transition: Transition | None = None,
+    ) -> Record:  # fmt: skip
+        record = replace(record, p_est=self.rate.p_est, epsilon=self.policy.epsilon)
+        agent = agent or self._agent_changed
+        self._agent_changed = False
+        self.store.commit(
+            record, self.state_dict(),
+            agent=self._agent_blob() if agent else None,
+            transition=(self.generation, transition) if transition else None,
+        )  # fmt: skip
+        self.position += 1
+        return record

@@ -1,0 +1,149 @@
+"""``adacompress run``: the deployed loop over a stream of images, resumable.
+
+Input: a folder (sorted), a ``.txt`` list of paths, ``-`` for paths on stdin, or the
+photos bundled with scikit-image (the default). State: ``--state DIR`` (SQLite); the
+same command after a crash or ``kill -9`` continues with the next unprocessed image.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from adacompress.core.datasets import builtin_photos, resolve_images
+from adacompress.device.shipped import AgentChoice
+from adacompress.learning.environment import open_agent_env
+from adacompress.learning.settings import CloudSettings
+from adacompress.runtime.loop import Runtime
+from adacompress.runtime.settings import RunSettings, RuntimeSettings
+from adacompress.runtime.store import Record, RunStore
+from basekit.atomic import atomic_write_json
+from basekit.images import DEFAULT_MAX_PIXELS
+
+
+def input_paths(images: str | None) -> Iterator[Path]:
+    """The stream: bundled photos, stdin (``-``), a list file or a folder."""
+    if images is None:
+        yield from builtin_photos()
+    elif images == "-":
+        for line in sys.stdin:
+            if line.strip():
+                yield Path(line.strip())
+    else:
+        yield from resolve_images(images, "all")
+
+
+def run_stream(
+    paths: Iterator[Path] | Sequence[Path],
+    *,
+    cloud: CloudSettings,
+    choice: AgentChoice,
+    state_dir: Path,
+    settings: RuntimeSettings,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: bool = True,
+    total: int | None = None,
+) -> list[Record]:
+    """Process ``paths`` (resuming from ``state_dir``); return every record."""
+    with open_agent_env(cloud, choice, max_pixels=max_pixels) as (compressor, env), \
+            RunStore(state_dir) as store:  # fmt: skip
+        metadata = {
+            "backend": cloud.backend,
+            "features": compressor.metadata.get("features", "lite0"),
+            "actions": [a.key for a in compressor.actions],
+            "agent_file": compressor.metadata["agent_file"],
+            "settings": asdict(settings),
+        }
+        runtime = Runtime(env, compressor, settings, store, metadata=metadata)
+        done = runtime.position
+        previous = store.records()[-1].path if done else None
+        bar = tqdm(
+            total=total, initial=done, desc="run", unit="img", disable=not progress
+        )
+        saved = 0
+        recent: list[float] = []
+        for position, path in enumerate(paths):
+            if position < done:
+                if position == done - 1 and str(path) != previous:
+                    raise ValueError(
+                        f"state folder {state_dir} was made for another input: image "
+                        f"{position} was {previous}, now {path}"
+                    )
+                continue
+            record = runtime.process(path)
+            saved += (record.reference_bytes or 0) - record.bytes_uploaded
+            if record.accuracy is not None:
+                recent = [*recent, record.accuracy][-50:]
+            bar.update(1)
+            bar.set_postfix(
+                state=record.state[:5],
+                acc=f"{np.mean(recent):.2f}" if recent else "-",
+                p_est=f"{record.p_est:.2f}",
+                saved=f"{saved / 1e6:.1f}MB",
+            )
+        bar.close()
+        return store.records()
+
+
+def summarize(records: list[Record], backend: str) -> dict[str, Any]:
+    """Totals of a run: states, traffic, estimates, retrains, errors."""
+    states = Counter(r.state for r in records)
+    known = [r.accuracy for r in records if r.accuracy is not None]
+    uploaded = sum(r.bytes_uploaded for r in records)
+    reference = sum(r.reference_bytes or 0 for r in records)
+    retrains = sum(
+        1
+        for before, after in zip(records, records[1:], strict=False)
+        if before.state == "retrain" and after.state != "retrain"
+    )
+    return {
+        "backend": backend,
+        "images": len(records),
+        "states": dict(states),
+        "bytes_uploaded": uploaded,
+        "reference_bytes": reference,
+        "traffic_ratio": uploaded / reference if reference else None,
+        "estimates": states.get("estimate", 0),
+        "retrains": retrains,
+        "accuracy_when_known": float(np.mean(known)) if known else None,
+        "problems": [
+            {"position": r.position, "path": r.path, "state": r.state, "error": r.error}
+            for r in records
+            if r.error
+        ],
+    }
+
+
+def default_state_dir(backend: str) -> Path:
+    """``out/run-<backend>``, the backend made safe as a folder name."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", backend).strip("_")
+    return Path(f"out/run-{safe}")
+
+
+def run(settings: RunSettings) -> tuple[dict[str, Any], list[Record]]:
+    """``adacompress run``: process the stream, write the report (with every
+    record); return it and the records."""
+    state_dir = Path(settings.state or default_state_dir(settings.cloud.backend))
+    paths = input_paths(settings.images)
+    total = None
+    if settings.images != "-":
+        paths_list = list(paths)
+        total, paths = len(paths_list), iter(paths_list)
+    records = run_stream(
+        paths, cloud=settings.cloud, choice=settings.choice, state_dir=state_dir,
+        settings=settings.runtime, max_pixels=settings.max_pixels,
+        progress=settings.progress, total=total,
+    )  # fmt: skip
+    report = summarize(records, settings.cloud.backend)
+    report["records"] = [r.__dict__ for r in records]
+    report["state"] = str(state_dir)
+    atomic_write_json(Path(settings.json or state_dir / "report.json"), report)
+    return report, records

@@ -1,0 +1,152 @@
+"""Every constant of the running system, its two presets -- ours (the default,
+chosen on the scenery run) and the authors' code -- and ``adacompress run``'s
+settings. Light to import (no torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from adacompress.device.shipped import AgentChoice
+from adacompress.learning.settings import CloudSettings
+from basekit.images import DEFAULT_MAX_PIXELS
+from basekit.presets import Presets
+
+
+@dataclass
+class RuntimeSettings:
+    """Every constant of the loop; the defaults are ours, chosen on the scenery run."""
+
+    p_est_initial: float = 0.05
+    """estimation probability at the start and after every retrain"""
+    p_est_min: float = 0.02
+    """lower bound of p_est"""
+    p_est_max: float = 0.9
+    """upper bound of p_est"""
+    omega: float = 3.0
+    """step of p_est against the accuracy slope: p_est -= omega * slope"""
+    window: int = 10
+    """n: the recent accuracy is the mean over the last n estimates"""
+    retrain_below: float = 0.9
+    """retrain when the recent accuracy (n estimates) falls below this"""
+    exit_accuracy: float = 0.9
+    """leave retraining only when the recent accuracy reaches this"""
+    exit_reward: float | None = None
+    """...and the recent mean reward passes this (None: not used)"""
+    exit_epsilon: float = 0.2
+    """...and exploration has decayed below this"""
+    exit_window: int = 50
+    """retrain steps averaged for the exit conditions"""
+    retrain_min_steps: int = 100
+    """never leave retraining before this many steps"""
+    retrain_max_steps: int = 2000
+    """leave retraining after this many steps whatever the conditions say"""
+    retrain_warmup: int = 10
+    """pure-exploration steps at the start of a retrain"""
+    retrain_learn_every: int = 1
+    """one learning call every this many retrain steps"""
+    retrain_epsilon_decay: float = 0.97
+    """epsilon multiplier per learning call while retraining"""
+    drift_window: int = 30
+    """images forming the scene-statistics reference (0: no drift detection)"""
+    drift_threshold: float = 8.0
+    """a drift score above this (standard errors) raises p_est once"""
+    drift_p_est: float = 0.5
+    """p_est after a detected scene drift, held while the drift test runs"""
+    drift_test_error: float = 0.01
+    """the drift test (a sequential probability ratio test on the estimates after a
+    drift): the agent's failure rate on its own scene (the shipped agents are
+    calibrated to 0.99 accuracy)"""
+    drift_test_shift: float = 0.04
+    """...the failure-rate increase it is built to notice: retrain when the new
+    scene's rate looks like ``drift_test_error + drift_test_shift``, keep the agent
+    when it looks like ``drift_test_error``"""
+    drift_test_alpha: float = 0.05
+    """...its chance of a retrain when the agent is still as good as before"""
+    drift_test_beta: float = 0.2
+    """...its chance of keeping the agent when the rate did rise by the shift"""
+    p_est_decay: float = 0.8
+    """while the last n estimates are all correct, each estimate keeps this share of
+    p_est's excess over p_est_initial (1: it stays, as in the paper, where p_est only
+    falls when the accuracy rises)"""
+    count_reference_estimates: bool = False
+    """count an estimate whose choice is the reference itself (it cannot fail) in the
+    recent accuracy, as the paper does; ours stores it in D but leaves it out, so it
+    does not dilute an accuracy drop"""
+    scene_memory: bool = True
+    """remember the agent of the scene before a retrain; when a later scene drift
+    leads back to a scene that matches it (same drift test), swap that agent back in
+    instead of keeping the other scene's (day -> night -> day: the day agent returns
+    without a retrain)"""
+    skip_dominated: bool = True
+    """never choose nor explore an action that uploads more than the reference with
+    no accuracy to gain (quality above 75 at full size: the reference itself is always
+    right and smaller); the paper explores all ten"""
+    flush_memory: bool = False
+    """flush the buffer D when a retrain starts and ends (the paper). Kept (ours), the
+    previous scene's transitions stay in D beside the new ones, so an agent retrained
+    at night still knows what worked by day when the day comes back"""
+    seed: int = 0
+    """seed of the estimate draws"""
+
+    def __post_init__(self) -> None:
+        rates = (self.p_est_initial, self.p_est_min, self.p_est_max, self.drift_p_est)
+        if not (all(0 <= p <= 1 for p in rates) and self.p_est_min <= self.p_est_max):
+            raise ValueError(
+                "p_est settings must be in [0, 1] with p_est_min <= p_est_max, got "
+                f"initial {self.p_est_initial}, min {self.p_est_min}, max "
+                f"{self.p_est_max}, drift {self.drift_p_est}"
+            )
+        if self.window < 1 or self.exit_window < 1 or self.drift_window < 0:
+            raise ValueError("--window and --exit-window must be at least 1")
+        e1 = self.drift_test_error + self.drift_test_shift
+        if not (0 < self.drift_test_error < e1 < 1):
+            raise ValueError(
+                "drift test: need 0 < drift_test_error < drift_test_error + "
+                f"drift_test_shift < 1, got {self.drift_test_error} and "
+                f"{self.drift_test_shift}"
+            )
+        if not (0 < self.drift_test_alpha < 1 and 0 < self.drift_test_beta < 1):
+            raise ValueError("drift test: alpha and beta must be in (0, 1)")
+
+
+RUNTIME_PRESETS: Presets[RuntimeSettings] = Presets("runtime preset", {
+    "default": RuntimeSettings(),
+    # The authors' code (SPEC.md): p_est in [0.2, 0.95], omega 3, n 10, retrain below
+    # 0.8, leave at reward > 0.45 with accuracy > 0.8 and epsilon < 0.2; the paper's
+    # exploration schedule (128 warm-up steps, learn every 5, epsilon x0.99), which
+    # makes a retrain last about 930 steps.
+    "paper": RuntimeSettings(
+        p_est_initial=0.2, p_est_min=0.2, p_est_max=0.95, omega=3.0, window=10,
+        retrain_below=0.8, exit_accuracy=0.8, exit_reward=0.45, exit_epsilon=0.2,
+        exit_window=10, retrain_min_steps=0, retrain_warmup=128,
+        retrain_learn_every=5, retrain_epsilon_decay=0.99, flush_memory=True,
+        drift_window=0, p_est_decay=1.0, skip_dominated=False, scene_memory=False,
+        count_reference_estimates=True,
+    ),
+})  # fmt: skip
+
+
+@dataclass
+class RunSettings:
+    """Settings of ``adacompress run`` (the loop's constants are RuntimeSettings)."""
+
+    cloud: CloudSettings = field(default_factory=CloudSettings)
+    """the cloud"""
+    choice: AgentChoice = field(default_factory=AgentChoice)
+    """the agent"""
+    images: str | None = None
+    """folder, .txt list of paths, '-' (paths on stdin); default: the bundled photos"""
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    """images with more pixels than this are recorded as skipped"""
+    state: str | None = None
+    """state folder (resume point); default: out/run-<backend>"""
+    preset: str = "default"
+    """runtime constants: default (ours) or paper (the authors')"""
+    json: str | None = None
+    """write the run report here (default: <state>/report.json)"""
+    plot: str | None = None
+    """write the PNG plot here (default: beside the report)"""
+    progress: bool = True
+    """show a progress bar"""
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    """the loop's constants (the preset's, with what the user overrode)"""

@@ -1,0 +1,279 @@
+"""The emulated cloud over real HTTP on an ephemeral loopback port."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from adacompress.cli import main
+from adacompress.cloud.clients import GoogleRestClient, RetryPolicy
+from adacompress.cloud.emulated import EfficientNetLiteCloud
+from adacompress.cloud.server import create_app, running
+from adacompress.cloud.service import ServiceError
+from adacompress.cloud.settings import ServeSettings
+from adacompress.core.labels import imagenet_classes
+from adacompress.device.shipped import shipped_agent_path
+from tests.helpers import jpeg_bytes, photo
+
+ANNOTATE = "/v1/images:annotate"
+LIMITS = {"max_request_bytes": 300_000, "max_image_bytes": 100_000}
+
+
+@pytest.fixture(scope="module")
+def lite0() -> EfficientNetLiteCloud:
+    return EfficientNetLiteCloud("lite0")
+
+
+@pytest.fixture(scope="module")
+def url(lite0: EfficientNetLiteCloud) -> Iterator[str]:
+    with running(create_app(ServeSettings(backend="lite0", **LIMITS), lite0)) as base:
+        yield base
+
+
+def body(*images: bytes, kind: Any = "LABEL_DETECTION", n: int = 10) -> dict:
+    return {
+        "requests": [
+            {
+                "image": {"content": base64.b64encode(data).decode()},
+                "features": [{"type": kind, "maxResults": n}],
+            }
+            for data in images
+        ]
+    }
+
+
+def assert_good_request_works(url: str) -> None:
+    response = httpx.post(url + ANNOTATE, json=body(jpeg_bytes(photo(3))), timeout=60)
+    assert response.status_code == 200
+    labels = response.json()["responses"][0]["labelAnnotations"]
+    assert len(labels) == 10
+
+
+def test_healthz_and_a_good_request(url: str, lite0: EfficientNetLiteCloud) -> None:
+    assert httpx.get(url + "/healthz").json() == {"status": "ok", "backend": "lite0"}
+    images = [jpeg_bytes(photo(1)), jpeg_bytes(photo(2))]
+    response = httpx.post(url + ANNOTATE, json=body(*images, kind=4, n=5), timeout=60)
+    assert response.status_code == 200
+    results = response.json()["responses"]
+    expected = lite0.classify(images)
+    wnids = [wnid for wnid, _ in imagenet_classes()]
+    for result, answer in zip(results, expected, strict=True):
+        labels = result["labelAnnotations"]
+        assert len(labels) == 5
+        assert [item["mid"] for item in labels] == [
+            wnids[label.class_id] for label in answer[:5]
+        ]
+        assert all(0 <= item["score"] <= 1 for item in labels)
+        assert set(labels[0]) == {"mid", "description", "score", "topicality"}
+
+
+def too_many() -> dict:
+    return body(*[jpeg_bytes(photo(1), quality=30)] * 17)
+
+
+BAD_REQUESTS = {
+    "not json": (b"{not json", 400, "not valid JSON"),
+    "no requests": (json.dumps({"images": []}).encode(), 400, "'requests'"),
+    "17 images": (json.dumps(too_many()).encode(), 400, "1 to 16"),
+    "no content": (
+        json.dumps({"requests": [{"image": {}, "features": []}]}).encode(),
+        400,
+        "content is missing",
+    ),
+    "no features": (
+        json.dumps({"requests": [{"image": {"content": "AAAA"}}]}).encode(),
+        400,
+        "features is missing",
+    ),
+    "other feature": (
+        json.dumps(body(b"xx", kind="FACE_DETECTION")).encode(),
+        400,
+        "only LABEL_DETECTION",
+    ),
+    "decoded image too large": (
+        json.dumps(body(b"x" * 120_000)).encode(),
+        400,
+        "larger than 100000 bytes",
+    ),
+    "request too large": (b"x" * 400_000, 413, "request larger"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_REQUESTS))
+def test_bad_requests_get_an_error_and_the_server_keeps_serving(
+    url: str, kind: str
+) -> None:
+    payload, status, words = BAD_REQUESTS[kind]
+    response = httpx.post(
+        url + ANNOTATE,
+        content=payload,
+        headers={"content-type": "application/json"},
+        timeout=60,
+    )
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["code"] == status and words in error["message"]
+    assert error["status"] == "INVALID_ARGUMENT"
+    assert_good_request_works(url)
+
+
+BAD_IMAGES = {
+    "invalid base64": ("not base64!!", "not valid base64"),
+    "not an image": (base64.b64encode(b"plain text, no picture").decode(), "image"),
+    "too few pixels": (
+        base64.b64encode(jpeg_bytes(photo(1, size=(20, 20)))).decode(),
+        "too small",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_IMAGES))
+def test_a_bad_image_gets_its_own_error_and_the_others_an_answer(
+    url: str, kind: str
+) -> None:
+    content, words = BAD_IMAGES[kind]
+    payload = body(jpeg_bytes(photo(1)))
+    payload["requests"].insert(
+        0, {**payload["requests"][0], "image": {"content": content}}
+    )
+    response = httpx.post(url + ANNOTATE, json=payload, timeout=60)
+    assert response.status_code == 200
+    bad, good = response.json()["responses"]
+    assert bad["error"]["code"] == 3 and words in bad["error"]["message"]
+    assert len(good["labelAnnotations"]) == 10
+    assert_good_request_works(url)
+
+
+def test_unknown_path_gets_a_google_shaped_error(url: str) -> None:
+    response = httpx.get(url + "/v1/nothing")
+    assert response.status_code == 404
+    assert response.json()["error"]["status"] == "NOT_FOUND"
+
+
+def test_api_key(lite0: EfficientNetLiteCloud) -> None:
+    app = create_app(ServeSettings(backend="lite0", api_key="s3cret"), lite0)
+    payload = body(jpeg_bytes(photo(1)))
+    with running(app) as base:
+        denied = httpx.post(base + ANNOTATE, json=payload, timeout=60)
+        assert denied.status_code == 403
+        assert denied.json()["error"]["status"] == "PERMISSION_DENIED"
+        wrong = httpx.post(base + ANNOTATE + "?key=nope", json=payload, timeout=60)
+        assert wrong.status_code == 403
+        by_header = httpx.post(
+            base + ANNOTATE, json=payload, headers={"x-goog-api-key": "s3cret"}
+        )
+        assert by_header.status_code == 200
+        by_query = httpx.post(base + ANNOTATE + "?key=s3cret", json=payload, timeout=60)
+        assert by_query.status_code == 200
+
+
+def test_injected_faults(lite0: EfficientNetLiteCloud) -> None:
+    payload = body(jpeg_bytes(photo(1)))
+    throttled = ServeSettings(backend="lite0", throttled=1.0, retry_after=7)
+    with running(create_app(throttled, lite0)) as base:
+        response = httpx.post(base + ANNOTATE, json=payload)
+        assert response.status_code == 429
+        assert response.headers["retry-after"] == "7"
+        assert response.json()["error"]["status"] == "RESOURCE_EXHAUSTED"
+    with running(create_app(ServeSettings(unavailable=1.0), lite0)) as base:
+        response = httpx.post(base + ANNOTATE, json=payload)
+        assert response.status_code == 503
+        assert response.json()["error"]["status"] == "UNAVAILABLE"
+        assert httpx.get(base + "/healthz").status_code == 200  # faults: annotate only
+    with running(create_app(ServeSettings(dropped=1.0), lite0)) as base:
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.post(base + ANNOTATE, json=payload)
+        with pytest.raises(httpx.RemoteProtocolError):  # and it keeps accepting
+            httpx.post(base + ANNOTATE, json=payload)
+
+
+def evaluate_report(backend: str, images: Path, tmp_path: Path, name: str) -> dict:
+    out = tmp_path / f"{name}.json"
+    argv = ["--quiet", "evaluate", "--backend", backend, "--images", str(images)]
+    argv += ["--agent", str(shipped_agent_path("lite0")), "--json", str(out)]
+    argv += ["--cache", str(tmp_path / f"{name}.sqlite"), "--plot", str(out) + ".png"]
+    assert main(argv) == 0
+    return json.loads(out.read_text())
+
+
+def test_evaluate_over_http_with_faults_equals_in_process(
+    imagenet_dir: Path, tmp_path: Path, lite0: EfficientNetLiteCloud
+) -> None:
+    listing = tmp_path / "images.txt"
+    paths = sorted(imagenet_dir.glob("*.JPEG"))[::200]
+    listing.write_text("\n".join(str(p.resolve()) for p in paths))
+    local = evaluate_report("lite0", listing, tmp_path, "local")
+    faults = ServeSettings(
+        backend="lite0",
+        unavailable=0.2,
+        throttled=0.1,
+        dropped=0.05,
+        retry_after=0,
+        seed=1,  # a seed under which each kind of fault happens in this short run
+    )
+    app = create_app(faults, lite0)
+    with running(app) as base:
+        remote = evaluate_report(base, listing, tmp_path, "remote")
+    assert all(n > 0 for n in app.state.faults.values()), app.state.faults
+    assert remote["backend"] == base and local["backend"] == "lite0"
+    assert remote["skipped"] == local["skipped"] == []
+    assert remote["n_images"] == local["n_images"] == len(paths)
+    assert remote["service_calls"] == local["service_calls"]
+    for key in ("agent", "fixed", "oracle", "reference_bytes"):
+        assert remote[key] == local[key], key
+
+
+def test_serve_command_runs_a_real_server() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "adacompress", "serve", "--backend", "lite0"]
+    command += ["--port", str(port), "--min-pixels", "5000"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        assert f"serving lite0 on {base}" in process.stdout.readline()
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                assert httpx.get(base + "/healthz").status_code == 200
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and process.poll() is None
+                time.sleep(0.2)
+        small = jpeg_bytes(photo(1, size=(60, 60)))
+        response = httpx.post(base + ANNOTATE, json=body(small), timeout=60)
+        assert "too small" in response.json()["responses"][0]["error"]["message"]
+        assert_good_request_works(base)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_serve_refuses_bad_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--throttled", "1.5"]) == 2
+    assert "fault shares" in capsys.readouterr().err
+
+
+def test_client_retries_timeouts_then_reports_them(
+    lite0: EfficientNetLiteCloud,
+) -> None:
+    slow = create_app(ServeSettings(backend="lite0", latency=1.0), lite0)
+    retry = RetryPolicy(max_attempts=2, base_delay=0.01, seed=0)
+    with running(slow) as base:
+        client = GoogleRestClient(base, timeout=0.2, retry=retry)
+        with pytest.raises(ServiceError, match=r"after 2 attempt\(s\).*timed out"):
+            client.classify([jpeg_bytes(photo(1))])
+        patient = GoogleRestClient(base, timeout=30, retry=retry)
+        assert len(patient.classify([jpeg_bytes(photo(1))])[0]) == 10

@@ -1,0 +1,67 @@
+"""Stand-ins for AdaCompress tests: a cloud whose answer depends on the upload's
+size, a cheap feature extractor, and an environment built from them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from adacompress.core.labels import Answer, Label
+from adacompress.device.actions import paper_actions
+from adacompress.learning.cache import AnswerCache
+from adacompress.learning.environment import CompressionEnv
+from basekit.images import load_image
+from tests.helpers import photo
+
+
+class SizeCloud:
+    """A loopback stand-in for a cloud: top-1 flips to class 1 below 3 kB uploads.
+
+    It decodes every upload like a real service, and counts its calls.
+    """
+
+    name = "size-cloud"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def classify(self, images: Sequence[bytes]) -> list[Answer]:
+        self.calls += len(images)
+        answers = []
+        for data in images:
+            load_image(data)
+            top = 0 if len(data) >= 3000 else 1
+            answers.append([Label(top, str(top), 0.9), Label(5, "5", 0.1)])
+        return answers
+
+
+class MeanFeatures:
+    name = "mean"
+    dim = 3
+
+    def extract(self, images: list[Image.Image]) -> np.ndarray:
+        return np.array(
+            [np.asarray(im, dtype=np.float32).mean(axis=(0, 1)) for im in images]
+        )
+
+
+def make_env(tmp_path: Path, cloud: SizeCloud | None = None) -> CompressionEnv:
+    return CompressionEnv(
+        cloud or SizeCloud(),
+        AnswerCache(tmp_path / "cache.sqlite"),
+        actions=paper_actions(),
+        extractor=MeanFeatures(),
+    )
+
+
+def write_photos(folder: Path, n: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = folder / f"p{i}.png"
+        photo(i, (200, 150)).save(path)
+        paths.append(path)
+    return paths
