@@ -1,6 +1,6 @@
-"""What deciding costs on the device: features + Q-network + JPEG encode, per image.
+"""What deciding costs on the device: features + policy + encode, per image.
 
-    python benchmarks/decision_cost.py [--backend lite0] [--images 100] [--threads 2]
+    python benchmarks/decision_cost.py [--agent lite0] [--images 100] [--threads 2]
 
 Images one at a time (as they arrive), from the held-out test split (or the photos
 that ship with scikit-image if the data is absent). Decoding the original is reported
@@ -15,17 +15,18 @@ import time
 
 import numpy as np
 
-from adacompress.agent import DQNAgent
-from adacompress.codec import encode, load_image
-from adacompress.datasets import DatasetError, builtin_photos, imagenet_split
-from adacompress.features import get_extractor
-from adacompress.shipped import agent_actions, shipped_agent_path
-from adacompress.threads import configure_threads
+from adacompress.core.datasets import DatasetError, builtin_photos, imagenet_split
+from adacompress.device.compressor import Compressor
+from adacompress.device.features import get_extractor
+from basekit.images import load_image
+from basekit.threads import configure_threads
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", default="lite0")
+    parser.add_argument(
+        "--agent", default="lite0", help="a shipped agent's name or an agent file"
+    )
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
@@ -35,9 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     threads = configure_threads(args.threads)
-    agent, meta = DQNAgent.load(shipped_agent_path(args.backend))
-    actions = agent_actions(meta)
-    name = args.features or str(meta["features"])
+    compressor = Compressor.load(args.agent)
+    own = str(compressor.metadata["features"])
+    name = args.features or own
     extractor = get_extractor(name)
     try:
         paths = imagenet_split("test")[: args.images]
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, list[float]] = {
         "decode": [],
         "features": [],
-        "q_network": [],
+        "policy": [],
         "encode": [],
         "decision": [],
     }
@@ -54,28 +55,24 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         image = load_image(path)
         t1 = time.perf_counter()
-        features = extractor.extract([image])[0]
+        features = extractor.extract([image])
         t2 = time.perf_counter()
-        action = (
-            actions[agent.act(features, explore=False)]
-            if name == meta["features"]
-            else actions[0]
-        )
+        choice = int(compressor.choose(features)[0]) if name == own else 0
         t3 = time.perf_counter()
-        encode(image, action)
+        compressor.encode(image, compressor.actions[choice])
         t4 = time.perf_counter()
         if i == 0:
             continue
         for key, value in (
             ("decode", t1 - t0),
             ("features", t2 - t1),
-            ("q_network", t3 - t2),
+            ("policy", t3 - t2),
             ("encode", t4 - t3),
             ("decision", t4 - t1),
         ):
             timings[key].append(value * 1000)
     result = {
-        "backend": args.backend,
+        "agent": args.agent,
         "features": name,
         "threads": threads,
         "images": len(paths),

@@ -2,7 +2,8 @@
 
     python benchmarks/evaluate_agents.py [--backends lite0 lite1 lite2] [--out DIR]
 
-For each backend, on the 300 held-out test images: the shipped agent (``ours`` preset),
+For each backend, on the 300 held-out test images: the shipped agent (``adacompress
+ship``, the ``shipped`` training preset),
 agents trained here on the train split with the paper's exact setting and with the
 paper's setting but gamma = 0 (contextual bandit), every fixed quality and the
 per-image oracle. Writes one JSON report and PNG per row, a summary
@@ -17,12 +18,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from adacompress.evaluate import EvaluateSettings, best_fixed, evaluate
-from adacompress.presets import preset
-from adacompress.shipped import shipped_agent_path
-from adacompress.storage import atomic_write, atomic_write_json
-from adacompress.threads import configure_threads
-from adacompress.train import train
+from adacompress.device.shipped import AgentChoice, shipped_agent_path
+from adacompress.experiments.plots import plot_evaluation
+from adacompress.learning.evaluate import best_fixed, evaluate
+from adacompress.learning.presets import TRAIN_PRESETS
+from adacompress.learning.settings import CloudSettings, EvaluateSettings
+from adacompress.learning.train import train
+from basekit.atomic import atomic_write, atomic_write_json
+from basekit.threads import configure_threads
 
 TAGS = {"ours (shipped)": "ours", "paper": "paper", "paper, gamma=0": "bandit"}
 
@@ -82,23 +85,24 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     rows = []
     for backend in args.backends:
-        paper = preset("paper", backend=backend, split="train", progress=False)
         agents = {"ours (shipped)": shipped_agent_path(backend)}
         for setting, gamma in (("paper", 0.95), ("paper, gamma=0", 0.0)):
             path = out / f"{backend}-{TAGS[setting]}.pt"
-            train(replace(paper, out=str(path), dqn=replace(paper.dqn, gamma=gamma)))
+            overrides = {"cloud": {"backend": backend}, "agent": {"gamma": gamma}}
+            paper = TRAIN_PRESETS.get("paper", overrides)
+            train(replace(paper, out=str(path), progress=False))
             agents[setting] = path
         for setting, agent in agents.items():
             tag = TAGS[setting]
             report = evaluate(
                 EvaluateSettings(
-                    backend=backend,
-                    agent=str(agent),
-                    split="test",
+                    cloud=CloudSettings(backend),
+                    choice=AgentChoice(str(agent)),
                     json=str(out / f"{backend}-{tag}.json"),
                     progress=False,
                 )
             )
+            plot_evaluation(report, out / f"{backend}-{tag}.png")
             rows.append(row(backend, setting, report))
             print(json.dumps(rows[-1]), flush=True)
     atomic_write_json(out / "agents.json", rows)

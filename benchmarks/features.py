@@ -5,7 +5,7 @@
         [--pirl out/pirl-imagenet/encoder.pt] [--target-accuracy 0.99]
         [--json out/features.json]
 
-For each backend x extractor an agent (the ``ours`` preset with that extractor) is
+For each backend x extractor an agent (the ``shipped`` preset with that extractor) is
 trained on the 700 train images with alpha calibrated for the same accuracy target
 (5-fold cross-validation on train), then evaluated on the 300 held-out test images.
 Calibrating every extractor to one target puts them at (nearly) equal accuracy, so
@@ -29,14 +29,16 @@ from typing import Any
 
 import numpy as np
 
-from adacompress.codec import load_image
-from adacompress.datasets import imagenet_split
-from adacompress.evaluate import EvaluateSettings, evaluate
-from adacompress.features import get_extractor
-from adacompress.presets import preset
-from adacompress.storage import atomic_write_json
-from adacompress.threads import configure_threads
-from adacompress.train import train
+from adacompress.core.datasets import imagenet_split
+from adacompress.device.features import get_extractor
+from adacompress.device.shipped import AgentChoice
+from adacompress.learning.evaluate import evaluate
+from adacompress.learning.presets import TRAIN_PRESETS
+from adacompress.learning.settings import CloudSettings, EvaluateSettings
+from adacompress.learning.train import train
+from basekit.atomic import atomic_write_json
+from basekit.images import load_image
+from basekit.threads import configure_threads
 
 
 def spec(name: str, pirl: Path) -> str:
@@ -133,13 +135,17 @@ def main(argv: list[str] | None = None) -> int:
         row: dict[str, dict[str, Any]] = report.get(backend, {})
         for name in args.extractors:
             agent = out / f"{backend}-{name}.pt"
-            log = train(preset(
-                "ours", backend=backend, split="train", features=spec(name, args.pirl),
-                target_accuracy=args.target_accuracy, out=str(agent), progress=False,
-            ))  # fmt: skip
+            log = train(TRAIN_PRESETS.get("shipped", {
+                "cloud": {"backend": backend}, "data": {"split": "train"},
+                "features": spec(name, args.pirl), "out": str(agent),
+                "target_accuracy": args.target_accuracy, "progress": False,
+            }))  # fmt: skip
             result = evaluate(
-                EvaluateSettings(backend=backend, agent=str(agent), progress=False)
-            )
+                EvaluateSettings(
+                    cloud=CloudSettings(backend), choice=AgentChoice(str(agent)),
+                    progress=False,
+                )
+            )  # fmt: skip
             row[name] = {
                 "size_ratio": result["agent"]["size_ratio"],
                 "accuracy": result["agent"]["accuracy"],

@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
-from adacompress.storage import atomic_write_json
-from adacompress.threads import configure_threads
+from basekit.atomic import atomic_write_json
+from basekit.threads import configure_threads
 from pirl.data import ImageSource
 from pirl.evaluate import evaluate_encoder, load_encoder
 from pirl.resnet import resnet

@@ -17,8 +17,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from adacompress.datasets import imagenet_split
-from adacompress.threads import configure_threads
+from adacompress.core.datasets import imagenet_split
+from basekit.threads import configure_threads
 from pirl.evaluate import export_encoder
 from pirl.train import TrainSettings, train
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import torch
 
-from adacompress.threads import configure_threads
+from basekit.threads import configure_threads
 from pirl.jigsaw_baseline import JigsawClassifier
 from pirl.model import PIRLModel
 from pirl.resnet import resnet

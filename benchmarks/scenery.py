@@ -20,9 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from adacompress.scenery import ScenerySettings, scenery
-from adacompress.storage import atomic_write, atomic_write_json
-from adacompress.threads import configure_threads
+from adacompress.device.shipped import AgentChoice
+from adacompress.experiments.plots import plot_run
+from adacompress.experiments.scenery import scenery
+from adacompress.experiments.settings import ScenerySettings
+from adacompress.learning.settings import CloudSettings
+from basekit.atomic import atomic_write, atomic_write_json
+from basekit.threads import configure_threads
 
 
 def mean(values: list[Any]) -> float | None:
@@ -127,10 +131,17 @@ def main(argv: list[str] | None = None) -> int:
         reports = []
         for seed in args.seeds:
             agent = args.agent.format(backend=backend) if args.agent else None
-            report = scenery(ScenerySettings(
-                backend=backend, agent=agent, preset=preset, actions=actions, seed=seed,
-                progress=False, json=str(out / f"{name}-s{seed}.json"),
+            report, records = scenery(ScenerySettings(
+                cloud=CloudSettings(backend), choice=AgentChoice(agent, actions),
+                preset=preset, seed=seed, progress=False,
+                json=str(out / f"{name}-s{seed}.json"),
             ))  # fmt: skip
+            plot_run(
+                records, out / f"{name}-s{seed}.png",
+                change_points=report["change_points"],
+                caller_accuracy=report["caller_accuracy"],
+                title=f"{backend}, preset {preset}: day -> night -> day",
+            )  # fmt: skip
             print(
                 f"{name} seed {seed}: accuracy {report['accuracy']['overall']:.3f}, "
                 f"retrains {report['retrains']}, recovery {report['recovery_steps']}, "

@@ -26,8 +26,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from adacompress.codec import REFERENCE_ACTION, encode, load_image
-from adacompress.datasets import builtin_photos
+from adacompress.core.datasets import builtin_photos
+from adacompress.device.actions import REFERENCE_ACTION
+from adacompress.device.codec import encode
+from basekit.images import load_image
 
 ANNOTATE = "/v1/images:annotate"
 START_TIMEOUT = 120.0

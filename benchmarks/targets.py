@@ -1,13 +1,14 @@
 """Accuracy targets with downscale-and-quality actions: the README table and plot.
 
     python benchmarks/targets.py [--backends lite0 lite1 lite2]
-        [--targets 0.95 0.97 0.99] [--json out/targets.json] [--ship]
+        [--targets 0.95 0.97 0.99] [--json out/targets.json]
 
 Per backend: alpha is calibrated for each target by 5-fold cross-validation on the
 700 train images (one shared search, :mod:`adacompress.calibrate`), an agent is trained
 on all of train with it, and each agent is evaluated on the 300 held-out test images
 beside every fixed (scale, quality) pair and the per-image oracle of both action sets.
-``--ship`` writes the 0.99 agent to src/adacompress/agents/<backend>-scale-quality.pt.
+The shipped scale-quality agents are the 0.99 agents of this run's recipe; they are
+built by ``adacompress ship`` (the ``shipped-scale-quality`` preset).
 """
 
 from __future__ import annotations
@@ -15,42 +16,38 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from adacompress.backends import get_backend
-from adacompress.cache import AnswerCache, default_cache_path
-from adacompress.calibrate import search_for
-from adacompress.codec import get_action_set
-from adacompress.datasets import imagenet_split
-from adacompress.environment import CompressionEnv
-from adacompress.evaluate import EvaluateSettings, best_fixed, evaluate
-from adacompress.features import get_extractor
-from adacompress.presets import preset
-from adacompress.shipped import shipped_agent_path
-from adacompress.storage import atomic_write_json
-from adacompress.threads import configure_threads
-from adacompress.train import TrainSettings, train
+from adacompress.core.datasets import imagenet_split
+from adacompress.device.actions import get_action_set
+from adacompress.device.features import get_extractor
+from adacompress.device.shipped import AgentChoice, shipped_agent_path
+from adacompress.learning.environment import open_env
+from adacompress.learning.evaluate import best_fixed, evaluate
+from adacompress.learning.presets import TRAIN_PRESETS
+from adacompress.learning.settings import CloudSettings, EvaluateSettings, TrainSettings
+from adacompress.learning.train import search_for, train
+from basekit.atomic import atomic_write_json
+from basekit.threads import configure_threads
 
 ACTIONS = "scale-quality"
 TRAIN_IMAGES = 700  # imagenet-samples' train split, what the CV calibrates on
-AGENTS = Path(__file__).resolve().parents[1] / "src" / "adacompress" / "agents"
-
-
-PRESET = {"q": "ours", "survival": "survival"}
+PRESET = {"q": "shipped-scale-quality", "survival": "survival"}
 
 
 def settings_for(
     backend: str, features: str, out: Path, policy: str = "q"
 ) -> TrainSettings:
-    """The policy's preset (``ours`` or ``survival``), learning from every action's
-    answer on each image."""
-    return preset(
-        PRESET[policy], backend=backend, actions=ACTIONS, split="train",
-        out=str(out), full_information=True, progress=False, features=features,
+    """The policy's preset, learning from every action's answer on each image."""
+    return TRAIN_PRESETS.get(
+        PRESET[policy],
+        {
+            "cloud": {"backend": backend}, "actions": ACTIONS,
+            "data": {"split": "train"}, "out": str(out), "full_information": True,
+            "progress": False, "features": features, "target_accuracy": None,
+        },
     )  # fmt: skip
 
 
@@ -60,11 +57,10 @@ def calibrations(
     """One cross-validated search on train (alpha, or the survival threshold),
     answered for every target."""
     base = settings_for(backend, features, Path("unused.pt"), policy)
-    with AnswerCache(default_cache_path()) as cache:
-        env = CompressionEnv(
-            get_backend(backend), cache, actions=get_action_set(ACTIONS),
-            extractor=get_extractor(base.features), alpha=base.alpha,
-        )  # fmt: skip
+    with open_env(
+        base.cloud, actions=get_action_set(ACTIONS),
+        extractor=get_extractor(base.features), alpha=base.alpha,
+    ) as env:  # fmt: skip
         samples, _ = env.prepare(imagenet_split("train"), progress=False)
         search = search_for(env, samples, base)
         found = {t: search.for_target(t) for t in targets}
@@ -79,7 +75,6 @@ def run_backend(
     features: str,
     targets: list[float],
     out: Path,
-    ship: bool,
     policy: str = "q",
 ) -> dict:
     row: dict[str, Any] = {"agents": {}}
@@ -90,8 +85,11 @@ def run_backend(
         )
         train(settings, calibration)
         report = evaluate(
-            EvaluateSettings(backend=backend, agent=str(agent_file), progress=False)
-        )
+            EvaluateSettings(
+                cloud=CloudSettings(backend), choice=AgentChoice(str(agent_file)),
+                progress=False,
+            )
+        )  # fmt: skip
         key, value = (
             ("threshold", calibration.threshold)
             if calibration.threshold is not None
@@ -109,12 +107,6 @@ def run_backend(
             "actions": report["agent"]["actions"],
         }
         print(f"  {backend} {target}: {json.dumps(row['agents'][str(target)])}")
-        if ship and target == max(targets):
-            shipped = AGENTS / f"{backend}-{ACTIONS}.pt"
-            shutil.copyfile(agent_file, shipped)
-            log = json.loads(agent_file.with_suffix(".json").read_text())
-            log["agent_file"] = os.path.relpath(shipped)
-            atomic_write_json(shipped.with_suffix(".json"), log)
     row["fixed"] = report["fixed"]
     row["best_fixed"] = {}
     for target in targets:
@@ -124,7 +116,9 @@ def run_backend(
         )
     paper = evaluate(
         EvaluateSettings(
-            backend=backend, agent=str(shipped_agent_path(backend)), progress=False
+            cloud=CloudSettings(backend),
+            choice=AgentChoice(str(shipped_agent_path(backend))),
+            progress=False,
         )
     )
     row["oracle"] = {"paper": paper["oracle"], ACTIONS: report["oracle"]}
@@ -212,7 +206,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", nargs="+", default=["lite0", "lite1", "lite2"])
     parser.add_argument("--targets", nargs="+", type=float, default=[0.95, 0.97, 0.99])
     parser.add_argument("--json", type=Path, default=Path("out/targets.json"))
-    parser.add_argument("--ship", action="store_true")
     parser.add_argument("--features", default="confidence")
     parser.add_argument("--policy", choices=sorted(PRESET), default="q")
     args = parser.parse_args(argv)
@@ -230,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             report = earlier
     for backend in args.backends:
         report[backend] = run_backend(
-            backend, args.features, args.targets, out, args.ship, args.policy
+            backend, args.features, args.targets, out, args.policy
         )
         atomic_write_json(args.json, report)
     plot(report, args.json.with_suffix(".png"))

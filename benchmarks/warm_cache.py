@@ -11,14 +11,13 @@ from __future__ import annotations
 import argparse
 import time
 
-from adacompress.backends import get_backend
-from adacompress.cache import AnswerCache, default_cache_path
-from adacompress.codec import get_action_set
-from adacompress.datasets import imagenet_split
-from adacompress.environment import CompressionEnv
-from adacompress.evaluate import collect
-from adacompress.features import get_extractor
-from adacompress.threads import configure_threads
+from adacompress.core.datasets import imagenet_split
+from adacompress.device.actions import get_action_set
+from adacompress.device.features import get_extractor
+from adacompress.learning.environment import open_env
+from adacompress.learning.evaluate import collect
+from adacompress.learning.settings import CloudSettings
+from basekit.threads import configure_threads
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,20 +29,17 @@ def main(argv: list[str] | None = None) -> int:
     configure_threads()
     paths = imagenet_split(args.split)
     extractor = get_extractor("lite0")
-    with AnswerCache(default_cache_path()) as cache:
-        for backend in args.backends:
-            start = time.perf_counter()
-            env = CompressionEnv(
-                get_backend(backend),
-                cache,
-                actions=get_action_set(args.actions),
-                extractor=extractor,
-            )
+    for backend in args.backends:
+        start = time.perf_counter()
+        with open_env(
+            CloudSettings(backend), actions=get_action_set(args.actions),
+            extractor=extractor,
+        ) as env:  # fmt: skip
             collected = collect(env, paths)
             print(
                 f"{backend}: {len(collected.samples)} images, "
-                f"{len(collected.skipped)} skipped, new={cache.stats.new} "
-                f"cached={cache.stats.cached}, {time.perf_counter() - start:.0f} s"
+                f"{len(collected.skipped)} skipped, new={env.cache.stats.new} "
+                f"cached={env.cache.stats.cached}, {time.perf_counter() - start:.0f} s"
             )
     return 0
 

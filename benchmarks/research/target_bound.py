@@ -1,6 +1,7 @@
 """How small can uploads get at an accuracy target, given what the device knows?
 
-    python benchmarks/target_bound.py [--target 0.985] [--json out/target_bound.json]
+    python benchmarks/research/target_bound.py [--target 0.985]
+        [--json out/target_bound.json]
 
 Train split only (700 images, never test), every backend, the ``scale-quality`` action
 set. Each row is a decision rule with a different amount of information, and its
@@ -41,18 +42,19 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from adacompress.backends import get_backend
-from adacompress.cache import AnswerCache, default_cache_path
-from adacompress.codec import REFERENCE_ACTION, get_action_set
-from adacompress.datasets import imagenet_split
-from adacompress.environment import CompressionEnv
-from adacompress.evaluate import collect
-from adacompress.features import CONFIDENCE_TOP, get_extractor
-from adacompress.labels import Answer
-from adacompress.storage import atomic_write_json
-from adacompress.threads import configure_threads
 from logistic_fit import fit_logits
+
+from adacompress.cloud.backends import get_backend
+from adacompress.core.datasets import imagenet_split
+from adacompress.core.labels import Answer
+from adacompress.device.actions import REFERENCE_ACTION, get_action_set
+from adacompress.device.features import get_extractor
+from adacompress.device.features.lite import CONFIDENCE_TOP
+from adacompress.learning.cache import AnswerCache, default_cache_path
+from adacompress.learning.environment import CompressionEnv
+from adacompress.learning.evaluate import collect
+from basekit.atomic import atomic_write_json
+from basekit.threads import configure_threads
 
 BACKENDS = ("lite0", "lite1", "lite2")
 LOCAL = "lite0"  # the backend whose network is the device's local classifier

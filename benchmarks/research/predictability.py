@@ -1,6 +1,6 @@
 """How predictable is "this image survives quality c" from what the device can see?
 
-    python benchmarks/predictability.py [--backends lite0 lite1 lite2]
+    python benchmarks/research/predictability.py [--backends lite0 lite1 lite2]
 
 Train split only (never test). For q=5 and q=15 and each backend: the share of images
 whose answer survives, and the ROC AUC of candidate signals for predicting it —
@@ -16,16 +16,16 @@ import json
 
 import numpy as np
 import torch
-
-from adacompress.backends import get_backend
-from adacompress.cache import AnswerCache, default_cache_path
-from adacompress.codec import Action, get_action_set
-from adacompress.datasets import imagenet_split
-from adacompress.environment import CompressionEnv
-from adacompress.evaluate import collect
-from adacompress.features import get_extractor
-from adacompress.threads import configure_threads
 from logistic_fit import fit_logits
+
+from adacompress.cloud.backends import get_backend
+from adacompress.core.datasets import imagenet_split
+from adacompress.device.actions import Action, get_action_set
+from adacompress.device.features import get_extractor
+from adacompress.learning.cache import AnswerCache, default_cache_path
+from adacompress.learning.environment import CompressionEnv
+from adacompress.learning.evaluate import collect
+from basekit.threads import configure_threads
 
 QUALITIES = (5, 15)
 

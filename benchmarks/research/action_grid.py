@@ -7,7 +7,8 @@ keeps the reference top-1 in the top-5), and the best fixed pair at accuracy >= 
 A sub-grid earns its place if its oracle is nearly as small as the full grid's with
 fewer actions for the agent to learn.
 
-    python benchmarks/action_grid.py [--backend lite0] [--images 150] [--json OUT]
+    python benchmarks/research/action_grid.py [--backend lite0] [--images 150]
+        [--json OUT]
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from adacompress.backends import get_backend
-from adacompress.cache import AnswerCache, default_cache_path
-from adacompress.codec import REFERENCE_ACTION, Action
-from adacompress.datasets import imagenet_split
-from adacompress.environment import CompressionEnv
-from adacompress.evaluate import collect
-from adacompress.features import get_extractor
-from adacompress.threads import configure_threads
+from adacompress.cloud.backends import get_backend
+from adacompress.core.datasets import imagenet_split
+from adacompress.device.actions import REFERENCE_ACTION, Action
+from adacompress.device.features import get_extractor
+from adacompress.learning.cache import AnswerCache, default_cache_path
+from adacompress.learning.environment import CompressionEnv
+from adacompress.learning.evaluate import collect
+from basekit.threads import configure_threads
 
 QUALITIES = tuple(range(5, 100, 10))
 SCALES = (1.0, 0.75, 0.5, 0.35, 0.25)
