@@ -7,10 +7,11 @@ Examples:
     >>> compressor = adacompress.load("lite0")       # a shipped agent, or a path
     >>> upload = compressor.compress("cat.jpg")      # a path, PIL image or bytes
     >>> upload.data, upload.action, upload.mime      # the bytes to send, and why
-    >>> answer = adacompress.cloud("lite0").classify([upload.data])[0]
+    >>> answer = adacompress.service("lite0").classify([upload.data])[0]
 
 Names are imported when first used, so ``import adacompress`` (and the command
-line's ``--help``) stays fast.
+line's ``--help``) stays fast. (``adacompress.cloud`` is the cloud-side subpackage;
+``adacompress.service(name)`` is how to get a service.)
 """
 
 from __future__ import annotations
@@ -57,9 +58,9 @@ __all__ = [
     "UploadLimits",
     "__version__",
     "backend_names",
-    "cloud",
     "evaluate",
     "load",
+    "service",
     "shipped_agents",
     "train",
 ]
@@ -90,7 +91,7 @@ def load(
     ``actions`` the name is a backend) or an agent file by path, ready to compress.
 
     ``limits`` are what the receiving service accepts (default: none; for a real
-    service pass ``adacompress.cloud(name).limits``).
+    service pass ``adacompress.service(name).limits``).
 
     Raises:
         ValueError: unknown name or unreadable file (one line).
@@ -101,7 +102,7 @@ def load(
     return Compressor.load(agent, actions=actions, limits=limits or NO_LIMITS)
 
 
-def cloud(name: str = "lite0") -> Service:
+def service(name: str = "lite0") -> Service:
     """A vision service by name: ``lite0``/``lite1``/``lite2`` (emulated, in this
     process), ``rekognition`` (AWS), or the ``http(s)://`` URL of a Google
     Vision-shaped service. ``.classify([bytes, ...])`` answers each upload with its

@@ -4,7 +4,8 @@ Self-supervised image features: the representation of an image and of its
 jigsaw-shuffled version are made to agree with an NCE loss against a memory bank of
 negatives (SPEC.md, "PIRL, precisely"). One concept per module: ``data``,
 ``transforms``, ``resnet``, ``model``, ``memory_bank``, ``loss``, ``jigsaw_baseline``,
-``train``, ``evaluate``, ``cli``.
+``train``, ``evaluate``, ``cli``. Imports nothing from ``adacompress``; see README.md
+beside this file.
 """
 
 from pirl.data import ImageDataset, ImageSource
@@ -13,10 +14,11 @@ from pirl.loss import PIRLLoss, info_nce_loss, nce_loss
 from pirl.memory_bank import MemoryBank
 from pirl.model import PIRLModel
 from pirl.resnet import ResNet, resnet
-from pirl.transforms import ImageView, Jigsaw, Rotation
+from pirl.transforms import EvalView, ImageView, Jigsaw, Rotation, Views
 
 __all__ = [
     "ImageDataset",
+    "EvalView",
     "ImageSource",
     "ImageView",
     "Jigsaw",
@@ -26,6 +28,7 @@ __all__ = [
     "PIRLModel",
     "ResNet",
     "Rotation",
+    "Views",
     "info_nce_loss",
     "max_hamming_permutations",
     "nce_loss",

@@ -17,7 +17,7 @@ image (:mod:`~adacompress.runtime.store`), so a killed run resumes exactly.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +28,26 @@ from adacompress.core.labels import Answer
 from adacompress.device.actions import REFERENCE_ACTION
 from adacompress.device.compressor import Compressor
 from adacompress.learning.environment import CompressionEnv, Sample
-from adacompress.runtime.drift import scene_statistics
-from adacompress.runtime.drift_monitor import DriftMonitor
+from adacompress.runtime.drift_monitor import DriftMonitor, cached_statistics
 from adacompress.runtime.p_est import EstimateRate
 from adacompress.runtime.retrain import RetrainProgress
 from adacompress.runtime.settings import RuntimeSettings
 from adacompress.runtime.store import Record, RunStore, Transition
-from basekit.images import ImageError, load_image
+from basekit.images import ImageError
 
 TOP_LABELS_RECORDED = 5
-SCENE_STATISTICS = "scene-statistics"
-"""Cache name of the drift detector's per-image statistics."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """What happened to one image, before it becomes a :class:`Record`."""
+
+    action: str | None = None
+    uploaded: int = 0
+    reference_bytes: int | None = None
+    accuracy: float | None = None
+    labels: Answer = field(default_factory=list)
+    error: str | None = None
 
 
 class Runtime:
@@ -62,7 +71,6 @@ class Runtime:
         metadata: dict[str, Any],
     ) -> None:
         self.env, self.settings, self.store = env, settings, store
-        self.compressor = compressor
         self.policy = compressor.policy
         self.candidates = compressor.candidates if settings.skip_dominated else None
         self.rng = np.random.default_rng(settings.seed)
@@ -74,11 +82,11 @@ class Runtime:
         self.retrain = RetrainProgress()
         self.monitor = DriftMonitor(settings)
         self._agent_changed = False
-        loaded = store.load()
+        loaded = store.load(metadata)
         if loaded is None:
             store.start(self.state_dict(), self._agent_blob(), metadata)
         else:
-            self._resume(*loaded, metadata)
+            self._resume(*loaded)
         self.position = store.next_position()
 
     # -- state ---------------------------------------------------------------
@@ -92,16 +100,7 @@ class Runtime:
             "rng": json.dumps(self.rng.bit_generator.state),
         }  # fmt: skip
 
-    def _resume(
-        self, state: dict[str, Any], blob: dict[str, Any], stored: dict[str, Any],
-        metadata: dict[str, Any],
-    ) -> None:  # fmt: skip
-        for key in ("backend", "features", "actions"):
-            if stored.get(key) != metadata.get(key):
-                raise ValueError(
-                    f"state folder {self.store.folder} belongs to a run with {key}="
-                    f"{stored.get(key)!r}, not {metadata.get(key)!r}"
-                )
+    def _resume(self, state: dict[str, Any], blob: dict[str, Any]) -> None:
         self.rng.bit_generator.state = json.loads(state["rng"])
         self.mode, self.generation = state["mode"], state["generation"]
         self.retrains = state["retrains"]
@@ -131,7 +130,7 @@ class Runtime:
             sample = self._sample(path)
             self._watch_drift(sample)
         except ImageError as err:
-            return self._commit(self._record(path, "skipped", error=str(err)))
+            return self._commit(path, "skipped", Step(error=str(err)))
         try:
             if self.mode == "retrain":
                 return self._retrain_step(path, sample)
@@ -139,7 +138,7 @@ class Runtime:
                 return self._estimate(path, sample)
             return self._inference(path, sample)
         except (ServiceError, ImageError) as err:
-            return self._commit(self._record(path, "failed", error=str(err)))
+            return self._commit(path, "failed", Step(error=str(err)))
 
     def _sample(self, path: Path) -> Sample:
         samples, skipped = self.env.prepare([path], progress=False)
@@ -151,34 +150,30 @@ class Runtime:
         index = int(self.policy.choose(sample.features[None], self.candidates)[0])
         action = self.env.actions[index]
         outcome = self.env.outcomes(sample, [action])[action]
-        return self._commit(
-            self._record(
-                path, "inference", action=action.key, uploaded=outcome.nbytes,
-                reference_bytes=self.env.reference_bytes(sample), labels=outcome.answer,
-            )
-        )  # fmt: skip
+        step = Step(action.key, outcome.nbytes, self.env.reference_bytes(sample),
+                    labels=outcome.answer)  # fmt: skip
+        return self._commit(path, "inference", step)
 
     def _estimate(self, path: Path, sample: Sample) -> Record:
         s = self.settings
         index = self.policy.act(sample.features, candidates=self.candidates)
         result, labels, uploaded = self.env.step_with_reference(sample, index)
-        transition = self._transition(sample, index, self.policy.signal(result))
+        transition = Transition.one_action(
+            sample.features, index, self.policy.signal(result), len(self.env.actions)
+        )
         # Stored in D, not learned from: the policy learns only while retraining.
         self.policy.remember(transition.state, transition.signals, transition.observed)
         action = self.env.actions[index]
         if s.count_reference_estimates or action != REFERENCE_ACTION:
             self.rate.add(result.accuracy, s)
             self.monitor.add_estimate(result.accuracy)
-        record = self._record(
-            path, "estimate", action=action.key, uploaded=uploaded,
-            reference_bytes=result.reference_bytes, accuracy=result.accuracy,
-            labels=labels,
-        )  # fmt: skip
+        step = Step(action.key, uploaded, result.reference_bytes, result.accuracy,
+                    labels)  # fmt: skip
         if self.rate.dropped(s) or self.monitor.calls_for_retrain():
             self._start_retrain()
             kept = None if s.flush_memory else transition
-            return self._commit(record, agent=True, transition=kept)
-        return self._commit(record, transition=transition)
+            return self._commit(path, "estimate", step, agent=True, transition=kept)
+        return self._commit(path, "estimate", step, transition=transition)
 
     def _retrain_step(self, path: Path, sample: Sample) -> Record:
         index = self.policy.act(sample.features, explore=True,
@@ -187,28 +182,22 @@ class Runtime:
         signal = self.policy.signal(result)
         self.policy.observe(sample.features, index, signal, sample.features)
         self.retrain.add(result.reward, result.accuracy, self.settings)
-        record = self._record(
-            path, "retrain", action=self.env.actions[index].key, uploaded=uploaded,
-            reference_bytes=result.reference_bytes, accuracy=result.accuracy,
-            labels=labels,
-        )  # fmt: skip
+        step = Step(self.env.actions[index].key, uploaded, result.reference_bytes,
+                    result.accuracy, labels)  # fmt: skip
         if self.retrain.done(self.policy.epsilon, self.settings):
             self._end_retrain()
-        transition = self._transition(sample, index, signal)
-        return self._commit(record, agent=True, transition=transition)
+        transition = Transition.one_action(
+            sample.features, index, signal, len(self.env.actions)
+        )
+        return self._commit(path, "retrain", step, agent=True, transition=transition)
 
     # -- state changes -----------------------------------------------------------
 
     def _watch_drift(self, sample: Sample) -> None:
-        """Feed the drift monitor this image's scene statistics (cached)."""
+        """Feed the drift monitor this image's scene statistics."""
         if not self.monitor.enabled or self.mode == "retrain":
             return
-        stats = self.env.cache.get_features(sample.digest, SCENE_STATISTICS)
-        if stats is None:
-            image = load_image(sample.path, max_pixels=self.env.max_pixels)
-            stats = scene_statistics(image)
-            self.env.cache.put_features(sample.digest, SCENE_STATISTICS, stats)
-        if self.monitor.watch(stats, self.policy):
+        if self.monitor.watch(cached_statistics(self.env, sample), self.policy):
             self._agent_changed = True
         if self.monitor.testing:
             self.rate.hold(self.settings.drift_p_est)
@@ -239,36 +228,20 @@ class Runtime:
             self.generation += 1
             self.policy.forget()
 
-    # -- helpers -----------------------------------------------------------------
-
-    def _transition(self, sample: Sample, index: int, signal: float) -> Transition:
-        signals = np.zeros(len(self.env.actions), dtype=np.float32)
-        observed = np.zeros(len(self.env.actions), dtype=np.float32)
-        signals[index], observed[index] = signal, 1.0
-        return Transition(sample.features, signals, observed)
-
-    def _record(
-        self, path: Path, state: str, *, action: str | None = None,
-        uploaded: int = 0, reference_bytes: int | None = None,
-        accuracy: float | None = None, labels: Answer | None = None,
-        error: str | None = None,
-    ) -> Record:  # fmt: skip
-        return Record(
-            position=self.position, path=str(path), state=state, action=action,
-            bytes_uploaded=uploaded, reference_bytes=reference_bytes,
-            accuracy=accuracy, p_est=self.rate.p_est, epsilon=self.policy.epsilon,
-            labels=[
-                (label.class_id, label.name, round(label.score, 6))
-                for label in (labels or [])[:TOP_LABELS_RECORDED]
-            ],
-            error=error,
-        )  # fmt: skip
-
     def _commit(
-        self, record: Record, *, agent: bool = False,
+        self, path: Path, state: str, step: Step, *, agent: bool = False,
         transition: Transition | None = None,
     ) -> Record:  # fmt: skip
-        record = replace(record, p_est=self.rate.p_est, epsilon=self.policy.epsilon)
+        """Record the image and the state after it, in one transaction."""
+        record = Record(
+            position=self.position, path=str(path), state=state, action=step.action,
+            bytes_uploaded=step.uploaded, reference_bytes=step.reference_bytes,
+            accuracy=step.accuracy, p_est=self.rate.p_est,
+            epsilon=self.policy.epsilon,
+            labels=[(label.class_id, label.name, round(label.score, 6))
+                    for label in step.labels[:TOP_LABELS_RECORDED]],
+            error=step.error,
+        )  # fmt: skip
         agent = agent or self._agent_changed
         self._agent_changed = False
         self.store.commit(

@@ -75,6 +75,16 @@ class Transition:
     signals: np.ndarray
     observed: np.ndarray
 
+    @classmethod
+    def one_action(
+        cls, state: np.ndarray, index: int, signal: float, n_actions: int
+    ) -> Transition:
+        """What one upload taught: ``signal`` for action ``index`` alone."""
+        signals = np.zeros(n_actions, dtype=np.float32)
+        observed = np.zeros(n_actions, dtype=np.float32)
+        signals[index], observed[index] = signal, 1.0
+        return cls(state, signals, observed)
+
 
 class RunStore:
     """SQLite store of one run, at ``folder/run.sqlite``."""
@@ -98,15 +108,29 @@ class RunStore:
 
     # -- reading -------------------------------------------------------------
 
-    def load(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None:
-        """``(runtime state, agent training state, metadata)``; None for a new run."""
+    def load(
+        self, metadata: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """``(runtime state, agent training state)``; None for a new run.
+
+        Raises:
+            ValueError: the folder belongs to a run with another backend, features
+                or actions than ``metadata`` says.
+        """
         row = self._db.execute(
             "SELECT state, agent, metadata FROM runtime WHERE id = 1"
         ).fetchone()
         if row is None:
             return None
+        stored = json.loads(row[2])
+        for key in ("backend", "features", "actions"):
+            if stored.get(key) != metadata.get(key):
+                raise ValueError(
+                    f"state folder {self.folder} belongs to a run with {key}="
+                    f"{stored.get(key)!r}, not {metadata.get(key)!r}"
+                )
         agent = torch.load(io.BytesIO(row[1]), map_location="cpu", weights_only=True)
-        return json.loads(row[0]), agent, json.loads(row[2])
+        return json.loads(row[0]), agent
 
     def next_position(self) -> int:
         row = self._db.execute("SELECT MAX(position) FROM records").fetchone()

@@ -1,0 +1,116 @@
+"""The runtime's parts alone: the drift test, the scene memory, the drift monitor
+and the retrain progress."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from adacompress.device.policies.q import DQNPolicy
+from adacompress.device.policies.settings import PolicySettings
+from adacompress.runtime.drift import SceneDrift
+from adacompress.runtime.drift_monitor import DriftMonitor
+from adacompress.runtime.drift_test import DriftTest
+from adacompress.runtime.retrain import RetrainProgress
+from adacompress.runtime.scene_memory import SceneMemory
+from adacompress.runtime.settings import RuntimeSettings
+
+S = RuntimeSettings()  # SPRT 0.01 vs 0.05, alpha 0.05, beta 0.2
+
+
+def test_drift_test_follows_wald() -> None:
+    test = DriftTest()
+    test.add(0.0, S)
+    assert test.llr is None  # nothing runs before start()
+    test.start()
+    test.add(0.0, S)
+    assert test.llr == math.log(5)  # a failure: log(e1 / e0)
+    assert not test.rejects(S)
+    test.add(0.0, S)  # 2 log 5 = 3.2 > log(0.8 / 0.05) = 2.77
+    assert test.rejects(S)
+    test.start()
+    successes = 0
+    while test.running:
+        test.add(1.0, S)
+        successes += 1
+    # log(0.95 / 0.99) per success down to log(0.2 / 0.95)
+    assert successes == math.ceil(math.log(0.2 / 0.95) / math.log(0.95 / 0.99))
+    assert not test.rejects(S)
+
+
+def scene(value: float, n: int = 30, seed: int = 0) -> SceneDrift:
+    drift = SceneDrift(window=n)
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        drift.update(np.full(4, value) + rng.normal(0, 0.01, 4))
+    return drift
+
+
+def test_scene_memory_remembers_and_matches() -> None:
+    memory = SceneMemory()
+    day = scene(0.8).reference()
+    memory.scene_left(day, enabled=True)
+    assert not memory.match_pending  # nothing remembered yet
+    assert memory.retrain_starts(enabled=True)  # remember the day agent
+    assert memory.remembered_scene == day and memory.left_scene is None
+    night = scene(0.2, seed=1)
+    memory.scene_left(night.reference(), enabled=True)
+    assert memory.match_pending
+    assert not memory.matches(SceneDrift(window=30), threshold=8.0)  # not formed
+    assert memory.match_pending
+    assert memory.matches(scene(0.8, seed=2), threshold=8.0)  # the day is back
+    assert not memory.match_pending
+    memory.swapped()
+    assert memory.remembered_scene == night.reference() and memory.swaps == 1
+    assert not SceneMemory().retrain_starts(enabled=True)  # no scene left: nothing
+
+
+def test_drift_monitor_swaps_the_remembered_weights_back() -> None:
+    settings = RuntimeSettings(drift_window=10)
+    monitor = DriftMonitor(settings)
+    policy = DQNPolicy(PolicySettings(state_dim=4, n_actions=3, seed=0))
+    day_weights = policy.weights()
+    rng = np.random.default_rng(0)
+
+    def feed(value: float, n: int) -> list[bool]:
+        return [
+            monitor.watch(np.full(4, value) + rng.normal(0, 0.01, 4), policy)
+            for _ in range(n)
+        ]
+
+    feed(0.8, 12)
+    feed(0.2, 5)
+    assert monitor.testing  # the night was noticed
+    monitor.retrain_starts(policy)
+    policy.load_weights({k: v + 1 for k, v in day_weights.items()})  # "retrained"
+    monitor.retrain_ends()
+    assert not monitor.testing
+    feed(0.2, 12)
+    swaps = feed(0.8, 25)
+    assert sum(swaps) == 1  # the day came back once
+    for key, value in policy.weights().items():
+        assert np.array_equal(value.numpy(), day_weights[key].numpy())
+    state = monitor.state_dict()
+    again = DriftMonitor(settings)
+    again.load_state_dict(state, monitor.remembered)
+    assert again.state_dict() == state
+
+
+def test_retrain_progress_exit_rules() -> None:
+    s = RuntimeSettings(retrain_min_steps=3, exit_window=3, exit_accuracy=0.9,
+                        exit_epsilon=0.2, retrain_max_steps=10)  # fmt: skip
+    progress = RetrainProgress()
+    for _ in range(2):
+        progress.add(0.5, 1.0, s)
+    assert not progress.done(0.0, s)  # before the minimum
+    progress.add(0.5, 1.0, s)
+    assert progress.done(0.1, s) and not progress.done(0.5, s)  # epsilon too high
+    progress.add(0.5, 0.0, s)
+    assert progress.retrain_accuracies == [1.0, 1.0, 0.0]  # the exit window
+    assert not progress.done(0.1, s)
+    while progress.retrain_steps < 10:
+        progress.add(0.5, 0.0, s)
+    assert progress.done(0.9, s)  # the maximum ends it whatever the rest says
+    progress.restart()
+    assert progress == RetrainProgress()
