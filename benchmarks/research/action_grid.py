@@ -19,13 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from adacompress.cloud.backends import get_backend
 from adacompress.core.datasets import imagenet_split
 from adacompress.device.actions import REFERENCE_ACTION, Action
 from adacompress.device.features import get_extractor
-from adacompress.learning.cache import AnswerCache, default_cache_path
-from adacompress.learning.environment import CompressionEnv
+from adacompress.learning.environment import open_env
 from adacompress.learning.evaluate import collect
+from adacompress.learning.settings import CloudSettings
 from basekit.threads import configure_threads
 
 QUALITIES = tuple(range(5, 100, 10))
@@ -52,13 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_threads()
     grid = [Action(q, s) for s in SCALES for q in QUALITIES]
     paths = imagenet_split("fit")[: args.images]
-    with AnswerCache(default_cache_path()) as cache:
-        env = CompressionEnv(
-            get_backend(args.backend),
-            cache,
-            actions=grid,
-            extractor=get_extractor("confidence"),
-        )
+    with open_env(
+        CloudSettings(args.backend), actions=grid, extractor=get_extractor("confidence")
+    ) as env:
         collected = collect(env, paths)
     outcomes = collected.outcomes
     reference = np.array([o[REFERENCE_ACTION].nbytes for o in outcomes], float)

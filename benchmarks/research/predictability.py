@@ -18,13 +18,12 @@ import numpy as np
 import torch
 from logistic_fit import fit_logits
 
-from adacompress.cloud.backends import get_backend
 from adacompress.core.datasets import imagenet_split
 from adacompress.device.actions import Action, get_action_set
 from adacompress.device.features import get_extractor
-from adacompress.learning.cache import AnswerCache, default_cache_path
-from adacompress.learning.environment import CompressionEnv
+from adacompress.learning.environment import open_env
 from adacompress.learning.evaluate import collect
+from adacompress.learning.settings import CloudSettings
 from basekit.threads import configure_threads
 
 QUALITIES = (5, 15)
@@ -66,50 +65,45 @@ def main(argv: list[str] | None = None) -> int:
     actions = get_action_set("paper")
     splits = {name: imagenet_split(name) for name in ("fit", "val")}
     results = {}
-    with AnswerCache(default_cache_path()) as cache:
-        for backend in args.backends:
-            data = {}
-            for name, paths in splits.items():
-                features = {}
-                for extractor in ("lite0", "confidence"):
-                    env = CompressionEnv(
-                        get_backend(backend),
-                        cache,
-                        actions=actions,
-                        extractor=get_extractor(extractor),
-                    )
+    for backend in args.backends:
+        data = {}
+        for name, paths in splits.items():
+            features = {}
+            for extractor in ("lite0", "confidence"):
+                with open_env(
+                    CloudSettings(backend), actions=actions,
+                    extractor=get_extractor(extractor),
+                ) as env:  # fmt: skip
                     collected = collect(env, paths, progress=False)
-                    features[extractor] = np.stack(
-                        [s.features for s in collected.samples]
-                    )
-                survives = {
-                    q: np.array(
-                        [
-                            env.score(o[Action(75)], o[Action(q)]).accuracy
-                            for o in collected.outcomes
-                        ]
-                    )
-                    for q in QUALITIES
-                }
-                data[name] = (features, survives)
-            row = {}
-            for q in QUALITIES:
-                conf = np.concatenate([data[n][0]["confidence"] for n in splits])
-                label = np.concatenate([data[n][1][q] for n in splits])
-                (f_fit, s_fit), (f_val, s_val) = data["fit"], data["val"]
-                row[f"q{q}"] = {
-                    "survive_rate_train": float(label.mean()),
-                    "auc_top1_score": auc(conf[:, 0], label),
-                    "auc_log_pixels": auc(conf[:, 10], label),
-                    "auc_logistic_lite0_val": logistic_auc(
-                        f_fit["lite0"], s_fit[q], f_val["lite0"], s_val[q]
-                    ),
-                    "auc_logistic_confidence_val": logistic_auc(
-                        f_fit["confidence"], s_fit[q], f_val["confidence"], s_val[q]
-                    ),
-                }
-            results[backend] = row
-            print(backend, json.dumps(row, indent=1), flush=True)
+                features[extractor] = np.stack([s.features for s in collected.samples])
+            survives = {
+                q: np.array(
+                    [
+                        env.score(o[Action(75)], o[Action(q)]).accuracy
+                        for o in collected.outcomes
+                    ]
+                )
+                for q in QUALITIES
+            }
+            data[name] = (features, survives)
+        row = {}
+        for q in QUALITIES:
+            conf = np.concatenate([data[n][0]["confidence"] for n in splits])
+            label = np.concatenate([data[n][1][q] for n in splits])
+            (f_fit, s_fit), (f_val, s_val) = data["fit"], data["val"]
+            row[f"q{q}"] = {
+                "survive_rate_train": float(label.mean()),
+                "auc_top1_score": auc(conf[:, 0], label),
+                "auc_log_pixels": auc(conf[:, 10], label),
+                "auc_logistic_lite0_val": logistic_auc(
+                    f_fit["lite0"], s_fit[q], f_val["lite0"], s_val[q]
+                ),
+                "auc_logistic_confidence_val": logistic_auc(
+                    f_fit["confidence"], s_fit[q], f_val["confidence"], s_val[q]
+                ),
+            }
+        results[backend] = row
+        print(backend, json.dumps(row, indent=1), flush=True)
     return 0
 
 

@@ -44,15 +44,14 @@ import numpy as np
 import torch
 from logistic_fit import fit_logits
 
-from adacompress.cloud.backends import get_backend
 from adacompress.core.datasets import imagenet_split
 from adacompress.core.labels import Answer
 from adacompress.device.actions import REFERENCE_ACTION, get_action_set
 from adacompress.device.features import get_extractor
 from adacompress.device.features.lite import CONFIDENCE_TOP
-from adacompress.learning.cache import AnswerCache, default_cache_path
-from adacompress.learning.environment import CompressionEnv
+from adacompress.learning.environment import open_env
 from adacompress.learning.evaluate import collect
+from adacompress.learning.settings import CloudSettings
 from basekit.atomic import atomic_write_json
 from basekit.threads import configure_threads
 
@@ -68,17 +67,13 @@ def score_of(answer: Answer, class_id: int) -> float:
     return next((label.score for label in answer if label.class_id == class_id), 0.0)
 
 
-def backend_table(
-    cache: AnswerCache, backend: str, split: str = "train"
-) -> dict[str, np.ndarray]:
+def backend_table(backend: str, split: str = "train") -> dict[str, np.ndarray]:
     """Per image x action: survived, bytes, cloud top-1 score; plus the state."""
-    env = CompressionEnv(
-        get_backend(backend),
-        cache,
-        actions=get_action_set("scale-quality"),
+    with open_env(
+        CloudSettings(backend), actions=get_action_set("scale-quality"),
         extractor=get_extractor("confidence-scales"),
-    )
-    collected = collect(env, imagenet_split(split), progress=False)
+    ) as env:  # fmt: skip
+        collected = collect(env, imagenet_split(split), progress=False)
     rows = collected.outcomes
     ref_class = [o[REFERENCE_ACTION].answer[0].class_id for o in rows]
     ref_score = [o[REFERENCE_ACTION].answer[0].score for o in rows]
@@ -233,8 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_threads()
     keys = [a.key for a in get_action_set("scale-quality")]
-    with AnswerCache(default_cache_path()) as cache:
-        tables = {b: backend_table(cache, b) for b in BACKENDS}
+    tables = {b: backend_table(b) for b in BACKENDS}
     local = tables[LOCAL]
     # The local classifier on every candidate upload (n, actions, 3).
     probes = np.stack([local["ref_share"], local["same_top1"], local["kept"]], axis=2)
