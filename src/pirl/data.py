@@ -25,7 +25,13 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
-from basekit.images import DEFAULT_MAX_PIXELS, ImageError, load_image
+from basekit.images import (
+    DEFAULT_MAX_FILE_BYTES,
+    DEFAULT_MAX_PIXELS,
+    ImageError,
+    load_image,
+    read_image_file,
+)
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
@@ -56,6 +62,7 @@ class ImageSource:
         limit: keep a seeded random subset of this many images (for quick runs).
         seed: seed of that subset.
         max_pixels: skip images with more pixels than this.
+        max_bytes: skip files (or zip members) larger than this, unread.
 
     Raises:
         DataError: the path is missing, not a folder or zip, or holds no usable image.
@@ -74,9 +81,11 @@ class ImageSource:
         limit: int | None = None,
         seed: int = 0,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_bytes: int = DEFAULT_MAX_FILE_BYTES,
     ) -> None:
         self.path = Path(path)
         self.max_pixels = max_pixels
+        self.max_bytes = max_bytes
         self._zip: zipfile.ZipFile | None = None
         self._zip_pid = -1
         prefix = (under.strip("/") + "/") if under else ""
@@ -88,7 +97,7 @@ class ImageSource:
             candidates = sorted(
                 p.relative_to(self.path).as_posix()
                 for p in base.rglob("*")
-                if p.is_file() and not p.name.startswith(".")
+                if not p.is_dir() and not p.name.startswith(".")
             )
         elif self.path.is_file() and zipfile.is_zipfile(self.path):
             self.is_zip = True
@@ -144,17 +153,29 @@ class ImageSource:
         return parts[0], parts[1]
 
     def read(self, name: str) -> bytes:
+        """The bytes of one image; a zip member's declared size is checked before
+        anything is inflated, a file's type and size before it is read.
+
+        Raises:
+            ImageError: unreadable, not a regular file, or over the size limit.
+        """
         if not self.is_zip:
-            return (self.path / name).read_bytes()
+            return read_image_file(self.path / name, max_bytes=self.max_bytes)
         if self._zip is None or self._zip_pid != os.getpid():
             self._zip = zipfile.ZipFile(self.path)  # one handle per worker process
             self._zip_pid = os.getpid()
+        info = self._zip.getinfo(name)
+        if info.file_size > self.max_bytes:
+            raise ImageError(
+                f"zip member too large: {info.file_size:,} bytes declared "
+                f"(limit {self.max_bytes:,})"
+            )
         return self._zip.read(name)
 
     def load_name(self, name: str) -> Image.Image:
         try:
             data = self.read(name)
-        except (OSError, zipfile.BadZipFile) as err:
+        except (OSError, zipfile.BadZipFile, KeyError) as err:
             raise ImageError(f"cannot read: {err}") from None
         return load_image(data, max_pixels=self.max_pixels)
 

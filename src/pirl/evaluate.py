@@ -12,7 +12,6 @@ over the labelled train and test images; its pooled features are then classified
 from __future__ import annotations
 
 import math
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from basekit.atomic import atomic_torch_save
+from basekit.safe_load import load_tensors
 from pirl.data import DataError, ImageDataset, ImageSource
 from pirl.resnet import resnet
 from pirl.transforms import EvalView
@@ -74,21 +74,16 @@ class EvalSettings:
     """show progress bars"""
 
 
-def load_encoder(
-    path: str | Path, *, weights_only: bool = False
-) -> tuple[nn.Module, dict[str, Any]]:
+def load_encoder(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """The encoder of a training checkpoint or of an exported file, plus its meta.
 
-    ``weights_only=True`` unpickles tensors and plain containers only (safe on files
-    from elsewhere); both kinds of file written here load that way.
+    Only tensors and plain data are read (``weights_only``): a crafted file is
+    refused, never executed.
 
     Raises:
-        ValueError: the file is neither.
+        ValueError: the file is neither, or holds more than plain data (one line).
     """
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=weights_only)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
-        raise ValueError(f"cannot read {path}: {str(err).splitlines()[0]}") from None
+    saved = load_tensors(path, what="pirl checkpoint or encoder")
     if not isinstance(saved, dict):
         raise ValueError(f"{path} is not a pirl checkpoint or encoder")
     if saved.get("format") == ENCODER_FORMAT:

@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from basekit.atomic import atomic_torch_save, atomic_write_json
+from basekit.safe_load import load_tensors
 from pirl.data import DataError, EpochBatchSampler, ImageDataset, ImageSource
 from pirl.jigsaw_baseline import (
     JigsawClassifier,
@@ -391,7 +392,7 @@ def train(
     if settings.resume:
         if not checkpoint.exists():
             raise DataError(f"nothing to resume: {checkpoint} does not exist")
-        saved = torch.load(checkpoint, map_location=device, weights_only=False)
+        saved = load_tensors(checkpoint, what="pirl checkpoint")
         if saved["n_data"] != n or saved["settings"]["method"] != settings.method:
             raise ValueError("checkpoint was made with other data or another method")
         model.load_state_dict(saved["model"])

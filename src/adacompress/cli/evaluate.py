@@ -23,7 +23,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from adacompress.cli.report import print_evaluation
+    from adacompress.cli.report import plot_or_note, print_evaluation
     from adacompress.experiments.plots import plot_evaluation
     from adacompress.learning.evaluate import evaluate
 
@@ -33,6 +33,6 @@ def execute(args: argparse.Namespace) -> int:
         str(Path(settings.json).with_suffix(".png")) if settings.json else None
     )
     if plot and report["n_images"]:
-        plot_evaluation(report, Path(plot))
+        plot_or_note(plot_evaluation, report, Path(plot))
     print_evaluation(report)
     return 1 if report["skipped"] else 0

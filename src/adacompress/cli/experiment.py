@@ -29,6 +29,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
+    from adacompress.cli.report import plot_or_note
     from adacompress.experiments.plots import plot_run
     from adacompress.experiments.scenery import scenery
 
@@ -38,8 +39,8 @@ def execute(args: argparse.Namespace) -> int:
         str(Path(settings.json).with_suffix(".png")) if settings.json else None
     )
     if plot:
-        plot_run(
-            records, Path(plot), change_points=report["change_points"],
+        plot_or_note(
+            plot_run, records, Path(plot), change_points=report["change_points"],
             caller_accuracy=report["caller_accuracy"],
             title=f"{settings.cloud.backend}, preset {settings.preset}: "
             "day -> night -> day",

@@ -27,6 +27,7 @@ COMMANDS: tuple[ModuleType, ...] = (
 """Each module has ``NAME``, ``add_parser(subparsers)`` and ``execute(args)``."""
 
 EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
 EXIT_INTERRUPTED = 130
 THREADS_ENV = "ADACOMPRESS_THREADS"
 
@@ -70,11 +71,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = shlex.join(["adacompress", *argv])
     command = next(c for c in COMMANDS if c.NAME == args.command)
+    from adacompress.cloud.service import CircuitOpen
+
     try:
         from basekit.threads import configure_threads
 
         configure_threads(args.threads, env=THREADS_ENV)
         return int(command.execute(args))
+    except CircuitOpen as err:
+        print(f"adacompress: {err}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     except KeyboardInterrupt:
         print("adacompress: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, TypeVar
 
+from adacompress.core.datasets import SPLITS
 from adacompress.device.actions import ACTION_SETS
 from adacompress.device.policies.settings import POLICIES
 from adacompress.runtime.settings import RUNTIME_PRESETS
@@ -17,6 +18,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "actions": tuple(ACTION_SETS),
     "policy": POLICIES,
     "preset": tuple(RUNTIME_PRESETS),
+    "split": SPLITS,
 }
 """Fields whose values are a fixed list (listed in --help). --backend and --features
 are open: URLs and pirl:PATH are valid too."""

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from adacompress.learning.evaluate import best_fixed
+from basekit.extras import MissingExtra
 
 
 def print_evaluation(report: dict[str, Any]) -> None:
@@ -56,3 +59,12 @@ def print_run(summary: dict[str, Any]) -> None:
     )
     for problem in summary["problems"]:
         print(f"  {problem['state']} {problem['path']}: {problem['error']}")
+
+
+def plot_or_note(draw: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+    """Draw a figure that accompanies a result; without matplotlib, say so and go on
+    (the JSON is the result)."""
+    try:
+        draw(*args, **kwargs)
+    except MissingExtra as err:
+        print(f"adacompress: no plot: {err}", file=sys.stderr)

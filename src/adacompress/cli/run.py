@@ -4,6 +4,7 @@ stream of images; resumable, and a rerun retries what failed."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from adacompress.cli.report import print_run
+    from adacompress.cli.report import plot_or_note, print_run
     from adacompress.experiments.plots import plot_run
     from adacompress.runtime.run import run
 
@@ -37,6 +38,10 @@ def execute(args: argparse.Namespace) -> int:
     report, records = run(settings)
     if records:
         json_path = Path(settings.json or Path(report["state"]) / "report.json")
-        plot_run(records, Path(settings.plot or json_path.with_suffix(".png")))
+        plot = Path(settings.plot or json_path.with_suffix(".png"))
+        plot_or_note(plot_run, records, plot)
     print_run(report)
+    if report["stopped"]:
+        print(f"adacompress: {report['stopped']}", file=sys.stderr)
+        return 3
     return 1 if report["problems"] else 0

@@ -22,6 +22,11 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
+    from basekit.extras import require
+
+    for module in ("fastapi", "uvicorn"):
+        require(module, extra="server", feature="adacompress serve",
+                package="adacompress")  # fmt: skip
     from adacompress.cloud.server import serve
 
     serve(build(ServeSettings, args))

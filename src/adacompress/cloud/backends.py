@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from adacompress.cloud.service import Service
+from adacompress.cloud.service import CircuitBreaker, Service
 from adacompress.core.efficientnet import VARIANTS
 from adacompress.core.registry import Registry
 
@@ -20,22 +20,26 @@ def backend_names() -> list[str]:
     return [*BACKENDS, *REMOTE]
 
 
-def get_backend(name: str) -> Service:
+def get_backend(name: str, *, timeout: float = 30.0, max_failures: int = 3) -> Service:
     """A registered backend, or a remote one: ``http(s)://...`` is a Google
     Vision-shaped REST endpoint (e.g. ``adacompress serve``), ``rekognition`` is AWS.
+
+    A remote service gets ``timeout`` seconds per call, retries included, and a
+    :class:`~adacompress.cloud.service.CircuitBreaker` that stops after
+    ``max_failures`` calls in a row could not reach it.
 
     Raises:
         ValueError: unknown name (the message lists the choices).
     """
+    check_backend(name)
     if name.startswith(("http://", "https://")):
         from adacompress.cloud.clients.google_rest import GoogleRestClient
 
-        return GoogleRestClient(name)
+        return CircuitBreaker(GoogleRestClient(name, timeout=timeout), max_failures)
     if name == "rekognition":
         from adacompress.cloud.clients.rekognition import RekognitionClient
 
-        return RekognitionClient()
-    check_backend(name)
+        return CircuitBreaker(RekognitionClient(timeout=timeout), max_failures)
     return BACKENDS.build(name)
 
 

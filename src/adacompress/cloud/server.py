@@ -16,6 +16,8 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import hmac
+import io
 import json
 import logging
 import os
@@ -23,12 +25,15 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from PIL import Image, UnidentifiedImageError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
@@ -160,13 +165,37 @@ def label_annotations(answer: Answer, max_results: int) -> list[dict[str, Any]]:
     ]
 
 
+def read_api_key(settings: ServeSettings) -> str | None:
+    """The key the service requires: the file's content, else $ADACOMPRESS_SERVE_KEY,
+    else none.
+
+    Raises:
+        ValueError: the key file cannot be read or is empty (one line).
+    """
+    if settings.api_key_file:
+        try:
+            key = Path(settings.api_key_file).read_text().strip()
+        except OSError as err:
+            raise ValueError(f"cannot read the API key file: {err}") from None
+        if not key:
+            raise ValueError(f"the API key file {settings.api_key_file} is empty")
+        return key
+    return os.environ.get(API_KEY_ENV) or None
+
+
 def create_app(settings: ServeSettings, service: Service | None = None) -> FastAPI:
-    """The FastAPI app serving ``settings.backend`` (or ``service``)."""
+    """The FastAPI app serving ``settings.backend`` (or ``service``).
+
+    The event loop only reads requests: parsing, decoding and classifying run in
+    worker threads, at most ``max_concurrent`` requests at a time (more get 503 with
+    ``Retry-After``), so one heavy request never stalls the others.
+    """
     cloud = service if service is not None else get_backend(settings.backend)
     if hasattr(cloud, "batch_size"):
         cloud.batch_size = MAX_IMAGES  # one request = one model batch
-    api_key = settings.api_key or os.environ.get(API_KEY_ENV) or None
+    api_key = read_api_key(settings)
     model_lock = threading.Lock()
+    gate = asyncio.Semaphore(settings.max_concurrent)
     rng = random.Random(settings.seed)
     app = FastAPI(title="adacompress emulated cloud", docs_url=None, redoc_url=None)
     app.state.faults = {"dropped": 0, "throttled": 0, "unavailable": 0}
@@ -186,74 +215,151 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
     @app.post("/v1/images:annotate")
     async def annotate(request: Request) -> Response:
         given = request.headers.get("x-goog-api-key") or request.query_params.get("key")
-        if api_key and given != api_key:
+        if api_key and not hmac.compare_digest(
+            (given or "").encode(), api_key.encode()
+        ):
             return error_response(403, "missing or invalid API key")
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > settings.max_request_bytes:
             return error_response(
                 413, f"request larger than {settings.max_request_bytes} bytes"
             )
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > settings.max_request_bytes:
-                return error_response(
-                    413, f"request larger than {settings.max_request_bytes} bytes"
-                )
-        if settings.latency > 0:
-            await asyncio.sleep(settings.latency)
-        draw = rng.random()
-        if draw < settings.dropped:
-            app.state.faults["dropped"] += 1
-            return _DropResponse()
-        draw -= settings.dropped
-        if draw < settings.throttled:
-            app.state.faults["throttled"] += 1
+        if gate.locked():
             return error_response(
-                429,
-                "quota exceeded (fault injection)",
-                {"Retry-After": f"{settings.retry_after:g}"},
+                503, "busy: too many requests at once", {"Retry-After": "1"}
             )
-        draw -= settings.throttled
-        if draw < settings.unavailable:
-            app.state.faults["unavailable"] += 1
-            return error_response(503, "service unavailable (fault injection)")
-        try:
-            parsed = parse_requests(json.loads(body), settings.max_image_bytes)
-        except json.JSONDecodeError:
-            return error_response(400, "body is not valid JSON")
-        except BadRequest as err:
-            return error_response(err.status, str(err))
-        responses: list[dict[str, Any]] = [{} for _ in parsed]
-        good: list[tuple[int, bytes]] = []
-        for i, (content, _) in enumerate(parsed):
+        async with gate:
             try:
-                data = base64.b64decode(content, validate=True)
-                image = load_image(data, max_pixels=settings.max_pixels)
-                if image.width * image.height < settings.min_pixels:
-                    raise ImageError(
-                        f"image too small: {image.width}x{image.height} "
-                        f"(at least {settings.min_pixels} pixels)"
-                    )
-            except binascii.Error:
-                responses[i] = _image_error("image content is not valid base64")
-                continue
-            except ImageError as err:
-                responses[i] = _image_error(f"bad image data: {err}")
-                continue
-            good.append((i, data))
-        if good:
-            try:
-                answers = await run_in_threadpool(classify, [d for _, d in good])
-            except ServiceError as err:
-                return error_response(500, str(err))
-            for (i, _), answer in zip(good, answers, strict=True):
-                responses[i] = {
-                    "labelAnnotations": label_annotations(answer, parsed[i][1])
-                }
-        return JSONResponse({"responses": responses})
+                body = await asyncio.wait_for(
+                    read_body(request, settings.max_request_bytes),
+                    settings.body_timeout,
+                )
+            except TimeoutError:
+                return error_response(
+                    408, f"request body not received in {settings.body_timeout:g} s"
+                )
+            except BadRequest as err:
+                return error_response(err.status, str(err))
+            fault = inject_fault(settings, rng, app.state.faults)
+            if fault is not None:
+                return fault
+            if settings.latency > 0:
+                await asyncio.sleep(settings.latency)
+            return await run_in_threadpool(answer, body, settings, classify)
 
     return app
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused past ``limit`` bytes.
+
+    Raises:
+        BadRequest: 413 when it is larger.
+    """
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BadRequest(413, f"request larger than {limit} bytes")
+    return bytes(body)
+
+
+def inject_fault(
+    settings: ServeSettings, rng: random.Random, counts: dict[str, int]
+) -> Response | None:
+    """The injected fault this request gets, if any (seeded draws)."""
+    draw = rng.random()
+    if draw < settings.dropped:
+        counts["dropped"] += 1
+        return _DropResponse()
+    draw -= settings.dropped
+    if draw < settings.throttled:
+        counts["throttled"] += 1
+        return error_response(
+            429,
+            "quota exceeded (fault injection)",
+            {"Retry-After": f"{settings.retry_after:g}"},
+        )
+    draw -= settings.throttled
+    if draw < settings.unavailable:
+        counts["unavailable"] += 1
+        return error_response(503, "service unavailable (fault injection)")
+    return None
+
+
+def answer(
+    body: bytes,
+    settings: ServeSettings,
+    classify: Callable[[list[bytes]], list[Answer]],
+) -> Response:
+    """Parse, check, decode and classify one annotate request (in a worker thread).
+
+    Pixels are counted from each image's header before anything is decoded: a
+    request over ``max_request_pixels`` in all is refused whole.
+    """
+    try:
+        parsed = parse_requests(json.loads(body), settings.max_image_bytes)
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, nested too deep
+        return error_response(400, "body is not valid JSON")
+    except BadRequest as err:
+        return error_response(err.status, str(err))
+    responses: list[dict[str, Any]] = [{} for _ in parsed]
+    checked: list[tuple[int, bytes]] = []
+    pixels = 0
+    for i, (content, _) in enumerate(parsed):
+        try:
+            data = base64.b64decode(content, validate=True)
+            width, height = image_size(data)
+        except (binascii.Error, ValueError):
+            responses[i] = _image_error("image content is not valid base64")
+            continue
+        except ImageError as err:
+            responses[i] = _image_error(f"bad image data: {err}")
+            continue
+        pixels += width * height
+        checked.append((i, data))
+    if pixels > settings.max_request_pixels:
+        return error_response(
+            413,
+            f"request holds {pixels:,} pixels, more than "
+            f"{settings.max_request_pixels:,} in all",
+        )
+    good: list[tuple[int, bytes]] = []
+    for i, data in checked:
+        try:
+            image = load_image(data, max_pixels=settings.max_pixels)
+            if image.width * image.height < settings.min_pixels:
+                raise ImageError(
+                    f"image too small: {image.width}x{image.height} "
+                    f"(at least {settings.min_pixels} pixels)"
+                )
+        except ImageError as err:
+            responses[i] = _image_error(f"bad image data: {err}")
+            continue
+        good.append((i, data))
+    if good:
+        try:
+            answers = classify([d for _, d in good])
+        except ServiceError as err:
+            return error_response(500, str(err))
+        for (i, _), labels in zip(good, answers, strict=True):
+            responses[i] = {"labelAnnotations": label_annotations(labels, parsed[i][1])}
+    return JSONResponse({"responses": responses})
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """Width and height from an image's header, nothing decoded.
+
+    Raises:
+        ImageError: not an image Pillow can read.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                return image.size
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError):
+        raise ImageError("not an image Pillow can read") from None
 
 
 def _image_error(message: str) -> dict[str, Any]:
@@ -270,32 +376,44 @@ def app_from_env() -> FastAPI:
 
 
 def serve(settings: ServeSettings) -> None:
-    """Run the service until interrupted (``adacompress serve``)."""
+    """Run the service until interrupted (``adacompress serve``).
+
+    The model is loaded and the socket bound before the address is printed, so the
+    line appears only when the service accepts connections.
+    """
     import uvicorn
 
     logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+    app = create_app(settings) if settings.workers == 1 else None
+    read_api_key(settings)  # a bad key file fails here, before listening
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as err:
+        sock.close()
+        raise OSError(
+            f"cannot listen on {settings.host}:{settings.port}: {err.strerror}"
+        ) from None
+    sock.listen(128)
+    port = sock.getsockname()[1]
     print(
-        f"serving {settings.backend} on http://{settings.host}:{settings.port} "
+        f"serving {settings.backend} on http://{settings.host}:{port} "
         f"({settings.workers} worker(s))",
         flush=True,
     )
-    if settings.workers > 1:
-        os.environ[CONFIG_ENV] = json.dumps(asdict(settings))
-        uvicorn.run(
-            "adacompress.cloud.server:app_from_env",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            log_level="warning",
-        )
-    else:
-        uvicorn.run(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-        )
+    if app is not None:
+        config = uvicorn.Config(app, log_level="warning")
+        uvicorn.Server(config).run(sockets=[sock])
+        return
+    os.environ[CONFIG_ENV] = json.dumps(asdict(settings))
+    uvicorn.run(
+        "adacompress.cloud.server:app_from_env",
+        factory=True,
+        fd=sock.fileno(),
+        workers=settings.workers,
+        log_level="warning",
+    )
 
 
 @contextlib.contextmanager

@@ -17,7 +17,19 @@ TOP_LABELS = 10
 
 
 class ServiceError(RuntimeError):
-    """The service could not answer (unreachable, failing, or refused the upload)."""
+    """The service did not answer one call: it refused the upload, sent something
+    unusable, or could not be reached. The caller records the image and goes on."""
+
+
+class ServiceUnreachable(ServiceError):
+    """The call failed on the way: no connection, timeouts or server errors until
+    the retries or the call's deadline ran out."""
+
+
+class CircuitOpen(Exception):
+    """The service failed too many calls in a row: stop asking, leave the rest for
+    the next run. Deliberately not a :class:`ServiceError`, so that no per-image
+    handler swallows it."""
 
 
 class Service(Protocol):
@@ -33,3 +45,51 @@ class Service(Protocol):
     def classify(self, images: Sequence[bytes]) -> list[Answer]:
         """Answer each encoded image with its ranked labels, in order."""
         ...
+
+
+class CircuitBreaker:
+    """Wraps a service; after ``max_failures`` consecutive calls that failed with
+    :class:`ServiceUnreachable`, every call raises :class:`CircuitOpen`.
+
+    A refused upload (a plain :class:`ServiceError`) is that image's problem, not the
+    service's: it neither counts nor resets the count. A success resets it.
+
+    Args:
+        service: the service to guard (its ``name`` and ``limits`` show through).
+        max_failures: consecutive unreachable calls that stop the run.
+    """
+
+    def __init__(self, service: Service, max_failures: int = 3) -> None:
+        if max_failures < 1:
+            raise ValueError(f"max_failures must be at least 1, got {max_failures}")
+        self.service = service
+        self.name = service.name
+        self.max_failures = max_failures
+        self.failures = 0
+        self.last_error = ""
+
+    @property
+    def limits(self) -> object:
+        from adacompress.core.limits import NO_LIMITS
+
+        return getattr(self.service, "limits", NO_LIMITS)
+
+    def classify(self, images: Sequence[bytes]) -> list[Answer]:
+        if self.failures >= self.max_failures:
+            raise CircuitOpen(self._message())
+        try:
+            answers = self.service.classify(images)
+        except ServiceUnreachable as err:
+            self.failures += 1
+            self.last_error = str(err)
+            if self.failures >= self.max_failures:
+                raise CircuitOpen(self._message()) from None
+            raise
+        self.failures = 0
+        return answers
+
+    def _message(self) -> str:
+        return (
+            f"service unreachable: {self.name} failed {self.failures} calls in a row "
+            f"(last: {self.last_error}); the rest is left for the next run"
+        )

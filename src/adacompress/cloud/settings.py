@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from basekit.images import DEFAULT_MAX_PIXELS
-
 
 @dataclass
 class ServeSettings:
     """Settings of ``adacompress serve``."""
 
-    backend: str = "lite2"
+    backend: str = "lite0"
     """emulated cloud that answers (a registered backend)"""
     host: str = "127.0.0.1"
     """address to bind (loopback by default)"""
@@ -19,17 +17,24 @@ class ServeSettings:
     """TCP port"""
     workers: int = 1
     """worker processes (each loads its own model)"""
-    api_key: str | None = None
-    """require this key (x-goog-api-key header or ?key=); default:
-    $ADACOMPRESS_SERVE_KEY"""
+    api_key_file: str | None = None
+    """require the key written in this file (x-goog-api-key header or ?key=);
+    default: the key in $ADACOMPRESS_SERVE_KEY, else none (never on the command
+    line, where ps shows it)"""
     max_request_bytes: int = 32 * 1024 * 1024
     """larger request bodies get 413"""
     max_image_bytes: int = 10 * 1024 * 1024
     """larger decoded images get 400 INVALID_ARGUMENT"""
     min_pixels: int = 1024
     """images with fewer pixels (width x height) are refused"""
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    """images with more pixels are refused"""
+    max_pixels: int = 40_000_000
+    """images with more pixels are refused (from their header, before decoding)"""
+    max_request_pixels: int = 64_000_000
+    """requests whose images hold more pixels in all get 413, before decoding"""
+    max_concurrent: int = 4
+    """requests decoded or classified at once; more get 503 with Retry-After"""
+    body_timeout: float = 30.0
+    """seconds a client may take to send its request body (then 408)"""
     latency: float = 0.0
     """fault injection: seconds added to every annotate request"""
     throttled: float = 0.0
@@ -51,3 +56,7 @@ class ServeSettings:
             raise ValueError("--workers must be >= 1 and --port in 0..65535")
         if min(self.latency, self.retry_after) < 0:
             raise ValueError("--latency and --retry-after must not be negative")
+        if min(self.max_concurrent, self.max_pixels, self.max_request_pixels) < 1:
+            raise ValueError("--max-concurrent and the pixel limits must be positive")
+        if self.body_timeout <= 0:
+            raise ValueError("--body-timeout must be positive")

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from basekit.extras import require
+from basekit.images import ImageError, read_image_file
+
 IMAGE_SUFFIXES = {
     ".jpg",
     ".jpeg",
@@ -59,44 +62,66 @@ class ImageFile:
     digest: str
 
 
-def data_root() -> Path:
-    """``$ADACOMPRESS_DATA`` or ``../shared/data`` relative to the working directory."""
-    return Path(os.environ.get("ADACOMPRESS_DATA", "../shared/data"))
+DATA_ENV = "ADACOMPRESS_DATA"
+SPLITS = ("train", "test", "fit", "val", "all")
 
 
-def imagenet_samples_dir() -> Path:
-    return data_root() / "imagenet-samples"
+def data_root(explicit: str | Path | None = None) -> Path:
+    """Where the data sets are: ``explicit`` (``--data``), else ``$ADACOMPRESS_DATA``,
+    else the ``shared/data`` folder beside this source checkout."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV])
+    return Path(__file__).resolve().parents[4] / "shared" / "data"
+
+
+def imagenet_samples_dir(data: str | Path | None = None) -> Path:
+    return data_root(data) / "imagenet-samples"
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """Files under ``folder`` (recursively, sorted) whose suffix looks like an image.
+    """Entries under ``folder`` (recursively, sorted; symlinked folders not followed)
+    whose suffix looks like an image.
 
-    Files that only look like images are still listed; decoding decides later.
+    What only looks like an image -- a FIFO, a device, a symlink loop, a corrupt
+    file -- is still listed: reading it decides, and skips it with a reason.
     """
     root = Path(folder)
     if not root.is_dir():
         raise DatasetError(f"not a folder: {root}")
     paths = sorted(
-        p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()
     )
     if not paths:
         raise DatasetError(f"no image files in {root}")
     return paths
 
 
-def imagenet_split(split: str, folder: str | Path | None = None) -> list[Path]:
-    """The fixed, seeded split of imagenet-samples.
+def check_split(split: str) -> None:
+    """Raises DatasetError (one line) for an unknown split name."""
+    if split not in SPLITS:
+        raise DatasetError(f"unknown split {split!r} (known: {', '.join(SPLITS)})")
+
+
+def imagenet_split(
+    split: str, folder: str | Path | None = None, *, data: str | Path | None = None
+) -> list[Path]:
+    """The fixed, seeded split of imagenet-samples (under ``data``, see
+    :func:`data_root`).
 
     ``train`` (700) and ``test`` (300, held out: never trained on); ``train`` is further
     split into ``fit`` (500) and ``val`` (200) for choosing settings; ``all`` is every
     image. The split depends only on the sorted file names and :data:`SPLIT_SEED`.
     """
-    folder = Path(folder) if folder is not None else imagenet_samples_dir()
+    check_split(split)
+    folder = Path(folder) if folder is not None else imagenet_samples_dir(data)
     if not folder.is_dir():
         raise DatasetError(
-            f"imagenet-samples not found at {folder} (set ADACOMPRESS_DATA to the "
-            "folder "
-            "that holds it)"
+            f"imagenet-samples not found at {folder} (pass --data or set "
+            f"{DATA_ENV} to the folder that holds it)"
         )
     paths = sorted(folder.glob("*.JPEG"))
     if split == "all":
@@ -109,15 +134,13 @@ def imagenet_split(split: str, folder: str | Path | None = None) -> list[Path]:
         "val": set(order[TEST_SIZE : TEST_SIZE + VAL_SIZE]),
         "fit": set(order[TEST_SIZE + VAL_SIZE :]),
     }
-    if split not in members:
-        raise DatasetError(
-            f"unknown split {split!r}; choose from all, {', '.join(sorted(members))}"
-        )
     return [p for i, p in enumerate(paths) if i in members[split]]
 
 
 def builtin_photos() -> list[Path]:
     """The natural photos bundled with scikit-image (read as files; no import of it)."""
+    require("skimage", extra="demo", feature="the built-in photos",
+            package="adacompress")  # fmt: skip
     base = resources.files("skimage").joinpath("data")
     return [Path(str(base.joinpath(name))) for name in BUILTIN_PHOTOS]
 
@@ -138,11 +161,13 @@ def read_list_file(path: str | Path) -> list[Path]:
     return paths
 
 
-def resolve_images(images: str | None, split: str) -> list[Path]:
+def resolve_images(
+    images: str | None, split: str, data: str | Path | None = None
+) -> list[Path]:
     """``images`` is a folder, a ``.txt`` list of paths, ``builtin``, or None for the
-    imagenet-samples ``split``."""
+    imagenet-samples ``split`` (under ``data``)."""
     if images is None:
-        return imagenet_split(split)
+        return imagenet_split(split, data=data)
     if images == "builtin":
         return builtin_photos()
     if images.endswith(".txt") and Path(images).is_file():
@@ -151,5 +176,22 @@ def resolve_images(images: str | None, split: str) -> list[Path]:
 
 
 def file_digest(path: Path) -> str:
-    """SHA-256 of the file's bytes (hex)."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """SHA-256 of the file's bytes (hex).
+
+    Raises:
+        ImageError: not a regular file, unreadable or too large (one line).
+    """
+    return hashlib.sha256(read_image_file(path)).hexdigest()
+
+
+def image_identity(path: Path) -> tuple[str, str | None]:
+    """How a run knows an image: its resolved path and the SHA-256 of its bytes
+    (None when the file cannot be read)."""
+    try:
+        source = str(Path(path).resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        source = str(Path(path).absolute())
+    try:
+        return source, file_digest(Path(path))
+    except ImageError:
+        return source, None

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from basekit.atomic import atomic_write
-from basekit.images import load_image
+from basekit.images import ImageError, load_image
 
 
 @dataclass(frozen=True)
@@ -67,20 +67,26 @@ def simulate_night(
 
 def make_night_folder(
     day: list[Path], root: Path, settings: NightSettings | None = None
-) -> list[Path]:
-    """Night versions of ``day`` under ``root/night-<tag>/`` (made once, reused)."""
+) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Night versions of ``day`` under ``root/night-<tag>/`` (made once, reused),
+    and the day images that could not be read, each with its reason."""
     settings = settings or NightSettings()
     folder = root / f"night-{settings.tag()}"
-    out = []
+    out, skipped = [], []
     for path in day:
         target = folder / f"{path.stem}.jpg"
         if not target.exists():
-            night = simulate_night(load_image(path), settings, path.name)
+            try:
+                image = load_image(path)
+            except ImageError as err:
+                skipped.append((path, str(err)))
+                continue
+            night = simulate_night(image, settings, path.name)
             buffer = io.BytesIO()
             night.save(buffer, format="JPEG", quality=95)
             atomic_write(target, _writer(buffer.getvalue()))
         out.append(target)
-    return out
+    return out, skipped
 
 
 def _writer(data: bytes) -> Callable[[IO[bytes]], object]:

@@ -8,13 +8,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from basekit.atomic import atomic_write
+from basekit.extras import require
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
 def _pyplot() -> Any:
-    """matplotlib's pyplot on the file-only backend, imported when first drawn."""
+    """matplotlib's pyplot on the file-only backend, imported when first drawn.
+
+    Raises:
+        MissingExtra: matplotlib is not installed.
+    """
+    require("matplotlib", extra="plots", feature="plots", package="adacompress")
     import matplotlib
 
     matplotlib.use("Agg")

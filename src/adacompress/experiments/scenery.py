@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from adacompress.cloud.service import CircuitOpen
 from adacompress.core.datasets import imagenet_split, list_images
 from adacompress.device.actions import REFERENCE_ACTION, Action
 from adacompress.experiments.night import make_night_folder
@@ -60,28 +61,51 @@ def scenery(settings: ScenerySettings) -> tuple[dict[str, Any], list[Record]]:
     (per step: ``report["caller_accuracy"]``)."""
     cache_path = Path(settings.cloud.cache or default_cache_path())
     day = list_images(settings.day) if settings.day else imagenet_split("test")
-    night = (
-        list_images(settings.night)
-        if settings.night
-        else make_night_folder(day, cache_path.parent / "night")
-    )
+    unreadable: list[tuple[Path, str]] = []
+    if settings.night:
+        night = list_images(settings.night)
+    else:
+        night, unreadable = make_night_folder(day, cache_path.parent / "night")
     stream, phases = build_stream(day, night, settings)
+    constants = RUNTIME_PRESETS.get(settings.preset)
+    warnings = stream_warnings(len(day), len(night), settings, constants.drift_window)
     with tempfile.TemporaryDirectory() as tmp:
-        records = run_stream(
+        records, stopped = run_stream(
             stream, cloud=settings.cloud, choice=settings.choice,
             state_dir=Path(settings.state or tmp),
-            settings=RUNTIME_PRESETS.get(settings.preset),
-            progress=settings.progress, total=len(stream),
+            settings=constants,
+            progress=settings.progress, total=len(stream), by_position=True,
         )  # fmt: skip
+    if stopped:
+        raise CircuitOpen(stopped)
     agent_correct, caller_correct = score_steps(records, settings)
     report = analyse(
         records, phases, agent_correct, caller_correct, settings.cloud.backend
     )
     report["preset"] = settings.preset
     report["caller_accuracy"] = caller_correct
+    report["warnings"] = warnings
+    report["problems"] += [
+        {"position": None, "path": str(p), "state": "no night version", "error": e}
+        for p, e in unreadable
+    ]
     if settings.json:
         atomic_write_json(Path(settings.json), report)
     return report, records
+
+
+def stream_warnings(
+    day: int, night: int, settings: ScenerySettings, drift_window: int
+) -> list[str]:
+    """What makes this stream a weak test of the running system."""
+    warnings = []
+    shortest = min(day * settings.day_passes, night * settings.night_passes)
+    if drift_window and shortest < 2 * drift_window:
+        warnings.append(
+            f"a phase of {shortest} images is short for the drift detector, which "
+            f"needs {drift_window} to learn a scene and as many to notice a change"
+        )
+    return warnings
 
 
 def score_steps(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from adacompress.core.labels import Answer, Label
+from basekit.sqlite import Database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
@@ -37,9 +37,17 @@ CREATE TABLE IF NOT EXISTS features (
 """
 
 
+CACHE_VERSION = 1
+CACHE_ENV = "ADACOMPRESS_CACHE"
+
+
 def default_cache_path() -> Path:
-    """``$ADACOMPRESS_CACHE``, else ``.cache/adacompress.sqlite`` under the cwd."""
-    return Path(os.environ.get("ADACOMPRESS_CACHE", ".cache/adacompress.sqlite"))
+    """``$ADACOMPRESS_CACHE``, else ``answers.sqlite`` in the user's cache folder."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    from platformdirs import user_cache_path
+
+    return user_cache_path("adacompress") / "answers.sqlite"
 
 
 @dataclass(frozen=True)
@@ -63,15 +71,17 @@ class AnswerCache:
 
     Args:
         path: database file; parent folders are created.
+
+    Raises:
+        basekit.sqlite.StateError: the file is empty, damaged or not a cache.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=30.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = Database(
+            self.path, kind="answer cache", schema=_SCHEMA, version=CACHE_VERSION,
+            migrate=lambda db, old: None,  # the unversioned cache has this schema
+        )  # fmt: skip
         self.stats = CacheStats()
 
     def close(self) -> None:
@@ -89,20 +99,24 @@ class AnswerCache:
         """Cached outcomes of ``image_hash`` on ``service`` for these action keys."""
         wanted = list(actions)
         marks = ",".join("?" * len(wanted))
-        rows = self._db.execute(
+        rows = self._db.query(
             f"SELECT action, nbytes, labels FROM answers WHERE image_hash = ? "
             f"AND service = ? AND action IN ({marks})",
             (image_hash, service, *wanted),
-        ).fetchall()
-        return {
-            action: Outcome(nbytes, _decode(labels)) for action, nbytes, labels in rows
-        }
+        )
+        try:
+            return {
+                action: Outcome(int(nbytes), _decode(labels))
+                for action, nbytes, labels in rows
+            }
+        except (ValueError, TypeError) as err:
+            raise self._db.error(f"a damaged answer ({err})") from None
 
     def put_answers(
         self, image_hash: str, service: str, outcomes: dict[str, Outcome]
     ) -> None:
         """Store outcomes (one transaction)."""
-        with self._db:
+        with self._db.transaction():
             self._db.executemany(
                 "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?)",
                 [
@@ -112,14 +126,18 @@ class AnswerCache:
             )
 
     def get_features(self, image_hash: str, extractor: str) -> np.ndarray | None:
-        row = self._db.execute(
+        rows = self._db.query(
             "SELECT vector FROM features WHERE image_hash = ? AND extractor = ?",
             (image_hash, extractor),
-        ).fetchone()
-        return None if row is None else np.frombuffer(row[0], dtype=np.float32).copy()
+        )
+        if not rows:
+            return None
+        if not isinstance(rows[0][0], bytes) or len(rows[0][0]) % 4:
+            raise self._db.error("a damaged feature vector")
+        return np.frombuffer(rows[0][0], dtype=np.float32).copy()
 
     def put_features(self, image_hash: str, extractor: str, vector: np.ndarray) -> None:
-        with self._db:
+        with self._db.transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO features VALUES (?, ?, ?)",
                 (image_hash, extractor, np.asarray(vector, dtype=np.float32).tobytes()),

@@ -8,6 +8,7 @@ makes no new service calls.
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -16,11 +17,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
-from adacompress.cloud.backends import get_backend
+from adacompress.cloud.backends import check_backend, get_backend
 from adacompress.cloud.service import Service, ServiceError
-from adacompress.core.datasets import file_digest
 from adacompress.core.labels import Answer
 from adacompress.core.limits import NO_LIMITS, UploadLimits
 from adacompress.device.actions import REFERENCE_ACTION, Action
@@ -31,7 +30,8 @@ from adacompress.device.shipped import AgentChoice
 from adacompress.learning import metrics
 from adacompress.learning.cache import AnswerCache, Outcome, default_cache_path
 from adacompress.learning.settings import CloudSettings
-from basekit.images import DEFAULT_MAX_PIXELS, ImageError, load_image
+from basekit.images import DEFAULT_MAX_PIXELS, ImageError, load_image, read_image_file
+from basekit.progress import track
 
 FEATURE_CHUNK = 16
 REMEMBERED_IMAGES = 4096
@@ -131,18 +131,15 @@ class CompressionEnv:
                 found[path] = Sample(path, digest, vector)
             pending.clear()
 
-        for path in tqdm(paths, desc="features", unit="img", disable=not progress):
+        for path in track(paths, "features", enabled=progress):
             try:
-                digest = file_digest(path)
-            except OSError as err:
-                skipped.append(Skipped(str(path), f"cannot read file: {err.strerror}"))
-                continue
-            vector = self.cache.get_features(digest, self.extractor.name)
-            if vector is not None:
-                found[path] = Sample(path, digest, vector)
-                continue
-            try:
-                image = load_image(path, max_pixels=self.max_pixels)
+                data = read_image_file(path)
+                digest = hashlib.sha256(data).hexdigest()
+                vector = self.cache.get_features(digest, self.extractor.name)
+                if vector is not None:
+                    found[path] = Sample(path, digest, vector)
+                    continue
+                image = load_image(data, max_pixels=self.max_pixels)
             except ImageError as err:
                 skipped.append(Skipped(str(path), str(err)))
                 continue
@@ -262,7 +259,9 @@ def open_env(
 ) -> Iterator[CompressionEnv]:
     """The one place an environment is built from settings: the service, its answer
     cache (closed when the block ends) and the upload limits."""
-    service = get_backend(cloud.backend)
+    service = get_backend(
+        cloud.backend, timeout=cloud.timeout, max_failures=cloud.max_failures
+    )
     with AnswerCache(cloud.cache or default_cache_path()) as cache:
         yield CompressionEnv(
             service, cache, actions=actions, extractor=extractor, top_k=top_k,
@@ -281,6 +280,7 @@ def open_agent_env(
 ) -> Iterator[tuple[Compressor, CompressionEnv]]:
     """A chosen agent's compressor, and the environment that scores its actions
     with its features (``top_k``, alpha and beta default to the agent's own)."""
+    check_backend(cloud.backend)  # before looking for the backend's shipped agent
     compressor = Compressor.load(
         choice.name(cloud.backend), actions=choice.actions, max_pixels=max_pixels
     )

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from adacompress.cloud.service import ServiceError
 from adacompress.core.datasets import resolve_images
@@ -30,6 +29,7 @@ from adacompress.learning.environment import (
 from adacompress.learning.settings import EvaluateSettings
 from basekit.atomic import atomic_write_json
 from basekit.images import ImageError
+from basekit.progress import track
 
 
 @dataclass
@@ -49,9 +49,7 @@ def collect(
     wanted = [REFERENCE_ACTION, *env.actions]
     kept: list[Sample] = []
     outcomes: list[dict[Action, Outcome]] = []
-    for sample in tqdm(
-        samples, desc=f"cloud {env.service.name}", unit="img", disable=not progress
-    ):
+    for sample in track(samples, f"cloud {env.service.name}", enabled=progress):
         try:
             outcomes.append(env.outcomes(sample, wanted))
             kept.append(sample)
@@ -89,6 +87,12 @@ def summarize(
             **scores(picks),
             "actions": {a.key: counts.get(a.key, 0) for a in env.actions},
         }
+        report["images"] = [
+            per_image(env, sample, outcome, action)
+            for sample, outcome, action in zip(
+                collected.samples, collected.outcomes, picks, strict=True
+            )
+        ]
     report["fixed"] = {a.key: scores([a] * n) for a in env.actions}
     oracle = [oracle_action(env, o) for o in collected.outcomes]
     oracle_scores = scores(oracle)
@@ -97,6 +101,21 @@ def summarize(
         "accuracy": oracle_scores["accuracy"],
     }
     return report
+
+
+def per_image(
+    env: CompressionEnv, sample: Sample, outcome: dict[Action, Outcome], action: Action
+) -> dict[str, Any]:
+    """One image's row of the report: the agent's action and how it scored."""
+    result = env.score(outcome[REFERENCE_ACTION], outcome[action])
+    return {
+        "path": str(sample.path),
+        "action": action.key,
+        "bytes": result.nbytes,
+        "reference_bytes": result.reference_bytes,
+        "accuracy": result.accuracy,
+        "strict_accuracy": result.strict_accuracy,
+    }
 
 
 def oracle_action(env: CompressionEnv, outcomes: dict[Action, Outcome]) -> Action:
@@ -133,7 +152,9 @@ def target_report(target: object, body: dict[str, Any]) -> dict[str, Any]:
 
 def evaluate(settings: EvaluateSettings) -> dict[str, Any]:
     """Run the evaluation; write the JSON report if asked and return it."""
-    paths = resolve_images(settings.data.images, settings.data.split)
+    paths = resolve_images(
+        settings.data.images, settings.data.split, settings.data.data
+    )
     with open_agent_env(
         settings.cloud, settings.choice, top_k=settings.top_k,
         max_pixels=settings.data.max_pixels,

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from tqdm import tqdm
 
 from adacompress.cloud.service import ServiceError
 from adacompress.core.datasets import DatasetError
@@ -19,6 +18,7 @@ from adacompress.device.policies.files import make_policy
 from adacompress.device.policies.settings import PolicySettings
 from adacompress.learning.environment import CompressionEnv, Sample, Skipped
 from basekit.images import ImageError
+from basekit.progress import Progress
 
 LOG_EVERY = 100
 
@@ -52,8 +52,9 @@ def fit_policy(
     order = list(rng.permutation(len(samples)))
     window: dict[str, list[float]] = {"reward": [], "accuracy": [], "size_ratio": []}
     losses: list[float] = []
-    bar = tqdm(range(steps), desc="train", unit="step", disable=not progress)
-    for step in bar:
+    bar = Progress(steps, "train", enabled=progress, unit="steps")
+    for step in range(steps):
+        bar.update()
         if len(order) < 2:
             order += list(rng.permutation(len(samples)))
         sample, next_sample = samples[order[0]], samples[order[1]]
@@ -96,13 +97,15 @@ def fit_policy(
                 ),
             }
             history.append(row)
-            bar.set_postfix(
+            bar.update(
+                0,
                 reward=f"{row['charts/reward']:.3f}",
                 acc=f"{row['charts/accuracy']:.3f}",
                 eps=f"{policy.epsilon:.3f}",
             )
             window = {key: [] for key in window}
             losses = []
+    bar.close()
     return policy, history
 
 

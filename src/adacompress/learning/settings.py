@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from adacompress.core.datasets import check_split
 from adacompress.device.policies.settings import PolicySettings
 from adacompress.device.shipped import AgentChoice
 from basekit.images import DEFAULT_MAX_PIXELS
@@ -36,6 +37,18 @@ class CloudSettings:
     cache: str | None = None
     """SQLite cache of answers and features (default: $ADACOMPRESS_CACHE or the
     user's cache folder)"""
+    timeout: float = 30.0
+    """seconds one call to a remote service may take, its retries included"""
+    max_failures: int = 3
+    """stop (exit status 3) after this many calls in a row could not reach the
+    service; a rerun continues"""
+
+    def __post_init__(self) -> None:
+        if self.timeout <= 0 or self.max_failures < 1:
+            raise ValueError(
+                f"--timeout must be positive and --max-failures at least 1, got "
+                f"{self.timeout} and {self.max_failures}"
+            )
 
 
 @dataclass
@@ -48,6 +61,13 @@ class ImageSettings:
     split: str = "train"
     """split of imagenet-samples when --images is not given: train (700), test (300,
     held out), fit, val or all"""
+    data: str | None = None
+    """folder holding imagenet-samples (default: $ADACOMPRESS_DATA, else the
+    shared/data folder beside a source checkout)"""
+
+    def __post_init__(self) -> None:
+        check_split(self.split)
+
     max_pixels: int = DEFAULT_MAX_PIXELS
     """skip images with more pixels than this"""
 

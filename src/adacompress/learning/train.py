@@ -45,7 +45,9 @@ def train(
     started = time.perf_counter()
     actions = get_action_set(settings.actions)
     extractor = get_extractor(settings.features)
-    paths = resolve_images(settings.data.images, settings.data.split)
+    paths = resolve_images(
+        settings.data.images, settings.data.split, settings.data.data
+    )
     with open_env(
         settings.cloud, actions=actions, extractor=extractor, top_k=settings.top_k,
         alpha=settings.alpha, beta=settings.beta, max_pixels=settings.data.max_pixels,

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from adacompress.cloud.service import ServiceError
+from adacompress.core.datasets import image_identity
 from adacompress.core.labels import Answer
 from adacompress.device.actions import REFERENCE_ACTION
 from adacompress.device.compressor import Compressor
@@ -82,6 +83,7 @@ class Runtime:
         self.retrain = RetrainProgress()
         self.monitor = DriftMonitor(settings)
         self._agent_changed = False
+        self._identity: tuple[str, str | None] = ("", None)
         loaded = store.load(metadata)
         if loaded is None:
             store.start(self.state_dict(), self._agent_blob(), metadata)
@@ -123,9 +125,15 @@ class Runtime:
 
     # -- one image -------------------------------------------------------------
 
-    def process(self, path: Path) -> Record:
-        """Handle the next image and commit everything; returns its record."""
+    def process(
+        self, path: Path, identity: tuple[str, str | None] | None = None
+    ) -> Record:
+        """Handle the next image and commit everything; returns its record.
+
+        ``identity`` (resolved path, content hash) is computed when not given.
+        """
         draw = float(self.rng.random())  # drawn for every image: resumable sequence
+        self._identity = identity or image_identity(path)
         try:
             sample = self._sample(path)
             self._watch_drift(sample)
@@ -240,7 +248,7 @@ class Runtime:
             epsilon=self.policy.epsilon,
             labels=[(label.class_id, label.name, round(label.score, 6))
                     for label in step.labels[:TOP_LABELS_RECORDED]],
-            error=step.error,
+            error=step.error, source=self._identity[0], digest=self._identity[1],
         )  # fmt: skip
         agent = agent or self._agent_changed
         self._agent_changed = False

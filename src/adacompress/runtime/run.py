@@ -10,15 +10,15 @@ from __future__ import annotations
 import re
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from adacompress.core.datasets import builtin_photos, resolve_images
+from adacompress.cloud.service import CircuitOpen
+from adacompress.core.datasets import builtin_photos, image_identity, resolve_images
 from adacompress.device.shipped import AgentChoice
 from adacompress.learning.environment import open_agent_env
 from adacompress.learning.settings import CloudSettings
@@ -27,6 +27,7 @@ from adacompress.runtime.settings import RunSettings, RuntimeSettings
 from adacompress.runtime.store import Record, RunStore
 from basekit.atomic import atomic_write_json
 from basekit.images import DEFAULT_MAX_PIXELS
+from basekit.progress import Progress
 
 
 def input_paths(images: str | None) -> Iterator[Path]:
@@ -51,8 +52,16 @@ def run_stream(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = True,
     total: int | None = None,
-) -> list[Record]:
-    """Process ``paths`` (resuming from ``state_dir``); return every record."""
+    by_position: bool = False,
+) -> tuple[list[Record], str | None]:
+    """Process ``paths``, resuming from ``state_dir``; return every record and why
+    the run stopped early (None when it did not).
+
+    A rerun skips the images whose latest record is final, retries those that failed
+    and processes new ones wherever they come. With ``by_position`` (a stream that
+    shows the same image more than once, as an experiment does) it instead continues
+    after the last recorded position.
+    """
     with open_agent_env(cloud, choice, max_pixels=max_pixels) as (compressor, env), \
             RunStore(state_dir) as store:  # fmt: skip
         metadata = {
@@ -63,39 +72,52 @@ def run_stream(
             "settings": asdict(settings),
         }
         runtime = Runtime(env, compressor, settings, store, metadata=metadata)
-        done = runtime.position
-        previous = store.records()[-1].path if done else None
-        bar = tqdm(
-            total=total, initial=done, desc="run", unit="img", disable=not progress
-        )
-        saved = 0
+        bar = Progress(total, "run", enabled=progress)
+        saved, stopped = 0, None
         recent: list[float] = []
-        for position, path in enumerate(paths):
-            if position < done:
-                if position == done - 1 and str(path) != previous:
-                    raise ValueError(
-                        f"state folder {state_dir} was made for another input: image "
-                        f"{position} was {previous}, now {path}"
-                    )
+        for path, identity in pending(paths, store, by_position):
+            if identity is None:
+                bar.update()
                 continue
-            record = runtime.process(path)
+            try:
+                record = runtime.process(path, identity)
+            except CircuitOpen as err:
+                stopped = str(err)
+                break
             saved += (record.reference_bytes or 0) - record.bytes_uploaded
             if record.accuracy is not None:
                 recent = [*recent, record.accuracy][-50:]
-            bar.update(1)
-            bar.set_postfix(
+            bar.update(
                 state=record.state[:5],
                 acc=f"{np.mean(recent):.2f}" if recent else "-",
                 p_est=f"{record.p_est:.2f}",
                 saved=f"{saved / 1e6:.1f}MB",
             )
         bar.close()
-        return store.records()
+        return store.records(), stopped
+
+
+def pending(
+    paths: Iterable[Path], store: RunStore, by_position: bool
+) -> Iterator[tuple[Path, tuple[str, str | None] | None]]:
+    """Each path with its identity, or None where the store says it is done."""
+    if by_position:
+        done = store.next_position()
+        for position, path in enumerate(paths):
+            yield path, None if position < done else image_identity(path)
+        return
+    finished = store.done()
+    for path in paths:
+        identity = image_identity(path)
+        legacy = (str(path), None)  # records from before identities
+        done = identity in finished or legacy in finished
+        yield path, None if done else identity
 
 
 def summarize(records: list[Record], backend: str) -> dict[str, Any]:
     """Totals of a run: states, traffic, estimates, retrains, errors."""
-    states = Counter(r.state for r in records)
+    latest = {r.identity: r for r in records}  # an image's last attempt counts
+    states = Counter(r.state for r in latest.values())
     known = [r.accuracy for r in records if r.accuracy is not None]
     uploaded = sum(r.bytes_uploaded for r in records)
     reference = sum(r.reference_bytes or 0 for r in records)
@@ -106,7 +128,8 @@ def summarize(records: list[Record], backend: str) -> dict[str, Any]:
     )
     return {
         "backend": backend,
-        "images": len(records),
+        "images": len(latest),
+        "attempts": len(records),
         "states": dict(states),
         "bytes_uploaded": uploaded,
         "reference_bytes": reference,
@@ -116,7 +139,7 @@ def summarize(records: list[Record], backend: str) -> dict[str, Any]:
         "accuracy_when_known": float(np.mean(known)) if known else None,
         "problems": [
             {"position": r.position, "path": r.path, "state": r.state, "error": r.error}
-            for r in records
+            for r in latest.values()
             if r.error
         ],
     }
@@ -137,12 +160,13 @@ def run(settings: RunSettings) -> tuple[dict[str, Any], list[Record]]:
     if settings.images != "-":
         paths_list = list(paths)
         total, paths = len(paths_list), iter(paths_list)
-    records = run_stream(
+    records, stopped = run_stream(
         paths, cloud=settings.cloud, choice=settings.choice, state_dir=state_dir,
         settings=settings.runtime, max_pixels=settings.max_pixels,
         progress=settings.progress, total=total,
     )  # fmt: skip
     report = summarize(records, settings.cloud.backend)
+    report["stopped"] = stopped
     report["records"] = [r.__dict__ for r in records]
     report["state"] = str(state_dir)
     atomic_write_json(Path(settings.json or state_dir / "report.json"), report)

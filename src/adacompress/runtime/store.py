@@ -1,10 +1,11 @@
 """The runtime's crash-safe state: one SQLite file in the ``--state`` folder.
 
 Everything needed to continue lives here and changes in one transaction per image:
-the per-image record (which is also the position in the input), the runtime's
-counters and random state, the agent's learning state when it changed, and the
-memory buffer ``D``. After ``kill -9`` at any moment the last committed image is the
-last one processed; the next run resumes with the image after it.
+the per-image record, the runtime's counters and random state, the agent's learning
+state when it changed, and the memory buffer ``D``. After ``kill -9`` at any moment
+the last committed image is the last one processed. An image is known by its resolved
+path and the SHA-256 of its bytes: a rerun skips what is done, retries what failed and
+processes what is new, wherever it sorts. The folder is locked while a run uses it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,16 @@ from typing import Any
 
 import numpy as np
 import torch
+from filelock import FileLock, Timeout
+
+from basekit.safe_load import load_tensors
+from basekit.sqlite import Database, StateError
+
+STORE_VERSION = 2
+STORE_FILE = "run.sqlite"
+LOCK_FILE = "run.lock"
+FINAL_STATES = ("inference", "estimate", "retrain", "skipped")
+"""A record in one of these states means the image is done; ``failed`` is retried."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -31,7 +42,9 @@ CREATE TABLE IF NOT EXISTS records (
     p_est REAL NOT NULL,
     epsilon REAL NOT NULL,
     labels TEXT NOT NULL,
-    error TEXT
+    error TEXT,
+    source TEXT,
+    digest TEXT
 );
 CREATE TABLE IF NOT EXISTS runtime (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -47,6 +60,10 @@ CREATE TABLE IF NOT EXISTS transitions (
     observed BLOB NOT NULL
 );
 """
+_COLUMNS = (
+    "position, path, state, action, bytes_uploaded, reference_bytes, accuracy, "
+    "p_est, epsilon, labels, error, source, digest"
+)
 
 
 @dataclass(frozen=True)
@@ -65,6 +82,14 @@ class Record:
     epsilon: float
     labels: list[tuple[int, str, float]]
     error: str | None = None
+    source: str | None = None
+    """the resolved path (None in runs from before identities)"""
+    digest: str | None = None
+    """SHA-256 of the file's bytes (None when it could not be read)"""
+
+    @property
+    def identity(self) -> tuple[str, str | None]:
+        return (self.source or self.path, self.digest)
 
 
 @dataclass(frozen=True)
@@ -86,19 +111,44 @@ class Transition:
         return cls(state, signals, observed)
 
 
+def _migrate(db: sqlite3.Connection, old: int) -> None:
+    """A state file from before identities: its records gain the two columns."""
+    if old < 2:
+        db.execute("ALTER TABLE records ADD COLUMN source TEXT")
+        db.execute("ALTER TABLE records ADD COLUMN digest TEXT")
+
+
 class RunStore:
-    """SQLite store of one run, at ``folder/run.sqlite``."""
+    """SQLite store of one run, at ``folder/run.sqlite``; the folder stays locked
+    until :meth:`close`.
+
+    Raises:
+        StateError: the folder is in use by another run, or its file is damaged.
+    """
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.folder / "run.sqlite", timeout=30.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._lock = FileLock(str(self.folder / LOCK_FILE))
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            raise StateError(
+                f"state folder {self.folder} is in use by another run; wait for it "
+                "or use another --state"
+            ) from None
+        try:
+            self._db = Database(
+                self.folder / STORE_FILE, kind="run state", schema=_SCHEMA,
+                version=STORE_VERSION, migrate=_migrate, synchronous="FULL",
+            )  # fmt: skip
+        except BaseException:
+            self._lock.release()
+            raise
 
     def close(self) -> None:
         self._db.close()
+        self._lock.release()
 
     def __enter__(self) -> RunStore:
         return self
@@ -116,58 +166,75 @@ class RunStore:
         Raises:
             ValueError: the folder belongs to a run with another backend, features
                 or actions than ``metadata`` says.
+            StateError: the stored state is damaged.
         """
-        row = self._db.execute(
-            "SELECT state, agent, metadata FROM runtime WHERE id = 1"
-        ).fetchone()
-        if row is None:
+        rows = self._db.query("SELECT state, agent, metadata FROM runtime WHERE id = 1")
+        if not rows:
+            if self.next_position():
+                raise self._db.error("records without a runtime state")
             return None
-        stored = json.loads(row[2])
+        state, blob, stored_text = rows[0]
+        try:
+            stored = json.loads(stored_text)
+            runtime = json.loads(state)
+            agent = load_tensors(bytes(blob), what="agent state")
+        except Exception as err:  # torch raises many types for a damaged blob
+            raise self._db.error(
+                f"damaged runtime state ({type(err).__name__})"
+            ) from None
         for key in ("backend", "features", "actions"):
             if stored.get(key) != metadata.get(key):
                 raise ValueError(
                     f"state folder {self.folder} belongs to a run with {key}="
                     f"{stored.get(key)!r}, not {metadata.get(key)!r}"
                 )
-        agent = torch.load(io.BytesIO(row[1]), map_location="cpu", weights_only=True)
-        return json.loads(row[0]), agent
+        return runtime, agent
 
     def next_position(self) -> int:
-        row = self._db.execute("SELECT MAX(position) FROM records").fetchone()
+        row = self._db.query("SELECT MAX(position) FROM records")[0]
         return 0 if row[0] is None else int(row[0]) + 1
 
+    def done(self) -> set[tuple[str, str | None]]:
+        """Identities of the images whose latest record is final (not ``failed``)."""
+        latest: dict[tuple[str, str | None], str] = {}
+        for record in self.records():
+            latest[record.identity] = record.state
+        return {key for key, state in latest.items() if state in FINAL_STATES}
+
     def transitions(self, generation: int) -> list[Transition]:
-        rows = self._db.execute(
+        rows = self._db.query(
             "SELECT state, rewards, observed FROM transitions WHERE generation = ? "
             "ORDER BY id",
             (generation,),
-        ).fetchall()
+        )
         return [
             Transition(*(np.frombuffer(blob, dtype=np.float32).copy() for blob in row))
             for row in rows
         ]
 
     def records(self) -> list[Record]:
-        rows = self._db.execute(
-            "SELECT position, path, state, action, bytes_uploaded, reference_bytes, "
-            "accuracy, p_est, epsilon, labels, error FROM records ORDER BY position"
-        ).fetchall()
-        return [
-            Record(
-                position=row[0],
-                path=row[1],
-                state=row[2],
-                action=row[3],
-                bytes_uploaded=row[4],
-                reference_bytes=row[5],
-                accuracy=row[6],
-                p_est=row[7],
-                epsilon=row[8],
-                labels=[tuple(x) for x in json.loads(row[9])],
-                error=row[10],
-            )
-            for row in rows
-        ]
+        rows = self._db.query(f"SELECT {_COLUMNS} FROM records ORDER BY position")
+        try:
+            return [
+                Record(
+                    position=row[0],
+                    path=row[1],
+                    state=row[2],
+                    action=row[3],
+                    bytes_uploaded=row[4],
+                    reference_bytes=row[5],
+                    accuracy=row[6],
+                    p_est=row[7],
+                    epsilon=row[8],
+                    labels=[tuple(x) for x in json.loads(row[9])],
+                    error=row[10],
+                    source=row[11],
+                    digest=row[12],
+                )  # fmt: skip
+                for row in rows
+            ]
+        except (ValueError, TypeError) as err:
+            raise self._db.error(f"a damaged record ({err})") from None
 
     # -- writing -------------------------------------------------------------
 
@@ -175,7 +242,7 @@ class RunStore:
         self, state: dict[str, Any], agent: dict[str, Any], metadata: dict[str, Any]
     ) -> None:
         """Write the initial state of a new run."""
-        with self._db:
+        with self._db.transaction():
             self._db.execute(
                 "INSERT INTO runtime VALUES (1, ?, ?, ?)",
                 (json.dumps(state), _tensor_blob(agent), json.dumps(metadata)),
@@ -190,14 +257,15 @@ class RunStore:
         transition: tuple[int, Transition] | None = None,
     ) -> None:
         """Record one image and the state after it, atomically."""
-        with self._db:
+        with self._db.transaction():
             self._db.execute(
-                "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO records ({_COLUMNS}) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.position, record.path, record.state, record.action,
                     record.bytes_uploaded, record.reference_bytes, record.accuracy,
                     record.p_est, record.epsilon, json.dumps(record.labels),
-                    record.error,
+                    record.error, record.source, record.digest,
                 ),
             )  # fmt: skip
             self._db.execute(
@@ -230,3 +298,6 @@ def _tensor_blob(obj: Any) -> bytes:
 
 def _array_blob(array: np.ndarray) -> bytes:
     return np.asarray(array, dtype=np.float32).tobytes()
+
+
+__all__ = ["FINAL_STATES", "Record", "RunStore", "StateError", "Transition"]

@@ -24,7 +24,7 @@ from adacompress.cloud.clients import (
 from adacompress.cloud.clients.google_rest import batches
 from adacompress.cloud.clients.rekognition import check_upload, make_client
 from adacompress.cloud.clients.retry import parse_retry_after
-from adacompress.cloud.service import ServiceError
+from adacompress.cloud.service import CircuitBreaker, ServiceError
 from adacompress.core.labels import name_class_id
 from adacompress.core.limits import UploadLimits
 from adacompress.device.actions import Action
@@ -171,11 +171,17 @@ def test_token_bucket_spaces_requests() -> None:
 
 
 def test_get_backend_builds_remote_clients() -> None:
-    client = get_backend("http://127.0.0.1:9/")
+    breaker = get_backend("http://127.0.0.1:9/", timeout=5.0, max_failures=2)
+    assert isinstance(breaker, CircuitBreaker) and breaker.max_failures == 2
+    client = breaker.service
     assert isinstance(client, GoogleRestClient)
-    assert client.name == "http://127.0.0.1:9"
+    assert client.name == breaker.name == "http://127.0.0.1:9"
     assert client.url == "http://127.0.0.1:9/v1/images:annotate"
-    assert isinstance(get_backend("rekognition"), RekognitionClient)
+    assert client.retry.total_timeout == 5.0
+    aws = get_backend("rekognition")
+    assert isinstance(aws, CircuitBreaker)
+    assert isinstance(aws.service, RekognitionClient)
+    assert aws.limits == RekognitionClient.limits
     with pytest.raises(ValueError, match="known: .*rekognition, http"):
         get_backend("nope")
 

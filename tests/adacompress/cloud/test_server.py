@@ -160,8 +160,15 @@ def test_unknown_path_gets_a_google_shaped_error(url: str) -> None:
     assert response.json()["error"]["status"] == "NOT_FOUND"
 
 
-def test_api_key(lite0: EfficientNetLiteCloud) -> None:
-    app = create_app(ServeSettings(backend="lite0", api_key="s3cret"), lite0)
+def test_api_key(
+    lite0: EfficientNetLiteCloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key comes from a file or the environment (never the command line, where
+    ps shows it) and is compared in constant time."""
+    key_file = tmp_path / "key"
+    key_file.write_text("s3cret\n")
+    monkeypatch.setenv("ADACOMPRESS_SERVE_KEY", "from-env")
+    app = create_app(ServeSettings(backend="lite0", api_key_file=str(key_file)), lite0)
     payload = body(jpeg_bytes(photo(1)))
     with running(app) as base:
         denied = httpx.post(base + ANNOTATE, json=payload, timeout=60)
@@ -175,6 +182,16 @@ def test_api_key(lite0: EfficientNetLiteCloud) -> None:
         assert by_header.status_code == 200
         by_query = httpx.post(base + ANNOTATE + "?key=s3cret", json=payload, timeout=60)
         assert by_query.status_code == 200
+    with running(create_app(ServeSettings(backend="lite0"), lite0)) as base:
+        from_env = httpx.post(
+            base + ANNOTATE, json=payload, headers={"x-goog-api-key": "from-env"}
+        )
+        assert from_env.status_code == 200
+        assert httpx.post(base + ANNOTATE, json=payload).status_code == 403
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="is empty"):
+        create_app(ServeSettings(backend="lite0", api_key_file=str(empty)), lite0)
 
 
 def test_injected_faults(lite0: EfficientNetLiteCloud) -> None:

@@ -374,7 +374,7 @@ def test_runtime_over_http_matches_in_process(tmp_path: Path) -> None:
         photo(i, (320, 240)).save(paths[-1])
     common = dict(choice=AgentChoice("lite0"), settings=RUNTIME_PRESETS.get("default"),
                   progress=False)  # fmt: skip
-    local = run_stream(
+    local, _ = run_stream(
         paths,
         cloud=CloudSettings("lite0", cache=str(tmp_path / "a.sqlite")),
         state_dir=tmp_path / "a",
@@ -382,12 +382,13 @@ def test_runtime_over_http_matches_in_process(tmp_path: Path) -> None:
     )  # type: ignore[arg-type]
     app = create_app(ServeSettings(backend="lite0"), EfficientNetLiteCloud("lite0"))
     with running(app) as url:
-        remote = run_stream(
+        remote, stopped = run_stream(
             paths,
             cloud=CloudSettings(url, cache=str(tmp_path / "b.sqlite")),
             state_dir=tmp_path / "b",
             **common,
         )  # type: ignore[arg-type]
+    assert stopped is None
     for key in ("state", "action", "bytes_uploaded", "accuracy"):
         assert [getattr(r, key) for r in remote] == [getattr(r, key) for r in local]
 

@@ -24,7 +24,7 @@ from adacompress.cloud.clients.retry import (
     Transient,
     parse_retry_after,
 )
-from adacompress.cloud.service import ServiceError
+from adacompress.cloud.service import ServiceError, ServiceUnreachable
 from adacompress.core.labels import Answer, Label, name_class_id, wnid_class_ids
 from adacompress.core.limits import UploadLimits
 
@@ -59,16 +59,39 @@ def annotate_request(images: Sequence[bytes], max_results: int) -> dict[str, Any
     }
 
 
-def parse_labels(response: dict[str, Any]) -> Answer:
-    """One ``responses[i]`` -> labels ranked by score (scores clipped to 0..1)."""
+def parse_labels(response: Any) -> Answer:
+    """One ``responses[i]`` -> labels ranked by score (scores clipped to 0..1).
+
+    An image without labels gets an empty answer.
+
+    Raises:
+        ValueError: the response is not of the documented shape (one line).
+    """
+    if not isinstance(response, dict):
+        raise ValueError(f"a response is {type(response).__name__}, not an object")
+    items = response.get("labelAnnotations", [])
+    if items is None:
+        items = []
+    if not isinstance(items, list):
+        raise ValueError("labelAnnotations is not a list")
     known = wnid_class_ids()
     labels = []
-    for item in response.get("labelAnnotations", []):
-        name = str(item.get("description", ""))
-        mid = str(item.get("mid", ""))
+    for item in items:
+        if not isinstance(item, dict):
+            raise ValueError("a label is not an object")
+        name, mid, score = (
+            item.get("description"),
+            item.get("mid", ""),
+            item.get("score"),
+        )
+        if not isinstance(name, str) or not isinstance(mid, str):
+            raise ValueError("a label's description or mid is not text")
+        if isinstance(score, bool) or not isinstance(score, int | float):
+            raise ValueError(f"a label's score is {score!r}, not a number")
+        if score != score:  # NaN
+            raise ValueError("a label's score is NaN")
         class_id = known.get(mid, name_class_id(name))
-        score = min(1.0, max(0.0, float(item.get("score", 0.0))))
-        labels.append(Label(class_id, name, score))
+        labels.append(Label(class_id, name, min(1.0, max(0.0, float(score)))))
     return sorted(labels, key=lambda label: -label.score)
 
 
@@ -111,7 +134,8 @@ class GoogleRestClient:
         batch_size: images per request (at most 16). 8 matches the in-process
             backends' model batches, so the emulator answers bit for bit alike.
         max_results: labels asked for per image.
-        timeout: seconds per request.
+        timeout: seconds one :meth:`classify` chunk may take, retries included (each
+            attempt gets what is left of it).
         retry: backoff policy for 429/5xx/timeouts/resets.
         rate_limit: requests per second (token bucket); None for no limit.
         transport: an httpx transport (tests).
@@ -144,9 +168,13 @@ class GoogleRestClient:
         headers = {"x-goog-api-key": api_key} if api_key else {}
         self.batch_size = batch_size
         self.max_results = max_results
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or RetryPolicy(total_timeout=timeout)
         self.bucket = TokenBucket(rate_limit, 1) if rate_limit else None
-        self._http = httpx.Client(timeout=timeout, headers=headers, transport=transport)
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            headers=headers,
+            transport=transport,
+        )
 
     limits = UploadLimits(max_bytes=MAX_IMAGE_BYTES)
     """what the device may send (the encoder honours it)"""
@@ -176,6 +204,10 @@ class GoogleRestClient:
                 error_message(response),
                 parse_retry_after(response.headers.get("retry-after")),
             )
+        if response.status_code in (401, 403):  # every call will fail alike
+            raise ServiceUnreachable(
+                f"{self.name} refused the key: {error_message(response)}"
+            )
         if response.status_code != 200:
             raise ServiceError(
                 f"{self.name} refused the request: {error_message(response)}"
@@ -185,16 +217,20 @@ class GoogleRestClient:
         except (ValueError, KeyError, TypeError):
             raise ServiceError(f"{self.name} sent a malformed answer") from None
         if not isinstance(results, list) or len(results) != len(images):
-            raise ServiceError(
-                f"{self.name} answered {len(results)} of {len(images)} images"
-            )
+            count = len(results) if isinstance(results, list) else "none"
+            raise ServiceError(f"{self.name} answered {count} of {len(images)} images")
         answers = []
         for index, result in enumerate(results):
-            if "error" in result:
+            if isinstance(result, dict) and "error" in result:
                 error = result["error"]
+                message = error.get("message") if isinstance(error, dict) else error
                 raise ServiceError(
-                    f"{self.name} refused image {index}: "
-                    f"{error.get('message', 'no message')}"
+                    f"{self.name} refused image {index}: {message or 'no message'}"
                 )
-            answers.append(parse_labels(result))
+            try:
+                answers.append(parse_labels(result))
+            except ValueError as err:
+                raise ServiceError(
+                    f"{self.name} sent a malformed answer for image {index}: {err}"
+                ) from None
         return answers

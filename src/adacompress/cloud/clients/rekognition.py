@@ -15,7 +15,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from adacompress.cloud.service import ServiceError
+from adacompress.cloud.service import ServiceError, ServiceUnreachable
 from adacompress.core.labels import Answer, Label, name_class_id
 from adacompress.core.limits import UploadLimits
 
@@ -34,14 +34,17 @@ def make_client(
     **credentials: str,
 ) -> Any:
     """A boto3 Rekognition client; botocore ``standard`` retries, ``max_attempts``
-    in all (the first included)."""
-    import boto3
+    in all (the first included), each attempt a share of ``timeout`` seconds."""
+    from basekit.extras import require
+
+    boto3 = require("boto3", extra="aws", feature="the rekognition backend",
+                    package="adacompress")  # fmt: skip
     from botocore.config import Config
 
     config = Config(
         retries={"mode": "standard", "total_max_attempts": max_attempts},
-        connect_timeout=timeout,
-        read_timeout=timeout,
+        connect_timeout=min(10.0, timeout / max_attempts),
+        read_timeout=timeout / max_attempts,
     )
     session = boto3.session.Session()
     return session.client(
@@ -94,8 +97,10 @@ class RekognitionClient:
     limits = UploadLimits(min_side=MIN_SIDE, max_bytes=MAX_BYTES)
     """what the device may send (the encoder honours it)"""
 
-    def __init__(self, client: Any | None = None, *, max_labels: int = 10) -> None:
-        self.client = client if client is not None else make_client()
+    def __init__(
+        self, client: Any | None = None, *, max_labels: int = 10, timeout: float = 30.0
+    ) -> None:
+        self.client = client if client is not None else make_client(timeout=timeout)
         self.max_labels = max_labels
 
     def classify(self, images: Sequence[bytes]) -> list[Answer]:
@@ -112,18 +117,43 @@ class RekognitionClient:
             )
         except ClientError as err:
             error = err.response.get("Error", {})
-            raise ServiceError(
-                f"rekognition: {error.get('Code', 'error')}: "
-                f"{error.get('Message', str(err))}".splitlines()[0]
-            ) from None
-        except BotoCoreError as err:
-            raise ServiceError(f"rekognition: {err}".splitlines()[0]) from None
-        labels = [
-            Label(
-                name_class_id(str(item["Name"])),
-                str(item["Name"]),
-                min(1.0, max(0.0, float(item.get("Confidence", 0.0)) / 100.0)),
+            code = str(error.get("Code", "error"))
+            message = f"rekognition: {code}: {error.get('Message', str(err))}"
+            status = int(
+                err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             )
-            for item in response.get("Labels", [])
-        ]
-        return sorted(labels, key=lambda label: -label.score)
+            kind = (
+                ServiceUnreachable
+                if code in UNREACHABLE or status >= 500
+                else ServiceError
+            )
+            raise kind(message.splitlines()[0]) from None
+        except BotoCoreError as err:  # no connection, timeouts
+            raise ServiceUnreachable(f"rekognition: {err}".splitlines()[0]) from None
+        try:
+            return parse_labels(response)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ServiceError(f"rekognition sent a malformed answer: {err}") from None
+
+
+UNREACHABLE = {
+    "ThrottlingException", "ProvisionedThroughputExceededException",
+    "InternalServerError", "ServiceUnavailableException", "AccessDeniedException",
+    "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException",
+}  # fmt: skip
+"""Error codes after which every call would fail alike (the breaker counts them)."""
+
+
+def parse_labels(response: Any) -> Answer:
+    """``DetectLabels``'s answer -> labels ranked by score (confidence / 100)."""
+    items = response.get("Labels") or []
+    labels = []
+    for item in items:
+        name, confidence = item["Name"], item.get("Confidence", 0.0)
+        if not isinstance(name, str) or isinstance(confidence, bool):
+            raise ValueError("a label is not (name, confidence)")
+        score = float(confidence) / 100.0
+        if score != score:
+            raise ValueError("a label's confidence is NaN")
+        labels.append(Label(name_class_id(name), name, min(1.0, max(0.0, score))))
+    return sorted(labels, key=lambda label: -label.score)

@@ -3,7 +3,7 @@
 A transient failure (429, 5xx, timeout, reset connection) is retried after
 ``uniform(0, min(max_delay, base_delay * 2**attempt))`` seconds ("full jitter"), or
 after the server's ``Retry-After`` when it sends one. Attempts and total time are both
-bounded; when they run out the last failure is raised as a ``ServiceError`` the
+bounded; when they run out the last failure is raised as a ``ServiceUnreachable`` the
 caller sees -- never a silent empty answer.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
-from adacompress.cloud.service import ServiceError
+from adacompress.cloud.service import ServiceUnreachable
 
 T = TypeVar("T")
 
@@ -84,8 +84,8 @@ class RetryPolicy:
         """``send()`` until it returns; ``Transient`` failures are retried.
 
         Raises:
-            ServiceError: attempts or time ran out (the message names the last
-                failure and the number of attempts).
+            ServiceUnreachable: attempts or time ran out (the message names the
+                last failure and the number of attempts).
         """
         start = self.clock()
         for attempt in range(self.max_attempts):
@@ -97,7 +97,7 @@ class RetryPolicy:
             out_of_time = self.clock() + wait - start > self.total_timeout
             if attempt + 1 == self.max_attempts or out_of_time:
                 reason = "time limit" if out_of_time else "attempts"
-                raise ServiceError(
+                raise ServiceUnreachable(
                     f"{what} failed after {attempt + 1} attempt(s) "
                     f"(out of {reason}): {failure}"
                 ) from None

@@ -81,7 +81,7 @@ class PirlFeatures:
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"pirl encoder not found: {path}")
-        encoder, meta = load_encoder(path, weights_only=True)
+        encoder, meta = load_encoder(path)
         return cls(
             encoder,
             name=f"pirl:{path.stem}-{file_digest(path)[:10]}",
@@ -105,7 +105,7 @@ class PirlFeatures:
             like = Path(like)
             if not like.is_file():
                 raise ValueError(f"pirl encoder not found: {like}")
-            _, meta = load_encoder(like, weights_only=True)
+            _, meta = load_encoder(like)
             arch, width, stem = meta["arch"], meta["width"], meta["cifar_stem"]
             size = int(meta.get("image_size") or DEFAULT_IMAGE_SIZE)
             name += f":{like.stem}-{file_digest(like)[:10]}"

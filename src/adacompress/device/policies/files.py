@@ -16,6 +16,7 @@ from adacompress.device.policies.q import DQNPolicy
 from adacompress.device.policies.settings import PolicySettings, settings_from
 from adacompress.device.policies.survival import SurvivalPolicy
 from basekit.atomic import atomic_torch_save
+from basekit.safe_load import load_tensors
 
 AGENT_FORMAT = 1
 
@@ -48,12 +49,7 @@ def load_policy(path: str | Path) -> tuple[LearnedPolicy, dict[str, object]]:
     Raises:
         ValueError: missing, unreadable or not an agent file (one line).
     """
-    try:
-        payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ValueError(f"agent file not found: {path}") from None
-    except Exception as err:  # torch raises many types for a bad or hostile file
-        raise ValueError(f"not an agent file: {path} ({type(err).__name__})") from None
+    payload = load_tensors(path, what="agent file")
     if not isinstance(payload, dict) or payload.get("format") != AGENT_FORMAT:
         raise ValueError(f"not an agent file (format {AGENT_FORMAT}): {path}")
     try:
