@@ -29,13 +29,14 @@ def load_tensors(source: str | Path | bytes, *, what: str = "file") -> Any:
     except FileNotFoundError:
         raise ValueError(f"{what} not found: {name}") from None
     except pickle.UnpicklingError as err:
-        first = str(err).splitlines()[0] if str(err) else ""
-        if "weights only" in first.lower() or "unsupported global" in str(err).lower():
+        if "unsupported global" in str(err).lower():
             raise ValueError(
-                f"refused {what} {name}: it holds code or objects, not only tensors "
-                "and plain data"
+                f"refused {what} {name}: it asks to run code or build objects, not "
+                "only tensors and plain data"
             ) from None
-        raise ValueError(f"not a readable {what}: {name} ({first})") from None
+        raise ValueError(
+            f"not a readable {what}: {name} (not plain tensors and data)"
+        ) from None
     except Exception as err:  # torch raises many types for a bad file
         raise ValueError(
             f"not a readable {what}: {name} ({type(err).__name__})"

@@ -104,3 +104,22 @@ def test_cifar10_zip_reads_directly() -> None:
     test = ImageSource(path, under="test", limit=200)
     assert len(test) == 200 and len(test.classes) == 10
     assert test.load(0).size == (32, 32)
+
+
+def test_zip_members_are_checked_by_declared_size_before_reading(
+    tmp_path: Path,
+) -> None:
+    import zipfile
+
+    from tests.pirl.helpers import tiny_image
+
+    path = tmp_path / "data.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for i in range(3):
+            tiny_image(i).save(tmp_path / f"{i}.png")
+            archive.write(tmp_path / f"{i}.png", f"{i}.png")
+        archive.writestr("bomb.png", b"\x00" * 3_000_000)  # inflates to 3 MB
+    source = ImageSource(path, max_bytes=1_000_000)
+    assert len(source) == 3
+    assert [s.name for s in source.skipped] == ["bomb.png"]
+    assert "zip member too large: 3,000,000 bytes declared" in source.skipped[0].reason

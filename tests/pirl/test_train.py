@@ -191,3 +191,37 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(
         ]
         == 4
     )
+
+
+class Payload:
+    """What a crafted checkpoint asks the unpickler to run."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("command", ["export", "eval", "resume"])
+def test_a_crafted_checkpoint_is_refused_not_executed(
+    command: str, tmp_path: Path, image_folder: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    marker = tmp_path / "pwned"
+    run = tmp_path / "run"
+    run.mkdir()
+    crafted = run / "checkpoint.pt"
+    torch.save({"model": Payload(marker), "settings": {}}, crafted)
+    args = {
+        "export": ["export", str(crafted), str(tmp_path / "enc.pt")],
+        "eval": ["eval", "--checkpoint", str(crafted), "--data", str(image_folder)],
+        "resume": ["train", "--data", str(image_folder), "--out", str(run),
+                   "--resume", "--max-steps", "1", "--batch-size", "8"],
+    }[command]  # fmt: skip
+    assert main(["--quiet", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "refused" in err and "\n" not in err
+    assert not marker.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,10 @@ def execute(args: argparse.Namespace) -> int:
             title=f"{settings.cloud.backend}, preset {settings.preset}: "
             "day -> night -> day",
         )  # fmt: skip
-    shown = {
-        k: v for k, v in report.items() if k not in ("problems", "caller_accuracy")
-    }
-    print(json.dumps(shown))
+    for warning in report["warnings"]:
+        print(f"adacompress: warning: {warning}", file=sys.stderr)
+    hidden = ("problems", "caller_accuracy", "warnings")
+    print(json.dumps({k: v for k, v in report.items() if k not in hidden}))
+    for problem in report["problems"]:
+        print(f"  {problem['state']} {problem['path']}: {problem['error']}")
     return 1 if report["problems"] else 0

@@ -417,8 +417,11 @@ def serve(settings: ServeSettings) -> None:
 
 
 @contextlib.contextmanager
-def running(app: FastAPI, *, host: str = "127.0.0.1") -> Iterator[str]:
-    """Serve ``app`` on an ephemeral loopback port in a thread; yields its base URL.
+def running(
+    app: FastAPI, *, host: str = "127.0.0.1", port: int = 0
+) -> Iterator[str]:
+    """Serve ``app`` on a loopback port (default: an ephemeral one) in a thread;
+    yields its base URL.
 
     For tests and benchmarks: the server stops when the block ends.
     """
@@ -426,7 +429,8 @@ def running(app: FastAPI, *, host: str = "127.0.0.1") -> Iterator[str]:
 
     logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind((host, 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     thread = threading.Thread(

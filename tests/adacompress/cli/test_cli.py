@@ -107,6 +107,7 @@ def test_evaluate_skips_bad_files_and_converts_odd_ones(tmp_path: Path) -> None:
         assert word in reasons[name] and "\n" not in reasons[name]
 
 
+@pytest.mark.slow
 def test_user_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -128,6 +129,7 @@ def test_user_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
         assert "Traceback" not in run.stderr
 
 
+@pytest.mark.slow
 def test_killed_evaluate_keeps_every_answer_it_paid_for(tmp_path: Path) -> None:
     """kill -9 mid-run: the rerun pays only for the answers not yet cached."""
     folder = tmp_path / "photos"

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import boto3
 import pytest
@@ -35,9 +36,12 @@ Reply = tuple[int, dict[str, str], bytes]
 
 
 @contextmanager
-def scripted_server(replies: list[Reply]) -> Iterator[tuple[str, list[dict]]]:
+def scripted_server(
+    replies: list[Reply] | Callable[[bytes], Reply],
+) -> Iterator[tuple[str, list[dict]]]:
     """A loopback HTTP server answering POSTs with ``replies`` in turn (the last
-    repeats); yields its URL and the requests it saw (headers and JSON body)."""
+    repeats), or with ``replies(request body)``; yields its URL and the requests it
+    saw (headers and JSON body)."""
     seen: list[dict] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -45,7 +49,11 @@ def scripted_server(replies: list[Reply]) -> Iterator[tuple[str, list[dict]]]:
             length = int(self.headers.get("content-length", 0))
             raw = self.rfile.read(length)
             seen.append({"headers": dict(self.headers), "path": self.path, "raw": raw})
-            status, headers, payload = replies[min(len(seen), len(replies)) - 1]
+            status, headers, payload = (
+                replies(raw)
+                if callable(replies)
+                else replies[min(len(seen), len(replies)) - 1]
+            )
             self.send_response(status)
             for key, value in {"content-type": "application/json", **headers}.items():
                 self.send_header(key, value)
@@ -331,3 +339,49 @@ def test_rekognition_standard_retries_on_loopback() -> None:
         with pytest.raises(ServiceError, match="rekognition"):
             cloud.classify([jpeg_bytes(photo(1))])
     assert len(seen) == 2  # botocore's attempts only, no second retry layer
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {
+            "responses": [
+                {"labelAnnotations": [{"description": "Cat", "score": "high"}]}
+            ]
+        },
+        {"responses": [{"labelAnnotations": "none"}]},
+        {"responses": None},
+        {"responses": ["not an object"]},
+        {"responses": [{"labelAnnotations": [{"description": None, "score": 0.5}]}]},
+    ],
+    ids=["score-text", "labels-text", "responses-null", "response-text", "no-name"],
+)
+def test_a_200_answer_of_the_wrong_shape_is_a_service_error(answer: dict) -> None:
+    with scripted_server([(200, {}, json.dumps(answer).encode())]) as (url, _):
+        client = GoogleRestClient(url, retry=fast_retry())
+        with pytest.raises(ServiceError, match="malformed|answered"):
+            client.classify([jpeg_bytes(photo(1))])
+    empty = {"responses": [{"labelAnnotations": None}]}  # Google: no labels found
+    with scripted_server([(200, {}, json.dumps(empty).encode())]) as (url, _):
+        assert GoogleRestClient(url).classify([jpeg_bytes(photo(1))]) == [[]]
+
+
+def test_evaluate_goes_on_past_malformed_answers(tmp_path: Path) -> None:
+    from adacompress.cli import main
+
+    bad = {"labelAnnotations": [{"description": "x", "score": "hi"}]}
+
+    def reply(raw: bytes) -> Reply:
+        count = len(json.loads(raw)["requests"])
+        return 200, {}, json.dumps({"responses": [bad] * count}).encode()
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    photo(1).save(folder / "a.png")
+    report = tmp_path / "r.json"
+    with scripted_server(reply) as (url, _):
+        args = ["--quiet", "evaluate", "--backend", url, "--agent", "lite0",
+                "--images", str(folder), "--json", str(report)]  # fmt: skip
+        assert main(args) == 1
+    result = json.loads(report.read_text())
+    assert result["n_images"] == 0 and "malformed" in result["skipped"][0]["error"]

@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -255,20 +256,14 @@ def test_serve_command_runs_a_real_server() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "adacompress", "serve", "--backend", "lite0"]
+    command = [sys.executable, "-m", "adacompress", "serve"]  # lite0 by default
     command += ["--port", str(port), "--min-pixels", "5000"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
         assert f"serving lite0 on {base}" in process.stdout.readline()
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                assert httpx.get(base + "/healthz").status_code == 200
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and process.poll() is None
-                time.sleep(0.2)
+        # Printed only once it listens: the first try connects.
+        assert httpx.get(base + "/healthz", timeout=60).status_code == 200
         small = jpeg_bytes(photo(1, size=(60, 60)))
         response = httpx.post(base + ANNOTATE, json=body(small), timeout=60)
         assert "too small" in response.json()["responses"][0]["error"]["message"]
@@ -294,3 +289,100 @@ def test_client_retries_timeouts_then_reports_them(
             client.classify([jpeg_bytes(photo(1))])
         patient = GoogleRestClient(base, timeout=30, retry=retry)
         assert len(patient.classify([jpeg_bytes(photo(1))])[0]) == 10
+
+
+# --- hostile requests ---------------------------------------------------------------
+
+
+def raw_post(base: str, content: bytes) -> httpx.Response:
+    return httpx.post(
+        base + ANNOTATE, content=content, timeout=60,
+        headers={"content-type": "application/json"},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"requests": [\xff\xfe]}',  # not UTF-8
+        b"[" * 50_000 + b"]" * 50_000,  # nested too deep for the parser
+    ],
+    ids=["not-utf8", "deep-nesting"],
+)
+def test_undecodable_bodies_are_400_json(url: str, content: bytes) -> None:
+    response = raw_post(url, content)
+    assert response.status_code == 400
+    assert response.json()["error"]["status"] == "INVALID_ARGUMENT"
+
+
+def test_non_ascii_base64_is_that_images_error(url: str) -> None:
+    payload = body(jpeg_bytes(photo(1)))
+    payload["requests"].append(
+        {"image": {"content": "ÿÿ=="}, "features": [{"type": "LABEL_DETECTION"}]}
+    )
+    response = httpx.post(url + ANNOTATE, json=payload, timeout=60)
+    assert response.status_code == 200
+    first, second = response.json()["responses"]
+    assert "labelAnnotations" in first
+    assert "base64" in second["error"]["message"]
+
+
+def blank_png(side: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (side, side)).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def test_a_request_of_many_large_pictures_is_refused_before_decoding(
+    lite0: EfficientNetLiteCloud,
+) -> None:
+    big = blank_png(3000)  # 9 MP, a few kB compressed
+    settings = ServeSettings(backend="lite0", max_request_pixels=20_000_000)
+    with running(create_app(settings, lite0)) as base:
+        started = time.monotonic()
+        response = httpx.post(base + ANNOTATE, json=body(big, big, big), timeout=60)
+        assert response.status_code == 413
+        assert "pixels" in response.json()["error"]["message"]
+        assert time.monotonic() - started < 5  # refused from the headers
+        assert_good_request_works(base)
+
+
+def test_too_many_requests_at_once_get_503_and_the_loop_stays_free(
+    lite0: EfficientNetLiteCloud,
+) -> None:
+    """While one request is inside (decoding or classifying), the event loop still
+    answers; past ``max_concurrent`` requests get 503 with Retry-After."""
+    settings = ServeSettings(backend="lite0", max_concurrent=1, latency=2.0)
+    payload = body(jpeg_bytes(photo(1)))
+    with running(create_app(settings, lite0)) as base:
+        first: dict[str, httpx.Response] = {}
+        thread = threading.Thread(
+            target=lambda: first.update(
+                r=httpx.post(base + ANNOTATE, json=payload, timeout=60)
+            ),  # fmt: skip
+        )
+        thread.start()
+        time.sleep(0.5)
+        assert httpx.get(base + "/healthz", timeout=5).status_code == 200
+        busy = httpx.post(base + ANNOTATE, json=payload, timeout=60)
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+        thread.join()
+        assert first["r"].status_code == 200
+
+
+def test_a_slow_body_times_out_with_408(lite0: EfficientNetLiteCloud) -> None:
+    settings = ServeSettings(backend="lite0", body_timeout=0.5)
+    with running(create_app(settings, lite0)) as base:
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(
+                b"POST /v1/images:annotate HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+            )
+            reply = sock.recv(4096).decode()
+        assert reply.startswith("HTTP/1.1 408")
+        assert_good_request_works(base)

@@ -68,6 +68,7 @@ def test_unreachable_target_says_so() -> None:
         search.for_target(1.5)
 
 
+@pytest.mark.slow
 def test_train_with_a_target_then_evaluate_reports_it(tmp_path: Path) -> None:
     agent_path = tmp_path / "agent.pt"
     train_args = ["--quiet", "train", "--images", "builtin", "--out", str(agent_path),
@@ -110,6 +111,7 @@ def test_train_with_a_target_then_evaluate_reports_it(tmp_path: Path) -> None:
     assert main(wrong) == 2
 
 
+@pytest.mark.slow
 def test_survival_policy_calibrates_its_threshold(tmp_path: Path) -> None:
     agent_path = tmp_path / "survival.pt"
     args = ["--quiet", "train", "--images", "builtin", "--out", str(agent_path),

@@ -319,6 +319,7 @@ def test_paper_preset_retrain_lasts_about_930_steps() -> None:
     assert 900 <= steps <= 960
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_loses_and_repeats_nothing(tmp_path: Path) -> None:
     folder = tmp_path / "photos"
     folder.mkdir()

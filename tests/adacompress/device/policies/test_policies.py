@@ -159,7 +159,7 @@ def test_load_rejects_bad_files(tmp_path: Path) -> None:
         load_policy(tmp_path / "missing.pt")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="not an agent file"):
+    with pytest.raises(ValueError, match="not a readable agent file"):
         load_policy(junk)
 
 
