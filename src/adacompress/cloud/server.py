@@ -417,9 +417,7 @@ def serve(settings: ServeSettings) -> None:
 
 
 @contextlib.contextmanager
-def running(
-    app: FastAPI, *, host: str = "127.0.0.1", port: int = 0
-) -> Iterator[str]:
+def running(app: FastAPI, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """Serve ``app`` on a loopback port (default: an ephemeral one) in a thread;
     yields its base URL.
 
