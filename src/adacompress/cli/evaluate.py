@@ -19,15 +19,22 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="agent vs every fixed setting vs the per-image oracle",
         description=__doc__.split("\n\n")[0],
     )  # fmt: skip
+    parser.add_argument(
+        "--dry-run", action="store_true",
+        help="say how many paid calls this would make, then stop (nothing is sent)",
+    )  # fmt: skip
     add_settings(parser, EvaluateSettings)
 
 
 def execute(args: argparse.Namespace) -> int:
     from adacompress.cli.report import plot_or_note, print_evaluation
     from adacompress.experiments.plots import plot_evaluation
-    from adacompress.learning.evaluate import evaluate
+    from adacompress.learning.evaluate import evaluate, plan_evaluation
 
     settings = build(EvaluateSettings, args, progress=not args.quiet)
+    if args.dry_run:
+        print(plan_evaluation(settings).describe("evaluate"))
+        return 0
     report = evaluate(settings)
     plot = settings.plot or (
         str(Path(settings.json).with_suffix(".png")) if settings.json else None

@@ -55,7 +55,12 @@ def print_run(summary: dict[str, Any]) -> None:
         f"({', '.join(f'{n} {s}' for s, n in sorted(summary['states'].items()))}); "
         f"uploaded {summary['bytes_uploaded'] / 1e6:.2f} MB = "
         f"{'n/a' if ratio is None else f'{ratio:.3f}'} of always uploading q=75; "
-        f"{summary['retrains']} retrains"
+        f"{summary['retrains']} retrains; {summary['calls']['new']} paid calls"
+        + (
+            f" ({summary['calls']['per_image']:.2f} an image)"
+            if summary["calls"]["per_image"] is not None
+            else ""
+        )
     )
     for problem in summary["problems"]:
         print(f"  {problem['state']} {problem['path']}: {problem['error']}")

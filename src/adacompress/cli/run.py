@@ -20,6 +20,10 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="the deployed inference-estimate-retrain loop (resumable)",
         description=__doc__.split("\n\n")[0],
     )  # fmt: skip
+    parser.add_argument(
+        "--dry-run", action="store_true",
+        help="say how many paid calls this would make, then stop (nothing is sent)",
+    )  # fmt: skip
     add_settings(parser, RunSettings)
     group = parser.add_argument_group("runtime constants (override the preset)")
     add_settings(
@@ -31,10 +35,13 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 def execute(args: argparse.Namespace) -> int:
     from adacompress.cli.report import plot_or_note, print_run
     from adacompress.experiments.plots import plot_run
-    from adacompress.runtime.run import run
+    from adacompress.runtime.run import plan_run, run
 
     constants = RUNTIME_PRESETS.get(args.preset, overrides(RuntimeSettings, args))
     settings = build(RunSettings, args, progress=not args.quiet, runtime=constants)
+    if args.dry_run:
+        print(plan_run(settings).describe("run"))
+        return 0
     report, records = run(settings)
     if records:
         json_path = Path(settings.json or Path(report["state"]) / "report.json")

@@ -24,6 +24,10 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="training recipe; every option below overrides it "
         f"(default: {TRAIN_PRESETS.default})",
     )  # fmt: skip
+    parser.add_argument(
+        "--dry-run", action="store_true",
+        help="say how many paid calls this would make, then stop (nothing is sent)",
+    )  # fmt: skip
     add_settings(
         parser, TrainSettings, default_from="--preset",
         defaults=TRAIN_PRESETS.get(TRAIN_PRESETS.default),
@@ -31,11 +35,14 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from adacompress.learning.train import train
+    from adacompress.learning.train import plan_training, train
 
     settings = TRAIN_PRESETS.get(
         args.preset, {**overrides(TrainSettings, args), "progress": not args.quiet}
     )
+    if args.dry_run:
+        print(plan_training(settings).describe("train"))
+        return 0
     log = train(settings, command=args.argv)
     last = log["history"][-1] if log["history"] else {}
     print(
@@ -44,6 +51,10 @@ def execute(args: argparse.Namespace) -> int:
         f"accuracy {last.get('charts/accuracy', math.nan):.3f} "
         f"(last 100 steps) -> {log['agent_file']}"
     )
+    calls = log["service_calls"]
+    print(f"  service calls: {calls['new']} new, {calls['cached']} cached")
+    if log.get("survey", {}).get("stopped"):
+        print(f"  survey: {log['survey']['stopped']}")
     for item in log["skipped"]:
         print(f"  skipped {item['path']}: {item['error']}")
     return 1 if log["skipped"] else 0

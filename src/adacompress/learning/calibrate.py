@@ -26,6 +26,7 @@ from adacompress.device.policies.survival import SurvivalPolicy, cheapest_truste
 from adacompress.learning.environment import CompressionEnv, Sample
 from adacompress.learning.fit import action_cost
 from adacompress.learning.settings import check_target
+from adacompress.learning.survey import Survey
 
 FitFn = Callable[[list[Sample], int], LearnedPolicy]
 """Trains a policy on some images with a seed (the fold's number)."""
@@ -53,6 +54,16 @@ class Calibration:
     """the survival policy's calibrated threshold (None for the q policy)"""
 
 
+def folds_of(n: int, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(training indices, held-out indices)`` of each fold, fixed by FOLD_SEED."""
+    order = np.random.default_rng(FOLD_SEED).permutation(n)
+    out = []
+    for held in np.array_split(order, folds):
+        held_set = set(held.tolist())
+        out.append((np.array([i for i in order if i not in held_set]), held))
+    return out
+
+
 class CrossValidation:
     """k folds of the training images (fixed by ``FOLD_SEED``), one policy per fold.
 
@@ -78,11 +89,8 @@ class CrossValidation:
 
     def fold_policies(self) -> Iterator[tuple[np.ndarray, LearnedPolicy]]:
         """``(held-out indices, policy trained on the other folds)`` per fold."""
-        order = np.random.default_rng(FOLD_SEED).permutation(len(self.samples))
-        for k, held in enumerate(np.array_split(order, self.folds)):
-            held_set = set(held.tolist())
-            rest = [self.samples[i] for i in order if i not in held_set]
-            yield held, self.fit(rest, k)
+        for k, (rest, held) in enumerate(folds_of(len(self.samples), self.folds)):
+            yield held, self.fit([self.samples[i] for i in rest], k)
 
 
 class AlphaSearch(CrossValidation):
@@ -196,35 +204,100 @@ class ThresholdSearch(CrossValidation):
                 kept[i] = [r.accuracy for r in results]
                 nbytes[i] = [r.nbytes for r in results]
                 reference[i] = results[0].reference_bytes
-        rows = np.arange(n)
-        table = []
-        for threshold in THRESHOLD_GRID:
-            choice = cheapest_trusted(survival, threshold, cost)
-            table.append(
-                {
-                    "threshold": threshold,
-                    "cv_accuracy": float(kept[rows, choice].mean()),
-                    "cv_size_ratio": float(
-                        nbytes[rows, choice].sum() / reference.sum()
-                    ),
-                }
-            )
-        return table
+        return threshold_table(survival, kept, nbytes, reference, cost)
 
     def for_target(self, target: float) -> Calibration:
         """The threshold with the smallest cross-validated size whose
         cross-validated accuracy reaches ``target`` (the largest if none does)."""
-        check_target(target)
-        table = self.table
-        feasible = [row for row in table if row["cv_accuracy"] >= target]
-        best = table[-1]  # none reaches the target: the most careful threshold
-        if feasible:
-            best = min(feasible, key=lambda row: row["cv_size_ratio"])
-        return Calibration(
-            target_accuracy=target,
-            alpha=self.alpha,
-            reached=bool(feasible),
-            folds=self.folds,
-            table=table,
-            threshold=best["threshold"],
+        return threshold_for(self.table, target, alpha=self.alpha, folds=self.folds)
+
+
+def threshold_table(
+    survival: np.ndarray,
+    kept: np.ndarray,
+    nbytes: np.ndarray,
+    reference: np.ndarray,
+    cost: np.ndarray,
+) -> list[dict[str, float]]:
+    """Accuracy and size of the survival rule at every threshold of the grid.
+
+    Shape: survival, kept, nbytes (n, actions); reference (n,); cost (actions,).
+    ``kept`` may hold an expected accuracy where the outcome is not known.
+    """
+    rows = np.arange(len(survival))
+    table = []
+    for threshold in THRESHOLD_GRID:
+        choice = cheapest_trusted(survival, threshold, cost)
+        table.append(
+            {
+                "threshold": threshold,
+                "cv_accuracy": float(kept[rows, choice].mean()),
+                "cv_size_ratio": float(nbytes[rows, choice].sum() / reference.sum()),
+            }
         )
+    return table
+
+
+def threshold_for(
+    table: list[dict[str, float]], target: float, *, alpha: float, folds: int
+) -> Calibration:
+    """The threshold of ``table`` with the smallest size whose accuracy reaches
+    ``target`` (the most careful one if none does)."""
+    check_target(target)
+    feasible = [row for row in table if row["cv_accuracy"] >= target]
+    best = table[-1]  # none reaches the target: the most careful threshold
+    if feasible:
+        best = min(feasible, key=lambda row: row["cv_size_ratio"])
+    return Calibration(
+        target_accuracy=target,
+        alpha=alpha,
+        reached=bool(feasible),
+        folds=folds,
+        table=table,
+        threshold=best["threshold"],
+    )
+
+
+class SurveyThresholdSearch:
+    """The survival threshold calibrated on a survey: k folds of the surveyed images,
+    each scored by a policy fitted to the others.
+
+    Where a held-out image's outcome for the chosen action is not known (never asked
+    and not implied), the out-of-fold predicted survival stands in for it: the
+    expected accuracy, from a model that never saw the image.
+
+    Args:
+        survey: the training images and what is known of them.
+        fit: trains a survival policy on a sub-survey (seeded by the fold).
+        folds: number of folds.
+        alpha: the reward weight the calibration reports unchanged.
+    """
+
+    def __init__(
+        self,
+        survey: Survey,
+        fit: Callable[[Survey, int], LearnedPolicy],
+        folds: int = 5,
+        *,
+        alpha: float = 1.0,
+    ) -> None:
+        n = len(survey.samples)
+        if not 2 <= folds <= n // 2:
+            raise ValueError(f"need 2..{n // 2} folds for {n} images, got {folds}")
+        self.survey, self.fit, self.folds, self.alpha = survey, fit, folds, alpha
+
+    @cached_property
+    def table(self) -> list[dict[str, float]]:
+        survey = self.survey
+        survival = np.zeros(survey.kept.shape)
+        for k, (rest, held) in enumerate(folds_of(len(survey.samples), self.folds)):
+            policy = self.fit(survey.subset(rest), k)
+            if not isinstance(policy, SurvivalPolicy):
+                raise TypeError("SurveyThresholdSearch needs survival policies")
+            survival[held] = policy.survival(survey.features[held])
+        expected = np.where(np.isnan(survey.kept), survival, survey.kept)
+        cost = survey.ratios.mean(axis=0)
+        return threshold_table(survival, expected, survey.sizes, survey.reference, cost)
+
+    def for_target(self, target: float) -> Calibration:
+        return threshold_for(self.table, target, alpha=self.alpha, folds=self.folds)

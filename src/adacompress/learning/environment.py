@@ -149,6 +149,28 @@ class CompressionEnv:
         flush()
         return [found[path] for path in paths if path in found], skipped
 
+    def _known(self, sample: Sample, actions: list[Action]) -> dict[str, Outcome]:
+        """The answers for ``actions`` already paid for (memory, then the cache)."""
+        by_key = {action.key: action for action in actions}
+        known = self._seen.setdefault(sample.digest, {})
+        self._seen.move_to_end(sample.digest)
+        if len(self._seen) > REMEMBERED_IMAGES:
+            self._seen.popitem(last=False)
+        found = {key: known[key] for key in by_key if key in known}
+        if len(found) < len(by_key):
+            found.update(self.cache.get_answers(
+                sample.digest, self.cache_name,
+                [key for key in by_key if key not in found],
+            ))  # fmt: skip
+            known.update(found)
+        return found
+
+    def missing(self, sample: Sample, actions: Iterable[Action]) -> list[Action]:
+        """Which of ``actions`` would cost a new call on ``sample`` (none is made)."""
+        wanted = list(dict.fromkeys(actions))
+        found = self._known(sample, wanted)
+        return [action for action in wanted if action.key not in found]
+
     def outcomes(
         self, sample: Sample, actions: Iterable[Action]
     ) -> dict[Action, Outcome]:
@@ -161,18 +183,8 @@ class CompressionEnv:
             ImageError: the image no longer decodes.
         """
         wanted = list(dict.fromkeys(actions))
-        by_key = {action.key: action for action in wanted}
-        known = self._seen.setdefault(sample.digest, {})
-        self._seen.move_to_end(sample.digest)
-        if len(self._seen) > REMEMBERED_IMAGES:
-            self._seen.popitem(last=False)
-        found = {key: known[key] for key in by_key if key in known}
-        if len(found) < len(by_key):
-            found.update(self.cache.get_answers(
-                sample.digest, self.cache_name,
-                [key for key in by_key if key not in found],
-            ))  # fmt: skip
-            known.update(found)
+        found = self._known(sample, wanted)
+        known = self._seen[sample.digest]
         missing = [action for action in wanted if action.key not in found]
         self.cache.stats.cached += len(wanted) - len(missing)
         if missing:
@@ -193,6 +205,20 @@ class CompressionEnv:
             self.cache.stats.new += len(missing)
             found.update(fresh)
         return {action: found[action.key] for action in wanted}
+
+    def sizes(self, sample: Sample) -> np.ndarray:
+        """Bytes of every action's upload, encoded on the device (nothing is sent;
+        kept in the cache). Shape: (n_actions,)."""
+        name = f"sizes:{','.join(a.key for a in self.actions)}{self.limits.key}"
+        cached = self.cache.get_features(sample.digest, name)
+        if cached is not None and len(cached) == len(self.actions):
+            return cached
+        image = load_image(sample.path, max_pixels=self.max_pixels)
+        sizes = np.array(
+            [len(encode(image, a, self.limits)) for a in self.actions], np.float32
+        )
+        self.cache.put_features(sample.digest, name, sizes)
+        return sizes
 
     def score(self, reference: Outcome, compressed: Outcome) -> StepResult:
         """Accuracy, size ratio and reward of ``compressed`` against ``reference``."""

@@ -20,6 +20,7 @@ from adacompress.cloud.service import ServiceError
 from adacompress.core.datasets import resolve_images
 from adacompress.device.actions import REFERENCE_ACTION, Action
 from adacompress.learning.cache import Outcome
+from adacompress.learning.calls import CallPlan, plan_calls
 from adacompress.learning.environment import (
     CompressionEnv,
     Sample,
@@ -148,6 +149,20 @@ def target_report(target: object, body: dict[str, Any]) -> dict[str, Any]:
         "target_accuracy": float(target),
         "target_held": body["agent"]["accuracy"] >= target,
     }
+
+
+def plan_evaluation(settings: EvaluateSettings) -> CallPlan:
+    """The calls :func:`evaluate` would make: every action and the reference of
+    every image, less what is cached (nothing is sent)."""
+    paths = resolve_images(
+        settings.data.images, settings.data.split, settings.data.data
+    )
+    with open_agent_env(
+        settings.cloud, settings.choice, top_k=settings.top_k,
+        max_pixels=settings.data.max_pixels,
+    ) as (_, env):  # fmt: skip
+        samples, _ = env.prepare(paths, progress=settings.progress)
+        return plan_calls(env, samples)
 
 
 def evaluate(settings: EvaluateSettings) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from adacompress.device.policies.base import LearnedPolicy
 from adacompress.device.policies.files import make_policy
 from adacompress.device.policies.settings import PolicySettings
 from adacompress.learning.environment import CompressionEnv, Sample, Skipped
+from adacompress.learning.survey import Survey
 from basekit.images import ImageError
 from basekit.progress import Progress
 
@@ -129,3 +130,63 @@ def action_cost(env: CompressionEnv, samples: list[Sample]) -> tuple[float, ...]
     if not ratios:
         raise DatasetError("no image could be uploaded at every action")
     return tuple(round(float(c), 6) for c in np.mean(ratios, axis=0))
+
+
+def fit_table(
+    survey: Survey,
+    agent: PolicySettings,
+    *,
+    steps: int,
+    alpha: float = 1.0,
+    beta: float = 0.0,
+    progress: bool = False,
+) -> tuple[LearnedPolicy, list[dict[str, float]]]:
+    """Train on what a survey knows, asking nothing more: each step shows the next
+    image (a seeded reshuffle every pass) with every known outcome (answered or
+    implied); unknown ones are masked out of the loss.
+
+    The survival policy learns the outcomes; the q policy the rewards
+    ``alpha * A - size ratio + beta`` (sizes are known for every action).
+    """
+    features, kept = survey.features, survey.kept
+    n, n_actions = kept.shape
+    if n < 2:
+        raise DatasetError(f"need at least 2 surveyed images, found {n}")
+    ratios = survey.ratios
+    agent = replace(agent, n_actions=n_actions, state_dim=features.shape[1])
+    if agent.policy == "survival":
+        cost = tuple(round(float(c), 6) for c in ratios.mean(axis=0))
+        agent = replace(agent, action_cost=cost)
+    policy = make_policy(agent)
+    if agent.standardize:
+        policy.fit_feature_scaling(features)
+    observed = (~np.isnan(kept)).astype(np.float32)
+    outcome = np.nan_to_num(kept).astype(np.float32)
+    signals = outcome if agent.policy == "survival" else alpha * outcome - ratios + beta
+    rng = np.random.default_rng(agent.seed)
+    order = list(rng.permutation(n))
+    history: list[dict[str, float]] = []
+    losses: list[float] = []
+    bar = Progress(steps, "train", enabled=progress, unit="steps")
+    for step in range(steps):
+        bar.update()
+        if len(order) < 2:
+            order += list(rng.permutation(n))
+        i, following = order[0], order[1]
+        order.pop(0)
+        loss = policy.observe_all(
+            features[i], signals[i].astype(np.float32), features[following],
+            observed[i],
+        )  # fmt: skip
+        if loss is not None:
+            losses.append(loss)
+        if (step + 1) % LOG_EVERY == 0 or step + 1 == steps:
+            history.append({
+                "step": step + 1, "charts/epsilon": policy.epsilon,
+                f"losses/{loss_name(agent)}": (
+                    float(np.mean(losses)) if losses else float("nan")
+                ),
+            })  # fmt: skip
+            losses = []
+    bar.close()
+    return policy, history

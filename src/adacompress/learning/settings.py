@@ -106,6 +106,16 @@ class TrainSettings:
     full_information: bool = False
     """learn from every action's answer on each image (each training image is uploaded
     at every action once, then cached) instead of the chosen action's only"""
+    queries_per_image: int | None = None
+    """learn from few answers: ask about at most this many actions per training image
+    besides its reference, each chosen to settle the most outcomes (survival is
+    nearly monotone in scale and quality), the rest implied (survival policy)"""
+    call_budget: int | None = None
+    """ask the cloud at most this many new calls in all, references counted; the
+    survey stops when it is spent and learning uses what it has (survival policy)"""
+    budget_counts_cached: bool = False
+    """count answers already in the cache as calls too, as a first training against
+    a new cloud would pay (for budget experiments on a warm cache)"""
     progress: bool = True
     """show progress bars"""
     agent: PolicySettings = field(default_factory=PolicySettings)
@@ -119,11 +129,28 @@ class TrainSettings:
             )
         if self.target_accuracy is not None:
             check_target(self.target_accuracy)
-        if self.agent.policy == "survival" and not self.full_information:
+        budgeted = self.queries_per_image is not None or self.call_budget is not None
+        if budgeted and self.agent.policy != "survival":
             raise ValueError(
-                "the survival policy learns from every action's answer on each image: "
-                "add --full-information"
+                "learning from few answers per image (--queries-per-image, "
+                "--call-budget) needs --policy survival"
             )
+        if self.queries_per_image is not None and self.queries_per_image < 1:
+            raise ValueError("--queries-per-image must be at least 1")
+        if self.call_budget is not None and self.call_budget < 2:
+            raise ValueError(
+                "--call-budget must be at least 2 (a reference and a query)"
+            )
+        if self.agent.policy == "survival" and not (self.full_information or budgeted):
+            raise ValueError(
+                "the survival policy learns from many actions' answers on each image: "
+                "add --full-information, or --queries-per-image / --call-budget"
+            )
+
+    @property
+    def budgeted(self) -> bool:
+        """Learns from a survey of few answers per image (:mod:`~.survey`)."""
+        return self.queries_per_image is not None or self.call_budget is not None
 
 
 @dataclass

@@ -8,6 +8,7 @@ full information every action's answer is learned from at once.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,24 @@ from adacompress.device.actions import get_action_set
 from adacompress.device.features import get_extractor
 from adacompress.device.policies.base import LearnedPolicy
 from adacompress.device.policies.files import save_policy
-from adacompress.learning.calibrate import AlphaSearch, Calibration, ThresholdSearch
+from adacompress.device.policies.survival import SurvivalPolicy
+from adacompress.learning.calibrate import (
+    AlphaSearch,
+    Calibration,
+    SurveyThresholdSearch,
+    ThresholdSearch,
+)
+from adacompress.learning.calls import CallPlan, plan_calls
 from adacompress.learning.environment import CompressionEnv, Sample, open_env
-from adacompress.learning.fit import fit_policy
+from adacompress.learning.fit import fit_policy, fit_table
 from adacompress.learning.settings import TrainSettings
+from adacompress.learning.survey import Predictor, Survey, prior_belief, survey
 from basekit.atomic import atomic_write_json
+
+BELIEF_STEPS = 300
+"""Training steps of the model that guides the survey's questions."""
+BELIEF_MIN_IMAGES = 20
+"""Images surveyed before a model guides the questions (before: bisection)."""
 
 
 def train(
@@ -48,23 +62,39 @@ def train(
     paths = resolve_images(
         settings.data.images, settings.data.split, settings.data.data
     )
+    found: Survey | None = None
     with open_env(
         settings.cloud, actions=actions, extractor=extractor, top_k=settings.top_k,
         alpha=settings.alpha, beta=settings.beta, max_pixels=settings.data.max_pixels,
     ) as env:  # fmt: skip
         samples, skipped = env.prepare(paths, progress=settings.progress)
-        if settings.target_accuracy is not None:
-            if calibration is None:
-                calibration = calibrate(
-                    env, samples, settings, settings.target_accuracy
-                )
-            settings = calibrated(settings, calibration)
-            env.alpha = settings.alpha
-        policy, history = fit_policy(
-            env, samples, settings.agent, steps=settings.steps,
-            full_information=settings.full_information, progress=settings.progress,
-            skipped=skipped,
-        )  # fmt: skip
+        if settings.budgeted:
+            found = survey_for(env, samples, settings)
+            skipped += found.skipped
+            if settings.target_accuracy is not None and calibration is None:
+                calibration = SurveyThresholdSearch(
+                    found, table_fitter(settings), settings.calibration_folds,
+                    alpha=settings.alpha,
+                ).for_target(settings.target_accuracy)  # fmt: skip
+            if calibration is not None:
+                settings = calibrated(settings, calibration)
+            policy, history = fit_table(
+                found, settings.agent, steps=settings.steps, alpha=settings.alpha,
+                beta=settings.beta, progress=settings.progress,
+            )  # fmt: skip
+        else:
+            if settings.target_accuracy is not None:
+                if calibration is None:
+                    calibration = calibrate(
+                        env, samples, settings, settings.target_accuracy
+                    )
+                settings = calibrated(settings, calibration)
+                env.alpha = settings.alpha
+            policy, history = fit_policy(
+                env, samples, settings.agent, steps=settings.steps,
+                full_information=settings.full_information,
+                progress=settings.progress, skipped=skipped,
+            )  # fmt: skip
         stats = asdict(env.cache.stats)
     out = Path(settings.out)
     save_policy(
@@ -94,8 +124,73 @@ def train(
     }
     if calibration is not None:
         log["calibration"] = asdict(calibration)
+    if found is not None:
+        log["survey"] = found.summary()
     atomic_write_json(out.with_suffix(".json"), log)
     return log
+
+
+def plan_training(settings: TrainSettings) -> CallPlan:
+    """The calls :func:`train` would make (nothing is sent): every action and the
+    reference of every training image at most (an agent that explores may ask about
+    each; calibration reuses the same answers), or what the survey affords."""
+    extractor = get_extractor(settings.features)
+    paths = resolve_images(
+        settings.data.images, settings.data.split, settings.data.data
+    )
+    with open_env(
+        settings.cloud, actions=get_action_set(settings.actions), extractor=extractor,
+        max_pixels=settings.data.max_pixels,
+    ) as env:  # fmt: skip
+        samples, _ = env.prepare(paths, progress=settings.progress)
+        if not settings.budgeted:
+            return plan_calls(env, samples)
+        queries = settings.queries_per_image or len(env.actions)
+        return plan_calls(
+            env, samples, per_image=(1, 1 + queries), budget=settings.call_budget
+        )
+
+
+def survey_for(
+    env: CompressionEnv, samples: list[Sample], settings: TrainSettings
+) -> Survey:
+    """The survey of ``settings``: at most ``queries_per_image`` per image, or as
+    many as ``call_budget`` affords over the images (a reference and a query at
+    least), guided by the survival model fitted so far."""
+    queries = settings.queries_per_image
+    if queries is None:
+        assert settings.call_budget is not None
+        queries = max(1, settings.call_budget // max(1, len(samples)) - 1)
+    fit = table_fitter(settings, steps=min(settings.steps, BELIEF_STEPS))
+
+    def belief(so_far: Survey) -> Predictor:
+        if len(so_far.samples) < BELIEF_MIN_IMAGES:
+            return prior_belief(so_far)
+        policy = fit(so_far, settings.agent.seed)
+        assert isinstance(policy, SurvivalPolicy)
+        return policy.survival
+
+    return survey(
+        env, samples, queries=queries, call_budget=settings.call_budget,
+        belief=belief, seed=settings.agent.seed,
+        count_cached=settings.budget_counts_cached, progress=settings.progress,
+    )  # fmt: skip
+
+
+def table_fitter(
+    settings: TrainSettings, steps: int | None = None
+) -> Callable[[Survey, int], LearnedPolicy]:
+    """Fits ``settings``' policy to a (sub-)survey with a given seed."""
+
+    def fit(part: Survey, seed: int) -> LearnedPolicy:
+        agent = replace(settings.agent, seed=seed)
+        policy, _ = fit_table(
+            part, agent, steps=steps or settings.steps, alpha=settings.alpha,
+            beta=settings.beta,
+        )  # fmt: skip
+        return policy
+
+    return fit
 
 
 def calibrated(settings: TrainSettings, calibration: Calibration) -> TrainSettings:

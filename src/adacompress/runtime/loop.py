@@ -31,7 +31,7 @@ from adacompress.device.compressor import Compressor
 from adacompress.learning.environment import CompressionEnv, Sample
 from adacompress.runtime.drift_monitor import DriftMonitor, cached_statistics
 from adacompress.runtime.p_est import EstimateRate
-from adacompress.runtime.retrain import RetrainProgress
+from adacompress.runtime.retrain import RetrainProgress, retrain_lesson
 from adacompress.runtime.settings import RuntimeSettings
 from adacompress.runtime.store import Record, RunStore, Transition
 from basekit.images import ImageError
@@ -84,6 +84,7 @@ class Runtime:
         self.monitor = DriftMonitor(settings)
         self._agent_changed = False
         self._identity: tuple[str, str | None] = ("", None)
+        self._calls_before = 0
         loaded = store.load(metadata)
         if loaded is None:
             store.start(self.state_dict(), self._agent_blob(), metadata)
@@ -134,6 +135,7 @@ class Runtime:
         """
         draw = float(self.rng.random())  # drawn for every image: resumable sequence
         self._identity = identity or image_identity(path)
+        self._calls_before = self.env.cache.stats.new
         try:
             sample = self._sample(path)
             self._watch_drift(sample)
@@ -187,16 +189,17 @@ class Runtime:
         index = self.policy.act(sample.features, explore=True,
                                 candidates=self.candidates)  # fmt: skip
         result, labels, uploaded = self.env.step_with_reference(sample, index)
-        signal = self.policy.signal(result)
-        self.policy.observe(sample.features, index, signal, sample.features)
+        transition, extra = retrain_lesson(
+            self.env, self.policy, sample, index, result, self.settings
+        )
+        self.policy.observe_all(
+            sample.features, transition.signals, sample.features, transition.observed
+        )
         self.retrain.add(result.reward, result.accuracy, self.settings)
-        step = Step(self.env.actions[index].key, uploaded, result.reference_bytes,
-                    result.accuracy, labels)  # fmt: skip
+        step = Step(self.env.actions[index].key, uploaded + extra,
+                    result.reference_bytes, result.accuracy, labels)  # fmt: skip
         if self.retrain.done(self.policy.epsilon, self.settings):
             self._end_retrain()
-        transition = Transition.one_action(
-            sample.features, index, signal, len(self.env.actions)
-        )
         return self._commit(path, "retrain", step, agent=True, transition=transition)
 
     # -- state changes -----------------------------------------------------------
@@ -249,6 +252,7 @@ class Runtime:
             labels=[(label.class_id, label.name, round(label.score, 6))
                     for label in step.labels[:TOP_LABELS_RECORDED]],
             error=step.error, source=self._identity[0], digest=self._identity[1],
+            calls=self.env.cache.stats.new - self._calls_before,
         )  # fmt: skip
         agent = agent or self._agent_changed
         self._agent_changed = False

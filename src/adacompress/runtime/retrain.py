@@ -1,4 +1,5 @@
-"""A retrain in progress: its step count and the recent results it leaves on."""
+"""A retrain in progress: its step count and the recent results it leaves on, and
+what one retrain image teaches."""
 
 from __future__ import annotations
 
@@ -6,7 +7,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from adacompress.device.actions import REFERENCE_ACTION
+from adacompress.device.policies.base import LearnedPolicy
+from adacompress.device.policies.survival import SurvivalPolicy
+from adacompress.learning.environment import CompressionEnv, Sample, StepResult
+from adacompress.learning.monotone import dominance, next_query, propagate
 from adacompress.runtime.settings import RuntimeSettings
+from adacompress.runtime.store import Transition
 
 
 @dataclass
@@ -41,3 +48,55 @@ class RetrainProgress:
             float(np.mean(self.retrain_rewards)) > s.exit_reward
         )
         return reward_ok and accuracy >= s.exit_accuracy and epsilon < s.exit_epsilon
+
+
+def retrain_lesson(
+    env: CompressionEnv,
+    policy: LearnedPolicy,
+    sample: Sample,
+    index: int,
+    first: StepResult,
+    settings: RuntimeSettings,
+) -> tuple[Transition, int]:
+    """What one retrain image teaches, asking the cloud only what it needs.
+
+    The explored action ``index`` was uploaded with the reference (``first``). Up to
+    ``retrain_queries - 1`` more actions are asked about, each the one whose answer
+    settles the most (:func:`~adacompress.learning.monotone.next_query`, guided by
+    the survival policy's belief); with ``retrain_implied``, what the answers imply
+    about the other actions is learned too (sizes are known on the device).
+
+    Returns the transition to learn from and the extra bytes uploaded.
+    """
+    n = len(env.actions)
+    known = np.full(n, np.nan)
+    known[index] = first.accuracy
+    up = dominance(env.actions)
+    belief = (
+        policy.survival(sample.features)[0]
+        if isinstance(policy, SurvivalPolicy)
+        else np.full(n, 0.5)
+    )
+    extra = 0
+    for _ in range(settings.retrain_queries - 1):
+        j = next_query(propagate(known, up), belief, up)
+        if j is None:
+            break
+        result, _, _ = env.step_with_reference(sample, j)
+        known[j] = result.accuracy
+        extra += 0 if env.actions[j] == REFERENCE_ACTION else result.nbytes
+    if settings.retrain_implied:
+        known = propagate(known, up)
+    observed = ~np.isnan(known)
+    outcome = np.nan_to_num(known)
+    if isinstance(policy, SurvivalPolicy):
+        signals = outcome
+    else:
+        ratios = env.sizes(sample) / first.reference_bytes
+        signals = env.alpha * outcome - ratios + env.beta
+    return (
+        Transition(
+            sample.features, signals.astype(np.float32), observed.astype(np.float32)
+        ),
+        extra,
+    )

@@ -20,6 +20,7 @@ import numpy as np
 from adacompress.cloud.service import CircuitOpen
 from adacompress.core.datasets import builtin_photos, image_identity, resolve_images
 from adacompress.device.shipped import AgentChoice
+from adacompress.learning.calls import CallPlan, plan_calls
 from adacompress.learning.environment import open_agent_env
 from adacompress.learning.settings import CloudSettings
 from adacompress.runtime.loop import Runtime
@@ -135,6 +136,12 @@ def summarize(records: list[Record], backend: str) -> dict[str, Any]:
         "reference_bytes": reference,
         "traffic_ratio": uploaded / reference if reference else None,
         "estimates": states.get("estimate", 0),
+        "calls": {
+            "new": sum(r.calls for r in records),
+            "per_image": (
+                sum(r.calls for r in records) / len(latest) if latest else None
+            ),
+        },
         "retrains": retrains,
         "accuracy_when_known": float(np.mean(known)) if known else None,
         "problems": [
@@ -143,6 +150,17 @@ def summarize(records: list[Record], backend: str) -> dict[str, Any]:
             if r.error
         ],
     }
+
+
+def plan_run(settings: RunSettings) -> CallPlan:
+    """The calls :func:`run` would make at most: one an image in inference, two in
+    an estimate or a retrain step, less what is cached (nothing is sent)."""
+    paths = list(input_paths(settings.images))
+    with open_agent_env(
+        settings.cloud, settings.choice, max_pixels=settings.max_pixels
+    ) as (_, env):  # fmt: skip
+        samples, _ = env.prepare(paths, progress=settings.progress)
+        return plan_calls(env, samples, per_image=(1, 2))
 
 
 def default_state_dir(backend: str) -> Path:

@@ -46,6 +46,13 @@ class RuntimeSettings:
     """one learning call every this many retrain steps"""
     retrain_epsilon_decay: float = 0.97
     """epsilon multiplier per learning call while retraining"""
+    retrain_queries: int = 1
+    """actions asked about per retrain image: the explored one, then each the one
+    whose answer settles the most (paid calls: one each, besides the reference)"""
+    retrain_implied: bool = True
+    """learn, at each retrain image, what its answers imply about the other actions
+    (survival is nearly monotone in scale and quality; the paper learns the asked
+    action only)"""
     drift_window: int = 30
     """images forming the scene-statistics reference (0: no drift detection)"""
     drift_threshold: float = 8.0
@@ -96,6 +103,8 @@ class RuntimeSettings:
                 f"initial {self.p_est_initial}, min {self.p_est_min}, max "
                 f"{self.p_est_max}, drift {self.drift_p_est}"
             )
+        if self.retrain_queries < 1:
+            raise ValueError("--retrain-queries must be at least 1")
         if self.window < 1 or self.exit_window < 1 or self.drift_window < 0:
             raise ValueError("--window and --exit-window must be at least 1")
         e1 = self.drift_test_error + self.drift_test_shift
@@ -121,7 +130,7 @@ RUNTIME_PRESETS: Presets[RuntimeSettings] = Presets("runtime preset", {
         exit_window=10, retrain_min_steps=0, retrain_warmup=128,
         retrain_learn_every=5, retrain_epsilon_decay=0.99, flush_memory=True,
         drift_window=0, p_est_decay=1.0, skip_dominated=False, scene_memory=False,
-        count_reference_estimates=True,
+        count_reference_estimates=True, retrain_implied=False,
     ),
 })  # fmt: skip
 

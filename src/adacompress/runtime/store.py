@@ -24,7 +24,7 @@ from filelock import FileLock, Timeout
 from basekit.safe_load import load_tensors
 from basekit.sqlite import Database, StateError
 
-STORE_VERSION = 2
+STORE_VERSION = 3
 STORE_FILE = "run.sqlite"
 LOCK_FILE = "run.lock"
 FINAL_STATES = ("inference", "estimate", "retrain", "skipped")
@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS records (
     labels TEXT NOT NULL,
     error TEXT,
     source TEXT,
-    digest TEXT
+    digest TEXT,
+    calls INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS runtime (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -62,7 +63,7 @@ CREATE TABLE IF NOT EXISTS transitions (
 """
 _COLUMNS = (
     "position, path, state, action, bytes_uploaded, reference_bytes, accuracy, "
-    "p_est, epsilon, labels, error, source, digest"
+    "p_est, epsilon, labels, error, source, digest, calls"
 )
 
 
@@ -86,6 +87,8 @@ class Record:
     """the resolved path (None in runs from before identities)"""
     digest: str | None = None
     """SHA-256 of the file's bytes (None when it could not be read)"""
+    calls: int = 0
+    """new (paid) calls to the service this image took"""
 
     @property
     def identity(self) -> tuple[str, str | None]:
@@ -112,10 +115,12 @@ class Transition:
 
 
 def _migrate(db: sqlite3.Connection, old: int) -> None:
-    """A state file from before identities: its records gain the two columns."""
+    """An older state file: its records gain the identity and the call count."""
     if old < 2:
         db.execute("ALTER TABLE records ADD COLUMN source TEXT")
         db.execute("ALTER TABLE records ADD COLUMN digest TEXT")
+    if old < 3:
+        db.execute("ALTER TABLE records ADD COLUMN calls INTEGER NOT NULL DEFAULT 0")
 
 
 class RunStore:
@@ -260,12 +265,12 @@ class RunStore:
         with self._db.transaction():
             self._db.execute(
                 f"INSERT INTO records ({_COLUMNS}) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.position, record.path, record.state, record.action,
                     record.bytes_uploaded, record.reference_bytes, record.accuracy,
                     record.p_est, record.epsilon, json.dumps(record.labels),
-                    record.error, record.source, record.digest,
+                    record.error, record.source, record.digest, record.calls,
                 ),
             )  # fmt: skip
             self._db.execute(

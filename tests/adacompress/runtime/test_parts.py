@@ -4,6 +4,8 @@ and the retrain progress."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -114,3 +116,29 @@ def test_retrain_progress_exit_rules() -> None:
     assert progress.done(0.9, s)  # the maximum ends it whatever the rest says
     progress.restart()
     assert progress == RetrainProgress()
+
+
+def test_a_retrain_image_teaches_what_its_answers_imply(tmp_path: Path) -> None:
+    """q=5 lost implies nothing above; q=35 kept implies q=45..95 kept: one answer,
+    seven outcomes learned; more questions only where they settle something."""
+    from adacompress.device.actions import paper_actions
+    from adacompress.runtime.retrain import retrain_lesson
+    from tests.adacompress.fakes import make_env, write_photos
+
+    env = make_env(tmp_path)
+    sample = env.prepare(write_photos(tmp_path / "img", 1), progress=False)[0][0]
+    policy = DQNPolicy(PolicySettings(state_dim=3, n_actions=10, seed=0))
+    q35 = [a.quality for a in paper_actions()].index(35)
+    first = env.step(sample, q35)
+    assert first.accuracy == 1.0  # SizeCloud keeps uploads of 3 kB and more
+    one, extra = retrain_lesson(env, policy, sample, q35, first, S)
+    assert extra == 0 and one.observed.tolist() == [0.0] * 3 + [1.0] * 7
+    sizes = env.sizes(sample)
+    expected = 1.0 - sizes[q35:] / first.reference_bytes  # alpha 1, beta 0
+    np.testing.assert_allclose(one.signals[q35:], expected, rtol=1e-5)
+    paper = replace(S, retrain_implied=False)
+    alone, _ = retrain_lesson(env, policy, sample, q35, first, paper)
+    assert alone.observed.tolist() == [0.0] * 3 + [1.0] + [0.0] * 6
+    asking = replace(S, retrain_queries=3)
+    more, extra = retrain_lesson(env, policy, sample, q35, first, asking)
+    assert more.observed.sum() > one.observed.sum() and extra > 0

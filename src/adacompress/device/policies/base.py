@@ -173,10 +173,16 @@ class LearnedPolicy:
         return self._after_step()
 
     def observe_all(
-        self, state: np.ndarray, signals: np.ndarray, next_state: np.ndarray
+        self,
+        state: np.ndarray,
+        signals: np.ndarray,
+        next_state: np.ndarray,
+        observed: np.ndarray | None = None,
     ) -> float | None:
-        """Store every action's signal for one image (full information)."""
-        observed = np.ones(self.settings.n_actions, dtype=np.float32)
+        """Store the signals of many actions for one image: every action's (full
+        information) or those ``observed`` marks (answered or implied)."""
+        if observed is None:
+            observed = np.ones(self.settings.n_actions, dtype=np.float32)
         self.memory.push(state, signals, observed, next_state)
         return self._after_step()
 

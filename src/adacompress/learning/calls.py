@@ -1,0 +1,68 @@
+"""How many paid calls a command will make, counted before it makes any.
+
+A call is one upload the service answers; answers already in the cache cost none.
+``--dry-run`` prints the count and stops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from adacompress.device.actions import REFERENCE_ACTION, Action
+from adacompress.learning.environment import CompressionEnv, Sample
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    """The calls a command will make at most, and what the cache already holds."""
+
+    images: int
+    new_at_most: int
+    new_at_least: int
+    cached: int
+
+    def describe(self, command: str) -> str:
+        span = (
+            f"{self.new_at_most}"
+            if self.new_at_least == self.new_at_most
+            else f"{self.new_at_least} to {self.new_at_most}"
+        )
+        return (
+            f"{command} would make {span} new calls for {self.images} images "
+            f"({self.cached} answers already cached); nothing was sent"
+        )
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def plan_calls(
+    env: CompressionEnv,
+    samples: Sequence[Sample],
+    *,
+    actions: Sequence[Action] | None = None,
+    per_image: tuple[int, int] | None = None,
+    budget: int | None = None,
+) -> CallPlan:
+    """Count the calls of asking about ``actions`` (default: every action) and the
+    reference on every sample.
+
+    Args:
+        per_image: ``(at least, at most)`` calls an image needs when only some of
+            the actions will be asked about (a run, a survey), else every missing one.
+        budget: no more than this many new calls in all.
+    """
+    wanted = [REFERENCE_ACTION, *(env.actions if actions is None else actions)]
+    low = high = cached = 0
+    for sample in samples:
+        missing = len(env.missing(sample, wanted))
+        cached += len(set(a.key for a in wanted)) - missing
+        if per_image is None:
+            low, high = low + missing, high + missing
+        else:
+            low += min(per_image[0], missing)
+            high += min(per_image[1], missing)
+    if budget is not None:
+        low, high = min(low, budget), min(high, budget)
+    return CallPlan(len(samples), high, low, cached)

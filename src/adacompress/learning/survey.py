@@ -1,0 +1,218 @@
+"""Asking the cloud only what it takes to learn: a few answers per training image.
+
+Every training image's reference goes up (the truth); then, instead of every action,
+at most ``queries`` of them, each chosen to settle the most unknown outcomes given
+what is known (:mod:`~adacompress.learning.monotone`), the rest filled in by
+monotone propagation. The belief that guides the choice is the survival model fitted
+to the images surveyed so far (active learning), refitted as the survey goes on.
+Sizes need no call: every action is encoded on the device. A call budget stops the
+survey; it then says where.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from adacompress.cloud.service import ServiceError
+from adacompress.device.actions import REFERENCE_ACTION, Action
+from adacompress.learning.environment import CompressionEnv, Sample, Skipped
+from adacompress.learning.monotone import dominance, next_query, propagate
+from basekit.images import ImageError
+from basekit.progress import Progress
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+"""features (n, d) -> survival belief (n, actions)."""
+Belief = Callable[["Survey"], Predictor]
+"""The survey so far -> a predictor fitted to it."""
+
+
+@dataclass
+class Survey:
+    """What the cloud said about each surveyed image, and what follows from it.
+
+    Attributes:
+        samples: the surveyed images, in survey order.
+        kept: 1 (kept), 0 (lost) or NaN (unknown) per image and action, answered or
+            implied. Shape: (n, actions).
+        asked: which actions were uploaded (besides the reference). Shape: like kept.
+        sizes: bytes of every action's upload. Shape: like kept.
+        reference: bytes of each reference upload. Shape: (n,).
+        calls: new cloud calls the survey made (references included).
+        stopped: why it stopped before the last image (None: it did not).
+    """
+
+    samples: list[Sample]
+    kept: np.ndarray
+    asked: np.ndarray
+    sizes: np.ndarray
+    reference: np.ndarray
+    calls: int = 0
+    stopped: str | None = None
+    skipped: list[Skipped] = field(default_factory=list)
+
+    @property
+    def features(self) -> np.ndarray:
+        return np.stack([s.features for s in self.samples])
+
+    @property
+    def ratios(self) -> np.ndarray:
+        """Each upload's size over its reference's. Shape: (n, actions)."""
+        return self.sizes / self.reference[:, None]
+
+    def subset(self, rows: np.ndarray) -> Survey:
+        return Survey(
+            [self.samples[i] for i in rows], self.kept[rows], self.asked[rows],
+            self.sizes[rows], self.reference[rows],
+        )  # fmt: skip
+
+    def summary(self) -> dict[str, object]:
+        """Calls, answers and what propagation filled in, for logs."""
+        n = len(self.samples)
+        known = ~np.isnan(self.kept)
+        return {
+            "images": n,
+            "calls": self.calls,
+            "calls_per_image": self.calls / n if n else None,
+            "answered": int(self.asked.sum()),
+            "known_share": float(known.mean()) if n else None,
+            "stopped": self.stopped,
+            "skipped": len(self.skipped),
+        }
+
+
+def prior_belief(survey: Survey) -> Predictor:
+    """Without a model: each action's share of kept answers so far (smoothed), the
+    same for every image (0.5 before any: plain bisection)."""
+    known = ~np.isnan(survey.kept)
+    rate = (np.nansum(survey.kept, axis=0) + 0.5) / (known.sum(axis=0) + 1.0)
+    return lambda features: np.repeat(rate[None, :], len(features), axis=0)
+
+
+def survey(
+    env: CompressionEnv,
+    samples: list[Sample],
+    *,
+    queries: int | None,
+    call_budget: int | None = None,
+    belief: Belief = prior_belief,
+    refit_every: int = 100,
+    seed: int = 0,
+    count_cached: bool = False,
+    progress: bool = False,
+) -> Survey:
+    """Ask the cloud about ``samples``: the reference and at most ``queries`` actions
+    per image (None: every action, no propagation -- full information), stopping
+    before ``call_budget`` new calls would be exceeded.
+
+    ``belief`` is refitted on the survey so far every ``refit_every`` images. With
+    ``count_cached`` every answer asked counts as a call, cached or not: what a
+    first survey against a new cloud pays (budget experiments on a warm cache).
+    """
+    n_actions = len(env.actions)
+    up = dominance(env.actions)
+    order = np.random.default_rng(seed).permutation(len(samples))
+    rows: list[int] = []
+    kept: list[np.ndarray] = []
+    asked: list[np.ndarray] = []
+    sizes: list[np.ndarray] = []
+    reference: list[float] = []
+    calls, stopped = 0, None
+    skipped: list[Skipped] = []
+    bar = Progress(len(samples), "survey", enabled=progress)
+
+    def so_far() -> Survey:
+        empty = np.zeros((0, n_actions))
+        return Survey(
+            [samples[i] for i in rows], np.array(kept) if kept else empty,
+            np.array(asked, bool) if asked else empty.astype(bool),
+            np.array(sizes) if sizes else empty, np.array(reference), calls,
+            stopped, skipped,
+        )  # fmt: skip
+
+    paid: set[tuple[str, str]] = set()  # (image, action) answers counted so far
+
+    def cost(sample: Sample, wanted: list[Action]) -> int:
+        if not count_cached:
+            return len(env.missing(sample, wanted))
+        return len({(sample.digest, a.key) for a in wanted} - paid)
+
+    def affordable(sample: Sample, action_index: int | None) -> bool:
+        wanted = [REFERENCE_ACTION]
+        if action_index is not None:
+            wanted.append(env.actions[action_index])
+        return call_budget is None or calls + cost(sample, wanted) <= call_budget
+
+    predict = prior_belief(so_far())
+    for position, index in enumerate(order):
+        sample = samples[index]
+        if position and position % refit_every == 0:
+            predict = belief(so_far())
+        if not affordable(sample, None):
+            stopped = (
+                f"the budget of {call_budget} calls was spent after {len(rows)} of "
+                f"{len(samples)} images"
+            )
+            break
+        try:
+            row, row_asked, new = _ask(
+                env, sample, queries, up, predict(sample.features[None])[0],
+                affordable,
+            )  # fmt: skip
+            row_sizes = env.sizes(sample)
+        except (ServiceError, ImageError) as err:
+            skipped.append(Skipped(str(sample.path), str(err)))
+            continue
+        if count_cached:
+            asked_keys = [REFERENCE_ACTION] + [
+                a for a, was in zip(env.actions, row_asked, strict=True) if was
+            ]
+            new = cost(sample, asked_keys)
+            paid.update((sample.digest, a.key) for a in asked_keys)
+        calls += new
+        rows.append(int(index))
+        reference.append(row[0])
+        kept.append(row[1:])
+        asked.append(row_asked)
+        sizes.append(row_sizes)
+        bar.update(calls=calls)
+    bar.close()
+    return so_far()
+
+
+def _ask(
+    env: CompressionEnv,
+    sample: Sample,
+    queries: int | None,
+    up: np.ndarray,
+    survival: np.ndarray,
+    affordable: Callable[[Sample, int | None], bool],
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """One image: ``[reference bytes, outcome per action...]``, which actions were
+    asked, and the new calls made."""
+    before = env.cache.stats.new
+    n_actions = len(env.actions)
+    reference = env.outcomes(sample, [REFERENCE_ACTION])[REFERENCE_ACTION]
+    known = np.full(n_actions, np.nan)
+    asked = np.zeros(n_actions, dtype=bool)
+    if queries is None:  # full information: every action, nothing implied
+        found = env.outcomes(sample, [REFERENCE_ACTION, *env.actions])
+        known[:] = [env.score(reference, found[a]).accuracy for a in env.actions]
+        asked[:] = True
+    else:
+        for _ in range(queries):
+            j = next_query(known, survival, up)
+            if j is None or not affordable(sample, j):
+                break
+            action = env.actions[j]
+            outcome = env.outcomes(sample, [REFERENCE_ACTION, action])[action]
+            known[j] = env.score(reference, outcome).accuracy
+            asked[j] = True
+            known = propagate(known, up)
+    return (
+        np.concatenate([[reference.nbytes], known]),
+        asked,
+        env.cache.stats.new - before,
+    )

@@ -1,0 +1,80 @@
+"""Learning from a few answers per image: the survey, the budget, the dry run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adacompress.cli import main
+from adacompress.core.datasets import builtin_photos
+from adacompress.device.actions import get_action_set
+from adacompress.device.features import get_extractor
+from adacompress.learning.environment import open_env
+from adacompress.learning.settings import CloudSettings
+from adacompress.learning.survey import survey
+
+ARGS = ["--quiet", "train", "--preset", "survival", "--actions", "scale-quality",
+        "--images", "builtin", "--steps", "100"]  # fmt: skip
+
+
+def test_a_survey_asks_few_questions_and_implies_the_rest(tmp_path: Path) -> None:
+    cloud = CloudSettings("lite0", cache=str(tmp_path / "c.sqlite"))
+    actions = get_action_set("scale-quality")
+    with open_env(cloud, actions=actions, extractor=get_extractor("confidence")) as env:
+        samples, _ = env.prepare(builtin_photos()[:6], progress=False)
+        few = survey(env, samples, queries=3)
+        assert few.asked.sum(axis=1).max() <= 3
+        assert few.calls <= 6 * 4  # a reference and three questions an image
+        assert few.calls == env.cache.stats.new
+        full = survey(env, samples, queries=None)
+    assert full.asked.all() and not np.isnan(full.kept).any()
+    order = [full.samples.index(s) for s in few.samples]
+    known = ~np.isnan(few.kept)
+    assert known.mean() > few.asked.mean()  # more is known than was asked
+    agree = few.kept[known] == full.kept[order][known]
+    assert agree.mean() > 0.9  # implied outcomes are (nearly) right
+    np.testing.assert_array_equal(few.sizes, full.sizes[order])
+
+
+def test_train_with_a_call_budget_makes_at_most_that_many_calls(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "agent.pt"
+    cache = ["--cache", str(tmp_path / "c.sqlite")]
+    assert main([*ARGS, "--call-budget", "20", "--out", str(out), *cache]) == 0
+    log = json.loads(out.with_suffix(".json").read_text())
+    assert log["service_calls"]["new"] <= 20
+    assert log["survey"]["calls"] == log["service_calls"]["new"]
+    assert "spent after" in log["survey"]["stopped"]
+    assert "survey: the budget of 20 calls was spent" in capsys.readouterr().out
+
+
+def test_dry_run_counts_the_calls_and_sends_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "c.sqlite"
+    args = ["--quiet", "evaluate", "--images", "builtin", "--cache", str(cache)]
+    assert main([*args, "--dry-run"]) == 0
+    assert "would make 140 new calls for 14 images (0 answers" in (
+        capsys.readouterr().out
+    )  # 14 images x 10 qualities (q=75 is the reference)
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main([*args, "--dry-run"]) == 0
+    assert "would make 0 new calls" in capsys.readouterr().out
+    budget = [*ARGS, "--queries-per-image", "2", "--dry-run", "--cache", str(cache)]
+    assert main([*budget, "--out", str(tmp_path / "a.pt")]) == 0
+    assert "would make 14 to 42 new calls" in capsys.readouterr().out
+    assert not (tmp_path / "a.pt").exists()
+
+
+def test_few_answers_need_the_survival_policy(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["--quiet", "train", "--preset", "paper", "--images", "builtin",
+            "--queries-per-image", "2"]  # fmt: skip
+    assert main(args) == 2
+    assert "needs --policy survival" in capsys.readouterr().err
