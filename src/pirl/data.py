@@ -41,6 +41,13 @@ Key = tuple[int, int, int]
 """``(index, seed, epoch)``: which image, and the seed of its augmentation."""
 
 
+def key_generator(key: int | Key) -> tuple[int, np.random.Generator]:
+    """The image index of a key and the generator its augmentation draws from (an
+    ``int`` key is ``(index, 0, 0)``)."""
+    index, seed, epoch = (key, 0, 0) if isinstance(key, int) else key
+    return index, np.random.default_rng([index, seed, epoch])
+
+
 class DataError(ValueError):
     """A dataset that cannot be used at all (missing, empty, wrong format)."""
 
@@ -224,8 +231,7 @@ class ImageDataset(Dataset[tuple[Any, int]]):
         return len(self.source)
 
     def __getitem__(self, key: int | Key) -> tuple[Any, int]:
-        index, seed, epoch = (key, 0, 0) if isinstance(key, int) else key
-        rng = np.random.default_rng([index, seed, epoch])
+        index, rng = key_generator(key)
         return self.transform(self.source.load(index), rng), index
 
 
