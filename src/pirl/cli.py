@@ -22,7 +22,7 @@ from pirl.data import DataError
 from pirl.evaluate import EvalSettings, evaluate, export_encoder
 from pirl.loss import LOSSES
 from pirl.resnet import ARCHS
-from pirl.train import METHODS, TrainSettings, train
+from pirl.train import DATA_PATHS, METHODS, TrainSettings, train
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "method": METHODS,
@@ -30,6 +30,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "arch": tuple(ARCHS),
     "loss": LOSSES,
     "device": ("auto", "cpu", "cuda"),
+    "data_path": DATA_PATHS,
 }
 HIDDEN = {"progress"}
 

@@ -8,6 +8,12 @@ with one all-reduce after ``backward`` (what DDP does, without its single-forwar
 restriction: PIRL runs the encoder on images and patches separately) and the memory
 bank is updated from the all-gathered batch, so every process holds the same bank.
 
+The images come from one of two data paths: ``files`` decodes and augments every
+image with PIL in loader processes (:mod:`pirl.data`, :mod:`pirl.transforms`);
+``tensor`` decodes the dataset once into a memory-mapped uint8 cache and augments
+whole batches in torch (:mod:`pirl.tensor_data`, :mod:`pirl.batch_transforms`);
+``auto`` takes the tensor path when the decoded images fit a memory limit.
+
 A checkpoint (model, optimiser, schedule position, memory bank with its sampling
 generator) is written after every epoch, on Ctrl-C and when the time budget or
 ``max_steps`` stops the run; ``resume`` continues exactly: the data order and every
@@ -35,6 +41,7 @@ from tqdm import tqdm
 
 from basekit.atomic import atomic_torch_save, atomic_write_json
 from basekit.safe_load import load_tensors
+from pirl.batch_transforms import BatchViews
 from pirl.data import DataError, EpochBatchSampler, ImageDataset, ImageSource
 from pirl.jigsaw_baseline import (
     JigsawClassifier,
@@ -44,9 +51,11 @@ from pirl.jigsaw_baseline import (
 from pirl.loss import PIRLLoss
 from pirl.model import PIRLModel
 from pirl.resnet import resnet
+from pirl.tensor_data import DecodedDataset, DecodedImages, decoded_bytes
 from pirl.transforms import ImageView, Jigsaw, Rotation, Views
 
 METHODS = ("pirl", "npid", "jigsaw")
+DATA_PATHS = ("auto", "tensor", "files")
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.csv"
 
@@ -107,8 +116,23 @@ class TrainSettings:
     """jigsaw baseline: number of permutations (maximal Hamming distance)"""
     seed: int = 0
     """seed of the model, data order, augmentations and memory bank"""
-    workers: int = 1
-    """data-loading worker processes (0 = decode in the training process)"""
+    workers: int | None = None
+    """data-loading worker processes (0 = load in the training process; default: 1
+    on the files path, 0 on the tensor path, whose batches cost little to make)"""
+    data_path: str = "auto"
+    """tensor: decode the images once into a memory-mapped uint8 cache and augment
+    whole batches in torch | files: decode and augment every image with PIL (for
+    datasets too large to decode) | auto: tensor when the decoded images fit in
+    --memory-limit-gb"""
+    memory_limit_gb: float = 4.0
+    """auto: the largest decoded dataset (images x side x side x 3 bytes) that takes
+    the tensor path"""
+    decoded_size: int | None = None
+    """tensor path: side of the decoded images (default: --image-size); images of
+    another size are resized (shorter side) and centre-cropped to it"""
+    cache_dir: str | None = None
+    """tensor path: folder of decoded datasets (default: $PIRL_CACHE, else the
+    user's cache folder)"""
     limit: int | None = None
     """train on a seeded random subset of this many images"""
     budget_minutes: float | None = None
@@ -177,6 +201,30 @@ def build_method(
         shared_negatives=settings.shared_negatives,
     )
     return PIRLModel(encoder, pretext=pretext), criterion, transform, None
+
+
+def build_dataset(
+    settings: TrainSettings,
+    source: ImageSource,
+    transform: Views,
+    device: torch.device,
+) -> ImageDataset | DecodedDataset:
+    """The training data on the path ``settings.data_path`` picks (see its help)."""
+    if settings.data_path not in DATA_PATHS:
+        raise ValueError(
+            f"data_path must be one of {DATA_PATHS}, got {settings.data_path!r}"
+        )
+    side = settings.decoded_size or settings.image_size
+    fits = decoded_bytes(len(source), side) <= settings.memory_limit_gb * 1e9
+    if settings.data_path == "files" or (settings.data_path == "auto" and not fits):
+        return ImageDataset(source, transform)
+    images = DecodedImages.open(
+        source, side=side, cache_dir=settings.cache_dir, progress=settings.progress
+    )
+    # Worker processes cannot use CUDA; in the training process augment on the GPU.
+    in_process = settings.workers in (None, 0)
+    on_device = device if device.type == "cuda" and in_process else None
+    return DecodedDataset(images, BatchViews(transform), device=on_device)
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -321,7 +369,7 @@ class Logger:
 
 
 def batches(
-    dataset: ImageDataset,
+    dataset: ImageDataset | DecodedDataset,
     settings: TrainSettings,
     epoch: int,
     start: int,
@@ -337,8 +385,19 @@ def batches(
         world=world,
         start=start,
     )
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=settings.workers)
-    yield from loader
+    if isinstance(dataset, DecodedDataset):  # one item is a whole batch
+        yield from DataLoader(
+            dataset,
+            sampler=sampler,
+            batch_size=None,
+            num_workers=0 if settings.workers is None else settings.workers,
+        )
+    else:
+        yield from DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            num_workers=1 if settings.workers is None else settings.workers,
+        )
 
 
 def train(
@@ -379,7 +438,8 @@ def train(
         lr=settings.lr,
         momentum=settings.momentum,
     )
-    dataset = ImageDataset(source, transform)
+    dataset = build_dataset(settings, source, transform, device)
+    data_path = "tensor" if isinstance(dataset, DecodedDataset) else "files"
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)
         if settings.amp and device.type == "cuda"
@@ -428,6 +488,7 @@ def train(
                 "n_data": n,
                 "world": world,
                 "skipped": len(source.skipped),
+                "data_path_used": data_path,
             },
         )
     logger = Logger(out, enabled=rank == 0)
@@ -533,6 +594,7 @@ def train(
     images_seen = int(state["global_step"]) * settings.batch_size * world
     return {
         "method": settings.method,
+        "data_path": data_path,
         "n_data": n,
         "skipped": [{"path": s.name, "error": s.reason} for s in source.skipped],
         "steps": int(state["global_step"]),

@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.pirl.helpers import tiny_image
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """One torch thread: the tiny test models gain nothing from a second, and on a
+    busy machine two spinning OpenMP threads slow a step down tenfold."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def decoded_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Decoded datasets of the tensor data path go to a temp folder, never to the
+    user's cache."""
+    folder = tmp_path / "decoded-cache"
+    monkeypatch.setenv("PIRL_CACHE", str(folder))
+    return folder
 
 
 @pytest.fixture

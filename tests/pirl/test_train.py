@@ -32,14 +32,21 @@ def losses(folder: Path) -> list[float]:
 
 
 @pytest.mark.parametrize(
-    "method, fraction", [("pirl", 1.0), ("pirl", 0.25), ("jigsaw", 1.0)]
+    "method, fraction, data_path",
+    [
+        ("pirl", 1.0, "files"),
+        ("pirl", 1.0, "tensor"),
+        ("pirl", 0.25, "tensor"),
+        ("jigsaw", 1.0, "files"),
+        ("jigsaw", 1.0, "tensor"),
+    ],
 )
 def test_resume_reproduces_the_next_steps(
-    image_folder: Path, tmp_path: Path, method: str, fraction: float
+    image_folder: Path, tmp_path: Path, method: str, fraction: float, data_path: str
 ) -> None:
     base = dict(
         TINY, data=str(image_folder), method=method, n_permutations=10,
-        pretext_fraction=fraction,
+        pretext_fraction=fraction, data_path=data_path,
     )  # fmt: skip
     straight = tmp_path / "straight"
     train(TrainSettings(**base, out=str(straight), max_steps=7))  # type: ignore[arg-type]
@@ -47,6 +54,7 @@ def test_resume_reproduces_the_next_steps(
     train(TrainSettings(**base, out=str(split), max_steps=3))  # type: ignore[arg-type]
     summary = train(TrainSettings(**base, out=str(split), max_steps=7, resume=True))  # type: ignore[arg-type]
     assert summary["steps"] == 7  # 5 steps an epoch: the resume crosses an epoch
+    assert summary["data_path"] == data_path
     assert losses(split) == pytest.approx(losses(straight), rel=1e-5)
     a = torch.load(straight / "checkpoint.pt", weights_only=False)
     b = torch.load(split / "checkpoint.pt", weights_only=False)
@@ -154,6 +162,31 @@ def test_cli_errors_are_one_line(
     assert main([*args, "--pretext-fraction", "0"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("pirl: error: pretext_fraction") and err.count("\n") == 1
+
+
+def test_auto_takes_the_tensor_path_when_it_fits(
+    image_folder: Path, tmp_path: Path, decoded_cache: Path
+) -> None:
+    base = dict(TINY, data=str(image_folder), max_steps=1)
+    fits = train(TrainSettings(**base, out=str(tmp_path / "a")))  # type: ignore[arg-type]
+    assert fits["data_path"] == "tensor" and list(decoded_cache.glob("*x16px*.u8"))
+    too_big = TrainSettings(**base, out=str(tmp_path / "b"), memory_limit_gb=1e-6)  # type: ignore[arg-type]
+    assert train(too_big)["data_path"] == "files"
+
+
+def test_cli_data_path_errors_are_one_line(
+    image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "not-a-folder").write_text("x")
+    args = cli_args(
+        **TINY, data=image_folder, out=tmp_path / "run", max_steps=1,
+        data_path="tensor", cache_dir=tmp_path / "not-a-folder",
+    )  # fmt: skip
+    assert main(["--quiet", "train", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pirl: error:") and err.count("\n") == 1
+    with pytest.raises(SystemExit):
+        main(["train", "--data", str(image_folder), "--data-path", "fast"])
 
 
 def test_budget_stops_the_run(image_folder: Path, tmp_path: Path) -> None:
