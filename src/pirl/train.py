@@ -145,6 +145,9 @@ class TrainSettings:
     """auto | cpu | cuda"""
     amp: bool = True
     """bfloat16 autocast on CUDA (no effect on CPU)"""
+    channels_last: bool = True
+    """keep weights and activations channels-last (NHWC): the faster convolution
+    layout of oneDNN on CPU and of tensor cores on GPU"""
     log_every: int = 20
     """steps between log rows"""
     progress: bool = False
@@ -431,6 +434,8 @@ def train(
     if device.type == "cuda" and world > 1:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device)
+    if settings.channels_last:
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     if criterion is not None:
         criterion.to(device)
     optimizer = torch.optim.SGD(

@@ -174,6 +174,20 @@ def test_auto_takes_the_tensor_path_when_it_fits(
     assert train(too_big)["data_path"] == "files"
 
 
+def test_channels_last_changes_the_speed_not_the_maths(
+    image_folder: Path, tmp_path: Path
+) -> None:
+    base = dict(TINY, data=str(image_folder), max_steps=3)
+    for layout in ("nhwc", "nchw"):
+        settings = TrainSettings(
+            **base, out=str(tmp_path / layout), channels_last=layout == "nhwc"
+        )  # type: ignore[arg-type]
+        train(settings)
+    assert losses(tmp_path / "nhwc") == pytest.approx(
+        losses(tmp_path / "nchw"), rel=1e-4
+    )
+
+
 def test_cli_data_path_errors_are_one_line(
     image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
