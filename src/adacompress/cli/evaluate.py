@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from adacompress.cli.options import add_settings, build
+from adacompress.cli.options import add_dry_run, add_settings, build
 from adacompress.learning.settings import EvaluateSettings
 
 NAME = "evaluate"
@@ -19,10 +19,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="agent vs every fixed setting vs the per-image oracle",
         description=__doc__.split("\n\n")[0],
     )  # fmt: skip
-    parser.add_argument(
-        "--dry-run", action="store_true",
-        help="say how many paid calls this would make, then stop (nothing is sent)",
-    )  # fmt: skip
+    add_dry_run(parser)
     add_settings(parser, EvaluateSettings)
 
 

@@ -48,3 +48,11 @@ def build(cls: type[T], args: argparse.Namespace, **extra: Any) -> T:
 def overrides(cls: type, args: argparse.Namespace) -> dict[str, Any]:
     """Only the values the user set (for a preset to be overridden with)."""
     return settings_cli.given(settings_cli.pick(cls, args, hidden=HIDDEN))
+
+
+def add_dry_run(parser: argparse.ArgumentParser) -> None:
+    """``--dry-run``: count the paid calls, send nothing."""
+    parser.add_argument(
+        "--dry-run", action="store_true",
+        help="say how many paid calls this would make, then stop (nothing is sent)",
+    )  # fmt: skip

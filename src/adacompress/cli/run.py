@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from adacompress.cli.options import add_settings, build, overrides
+from adacompress.cli.options import add_dry_run, add_settings, build, overrides
 from adacompress.runtime.settings import RUNTIME_PRESETS, RunSettings, RuntimeSettings
 
 NAME = "run"
@@ -20,10 +20,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="the deployed inference-estimate-retrain loop (resumable)",
         description=__doc__.split("\n\n")[0],
     )  # fmt: skip
-    parser.add_argument(
-        "--dry-run", action="store_true",
-        help="say how many paid calls this would make, then stop (nothing is sent)",
-    )  # fmt: skip
+    add_dry_run(parser)
     add_settings(parser, RunSettings)
     group = parser.add_argument_group("runtime constants (override the preset)")
     add_settings(

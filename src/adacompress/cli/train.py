@@ -7,7 +7,7 @@ import argparse
 import math
 from typing import Any
 
-from adacompress.cli.options import add_settings, overrides
+from adacompress.cli.options import add_dry_run, add_settings, overrides
 from adacompress.learning.presets import TRAIN_PRESETS
 from adacompress.learning.settings import TrainSettings
 
@@ -24,10 +24,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="training recipe; every option below overrides it "
         f"(default: {TRAIN_PRESETS.default})",
     )  # fmt: skip
-    parser.add_argument(
-        "--dry-run", action="store_true",
-        help="say how many paid calls this would make, then stop (nothing is sent)",
-    )  # fmt: skip
+    add_dry_run(parser)
     add_settings(
         parser, TrainSettings, default_from="--preset",
         defaults=TRAIN_PRESETS.get(TRAIN_PRESETS.default),

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from adacompress.cloud.service import ServiceError
-from adacompress.core.datasets import resolve_images
 from adacompress.device.actions import REFERENCE_ACTION, Action
 from adacompress.learning.cache import Outcome
 from adacompress.learning.calls import CallPlan, plan_calls
@@ -154,9 +153,7 @@ def target_report(target: object, body: dict[str, Any]) -> dict[str, Any]:
 def plan_evaluation(settings: EvaluateSettings) -> CallPlan:
     """The calls :func:`evaluate` would make: every action and the reference of
     every image, less what is cached (nothing is sent)."""
-    paths = resolve_images(
-        settings.data.images, settings.data.split, settings.data.data
-    )
+    paths = settings.data.paths()
     with open_agent_env(
         settings.cloud, settings.choice, top_k=settings.top_k,
         max_pixels=settings.data.max_pixels,
@@ -167,9 +164,7 @@ def plan_evaluation(settings: EvaluateSettings) -> CallPlan:
 
 def evaluate(settings: EvaluateSettings) -> dict[str, Any]:
     """Run the evaluation; write the JSON report if asked and return it."""
-    paths = resolve_images(
-        settings.data.images, settings.data.split, settings.data.data
-    )
+    paths = settings.data.paths()
     with open_agent_env(
         settings.cloud, settings.choice, top_k=settings.top_k,
         max_pixels=settings.data.max_pixels,

@@ -8,8 +8,9 @@ group (:mod:`basekit.settings_cli`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from adacompress.core.datasets import check_split
+from adacompress.core.datasets import check_split, resolve_images
 from adacompress.device.policies.settings import PolicySettings
 from adacompress.device.shipped import AgentChoice
 from basekit.images import DEFAULT_MAX_PIXELS
@@ -67,6 +68,10 @@ class ImageSettings:
 
     def __post_init__(self) -> None:
         check_split(self.split)
+
+    def paths(self) -> list[Path]:
+        """The image files these settings name."""
+        return resolve_images(self.images, self.split, self.data)
 
     max_pixels: int = DEFAULT_MAX_PIXELS
     """skip images with more pixels than this"""

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from adacompress.core.datasets import DatasetError, resolve_images
+from adacompress.core.datasets import DatasetError
 from adacompress.device.actions import get_action_set
 from adacompress.device.features import get_extractor
 from adacompress.device.policies.base import LearnedPolicy
@@ -59,9 +59,7 @@ def train(
     started = time.perf_counter()
     actions = get_action_set(settings.actions)
     extractor = get_extractor(settings.features)
-    paths = resolve_images(
-        settings.data.images, settings.data.split, settings.data.data
-    )
+    paths = settings.data.paths()
     found: Survey | None = None
     with open_env(
         settings.cloud, actions=actions, extractor=extractor, top_k=settings.top_k,
@@ -135,9 +133,7 @@ def plan_training(settings: TrainSettings) -> CallPlan:
     reference of every training image at most (an agent that explores may ask about
     each; calibration reuses the same answers), or what the survey affords."""
     extractor = get_extractor(settings.features)
-    paths = resolve_images(
-        settings.data.images, settings.data.split, settings.data.data
-    )
+    paths = settings.data.paths()
     with open_env(
         settings.cloud, actions=get_action_set(settings.actions), extractor=extractor,
         max_pixels=settings.data.max_pixels,
