@@ -22,7 +22,8 @@ from pirl.data import DataError
 from pirl.evaluate import EvalSettings, evaluate, export_encoder
 from pirl.loss import LOSSES
 from pirl.resnet import ARCHS
-from pirl.train import DATA_PATHS, METHODS, TrainSettings, train
+from pirl.tensor_data import DATA_PATHS
+from pirl.train import METHODS, TrainSettings, train
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "method": METHODS,

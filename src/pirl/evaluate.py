@@ -2,6 +2,8 @@
 
 The encoder is in eval mode (BatchNorm uses its running statistics) and runs once
 over the labelled train and test images; its pooled features are then classified.
+The images are read from the decoded uint8 cache (:mod:`pirl.tensor_data`) or from
+the files; both give the same view (the centre square at ``image_size``).
 
 - kNN: the usual InstDisc/lightly setting -- cosine similarity, the ``k = 200``
   nearest training images vote with weight ``exp(s / t)``, ``t = 0.1``.
@@ -12,6 +14,7 @@ over the labelled train and test images; its pooled features are then classified
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +26,11 @@ from torch.utils.data import DataLoader
 
 from basekit.atomic import atomic_torch_save
 from basekit.safe_load import load_tensors
+from pirl.batch_transforms import to_float
 from pirl.data import DataError, ImageDataset, ImageSource
 from pirl.resnet import resnet
-from pirl.transforms import EvalView
+from pirl.tensor_data import DEFAULT_MEMORY_LIMIT_GB, DecodedImages, takes_tensor_path
+from pirl.transforms import EvalView, normalize
 
 ENCODER_FORMAT = "pirl-encoder-v1"
 
@@ -61,7 +66,15 @@ class EvalSettings:
     batch_size: int = 256
     """images per forward pass"""
     workers: int = 1
-    """data-loading worker processes"""
+    """data-loading worker processes (files path)"""
+    data_path: str = "auto"
+    """tensor: read the images from the decoded uint8 cache | files: decode every
+    image | auto: tensor when the decoded images fit in --memory-limit-gb"""
+    memory_limit_gb: float = DEFAULT_MEMORY_LIMIT_GB
+    """auto: the largest decoded dataset that takes the tensor path"""
+    cache_dir: str | None = None
+    """folder of decoded datasets (default: $PIRL_CACHE, else the user's cache
+    folder)"""
     limit_train: int | None = None
     """use a seeded random subset of this many training images"""
     limit_test: int | None = None
@@ -128,19 +141,33 @@ def extract_features(
     batch_size: int = 256,
     workers: int = 0,
     device: torch.device | str = "cpu",
+    data_path: str = "auto",
+    memory_limit_gb: float = DEFAULT_MEMORY_LIMIT_GB,
+    cache_dir: str | Path | None = None,
 ) -> torch.Tensor:
     """Pooled encoder features of every image, encoder in eval mode.
 
     Shape: returns (len(source), encoder.out_dim).
     """
+    batches: Iterable[torch.Tensor]
+    n = len(source)
+    if takes_tensor_path(data_path, n, image_size, memory_limit_gb):
+        # decoding stores the centre square at image_size: EvalView's own view
+        images = DecodedImages.open(source, side=image_size, cache_dir=cache_dir)
+        batches = (
+            normalize(to_float(images.batch(range(lo, min(lo + batch_size, n)))))
+            for lo in range(0, n, batch_size)
+        )
+    else:
+        loader = DataLoader(
+            ImageDataset(source, EvalView(image_size)),
+            batch_size=batch_size,
+            num_workers=workers,
+        )
+        batches = (x for x, _ in loader)
     was_training = encoder.training
     encoder.eval()
-    loader = DataLoader(
-        ImageDataset(source, EvalView(image_size)),
-        batch_size=batch_size,
-        num_workers=workers,
-    )
-    parts = [encoder(x.to(device)).float().cpu() for x, _ in loader]
+    parts = [encoder(x.to(device)).float().cpu() for x in batches]
     encoder.train(was_training)
     return torch.cat(parts)
 
@@ -237,14 +264,27 @@ def evaluate_encoder(
     batch_size: int = 256,
     workers: int = 0,
     seed: int = 0,
+    data_path: str = "auto",
+    memory_limit_gb: float = DEFAULT_MEMORY_LIMIT_GB,
+    cache_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """kNN and linear-probe top-1 of a frozen encoder, as fractions in [0, 1]."""
     if train.classes != test.classes:
         raise DataError("train and test images have different classes")
     y_train, y_test = labelled(train), labelled(test)
-    options = {"image_size": image_size, "batch_size": batch_size, "workers": workers}
-    x_train = extract_features(encoder, train, **options)  # type: ignore[arg-type]
-    x_test = extract_features(encoder, test, **options)  # type: ignore[arg-type]
+    x_train, x_test = (
+        extract_features(
+            encoder,
+            source,
+            image_size=image_size,
+            batch_size=batch_size,
+            workers=workers,
+            data_path=data_path,
+            memory_limit_gb=memory_limit_gb,
+            cache_dir=cache_dir,
+        )
+        for source in (train, test)
+    )
     result: dict[str, Any] = {
         "n_train": len(train),
         "n_test": len(test),
@@ -307,6 +347,9 @@ def evaluate(settings: EvalSettings) -> dict[str, Any]:
         batch_size=settings.batch_size,
         workers=settings.workers,
         seed=settings.seed,
+        data_path=settings.data_path,
+        memory_limit_gb=settings.memory_limit_gb,
+        cache_dir=settings.cache_dir,
     )
     skipped = [
         {"path": s.name, "error": s.reason} for s in train.skipped + test.skipped

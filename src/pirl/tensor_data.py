@@ -40,6 +40,8 @@ from pirl.batch_transforms import BatchViews
 from pirl.data import DataError, ImageSource, Key, key_generator
 from pirl.transforms import center_square
 
+DATA_PATHS = ("auto", "tensor", "files")
+DEFAULT_MEMORY_LIMIT_GB = 4.0
 CACHE_ENV = "PIRL_CACHE"
 MAGIC = b"pirl-decoded-images v1\n"
 HEADER_BYTES = 4096
@@ -58,6 +60,20 @@ def default_cache_dir() -> Path:
 def decoded_bytes(n: int, side: int) -> int:
     """Size of ``n`` decoded ``side`` x ``side`` RGB images."""
     return n * side * side * 3
+
+
+def takes_tensor_path(data_path: str, n: int, side: int, limit_gb: float) -> bool:
+    """Whether ``data_path`` (``auto | tensor | files``) means the decoded cache for
+    ``n`` images of ``side`` pixels: auto takes it when they fit in ``limit_gb``.
+
+    Raises:
+        ValueError: an unknown data path.
+    """
+    if data_path not in DATA_PATHS:
+        raise ValueError(f"data_path must be one of {DATA_PATHS}, got {data_path!r}")
+    if data_path == "auto":
+        return decoded_bytes(n, side) <= limit_gb * 1e9
+    return data_path == "tensor"
 
 
 def source_signature(source: ImageSource) -> str:

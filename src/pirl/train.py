@@ -51,11 +51,15 @@ from pirl.jigsaw_baseline import (
 from pirl.loss import PIRLLoss
 from pirl.model import PIRLModel
 from pirl.resnet import resnet
-from pirl.tensor_data import DecodedDataset, DecodedImages, decoded_bytes
+from pirl.tensor_data import (
+    DEFAULT_MEMORY_LIMIT_GB,
+    DecodedDataset,
+    DecodedImages,
+    takes_tensor_path,
+)
 from pirl.transforms import ImageView, Jigsaw, Rotation, Views
 
 METHODS = ("pirl", "npid", "jigsaw")
-DATA_PATHS = ("auto", "tensor", "files")
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.csv"
 
@@ -124,7 +128,7 @@ class TrainSettings:
     whole batches in torch | files: decode and augment every image with PIL (for
     datasets too large to decode) | auto: tensor when the decoded images fit in
     --memory-limit-gb"""
-    memory_limit_gb: float = 4.0
+    memory_limit_gb: float = DEFAULT_MEMORY_LIMIT_GB
     """auto: the largest decoded dataset (images x side x side x 3 bytes) that takes
     the tensor path"""
     decoded_size: int | None = None
@@ -213,13 +217,9 @@ def build_dataset(
     device: torch.device,
 ) -> ImageDataset | DecodedDataset:
     """The training data on the path ``settings.data_path`` picks (see its help)."""
-    if settings.data_path not in DATA_PATHS:
-        raise ValueError(
-            f"data_path must be one of {DATA_PATHS}, got {settings.data_path!r}"
-        )
     side = settings.decoded_size or settings.image_size
-    fits = decoded_bytes(len(source), side) <= settings.memory_limit_gb * 1e9
-    if settings.data_path == "files" or (settings.data_path == "auto" and not fits):
+    n, limit = len(source), settings.memory_limit_gb
+    if not takes_tensor_path(settings.data_path, n, side, limit):
         return ImageDataset(source, transform)
     images = DecodedImages.open(
         source, side=side, cache_dir=settings.cache_dir, progress=settings.progress
