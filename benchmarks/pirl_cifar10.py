@@ -1,15 +1,33 @@
-"""Same-budget CIFAR-10 benchmark: PIRL vs covariant Jigsaw vs NPID vs random init.
+"""CIFAR-10 benchmark: PIRL vs covariant Jigsaw vs NPID vs random init, over seeds.
 
-Each method trains the same encoder for the same wall-clock budget on this machine
-(``--budget-minutes`` each, cosine schedule ending with the budget), then its frozen
-encoder is scored on the CIFAR-10 test set by kNN (k=200, t=0.1, cosine) and a linear
-probe, both fitted on the (unaugmented) CIFAR-10 training images.
+Two protocols. **Equal epochs** (``--epochs E``, the paper's protocol and the one for
+the claims): every method trains the same encoder for E epochs of the training set,
+cosine schedule over them. **Equal wall clock** (``--budget-minutes B``): every method
+trains for B minutes on this machine, the schedule ending with the budget; it shows
+the cost side. Then each frozen encoder (and a randomly initialised one) is scored by
+kNN (k=200, t=0.1, cosine) and a linear probe, both fitted on the unaugmented
+CIFAR-10 training images and scored on the test set.
 
+    python benchmarks/pirl_cifar10.py --epochs 8 --seeds 0 1 2 \\
+        --json out/bench/pirl_cifar10_epochs.json
+    python benchmarks/pirl_cifar10.py --epochs 8 --lams 0 0.25 0.5 0.75 1 \\
+        --json out/bench/pirl_lambda.json          # the lambda ablation, one seed
     python benchmarks/pirl_cifar10.py --budget-minutes 20 --json out/bench/pirl.json
 
-Quick end-to-end check (a few minutes): ``--budget-minutes 1 --train-limit 10000
---eval-train-limit 10000 --test-limit 2000``. Data: ``$ADACOMPRESS_DATA`` (default
-``../shared/data``) or ``--data``.
+A seed sets the model's initialisation, the data order, every augmentation, the
+memory bank's draws and the linear probe; the data (subsets, the validation split)
+stay the same for every seed. The JSON holds, per method, the mean, the sample
+standard deviation (null for one run) and every run; ``images_per_second`` and
+``minutes`` are of the self-supervised training alone, averaged over the seeds.
+``--lams`` trains PIRL at each lambda instead of ``--methods`` (lambda = 0 is NPID:
+its patches would get no gradient, so none are encoded). Each run leaves its
+checkpoint and ``result.json`` in ``--out-dir``; ``--resume`` reuses finished runs
+and continues unfinished ones from their checkpoints.
+
+Choosing settings: ``--validate N`` scores on N held-out *training* images instead of
+the test set. Quick end-to-end check (a few minutes): ``--epochs 1 --train-limit
+5000 --eval-train-limit 5000 --test-limit 1000 --linear-epochs 10``. Data:
+``$ADACOMPRESS_DATA`` (default ``../shared/data``) or ``--data``.
 """
 
 from __future__ import annotations
@@ -17,8 +35,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +49,18 @@ from basekit.threads import configure_threads
 from pirl.data import ImageSource
 from pirl.evaluate import evaluate_encoder, load_encoder
 from pirl.resnet import resnet
+from pirl.tensor_data import DATA_PATHS
 from pirl.train import TrainSettings, train
 
 METHODS = ("pirl", "jigsaw", "npid", "random")
+DATA_SEED = 0
+"""Seed of the data subsets and of the validation split: the same for every seed."""
 
 
-def parse(argv: list[str] | None) -> argparse.Namespace:
+def add_training_options(p: argparse.ArgumentParser) -> None:
+    """The encoder and training options (shared with pirl_throughput.py)."""
     root = Path(os.environ.get("ADACOMPRESS_DATA", "../shared/data"))
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--budget-minutes", type=float, default=20.0)
-    p.add_argument("--json", default="out/bench/pirl_cifar10.json")
     p.add_argument("--data", default=str(root / "cifar10" / "cifar10-jpeg.zip"))
-    p.add_argument("--methods", default=",".join(METHODS))
-    p.add_argument("--out-dir", default="out/bench/pirl_runs")
     p.add_argument("--arch", default="resnet10")
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--grid-size", type=int, default=30)  # chosen with --validate
@@ -52,6 +71,55 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lam", type=float, default=0.5)
     p.add_argument("--pretext-fraction", type=float, default=1.0)
     p.add_argument("--loss", default="infonce", choices=("nce", "infonce"))
+    p.add_argument("--data-path", default="auto", choices=DATA_PATHS)
+    p.add_argument("--cache-dir", default=None, help="decoded datasets (tensor path)")
+    p.add_argument(
+        "--workers", type=int, default=None,
+        help="loader processes (default: 1 on the files path, 0 on the tensor path)",
+    )  # fmt: skip
+    p.add_argument("--threads", type=int, default=None)
+
+
+def training_settings(
+    args: argparse.Namespace, method: str, *, out: Path, seed: int, lam: float
+) -> TrainSettings:
+    """The benchmark's settings for one method; the protocol is set by the caller."""
+    return TrainSettings(
+        method=method,
+        out=str(out),
+        arch=args.arch,
+        width=args.width,
+        grid_size=args.grid_size,
+        patch_size=args.patch_size,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        n_negatives=args.n_negatives,
+        lam=lam,
+        pretext_fraction=args.pretext_fraction,
+        loss=args.loss,
+        data_path=args.data_path,
+        cache_dir=args.cache_dir,
+        workers=args.workers,
+        seed=seed,
+        log_every=50,
+    )
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    protocol = p.add_mutually_exclusive_group()
+    protocol.add_argument("--epochs", type=int, default=None, help="(default 8)")
+    protocol.add_argument("--budget-minutes", type=float, default=None)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument(
+        "--lams", type=float, nargs="+", default=None,
+        help="the lambda ablation: PIRL at each lambda (0 = NPID) instead of --methods",
+    )  # fmt: skip
+    p.add_argument("--json", default="out/bench/pirl_cifar10.json")
+    p.add_argument("--out-dir", default="out/bench/pirl_runs")
+    p.add_argument("--resume", action="store_true", help="reuse finished runs")
+    add_training_options(p)
     p.add_argument("--train-limit", type=int, default=None, help="train on a subset")
     p.add_argument("--eval-train-limit", type=int, default=None)
     p.add_argument("--test-limit", type=int, default=None)
@@ -61,119 +129,155 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "set (for choosing settings; the rest is the training pool)",
     )  # fmt: skip
     p.add_argument("--linear-epochs", type=int, default=100)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.epochs is None and args.budget_minutes is None:
+        args.epochs = 8
+    return args
 
 
-def sample(source: ImageSource, limit: int | None, seed: int) -> ImageSource:
+def sample(source: ImageSource, limit: int | None) -> ImageSource:
     """A seeded ``limit``-image part of ``source`` (all of it without a limit)."""
     if limit is None or limit >= len(source):
         return source
-    return source.split(limit, seed=seed)[1]
+    return source.split(limit, seed=DATA_SEED)[1]
+
+
+def runs_to_train(args: argparse.Namespace) -> list[tuple[str, str, float]]:
+    """``(name, method, lambda)`` of every encoder to compare."""
+    if args.lams is not None:
+        return [
+            (f"lam={lam:g}", "npid" if lam == 0 else "pirl", lam) for lam in args.lams
+        ]
+    return [(m, m, args.lam) for m in args.methods.split(",") if m]
+
+
+def spread(values: list[float | None]) -> dict[str, Any]:
+    """Mean, sample standard deviation (None for one value) and the values."""
+    if None in values:  # no linear probe (--linear-epochs 0)
+        return {"mean": None, "sd": None, "runs": values}
+    return {
+        "mean": round(statistics.fmean(values), 4),
+        "sd": round(statistics.stdev(values), 4) if len(values) > 1 else None,
+        "runs": [round(v, 4) for v in values],
+    }
+
+
+def run_one(
+    args: argparse.Namespace,
+    name: str,
+    method: str,
+    lam: float,
+    seed: int,
+    sources: dict[str, ImageSource],
+) -> dict[str, Any]:
+    """Train (unless random), evaluate and record one encoder."""
+    folder = Path(args.out_dir) / name / f"seed{seed}"
+    settings: TrainSettings | None = None
+    if method != "random":
+        settings = training_settings(args, method, out=folder, seed=seed, lam=lam)
+        if args.budget_minutes is not None:
+            settings.epochs = 10_000  # the budget ends the run and the schedule
+            settings.budget_minutes = args.budget_minutes
+        else:
+            settings.epochs = args.epochs
+    recipe = {
+        "settings": None if settings is None else asdict(settings),
+        "data": {k: [len(s), s.path.name] for k, s in sources.items()},
+        "linear_epochs": args.linear_epochs,
+    }
+    result_file = folder / "result.json"
+    if args.resume and result_file.exists():
+        previous = json.loads(result_file.read_text())
+        if previous.get("recipe") == json.loads(json.dumps(recipe)):
+            print(f"{name} seed {seed}: reusing {result_file}", flush=True)
+            return dict(previous)
+    result: dict[str, Any] = {"recipe": recipe}
+    if settings is None:
+        torch.manual_seed(seed)
+        encoder = resnet(args.arch, width=args.width, cifar_stem=True)
+    else:
+        settings.resume = args.resume and (folder / "checkpoint.pt").exists()
+        summary = train(settings, source=sources["ssl"])
+        encoder, _ = load_encoder(summary["checkpoint"])
+        result["train"] = {k: v for k, v in summary.items() if k != "skipped"}
+    scores = evaluate_encoder(
+        encoder,
+        sources["eval_train"],
+        sources["test"],
+        linear_epochs=args.linear_epochs,
+        workers=1 if args.workers is None else args.workers,
+        seed=seed,
+        data_path=args.data_path,
+        cache_dir=args.cache_dir,
+    )
+    result.update(knn_top1=scores["knn_top1"], linear_top1=scores["linear_top1"])
+    atomic_write_json(result_file, result)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    threads = configure_threads(args.threads)
-    methods = [m for m in args.methods.split(",") if m]
-    unknown = set(methods) - set(METHODS)
+    configure_threads(args.threads)
+    runs = runs_to_train(args)
+    unknown = {method for _, method, _ in runs} - set(METHODS)
     if unknown:
         print(f"unknown methods: {sorted(unknown)}", file=sys.stderr)
         return 2
     started = time.monotonic()
+    pool = ImageSource(args.data, under="train")
     if args.validate:
         # Choosing settings: score on held-out *training* images, never on test.
-        rest, test = ImageSource(args.data, under="train").split(
-            args.validate, seed=args.seed
-        )
-        train_source = sample(rest, args.train_limit, args.seed)
-        eval_train = sample(rest, args.eval_train_limit, args.seed)
+        pool, test = pool.split(args.validate, seed=DATA_SEED)
     else:
-        train_source = ImageSource(
-            args.data, under="train", limit=args.train_limit, seed=args.seed
-        )
-        eval_train = ImageSource(
-            args.data, under="train", limit=args.eval_train_limit, seed=args.seed
-        )
-        test = ImageSource(
-            args.data, under="test", limit=args.test_limit, seed=args.seed
-        )
-    encoder_name = f"{args.arch}-w{args.width}-cifar-stem"
-    report: dict[str, Any] = {
-        "budget_minutes": args.budget_minutes,
-        "encoder": encoder_name,
-        "loss": args.loss,
-        "images_seen": {},
-        "knn_top1": {},
-        "linear_top1": {},
-        "images_per_s": {},
-        "train_steps": {},
-        "final_loss": {},
-        "geometry": {
-            "image_size": 32,
-            "grid_size": args.grid_size,
-            "patch_size": args.patch_size,
-        },
-        "n_train_ssl": len(train_source),
-        "n_eval_train": len(eval_train),
-        "n_test": len(test),
-        "evaluated_on": f"{args.validate} held-out train images"
-        if args.validate
-        else "test",
-        "threads": threads,
-        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        test = sample(ImageSource(args.data, under="test"), args.test_limit)
+    sources = {
+        "ssl": sample(pool, args.train_limit),
+        "eval_train": sample(pool, args.eval_train_limit),
+        "test": test,
     }
-    for method in methods:
-        if method == "random":
-            torch.manual_seed(args.seed)
-            encoder = resnet(args.arch, width=args.width, cifar_stem=True)
-            report["images_seen"][method] = 0
-        else:
-            settings = TrainSettings(
-                method=method,
-                out=str(Path(args.out_dir) / method),
-                arch=args.arch,
-                width=args.width,
-                grid_size=args.grid_size,
-                patch_size=args.patch_size,
-                batch_size=args.batch_size,
-                lr=args.lr,
-                n_negatives=args.n_negatives,
-                lam=args.lam,
-                pretext_fraction=args.pretext_fraction,
-                loss=args.loss,
-                epochs=10_000,  # the budget ends the run and the schedule
-                budget_minutes=args.budget_minutes,
-                workers=args.workers,
-                seed=args.seed,
-                log_every=50,
+    results: dict[str, list[dict[str, Any]]] = {}
+    for name, method, lam in runs:
+        for seed in args.seeds:
+            result = run_one(args, name, method, lam, seed, sources)
+            results.setdefault(name, []).append(result)
+            train_part = result.get("train", {})
+            print(
+                f"{name:>9} seed {seed}: kNN {result['knn_top1']:.4f}  "
+                f"linear {result['linear_top1']:.4f}  "
+                f"images/s {train_part.get('images_per_s', 0):.0f}  "
+                f"train {train_part.get('elapsed_s', 0) / 60:.1f} min  "
+                f"({(time.monotonic() - started) / 60:.1f} min in all)",
+                flush=True,
             )
-            summary = train(settings, source=train_source)
-            encoder, _ = load_encoder(summary["checkpoint"])
-            report["images_seen"][method] = summary["images_seen"]
-            report["images_per_s"][method] = round(summary["images_per_s"], 1)
-            report["train_steps"][method] = summary["steps"]
-            report["final_loss"][method] = summary["last_loss"]
-        scores = evaluate_encoder(
-            encoder,
-            eval_train,
-            test,
-            linear_epochs=args.linear_epochs,
-            workers=args.workers,
-            seed=args.seed,
-        )
-        report["knn_top1"][method] = scores["knn_top1"]
-        report["linear_top1"][method] = scores["linear_top1"]
-        print(
-            f"{method:>7}: images {report['images_seen'][method]:>7}  "
-            f"kNN {scores['knn_top1']:.4f}  linear {scores['linear_top1']:.4f}",
-            flush=True,
-        )
-    report["wall_minutes"] = round((time.monotonic() - started) / 60, 2)
+    trained = [name for name, method, _ in runs if method != "random"]
+
+    def mean_of(name: str, key: str, scale: float = 1.0) -> float:
+        """Mean over the seeds of a training summary's ``key``."""
+        return statistics.fmean(r["train"][key] / scale for r in results[name])
+
+    report: dict[str, Any] = {
+        "protocol": "epochs" if args.budget_minutes is None else "budget",
+        **(
+            {"epochs": args.epochs}
+            if args.budget_minutes is None
+            else {"budget_minutes": args.budget_minutes}
+        ),
+        "seeds": args.seeds,
+        "encoder": f"{args.arch}-w{args.width}-cifar-stem",
+        "images_per_second": {n: round(mean_of(n, "images_per_s"), 1) for n in trained},
+        "minutes": {n: round(mean_of(n, "elapsed_s", 60), 2) for n in trained},
+        "knn_top1": {
+            n: spread([r["knn_top1"] for r in rs]) for n, rs in results.items()
+        },
+        "linear_top1": {
+            n: spread([r["linear_top1"] for r in rs]) for n, rs in results.items()
+        },
+    }
+    if args.validate:
+        report["evaluated_on"] = f"{args.validate} held-out training images"
     atomic_write_json(Path(args.json), report)
     print(json.dumps(report))
+    print(f"{(time.monotonic() - started) / 60:.1f} minutes in all -> {args.json}")
     return 0
 
 
