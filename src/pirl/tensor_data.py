@@ -127,6 +127,8 @@ def problem_with(path: Path, expected: dict[str, Any]) -> str | None:
     """Why the file at ``path`` cannot serve as ``expected``; None if it can."""
     if not path.exists():
         return "missing"
+    if not path.is_file():  # a FIFO would block the read below
+        return "not a regular file"
     try:
         header = read_header(path)
         if header.get("signature") != expected["signature"]:
