@@ -9,8 +9,9 @@ one ``grid_sample``, the jigsaw cut is one gather, the colour jitter one call of
 choices (same boxes, flips, factors, offsets, permutations) and differ only in the
 resampling: bilinear here, PIL's bilinear (which also smooths when shrinking) there.
 
-Works on any device: the draws are made on the CPU, the pixels stay where the images
-are.
+Works on any device: the draws are made on the CPU and the pixels stay where the
+images are; permutations and quarter turns come back on the CPU, as the PIL path's
+collate gives them (the labels are looked up there).
 """
 
 from __future__ import annotations
@@ -112,7 +113,8 @@ class BatchJigsaw:
     """:class:`~pirl.transforms.Jigsaw` on a batch: crop, 3x3 cut, jitter, shuffle.
 
     Shape: (batch, 3, h, w) in [0, 1] -> patches (batch, 9, 3, p, p), normalised,
-    and permutations (batch, 9); ``patches[b, i]`` is cell ``perms[b, i]``.
+    and permutations (batch, 9) on the CPU; ``patches[b, i]`` is cell
+    ``perms[b, i]``.
     """
 
     def __init__(self, jigsaw: Jigsaw) -> None:
@@ -139,9 +141,9 @@ class BatchJigsaw:
         patches = patches.permute(0, 1, 4, 2, 3).reshape(b * n, 3, p, p)
         jitter = stacked_jitter([d.jitter for d in draws], x.device)
         patches = apply_jitter(patches, jitter).view(b, n, 3, p, p)
-        perms = torch.stack([d.perm for d in draws]).to(x.device)
-        shuffled = patches[torch.arange(b, device=x.device)[:, None], perms]
-        return normalize(shuffled), perms
+        perms = torch.stack([d.perm for d in draws])
+        rows = torch.arange(b, device=x.device)[:, None]
+        return normalize(patches[rows, perms.to(x.device)]), perms
 
 
 class BatchRotation:
