@@ -1,4 +1,5 @@
-"""Two gloo processes == one process with the combined batch (loss, bank, weights)."""
+"""Two gloo processes == one process with the combined batch (loss, bank, weights),
+and torchrun ranks training on the tensor data path build its cache once."""
 
 from __future__ import annotations
 
@@ -107,3 +108,47 @@ def test_two_processes_match_one_with_the_combined_batch(
     assert not torch.allclose(
         single["bank"], PIRLLoss(N_DATA, dim=8, seed=0).memory_bank.bank
     )  # type: ignore[arg-type]
+
+
+def train_worker(rank: int, world: int, port: int, folder: str, data: str) -> None:
+    import os
+
+    from pirl.train import TrainSettings, train
+
+    torch.set_num_threads(1)
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+        PIRL_CACHE=str(Path(folder) / "cache"),
+    )  # fmt: skip
+    try:
+        summary = train(
+            TrainSettings(
+                data=data,
+                out=str(Path(folder) / "run"),
+                arch="resnet10",
+                width=4,
+                batch_size=4,
+                n_negatives=8,
+                grid_size=30,
+                patch_size=8,
+                image_size=16,
+                max_steps=3,
+                data_path="tensor",
+            )
+        )
+        torch.save(summary, Path(folder) / f"summary{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_torchrun_ranks_share_one_decoded_cache(
+    tmp_path: Path, image_folder: Path
+) -> None:
+    args = (2, free_port(), str(tmp_path), str(image_folder))
+    mp.spawn(train_worker, args=args, nprocs=2, join=True)
+    summaries = [torch.load(tmp_path / f"summary{r}.pt") for r in (0, 1)]
+    assert [s["steps"] for s in summaries] == [3, 3]
+    assert {s["data_path"] for s in summaries} == {"tensor"}
+    assert summaries[0]["images_seen"] == 3 * 4 * 2
+    assert len(list((tmp_path / "cache").glob("*.u8"))) == 1
