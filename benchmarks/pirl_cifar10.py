@@ -181,8 +181,10 @@ def run_one(
         else:
             settings.epochs = args.epochs
     recipe = {
+        "encoder": [args.arch, args.width],
         "settings": None if settings is None else asdict(settings),
         "data": {k: [len(s), s.path.name] for k, s in sources.items()},
+        "validate": args.validate,
         "linear_epochs": args.linear_epochs,
     }
     result_file = folder / "result.json"

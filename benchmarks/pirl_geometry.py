@@ -1,8 +1,9 @@
 """Training-step throughput of PIRL / NPID / Jigsaw per encoder and jigsaw geometry.
 
 Model compute only (forward + backward on random tensors, batch 128, no data
-loading), on this machine's CPU threads. Used to pick the benchmark's encoder width
-and the jigsaw geometry for 32-pixel images:
+loading), on this machine's CPU threads, NCHW unless ``--channels-last`` (training's
+default layout). Used to pick the benchmark's encoder width and the jigsaw geometry
+for 32-pixel images; ``pirl_throughput.py`` measures training end to end:
 
     python benchmarks/pirl_geometry.py --threads 2
 """
@@ -34,11 +35,16 @@ def images_per_s(step: Callable[[], None], batch: int, repeats: int = 5) -> floa
     return batch / best
 
 
-def measure(arch: str, width: int, patch: int, b: int) -> list[float]:
+def measure(
+    arch: str, width: int, patch: int, b: int, channels_last: bool = False
+) -> list[float]:
     """Images/s of one PIRL, NPID and Jigsaw training step."""
     torch.manual_seed(0)
     model = PIRLModel(resnet(arch, width=width, cifar_stem=True))
     jigsaw = JigsawClassifier(resnet(arch, width=width, cifar_stem=True))
+    if channels_last:
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        jigsaw.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     x = torch.randn(b, 3, 32, 32)
     patches = torch.randn(b, 9, 3, patch, patch)
 
@@ -66,15 +72,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--encoders", default="resnet10:16,resnet18:16", help="arch:width,..."
     )
+    parser.add_argument("--channels-last", action="store_true")
     args = parser.parse_args(argv)
     threads = configure_threads(args.threads)
     b = args.batch_size
-    print(f"threads {threads}, batch {b}; images/s, best of 5 (forward + backward)")
+    layout = "NHWC" if args.channels_last else "NCHW"
+    print(
+        f"threads {threads}, batch {b}, {layout}; images/s, best of 5 "
+        "(forward + backward)"
+    )
     print("| encoder | grid/patch | PIRL | NPID | Jigsaw |\n|---|---|---|---|---|")
     for item in args.encoders.split(","):
         arch, width = item.split(":")
         for grid, patch in GEOMETRIES:
-            rates = measure(arch, int(width), patch, b)
+            rates = measure(arch, int(width), patch, b, args.channels_last)
             print(
                 f"| {arch} w{width} | {grid}/{patch} | "
                 + " | ".join(f"{r:.0f}" for r in rates)
