@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{summary['method']}: {summary['steps']} steps "
                 f"({summary['epochs']:.2f} epochs, {summary['images_seen']} images, "
-                f"{summary['images_per_s']:.1f} images/s) on {summary['n_data']} "
+                f"{summary['images_per_s']:.1f} images/s, {summary['data_path']} path) "
+                f"on {summary['n_data']} "
                 f"images, loss {summary['last_loss']:.4f} -> {summary['checkpoint']}"
             )
         elif args.command == "eval":
