@@ -13,8 +13,9 @@ The file is found by what it holds: the source's resolved path, its image names 
 modification time; each file's for a folder) and a CRC-32 of the pixels. A file made
 from an older source is rebuilt; a damaged one (cut short, wrong header, bad
 checksum) is rebuilt with a one-line note on stderr. Writes are atomic (temp file,
-fsync, rename) under a file lock, so a killed build leaves no half file and several
-processes (``torchrun``) build it once.
+fsync, rename) under a file lock, so a killed build leaves no half file (its temp
+file is removed by the next open) and several processes (``torchrun``) build it
+once.
 """
 
 from __future__ import annotations
@@ -227,6 +228,10 @@ class DecodedImages:
             "signature": source_signature(source),
         }
         with FileLock(str(path) + ".lock"):
+            # a build killed outright (SIGKILL) leaves its temp file; none is
+            # being written now that we hold the lock
+            for stale in folder.glob(f".{path.name}.*.tmp"):
+                stale.unlink(missing_ok=True)
             problem = problem_with(path, expected)
             if problem is not None:
                 if problem != "missing":

@@ -123,6 +123,12 @@ def test_a_killed_build_leaves_no_file(
     assert [p.name for p in decoded_cache.iterdir() if p.suffix == ".tmp"] == []
     monkeypatch.setattr(tensor_data, "center_square", real)
     assert len(DecodedImages.open(source, side=32)) == 40
+    # SIGKILL runs no cleanup: the next open removes the orphaned temp file
+    (path,) = cached_files(decoded_cache)
+    orphan = decoded_cache / f".{path.name}.abc123.tmp"
+    orphan.write_bytes(b"half")
+    DecodedImages.open(source, side=32)
+    assert not orphan.exists() and path.exists()
 
 
 def test_odd_sizes_are_centre_cropped(tmp_path: Path) -> None:
