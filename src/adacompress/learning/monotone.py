@@ -45,7 +45,14 @@ def propagate(known: np.ndarray, up: np.ndarray) -> np.ndarray:
     return out
 
 
-def next_query(known: np.ndarray, survival: np.ndarray, up: np.ndarray) -> int | None:
+def next_query(
+    known: np.ndarray,
+    survival: np.ndarray,
+    up: np.ndarray,
+    *,
+    cost: np.ndarray | None = None,
+    trust: float | None = None,
+) -> int | None:
     """The unknown action worth asking about next.
 
     Its answer settles itself and, if kept, every unknown above it, if lost, every
@@ -53,16 +60,26 @@ def next_query(known: np.ndarray, survival: np.ndarray, up: np.ndarray) -> int |
     settles the most whatever the answer: bisection) times how uncertain the belief
     is about it (binary entropy: an answer the model is sure of teaches little).
 
+    With ``trust`` (and each action's ``cost``), the action the policy would send
+    is checked first: the cheapest unknown one believed kept at ``trust`` -- where a
+    wrong belief costs answers, an answer teaches the most.
+
     Args:
         known: the row so far (1, 0, NaN). Shape: (n_actions,).
         survival: the current belief that each action keeps the answer.
         up: :func:`dominance` of the actions.
+        cost: each action's size (any scale), with ``trust``.
+        trust: the belief at which the policy sends an action.
 
     Returns None when nothing is unknown.
     """
     unknown = np.isnan(known)
     if not unknown.any():
         return None
+    if trust is not None and cost is not None:
+        trusted = unknown & (survival >= trust)
+        if trusted.any():
+            return int(np.flatnonzero(trusted)[np.argmin(cost[trusted])])
     p = np.clip(survival, 1e-6, 1 - 1e-6)
     entropy = -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
     settled_if_kept = (unknown[None, :] & up).sum(axis=1)

@@ -101,13 +101,16 @@ def survey(
     refit_every: int = 100,
     seed: int = 0,
     count_cached: bool = False,
+    trust: float | None = None,
     progress: bool = False,
 ) -> Survey:
     """Ask the cloud about ``samples``: the reference and at most ``queries`` actions
     per image (None: every action, no propagation -- full information), stopping
     before ``call_budget`` new calls would be exceeded.
 
-    ``belief`` is refitted on the survey so far every ``refit_every`` images. With
+    ``belief`` is refitted on the survey so far every ``refit_every`` images; with
+    ``trust``, each image's first questions check the action the policy would send
+    at that belief (:func:`~adacompress.learning.monotone.next_query`). With
     ``count_cached`` every answer asked counts as a call, cached or not: what a
     first survey against a new cloud pays (budget experiments on a warm cache).
     """
@@ -159,7 +162,7 @@ def survey(
         try:
             row, row_asked, new = _ask(
                 env, sample, queries, up, predict(sample.features[None])[0],
-                affordable,
+                affordable, trust,
             )  # fmt: skip
             row_sizes = env.sizes(sample)
         except (ServiceError, ImageError) as err:
@@ -189,9 +192,11 @@ def _ask(
     up: np.ndarray,
     survival: np.ndarray,
     affordable: Callable[[Sample, int | None], bool],
+    trust: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """One image: ``[reference bytes, outcome per action...]``, which actions were
     asked, and the new calls made."""
+    cost = env.sizes(sample)
     before = env.cache.stats.new
     n_actions = len(env.actions)
     reference = env.outcomes(sample, [REFERENCE_ACTION])[REFERENCE_ACTION]
@@ -203,7 +208,7 @@ def _ask(
         asked[:] = True
     else:
         for _ in range(queries):
-            j = next_query(known, survival, up)
+            j = next_query(known, survival, up, cost=cost, trust=trust)
             if j is None or not affordable(sample, j):
                 break
             action = env.actions[j]

@@ -170,6 +170,7 @@ def survey_for(
         env, samples, queries=queries, call_budget=settings.call_budget,
         belief=belief, seed=settings.agent.seed,
         count_cached=settings.budget_counts_cached, progress=settings.progress,
+        trust=settings.target_accuracy or settings.agent.threshold,
     )  # fmt: skip
 
 
