@@ -41,7 +41,7 @@ ACTIONS, FEATURES = "scale-quality", "confidence-scales"
 
 
 def settings_for(
-    backend: str, budget: int | None, target: float, out: Path
+    backend: str, budget: int | None, target: float, out: Path, check: bool = True
 ) -> TrainSettings:
     return TRAIN_PRESETS.get(
         "survival",
@@ -50,11 +50,14 @@ def settings_for(
             "data": {"split": "train"}, "target_accuracy": target,
             "call_budget": budget, "budget_counts_cached": True,
             "full_information": True, "out": str(out), "progress": False,
+            "check_choice": check,
         },
     )  # fmt: skip
 
 
-def monotone_report(backend: str, budgets: list[int], target: float) -> dict[str, Any]:
+def monotone_report(
+    backend: str, budgets: list[int], target: float, check: bool = True
+) -> dict[str, Any]:
     """Violations of monotonicity (full information) and how often each survey's
     implied outcomes are wrong, on the train images."""
     cloud = CloudSettings(backend)
@@ -68,7 +71,7 @@ def monotone_report(backend: str, budgets: list[int], target: float) -> dict[str
         truth = {s.digest: row for s, row in zip(full.samples, full.kept, strict=True)}
         implied: dict[str, Any] = {}
         for k in budgets:
-            asked = settings_for(backend, k * 700, target, Path("unused.pt"))
+            asked = settings_for(backend, k * 700, target, Path("unused.pt"), check)
             found = survey_for(env, samples, asked)
             rows = np.array([truth[s.digest] for s in found.samples])
             guessed = ~np.isnan(found.kept) & ~found.asked
@@ -94,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budgets", nargs="+", type=int, default=[1, 2, 4, 8])
     parser.add_argument("--target", type=float, default=0.99)
     parser.add_argument("--json", type=Path, default=Path("out/call_budget.json"))
+    parser.add_argument(
+        "--no-check-choice", action="store_true",
+        help="surveys by weighted bisection alone (train --no-check-choice)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     configure_threads()
     out = args.json.parent / "call_budget"
@@ -103,8 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         for k in [*args.budgets, None]:
             name = "full" if k is None else str(k)
             agent = out / f"{backend}-{name}.pt"
-            log = train(settings_for(backend, None if k is None else k * 700,
-                                     args.target, agent))  # fmt: skip
+            budget = None if k is None else k * 700
+            log = train(settings_for(backend, budget, args.target, agent,
+                                     not args.no_check_choice))  # fmt: skip
             result = evaluate(EvaluateSettings(
                 cloud=CloudSettings(backend), choice=AgentChoice(str(agent)),
                 progress=False,
@@ -129,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{backend} {name}: {json.dumps(rows[name])}", flush=True)
         report[backend] = {
             "agents": rows,
-            "monotone": monotone_report(backend, args.budgets, args.target),
+            "monotone": monotone_report(
+                backend, args.budgets, args.target, not args.no_check_choice
+            ),
         }
         atomic_write_json(args.json, report)
     text = table(report)

@@ -118,6 +118,9 @@ class TrainSettings:
     call_budget: int | None = None
     """ask the cloud at most this many new calls in all, references counted; the
     survey stops when it is spent and learning uses what it has (survival policy)"""
+    check_choice: bool = True
+    """survey: ask first about the action the policy would send (the cheapest one it
+    trusts at the target); off: bisection weighted by uncertainty alone"""
     budget_counts_cached: bool = False
     """count answers already in the cache as calls too, as a first training against
     a new cloud would pay (for budget experiments on a warm cache)"""

@@ -170,7 +170,11 @@ def survey_for(
         env, samples, queries=queries, call_budget=settings.call_budget,
         belief=belief, seed=settings.agent.seed,
         count_cached=settings.budget_counts_cached, progress=settings.progress,
-        trust=settings.target_accuracy or settings.agent.threshold,
+        trust=(
+            (settings.target_accuracy or settings.agent.threshold)
+            if settings.check_choice
+            else None
+        ),
     )  # fmt: skip
 
 

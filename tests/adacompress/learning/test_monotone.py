@@ -73,3 +73,15 @@ def test_violations_count_larger_uploads_that_lost_what_smaller_kept() -> None:
     kept = np.ones((2, 10))
     kept[1, 7] = 0.0  # q=75 lost while q=5..65 kept: 7 pairs
     assert violations(kept, up).tolist() == [0, 7]
+
+
+def test_with_a_trust_level_the_would_be_choice_is_checked_first() -> None:
+    up = dominance(paper_actions())
+    row = np.full(10, NAN)
+    belief = np.array([0.2, 0.6, 0.995, 0.999] + [1.0] * 6)
+    cost = np.arange(10.0)  # q=5 cheapest
+    assert next_query(row, belief, up, cost=cost, trust=0.99) == 2
+    row[2] = 0.0  # it lost: the next trusted one
+    assert next_query(propagate(row, up), belief, up, cost=cost, trust=0.99) == 3
+    nothing_trusted = np.full(10, 0.5)  # falls back to bisection
+    assert next_query(row * NAN, nothing_trusted, up, cost=cost, trust=0.99) in (4, 5)
