@@ -116,9 +116,16 @@ def pending(
 
 
 def summarize(records: list[Record], backend: str) -> dict[str, Any]:
-    """Totals of a run: states, traffic, estimates, retrains, errors."""
-    latest = {r.identity: r for r in records}  # an image's last attempt counts
-    states = Counter(r.state for r in latest.values())
+    """Totals of a run: states, traffic, estimates, retrains, errors.
+
+    A failed upload that a later run retried counts only as that retry; its bytes
+    and calls still count (they were paid).
+    """
+    last_try = {r.identity: r.position for r in records}
+    current = [
+        r for r in records if r.state != "failed" or last_try[r.identity] == r.position
+    ]
+    states = Counter(r.state for r in current)
     known = [r.accuracy for r in records if r.accuracy is not None]
     uploaded = sum(r.bytes_uploaded for r in records)
     reference = sum(r.reference_bytes or 0 for r in records)
@@ -129,7 +136,7 @@ def summarize(records: list[Record], backend: str) -> dict[str, Any]:
     )
     return {
         "backend": backend,
-        "images": len(latest),
+        "images": len(current),
         "attempts": len(records),
         "states": dict(states),
         "bytes_uploaded": uploaded,
@@ -139,14 +146,14 @@ def summarize(records: list[Record], backend: str) -> dict[str, Any]:
         "calls": {
             "new": sum(r.calls for r in records),
             "per_image": (
-                sum(r.calls for r in records) / len(latest) if latest else None
+                sum(r.calls for r in records) / len(current) if current else None
             ),
         },
         "retrains": retrains,
         "accuracy_when_known": float(np.mean(known)) if known else None,
         "problems": [
             {"position": r.position, "path": r.path, "state": r.state, "error": r.error}
-            for r in latest.values()
+            for r in current
             if r.error
         ],
     }
