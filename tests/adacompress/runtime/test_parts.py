@@ -142,3 +142,23 @@ def test_a_retrain_image_teaches_what_its_answers_imply(tmp_path: Path) -> None:
     asking = replace(S, retrain_queries=3)
     more, extra = retrain_lesson(env, policy, sample, q35, first, asking)
     assert more.observed.sum() > one.observed.sum() and extra > 0
+
+
+def test_the_summary_counts_a_retried_failure_once_and_repeats_each_time() -> None:
+    from adacompress.runtime.run import summarize
+    from adacompress.runtime.store import Record
+
+    def record(position: int, name: str, state: str, calls: int = 1) -> Record:
+        return Record(
+            position, name, state, "15", 10, 100, None, 0.1, 0.0, [],
+            "503" if state == "failed" else None, name, "d" + name, calls,
+        )  # fmt: skip
+
+    records = [
+        record(0, "a", "failed", 0), record(1, "b", "inference"),
+        record(2, "a", "estimate", 2), record(3, "b", "inference"),  # b again
+    ]  # fmt: skip
+    summary = summarize(records, "lite0")
+    assert summary["images"] == 3 and summary["attempts"] == 4
+    assert summary["states"] == {"inference": 2, "estimate": 1}
+    assert summary["problems"] == [] and summary["calls"]["new"] == 4
