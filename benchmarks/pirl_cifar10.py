@@ -8,9 +8,9 @@ the cost side. Then each frozen encoder (and a randomly initialised one) is scor
 kNN (k=200, t=0.1, cosine) and a linear probe, both fitted on the unaugmented
 CIFAR-10 training images and scored on the test set.
 
-    python benchmarks/pirl_cifar10.py --epochs 8 --seeds 0 1 2 \\
+    python benchmarks/pirl_cifar10.py --epochs 10 --seeds 0 1 2 \\
         --json out/bench/pirl_cifar10_epochs.json
-    python benchmarks/pirl_cifar10.py --epochs 8 --lams 0 0.25 0.5 0.75 1 \\
+    python benchmarks/pirl_cifar10.py --epochs 10 --lams 0 0.25 0.5 0.75 1 \\
         --json out/bench/pirl_lambda.json          # the lambda ablation, one seed
     python benchmarks/pirl_cifar10.py --budget-minutes 20 --json out/bench/pirl.json
 
@@ -108,7 +108,7 @@ def training_settings(
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     protocol = p.add_mutually_exclusive_group()
-    protocol.add_argument("--epochs", type=int, default=None, help="(default 8)")
+    protocol.add_argument("--epochs", type=int, default=None, help="(default 10)")
     protocol.add_argument("--budget-minutes", type=float, default=None)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--methods", default=",".join(METHODS))
@@ -131,7 +131,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--linear-epochs", type=int, default=100)
     args = p.parse_args(argv)
     if args.epochs is None and args.budget_minutes is None:
-        args.epochs = 8
+        args.epochs = 10
     return args
 
 
