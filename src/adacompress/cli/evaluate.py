@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from adacompress.cli.options import add_dry_run, add_settings, build
+from adacompress.cli.options import add_dry_run, add_settings, announce, build
 from adacompress.learning.settings import EvaluateSettings
 
 NAME = "evaluate"
@@ -29,8 +29,7 @@ def execute(args: argparse.Namespace) -> int:
     from adacompress.learning.evaluate import evaluate, plan_evaluation
 
     settings = build(EvaluateSettings, args, progress=not args.quiet)
-    if args.dry_run:
-        print(plan_evaluation(settings).describe("evaluate"))
+    if announce(plan_evaluation(settings), NAME, args):
         return 0
     report = evaluate(settings)
     plot = settings.plot or (

@@ -4,6 +4,7 @@ fields), on top of :mod:`basekit.settings_cli`."""
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any, TypeVar
 
 from adacompress.core.datasets import SPLITS
@@ -48,6 +49,17 @@ def build(cls: type[T], args: argparse.Namespace, **extra: Any) -> T:
 def overrides(cls: type, args: argparse.Namespace) -> dict[str, Any]:
     """Only the values the user set (for a preset to be overridden with)."""
     return settings_cli.given(settings_cli.pick(cls, args, hidden=HIDDEN))
+
+
+def announce(plan: Any, command: str, args: argparse.Namespace) -> bool:
+    """Say how many paid calls the command will make before it makes any: on
+    stdout with ``--dry-run`` (then the caller stops: True), else on stderr."""
+    if args.dry_run:
+        print(plan.describe(command))
+        return True
+    if not args.quiet:
+        print(f"adacompress: {plan.describe(command, dry_run=False)}", file=sys.stderr)
+    return False
 
 
 def add_dry_run(parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from adacompress.cli.options import add_dry_run, add_settings, build, overrides
+from adacompress.cli.options import (
+    add_dry_run,
+    add_settings,
+    announce,
+    build,
+    overrides,
+)
 from adacompress.runtime.settings import RUNTIME_PRESETS, RunSettings, RuntimeSettings
 
 NAME = "run"
@@ -36,8 +42,11 @@ def execute(args: argparse.Namespace) -> int:
 
     constants = RUNTIME_PRESETS.get(args.preset, overrides(RuntimeSettings, args))
     settings = build(RunSettings, args, progress=not args.quiet, runtime=constants)
-    if args.dry_run:
-        print(plan_run(settings).describe("run"))
+    if settings.images == "-":  # a stream on stdin is counted only as it comes
+        if args.dry_run:
+            print("run cannot count the calls of images read from stdin; nothing sent")
+            return 0
+    elif announce(plan_run(settings), NAME, args):
         return 0
     report, records = run(settings)
     if records:

@@ -7,7 +7,7 @@ import argparse
 import math
 from typing import Any
 
-from adacompress.cli.options import add_dry_run, add_settings, overrides
+from adacompress.cli.options import add_dry_run, add_settings, announce, overrides
 from adacompress.learning.presets import TRAIN_PRESETS
 from adacompress.learning.settings import TrainSettings
 
@@ -37,8 +37,7 @@ def execute(args: argparse.Namespace) -> int:
     settings = TRAIN_PRESETS.get(
         args.preset, {**overrides(TrainSettings, args), "progress": not args.quiet}
     )
-    if args.dry_run:
-        print(plan_training(settings).describe("train"))
+    if announce(plan_training(settings), NAME, args):
         return 0
     log = train(settings, command=args.argv)
     last = log["history"][-1] if log["history"] else {}

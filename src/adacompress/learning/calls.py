@@ -22,15 +22,16 @@ class CallPlan:
     new_at_least: int
     cached: int
 
-    def describe(self, command: str) -> str:
+    def describe(self, command: str, *, dry_run: bool = True) -> str:
         span = (
             f"{self.new_at_most}"
             if self.new_at_least == self.new_at_most
             else f"{self.new_at_least} to {self.new_at_most}"
         )
+        verb, tail = ("would make", "; nothing was sent") if dry_run else ("makes", "")
         return (
-            f"{command} would make {span} new calls for {self.images} images "
-            f"({self.cached} answers already cached); nothing was sent"
+            f"{command} {verb} {span} new calls for {self.images} images "
+            f"({self.cached} answers already cached){tail}"
         )
 
     def as_dict(self) -> dict[str, int]:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from adacompress.cli import main
+from adacompress.cloud.backends import BACKENDS
+from adacompress.cloud.emulated import EfficientNetLiteCloud
 from adacompress.core.datasets import builtin_photos
+from adacompress.core.labels import Answer
 from adacompress.device.actions import get_action_set
 from adacompress.device.features import get_extractor
 from adacompress.learning.environment import open_env
@@ -39,15 +43,32 @@ def test_a_survey_asks_few_questions_and_implies_the_rest(tmp_path: Path) -> Non
     np.testing.assert_array_equal(few.sizes, full.sizes[order])
 
 
+class CountingCloud:
+    """The emulated lite0 behind a counter of the images it is asked about."""
+
+    name = "counting-lite0"
+
+    def __init__(self) -> None:
+        self.inner = EfficientNetLiteCloud("lite0")
+        self.calls = 0
+
+    def classify(self, images: Sequence[bytes]) -> list[Answer]:
+        self.calls += len(images)
+        return self.inner.classify(images)
+
+
 def test_train_with_a_call_budget_makes_at_most_that_many_calls(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    cloud = CountingCloud()
+    monkeypatch.setitem(BACKENDS._factories, cloud.name, lambda: cloud)
     out = tmp_path / "agent.pt"
-    cache = ["--cache", str(tmp_path / "c.sqlite")]
-    assert main([*ARGS, "--call-budget", "20", "--out", str(out), *cache]) == 0
+    args = [*ARGS, "--backend", cloud.name, "--call-budget", "20", "--out", str(out),
+            "--cache", str(tmp_path / "c.sqlite")]  # fmt: skip
+    assert main(args) == 0
+    assert 0 < cloud.calls <= 20
     log = json.loads(out.with_suffix(".json").read_text())
-    assert log["service_calls"]["new"] <= 20
-    assert log["survey"]["calls"] == log["service_calls"]["new"]
+    assert log["service_calls"]["new"] == log["survey"]["calls"] == cloud.calls
     assert "spent after" in log["survey"]["stopped"]
     assert "survey: the budget of 20 calls was spent" in capsys.readouterr().out
 
@@ -61,8 +82,8 @@ def test_dry_run_counts_the_calls_and_sends_nothing(
     assert "would make 140 new calls for 14 images (0 answers" in (
         capsys.readouterr().out
     )  # 14 images x 10 qualities (q=75 is the reference)
-    assert main(args) == 0
-    capsys.readouterr()
+    assert main(args[1:]) == 0  # said before it starts, on stderr
+    assert "adacompress: evaluate makes 140 new calls" in capsys.readouterr().err
     assert main([*args, "--dry-run"]) == 0
     assert "would make 0 new calls" in capsys.readouterr().out
     budget = [*ARGS, "--queries-per-image", "2", "--dry-run", "--cache", str(cache)]
