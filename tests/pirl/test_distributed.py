@@ -75,10 +75,12 @@ def run(rank: int, world: int, shared: bool) -> dict[str, object]:
     }
 
 
-def worker(rank: int, world: int, port: int, folder: str, shared: bool) -> None:
+def worker(rank: int, world: int, folder: str, shared: bool) -> None:
     torch.set_num_threads(1)
+    # A file rendezvous: no port to race other processes for.
+    rendezvous = Path(folder) / "rendezvous"
     dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
+        "gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world
     )
     try:
         torch.save(run(rank, world, shared), Path(folder) / f"rank{rank}.pt")
@@ -96,10 +98,10 @@ def free_port() -> int:
 def test_two_processes_match_one_with_the_combined_batch(
     tmp_path: Path, shared: bool
 ) -> None:
-    mp.spawn(worker, args=(2, free_port(), str(tmp_path), shared), nprocs=2, join=True)
+    mp.spawn(worker, args=(2, str(tmp_path), shared), nprocs=2, join=True)
     single = run(0, 1, shared)
     for rank in range(2):
-        result = torch.load(tmp_path / f"rank{rank}.pt", weights_only=False)
+        result = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
         assert result["losses"] == pytest.approx(single["losses"], rel=1e-5)
         assert torch.allclose(result["bank"], single["bank"], atol=1e-6)  # type: ignore[arg-type]
         for key, value in single["model"].items():  # type: ignore[attr-defined]

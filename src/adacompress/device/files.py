@@ -83,17 +83,17 @@ def read_manifest(path: Path) -> dict[str, Entry]:
     if not path.exists():
         return {}
     entries = {}
-    number = 0
-    try:
-        for number, line in enumerate(path.read_text().splitlines(), 1):  # noqa: B007
-            if line.strip():
-                entry = Entry(**json.loads(line))
-                entries[entry.source] = entry
-    except (ValueError, TypeError) as err:
-        raise ValueError(
-            f"damaged manifest {path} (line {number}: {str(err).splitlines()[0]}); "
-            "move it away to start over"
-        ) from None
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = Entry(**json.loads(line))
+        except (ValueError, TypeError) as err:
+            raise ValueError(
+                f"damaged manifest {path} (line {number}: "
+                f"{str(err).splitlines()[0]}); move it away to start over"
+            ) from None
+        entries[entry.source] = entry
     return entries
 
 
