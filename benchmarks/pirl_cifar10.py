@@ -22,7 +22,8 @@ standard deviation (null for one run) and every run; ``images_per_second`` and
 ``--lams`` trains PIRL at each lambda instead of ``--methods`` (lambda = 0 is NPID:
 its patches would get no gradient, so none are encoded). Each run leaves its
 checkpoint and ``result.json`` in ``--out-dir``; ``--resume`` reuses finished runs
-and continues unfinished ones from their checkpoints.
+and continues unfinished ones from their checkpoints; the lambda ablation reuses the
+methods run's npid (lambda = 0) and pirl (the default lambda) of the same seed.
 
 Choosing settings: ``--validate N`` scores on N held-out *training* images instead of
 the test set. Quick end-to-end check (a few minutes): ``--epochs 1 --train-limit
@@ -94,7 +95,7 @@ def training_settings(
         batch_size=args.batch_size,
         lr=args.lr,
         n_negatives=args.n_negatives,
-        lam=lam,
+        lam=lam if method == "pirl" else 0.0,  # the others ignore it
         pretext_fraction=args.pretext_fraction,
         loss=args.loss,
         data_path=args.data_path,
@@ -142,13 +143,19 @@ def sample(source: ImageSource, limit: int | None) -> ImageSource:
     return source.split(limit, seed=DATA_SEED)[1]
 
 
-def runs_to_train(args: argparse.Namespace) -> list[tuple[str, str, float]]:
-    """``(name, method, lambda)`` of every encoder to compare."""
-    if args.lams is not None:
-        return [
-            (f"lam={lam:g}", "npid" if lam == 0 else "pirl", lam) for lam in args.lams
-        ]
-    return [(m, m, args.lam) for m in args.methods.split(",") if m]
+def runs_to_train(args: argparse.Namespace) -> list[tuple[str, str, str, float]]:
+    """``(label, folder, method, lambda)`` of every encoder to compare.
+
+    A lambda run that trains what the methods run trains (lambda = 0 is npid, the
+    default lambda is pirl) shares its folder, so ``--resume`` reuses it."""
+    if args.lams is None:
+        return [(m, m, m, args.lam) for m in args.methods.split(",") if m]
+    runs = []
+    for lam in args.lams:
+        method = "npid" if lam == 0 else "pirl"
+        folder = method if lam in (0, args.lam) else f"lam={lam:g}"
+        runs.append((f"lam={lam:g}", folder, method, lam))
+    return runs
 
 
 def spread(values: list[float | None]) -> dict[str, Any]:
@@ -164,14 +171,14 @@ def spread(values: list[float | None]) -> dict[str, Any]:
 
 def run_one(
     args: argparse.Namespace,
-    name: str,
+    folder_name: str,
     method: str,
     lam: float,
     seed: int,
     sources: dict[str, ImageSource],
 ) -> dict[str, Any]:
     """Train (unless random), evaluate and record one encoder."""
-    folder = Path(args.out_dir) / name / f"seed{seed}"
+    folder = Path(args.out_dir) / folder_name / f"seed{seed}"
     settings: TrainSettings | None = None
     if method != "random":
         settings = training_settings(args, method, out=folder, seed=seed, lam=lam)
@@ -191,7 +198,7 @@ def run_one(
     if args.resume and result_file.exists():
         previous = json.loads(result_file.read_text())
         if previous.get("recipe") == json.loads(json.dumps(recipe)):
-            print(f"{name} seed {seed}: reusing {result_file}", flush=True)
+            print(f"{folder_name} seed {seed}: reusing {result_file}", flush=True)
             return dict(previous)
     result: dict[str, Any] = {"recipe": recipe}
     if settings is None:
@@ -221,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     configure_threads(args.threads)
     runs = runs_to_train(args)
-    unknown = {method for _, method, _ in runs} - set(METHODS)
+    unknown = {method for _, _, method, _ in runs} - set(METHODS)
     if unknown:
         print(f"unknown methods: {sorted(unknown)}", file=sys.stderr)
         return 2
@@ -238,9 +245,9 @@ def main(argv: list[str] | None = None) -> int:
         "test": test,
     }
     results: dict[str, list[dict[str, Any]]] = {}
-    for name, method, lam in runs:
+    for name, folder_name, method, lam in runs:
         for seed in args.seeds:
-            result = run_one(args, name, method, lam, seed, sources)
+            result = run_one(args, folder_name, method, lam, seed, sources)
             results.setdefault(name, []).append(result)
             train_part = result.get("train", {})
             print(
@@ -251,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"({(time.monotonic() - started) / 60:.1f} min in all)",
                 flush=True,
             )
-    trained = [name for name, method, _ in runs if method != "random"]
+    trained = [name for name, _, method, _ in runs if method != "random"]
 
     def mean_of(name: str, key: str, scale: float = 1.0) -> float:
         """Mean over the seeds of a training summary's ``key``."""
