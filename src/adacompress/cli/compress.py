@@ -37,6 +37,11 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="never write an upload larger than this (default: no limit)",
     )  # fmt: skip
     parser.add_argument(
+        "--formats", default=None, metavar="LIST",
+        help="formats the receiving service takes, e.g. jpeg,png for Rekognition; "
+        "the agent chooses among its actions in these only (default: any)",
+    )  # fmt: skip
+    parser.add_argument(
         "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
         help=f"skip images with more pixels (default: {DEFAULT_MAX_PIXELS})",
     )  # fmt: skip
@@ -47,7 +52,10 @@ def execute(args: argparse.Namespace) -> int:
     from adacompress.device.compressor import Compressor
     from adacompress.device.files import compress_files
 
-    limits = UploadLimits(min_side=args.min_side or 1, max_bytes=args.max_bytes)
+    formats = None
+    if args.formats is not None:
+        formats = frozenset(f.strip().lower() for f in args.formats.split(",") if f)
+    limits = UploadLimits(args.min_side or 1, args.max_bytes, formats)
     compressor = Compressor.load(args.agent, limits=limits, max_pixels=args.max_pixels)
 
     def report(done: int, total: int) -> None:

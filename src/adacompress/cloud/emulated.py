@@ -11,6 +11,7 @@ import torch
 from adacompress.cloud.service import TOP_LABELS, ServiceError
 from adacompress.core.efficientnet import VARIANTS, load_lite, preprocess
 from adacompress.core.labels import Answer, Label, imagenet_classes
+from adacompress.core.limits import GOOGLE_VISION_FORMATS, UploadLimits
 from basekit.images import ImageError, load_image
 
 
@@ -26,6 +27,9 @@ class EfficientNetLiteCloud:
         >>> answer = cloud.classify([jpeg_bytes])[0]
         >>> answer[0].name, answer[0].score
     """
+
+    limits = UploadLimits(formats=GOOGLE_VISION_FORMATS)
+    """shaped like Google Vision: it takes what Google documents"""
 
     def __init__(self, variant: str, *, batch_size: int = 8) -> None:
         self.name = variant

@@ -1,6 +1,7 @@
-"""JPEG encoding: what the device does to an image before an upload.
+"""Encoding: what the device does to an image before an upload.
 
-``J(x, c)`` of SPEC.md, plus an optional downscale, inside the limits of the service
+``J(x, c)`` of SPEC.md, plus an optional downscale and a choice of format (JPEG, the
+paper's, or WebP), inside the limits of the service
 (:class:`adacompress.core.limits.UploadLimits`).
 """
 
@@ -39,24 +40,31 @@ def encode(
 ) -> bytes:
     """Encode ``image`` with ``action``: ``J(x, c)`` of SPEC.md, plus a downscale.
 
-    Chroma subsampling and tables follow libjpeg's defaults for the quality, as a
-    phone's encoder would; no optimisation pass: sizes are what a plain encoder sends.
+    JPEG: chroma subsampling and tables follow libjpeg's defaults for the quality,
+    as a phone's encoder would; no optimisation pass: sizes are what a plain encoder
+    sends. WebP: libwebp's lossy encoder at ``method=4``, its default speed.
     ``limits`` are honoured (see :class:`UploadLimits`).
 
     Raises:
+        ValueError: the service does not take the action's format (nothing is sent).
         ImageError: no setting fits the image under ``limits.max_bytes``.
     """
+    if not limits.accepts(action.format):
+        raise ValueError(
+            f"the service does not take {action.format} uploads "
+            f"(it takes {', '.join(sorted(limits.formats or ()))})"
+        )
     size = scaled_size(image.size, action.scale, limits.min_side)
-    data = _jpeg(image, size, action.quality)
+    data = _encode(image, size, action.quality, action.format)
     if limits.max_bytes is None or len(data) <= limits.max_bytes:
         return data
     for quality in (q for q in _FALLBACK_QUALITIES if q < action.quality):
-        data = _jpeg(image, size, quality)
+        data = _encode(image, size, quality, action.format)
         if len(data) <= limits.max_bytes:
             return data
     while min(size) > limits.min_side:
         size = scaled_size(size, 0.75, limits.min_side)
-        data = _jpeg(image, size, _FALLBACK_QUALITIES[-1])
+        data = _encode(image, size, _FALLBACK_QUALITIES[-1], action.format)
         if len(data) <= limits.max_bytes:
             return data
     raise ImageError(
@@ -65,9 +73,14 @@ def encode(
     )
 
 
-def _jpeg(image: Image.Image, size: tuple[int, int], quality: int) -> bytes:
+def _encode(
+    image: Image.Image, size: tuple[int, int], quality: int, format_: str
+) -> bytes:
     if size != image.size:
         image = image.resize(size, Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality)
+    if format_ == "webp":
+        image.save(buffer, format="WEBP", quality=quality, method=4)
+    else:
+        image.save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()

@@ -2,8 +2,9 @@
 
 A :class:`Compressor` is a learned policy, the feature extractor it was trained on
 and its action set. It decides greedily -- the same decision ``adacompress
-evaluate`` scores and the runtime's inference state sends -- and never a dominated
-action (one that uploads more than the reference with nothing to gain).
+evaluate`` scores and the runtime's inference state sends -- never a dominated
+action (one that uploads more than the reference with nothing to gain), and never a
+format the receiving service does not take.
 """
 
 from __future__ import annotations
@@ -29,9 +30,6 @@ from basekit.images import DEFAULT_MAX_PIXELS, ImageError, load_image, to_rgb
 ImageInput = str | Path | bytes | Image.Image
 """A path, encoded bytes, or a decoded PIL image."""
 
-MIME_TYPE = "image/jpeg"
-EXTENSION = ".jpg"
-
 
 @dataclass(frozen=True)
 class Upload:
@@ -54,8 +52,8 @@ class Upload:
 
     @property
     def extension(self) -> str:
-        """File extension for ``data`` (``.jpg``)."""
-        return EXTENSION
+        """File extension for ``data`` (``.jpg``, ``.webp``)."""
+        return self.action.extension
 
     @property
     def nbytes(self) -> int:
@@ -69,7 +67,8 @@ class Compressor:
         policy: the trained policy.
         extractor: the state features it was trained on.
         actions: its action set (index ``i`` is ``actions[i]``).
-        limits: what the receiving service accepts (the encoder stays inside).
+        limits: what the receiving service accepts (formats, sides, bytes): the
+            choice and the encoder stay inside.
         max_pixels: larger images are refused.
         batch_size: images per feature-extraction batch in :meth:`compress_many`.
         metadata: what the agent file says about its training (backend, target).
@@ -103,7 +102,17 @@ class Compressor:
         self.max_pixels = max_pixels
         self.batch_size = batch_size
         self.metadata = dict(metadata or {})
-        self.candidates = [i for i, a in enumerate(self.actions) if not a.dominated]
+        self.accepted = [
+            i for i, a in enumerate(self.actions) if limits.accepts(a.format)
+        ]
+        """the actions the service takes: the only ones ever chosen"""
+        if not self.accepted:
+            formats = sorted({a.format for a in self.actions})
+            raise ValueError(
+                f"the service takes none of the agent's formats ({', '.join(formats)})"
+            )
+        self.candidates = [i for i in self.accepted if not self.actions[i].dominated]
+        """the accepted actions that are not dominated"""
 
     @classmethod
     def load(
@@ -169,7 +178,7 @@ class Compressor:
         data = encode(image, action, self.limits)
         with Image.open(io.BytesIO(data)) as sent:
             width, height = sent.size
-        return Upload(data, action, MIME_TYPE, width, height, _source_bytes(source))
+        return Upload(data, action, action.mime, width, height, _source_bytes(source))
 
     def compress(self, source: ImageInput) -> Upload:
         """The upload the agent chooses for one image.

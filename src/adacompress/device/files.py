@@ -41,10 +41,13 @@ class Entry:
     agent: str | None = None
     skipped: str | None = None
     """why the input was not compressed"""
+    mime: str | None = None
+    """media type of the output"""
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[tuple[Path, Path]]:
-    """``(source, relative output path)`` for every image file under ``inputs``.
+    """``(source, relative output path without the upload's extension)`` for every
+    image file under ``inputs``.
 
     A folder contributes its image files (recursively, sorted; hidden files and
     anything that is not a regular file are left out), keeping their paths relative
@@ -66,9 +69,9 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[tuple[Path, Path]]:
     taken: set[Path] = set()
     planned = []
     for source, relative in pairs:
-        output = relative.with_suffix(".jpg")
+        output = relative.with_suffix("")
         if output in taken:
-            output = relative.with_name(relative.name + ".jpg")
+            output = relative
         taken.add(output)
         planned.append((source, output))
     return planned
@@ -143,11 +146,13 @@ def compress_files(
                 entries[str(source)] = Entry(str(source), skipped=str(result),
                                              sha256=digest)  # fmt: skip
                 continue
+            output = output.with_name(output.name + result.extension)
             _write(out / output, result)
             written += 1
             entries[str(source)] = Entry(
                 str(source), output.as_posix(), result.action.key, result.nbytes,
                 result.source_bytes, result.width, result.height, digest, agent,
+                mime=result.mime,
             )  # fmt: skip
         ordered = [entries[str(s)] for s, _ in planned if str(s) in entries]
         write_manifest(manifest, ordered)

@@ -107,6 +107,12 @@ class CompressionEnv:
         self.max_pixels = max_pixels
         own: UploadLimits = getattr(service, "limits", NO_LIMITS)
         self.limits = own.replace(min_side=min_side, max_bytes=max_bytes)
+        refused = self.limits.refused(a.format for a in self.actions)
+        if refused:
+            raise ValueError(
+                f"{service.name} does not take {' or '.join(refused)} uploads; "
+                "choose actions in a format it takes"
+            )
         self.cache_name = service.name + self.limits.key
         """the service's name in the answer cache"""
         self._seen: OrderedDict[str, dict[str, Outcome]] = OrderedDict()

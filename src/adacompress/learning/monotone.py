@@ -1,8 +1,9 @@
 """What one answer says about the others: survival is (nearly) monotone.
 
 If an upload keeps the cloud's answer, an upload at least as large in every respect
--- the same or a larger scale, the same or a higher quality -- almost always keeps it
-too; if it loses the answer, every upload at most as large does as well. So a few
+-- the same format, the same or a larger scale, the same or a higher quality --
+almost always keeps it too; if it loses the answer, every upload at most as large
+does as well. So a few
 answers per image fix many: a partly known row of outcomes is completed by
 propagation, and the next action to ask about is the one whose answer, either way,
 is expected to settle the most unknowns (bisection when nothing else is known).
@@ -18,11 +19,17 @@ from adacompress.device.actions import Action
 
 
 def dominance(actions: Sequence[Action]) -> np.ndarray:
-    """``up[i, j]``: action ``j`` is at least action ``i`` in scale and quality, so
-    ``i`` surviving implies ``j`` does. Shape: (n_actions, n_actions), bool."""
+    """``up[i, j]``: action ``j`` is in the same format as action ``i`` and at least
+    it in scale and quality, so ``i`` surviving implies ``j`` does (qualities of
+    different formats are not comparable). Shape: (n_actions, n_actions), bool."""
     scale = np.array([a.scale for a in actions])
     quality = np.array([a.quality for a in actions])
-    return (scale[None, :] >= scale[:, None]) & (quality[None, :] >= quality[:, None])
+    format_ = np.array([a.format for a in actions])
+    return (
+        (scale[None, :] >= scale[:, None])
+        & (quality[None, :] >= quality[:, None])
+        & (format_[None, :] == format_[:, None])
+    )
 
 
 def propagate(known: np.ndarray, up: np.ndarray) -> np.ndarray:

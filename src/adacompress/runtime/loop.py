@@ -73,7 +73,9 @@ class Runtime:
     ) -> None:
         self.env, self.settings, self.store = env, settings, store
         self.policy = compressor.policy
-        self.candidates = compressor.candidates if settings.skip_dominated else None
+        self.candidates = (
+            compressor.candidates if settings.skip_dominated else compressor.accepted
+        )
         self.rng = np.random.default_rng(settings.seed)
         self.mode = "inference"
         self.generation = 0

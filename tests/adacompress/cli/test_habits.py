@@ -44,9 +44,10 @@ def test_help_needs_no_torch_and_lists_every_choice() -> None:
     ("command", "shown"),
     [
         ("train", ["{shipped,shipped-scale-quality,paper,survival}", "{q,survival}",
-                   "{paper,scale-quality}", "{train,test,fit,val,all}",
+                   "{paper,scale-quality,webp-scale-quality}",
+                   "{train,test,fit,val,all}",
                    "--preset default: confidence@160"]),
-        ("run", ["{default,paper}", "{paper,scale-quality}"]),
+        ("run", ["{default,paper}", "{paper,scale-quality,webp-scale-quality}"]),
         ("evaluate", ["{train,test,fit,val,all}", "--timeout", "--max-failures"]),
     ],
 )  # fmt: skip

@@ -296,13 +296,16 @@ def test_rekognition_refuses_before_sending() -> None:
             cloud.classify([b"\xff" * (5 * 1024 * 1024 + 1)])
         with pytest.raises(ServiceError, match="not an image"):
             cloud.classify([b"hello"])
+        webp = encode(photo(1, size=(200, 150)), Action(50, 1.0, "webp"))
+        with pytest.raises(ServiceError, match="only JPEG and PNG"):
+            cloud.classify([webp])
 
 
 def test_encoding_for_rekognition_never_trips_its_guards() -> None:
     """What the device sends to Rekognition passes its checks, however small the
     action's downscale: the environment applies the client's limits."""
     cloud, stubber = stubbed()
-    assert cloud.limits == UploadLimits(min_side=80, max_bytes=5 * 1024 * 1024)
+    assert cloud.limits == UploadLimits(80, 5 * 1024 * 1024, frozenset({"jpeg", "png"}))
     data = encode(photo(1, size=(200, 150)), Action(5, 0.25), cloud.limits)
     check_upload(data)  # 50x38 would be refused; this is 107x80
     assert decoded_size(data) == (107, 80)

@@ -16,6 +16,8 @@ def test_dominance_is_at_least_in_scale_and_quality() -> None:
     assert up[0].tolist() == [True, True, True, False]
     assert up[3].tolist() == [False, True, False, True]
     assert up.diagonal().all()
+    mixed = dominance([Action(5, 0.5), Action(35, 1.0, "webp"), Action(35, 1.0)])
+    assert mixed[0].tolist() == [True, False, True]  # no claim across formats
 
 
 def test_propagation_fills_what_is_implied_and_keeps_what_was_seen() -> None:

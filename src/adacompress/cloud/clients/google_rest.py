@@ -26,7 +26,7 @@ from adacompress.cloud.clients.retry import (
 )
 from adacompress.cloud.service import ServiceError, ServiceUnreachable
 from adacompress.core.labels import Answer, Label, name_class_id, wnid_class_ids
-from adacompress.core.limits import UploadLimits
+from adacompress.core.limits import GOOGLE_VISION_FORMATS, UploadLimits
 
 ANNOTATE_PATH = "/v1/images:annotate"
 MAX_IMAGES_PER_REQUEST = 16
@@ -176,7 +176,7 @@ class GoogleRestClient:
             transport=transport,
         )
 
-    limits = UploadLimits(max_bytes=MAX_IMAGE_BYTES)
+    limits = UploadLimits(max_bytes=MAX_IMAGE_BYTES, formats=GOOGLE_VISION_FORMATS)
     """what the device may send (the encoder honours it)"""
 
     def close(self) -> None:

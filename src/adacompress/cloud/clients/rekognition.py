@@ -17,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from adacompress.cloud.service import ServiceError, ServiceUnreachable
 from adacompress.core.labels import Answer, Label, name_class_id
-from adacompress.core.limits import UploadLimits
+from adacompress.core.limits import REKOGNITION_FORMATS, UploadLimits
 
 MAX_BYTES = 5 * 1024 * 1024
 """Rekognition's limit for image bytes sent inline."""
@@ -60,7 +60,7 @@ def check_upload(data: bytes) -> None:
     """Refuse what Rekognition would refuse, before sending it.
 
     Raises:
-        ServiceError: over 5 MB, not an image, or a side under 80 px.
+        ServiceError: over 5 MB, not a JPEG or PNG, or a side under 80 px.
     """
     if len(data) > MAX_BYTES:
         raise ServiceError(
@@ -69,8 +69,13 @@ def check_upload(data: bytes) -> None:
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
+            format_ = (image.format or "").lower()
     except (UnidentifiedImageError, OSError):
         raise ServiceError("rekognition refused an upload: not an image") from None
+    if format_ not in REKOGNITION_FORMATS:
+        raise ServiceError(
+            f"rekognition takes only JPEG and PNG uploads (this one is {format_})"
+        )
     if min(width, height) < MIN_SIDE:
         raise ServiceError(
             f"rekognition refuses images under {MIN_SIDE} px a side "
@@ -94,7 +99,9 @@ class RekognitionClient:
 
     name = "rekognition"
 
-    limits = UploadLimits(min_side=MIN_SIDE, max_bytes=MAX_BYTES)
+    limits = UploadLimits(
+        min_side=MIN_SIDE, max_bytes=MAX_BYTES, formats=REKOGNITION_FORMATS
+    )
     """what the device may send (the encoder honours it)"""
 
     def __init__(
