@@ -1,14 +1,15 @@
 """Choose the scale-quality action set by measurement (train images only).
 
-For a candidate grid of downscales x JPEG qualities, asks the cloud about every pair
-on the first ``--images`` images of the ``fit`` part of the train split, then reports
-for several sub-grids: the per-image oracle's size ratio (smallest upload whose answer
-keeps the reference top-1 in the top-5), and the best fixed pair at accuracy >= 0.99.
-A sub-grid earns its place if its oracle is nearly as small as the full grid's with
-fewer actions for the agent to learn.
+For a candidate grid of formats x downscales x qualities, asks the cloud about every
+action on the first ``--images`` images of the ``fit`` part of the train split, then
+reports for several sub-grids: the per-image oracle's size ratio (smallest upload
+whose answer keeps the reference top-1 in the top-5; sizes are shares of the q=75
+JPEG reference's bytes), and the best fixed action at accuracy >= 0.99. A sub-grid
+earns its place if its oracle is nearly as small as the full grid's with fewer
+actions for the agent to learn.
 
     python benchmarks/research/action_grid.py [--backend lite0] [--images 150]
-        [--json OUT]
+        [--formats jpeg webp] [--json OUT]
 """
 
 from __future__ import annotations
@@ -30,26 +31,38 @@ from basekit.threads import configure_threads
 QUALITIES = tuple(range(5, 100, 10))
 SCALES = (1.0, 0.75, 0.5, 0.35, 0.25)
 CANDIDATES = {
-    "paper (scale 1)": ((1.0,), QUALITIES),
-    "{1, .5}": ((1.0, 0.5), QUALITIES),
-    "{1, .75, .5, .35}": ((1.0, 0.75, 0.5, 0.35), QUALITIES),
-    "all five scales": (SCALES, QUALITIES),
-    "five scales x q<=75": (SCALES, QUALITIES[:8]),
-    "{1, .5, .35, .25} x q<=75": ((1.0, 0.5, 0.35, 0.25), QUALITIES[:8]),
-    "five scales x {5,15,35,55,75}": (SCALES, (5, 15, 35, 55, 75)),
-    "five scales x {15,35,55,75}": (SCALES, (15, 35, 55, 75)),
-    "{1, .5, .35, .25} x {15,35,55,75}": ((1.0, 0.5, 0.35, 0.25), (15, 35, 55, 75)),
-}
+    "paper (scale 1)": ("jpeg", (1.0,), QUALITIES),
+    "{1, .5}": ("jpeg", (1.0, 0.5), QUALITIES),
+    "{1, .75, .5, .35}": ("jpeg", (1.0, 0.75, 0.5, 0.35), QUALITIES),
+    "all five scales": ("jpeg", SCALES, QUALITIES),
+    "five scales x q<=75": ("jpeg", SCALES, QUALITIES[:8]),
+    "{1, .5, .35, .25} x q<=75": ("jpeg", (1.0, 0.5, 0.35, 0.25), QUALITIES[:8]),
+    "five scales x {5,15,35,55,75}": ("jpeg", SCALES, (5, 15, 35, 55, 75)),
+    "five scales x {15,35,55,75}": ("jpeg", SCALES, (15, 35, 55, 75)),
+    "{1, .5, .35, .25} x {15,35,55,75}": (
+        "jpeg", (1.0, 0.5, 0.35, 0.25), (15, 35, 55, 75)),
+    "webp: all five scales": ("webp", SCALES, QUALITIES),
+    "webp: five scales x {5,15,35,55,75}": ("webp", SCALES, (5, 15, 35, 55, 75)),
+    "webp: five scales x {5,15,25,35,55}": ("webp", SCALES, (5, 15, 25, 35, 55)),
+    "webp: five scales x {5,15,35,55}": ("webp", SCALES, (5, 15, 35, 55)),
+    "webp: {1, .5, .35, .25} x {5,15,35,55}": (
+        "webp", (1.0, 0.5, 0.35, 0.25), (5, 15, 35, 55)),
+    "jpeg+webp: five scales x {5,15,35,55,75}": (
+        "jpeg+webp", SCALES, (5, 15, 35, 55, 75)),
+}  # fmt: skip
+"""name -> (formats joined by +, scales, qualities)"""
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="lite0")
     parser.add_argument("--images", type=int, default=150)
+    parser.add_argument("--formats", nargs="+", default=["jpeg"],
+                        choices=("jpeg", "webp"))  # fmt: skip
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     configure_threads()
-    grid = [Action(q, s) for s in SCALES for q in QUALITIES]
+    grid = [Action(q, s, f) for f in args.formats for s in SCALES for q in QUALITIES]
     paths = imagenet_split("fit")[: args.images]
     with open_env(
         CloudSettings(args.backend), actions=grid, extractor=get_extractor("confidence")
@@ -63,8 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     }
     nbytes = {a: np.array([o[a].nbytes for o in outcomes], float) for a in grid}
     rows = {}
-    for name, (scales, qualities) in CANDIDATES.items():
-        actions = [Action(q, s) for s in scales for q in qualities]
+    for name, (formats, scales, qualities) in CANDIDATES.items():
+        if not set(formats.split("+")) <= set(args.formats):
+            continue
+        actions = [
+            Action(q, s, f)
+            for f in formats.split("+")
+            for s in scales
+            for q in qualities
+        ]
         oracle = []
         for i in range(len(outcomes)):
             keeping = [nbytes[a][i] for a in actions if kept[a][i] == 1.0]
@@ -82,13 +102,14 @@ def main(argv: list[str] | None = None) -> int:
         }
         oracle_ratio = rows[name]["oracle_size_ratio"]
         print(
-            f"{name:28s} {len(actions):3d} actions  oracle {oracle_ratio:.3f}"
+            f"{name:42s} {len(actions):3d} actions  oracle {oracle_ratio:.3f}"
             f"  best fixed@0.99 {best[1]} {best[0]:.3f}"
         )
     per_scale = {
-        f"{s:g}": {
-            str(q): round(float(kept[Action(q, s)].mean()), 3) for q in QUALITIES
+        f"{f}@{s:g}": {
+            str(q): round(float(kept[Action(q, s, f)].mean()), 3) for q in QUALITIES
         }
+        for f in args.formats
         for s in SCALES
     }
     print("accuracy by scale x quality:", json.dumps(per_scale))
