@@ -37,7 +37,7 @@ class Upload:
 
     Attributes:
         data: the encoded bytes to upload.
-        action: the encoding the agent chose (quality, scale).
+        action: the encoding the agent chose (format, quality, scale).
         mime: the media type of ``data``.
         width, height: the size of the uploaded picture.
         source_bytes: size of the input file (None for a decoded image).
