@@ -10,7 +10,7 @@ CIFAR-10 training images and scored on the test set.
 
     python benchmarks/pirl_cifar10.py --epochs 10 --seeds 0 1 2 \\
         --json out/bench/pirl_cifar10_epochs.json
-    python benchmarks/pirl_cifar10.py --epochs 10 --lams 0 0.25 0.5 0.75 1 \\
+    python benchmarks/pirl_cifar10.py --epochs 10 --lams 0 0.25 0.5 0.75 1 --resume \\
         --json out/bench/pirl_lambda.json          # the lambda ablation, one seed
     python benchmarks/pirl_cifar10.py --budget-minutes 20 --json out/bench/pirl.json
 
@@ -18,7 +18,9 @@ A seed sets the model's initialisation, the data order, every augmentation, the
 memory bank's draws and the linear probe; the data (subsets, the validation split)
 stay the same for every seed. The JSON holds, per method, the mean, the sample
 standard deviation (null for one run) and every run; ``images_per_second`` and
-``minutes`` are of the self-supervised training alone, averaged over the seeds.
+``minutes`` are of the self-supervised training alone, averaged over the seeds;
+``welch_vs_<first method>`` holds Welch's t (and degrees of freedom) of the first
+method's mean against each other's.
 ``--lams`` trains PIRL at each lambda instead of ``--methods`` (lambda = 0 is NPID:
 its patches would get no gradient, so none are encoded). Each run leaves its
 checkpoint and ``result.json`` in ``--out-dir``; ``--resume`` reuses finished runs
@@ -169,6 +171,19 @@ def spread(values: list[float | None]) -> dict[str, Any]:
     }
 
 
+def welch(a: list[Any], b: list[Any]) -> dict[str, float] | None:
+    """Welch's t of mean(a) - mean(b) and its degrees of freedom (None without a
+    spread to compare or without values)."""
+    if len(a) < 2 or len(b) < 2 or None in a or None in b:
+        return None
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    if va + vb == 0:
+        return None
+    t = (statistics.fmean(a) - statistics.fmean(b)) / (va + vb) ** 0.5
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    return {"t": round(t, 2), "df": round(df, 1)}
+
+
 def run_one(
     args: argparse.Namespace,
     folder_name: str,
@@ -281,6 +296,15 @@ def main(argv: list[str] | None = None) -> int:
         "linear_top1": {
             n: spread([r["linear_top1"] for r in rs]) for n, rs in results.items()
         },
+    }
+    first = next(iter(results))
+    report["welch_vs_" + first] = {
+        key: {
+            n: welch([r[key] for r in results[first]], [r[key] for r in rs])
+            for n, rs in results.items()
+            if n != first
+        }
+        for key in ("knn_top1", "linear_top1")
     }
     if args.validate:
         report["evaluated_on"] = f"{args.validate} held-out training images"
