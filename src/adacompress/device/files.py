@@ -5,7 +5,7 @@ Each input keeps its path relative to the folder it was found in (or its name, f
 a file given directly); the extension becomes the upload format's. ``manifest.jsonl``
 has one line per input: what was written and why, or why the input was skipped. A
 second run over the same inputs redoes nothing that is done (same content, same
-agent, output present) and retries the rest.
+agent, same limits, output present) and retries the rest.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from adacompress.core.datasets import IMAGE_SUFFIXES
+from adacompress.core.limits import UploadLimits
 from adacompress.device.compressor import Compressor, Upload
 from basekit.atomic import atomic_write
 from basekit.images import ImageError, read_image_file
@@ -43,6 +44,8 @@ class Entry:
     """why the input was not compressed"""
     mime: str | None = None
     """media type of the output"""
+    limits: str | None = None
+    """the upload limits it was made under (:func:`limits_text`)"""
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[tuple[Path, Path]]:
@@ -100,6 +103,13 @@ def read_manifest(path: Path) -> dict[str, Entry]:
     return entries
 
 
+def limits_text(limits: UploadLimits) -> str:
+    """The limits as a short text (``""`` for none): a manifest entry made under
+    other limits is done again."""
+    formats = f"+{','.join(sorted(limits.formats))}" if limits.formats else ""
+    return limits.key + formats
+
+
 def write_manifest(path: Path, entries: Iterable[Entry]) -> None:
     text = "".join(json.dumps(asdict(e)) + "\n" for e in entries)
     atomic_write(path, lambda handle: handle.write(text.encode()))
@@ -118,6 +128,7 @@ def compress_files(
     manifest = out / MANIFEST
     previous = read_manifest(manifest)
     agent = Path(str(compressor.metadata.get("agent_file", ""))).name
+    made_under = limits_text(compressor.limits)
     entries: dict[str, Entry] = {}
     pending: list[tuple[Path, Path, str, bytes]] = []
     for source, output in planned:
@@ -130,7 +141,8 @@ def compress_files(
         done = previous.get(str(source))
         if (
             done is not None and done.skipped is None and done.sha256 == digest
-            and done.agent == agent and (out / str(done.output)).is_file()
+            and done.agent == agent and (done.limits or "") == made_under
+            and (out / str(done.output)).is_file()
         ):  # fmt: skip
             entries[str(source)] = done
             continue
@@ -152,7 +164,7 @@ def compress_files(
             entries[str(source)] = Entry(
                 str(source), output.as_posix(), result.action.key, result.nbytes,
                 result.source_bytes, result.width, result.height, digest, agent,
-                mime=result.mime,
+                mime=result.mime, limits=made_under,
             )  # fmt: skip
         ordered = [entries[str(s)] for s, _ in planned if str(s) in entries]
         write_manifest(manifest, ordered)

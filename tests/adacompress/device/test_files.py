@@ -60,6 +60,10 @@ def test_compress_writes_uploads_and_a_manifest_then_reruns_nothing(
     (source / "top.png").write_bytes(builtin_photos()[5].read_bytes())
     assert main(["--quiet", "compress", str(source), "--out", str(out)]) == 1
     assert "1 written, 3 already done" in capsys.readouterr().out
+    # Other limits: everything is done again.
+    args = ["--quiet", "compress", str(source), "--out", str(out), "--formats", "jpeg"]
+    assert main(args) == 1
+    assert "4 written, 0 already done" in capsys.readouterr().out
 
 
 def test_outputs_keep_relative_paths_and_stay_apart(tmp_path: Path) -> None:
