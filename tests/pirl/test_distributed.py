@@ -75,15 +75,15 @@ def run(rank: int, world: int, shared: bool) -> dict[str, object]:
     }
 
 
-def worker(rank: int, world: int, folder: str, shared: bool) -> None:
+def worker(rank: int, world: int, port: int, folder: str, shared: bool) -> None:
     torch.set_num_threads(1)
-    # A file rendezvous: no port to race other processes for.
-    rendezvous = Path(folder) / "rendezvous"
-    dist.init_process_group(
-        "gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world
-    )
+    # The store lives in the test's process: no worker hosts it (so none can leave
+    # the other without it at teardown) and none races for a port.
+    store = dist.TCPStore("127.0.0.1", port, is_master=False)
+    dist.init_process_group("gloo", store=store, rank=rank, world_size=world)
     try:
         torch.save(run(rank, world, shared), Path(folder) / f"rank{rank}.pt")
+        dist.barrier()  # both done with every collective before either tears down
     finally:
         dist.destroy_process_group()
 
@@ -98,7 +98,8 @@ def free_port() -> int:
 def test_two_processes_match_one_with_the_combined_batch(
     tmp_path: Path, shared: bool
 ) -> None:
-    mp.spawn(worker, args=(2, str(tmp_path), shared), nprocs=2, join=True)
+    store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
+    mp.spawn(worker, args=(2, store.port, str(tmp_path), shared), nprocs=2, join=True)
     single = run(0, 1, shared)
     for rank in range(2):
         result = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
