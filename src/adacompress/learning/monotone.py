@@ -3,10 +3,10 @@
 If an upload keeps the cloud's answer, an upload at least as large in every respect
 -- the same format, the same or a larger scale, the same or a higher quality --
 almost always keeps it too; if it loses the answer, every upload at most as large
-does as well. So a few
-answers per image fix many: a partly known row of outcomes is completed by
-propagation, and the next action to ask about is the one whose answer, either way,
-is expected to settle the most unknowns (bisection when nothing else is known).
+does as well. So a few answers per image fix many: a partly known row of outcomes is
+completed by propagation, and the next action to ask about is the one whose answer,
+either way, is expected to settle the most unknowns (bisection when nothing else is
+known).
 """
 
 from __future__ import annotations

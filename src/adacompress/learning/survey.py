@@ -160,11 +160,11 @@ def survey(
             )
             break
         try:
+            row_sizes = env.sizes(sample)
             row, row_asked, new = _ask(
                 env, sample, queries, up, predict(sample.features[None])[0],
-                affordable, trust,
+                affordable, trust, row_sizes,
             )  # fmt: skip
-            row_sizes = env.sizes(sample)
         except (ServiceError, ImageError) as err:
             skipped.append(Skipped(str(sample.path), str(err)))
             continue
@@ -192,11 +192,11 @@ def _ask(
     up: np.ndarray,
     survival: np.ndarray,
     affordable: Callable[[Sample, int | None], bool],
-    trust: float | None = None,
+    trust: float | None,
+    cost: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """One image: ``[reference bytes, outcome per action...]``, which actions were
-    asked, and the new calls made."""
-    cost = env.sizes(sample)
+    asked, and the new calls made (``cost``: each action's size)."""
     before = env.cache.stats.new
     n_actions = len(env.actions)
     reference = env.outcomes(sample, [REFERENCE_ACTION])[REFERENCE_ACTION]
