@@ -2,6 +2,7 @@
 
     python benchmarks/scenery.py [--backends lite0 lite1 lite2] [--presets ...]
         [--actions paper scale-quality] [--seeds 0 1 2 3 4] [--agent TEMPLATE]
+        [--night DIR] [--passes 2 4 2] [--set KEY=VALUE ...] [--tag NAME]
 
 Runs ``adacompress experiment scenery`` for each backend, runtime preset and action
 set, starting from the shipped day-trained agent of that action set, once per stream
@@ -10,11 +11,16 @@ out/scenery/<backend>-<preset>[-<actions>]-s<seed>.json/.png, a summary JSON and
 Markdown table of the means over seeds (traffic and recovery also with their range).
 One stream is one draw: with a single seed, traffic moved between 0.50 and 0.67 and
 retrains between 1 and 4 on the same agent, so the table averages five.
+``--night DIR`` replaces the simulated night by real photos (another collection:
+``../shared/data/bsds500/test``); ``--set`` overrides a runtime constant of the
+preset (``--set downshift_probe=0``), ``--tag`` names such a variant in the outputs.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +31,7 @@ from adacompress.experiments.plots import plot_run
 from adacompress.experiments.scenery import scenery
 from adacompress.experiments.settings import ScenerySettings
 from adacompress.learning.settings import CloudSettings
+from adacompress.runtime.settings import RUNTIME_PRESETS
 from basekit.atomic import atomic_write, atomic_write_json
 from basekit.threads import configure_threads
 
@@ -77,12 +84,17 @@ def summarize(reports: list[dict[str, Any]]) -> dict[str, Any]:
             k: mean([r["traffic_by_state"].get(k, 0.0) for r in reports])
             for k in ("inference", "estimate", "retrain")
         },
+        "traffic_by_phase": {
+            k: mean([r["traffic_by_phase"].get(k) for r in reports])
+            for k in ("day_before", "night", "day_after")
+        },
     }
     return summary
 
 
 def row(backend: str, preset: str, actions: str, s: dict[str, Any]) -> str:
     acc, agent = s["accuracy"], s["agent_accuracy"]
+    phase = {k: fmt(v) for k, v in s["traffic_by_phase"].items()}
     low, high = s["traffic_ratio_range"]
     recovery = fmt(s["recovery_steps"], 0)
     if s["recovery_steps_max"] is not None:
@@ -96,6 +108,7 @@ def row(backend: str, preset: str, actions: str, s: dict[str, Any]) -> str:
         f"{fmt(agent['night_after_retrain'])} | {fmt(s['retrains'], 1)} "
         f"({fmt(s['retrain_steps'], 0)}) | {recovery} | "
         f"**{fmt(s['traffic_ratio'])}** ({low:.2f}–{high:.2f}) | "
+        f"{phase['day_before']} / {phase['night']} / {phase['day_after']} | "
         f"{fmt(s['estimates'], 0)} |"
     )
 
@@ -111,8 +124,23 @@ def main(argv: list[str] | None = None) -> int:
         help="start from this agent instead of the shipped one; {backend} is "
         "replaced, e.g. out/features/{backend}-pirl.pt",
     )  # fmt: skip
+    parser.add_argument("--night", default=None, help="folder of real night photos")
+    parser.add_argument(
+        "--passes", nargs=3, type=int, default=[2, 4, 2],
+        metavar=("DAY", "NIGHT", "AFTER"),
+        help="passes over the day, night and day-after images",
+    )  # fmt: skip
+    parser.add_argument(
+        "--set", nargs="+", default=[], metavar="KEY=VALUE",
+        help="override runtime constants of every preset (JSON values)",
+    )  # fmt: skip
+    parser.add_argument("--tag", default="", help="suffix of the output names")
     parser.add_argument("--out", default="out/scenery")
     args = parser.parse_args(argv)
+    changes = {
+        key: json.loads(value)
+        for key, _, value in (item.partition("=") for item in args.set)
+    }
     configure_threads()
     out = Path(args.out)
     summaries = []
@@ -121,19 +149,24 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "| backend | preset | actions | accuracy overall | day / night / day "
         "| agent acc day | night before -> after retrain | retrains (steps) "
-        "| recovery steps | traffic ratio (range) | estimates |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| recovery steps | traffic ratio (range) | traffic day / night / day "
+        "| estimates |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for backend, preset, actions in (
         (b, p, a) for b in args.backends for a in args.actions for p in args.presets
     ):
         name = f"{backend}-{preset}" + ("" if actions == "paper" else f"-{actions}")
+        name += f"-{args.tag}" if args.tag else ""
+        constants = dataclasses.replace(RUNTIME_PRESETS.get(preset), **changes)
         reports = []
         for seed in args.seeds:
             agent = args.agent.format(backend=backend) if args.agent else None
             report, records = scenery(ScenerySettings(
                 cloud=CloudSettings(backend), choice=AgentChoice(agent, actions),
-                preset=preset, seed=seed, progress=False,
+                preset=preset, seed=seed, progress=False, runtime=constants,
+                night=args.night, day_passes=args.passes[0],
+                night_passes=args.passes[1], after_passes=args.passes[2],
                 json=str(out / f"{name}-s{seed}.json"),
             ))  # fmt: skip
             plot_run(
@@ -159,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                 for seed, r in zip(args.seeds, reports, strict=True)
             ],
         })  # fmt: skip
-        lines.append(row(backend, preset, actions, summary))
+        lines.append(row(backend, preset + args.tag, actions, summary))
         print(lines[-1], flush=True)
     atomic_write_json(out / "scenery.json", summaries)
     table = "\n".join(lines) + "\n"

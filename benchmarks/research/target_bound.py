@@ -1,11 +1,12 @@
 """How small can uploads get at an accuracy target, given what the device knows?
 
     python benchmarks/research/target_bound.py [--target 0.985]
-        [--json out/target_bound.json]
+        [--actions scale-quality] [--json out/target_bound.json]
 
-Train split only (700 images, never test), every backend, the ``scale-quality`` action
-set. Each row is a decision rule with a different amount of information, and its
-smallest size ratio (bytes / q=75 reference bytes) at accuracy >= ``--target``:
+Train split only (700 images, never test), every backend, one action set
+(``--actions``: ``scale-quality``, ``webp-scale-quality`` ...). Each row is a
+decision rule with a different amount of information, and its smallest size ratio
+(bytes / q=75 reference bytes) at accuracy >= ``--target``:
 
 - ``oracle``: knows every upload's answer (the bound no rule can beat).
 - ``best fixed``: one (scale, quality) pair for every image.
@@ -58,7 +59,6 @@ from basekit.threads import configure_threads
 BACKENDS = ("lite0", "lite1", "lite2")
 LOCAL = "lite0"  # the backend whose network is the device's local classifier
 FOLDS = 5
-N_ACTIONS = len(get_action_set("scale-quality"))
 THRESHOLDS = np.linspace(0.3, 0.999, 140)
 CASCADE_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -67,10 +67,12 @@ def score_of(answer: Answer, class_id: int) -> float:
     return next((label.score for label in answer if label.class_id == class_id), 0.0)
 
 
-def backend_table(backend: str, split: str = "train") -> dict[str, np.ndarray]:
+def backend_table(
+    backend: str, actions: str, split: str = "train"
+) -> dict[str, np.ndarray]:
     """Per image x action: survived, bytes, cloud top-1 score; plus the state."""
     with open_env(
-        CloudSettings(backend), actions=get_action_set("scale-quality"),
+        CloudSettings(backend), actions=get_action_set(actions),
         extractor=get_extractor("confidence-scales"),
     ) as env:  # fmt: skip
         collected = collect(env, imagenet_split(split), progress=False)
@@ -126,10 +128,12 @@ def best_at(points: list[tuple[float, float]], target: float) -> dict[str, Any]:
     return {"size_ratio": round(size, 4), "accuracy": round(acc, 4)}
 
 
-def action_rows(state: np.ndarray, probes: np.ndarray | None) -> np.ndarray:
+def action_rows(
+    state: np.ndarray, probes: np.ndarray | None, n_actions: int
+) -> np.ndarray:
     """One row per (image, action): the image's state, the action one-hot and, if
     given, that action's local probes. Shape: (images * actions, columns)."""
-    n, n_actions = len(state), N_ACTIONS
+    n = len(state)
     parts = [
         np.repeat(state[:, None, :], n_actions, axis=1),
         np.broadcast_to(np.eye(n_actions), (n, n_actions, n_actions)),
@@ -151,7 +155,8 @@ def fit_survival(
     One small MLP over (image, action) rows shares what it learns across actions;
     with 700 images a model with one output per action overfits its rare failures.
     """
-    x = action_rows(state, probes)
+    n_actions = kept.shape[1]
+    x = action_rows(state, probes, n_actions)
     mean, std = x.mean(0), x.std(0) + 1e-6
     torch.manual_seed(seed)
     model = torch.nn.Sequential(
@@ -163,7 +168,7 @@ def fit_survival(
 
     def predict(state: np.ndarray, probes: np.ndarray | None) -> np.ndarray:
         with torch.no_grad():
-            held = torch.tensor((action_rows(state, probes) - mean) / std)
+            held = torch.tensor((action_rows(state, probes, n_actions) - mean) / std)
             return torch.sigmoid(model(held)[:, 0]).numpy().reshape(len(state), -1)
 
     return predict
@@ -224,11 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", type=float, default=0.985)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--actions", default="scale-quality", help="action set")
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS))
     parser.add_argument("--json", type=Path, default=Path("out/target_bound.json"))
     args = parser.parse_args(argv)
     configure_threads()
-    keys = [a.key for a in get_action_set("scale-quality")]
-    tables = {b: backend_table(b) for b in BACKENDS}
+    keys = [a.key for a in get_action_set(args.actions)]
+    backends = list(dict.fromkeys([LOCAL, *args.backends]))  # the probes need LOCAL
+    tables = {b: backend_table(b, args.actions) for b in backends}
     local = tables[LOCAL]
     # The local classifier on every candidate upload (n, actions, 3).
     probes = np.stack([local["ref_share"], local["same_top1"], local["kept"]], axis=2)
@@ -238,7 +246,11 @@ def main(argv: list[str] | None = None) -> int:
         "confidence-scales": (local["state"], None),
         "confidence+local-probes": (confidence, probes),
     }
-    report: dict[str, Any] = {"target": args.target, "n_images": len(local["ref"])}
+    report: dict[str, Any] = {
+        "target": args.target,
+        "actions": args.actions,
+        "n_images": len(local["ref"]),
+    }
     for backend, t in tables.items():
         assert (t["digest"] == local["digest"]).all(), "images out of step"
         oracle = np.where(t["kept"] == 1, t["nbytes"], np.inf).min(1)
@@ -268,16 +280,17 @@ def main(argv: list[str] | None = None) -> int:
         report[backend] = row
         print(backend, json.dumps(row), flush=True)
     atomic_write_json(args.json, report)
-    rules = list(report[BACKENDS[0]])
+    rules = list(report[LOCAL])
     lines = [
-        f"size ratio at accuracy >= {args.target} (train, {report['n_images']} images)",
+        f"size ratio at accuracy >= {args.target}, {args.actions} "
+        f"(train, {report['n_images']} images)",
         "",
-        "| rule | " + " | ".join(BACKENDS) + " |",
-        "|---|" + "---|" * len(BACKENDS),
+        "| rule | " + " | ".join(backends) + " |",
+        "|---|" + "---|" * len(backends),
     ]
     for rule in rules:
         cells = []
-        for backend in BACKENDS:
+        for backend in backends:
             cell = report[backend][rule]
             size = cell["size_ratio"]
             cells.append(f"{size:.3f}" if size is not None else "not reached")

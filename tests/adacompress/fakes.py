@@ -18,22 +18,24 @@ from tests.helpers import photo
 
 
 class SizeCloud:
-    """A loopback stand-in for a cloud: top-1 flips to class 1 below 3 kB uploads.
+    """A loopback stand-in for a cloud: top-1 flips to class 1 below 3 kB uploads
+    (or below ``threshold`` bytes).
 
     It decodes every upload like a real service, and counts its calls.
     """
 
     name = "size-cloud"
 
-    def __init__(self) -> None:
+    def __init__(self, threshold: int = 3000) -> None:
         self.calls = 0
+        self.threshold = threshold
 
     def classify(self, images: Sequence[bytes]) -> list[Answer]:
         self.calls += len(images)
         answers = []
         for data in images:
             load_image(data)
-            top = 0 if len(data) >= 3000 else 1
+            top = 0 if len(data) >= self.threshold else 1
             answers.append([Label(top, str(top), 0.9), Label(5, "5", 0.1)])
         return answers
 

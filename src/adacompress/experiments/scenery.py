@@ -67,7 +67,7 @@ def scenery(settings: ScenerySettings) -> tuple[dict[str, Any], list[Record]]:
     else:
         night, unreadable = make_night_folder(day, cache_path.parent / "night")
     stream, phases = build_stream(day, night, settings)
-    constants = RUNTIME_PRESETS.get(settings.preset)
+    constants = settings.runtime or RUNTIME_PRESETS.get(settings.preset)
     warnings = stream_warnings(len(day), len(night), settings, constants.drift_window)
     with tempfile.TemporaryDirectory() as tmp:
         records, stopped = run_stream(
@@ -199,6 +199,7 @@ def analyse(
         ),
         "traffic_ratio": summary["traffic_ratio"],
         "traffic_by_state": traffic_by_state(records),
+        "traffic_by_phase": traffic_by_phase(records, phases),
         "retrains": summary["retrains"],
         "estimates": summary["estimates"],
         "actions": {
@@ -219,6 +220,18 @@ def traffic_by_state(records: list[Record]) -> dict[str, float]:
     for r in records:
         shares[r.state] += r.bytes_uploaded
     return {state: shares[state] / reference for state in sorted(shares)}
+
+
+def traffic_by_phase(records: list[Record], phases: list[str]) -> dict[str, float]:
+    """Each phase's own traffic ratio (its bytes over its references' bytes)."""
+    sent: Counter[str] = Counter()
+    reference: Counter[str] = Counter()
+    for r, phase in zip(records, phases, strict=True):
+        sent[phase] += r.bytes_uploaded
+        reference[phase] += r.reference_bytes or 0
+    return {
+        phase: sent[phase] / reference[phase] for phase in reference if reference[phase]
+    }
 
 
 def recovery_steps(

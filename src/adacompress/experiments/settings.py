@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from adacompress.device.shipped import AgentChoice
 from adacompress.learning.settings import CloudSettings
+from adacompress.runtime.settings import RuntimeSettings
 
 
 @dataclass
@@ -38,3 +39,5 @@ class ScenerySettings:
     """keep the run's state here (default: a temporary folder, a fresh run)"""
     progress: bool = True
     """show a progress bar"""
+    runtime: RuntimeSettings | None = None
+    """the loop's constants (default: the preset's)"""

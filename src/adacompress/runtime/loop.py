@@ -8,6 +8,9 @@ accuracy falls, or the drift test (:mod:`~adacompress.runtime.drift_test`) after
 scene drift (:mod:`~adacompress.runtime.drift`) says so, the runtime *Retrains*: the
 policy explores and learns again while the caller gets the reference's labels, until
 the recent results pass their thresholds (:mod:`~adacompress.runtime.retrain`).
+Now and then an image also uploads the next cheaper candidate, and when such probes
+keep the answers the runtime sends cheaper (:mod:`~adacompress.runtime.downshift`):
+it adapts downwards as well as upwards.
 
 Every decision is taken from the current image's own draw and state; every image,
 including bad files and failed uploads, gets a record; all state is committed per
@@ -26,9 +29,10 @@ import numpy as np
 from adacompress.cloud.service import ServiceError
 from adacompress.core.datasets import image_identity
 from adacompress.core.labels import Answer
-from adacompress.device.actions import REFERENCE_ACTION
+from adacompress.device.actions import REFERENCE_ACTION, Action
 from adacompress.device.compressor import Compressor
 from adacompress.learning.environment import CompressionEnv, Sample
+from adacompress.runtime.downshift import Downshift, ladder, lowered
 from adacompress.runtime.drift_monitor import DriftMonitor, cached_statistics
 from adacompress.runtime.p_est import EstimateRate
 from adacompress.runtime.retrain import RetrainProgress, retrain_lesson
@@ -84,6 +88,8 @@ class Runtime:
         self.rate = EstimateRate(settings.p_est_initial)
         self.retrain = RetrainProgress()
         self.monitor = DriftMonitor(settings)
+        self.downshift = Downshift()
+        self._probe_draw = 1.0
         self._agent_changed = False
         self._identity: tuple[str, str | None] = ("", None)
         self._calls_before = 0
@@ -101,7 +107,7 @@ class Runtime:
         return {
             "mode": self.mode, "generation": self.generation,
             "retrains": self.retrains, **asdict(self.rate), **asdict(self.retrain),
-            **self.monitor.state_dict(),
+            **self.monitor.state_dict(), "downshift": asdict(self.downshift),
             "rng": json.dumps(self.rng.bit_generator.state),
         }  # fmt: skip
 
@@ -115,6 +121,7 @@ class Runtime:
             state["retrain_accuracies"],
         )  # fmt: skip
         self.monitor.load_state_dict(state, blob.pop("remembered_q", None))
+        self.downshift = Downshift(**state.get("downshift", {}))
         self.policy.load_training_state(blob)
         self.policy.forget()
         for t in self.store.transitions(self.generation):
@@ -136,6 +143,9 @@ class Runtime:
         ``identity`` (resolved path, content hash) is computed when not given.
         """
         draw = float(self.rng.random())  # drawn for every image: resumable sequence
+        self._probe_draw = (
+            float(self.rng.random()) if self.settings.downshift_probe > 0 else 1.0
+        )
         self._identity = identity or image_identity(path)
         self._calls_before = self.env.cache.stats.new
         try:
@@ -160,16 +170,22 @@ class Runtime:
 
     def _inference(self, path: Path, sample: Sample) -> Record:
         index = int(self.policy.choose(sample.features[None], self.candidates)[0])
+        index = self._lowered(sample, index)
         action = self.env.actions[index]
         outcome = self.env.outcomes(sample, [action])[action]
-        step = Step(action.key, outcome.nbytes, self.env.reference_bytes(sample),
+        uploaded = outcome.nbytes + self._probe_cheaper(sample, index, action)
+        step = Step(action.key, uploaded, self.env.reference_bytes(sample),
                     labels=outcome.answer)  # fmt: skip
         return self._commit(path, "inference", step)
 
     def _estimate(self, path: Path, sample: Sample) -> Record:
         s = self.settings
         index = self.policy.act(sample.features, candidates=self.candidates)
+        index = self._lowered(sample, index)
         result, labels, uploaded = self.env.step_with_reference(sample, index)
+        if result.accuracy < 1.0:
+            self.downshift.lost()
+        uploaded += self._probe_cheaper(sample, index, REFERENCE_ACTION)
         transition = Transition.one_action(
             sample.features, index, self.policy.signal(result), len(self.env.actions)
         )
@@ -204,16 +220,45 @@ class Runtime:
             self._end_retrain()
         return self._commit(path, "retrain", step, agent=True, transition=transition)
 
+    def _rungs(self, sample: Sample) -> list[int]:
+        return ladder(self.env.sizes(sample), self.candidates)
+
+    def _lowered(self, sample: Sample, index: int) -> int:
+        """The policy's choice, lowered by the downshift level."""
+        if self.downshift.level == 0:
+            return index
+        return lowered(self._rungs(sample), index, self.downshift.level)
+
+    def _probe_cheaper(self, sample: Sample, index: int, caller: Action) -> int:
+        """Now and then: upload the next cheaper candidate below ``index`` and test
+        whether it keeps the answer the caller got (``caller``'s, already
+        uploaded). Returns the bytes it uploaded."""
+        if self._probe_draw >= self.settings.downshift_probe:
+            return 0
+        rungs = self._rungs(sample)
+        cheaper = lowered(rungs, index, 1)
+        if cheaper == index:
+            return 0  # already the cheapest
+        action = self.env.actions[cheaper]
+        found = self.env.outcomes(sample, [caller, action])
+        kept = self.env.score(found[caller], found[action]).accuracy
+        self.downshift.add(kept, self.settings)
+        return found[action].nbytes
+
     # -- state changes -----------------------------------------------------------
 
     def _watch_drift(self, sample: Sample) -> None:
         """Feed the drift monitor this image's scene statistics."""
         if not self.monitor.enabled or self.mode == "retrain":
             return
+        was_testing = self.monitor.testing
         if self.monitor.watch(cached_statistics(self.env, sample), self.policy):
             self._agent_changed = True
+            self.downshift.reset()
         if self.monitor.testing:
             self.rate.hold(self.settings.drift_p_est)
+            if not was_testing:
+                self.downshift.reset()
 
     def _start_retrain(self) -> None:
         """Explore again from the current policy (and flush D if the settings say
@@ -221,6 +266,7 @@ class Runtime:
         s = self.settings
         self.mode = "retrain"
         self.retrain.restart()
+        self.downshift.reset()
         self.monitor.retrain_starts(self.policy)
         self._flush_memory()
         self.policy.restart_exploration(

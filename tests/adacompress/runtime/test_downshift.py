@@ -1,0 +1,114 @@
+"""Adapting downwards: probes of the next cheaper candidate lower what is sent when
+they keep the answers, and a lost answer raises it again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from adacompress.device.actions import Action, paper_actions
+from adacompress.device.codec import encode
+from adacompress.device.compressor import Compressor
+from adacompress.learning.cache import AnswerCache
+from adacompress.learning.environment import CompressionEnv
+from adacompress.runtime.downshift import Downshift, ladder, lowered
+from adacompress.runtime.loop import Runtime
+from adacompress.runtime.settings import RuntimeSettings
+from adacompress.runtime.store import RunStore
+from basekit.images import load_image
+from tests.adacompress.fakes import MeanFeatures, SizeCloud, write_photos
+from tests.adacompress.runtime.test_loop import METADATA, Q75, ScriptedAgent
+
+# Inference only, a probe on every image, no drift detector; a quick test: 8 kept
+# probes in a row (log 0.99/0.69 = 0.36 each, bound log 0.8/0.05 = 2.77) step down.
+PROBING = RuntimeSettings(
+    p_est_initial=0.0, p_est_min=0.0, p_est_max=0.0, drift_window=0,
+    downshift_probe=1.0, drift_test_shift=0.3,
+)  # fmt: skip
+
+
+def make(tmp_path: Path, cloud: SizeCloud, settings: RuntimeSettings) -> Runtime:
+    env = CompressionEnv(
+        cloud, AnswerCache(tmp_path / "cache.sqlite"), actions=paper_actions(),
+        extractor=MeanFeatures(),
+    )  # fmt: skip
+    compressor = Compressor(ScriptedAgent([Q75]), MeanFeatures(), paper_actions())
+    return Runtime(env, compressor, settings, RunStore(tmp_path / "state"),
+                   metadata=METADATA)  # fmt: skip
+
+
+def test_the_sequential_test_steps_down_on_kept_answers_and_resets_on_a_loss() -> None:
+    shift = Downshift()
+    for _ in range(7):
+        shift.add(1.0, PROBING)
+    assert shift.level == 0 and shift.llr > 0
+    shift.add(1.0, PROBING)
+    assert (shift.level, shift.llr, shift.steps_down) == (1, 0.0, 1)
+    for _ in range(5):
+        shift.add(1.0, PROBING)
+    shift.add(0.0, PROBING)  # one lost answer outweighs five kept ones: test afresh
+    assert (shift.level, shift.llr) == (1, 0.0)
+    shift.lost()
+    assert shift.level == 0
+    shift.lost()
+    assert shift.level == 0  # never below the policy's own choice
+
+
+def test_ladder_orders_by_this_images_sizes() -> None:
+    sizes = np.array([50.0, 10.0, 30.0, 20.0])
+    rungs = ladder(sizes, [0, 1, 2, 3])
+    assert rungs == [1, 3, 2, 0]
+    assert lowered(rungs, 0, 1) == 2 and lowered(rungs, 0, 9) == 1
+    assert lowered(rungs, 1, 1) == 1
+
+
+def test_an_over_cautious_agent_is_lowered_and_the_probes_are_paid(
+    tmp_path: Path,
+) -> None:
+    paths = write_photos(tmp_path / "img", 4)
+    runtime = make(tmp_path, SizeCloud(threshold=0), PROBING)  # every upload is right
+    records = [runtime.process(p) for p in paths * 6]
+    assert runtime.downshift.steps_down >= 2
+    assert records[0].action == "75"
+    assert records[-1].action not in ("75", "65")
+    # Each image paid for its probe too: more than the q75 upload alone.
+    assert records[0].bytes_uploaded > records[0].reference_bytes  # type: ignore[operator]
+    assert all(r.calls >= 1 for r in records[:4])
+
+
+def test_a_tight_agent_stays_and_a_lost_answer_raises_the_level(
+    tmp_path: Path,
+) -> None:
+    paths = write_photos(tmp_path / "img", 4)
+    images = [load_image(p) for p in paths]
+    q75 = min(len(encode(im, Action(75))) for im in images)
+    q65 = max(len(encode(im, Action(65))) for im in images)
+    assert q65 < q75  # the cloud below keeps q75's answer and loses q65's
+    runtime = make(tmp_path / "tight", SizeCloud(threshold=q75), PROBING)
+    records = [runtime.process(p) for p in paths * 6]
+    assert runtime.downshift.steps_down == 0
+    assert {r.action for r in records} == {"75"}
+    # A lowered agent whose estimate loses an answer goes back up one step.
+    estimating = RuntimeSettings(
+        p_est_initial=1.0, p_est_min=1.0, p_est_max=1.0, drift_window=0,
+        downshift_probe=0.0, retrain_below=0.0,
+    )  # fmt: skip
+    runtime = make(tmp_path / "lowered", SizeCloud(threshold=q75), estimating)
+    runtime.downshift.level = 1
+    record = runtime.process(paths[0])
+    assert record.action == "65" and record.accuracy == 0.0
+    assert runtime.downshift.level == 0
+    assert runtime.process(paths[1]).action == "75"
+
+
+def test_the_level_survives_a_restart(tmp_path: Path) -> None:
+    paths = write_photos(tmp_path / "img", 4)
+    runtime = make(tmp_path, SizeCloud(threshold=0), PROBING)
+    for p in paths * 3:
+        runtime.process(p)
+    level, llr = runtime.downshift.level, runtime.downshift.llr
+    assert level >= 1
+    runtime.store.close()
+    again = make(tmp_path, SizeCloud(threshold=0), PROBING)
+    assert (again.downshift.level, again.downshift.llr) == (level, llr)
