@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from adacompress.cli.options import add_settings, build, overrides
+from adacompress.cli.options import add_settings, build
 from adacompress.experiments.settings import ScenerySettings
-from adacompress.runtime.settings import RUNTIME_PRESETS, RuntimeSettings
 
 NAME = "experiment"
 
@@ -28,11 +27,6 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         description=__doc__.split("\n\n")[0],
     )  # fmt: skip
     add_settings(scenery, ScenerySettings)
-    group = scenery.add_argument_group("runtime constants (override the preset)")
-    add_settings(
-        group, RuntimeSettings, default_from="--preset",
-        defaults=RUNTIME_PRESETS.get(RUNTIME_PRESETS.default),
-    )  # fmt: skip
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -40,8 +34,7 @@ def execute(args: argparse.Namespace) -> int:
     from adacompress.experiments.plots import plot_run
     from adacompress.experiments.scenery import scenery
 
-    constants = RUNTIME_PRESETS.get(args.preset, overrides(RuntimeSettings, args))
-    settings = build(ScenerySettings, args, progress=not args.quiet, runtime=constants)
+    settings = build(ScenerySettings, args, progress=not args.quiet)
     report, records = scenery(settings)
     plot = settings.plot or (
         str(Path(settings.json).with_suffix(".png")) if settings.json else None

@@ -1,12 +1,13 @@
 """Adapting downwards: the runtime notices wasted bytes, not only lost answers.
 
-Now and then (``downshift_probe``) an image outside a retrain also uploads the next
-cheaper candidate below the one sent, and checks whether it keeps the answer the
-caller got. A sequential test on those probes (Wald's, with the drift test's failure
-rates the other way round) decides: when the cheaper step keeps the answers as often
-as the agent's own target asks, the runtime sends one candidate cheaper from then on
-(``level`` + 1) and tests the next step; when it loses them as often as a changed
-scene would, the agent is tight and the test starts again. A lost answer at a lowered
+Every estimate (which uploads the reference anyway) also uploads the next cheaper
+candidate below its choice, and checks whether that keeps the reference's answer. A
+sequential test on those probes (Wald's) decides: when the cheaper step loses answers
+no more often than the agent's own target allows (``drift_test_error``), the runtime
+sends one candidate cheaper from then on (``level`` + 1) and tests the next step; when
+it loses them ``downshift_shift`` more often, the agent is tight there and the test
+starts again. Evidence comes as fast as estimates do: fastest after a scene drift,
+when the drift test holds ``p_est`` up. A lost answer at a lowered
 level raises it one step; a retrain, a scene drift or a swapped-in agent resets it
 (that agent's own calibration first).
 """
@@ -36,7 +37,7 @@ class Downshift:
     def add(self, kept: float, s: RuntimeSettings) -> None:
         """One probe: whether the next cheaper candidate kept the caller's answer."""
         e0 = s.drift_test_error
-        e1 = e0 + s.drift_test_shift
+        e1 = e0 + s.downshift_shift
         failure = 1.0 - kept
         self.llr += failure * math.log(e0 / e1) + (1 - failure) * math.log(
             (1 - e0) / (1 - e1)

@@ -8,9 +8,9 @@ accuracy falls, or the drift test (:mod:`~adacompress.runtime.drift_test`) after
 scene drift (:mod:`~adacompress.runtime.drift`) says so, the runtime *Retrains*: the
 policy explores and learns again while the caller gets the reference's labels, until
 the recent results pass their thresholds (:mod:`~adacompress.runtime.retrain`).
-Now and then an image also uploads the next cheaper candidate, and when such probes
-keep the answers the runtime sends cheaper (:mod:`~adacompress.runtime.downshift`):
-it adapts downwards as well as upwards.
+Estimates also try the next cheaper candidate, and when those keep the answers the
+runtime sends cheaper (:mod:`~adacompress.runtime.downshift`): it adapts downwards as
+well as upwards.
 
 Every decision is taken from the current image's own draw and state; every image,
 including bad files and failed uploads, gets a record; all state is committed per
@@ -29,7 +29,7 @@ import numpy as np
 from adacompress.cloud.service import ServiceError
 from adacompress.core.datasets import image_identity
 from adacompress.core.labels import Answer
-from adacompress.device.actions import REFERENCE_ACTION, Action
+from adacompress.device.actions import REFERENCE_ACTION
 from adacompress.device.compressor import Compressor
 from adacompress.learning.environment import CompressionEnv, Sample
 from adacompress.runtime.downshift import Downshift, ladder, lowered
@@ -89,7 +89,6 @@ class Runtime:
         self.retrain = RetrainProgress()
         self.monitor = DriftMonitor(settings)
         self.downshift = Downshift()
-        self._probe_draw = 1.0
         self._agent_changed = False
         self._identity: tuple[str, str | None] = ("", None)
         self._calls_before = 0
@@ -143,9 +142,6 @@ class Runtime:
         ``identity`` (resolved path, content hash) is computed when not given.
         """
         draw = float(self.rng.random())  # drawn for every image: resumable sequence
-        self._probe_draw = (
-            float(self.rng.random()) if self.settings.downshift_probe > 0 else 1.0
-        )
         self._identity = identity or image_identity(path)
         self._calls_before = self.env.cache.stats.new
         try:
@@ -173,8 +169,7 @@ class Runtime:
         index = self._lowered(sample, index)
         action = self.env.actions[index]
         outcome = self.env.outcomes(sample, [action])[action]
-        uploaded = outcome.nbytes + self._probe_cheaper(sample, index, action)
-        step = Step(action.key, uploaded, self.env.reference_bytes(sample),
+        step = Step(action.key, outcome.nbytes, self.env.reference_bytes(sample),
                     labels=outcome.answer)  # fmt: skip
         return self._commit(path, "inference", step)
 
@@ -185,7 +180,7 @@ class Runtime:
         result, labels, uploaded = self.env.step_with_reference(sample, index)
         if result.accuracy < 1.0:
             self.downshift.lost()
-        uploaded += self._probe_cheaper(sample, index, REFERENCE_ACTION)
+        uploaded += self._probe_cheaper(sample, index)
         transition = Transition.one_action(
             sample.features, index, self.policy.signal(result), len(self.env.actions)
         )
@@ -229,19 +224,17 @@ class Runtime:
             return index
         return lowered(self._rungs(sample), index, self.downshift.level)
 
-    def _probe_cheaper(self, sample: Sample, index: int, caller: Action) -> int:
-        """Now and then: upload the next cheaper candidate below ``index`` and test
-        whether it keeps the answer the caller got (``caller``'s, already
-        uploaded). Returns the bytes it uploaded."""
-        if self._probe_draw >= self.settings.downshift_probe:
+    def _probe_cheaper(self, sample: Sample, index: int) -> int:
+        """An estimate's probe: upload the next cheaper candidate below ``index``
+        and test whether it keeps the reference's answer. Returns its bytes."""
+        if not self.settings.downshift:
             return 0
-        rungs = self._rungs(sample)
-        cheaper = lowered(rungs, index, 1)
+        cheaper = lowered(self._rungs(sample), index, 1)
         if cheaper == index:
             return 0  # already the cheapest
         action = self.env.actions[cheaper]
-        found = self.env.outcomes(sample, [caller, action])
-        kept = self.env.score(found[caller], found[action]).accuracy
+        found = self.env.outcomes(sample, [REFERENCE_ACTION, action])
+        kept = self.env.score(found[REFERENCE_ACTION], found[action]).accuracy
         self.downshift.add(kept, self.settings)
         return found[action].nbytes
 

@@ -92,37 +92,39 @@ class RuntimeSettings:
     """flush the buffer D when a retrain starts and ends (the paper). Kept (ours), the
     previous scene's transitions stay in D beside the new ones, so an agent retrained
     at night still knows what worked by day when the day comes back"""
-    downshift_probe: float = 0.2
-    """share of the images outside a retrain that also upload the next cheaper
-    candidate, to notice wasted bytes (:mod:`~adacompress.runtime.downshift`: when
-    the cheaper step keeps the answers as often as the drift test's
-    ``drift_test_error`` allows, the runtime sends one step cheaper). 0: never (the
+    downshift: bool = True
+    """adapt downwards as well: every estimate also uploads the next cheaper
+    candidate below its choice, and when those keep the answers (a sequential test,
+    :mod:`~adacompress.runtime.downshift`) the runtime sends one step cheaper; a
+    lost answer raises it again. Off: only lost answers change the agent (the
     paper)"""
+    downshift_shift: float = 0.09
+    """the downshift test: the next step down is safe when it loses answers at the
+    drift test's ``drift_test_error``, not when it loses them this much more often
+    (with the drift test's alpha and beta)"""
     seed: int = 0
     """seed of the estimate draws"""
 
     def __post_init__(self) -> None:
-        rates = (
-            self.p_est_initial, self.p_est_min, self.p_est_max, self.drift_p_est,
-            self.downshift_probe,
-        )  # fmt: skip
+        rates = (self.p_est_initial, self.p_est_min, self.p_est_max, self.drift_p_est)
         if not (all(0 <= p <= 1 for p in rates) and self.p_est_min <= self.p_est_max):
             raise ValueError(
-                "p_est settings and downshift_probe must be in [0, 1] with "
-                f"p_est_min <= p_est_max, got initial {self.p_est_initial}, min "
-                f"{self.p_est_min}, max {self.p_est_max}, drift {self.drift_p_est}, "
-                f"downshift_probe {self.downshift_probe}"
+                "p_est settings must be in [0, 1] with p_est_min <= p_est_max, got "
+                f"initial {self.p_est_initial}, min {self.p_est_min}, max "
+                f"{self.p_est_max}, drift {self.drift_p_est}"
             )
         if self.retrain_queries < 1:
             raise ValueError("--retrain-queries must be at least 1")
         if self.window < 1 or self.exit_window < 1 or self.drift_window < 0:
             raise ValueError("--window and --exit-window must be at least 1")
-        e1 = self.drift_test_error + self.drift_test_shift
-        if not (0 < self.drift_test_error < e1 < 1):
+        shifts = (self.drift_test_shift, self.downshift_shift)
+        if not (0 < self.drift_test_error < self.drift_test_error + min(shifts)
+                and self.drift_test_error + max(shifts) < 1):  # fmt: skip
             raise ValueError(
                 "drift test: need 0 < drift_test_error < drift_test_error + "
-                f"drift_test_shift < 1, got {self.drift_test_error} and "
-                f"{self.drift_test_shift}"
+                f"drift_test_shift (and + downshift_shift) < 1, got "
+                f"{self.drift_test_error}, {self.drift_test_shift} and "
+                f"{self.downshift_shift}"
             )
         if not (0 < self.drift_test_alpha < 1 and 0 < self.drift_test_beta < 1):
             raise ValueError("drift test: alpha and beta must be in (0, 1)")
@@ -140,7 +142,7 @@ RUNTIME_PRESETS: Presets[RuntimeSettings] = Presets("runtime preset", {
         exit_window=10, retrain_min_steps=0, retrain_warmup=128,
         retrain_learn_every=5, retrain_epsilon_decay=0.99, flush_memory=True,
         drift_window=0, p_est_decay=1.0, skip_dominated=False, scene_memory=False,
-        count_reference_estimates=True, retrain_implied=False, downshift_probe=0.0,
+        count_reference_estimates=True, retrain_implied=False, downshift=False,
     ),
 })  # fmt: skip
 

@@ -3,6 +3,7 @@ they keep the answers, and a lost answer raises it again."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +21,12 @@ from basekit.images import load_image
 from tests.adacompress.fakes import MeanFeatures, SizeCloud, write_photos
 from tests.adacompress.runtime.test_loop import METADATA, Q75, ScriptedAgent
 
-# Inference only, a probe on every image, no drift detector; a quick test: 8 kept
-# probes in a row (log 0.99/0.69 = 0.36 each, bound log 0.8/0.05 = 2.77) step down.
+# Every image an estimate (with its probe), never a retrain, no drift detector; a
+# quick test: 8 kept probes in a row (log 0.99/0.69 = 0.36 each, bound
+# log 0.8/0.05 = 2.77) step down.
 PROBING = RuntimeSettings(
-    p_est_initial=0.0, p_est_min=0.0, p_est_max=0.0, drift_window=0,
-    downshift_probe=1.0, drift_test_shift=0.3,
+    p_est_initial=1.0, p_est_min=1.0, p_est_max=1.0, retrain_below=0.0,
+    drift_window=0, downshift_shift=0.3,
 )  # fmt: skip
 
 
@@ -72,9 +74,10 @@ def test_an_over_cautious_agent_is_lowered_and_the_probes_are_paid(
     assert runtime.downshift.steps_down >= 2
     assert records[0].action == "75"
     assert records[-1].action not in ("75", "65")
-    # Each image paid for its probe too: more than the q75 upload alone.
+    # The estimate paid for its probe too: more than the q75 upload alone (the
+    # choice is the reference itself here), and two calls.
     assert records[0].bytes_uploaded > records[0].reference_bytes  # type: ignore[operator]
-    assert all(r.calls >= 1 for r in records[:4])
+    assert [r.calls for r in records[:4]] == [2, 2, 2, 2]
 
 
 def test_a_tight_agent_stays_and_a_lost_answer_raises_the_level(
@@ -90,16 +93,22 @@ def test_a_tight_agent_stays_and_a_lost_answer_raises_the_level(
     assert runtime.downshift.steps_down == 0
     assert {r.action for r in records} == {"75"}
     # A lowered agent whose estimate loses an answer goes back up one step.
-    estimating = RuntimeSettings(
-        p_est_initial=1.0, p_est_min=1.0, p_est_max=1.0, drift_window=0,
-        downshift_probe=0.0, retrain_below=0.0,
-    )  # fmt: skip
-    runtime = make(tmp_path / "lowered", SizeCloud(threshold=q75), estimating)
+    runtime = make(tmp_path / "lowered", SizeCloud(threshold=q75), PROBING)
     runtime.downshift.level = 1
     record = runtime.process(paths[0])
     assert record.action == "65" and record.accuracy == 0.0
     assert runtime.downshift.level == 0
     assert runtime.process(paths[1]).action == "75"
+
+
+def test_the_paper_preset_never_probes(tmp_path: Path) -> None:
+    paths = write_photos(tmp_path / "img", 4)
+    paper = replace(PROBING, downshift=False)
+    runtime = make(tmp_path, SizeCloud(threshold=0), paper)
+    records = [runtime.process(p) for p in paths * 3]
+    assert {r.action for r in records} == {"75"}
+    assert [r.calls for r in records[:4]] == [1, 1, 1, 1]
+    assert runtime.downshift.llr == 0.0
 
 
 def test_the_level_survives_a_restart(tmp_path: Path) -> None:

@@ -93,7 +93,7 @@ def test_inference_estimate_retrain_transitions(tmp_path: Path) -> None:
     always = RuntimeSettings(
         p_est_initial=1.0, p_est_min=1.0, p_est_max=1.0, window=2, retrain_below=0.9,
         retrain_min_steps=3, exit_window=3, exit_accuracy=0.0, exit_epsilon=1.01,
-        retrain_warmup=0, count_reference_estimates=True,
+        retrain_warmup=0, count_reference_estimates=True, downshift=False,
     )  # fmt: skip
     runtime = make_runtime(tmp_path, always, [Q75, Q5])
     records = [runtime.process(p) for p in paths * 2]
