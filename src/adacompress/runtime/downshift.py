@@ -1,15 +1,17 @@
 """Adapting downwards: the runtime notices wasted bytes, not only lost answers.
 
 Every estimate (which uploads the reference anyway) also uploads the next cheaper
-candidate below its choice, and checks whether that keeps the reference's answer. A
-sequential test on those probes (Wald's) decides: when the cheaper step loses answers
-no more often than the agent's own target allows (``drift_test_error``), the runtime
-sends one candidate cheaper from then on (``level`` + 1) and tests the next step; when
-it loses them ``downshift_shift`` more often, the agent is tight there and the test
-starts again. Evidence comes as fast as estimates do: fastest after a scene drift,
-when the drift test holds ``p_est`` up. A lost answer at a lowered
-level raises it one step; a retrain, a scene drift or a swapped-in agent resets it
-(that agent's own calibration first).
+candidate below its choice -- by this image's own encoded sizes -- and checks whether
+that keeps the reference's answer. A sequential test on these probes (Wald's, the
+drift test's rates the other way round) decides: when the cheaper step loses answers
+at the agents' target rate (``drift_test_error``), not ``downshift_shift`` more
+often, the runtime sends one candidate cheaper than the policy's choice from then on
+(``level`` + 1) and tests the next step; one lost probe says the agent is tight there
+and ends the *search*. A search -- estimates held at ``drift_p_est`` so that it ends
+in tens of images -- follows the moments an agent may have become over-cautious: a
+drift the agent passed (the new pictures may be easier), a swapped-in agent, the end
+of a retrain. A lost answer at a lowered level raises it one step; a retrain or a
+scene drift resets it to the policy's own choice.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ class Downshift:
     """log-likelihood ratio of "the next step down is safe" over "it loses answers\""""
     steps_down: int = 0
     """times the level went down in this run"""
+    searching: bool = False
+    """estimates held up to test the next step down (the agent's calibration on
+    these pictures is in doubt)"""
 
     def add(self, kept: float, s: RuntimeSettings) -> None:
         """One probe: whether the next cheaper candidate kept the caller's answer."""
@@ -48,6 +53,7 @@ class Downshift:
             self.llr = 0.0
         elif self.llr <= math.log(s.drift_test_beta / (1 - s.drift_test_alpha)):
             self.llr = 0.0  # the agent is tight here: test afresh
+            self.searching = False
 
     def lost(self) -> None:
         """An estimate lost the answer: one step back up (if lowered)."""
@@ -55,9 +61,14 @@ class Downshift:
             self.level -= 1
             self.llr = 0.0
 
-    def reset(self) -> None:
-        """The policy's own choices again (after a retrain, drift or swap)."""
-        self.level, self.llr = 0, 0.0
+    def reset(self, *, search: bool) -> None:
+        """The policy's own choices again (after a retrain, drift or swap); with
+        ``search``, look for wasted bytes from here."""
+        self.level, self.llr, self.searching = 0, 0.0, search
+
+    def search(self) -> None:
+        """Look for wasted bytes (an agent kept by the drift test)."""
+        self.searching = True
 
 
 def ladder(sizes: np.ndarray, candidates: Sequence[int]) -> list[int]:

@@ -8,9 +8,9 @@ accuracy falls, or the drift test (:mod:`~adacompress.runtime.drift_test`) after
 scene drift (:mod:`~adacompress.runtime.drift`) says so, the runtime *Retrains*: the
 policy explores and learns again while the caller gets the reference's labels, until
 the recent results pass their thresholds (:mod:`~adacompress.runtime.retrain`).
-Estimates also try the next cheaper candidate, and when those keep the answers the
-runtime sends cheaper (:mod:`~adacompress.runtime.downshift`): it adapts downwards as
-well as upwards.
+Every estimate also probes the next cheaper candidate, and when such probes keep the
+answers the runtime sends cheaper (:mod:`~adacompress.runtime.downshift`): it adapts
+downwards as well as upwards.
 
 Every decision is taken from the current image's own draw and state; every image,
 including bad files and failed uploads, gets a record; all state is committed per
@@ -147,6 +147,9 @@ class Runtime:
         try:
             sample = self._sample(path)
             self._watch_drift(sample)
+            searching = self.settings.downshift and self.downshift.searching
+            if searching and self.mode != "retrain":
+                self.rate.hold(self.settings.drift_p_est)
         except ImageError as err:
             return self._commit(path, "skipped", Step(error=str(err)))
         try:
@@ -189,7 +192,10 @@ class Runtime:
         action = self.env.actions[index]
         if s.count_reference_estimates or action != REFERENCE_ACTION:
             self.rate.add(result.accuracy, s)
+            was_testing = self.monitor.testing
             self.monitor.add_estimate(result.accuracy)
+            if was_testing and not self.monitor.testing:
+                self.downshift.search()  # the agent passed the drift test
         step = Step(action.key, uploaded, result.reference_bytes, result.accuracy,
                     labels)  # fmt: skip
         if self.rate.dropped(s) or self.monitor.calls_for_retrain():
@@ -247,11 +253,11 @@ class Runtime:
         was_testing = self.monitor.testing
         if self.monitor.watch(cached_statistics(self.env, sample), self.policy):
             self._agent_changed = True
-            self.downshift.reset()
+            self.downshift.reset(search=True)
         if self.monitor.testing:
             self.rate.hold(self.settings.drift_p_est)
             if not was_testing:
-                self.downshift.reset()
+                self.downshift.reset(search=False)  # the drift test first
 
     def _start_retrain(self) -> None:
         """Explore again from the current policy (and flush D if the settings say
@@ -259,7 +265,7 @@ class Runtime:
         s = self.settings
         self.mode = "retrain"
         self.retrain.restart()
-        self.downshift.reset()
+        self.downshift.reset(search=False)
         self.monitor.retrain_starts(self.policy)
         self._flush_memory()
         self.policy.restart_exploration(
@@ -272,6 +278,7 @@ class Runtime:
         self.retrains += 1
         self.rate.reset(self.settings)
         self.monitor.retrain_ends()
+        self.downshift.reset(search=True)
         self._flush_memory()
         self.policy.stop_exploring()
 

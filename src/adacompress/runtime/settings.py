@@ -93,15 +93,14 @@ class RuntimeSettings:
     previous scene's transitions stay in D beside the new ones, so an agent retrained
     at night still knows what worked by day when the day comes back"""
     downshift: bool = True
-    """adapt downwards as well: every estimate also uploads the next cheaper
-    candidate below its choice, and when those keep the answers (a sequential test,
-    :mod:`~adacompress.runtime.downshift`) the runtime sends one step cheaper; a
-    lost answer raises it again. Off: only lost answers change the agent (the
-    paper)"""
-    downshift_shift: float = 0.09
+    """adapt downwards as well: every estimate probes the next cheaper candidate,
+    and when such probes keep the answers (a sequential test) the runtime sends one
+    step cheaper; a lost answer raises it again. Off: only lost answers change the
+    agent (the paper)"""
+    downshift_shift: float = 0.04
     """the downshift test: the next step down is safe when it loses answers at the
     drift test's ``drift_test_error``, not when it loses them this much more often
-    (with the drift test's alpha and beta)"""
+    (with the drift test's alpha and beta: 67 kept probes in a row)"""
     seed: int = 0
     """seed of the estimate draws"""
 

@@ -256,6 +256,7 @@ def test_after_a_drift_a_sequential_test_decides_whether_to_retrain(
     settings = RuntimeSettings(
         p_est_initial=0.0, p_est_min=0.0, p_est_max=0.0, drift_p_est=1.0,
         drift_window=6, window=100, skip_dominated=False, scene_memory=False,
+        downshift=False,
     )  # fmt: skip
     # 96x128 noise: q75 (the reference) and q95 are above SizeCloud's 3 kB, q5 below.
     day = write_scene(tmp_path / "day", 10, 200.0, seed=1, shape=(96, 128))
@@ -271,6 +272,14 @@ def test_after_a_drift_a_sequential_test_decides_whether_to_retrain(
     assert all(r.accuracy == 1.0 for r in records[first : first + 38])
     assert set(states[first + 38 :]) == {"inference"}
     assert kept.monitor.test.llr is None and kept.retrains == 0
+    # Adapting downwards, an agent the test keeps is then searched for wasted bytes:
+    # the estimates (each with its probe) go on.
+    searched = make_runtime(
+        tmp_path / "searched", replace(settings, downshift=True), [9]
+    )
+    states = [searched.process(p).state for p in day + night]
+    assert states[first + 38 : first + 45] == ["estimate"] * 7
+    assert searched.downshift.searching
     # Night answers that fail (q5): two failures in a row mean a retrain.
     failing = make_runtime(tmp_path / "failing", settings, [Q5])
     records = [failing.process(p) for p in day + night[:20]]
