@@ -1,17 +1,19 @@
 """Adapting downwards: the runtime notices wasted bytes, not only lost answers.
 
-Every estimate (which uploads the reference anyway) also uploads the next cheaper
-candidate below its choice -- by this image's own encoded sizes -- and checks whether
-that keeps the reference's answer. A sequential test on these probes (Wald's, the
-drift test's rates the other way round) decides: when the cheaper step loses answers
-at the agents' target rate (``drift_test_error``), not ``downshift_shift`` more
-often, the runtime sends one candidate cheaper than the policy's choice from then on
-(``level`` + 1) and tests the next step; one lost probe says the agent is tight there
-and ends the *search*. A search -- estimates held at ``drift_p_est`` so that it ends
-in tens of images -- follows the moments an agent may have become over-cautious: a
-drift the agent passed (the new pictures may be easier), a swapped-in agent, the end
-of a retrain. A lost answer at a lowered level raises it one step; a retrain or a
-scene drift resets it to the policy's own choice.
+A probe uploads the next cheaper candidate below what was sent (by this image's own
+encoded sizes) and checks whether it keeps the answer: the reference's in an estimate
+(every estimate probes), the sent upload's otherwise. A sequential test on the probes
+(Wald's, the drift test's rates the other way round) decides: when the cheaper step
+loses answers at the agents' target rate (``drift_test_error``), not
+``downshift_shift`` more often, the runtime sends one candidate cheaper than the
+policy's choice from then on (``level`` + 1) and tests the next step; a lost probe
+that tips the test says the agent is tight there and ends the *search*. While
+searching -- from the start of a run, after a retrain, a swapped-in agent or a drift
+the agent passed, when the agent may be over-cautious on what it now sees -- a share
+``downshift_probe`` of the other images probe too, so that a search costs tens of
+small uploads rather than reference uploads. A lost answer in an estimate at a
+lowered level raises it one step; a retrain or a scene drift resets it to the
+policy's own choice.
 """
 
 from __future__ import annotations
@@ -35,9 +37,9 @@ class Downshift:
     """log-likelihood ratio of "the next step down is safe" over "it loses answers\""""
     steps_down: int = 0
     """times the level went down in this run"""
-    searching: bool = False
-    """estimates held up to test the next step down (the agent's calibration on
-    these pictures is in doubt)"""
+    searching: bool = True
+    """other images probe too: the agent's calibration on these pictures is in
+    doubt"""
 
     def add(self, kept: float, s: RuntimeSettings) -> None:
         """One probe: whether the next cheaper candidate kept the caller's answer."""

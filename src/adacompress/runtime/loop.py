@@ -8,8 +8,9 @@ accuracy falls, or the drift test (:mod:`~adacompress.runtime.drift_test`) after
 scene drift (:mod:`~adacompress.runtime.drift`) says so, the runtime *Retrains*: the
 policy explores and learns again while the caller gets the reference's labels, until
 the recent results pass their thresholds (:mod:`~adacompress.runtime.retrain`).
-Every estimate also probes the next cheaper candidate, and when such probes keep the
-answers the runtime sends cheaper (:mod:`~adacompress.runtime.downshift`): it adapts
+Probes of the next cheaper candidate (in every estimate, and in some other images
+while the agent's calibration on the pictures is in doubt) let the runtime send
+cheaper when they keep the answers (:mod:`~adacompress.runtime.downshift`): it adapts
 downwards as well as upwards.
 
 Every decision is taken from the current image's own draw and state; every image,
@@ -29,7 +30,7 @@ import numpy as np
 from adacompress.cloud.service import ServiceError
 from adacompress.core.datasets import image_identity
 from adacompress.core.labels import Answer
-from adacompress.device.actions import REFERENCE_ACTION
+from adacompress.device.actions import REFERENCE_ACTION, Action
 from adacompress.device.compressor import Compressor
 from adacompress.learning.environment import CompressionEnv, Sample
 from adacompress.runtime.downshift import Downshift, ladder, lowered
@@ -89,6 +90,7 @@ class Runtime:
         self.retrain = RetrainProgress()
         self.monitor = DriftMonitor(settings)
         self.downshift = Downshift()
+        self._probe_draw = 1.0
         self._agent_changed = False
         self._identity: tuple[str, str | None] = ("", None)
         self._calls_before = 0
@@ -142,14 +144,12 @@ class Runtime:
         ``identity`` (resolved path, content hash) is computed when not given.
         """
         draw = float(self.rng.random())  # drawn for every image: resumable sequence
+        self._probe_draw = float(self.rng.random()) if self.settings.downshift else 1.0
         self._identity = identity or image_identity(path)
         self._calls_before = self.env.cache.stats.new
         try:
             sample = self._sample(path)
             self._watch_drift(sample)
-            searching = self.settings.downshift and self.downshift.searching
-            if searching and self.mode != "retrain":
-                self.rate.hold(self.settings.drift_p_est)
         except ImageError as err:
             return self._commit(path, "skipped", Step(error=str(err)))
         try:
@@ -172,7 +172,11 @@ class Runtime:
         index = self._lowered(sample, index)
         action = self.env.actions[index]
         outcome = self.env.outcomes(sample, [action])[action]
-        step = Step(action.key, outcome.nbytes, self.env.reference_bytes(sample),
+        uploaded = outcome.nbytes
+        probing = self._probe_draw < self.settings.downshift_probe
+        if probing and self.downshift.searching:
+            uploaded += self._probe_cheaper(sample, index, against=action)
+        step = Step(action.key, uploaded, self.env.reference_bytes(sample),
                     labels=outcome.answer)  # fmt: skip
         return self._commit(path, "inference", step)
 
@@ -183,7 +187,7 @@ class Runtime:
         result, labels, uploaded = self.env.step_with_reference(sample, index)
         if result.accuracy < 1.0:
             self.downshift.lost()
-        uploaded += self._probe_cheaper(sample, index)
+        uploaded += self._probe_cheaper(sample, index, against=REFERENCE_ACTION)
         transition = Transition.one_action(
             sample.features, index, self.policy.signal(result), len(self.env.actions)
         )
@@ -230,17 +234,17 @@ class Runtime:
             return index
         return lowered(self._rungs(sample), index, self.downshift.level)
 
-    def _probe_cheaper(self, sample: Sample, index: int) -> int:
-        """An estimate's probe: upload the next cheaper candidate below ``index``
-        and test whether it keeps the reference's answer. Returns its bytes."""
+    def _probe_cheaper(self, sample: Sample, index: int, *, against: Action) -> int:
+        """Upload the next cheaper candidate below ``index`` and test whether it
+        keeps the answer of ``against`` (uploaded already). Returns its bytes."""
         if not self.settings.downshift:
             return 0
         cheaper = lowered(self._rungs(sample), index, 1)
         if cheaper == index:
             return 0  # already the cheapest
         action = self.env.actions[cheaper]
-        found = self.env.outcomes(sample, [REFERENCE_ACTION, action])
-        kept = self.env.score(found[REFERENCE_ACTION], found[action]).accuracy
+        found = self.env.outcomes(sample, [against, action])
+        kept = self.env.score(found[against], found[action]).accuracy
         self.downshift.add(kept, self.settings)
         return found[action].nbytes
 

@@ -93,10 +93,14 @@ class RuntimeSettings:
     previous scene's transitions stay in D beside the new ones, so an agent retrained
     at night still knows what worked by day when the day comes back"""
     downshift: bool = True
-    """adapt downwards as well: every estimate probes the next cheaper candidate,
-    and when such probes keep the answers (a sequential test) the runtime sends one
+    """adapt downwards as well: probes of the next cheaper candidate below what is
+    sent, and when they keep the answers (a sequential test) the runtime sends one
     step cheaper; a lost answer raises it again. Off: only lost answers change the
     agent (the paper)"""
+    downshift_probe: float = 0.5
+    """while the agent's calibration is in doubt (a run's start, after a retrain or
+    a drift), the share of images outside estimates that probe too (estimates
+    always do)"""
     downshift_shift: float = 0.04
     """the downshift test: the next step down is safe when it loses answers at the
     drift test's ``drift_test_error``, not when it loses them this much more often
@@ -105,12 +109,16 @@ class RuntimeSettings:
     """seed of the estimate draws"""
 
     def __post_init__(self) -> None:
-        rates = (self.p_est_initial, self.p_est_min, self.p_est_max, self.drift_p_est)
+        rates = (
+            self.p_est_initial, self.p_est_min, self.p_est_max, self.drift_p_est,
+            self.downshift_probe,
+        )  # fmt: skip
         if not (all(0 <= p <= 1 for p in rates) and self.p_est_min <= self.p_est_max):
             raise ValueError(
-                "p_est settings must be in [0, 1] with p_est_min <= p_est_max, got "
-                f"initial {self.p_est_initial}, min {self.p_est_min}, max "
-                f"{self.p_est_max}, drift {self.drift_p_est}"
+                "p_est settings and --downshift-probe must be in [0, 1] with "
+                f"p_est_min <= p_est_max, got initial {self.p_est_initial}, min "
+                f"{self.p_est_min}, max {self.p_est_max}, drift {self.drift_p_est}, "
+                f"downshift probe {self.downshift_probe}"
             )
         if self.retrain_queries < 1:
             raise ValueError("--retrain-queries must be at least 1")

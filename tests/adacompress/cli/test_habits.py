@@ -79,7 +79,7 @@ def test_global_options_work_after_the_command(tmp_path: Path) -> None:
          "unknown backend 'lite3' (known: lite0, lite1, lite2, rekognition"),
         (["evaluate", "--top-k", "0"], "--top-k must be at least 1"),
         (["train", "--preset", "paper", "--top-k", "0"], "--top-k must be at least 1"),
-        (["run", "--p-est-max", "2"], "p_est settings must be in [0, 1]"),
+        (["run", "--p-est-max", "2"], "--downshift-probe must be in [0, 1]"),
         (["evaluate", "--timeout", "0"], "--timeout must be positive"),
         (["explain", "nope.jpg", "--out", "x.png"], "cannot read file"),
     ],

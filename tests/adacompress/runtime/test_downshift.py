@@ -123,24 +123,26 @@ def test_the_level_survives_a_restart(tmp_path: Path) -> None:
     assert (again.downshift.level, again.downshift.llr) == (level, llr)
 
 
-def test_a_search_holds_estimates_up_until_a_probe_is_lost(tmp_path: Path) -> None:
+def test_other_images_probe_only_while_searching(tmp_path: Path) -> None:
     paths = write_photos(tmp_path / "img", 4)
     images = [load_image(p) for p in paths]
     q75 = min(len(encode(im, Action(75))) for im in images)
-    quiet = replace(PROBING, p_est_initial=0.0, p_est_min=0.0, drift_p_est=1.0)
-    # No search: inference only, one upload an image.
-    idle = make(tmp_path / "idle", SizeCloud(threshold=0), quiet)
-    assert {idle.process(p).state for p in paths} == {"inference"}
-    # A search (as after a drift the agent passed): estimates, each with its probe,
-    # and on easy pictures the level goes down.
-    easy = make(tmp_path / "easy", SizeCloud(threshold=0), quiet)
-    easy.downshift.search()
-    records = [easy.process(p) for p in paths * 3]
-    assert {r.state for r in records} == {"estimate"}
+    inference = replace(
+        PROBING, p_est_initial=0.0, p_est_min=0.0, p_est_max=0.0, downshift_probe=1.0
+    )
+    # A run starts searching: every image probes (against the sent upload's
+    # answer) and on easy pictures the level goes down.
+    easy = make(tmp_path / "easy", SizeCloud(threshold=0), inference)
+    records = [easy.process(p) for p in paths * 4]
+    assert {r.state for r in records} == {"inference"}
     assert easy.downshift.steps_down >= 1 and easy.downshift.searching
-    # On pictures where the next step loses the answer, the first probe ends it.
-    tight = make(tmp_path / "tight", SizeCloud(threshold=q75), quiet)
-    tight.downshift.search()
-    first = tight.process(paths[0])
-    assert first.state == "estimate" and first.calls == 2
-    assert not tight.downshift.searching and tight.downshift.level == 0
+    # Tight: the first lost probe ends the search; from then on one upload an image.
+    tight = make(tmp_path / "tight", SizeCloud(threshold=q75), inference)
+    records = [tight.process(p) for p in paths * 2]
+    assert records[0].calls == 2 and not tight.downshift.searching
+    assert records[0].bytes_uploaded > records[0].reference_bytes  # type: ignore[operator]
+    assert all(r.bytes_uploaded == r.reference_bytes for r in records[1:])
+    # The end of a retrain starts a search again.
+    tight._start_retrain()
+    tight._end_retrain()
+    assert tight.downshift.searching and tight.downshift.level == 0
