@@ -26,7 +26,7 @@ from tests.adacompress.runtime.test_loop import METADATA, Q75, ScriptedAgent
 # log 0.8/0.05 = 2.77) step down.
 PROBING = RuntimeSettings(
     p_est_initial=1.0, p_est_min=1.0, p_est_max=1.0, retrain_below=0.0,
-    drift_window=0, downshift_shift=0.3,
+    drift_window=0, downshift=True, downshift_shift=0.3,
 )  # fmt: skip
 
 

@@ -93,7 +93,7 @@ def test_inference_estimate_retrain_transitions(tmp_path: Path) -> None:
     always = RuntimeSettings(
         p_est_initial=1.0, p_est_min=1.0, p_est_max=1.0, window=2, retrain_below=0.9,
         retrain_min_steps=3, exit_window=3, exit_accuracy=0.0, exit_epsilon=1.01,
-        retrain_warmup=0, count_reference_estimates=True, downshift=False,
+        retrain_warmup=0, count_reference_estimates=True,
     )  # fmt: skip
     runtime = make_runtime(tmp_path, always, [Q75, Q5])
     records = [runtime.process(p) for p in paths * 2]
@@ -256,7 +256,6 @@ def test_after_a_drift_a_sequential_test_decides_whether_to_retrain(
     settings = RuntimeSettings(
         p_est_initial=0.0, p_est_min=0.0, p_est_max=0.0, drift_p_est=1.0,
         drift_window=6, window=100, skip_dominated=False, scene_memory=False,
-        downshift=False,
     )  # fmt: skip
     # 96x128 noise: q75 (the reference) and q95 are above SizeCloud's 3 kB, q5 below.
     day = write_scene(tmp_path / "day", 10, 200.0, seed=1, shape=(96, 128))
