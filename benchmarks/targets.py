@@ -7,8 +7,10 @@ Per backend: alpha is calibrated for each target by 5-fold cross-validation on t
 700 train images (one shared search, :mod:`adacompress.calibrate`), an agent is trained
 on all of train with it, and each agent is evaluated on the 300 held-out test images
 beside every fixed (scale, quality) pair and the per-image oracle of both action sets.
-The shipped scale-quality agents are the 0.99 agents of this run's recipe; they are
-built by ``adacompress ship`` (the ``shipped-scale-quality`` preset).
+The shipped scale-quality agents are the 0.99 agents of ``--policy survival
+--features confidence-scales``; they are built by ``adacompress ship`` (the
+``shipped-scale-quality`` preset). ``--policy q`` trains the alpha-DQN recipe that
+shipped before.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from basekit.threads import configure_threads
 
 ACTIONS = "scale-quality"
 TRAIN_IMAGES = 700  # imagenet-samples' train split, what the CV calibrates on
-PRESET = {"q": "shipped-scale-quality", "survival": "survival"}
+PRESET = {"q": "alpha-dqn-scale-quality", "survival": "shipped-scale-quality"}
 
 
 def settings_for(

@@ -34,8 +34,14 @@ def execute(args: argparse.Namespace) -> int:
     out_dir = Path(args.out_dir) if args.out_dir else None
     for log in ship(args.names, out_dir=out_dir, cache=args.cache):
         calibration = log.get("calibration") or {}
+        threshold = calibration.get("threshold")
+        knob = (
+            f"alpha {calibration.get('alpha', float('nan')):.2f}"
+            if threshold is None
+            else f"threshold {threshold:.4f}"
+        )
         print(
-            f"{log['command']}: alpha {calibration.get('alpha', float('nan')):.2f} "
+            f"{log['command']}: {knob} "
             f"(reached on CV: {calibration.get('reached')}), {log['n_images']} "
             f"images -> {log['agent_file']}",
             flush=True,

@@ -2,9 +2,12 @@
 
 Cover one patch of the image at a time with its mean colour, and measure how much
 the agent's preference for its choice over the runner-up -- the difference of their
-scores (Q-values, or survival logits) -- falls. Regions whose covering lowers the
-preference are what the choice rests on. This works for every feature extractor,
-differentiable or not (Zeiler & Fergus, ECCV 2014, occlusion sensitivity).
+scores (Q-values, or survival logits) -- falls. The runner-up of a Q-policy is the
+action with the next best score; that of the survival policy, which sends the
+cheapest action it trusts, is the next cheaper candidate (the one it did not trust).
+Regions whose covering lowers the preference are what the choice rests on. This
+works for every feature extractor, differentiable or not (Zeiler & Fergus, ECCV 2014,
+occlusion sensitivity).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from PIL import Image, ImageDraw
 
 from adacompress.device.actions import Action
 from adacompress.device.compressor import Compressor
+from adacompress.device.policies.survival import SurvivalPolicy
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,7 @@ class Explanation:
         heat: the preference lost when each patch is covered, per pixel of the
             image, shape (height, width); positive: the patch supports the choice.
         chosen: the action sent.
-        runner_up: the action with the next best score.
+        runner_up: the action the agent preferred the choice to (see above).
         preference: score(chosen) - score(runner_up) on the whole image.
     """
 
@@ -34,6 +38,18 @@ class Explanation:
     chosen: Action
     runner_up: Action
     preference: float
+
+
+def rival(compressor: Compressor, scores: np.ndarray, chosen: int) -> int:
+    """The runner-up of ``chosen``: the next cheaper candidate for the survival
+    policy (else the next dearer one), the next best score otherwise."""
+    settings = compressor.policy.settings
+    if isinstance(compressor.policy, SurvivalPolicy) and settings.action_cost:
+        by_cost = sorted(compressor.candidates, key=lambda i: settings.action_cost[i])
+        position = by_cost.index(chosen)
+        return by_cost[position - 1] if position > 0 else by_cost[position + 1]
+    order = sorted(compressor.candidates, key=lambda i: -scores[i])
+    return next(i for i in order if i != chosen)
 
 
 def explain(
@@ -48,9 +64,8 @@ def explain(
         raise ValueError(f"grid must be at least 2, got {grid}")
     features = compressor.features([image])
     base = compressor.policy.scores(features)[0]
-    order = sorted(compressor.candidates, key=lambda i: -base[i])
     chosen = int(compressor.choose(features)[0])
-    runner_up = next(i for i in order if i != chosen)
+    runner_up = rival(compressor, base, chosen)
     width, height = image.size
     pw, ph = max(1, width // grid), max(1, height // grid)
     boxes = [

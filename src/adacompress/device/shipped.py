@@ -1,8 +1,10 @@
 """The agents that ship inside the package (``adacompress/agents/*.pt``), by name.
 
 A shipped agent is named after its backend and, unless it uses the paper's ten
-qualities, its action set: ``lite0``, ``lite0-scale-quality``. The JSON beside each
-file is its training log, with the command that made it.
+qualities, its action set: ``lite0``, ``lite0-scale-quality``. A backend's default
+agent -- what its name alone or no ``--agent`` at all selects -- is the best one it
+ships, over :data:`DEFAULT_ACTIONS`. The JSON beside each file is its training log,
+with the command that made it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from pathlib import Path
 
 from adacompress.device.actions import Action, get_action_set
 from basekit.settings_cli import unknown_choice
+
+DEFAULT_ACTIONS = "scale-quality"
+"""The action set of each backend's default agent (the survival policy over
+downscale x quality: the smallest uploads at the 0.99 target, docs/results.md)."""
 
 
 def agents_folder() -> Path:
@@ -44,8 +50,9 @@ def shipped_agent_path(backend: str, actions: str = "paper") -> Path:
 
 
 def resolve_agent(name_or_path: str | Path, actions: str | None = None) -> Path:
-    """A shipped agent's name (``lite0``, ``lite0-scale-quality``; with ``actions``
-    the name is the backend) or the path of an agent file.
+    """A shipped agent's name, the path of an agent file, or a backend with
+    ``actions``. A backend's name alone (``lite0``) is its default agent
+    (``lite0-scale-quality``); ``actions="paper"`` selects its paper-action agent.
 
     Raises:
         ValueError: neither a shipped agent nor an existing file (one line).
@@ -61,7 +68,10 @@ def resolve_agent(name_or_path: str | Path, actions: str | None = None) -> Path:
         if not path.is_file():
             raise ValueError(f"agent file not found: {path}")
         return path
-    return shipped_agent_path(text, actions or "paper")
+    if actions is None:
+        default = agents_folder() / f"{shipped_name(text, DEFAULT_ACTIONS)}.pt"
+        return default if default.is_file() else shipped_agent_path(text)
+    return shipped_agent_path(text, actions)
 
 
 def agent_actions(metadata: Mapping[str, object]) -> tuple[Action, ...]:
@@ -77,11 +87,12 @@ class AgentChoice:
     """Which agent decides."""
 
     agent: str | None = None
-    """a shipped agent's name (lite0, lite0-scale-quality, ...) or an agent file;
-    default: the agent shipped for --backend"""
+    """a shipped agent's name (lite0-scale-quality, lite0 = its default, ...) or an
+    agent file; default: the agent shipped for --backend"""
     actions: str | None = None
     """action set of the shipped agent for --backend: paper or scale-quality
-    (default: paper; with an agent file, a check of its action set)"""
+    (default: scale-quality, the best; with an agent file, a check of its action
+    set)"""
 
     def name(self, backend: str) -> str:
         """The agent to load: ``agent``, else the backend's shipped one."""

@@ -1,7 +1,8 @@
 """The one recipe that builds every shipped agent: ``adacompress ship [NAME...]``.
 
-Agent ``<backend>`` is the ``shipped`` training preset on that backend's cloud,
-``<backend>-scale-quality`` the ``shipped-scale-quality`` preset; both train on the
+Agent ``<backend>-scale-quality`` (each backend's default) is the
+``shipped-scale-quality`` training preset on that backend's cloud, ``<backend>`` (the
+paper's ten qualities) the ``shipped`` preset; both train on the
 700 training images of imagenet-samples (calibration included) and never see the
 held-out test split. The JSON log beside each agent records the command.
 """

@@ -43,7 +43,8 @@ def test_help_needs_no_torch_and_lists_every_choice() -> None:
 @pytest.mark.parametrize(
     ("command", "shown"),
     [
-        ("train", ["{shipped,shipped-scale-quality,paper,survival}", "{q,survival}",
+        ("train", ["{shipped,shipped-scale-quality,alpha-dqn-scale-quality,paper,",
+                   "{q,survival}",
                    "{paper,scale-quality,webp-scale-quality}",
                    "{train,test,fit,val,all}",
                    "--preset default: confidence@160"]),

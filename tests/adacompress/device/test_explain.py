@@ -14,8 +14,9 @@ from adacompress.device.compressor import Compressor
 from adacompress.device.explain import explain
 
 
-def test_the_map_covers_the_image_and_explains_the_choice() -> None:
-    compressor = Compressor.load("lite0")
+@pytest.mark.parametrize("actions", ["scale-quality", "paper"])  # survival, alpha-DQN
+def test_the_map_covers_the_image_and_explains_the_choice(actions: str) -> None:
+    compressor = Compressor.load("lite0", actions=actions)
     image = compressor.decode(builtin_photos()[3]).resize((160, 120))
     found = explain(compressor, image, grid=4)
     assert found.heat.shape == (120, 160)

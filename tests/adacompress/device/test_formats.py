@@ -56,7 +56,7 @@ def test_webp_is_encoded_and_a_refused_format_is_never_encoded() -> None:
 
 def mixed_compressor(limits: UploadLimits) -> Compressor:
     """The shipped lite0 policy over ten actions that alternate JPEG and WebP."""
-    shipped = Compressor.load("lite0")
+    shipped = Compressor.load("lite0", actions="paper")
     actions = [
         Action(a.quality, a.scale, "webp" if i % 2 else "jpeg")
         for i, a in enumerate(shipped.actions)
@@ -77,7 +77,7 @@ def test_the_compressor_chooses_only_formats_the_service_takes(tmp_path: Path) -
     scores = strict.policy.scores(strict.features([strict.decode(p) for p in photos]))
     best_jpeg = [max(strict.candidates, key=lambda i: row[i]) for row in scores]
     assert [strict.actions.index(u.action) for u in strict_uploads] == best_jpeg
-    shipped = Compressor.load("lite0")
+    shipped = Compressor.load("lite0", actions="paper")
     with pytest.raises(ValueError, match="takes none of the agent's formats"):
         Compressor(shipped.policy, shipped.extractor,
                    [Action(a.quality, a.scale, "webp") for a in shipped.actions],

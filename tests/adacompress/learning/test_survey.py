@@ -77,7 +77,8 @@ def test_dry_run_counts_the_calls_and_sends_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cache = tmp_path / "c.sqlite"
-    args = ["--quiet", "evaluate", "--images", "builtin", "--cache", str(cache)]
+    args = ["--quiet", "evaluate", "--images", "builtin", "--actions", "paper",
+            "--cache", str(cache)]  # fmt: skip
     assert main([*args, "--dry-run"]) == 0
     assert "would make 140 new calls for 14 images (0 answers" in (
         capsys.readouterr().out
