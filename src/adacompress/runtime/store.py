@@ -235,6 +235,7 @@ class RunStore:
                     error=row[10],
                     source=row[11],
                     digest=row[12],
+                    calls=row[13],
                 )  # fmt: skip
                 for row in rows
             ]

@@ -150,6 +150,8 @@ def test_inference_uploads_only_the_choice(tmp_path: Path) -> None:
     assert record.accuracy is None
     assert record.bytes_uploaded < record.reference_bytes  # type: ignore[operator]
     assert record.labels and record.labels[0][0] == 1  # the flipped answer, as served
+    # One paid call, kept in the store (the run's report reads it back from there).
+    assert record.calls == 1 and runtime.store.records()[-1].calls == 1
 
 
 def test_actions_larger_than_the_reference_are_never_sent(tmp_path: Path) -> None:
