@@ -146,6 +146,8 @@ def test_killed_evaluate_keeps_every_answer_it_paid_for(tmp_path: Path) -> None:
         "--threads",
         "1",
         "evaluate",
+        "--actions",
+        "paper",  # ten answers an image
         "--images",
         str(folder),
         "--json",
