@@ -65,8 +65,8 @@ def test_choice_valued_options_list_their_choices(
 def test_global_options_work_after_the_command(tmp_path: Path) -> None:
     before = torch.get_num_threads()
     try:
-        args = ["evaluate", "--images", "builtin", "--threads", "1", "--quiet",
-                "--json", str(tmp_path / "r.json")]  # fmt: skip
+        args = ["evaluate", "--images", "builtin", "--actions", "paper", "--threads",
+                "1", "--quiet", "--json", str(tmp_path / "r.json")]  # fmt: skip
         assert main(args) == 0
         assert torch.get_num_threads() == 1
     finally:
