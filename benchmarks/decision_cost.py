@@ -1,6 +1,7 @@
 """What deciding costs on the device: features + policy + encode, per image.
 
-    python benchmarks/decision_cost.py [--agent lite0] [--images 100] [--threads 2]
+    python benchmarks/decision_cost.py [--agent lite0] [--actions paper] [--images 100]
+        [--threads 2]
 
 Images one at a time (as they arrive), from the held-out test split (or the photos
 that ship with scikit-image if the data is absent). Decoding the original is reported
@@ -27,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--agent", default="lite0", help="a shipped agent's name or an agent file"
     )
+    parser.add_argument(
+        "--actions", default=None,
+        help="with a backend's name: its agent over this action set (paper)",
+    )  # fmt: skip
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
@@ -36,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     threads = configure_threads(args.threads)
-    compressor = Compressor.load(args.agent)
+    compressor = Compressor.load(args.agent, actions=args.actions)
     own = str(compressor.metadata["features"])
     name = args.features or own
     extractor = get_extractor(name)
