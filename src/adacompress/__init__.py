@@ -87,8 +87,9 @@ def load(
     actions: str | None = None,
     limits: UploadLimits | None = None,
 ) -> Compressor:
-    """A shipped agent by name (``"lite0"``, ``"lite1-scale-quality"``; with
-    ``actions`` the name is a backend) or an agent file by path, ready to compress.
+    """A shipped agent by name (``"lite1-scale-quality"``; a backend's name alone,
+    ``"lite0"``, is its default agent, ``actions="paper"`` its paper-action one) or an
+    agent file by path, ready to compress.
 
     ``limits`` are what the receiving service accepts (default: none; for a real
     service pass ``adacompress.service(name).limits``).

@@ -123,8 +123,9 @@ class Compressor:
         limits: UploadLimits = NO_LIMITS,
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> Compressor:
-        """A shipped agent by name (``"lite0"``, ``"lite1-scale-quality"``; with
-        ``actions`` the name is a backend) or an agent file by path.
+        """A shipped agent by name (``"lite1-scale-quality"``; a backend's name
+        alone, ``"lite0"``, is its default agent, ``actions="paper"`` its
+        paper-action one) or an agent file by path.
 
         Raises:
             ValueError: unknown name, unreadable file (one line).

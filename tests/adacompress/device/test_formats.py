@@ -55,7 +55,8 @@ def test_webp_is_encoded_and_a_refused_format_is_never_encoded() -> None:
 
 
 def mixed_compressor(limits: UploadLimits) -> Compressor:
-    """The shipped lite0 policy over ten actions that alternate JPEG and WebP."""
+    """The shipped lite0 paper-action policy over ten actions that alternate JPEG and
+    WebP."""
     shipped = Compressor.load("lite0", actions="paper")
     actions = [
         Action(a.quality, a.scale, "webp" if i % 2 else "jpeg")
