@@ -23,16 +23,6 @@ SURVIVAL_POLICY = PolicySettings(
 TRAIN_PRESETS: Presets[TrainSettings] = Presets(
     "train preset",
     {
-        # The shipped paper-action agents: a contextual bandit (gamma 0: the next
-        # image does not depend on the action), the 11-number confidence state
-        # from a 160 px input, standardised, and alpha calibrated by 5-fold
-        # cross-validation on the training images for 99% of the answers.
-        "shipped": TrainSettings(
-            features="confidence@160",
-            target_accuracy=0.99,
-            alpha=4.0,
-            agent=PolicySettings(gamma=0.0, standardize=True),
-        ),
         # The shipped scale-quality agents, each backend's default: the survival
         # policy (one small network over state and action predicting whether the
         # answer survives) over downscale x quality, with the downscale probes in
@@ -47,6 +37,16 @@ TRAIN_PRESETS: Presets[TrainSettings] = Presets(
             full_information=True,
             steps=1000,
             agent=SURVIVAL_POLICY,
+        ),
+        # The shipped paper-action agents: a contextual bandit (gamma 0: the next
+        # image does not depend on the action), the 11-number confidence state
+        # from a 160 px input, standardised, and alpha calibrated by 5-fold
+        # cross-validation on the training images for 99% of the answers.
+        "shipped": TrainSettings(
+            features="confidence@160",
+            target_accuracy=0.99,
+            alpha=4.0,
+            agent=PolicySettings(gamma=0.0, standardize=True),
         ),
         # The scale-quality agents shipped before: the alpha-DQN over the same
         # actions and state, alpha calibrated for 99% of the answers.

@@ -43,11 +43,11 @@ def test_help_needs_no_torch_and_lists_every_choice() -> None:
 @pytest.mark.parametrize(
     ("command", "shown"),
     [
-        ("train", ["{shipped,shipped-scale-quality,alpha-dqn-scale-quality,paper,",
+        ("train", ["{shipped-scale-quality,shipped,alpha-dqn-scale-quality,paper,",
                    "{q,survival}",
                    "{paper,scale-quality,webp-scale-quality}",
                    "{train,test,fit,val,all}",
-                   "--preset default: confidence@160"]),
+                   "--preset default: confidence-scales"]),
         ("run", ["{default,paper}", "{paper,scale-quality,webp-scale-quality}"]),
         ("evaluate", ["{train,test,fit,val,all}", "--timeout", "--max-failures"]),
     ],
@@ -108,10 +108,12 @@ def test_an_unknown_split_is_named_before_looking_for_data(
 def test_train_defaults_to_the_shipped_recipe() -> None:
     from adacompress.learning.presets import TRAIN_PRESETS
 
-    assert TRAIN_PRESETS.default == "shipped"
+    assert TRAIN_PRESETS.default == "shipped-scale-quality"  # the default agents'
     shipped = TRAIN_PRESETS.get()
-    assert shipped.features == "confidence@160" and shipped.target_accuracy == 0.99
-    assert shipped.agent.gamma == 0.0 and shipped.agent.standardize
+    assert shipped.features == "confidence-scales" and shipped.target_accuracy == 0.99
+    assert shipped.agent.policy == "survival" and shipped.actions == "scale-quality"
+    paper_actions = TRAIN_PRESETS.get("shipped")
+    assert paper_actions.agent.gamma == 0.0 and paper_actions.agent.standardize
     assert TRAIN_PRESETS.get("paper").agent.gamma == 0.95
 
 
