@@ -71,7 +71,8 @@ def test_unreachable_target_says_so() -> None:
 @pytest.mark.slow
 def test_train_with_a_target_then_evaluate_reports_it(tmp_path: Path) -> None:
     agent_path = tmp_path / "agent.pt"
-    train_args = ["--quiet", "train", "--images", "builtin", "--out", str(agent_path),
+    train_args = ["--quiet", "train", "--preset", "shipped", "--images", "builtin",
+                  "--out", str(agent_path),
                   "--actions", "scale-quality", "--features", "confidence",
                   "--gamma", "0", "--standardize", "--full-information",
                   "--steps", "150", "--target-accuracy", "0.6",
@@ -114,7 +115,8 @@ def test_train_with_a_target_then_evaluate_reports_it(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_survival_policy_calibrates_its_threshold(tmp_path: Path) -> None:
     agent_path = tmp_path / "survival.pt"
-    args = ["--quiet", "train", "--images", "builtin", "--out", str(agent_path),
+    args = ["--quiet", "train", "--preset", "shipped", "--images", "builtin",
+            "--out", str(agent_path),
             "--actions", "scale-quality", "--features", "confidence",
             "--policy", "survival", "--hidden", "16", "--learn-every", "1",
             "--warmup-steps", "0", "--steps", "100", "--target-accuracy", "0.6",
