@@ -76,8 +76,6 @@ def tables(quality: int, tilt: float, chroma: float) -> list[list[int]]:
 
 def encode_with(image: Image.Image, quality: int, tilt: float, chroma: float) -> bytes:
     """``image`` as a JPEG with the tables of (quality, tilt, chroma)."""
-    if tilt == 0.0 and chroma == 1.0:
-        return encode(image, Action(quality))  # the standard tables: the codec's
     buffer = io.BytesIO()
     image.convert("RGB").save(
         buffer, format="JPEG", qtables=tables(quality, tilt, chroma)

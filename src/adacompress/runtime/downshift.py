@@ -18,12 +18,12 @@ policy's own choice.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from adacompress.runtime.drift_test import log_likelihood_ratio, wald_bounds
 from adacompress.runtime.settings import RuntimeSettings
 
 
@@ -44,16 +44,14 @@ class Downshift:
     def add(self, kept: float, s: RuntimeSettings) -> None:
         """One probe: whether the next cheaper candidate kept the caller's answer."""
         e0 = s.drift_test_error
-        e1 = e0 + s.downshift_shift
-        failure = 1.0 - kept
-        self.llr += failure * math.log(e0 / e1) + (1 - failure) * math.log(
-            (1 - e0) / (1 - e1)
-        )
-        if self.llr >= math.log((1 - s.drift_test_beta) / s.drift_test_alpha):
+        # The drift test the other way round: "safe" (e0) is the alternative.
+        self.llr += log_likelihood_ratio(1.0 - kept, e0 + s.downshift_shift, e0)
+        give_up, step = wald_bounds(s)
+        if self.llr >= step:
             self.level += 1
             self.steps_down += 1
             self.llr = 0.0
-        elif self.llr <= math.log(s.drift_test_beta / (1 - s.drift_test_alpha)):
+        elif self.llr <= give_up:
             self.llr = 0.0  # the agent is tight here: test afresh
             self.searching = False
 

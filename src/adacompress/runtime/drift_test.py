@@ -14,6 +14,21 @@ from dataclasses import dataclass
 from adacompress.runtime.settings import RuntimeSettings
 
 
+def log_likelihood_ratio(failure: float, null: float, alternative: float) -> float:
+    """One outcome's evidence for failure rate ``alternative`` over ``null``
+    (``failure``: 1 lost, 0 kept; a share for an expected outcome)."""
+    return failure * math.log(alternative / null) + (1 - failure) * math.log(
+        (1 - alternative) / (1 - null)
+    )
+
+
+def wald_bounds(s: RuntimeSettings) -> tuple[float, float]:
+    """``(accept the null at or below, accept the alternative at or above)`` for
+    the drift test's alpha and beta."""
+    alpha, beta = s.drift_test_alpha, s.drift_test_beta
+    return math.log(beta / (1 - alpha)), math.log((1 - beta) / alpha)
+
+
 @dataclass
 class DriftTest:
     """The running test's log-likelihood ratio (None: no test running)."""
@@ -35,15 +50,10 @@ class DriftTest:
         if self.llr is None:
             return
         e0 = s.drift_test_error
-        e1 = e0 + s.drift_test_shift
-        failure = 1.0 - accuracy
-        self.llr += failure * math.log(e1 / e0) + (1 - failure) * math.log(
-            (1 - e1) / (1 - e0)
-        )
-        if self.llr <= math.log(s.drift_test_beta / (1 - s.drift_test_alpha)):
+        self.llr += log_likelihood_ratio(1.0 - accuracy, e0, e0 + s.drift_test_shift)
+        if self.llr <= wald_bounds(s)[0]:
             self.llr = None
 
     def rejects(self, s: RuntimeSettings) -> bool:
         """The evidence says the failure rate rose: retrain."""
-        bound = math.log((1 - s.drift_test_beta) / s.drift_test_alpha)
-        return self.llr is not None and self.llr >= bound
+        return self.llr is not None and self.llr >= wald_bounds(s)[1]

@@ -90,7 +90,6 @@ class Runtime:
         self.retrain = RetrainProgress()
         self.monitor = DriftMonitor(settings)
         self.downshift = Downshift()
-        self._probe_draw = 1.0
         self._agent_changed = False
         self._identity: tuple[str, str | None] = ("", None)
         self._calls_before = 0
@@ -144,7 +143,7 @@ class Runtime:
         ``identity`` (resolved path, content hash) is computed when not given.
         """
         draw = float(self.rng.random())  # drawn for every image: resumable sequence
-        self._probe_draw = float(self.rng.random()) if self.settings.downshift else 1.0
+        probe_draw = float(self.rng.random()) if self.settings.downshift else 1.0
         self._identity = identity or image_identity(path)
         self._calls_before = self.env.cache.stats.new
         try:
@@ -157,7 +156,7 @@ class Runtime:
                 return self._retrain_step(path, sample)
             if draw <= self.rate.p_est:
                 return self._estimate(path, sample)
-            return self._inference(path, sample)
+            return self._inference(path, sample, probe_draw)
         except (ServiceError, ImageError) as err:
             return self._commit(path, "failed", Step(error=str(err)))
 
@@ -167,13 +166,13 @@ class Runtime:
             raise ImageError(skipped[0].error)
         return samples[0]
 
-    def _inference(self, path: Path, sample: Sample) -> Record:
+    def _inference(self, path: Path, sample: Sample, probe_draw: float) -> Record:
         index = int(self.policy.choose(sample.features[None], self.candidates)[0])
         index = self._lowered(sample, index)
         action = self.env.actions[index]
         outcome = self.env.outcomes(sample, [action])[action]
         uploaded = outcome.nbytes
-        probing = self._probe_draw < self.settings.downshift_probe
+        probing = probe_draw < self.settings.downshift_probe
         if probing and self.downshift.searching:
             uploaded += self._probe_cheaper(sample, index, against=action)
         step = Step(action.key, uploaded, self.env.reference_bytes(sample),

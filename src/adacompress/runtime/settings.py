@@ -126,7 +126,7 @@ class RuntimeSettings:
         if self.window < 1 or self.exit_window < 1 or self.drift_window < 0:
             raise ValueError("--window and --exit-window must be at least 1")
         shifts = (self.drift_test_shift, self.downshift_shift)
-        if not (0 < self.drift_test_error < self.drift_test_error + min(shifts)
+        if not (self.drift_test_error > 0 and min(shifts) > 0
                 and self.drift_test_error + max(shifts) < 1):  # fmt: skip
             raise ValueError(
                 "drift test: need 0 < drift_test_error < drift_test_error + "
