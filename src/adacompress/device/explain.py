@@ -44,8 +44,9 @@ def rival(compressor: Compressor, scores: np.ndarray, chosen: int) -> int:
     """The runner-up of ``chosen``: the next cheaper candidate for the survival
     policy (else the next dearer one), the next best score otherwise."""
     settings = compressor.policy.settings
-    if isinstance(compressor.policy, SurvivalPolicy) and settings.action_cost:
-        by_cost = sorted(compressor.candidates, key=lambda i: settings.action_cost[i])
+    if isinstance(compressor.policy, SurvivalPolicy):  # its order, as in its greedy
+        cost = settings.action_cost or range(settings.n_actions)
+        by_cost = sorted(compressor.candidates, key=lambda i: cost[i])
         position = by_cost.index(chosen)
         return by_cost[position - 1] if position > 0 else by_cost[position + 1]
     order = sorted(compressor.candidates, key=lambda i: -scores[i])
