@@ -1,25 +1,40 @@
-"""One deliberate place that sets how many CPU threads torch uses."""
+"""One deliberate place that sets how many CPU threads the models use.
+
+torch (training, the eager engine) and ONNX Runtime (inference) both read it; torch is
+touched only where it is installed, so a device install without torch works.
+"""
 
 from __future__ import annotations
 
 import os
+
+_threads: int | None = None
 
 
 def configure_threads(threads: int | None = None, *, env: str | None = None) -> int:
     """Use ``threads`` intra-op threads (default: the variable ``env`` if set, else
     every core) and one inter-op thread: the models here are small sequential graphs.
 
-    Returns the number of threads torch now uses.
+    Returns the number of threads the models now use.
     """
-    import torch
-
+    global _threads
     if threads is None and env and os.environ.get(env):
         threads = int(os.environ[env])
     if threads is None:
         threads = os.cpu_count() or 1
-    torch.set_num_threads(max(1, threads))
+    _threads = max(1, threads)
+    try:
+        import torch
+    except ImportError:  # a device install: ONNX Runtime only
+        return _threads
+    torch.set_num_threads(_threads)
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # already set once in this process
         pass
-    return torch.get_num_threads()
+    return _threads
+
+
+def model_threads() -> int:
+    """The intra-op threads set by :func:`configure_threads` (default: every core)."""
+    return _threads or os.cpu_count() or 1

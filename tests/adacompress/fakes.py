@@ -41,7 +41,7 @@ class SizeCloud:
 
 
 class MeanFeatures:
-    name = "mean"
+    name = cache_name = "mean"
     dim = 3
 
     def extract(self, images: list[Image.Image]) -> np.ndarray:

@@ -6,9 +6,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from basekit.images import DEFAULT_MAX_PIXELS
+
+if TYPE_CHECKING:
+    from adacompress.core.limits import UploadLimits
 
 NAME = "compress"
 
@@ -25,9 +28,18 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument(
         "--agent", default="lite0",
-        help="a shipped agent's name (lite0, lite1-scale-quality, ...) or an agent "
-        "file (default: lite0)",
+        help="a shipped agent's name (lite0, lite1-scale-quality, ...), an agent "
+        "file, or a folder from `adacompress export` (default: lite0)",
     )  # fmt: skip
+    add_limit_options(parser)
+    parser.add_argument(
+        "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+        help=f"skip images with more pixels (default: {DEFAULT_MAX_PIXELS})",
+    )  # fmt: skip
+
+
+def add_limit_options(parser: argparse.ArgumentParser) -> None:
+    """--min-side, --max-bytes, --formats: what the receiving service takes."""
     parser.add_argument(
         "--min-side", type=int, default=None,
         help="never write an upload with a shorter side below this (default: 1)",
@@ -39,24 +51,28 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--formats", default=None, metavar="LIST",
         help="formats the receiving service takes, e.g. jpeg,png for Rekognition; "
-        "the agent chooses among its actions in these only (default: any)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-        help=f"skip images with more pixels (default: {DEFAULT_MAX_PIXELS})",
+        "the agent chooses among its actions in these only (default: any; an "
+        "exported agent: the limits it was exported for)",
     )  # fmt: skip
 
 
-def execute(args: argparse.Namespace) -> int:
+def limits_from(args: argparse.Namespace) -> UploadLimits:
+    """The limits of :func:`add_limit_options`."""
     from adacompress.core.limits import UploadLimits
-    from adacompress.device.compressor import Compressor
-    from adacompress.device.files import compress_files
 
     formats = None
     if args.formats is not None:
         formats = frozenset(f.strip().lower() for f in args.formats.split(",") if f)
-    limits = UploadLimits(args.min_side or 1, args.max_bytes, formats)
-    compressor = Compressor.load(args.agent, limits=limits, max_pixels=args.max_pixels)
+    return UploadLimits(args.min_side or 1, args.max_bytes, formats)
+
+
+def execute(args: argparse.Namespace) -> int:
+    from adacompress.device.compressor import Compressor
+    from adacompress.device.files import compress_files
+
+    compressor = Compressor.load(
+        args.agent, limits=limits_from(args), max_pixels=args.max_pixels
+    )
 
     def report(done: int, total: int) -> None:
         if not args.quiet:

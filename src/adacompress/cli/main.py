@@ -15,6 +15,7 @@ from adacompress.cli import (
     evaluate,
     experiment,
     explain,
+    export,
     run,
     serve,
     ship,
@@ -22,7 +23,7 @@ from adacompress.cli import (
 )
 
 COMMANDS: tuple[ModuleType, ...] = (
-    compress, run, evaluate, train, ship, explain, experiment, serve,
+    compress, run, evaluate, train, ship, export, explain, experiment, serve,
 )  # fmt: skip
 """Each module has ``NAME``, ``add_parser(subparsers)`` and ``execute(args)``."""
 
@@ -37,7 +38,7 @@ def global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument(
         "--threads", type=int, default=default,
-        help=f"torch CPU threads (default: ${THREADS_ENV}, else every core)",
+        help=f"model CPU threads (default: ${THREADS_ENV}, else every core)",
     )  # fmt: skip
     parser.add_argument(
         "--quiet", action="store_true",

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
+import numpy as np
 
 from adacompress.cloud.service import TOP_LABELS, ServiceError
-from adacompress.core.efficientnet import VARIANTS, load_lite, preprocess
+from adacompress.core.efficientnet import VARIANTS, LiteNetwork, preprocess_array
+from adacompress.core.engine import engine_tag
 from adacompress.core.labels import Answer, Label, imagenet_classes
 from adacompress.core.limits import GOOGLE_VISION_FORMATS, UploadLimits
 from basekit.images import ImageError, load_image
@@ -33,9 +34,12 @@ class EfficientNetLiteCloud:
 
     def __init__(self, variant: str, *, batch_size: int = 8) -> None:
         self.name = variant
+        self.cache_name = variant + engine_tag()
+        """the name its answers are cached under: ONNX Runtime's and eager answers
+        may differ in the last bits, so they never mix"""
         self.image_size = VARIANTS[variant].image_size
         self.batch_size = batch_size
-        self.model = load_lite(variant)
+        self.network = LiteNetwork(variant, self.image_size, "answer")
         self.classes = imagenet_classes()
 
     def classify(self, images: Sequence[bytes]) -> list[Answer]:
@@ -46,9 +50,9 @@ class EfficientNetLiteCloud:
                 decoded = [load_image(data) for data in chunk]
             except ImageError as err:
                 raise ServiceError(f"{self.name} refused an upload: {err}") from None
-            with torch.inference_mode():
-                logits = self.model(preprocess(decoded, self.image_size))
-            scores, ids = torch.softmax(logits, dim=1).topk(TOP_LABELS, dim=1)
+            probabilities = self.network(preprocess_array(decoded, self.image_size))
+            ids = np.argsort(-probabilities, axis=1, kind="stable")[:, :TOP_LABELS]
+            scores = np.take_along_axis(probabilities, ids, axis=1)
             for row_scores, row_ids in zip(scores.tolist(), ids.tolist(), strict=True):
                 answers.append(
                     [

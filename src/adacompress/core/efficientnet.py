@@ -12,10 +12,12 @@ import contextlib
 import io
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
+
+from adacompress.core.engine import cached_graph, engine, weights_digest
 
 if TYPE_CHECKING:
     import torch
@@ -88,7 +90,7 @@ def _fold_all_batchnorms(model: nn.Module) -> None:
 
 
 @cache
-def load_lite(variant: str) -> nn.Module:
+def load_lite(variant: str) -> Any:
     """The pretrained classifier in eval mode, BatchNorm folded, channels-last.
 
     Cached per process: the cloud ``lite0`` and the ``lite0`` features share it.
@@ -107,15 +109,13 @@ def load_lite(variant: str) -> nn.Module:
     return model.to(memory_format=torch.channels_last)
 
 
-def preprocess(images: list[Image.Image], size: int) -> torch.Tensor:
+def preprocess_array(images: list[Image.Image], size: int) -> np.ndarray:
     """Centre crop and resize to ``size``, TF-style scaling ``(x - 127) / 128``.
 
-    Shape: (batch, 3, size, size), channels-last memory.
+    Shape: (batch, 3, size, size), float32.
     """
-    import torch
-
-    arrays = []
-    for image in images:
+    batch = np.empty((len(images), size, size, 3), dtype=np.float32)
+    for i, image in enumerate(images):
         width, height = image.size
         side = min(width, height) * size / (size + CROP_PADDING)
         left, top = (width - side) / 2, (height - side) / 2
@@ -124,6 +124,85 @@ def preprocess(images: list[Image.Image], size: int) -> torch.Tensor:
             Image.Resampling.BICUBIC,
             box=(left, top, left + side, top + side),
         )
-        arrays.append(np.asarray(crop, dtype=np.float32))
-    batch = (torch.from_numpy(np.stack(arrays)) - 127.0) / 128.0
-    return batch.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+        batch[i] = np.asarray(crop, dtype=np.float32)
+    batch -= 127.0
+    batch /= 128.0
+    return batch.transpose(0, 3, 1, 2)
+
+
+def preprocess(images: list[Image.Image], size: int) -> torch.Tensor:
+    """:func:`preprocess_array` as a torch batch in channels-last memory."""
+    import torch
+
+    batch = torch.from_numpy(preprocess_array(images, size))
+    return batch.contiguous(memory_format=torch.channels_last)
+
+
+class LiteNetwork:
+    """A pretrained EfficientNet-Lite as a frozen function of preprocessed batches,
+    on the selected engine (:func:`adacompress.core.engine.engine`).
+
+    Args:
+        variant: ``"lite0"``, ``"lite1"`` or ``"lite2"``.
+        size: the side of the square input.
+        output: ``"probabilities"`` (the softmax over the 1000 classes, the
+            device's), ``"answer"`` (the same through the network's own forward,
+            as the emulated clouds have always computed it: eager results equal to
+            the last bit) or ``"pooled"`` (the last stage, average-pooled).
+
+    Shape: (batch, 3, size, size) -> (batch, 1000) or (batch, n_pooled).
+    """
+
+    def __init__(self, variant: str, size: int, output: str = "probabilities") -> None:
+        if output not in ("probabilities", "answer", "pooled"):
+            raise ValueError(f"unknown output {output!r}")
+        self.variant, self.size, self.output = variant, size, output
+        self.engine = engine()
+        self._run = self._onnx() if self.engine == "onnx" else self._eager()
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self._run(np.ascontiguousarray(batch, dtype=np.float32))
+
+    def module(self) -> nn.Module:
+        """The torch module this network is: the classifier up to ``output``."""
+        import torch
+        from torch import nn
+
+        model, output = load_lite(self.variant), self.output
+
+        class Head(nn.Module):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                if output == "answer":
+                    return torch.softmax(model(x), dim=1)
+                pooled = model.extract_features(x).mean(dim=(2, 3))
+                if output == "pooled":
+                    return pooled
+                return torch.softmax(model._fc(pooled), dim=1)
+
+        return Head()
+
+    def _eager(self) -> Any:
+        import torch
+
+        module = self.module()
+
+        def run(batch: np.ndarray) -> np.ndarray:
+            x = torch.from_numpy(batch).contiguous(memory_format=torch.channels_last)
+            with torch.inference_mode():
+                return module(x).numpy()
+
+        return run
+
+    def _onnx(self) -> Any:
+        identity = {
+            "network": VARIANTS[self.variant].name,
+            "weights": weights_digest(_weights_path(self.variant)),
+            "size": self.size,
+            "output": self.output,
+        }
+        example = np.zeros((1, 3, self.size, self.size), dtype=np.float32)
+        return cached_graph(
+            f"{self.variant}-{self.output}-{self.size}",
+            identity,
+            lambda: (self.module(), (example,)),
+        )

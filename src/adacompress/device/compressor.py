@@ -13,19 +13,22 @@ import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from adacompress.core.limits import NO_LIMITS, UploadLimits
 from adacompress.device.actions import Action
+from adacompress.device.card import AgentCard
 from adacompress.device.codec import encode
-from adacompress.device.features import FeatureExtractor, get_extractor
-from adacompress.device.policies.base import LearnedPolicy
-from adacompress.device.policies.files import load_policy
-from adacompress.device.shipped import agent_actions, resolve_agent
+from adacompress.device.features.base import FeatureExtractor
+from adacompress.device.shipped import resolve_agent
+from basekit.extras import require
 from basekit.images import DEFAULT_MAX_PIXELS, ImageError, load_image, to_rgb
+
+if TYPE_CHECKING:
+    from adacompress.device.policies.base import LearnedPolicy, Policy
 
 ImageInput = str | Path | bytes | Image.Image
 """A path, encoded bytes, or a decoded PIL image."""
@@ -71,7 +74,9 @@ class Compressor:
             choice and the encoder stay inside.
         max_pixels: larger images are refused.
         batch_size: images per feature-extraction batch in :meth:`compress_many`.
-        metadata: what the agent file says about its training (backend, target).
+        card: what the agent is (backend, features, actions, target); default:
+            read from ``metadata``.
+        metadata: what the agent file says about its training.
 
     Examples:
         >>> compressor = Compressor.load("lite0")
@@ -81,13 +86,14 @@ class Compressor:
 
     def __init__(
         self,
-        policy: LearnedPolicy,
+        policy: Policy,
         extractor: FeatureExtractor,
         actions: Sequence[Action],
         *,
         limits: UploadLimits = NO_LIMITS,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         batch_size: int = 16,
+        card: AgentCard | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         if len(actions) != policy.settings.n_actions:
@@ -102,6 +108,11 @@ class Compressor:
         self.max_pixels = max_pixels
         self.batch_size = batch_size
         self.metadata = dict(metadata or {})
+        self.card = card or AgentCard.from_metadata(
+            self.metadata,
+            policy=policy.settings.policy,
+            threshold=policy.settings.threshold,
+        )
         self.accepted = [
             i for i, a in enumerate(self.actions) if limits.accepts(a.format)
         ]
@@ -125,26 +136,82 @@ class Compressor:
     ) -> Compressor:
         """A shipped agent by name (``"lite1-scale-quality"``; a backend's name
         alone, ``"lite0"``, is its default agent, ``actions="paper"`` its
-        paper-action one) or an agent file by path.
+        paper-action one), an agent file by path, or a folder that ``adacompress
+        export`` wrote (ONNX Runtime only: no torch needed).
 
         Raises:
             ValueError: unknown name, unreadable file (one line).
         """
+        from adacompress.device.exported import is_exported, load_exported
+
+        if is_exported(agent):
+            card, extractor, exported = load_exported(agent)
+            if limits == NO_LIMITS:
+                limits = card.upload_limits()
+            compressor = cls(
+                exported, extractor, card.action_tuple(), limits=limits,
+                max_pixels=max_pixels, card=card,
+                metadata={"agent_file": str(agent), "features": card.features},
+            )  # fmt: skip
+            if compressor.candidates != exported.candidates:
+                raise ValueError(
+                    f"agent {agent} was exported for other service limits; export "
+                    "it again with these"
+                )
+            return compressor.checked(actions)
+        require(
+            "torch", extra="train", package="adacompress",
+            feature="an agent file (a device without torch loads what "
+            "`adacompress export` writes)",
+        )  # fmt: skip
+        from adacompress.device.features import get_extractor
+        from adacompress.device.policies.files import load_policy
+
         path = resolve_agent(agent, actions)
         policy, metadata = load_policy(path)
-        if actions is not None and str(metadata.get("action_set", "paper")) != actions:
-            raise ValueError(
-                f"agent {path} was trained with actions "
-                f"{metadata.get('action_set', 'paper')!r}, not {actions!r}"
-            )
+        card = AgentCard.from_metadata(
+            metadata,
+            policy=policy.settings.policy,
+            threshold=policy.settings.threshold,
+        )
         return cls(
             policy,
-            get_extractor(str(metadata.get("features", "lite0"))),
-            agent_actions(metadata),
+            get_extractor(card.features),
+            card.action_tuple(),
             limits=limits,
             max_pixels=max_pixels,
+            card=card,
             metadata={**metadata, "agent_file": str(path)},
-        )
+        ).checked(actions)
+
+    def checked(self, actions: str | None) -> Compressor:
+        """Itself, if it was trained with the action set ``actions`` (None: any).
+
+        Raises:
+            ValueError: another action set (one line).
+        """
+        if actions is not None and self.card.action_set != actions:
+            raise ValueError(
+                f"agent {self.metadata.get('agent_file')} was trained with actions "
+                f"{self.card.action_set!r}, not {actions!r}"
+            )
+        return self
+
+    @property
+    def learned(self) -> LearnedPolicy:
+        """The policy as a learner: an agent file's (an exported agent only decides).
+
+        Raises:
+            ValueError: an exported agent (one line).
+        """
+        from adacompress.device.policies.base import LearnedPolicy
+
+        if not isinstance(self.policy, LearnedPolicy):
+            raise ValueError(
+                "an exported agent only decides: training, evaluating, running and "
+                "explaining need its agent file"
+            )
+        return self.policy
 
     # -- deciding --------------------------------------------------------------
 

@@ -64,7 +64,7 @@ def explain(
     if grid < 2:
         raise ValueError(f"grid must be at least 2, got {grid}")
     features = compressor.features([image])
-    base = compressor.policy.scores(features)[0]
+    base = compressor.learned.scores(features)[0]
     chosen = int(compressor.choose(features)[0])
     runner_up = rival(compressor, base, chosen)
     width, height = image.size
@@ -80,7 +80,7 @@ def explain(
         copy = image.copy()
         ImageDraw.Draw(copy).rectangle(box, fill=fill)
         covered.append(copy)
-    scores = compressor.policy.scores(compressor.features(covered))
+    scores = compressor.learned.scores(compressor.features(covered))
     drop = (base[chosen] - base[runner_up]) - (scores[:, chosen] - scores[:, runner_up])
     heat = np.zeros((height, width))
     count = np.zeros((height, width))

@@ -113,7 +113,7 @@ class CompressionEnv:
                 f"{service.name} does not take {' or '.join(refused)} uploads; "
                 "choose actions in a format it takes"
             )
-        self.cache_name = service.name + self.limits.key
+        self.cache_name = getattr(service, "cache_name", service.name) + self.limits.key
         """the service's name in the answer cache"""
         self._seen: OrderedDict[str, dict[str, Outcome]] = OrderedDict()
         """answers already read or fetched, for the last :data:`REMEMBERED_IMAGES`
@@ -133,7 +133,7 @@ class CompressionEnv:
                 return
             vectors = self.extractor.extract([image for _, _, image in pending])
             for (path, digest, _), vector in zip(pending, vectors, strict=True):
-                self.cache.put_features(digest, self.extractor.name, vector)
+                self.cache.put_features(digest, self.extractor.cache_name, vector)
                 found[path] = Sample(path, digest, vector)
             pending.clear()
 
@@ -141,7 +141,7 @@ class CompressionEnv:
             try:
                 data = read_image_file(path)
                 digest = hashlib.sha256(data).hexdigest()
-                vector = self.cache.get_features(digest, self.extractor.name)
+                vector = self.cache.get_features(digest, self.extractor.cache_name)
                 if vector is not None:
                     found[path] = Sample(path, digest, vector)
                     continue

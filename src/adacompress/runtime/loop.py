@@ -77,7 +77,7 @@ class Runtime:
         metadata: dict[str, Any],
     ) -> None:
         self.env, self.settings, self.store = env, settings, store
-        self.policy = compressor.policy
+        self.policy = compressor.learned
         self.candidates = (
             compressor.candidates if settings.skip_dominated else compressor.accepted
         )

@@ -8,10 +8,14 @@ no network), ``pirl`` (an encoder from ``pirl export``). Two families take a pat
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from adacompress.device.features.base import EXTRACTORS, FeatureExtractor
 from adacompress.device.features.lite import LiteFeatures, ScaleConfidenceFeatures
-from adacompress.device.features.pirl import PirlFeatures
 from adacompress.device.features.stats import StatsFeatures
+
+if TYPE_CHECKING:  # imported when first used: it needs torch and pirl
+    from adacompress.device.features.pirl import PirlFeatures
 
 __all__ = [
     "EXTRACTORS",
@@ -36,12 +40,27 @@ def get_extractor(name: str) -> FeatureExtractor:
         ValueError: unknown name or unusable encoder file (the message is one line).
     """
     if name.startswith(PIRL_PREFIX):
-        return PirlFeatures.from_file(name.removeprefix(PIRL_PREFIX))
+        return _pirl().from_file(name.removeprefix(PIRL_PREFIX))
     if name.startswith(RANDOM_PREFIX):
-        return PirlFeatures.from_random(like=name.removeprefix(RANDOM_PREFIX))
+        return _pirl().from_random(like=name.removeprefix(RANDOM_PREFIX))
     if name not in EXTRACTORS:
         raise ValueError(
             f"unknown {EXTRACTORS.kind} {name!r} (known: {', '.join(EXTRACTORS)}, "
             f"{PIRL_PREFIX}PATH for a `pirl export` file, {RANDOM_PREFIX}PATH)"
         )
     return EXTRACTORS.build(name)
+
+
+def _pirl() -> type[PirlFeatures]:
+    from adacompress.device.features.pirl import PirlFeatures
+
+    return PirlFeatures
+
+
+EXTRACTORS.register("random")(lambda: _pirl().from_random())
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PirlFeatures":
+        return _pirl()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

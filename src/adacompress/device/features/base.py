@@ -20,7 +20,9 @@ class FeatureExtractor(Protocol):
     """Maps decoded images to fixed-length float32 vectors."""
 
     name: str
-    """the cache key of these features: differs between extractors"""
+    """the extractor's registered name (what an agent file records)"""
+    cache_name: str
+    """the cache key of these features: differs between extractors and engines"""
     dim: int
 
     def extract(self, images: list[Image.Image]) -> np.ndarray:

@@ -10,14 +10,12 @@ hinge on that).
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
-from torch import nn
 
-from adacompress.core.efficientnet import load_lite, preprocess
+from adacompress.core.efficientnet import LiteNetwork, preprocess_array
+from adacompress.core.engine import engine_tag
 from adacompress.device.codec import scaled_size
 from adacompress.device.features.base import register_extractor
 
@@ -44,39 +42,50 @@ class LiteFeatures:
         self.name = "confidence" if confidence else "lite0"
         if input_size != 224:
             self.name += f"@{input_size}"
+        self.cache_name = self.name + engine_tag()
         self.confidence = confidence
         self.dim = CONFIDENCE_TOP + 1 if confidence else 1280
         self.input_size = input_size
         self.batch_size = batch_size
-        self.model: Any = load_lite("lite0")
-        self.classifier: nn.Module = self.model._fc
+        output = "probabilities" if confidence else "pooled"
+        self.network = LiteNetwork("lite0", input_size, output)
 
     def extract(self, images: list[Image.Image]) -> np.ndarray:
         out = np.empty((len(images), self.dim), dtype=np.float32)
         for start in range(0, len(images), self.batch_size):
             chunk = images[start : start + self.batch_size]
+            rows = self.network(preprocess_array(chunk, self.input_size))
             if self.confidence:
-                top = self.probabilities(chunk).topk(CONFIDENCE_TOP, dim=1).values
-                pixels = torch.tensor([[log_pixels(im)] for im in chunk])
-                out[start : start + len(chunk)] = torch.cat([top, pixels], 1).numpy()
+                out[start : start + len(chunk)] = np.concatenate(
+                    [top_scores(rows), [[log_pixels(im)] for im in chunk]], axis=1
+                )
             else:
-                out[start : start + len(chunk)] = self.pooled(chunk).numpy()
+                out[start : start + len(chunk)] = rows
         return out
 
-    def pooled(self, images: list[Image.Image]) -> torch.Tensor:
-        """The 1280 pooled features of the last stage, one row an image."""
-        with torch.inference_mode():
-            maps = self.model.extract_features(preprocess(images, self.input_size))
-            return maps.mean(dim=(2, 3))
-
-    def probabilities(self, images: list[Image.Image]) -> torch.Tensor:
+    def probabilities(self, images: list[Image.Image]) -> np.ndarray:
         """The local classifier's softmax over the 1000 classes, one row an image."""
-        with torch.inference_mode():
-            return torch.softmax(self.classifier(self.pooled(images)), dim=1)
+        if not self.confidence:
+            raise ValueError("probabilities need a confidence extractor")
+        return self.network(preprocess_array(images, self.input_size))
+
+
+def top_scores(probabilities: np.ndarray, k: int = CONFIDENCE_TOP) -> np.ndarray:
+    """The ``k`` highest scores of each row, highest first. Shape: (n, c) -> (n, k)."""
+    return -np.sort(-probabilities, axis=1)[:, :k]
 
 
 def log_pixels(image: Image.Image) -> float:
     return math.log(image.width * image.height)
+
+
+def probe_views(image: Image.Image, scales: tuple[float, ...]) -> list[Image.Image]:
+    """``image`` and its copies downscaled by each of ``scales`` as the encoder
+    downscales them (Lanczos, no JPEG)."""
+    return [image] + [
+        image.resize(scaled_size(image.size, s), Image.Resampling.LANCZOS)
+        for s in scales
+    ]
 
 
 class ScaleConfidenceFeatures:
@@ -96,24 +105,20 @@ class ScaleConfidenceFeatures:
 
     def __init__(self) -> None:
         self.name = "confidence-scales"
+        self.cache_name = self.name + engine_tag()
         self.base = LiteFeatures(confidence=True)
         self.dim = self.base.dim + 3 * len(self.PROBE_SCALES)
 
     def extract(self, images: list[Image.Image]) -> np.ndarray:
         out = np.empty((len(images), self.dim), dtype=np.float32)
         for i, image in enumerate(images):
-            batch = [image] + [
-                image.resize(scaled_size(image.size, s), Image.Resampling.LANCZOS)
-                for s in self.PROBE_SCALES
-            ]
-            probs = self.base.probabilities(batch)
-            top = probs[0].topk(CONFIDENCE_TOP).values
+            probs = self.base.probabilities(probe_views(image, self.PROBE_SCALES))
             label = int(probs[0].argmax())
             probes = [
                 [float(row[label]), float(row.max()), float(int(row.argmax()) == label)]
                 for row in probs[1:]
             ]
-            row_out = [*top.tolist(), log_pixels(image), *sum(probes, [])]
+            row_out = [*top_scores(probs[:1])[0], log_pixels(image), *sum(probes, [])]
             out[i] = np.array(row_out, dtype=np.float32)
         return out
 

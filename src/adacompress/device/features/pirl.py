@@ -23,7 +23,6 @@ from PIL import Image
 from torch import nn
 
 from adacompress.core.datasets import file_digest
-from adacompress.device.features.base import register_extractor
 from basekit.images import to_rgb
 from pirl.evaluate import load_encoder
 from pirl.resnet import resnet
@@ -62,7 +61,7 @@ class PirlFeatures:
         batch_size: int = 16,
     ) -> None:
         self.encoder = encoder.eval().requires_grad_(False)
-        self.name = name
+        self.name = self.cache_name = name
         self.dim = int(encoder.out_dim)  # type: ignore[arg-type]
         self.image_size = image_size
         self.batch_size = batch_size
@@ -125,6 +124,3 @@ class PirlFeatures:
                 features = F.normalize(self.encoder(batch), dim=1)
             out[start : start + len(chunk)] = features.numpy()
         return out
-
-
-register_extractor("random")(PirlFeatures.from_random)

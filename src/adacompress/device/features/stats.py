@@ -152,7 +152,7 @@ class StatsFeatures:
     No network: a few milliseconds a photo on one core (benchmarks/decision_cost.py).
     """
 
-    name = "stats"
+    name = cache_name = "stats"
     dim = len(STAT_NAMES)
 
     def extract(self, images: list[Image.Image]) -> np.ndarray:

@@ -34,7 +34,8 @@ class Scored(Protocol):
 
 
 class Policy(Protocol):
-    """What deploying a policy needs: a greedy choice per image, batched."""
+    """What deploying a policy needs: a greedy choice per image, batched (a
+    :class:`LearnedPolicy`, or an exported agent's policy graph)."""
 
     settings: PolicySettings
 
@@ -42,11 +43,6 @@ class Policy(Protocol):
         self, states: np.ndarray, candidates: Sequence[int] | None = None
     ) -> np.ndarray:
         """Shape: (batch, state_dim) -> (batch,) action indices."""
-        ...
-
-    def scores(self, states: np.ndarray) -> np.ndarray:
-        """What the choice is made from. Shape: (batch, state_dim) -> (batch,
-        n_actions)."""
         ...
 
 

@@ -1,0 +1,168 @@
+"""``adacompress export``: an agent as files a device runs without the training stack.
+
+Two ONNX graphs and a card (:mod:`adacompress.device.exported` reads them):
+``state.onnx`` maps the preprocessed views of a batch of photos and their log pixel
+counts to the policy's state, exactly as the agent's extractor computes it;
+``policy.onnx`` maps states to the chosen action, the feature scaling, the candidate
+mask (the service's formats, no dominated action) and the survival threshold inside.
+Only EfficientNet-Lite states export: the others need torch or code on the device.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import nn
+
+from adacompress.core.efficientnet import CROP_PADDING, LiteNetwork
+from adacompress.core.engine import OPSET, export_graph
+from adacompress.device.card import CARD_FILE, AgentCard, Preprocessing
+from adacompress.device.exported import POLICY_GRAPH, STATE_GRAPH
+from adacompress.device.features.lite import (
+    CONFIDENCE_TOP,
+    LiteFeatures,
+    ScaleConfidenceFeatures,
+)
+from basekit.atomic import atomic_write
+
+if TYPE_CHECKING:
+    from adacompress.device.compressor import Compressor
+
+
+class LiteState(nn.Module):
+    """The Lite0 states as one module. Shape: pixels (n, views, 3, s, s) and log
+    pixel counts (n, 1) -> (n, dim): the pooled features; or the top-10
+    probabilities and the log pixel count, then per probe view the probability of
+    the full view's top-1 class, the top-1 probability and whether it is unchanged.
+    """
+
+    def __init__(self, network: nn.Module, pooled: bool) -> None:
+        super().__init__()
+        self.network, self.pooled = network, pooled
+
+    def forward(self, pixels: torch.Tensor, log_pixels: torch.Tensor) -> torch.Tensor:
+        n, views = pixels.shape[0], pixels.shape[1]
+        rows = self.network(pixels.flatten(0, 1))
+        if self.pooled:
+            return rows
+        probs = rows.view(n, views, -1)
+        full, probes = probs[:, 0], probs[:, 1:]
+        top = full.topk(CONFIDENCE_TOP, dim=1).values
+        label = full.argmax(dim=1)
+        at_label = probes.gather(2, label.view(n, 1, 1).expand(n, views - 1, 1))
+        top1 = probes.max(dim=2, keepdim=True).values
+        same = (probes.argmax(dim=2, keepdim=True) == label.view(n, 1, 1)).float()
+        per_view = torch.cat([at_label, top1, same], dim=2).flatten(1)
+        return torch.cat([top, log_pixels, per_view], dim=1)
+
+
+class PolicyChoice(nn.Module):
+    """State rows -> the greedy action among the candidates. Shape: (n, dim) -> (n,).
+
+    Survival: the cheapest candidate whose predicted survival reaches the threshold,
+    else the most likely to survive (``policies.survival.cheapest_trusted``);
+    Q-network: the candidate with the highest value.
+    """
+
+    def __init__(self, compressor: Compressor) -> None:
+        super().__init__()
+        policy = compressor.learned
+        s = policy.settings
+        self.network = policy.network
+        self.survival = s.policy == "survival"
+        self.threshold = float(s.threshold)
+        mask = torch.zeros(s.n_actions, dtype=torch.bool)
+        mask[list(compressor.candidates)] = True
+        cost = torch.tensor(s.action_cost or range(s.n_actions), dtype=torch.float32)
+        self.mask: torch.Tensor
+        self.cost: torch.Tensor
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
+        self.register_buffer("mask", mask)
+        self.register_buffer("cost", cost)
+        self.register_buffer("mean", torch.from_numpy(policy.feature_mean))
+        self.register_buffer("std", torch.from_numpy(policy.feature_std))
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        scores = self.network((states - self.mean) / self.std)
+        out = torch.tensor(float("-inf"))
+        if not self.survival:
+            return torch.where(self.mask, scores, out).argmax(dim=1)
+        survival = torch.sigmoid(scores)
+        trusted = (survival >= self.threshold) & self.mask
+        cheapest = torch.where(trusted, self.cost, -out).argmin(dim=1)
+        likeliest = torch.where(self.mask, survival, out).argmax(dim=1)
+        return torch.where(trusted.any(dim=1), cheapest, likeliest)
+
+
+def _state_module(compressor: Compressor) -> tuple[LiteState, Preprocessing]:
+    extractor = compressor.extractor
+    scales: tuple[float, ...]
+    if isinstance(extractor, ScaleConfidenceFeatures):
+        size, scales, pooled = 224, extractor.PROBE_SCALES, False
+    elif isinstance(extractor, LiteFeatures):
+        size, scales, pooled = extractor.input_size, (), not extractor.confidence
+    else:
+        raise ValueError(
+            f"agents with {extractor.name!r} features do not export (only the "
+            "EfficientNet-Lite0 states: lite0, confidence, confidence@N, "
+            "confidence-scales)"
+        )
+    network = LiteNetwork("lite0", size, "pooled" if pooled else "probabilities")
+    prep = Preprocessing(
+        input_size=size, crop_padding=CROP_PADDING, probe_scales=scales
+    )
+    return LiteState(network.module(), pooled), prep
+
+
+def export_agent(compressor: Compressor, out: str | Path) -> AgentCard:
+    """Write ``compressor``'s agent to the folder ``out`` (replaced if it holds an
+    export): ``card.json``, ``state.onnx``, ``policy.onnx``.
+
+    Raises:
+        ValueError: the agent's state does not export (one line).
+    """
+    out = Path(out)
+    state, prep = _state_module(compressor)
+    s = compressor.policy.settings
+    views = 1 + len(prep.probe_scales)
+    pixels = np.zeros((1, views, 3, prep.input_size, prep.input_size), np.float32)
+    sizes = np.zeros((1, 1), np.float32)
+    state_graph = export_graph(
+        state, (pixels, sizes), (("pixels", "log_pixels"), ("state",))
+    )
+    policy_graph = export_graph(
+        PolicyChoice(compressor).eval(),
+        (np.zeros((1, s.state_dim), np.float32),),
+        (("state",), ("action",)),
+    )
+    limits = compressor.limits
+    card = replace(
+        compressor.card,
+        preprocessing=prep,
+        limits={
+            "formats": None if limits.formats is None else sorted(limits.formats),
+            "min_side": limits.min_side,
+            "max_bytes": limits.max_bytes,
+            "candidates": list(compressor.candidates),
+        },
+        versions={
+            "adacompress": importlib.metadata.version("adacompress"),
+            "torch": torch.__version__,
+            "onnxruntime": importlib.metadata.version("onnxruntime"),
+            "opset": str(OPSET),
+        },
+    )
+    if out.exists() and not (out / CARD_FILE).is_file() and any(out.iterdir()):
+        raise ValueError(f"{out} is not empty and holds no exported agent")
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in ((STATE_GRAPH, state_graph), (POLICY_GRAPH, policy_graph)):
+        atomic_write(out / name, lambda handle, data=data: handle.write(data))  # type: ignore[misc]
+    text = card.to_json()
+    atomic_write(out / CARD_FILE, lambda handle: handle.write(text.encode()))
+    return card
