@@ -1,26 +1,33 @@
-"""What deciding costs on the device: features + policy + encode, per image.
+"""What deciding costs on the device: features + policy + encode, per image, on
+each engine side by side.
 
     python benchmarks/decision_cost.py [--agent lite0] [--actions paper] [--images 100]
-        [--threads 2]
+        [--threads 2] [--engines onnx torch] [--features NAME]
 
 Images one at a time (as they arrive), from the held-out test split (or the photos
-that ship with scikit-image if the data is absent). Decoding the original is reported
-apart: an uploader pays it with or without the agent. Medians and p90 in milliseconds.
+that ship with scikit-image if the data is absent). Each image is decoded once and
+handed to every engine in turn, so the engines and the decode share the machine's
+state; the report gives medians and p90 in milliseconds and each median as a
+multiple of the decode's (an uploader pays the decode with or without the agent).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import numpy as np
 
 from adacompress.core.datasets import DatasetError, builtin_photos, imagenet_split
+from adacompress.core.engine import ENGINE_ENV
 from adacompress.device.compressor import Compressor
 from adacompress.device.features import get_extractor
 from basekit.images import load_image
 from basekit.threads import configure_threads
+
+PARTS = ("features", "policy", "encode", "decision")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--engines", nargs="+", default=["onnx", "torch"])
     parser.add_argument(
         "--features",
         default=None,
@@ -41,49 +49,55 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     threads = configure_threads(args.threads)
-    compressor = Compressor.load(args.agent, actions=args.actions)
-    own = str(compressor.metadata["features"])
-    name = args.features or own
-    extractor = get_extractor(name)
+    deciders = {}
+    for engine in args.engines:
+        os.environ[ENGINE_ENV] = engine
+        compressor = Compressor.load(args.agent, actions=args.actions)
+        own = compressor.card.features
+        extractor = get_extractor(args.features or own)
+        deciders[engine] = (compressor, extractor, extractor.name == own)
     try:
         paths = imagenet_split("test")[: args.images]
     except DatasetError:
         paths = builtin_photos()
-    timings: dict[str, list[float]] = {
-        "decode": [],
-        "features": [],
-        "policy": [],
-        "encode": [],
-        "decision": [],
-    }
+    decode: list[float] = []
+    timings = {e: {part: [] for part in PARTS} for e in deciders}
     for i, path in enumerate([paths[0], *paths]):  # first one warms up, not counted
         t0 = time.perf_counter()
         image = load_image(path)
-        t1 = time.perf_counter()
-        features = extractor.extract([image])
-        t2 = time.perf_counter()
-        choice = int(compressor.choose(features)[0]) if name == own else 0
-        t3 = time.perf_counter()
-        compressor.encode(image, compressor.actions[choice])
-        t4 = time.perf_counter()
-        if i == 0:
-            continue
-        for key, value in (
-            ("decode", t1 - t0),
-            ("features", t2 - t1),
-            ("policy", t3 - t2),
-            ("encode", t4 - t3),
-            ("decision", t4 - t1),
-        ):
-            timings[key].append(value * 1000)
+        if i:
+            decode.append(1000 * (time.perf_counter() - t0))
+        for engine, (compressor, extractor, own) in deciders.items():
+            t1 = time.perf_counter()
+            features = extractor.extract([image])
+            t2 = time.perf_counter()
+            choice = int(compressor.choose(features)[0]) if own else 0
+            t3 = time.perf_counter()
+            compressor.encode(image, compressor.actions[choice])
+            t4 = time.perf_counter()
+            if i:
+                for part, ms in zip(
+                    PARTS, (t2 - t1, t3 - t2, t4 - t3, t4 - t1), strict=True
+                ):
+                    timings[engine][part].append(1000 * ms)
+    decode_median = float(np.median(decode))
     result = {
         "agent": args.agent,
-        "features": name,
+        "actions": args.actions,
+        "features": args.features or next(iter(deciders.values()))[0].card.features,
         "threads": threads,
         "images": len(paths),
-        "ms": {
-            key: {"median": float(np.median(v)), "p90": float(np.percentile(v, 90))}
-            for key, v in timings.items()
+        "decode_ms": {"median": decode_median, "p90": float(np.percentile(decode, 90))},
+        "engines": {
+            engine: {
+                part: {
+                    "median": float(np.median(v)),
+                    "p90": float(np.percentile(v, 90)),
+                    "x_decode": float(np.median(v)) / decode_median,
+                }
+                for part, v in parts.items()
+            }
+            for engine, parts in timings.items()
         },
     }
     print(json.dumps(result, indent=2))

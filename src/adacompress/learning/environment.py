@@ -155,6 +155,23 @@ class CompressionEnv:
         flush()
         return [found[path] for path in paths if path in found], skipped
 
+    def identify(
+        self, paths: Iterable[Path], *, progress: bool = True
+    ) -> tuple[list[Sample], list[Skipped]]:
+        """Read and hash every image, nothing decoded or computed: what counting
+        calls needs (``--dry-run``). The samples' features are empty, never for
+        deciding; unreadable files are skipped with a reason."""
+        samples: list[Sample] = []
+        skipped: list[Skipped] = []
+        for path in track(list(paths), "reading", enabled=progress):
+            try:
+                digest = hashlib.sha256(read_image_file(path)).hexdigest()
+            except ImageError as err:
+                skipped.append(Skipped(str(path), str(err)))
+                continue
+            samples.append(Sample(path, digest, np.zeros(0, np.float32)))
+        return samples, skipped
+
     def _known(self, sample: Sample, actions: list[Action]) -> dict[str, Outcome]:
         """The answers for ``actions`` already paid for (memory, then the cache)."""
         by_key = {action.key: action for action in actions}

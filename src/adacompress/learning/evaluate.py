@@ -158,7 +158,7 @@ def plan_evaluation(settings: EvaluateSettings) -> CallPlan:
         settings.cloud, settings.choice, top_k=settings.top_k,
         max_pixels=settings.data.max_pixels,
     ) as (_, env):  # fmt: skip
-        samples, _ = env.prepare(paths, progress=settings.progress)
+        samples, _ = env.identify(paths, progress=settings.progress)
         return plan_calls(env, samples)
 
 

@@ -138,7 +138,7 @@ def plan_training(settings: TrainSettings) -> CallPlan:
         settings.cloud, actions=get_action_set(settings.actions), extractor=extractor,
         max_pixels=settings.data.max_pixels,
     ) as env:  # fmt: skip
-        samples, _ = env.prepare(paths, progress=settings.progress)
+        samples, _ = env.identify(paths, progress=settings.progress)
         if not settings.budgeted:
             return plan_calls(env, samples)
         queries = settings.queries_per_image or len(env.actions)

@@ -166,7 +166,7 @@ def plan_run(settings: RunSettings) -> CallPlan:
     with open_agent_env(
         settings.cloud, settings.choice, max_pixels=settings.max_pixels
     ) as (_, env):  # fmt: skip
-        samples, _ = env.prepare(paths, progress=settings.progress)
+        samples, _ = env.identify(paths, progress=settings.progress)
         return plan_calls(env, samples, per_image=(1, 2))
 
 

@@ -1,0 +1,80 @@
+"""Photos a second through ``compress_many`` against a plain decode + re-encode at
+q=75 of the same photos, in one process and run, on each engine.
+
+    python benchmarks/throughput.py [--agent lite0] [--actions paper] [--images 150]
+        [--threads 2] [--engines onnx torch] [--repeats 2]
+
+The baseline is what an uploader without the agent does (decode the file, encode it
+at JPEG quality 75). Each pass is repeated and the fastest kept; the report gives
+photos/s and each path's time as a multiple of the baseline's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import time
+from pathlib import Path
+
+from adacompress.core.datasets import DatasetError, builtin_photos, imagenet_split
+from adacompress.core.engine import ENGINE_ENV
+from adacompress.device.compressor import Compressor
+from basekit.images import load_image
+from basekit.threads import configure_threads
+
+
+def reencode(paths: list[Path]) -> None:
+    for path in paths:
+        load_image(path).save(io.BytesIO(), format="JPEG", quality=75)
+
+
+def fastest(work: object, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()  # type: ignore[operator]
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agent", default="lite0")
+    parser.add_argument("--actions", default=None)
+    parser.add_argument("--images", type=int, default=150)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--engines", nargs="+", default=["onnx", "torch"])
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args(argv)
+    threads = configure_threads(args.threads)
+    try:
+        paths = imagenet_split("test")[: args.images]
+    except DatasetError:
+        paths = builtin_photos()
+    compressors = {}
+    for engine in args.engines:
+        os.environ[ENGINE_ENV] = engine
+        compressors[engine] = Compressor.load(args.agent, actions=args.actions)
+        compressors[engine].compress_many(paths[:2])  # warm up
+    baseline = fastest(lambda: reencode(paths), args.repeats)
+    result = {
+        "agent": args.agent,
+        "actions": args.actions,
+        "threads": threads,
+        "images": len(paths),
+        "reencode_q75": {"photos_per_s": len(paths) / baseline},
+    }
+    for engine, compressor in compressors.items():
+        seconds = fastest(lambda c=compressor: c.compress_many(paths), args.repeats)
+        result[f"compress_many[{engine}]"] = {
+            "photos_per_s": len(paths) / seconds,
+            "x_reencode": seconds / baseline,
+        }
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,78 @@
+"""Frozen networks under ONNX Runtime: the same answers as eager PyTorch, exported
+once into the cache folder, and results of the two engines never cached together."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adacompress.cloud.emulated import EfficientNetLiteCloud
+from adacompress.core.datasets import builtin_photos
+from adacompress.core.efficientnet import LiteNetwork, preprocess_array
+from adacompress.core.engine import ENGINE_ENV, GRAPHS_ENV, OnnxGraph, engine
+from adacompress.device.features.lite import ScaleConfidenceFeatures
+from basekit.images import load_image
+
+
+@pytest.fixture
+def graphs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv(GRAPHS_ENV, str(tmp_path / "graphs"))
+    return tmp_path / "graphs"
+
+
+def test_onnx_runtime_gives_eager_pytorchs_probabilities(
+    graphs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = preprocess_array([load_image(p) for p in builtin_photos()[:4]], 224)
+    onnx = LiteNetwork("lite0", 224)(batch)
+    monkeypatch.setenv(ENGINE_ENV, "torch")
+    eager = LiteNetwork("lite0", 224)(batch)
+    np.testing.assert_allclose(onnx, eager, atol=1e-5)
+    np.testing.assert_array_equal(onnx.argmax(1), eager.argmax(1))
+
+
+def test_a_graph_is_exported_once_and_reused(graphs: Path) -> None:
+    LiteNetwork("lite0", 128)
+    (first,) = graphs.glob("lite0-probabilities-128-*.onnx")
+    stamp = first.stat().st_mtime_ns
+    LiteNetwork("lite0", 128)
+    assert [p.stat().st_mtime_ns for p in graphs.glob("*.onnx")] == [stamp]
+    LiteNetwork("lite0", 128, "pooled")  # another output is another graph
+    assert len(list(graphs.glob("*.onnx"))) == 2
+
+
+def test_the_engines_cache_under_different_names(
+    graphs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    onnx_cloud, onnx_features = (
+        EfficientNetLiteCloud("lite0"),
+        ScaleConfidenceFeatures(),
+    )
+    monkeypatch.setenv(ENGINE_ENV, "torch")
+    eager_cloud, eager_features = (
+        EfficientNetLiteCloud("lite0"),
+        ScaleConfidenceFeatures(),
+    )
+    assert onnx_cloud.cache_name != eager_cloud.cache_name == "lite0"
+    assert onnx_features.cache_name != eager_features.cache_name
+    assert onnx_cloud.name == eager_cloud.name == "lite0"
+    data = builtin_photos()[0].read_bytes()
+    top5 = [[label.class_id for label in c.classify([data])[0][:5]]
+            for c in (onnx_cloud, eager_cloud)]  # fmt: skip
+    assert top5[0] == top5[1]
+
+
+def test_unknown_engines_and_broken_graphs_are_one_line_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENGINE_ENV, "tensorrt")
+    with pytest.raises(ValueError, match="unknown ADACOMPRESS_ENGINE"):
+        engine()
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(io.BytesIO(b"\x00" * 64).getvalue())
+    with pytest.raises(ValueError, match="not a usable ONNX graph") as err:
+        OnnxGraph(bad)
+    assert "\n" not in str(err.value)
