@@ -333,11 +333,11 @@ def open_agent_env(
     compressor = Compressor.load(
         choice.name(cloud.backend), actions=choice.actions, max_pixels=max_pixels
     )
-    meta = compressor.metadata
+    card = compressor.card
     with open_env(
         cloud, actions=compressor.actions, extractor=compressor.extractor,
-        top_k=top_k if top_k is not None else int(meta.get("top_k", 5)),
-        alpha=float(meta.get("alpha", 1.0)), beta=float(meta.get("beta", 0.0)),
+        top_k=top_k if top_k is not None else card.top_k,
+        alpha=card.alpha, beta=card.beta,
         max_pixels=max_pixels,
     ) as env:  # fmt: skip
         yield compressor, env
