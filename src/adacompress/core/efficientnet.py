@@ -130,14 +130,6 @@ def preprocess_array(images: list[Image.Image], size: int) -> np.ndarray:
     return batch.transpose(0, 3, 1, 2)
 
 
-def preprocess(images: list[Image.Image], size: int) -> torch.Tensor:
-    """:func:`preprocess_array` as a torch batch in channels-last memory."""
-    import torch
-
-    batch = torch.from_numpy(preprocess_array(images, size))
-    return batch.contiguous(memory_format=torch.channels_last)
-
-
 class LiteNetwork:
     """A pretrained EfficientNet-Lite as a frozen function of preprocessed batches,
     on the selected engine (:func:`adacompress.core.engine.engine`).
