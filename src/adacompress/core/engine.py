@@ -81,8 +81,12 @@ class OnnxGraph:
 
         self.path = Path(path)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or model_threads()
-        options.inter_op_num_threads = 1
+        if threads is None:
+            _shared_pool(ort)
+            options.use_per_session_threads = False
+        else:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
         options.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(
@@ -99,6 +103,21 @@ class OnnxGraph:
         """The graph's first output for ``inputs``, in the order of its inputs."""
         feed = dict(zip(self.input_names, inputs, strict=True))
         return np.asarray(self.session.run(None, feed)[0])
+
+
+_pool_threads: int | None = None
+
+
+def _shared_pool(ort: Any) -> None:
+    """One intra-op thread pool for every session of the process, sized on first
+    use: a pool per session leaves each one's threads spinning against the next
+    session's on a small machine."""
+    global _pool_threads
+    if _pool_threads is None:
+        _pool_threads = model_threads()
+        from onnxruntime.capi import _pybind_state
+
+        _pybind_state.set_global_thread_pool_sizes(_pool_threads, 1)
 
 
 def export_graph(
