@@ -36,6 +36,10 @@ from basekit.progress import track
 FEATURE_CHUNK = 16
 REMEMBERED_IMAGES = 4096
 """Images whose answers stay in memory (more than any training set here)."""
+DECODED_PIXELS = 40_000_000
+"""Pixels of decoded photos kept for the next steps on them (features, uploads,
+sizes and scene statistics all need the photo's pixels; the latest photo is kept
+whatever its size): a chunk of :data:`FEATURE_CHUNK` phone photos, 120 MB of RGB."""
 
 
 @dataclass
@@ -118,6 +122,29 @@ class CompressionEnv:
         self._seen: OrderedDict[str, dict[str, Outcome]] = OrderedDict()
         """answers already read or fetched, for the last :data:`REMEMBERED_IMAGES`
         images (training rereads them thousands of times; a long run must not grow)"""
+        self._decoded: OrderedDict[str, Image.Image] = OrderedDict()
+        """the photos decoded last, by digest, up to :data:`DECODED_PIXELS`"""
+
+    def image(self, sample: Sample) -> Image.Image:
+        """``sample``'s photo as RGB, decoded once for all the steps on it.
+
+        Raises:
+            ImageError: the file no longer decodes.
+        """
+        image = self._decoded.get(sample.digest)
+        if image is None:
+            image = load_image(sample.path, max_pixels=self.max_pixels)
+            self._keep_decoded(sample.digest, image)
+        self._decoded.move_to_end(sample.digest)
+        return image
+
+    def _keep_decoded(self, digest: str, image: Image.Image) -> None:
+        self._decoded[digest] = image
+        self._decoded.move_to_end(digest)
+        pixels = sum(im.width * im.height for im in self._decoded.values())
+        while len(self._decoded) > 1 and pixels > DECODED_PIXELS:
+            _, dropped = self._decoded.popitem(last=False)
+            pixels -= dropped.width * dropped.height
 
     def prepare(
         self, paths: Iterable[Path], *, progress: bool = True
@@ -149,6 +176,7 @@ class CompressionEnv:
             except ImageError as err:
                 skipped.append(Skipped(str(path), str(err)))
                 continue
+            self._keep_decoded(digest, image)
             pending.append((path, digest, image))
             if len(pending) >= FEATURE_CHUNK:
                 flush()
@@ -211,7 +239,7 @@ class CompressionEnv:
         missing = [action for action in wanted if action.key not in found]
         self.cache.stats.cached += len(wanted) - len(missing)
         if missing:
-            image = load_image(sample.path, max_pixels=self.max_pixels)
+            image = self.image(sample)
             uploads = [encode(image, action, self.limits) for action in missing]
             answers = self.service.classify(uploads)
             if len(answers) != len(uploads):
@@ -236,7 +264,7 @@ class CompressionEnv:
         cached = self.cache.get_features(sample.digest, name)
         if cached is not None and len(cached) == len(self.actions):
             return cached
-        image = load_image(sample.path, max_pixels=self.max_pixels)
+        image = self.image(sample)
         sizes = np.array(
             [len(encode(image, a, self.limits)) for a in self.actions], np.float32
         )
@@ -285,7 +313,7 @@ class CompressionEnv:
         )
         if cached:
             return cached[REFERENCE_ACTION.key].nbytes
-        image = load_image(sample.path, max_pixels=self.max_pixels)
+        image = self.image(sample)
         return len(encode(image, REFERENCE_ACTION, self.limits))
 
     def step(self, sample: Sample, action_index: int) -> StepResult:

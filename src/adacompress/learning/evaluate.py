@@ -21,6 +21,7 @@ from adacompress.device.actions import REFERENCE_ACTION, Action
 from adacompress.learning.cache import Outcome
 from adacompress.learning.calls import CallPlan, plan_calls
 from adacompress.learning.environment import (
+    FEATURE_CHUNK,
     CompressionEnv,
     Sample,
     Skipped,
@@ -29,7 +30,7 @@ from adacompress.learning.environment import (
 from adacompress.learning.settings import EvaluateSettings
 from basekit.atomic import atomic_write_json
 from basekit.images import ImageError
-from basekit.progress import track
+from basekit.progress import Progress
 
 
 @dataclass
@@ -44,17 +45,27 @@ class Collected:
 def collect(
     env: CompressionEnv, paths: Sequence[Path], *, progress: bool = True
 ) -> Collected:
-    """Features and the service's answer for every action (and the reference)."""
-    samples, skipped = env.prepare(paths, progress=progress)
+    """Features and the service's answer for every action (and the reference).
+
+    A chunk of photos at a time, so each photo is decoded once for both.
+    """
     wanted = [REFERENCE_ACTION, *env.actions]
     kept: list[Sample] = []
     outcomes: list[dict[Action, Outcome]] = []
-    for sample in track(samples, f"cloud {env.service.name}", enabled=progress):
-        try:
-            outcomes.append(env.outcomes(sample, wanted))
-            kept.append(sample)
-        except (ServiceError, ImageError) as err:
-            skipped.append(Skipped(str(sample.path), str(err)))
+    skipped: list[Skipped] = []
+    bar = Progress(len(paths), f"cloud {env.service.name}", enabled=progress)
+    for start in range(0, len(paths), FEATURE_CHUNK):
+        chunk = paths[start : start + FEATURE_CHUNK]
+        samples, unusable = env.prepare(chunk, progress=False)
+        skipped.extend(unusable)
+        for sample in samples:
+            try:
+                outcomes.append(env.outcomes(sample, wanted))
+                kept.append(sample)
+            except (ServiceError, ImageError) as err:
+                skipped.append(Skipped(str(sample.path), str(err)))
+        bar.update(len(chunk))
+    bar.close()
     return Collected(kept, outcomes, skipped)
 
 

@@ -21,7 +21,6 @@ from adacompress.runtime.drift import SceneDrift, scene_statistics
 from adacompress.runtime.drift_test import DriftTest
 from adacompress.runtime.scene_memory import SceneMemory
 from adacompress.runtime.settings import RuntimeSettings
-from basekit.images import load_image
 
 SCENE_STATISTICS = "scene-statistics"
 """Cache name of the drift detector's per-image statistics."""
@@ -31,8 +30,7 @@ def cached_statistics(env: CompressionEnv, sample: Sample) -> np.ndarray:
     """The scene statistics of ``sample``, computed once and kept in the cache."""
     stats = env.cache.get_features(sample.digest, SCENE_STATISTICS)
     if stats is None:
-        image = load_image(sample.path, max_pixels=env.max_pixels)
-        stats = scene_statistics(image)
+        stats = scene_statistics(env.image(sample))
         env.cache.put_features(sample.digest, SCENE_STATISTICS, stats)
     return stats
 
