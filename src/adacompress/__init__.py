@@ -40,6 +40,7 @@ _EXPORTS = {
     "evaluate": "adacompress.learning.evaluate",
     "shipped_agents": "adacompress.device.shipped",
     "backend_names": "adacompress.cloud.backends",
+    "configure_threads": "basekit.threads",
 }
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "UploadLimits",
     "__version__",
     "backend_names",
+    "configure_threads",
     "evaluate",
     "load",
     "service",

@@ -15,6 +15,11 @@ def configure_threads(threads: int | None = None, *, env: str | None = None) -> 
     """Use ``threads`` intra-op threads (default: the variable ``env`` if set, else
     every core) and one inter-op thread: the models here are small sequential graphs.
 
+    This claims the process's models: ONNX Runtime sessions made afterwards share
+    one process-wide pool (sessions that ONNX Runtime makes with their own pool
+    then fail in this process; without this call each session keeps its own pool,
+    a little slower). Call it first, as the command line does.
+
     Returns the number of threads the models now use.
     """
     global _threads
@@ -33,6 +38,11 @@ def configure_threads(threads: int | None = None, *, env: str | None = None) -> 
     except RuntimeError:  # already set once in this process
         pass
     return _threads
+
+
+def threads_configured() -> bool:
+    """Whether :func:`configure_threads` was called in this process."""
+    return _threads is not None
 
 
 def model_threads() -> int:

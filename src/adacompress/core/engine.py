@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from basekit.atomic import atomic_write
-from basekit.threads import model_threads
+from basekit.threads import model_threads, threads_configured
 
 if TYPE_CHECKING:
     from torch import nn
@@ -70,23 +70,30 @@ class OnnxGraph:
 
     Args:
         path: the ``.onnx`` file.
-        threads: intra-op threads (default: :func:`basekit.threads.model_threads`).
+
+    Threads: :func:`basekit.threads.model_threads`; after
+    :func:`basekit.threads.configure_threads`, one process-wide pool.
 
     Raises:
         ValueError: the file is missing or not a graph ONNX Runtime can run (one line).
     """
 
-    def __init__(self, path: str | Path, *, threads: int | None = None) -> None:
+    def __init__(self, path: str | Path) -> None:
         import onnxruntime as ort
 
         self.path = Path(path)
         options = ort.SessionOptions()
-        if threads is None:
+        if threads_configured():
+            # The process set its threads (the command line does): one pool for
+            # every session, or each session's threads spin against the next's.
             _shared_pool(ort)
             options.use_per_session_threads = False
         else:
-            options.intra_op_num_threads = threads
+            # A library in someone else's process: a pool of its own whose
+            # threads sleep between runs, nothing process-wide.
+            options.intra_op_num_threads = model_threads()
             options.inter_op_num_threads = 1
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(
@@ -109,9 +116,7 @@ _pool_threads: int | None = None
 
 
 def _shared_pool(ort: Any) -> None:
-    """One intra-op thread pool for every session of the process, sized on first
-    use: a pool per session leaves each one's threads spinning against the next
-    session's on a small machine."""
+    """ONNX Runtime's process-wide intra-op pool, sized once on first use."""
     global _pool_threads
     if _pool_threads is None:
         _pool_threads = model_threads()

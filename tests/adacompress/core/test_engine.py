@@ -4,6 +4,9 @@ once into the cache folder, and results of the two engines never cached together
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -76,3 +79,35 @@ def test_unknown_engines_and_broken_graphs_are_one_line_errors(
     with pytest.raises(ValueError, match="not a usable ONNX graph") as err:
         OnnxGraph(bad)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("configured", [False, True])
+def test_only_a_process_that_set_its_threads_shares_one_pool(
+    graphs: Path, configured: bool
+) -> None:
+    """A library in someone else's process claims nothing process-wide (their own
+    sessions still work); after configure_threads every session shares one pool."""
+    LiteNetwork("lite0", 96)  # the graph, exported here
+    script = f"""
+import onnxruntime as ort
+from basekit.threads import configure_threads
+from adacompress.core.efficientnet import LiteNetwork
+if {configured}:
+    configure_threads(2)
+graph = LiteNetwork("lite0", 96)._run
+print(graph.session.get_session_options().use_per_session_threads)
+path = str(graph.path)
+try:
+    ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    print("theirs ok")
+except Exception:
+    print("theirs refused")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True,
+        env={**os.environ, GRAPHS_ENV: str(graphs)},
+    )  # fmt: skip
+    lines = done.stdout.splitlines()  # ONNX Runtime prints its own errors too
+    shared, theirs = lines[0], lines[-1]
+    assert shared == ("False" if configured else "True")
+    assert theirs == ("theirs refused" if configured else "theirs ok")
