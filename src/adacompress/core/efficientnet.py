@@ -109,25 +109,37 @@ def load_lite(variant: str) -> Any:
     return model.to(memory_format=torch.channels_last)
 
 
-def preprocess_array(images: list[Image.Image], size: int) -> np.ndarray:
-    """Centre crop and resize to ``size``, TF-style scaling ``(x - 127) / 128``.
+def model_view(image: Image.Image, size: int) -> Image.Image:
+    """The centre ``size / (size + 32)`` of the shorter side, resized bicubic to
+    ``size`` x ``size``: what the network looks at (TF EfficientNet's eval crop)."""
+    width, height = image.size
+    side = min(width, height) * size / (size + CROP_PADDING)
+    left, top = (width - side) / 2, (height - side) / 2
+    return image.resize(
+        (size, size),
+        Image.Resampling.BICUBIC,
+        box=(left, top, left + side, top + side),
+    )
+
+
+def model_input(views: list[Image.Image]) -> np.ndarray:
+    """Square RGB views as one batch, TF-style scaling ``(x - 127) / 128``.
 
     Shape: (batch, 3, size, size), float32.
     """
-    batch = np.empty((len(images), size, size, 3), dtype=np.float32)
-    for i, image in enumerate(images):
-        width, height = image.size
-        side = min(width, height) * size / (size + CROP_PADDING)
-        left, top = (width - side) / 2, (height - side) / 2
-        crop = image.resize(
-            (size, size),
-            Image.Resampling.BICUBIC,
-            box=(left, top, left + side, top + side),
-        )
-        batch[i] = np.asarray(crop, dtype=np.float32)
+    pixels = np.stack([np.asarray(view) for view in views]).transpose(0, 3, 1, 2)
+    batch = np.array(pixels, dtype=np.float32, order="C")  # one pass, contiguous
     batch -= 127.0
     batch /= 128.0
-    return batch.transpose(0, 3, 1, 2)
+    return batch
+
+
+def preprocess_array(images: list[Image.Image], size: int) -> np.ndarray:
+    """:func:`model_view` of each image at ``size``, as one :func:`model_input` batch.
+
+    Shape: (batch, 3, size, size), float32.
+    """
+    return model_input([model_view(image, size) for image in images])
 
 
 class LiteNetwork:

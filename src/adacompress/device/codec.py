@@ -15,6 +15,9 @@ from adacompress.core.limits import NO_LIMITS, UploadLimits
 from adacompress.device.actions import Action
 from basekit.images import ImageError
 
+Resized = dict[tuple[int, int], Image.Image]
+"""Downscaled copies of one image by size, shared by its encodes."""
+
 _FALLBACK_QUALITIES = (50, 30, 15, 5)
 """Qualities tried, in order, when an upload is over the byte limit."""
 
@@ -36,14 +39,19 @@ def scaled_size(
 
 
 def encode(
-    image: Image.Image, action: Action, limits: UploadLimits = NO_LIMITS
+    image: Image.Image,
+    action: Action,
+    limits: UploadLimits = NO_LIMITS,
+    *,
+    resized: Resized | None = None,
 ) -> bytes:
     """Encode ``image`` with ``action``: ``J(x, c)`` of SPEC.md, plus a downscale.
 
     JPEG: chroma subsampling and tables follow libjpeg's defaults for the quality,
     as a phone's encoder would; no optimisation pass: sizes are what a plain encoder
     sends. WebP: libwebp's lossy encoder at ``method=4``, its default speed.
-    ``limits`` are honoured (see :class:`UploadLimits`).
+    ``limits`` are honoured (see :class:`UploadLimits`). ``resized`` keeps each
+    downscaled copy of ``image`` by size, for the next encodes of the same image.
 
     Raises:
         ValueError: the service does not take the action's format (nothing is sent).
@@ -55,16 +63,17 @@ def encode(
             f"(it takes {', '.join(sorted(limits.formats or ()))})"
         )
     size = scaled_size(image.size, action.scale, limits.min_side)
-    data = _encode(image, size, action.quality, action.format)
+    resized = {} if resized is None else resized
+    data = _encode(image, size, action.quality, action.format, resized)
     if limits.max_bytes is None or len(data) <= limits.max_bytes:
         return data
     for quality in (q for q in _FALLBACK_QUALITIES if q < action.quality):
-        data = _encode(image, size, quality, action.format)
+        data = _encode(image, size, quality, action.format, resized)
         if len(data) <= limits.max_bytes:
             return data
     while min(size) > limits.min_side:
         size = scaled_size(size, 0.75, limits.min_side)
-        data = _encode(image, size, _FALLBACK_QUALITIES[-1], action.format)
+        data = _encode(image, size, _FALLBACK_QUALITIES[-1], action.format, resized)
         if len(data) <= limits.max_bytes:
             return data
     raise ImageError(
@@ -74,10 +83,16 @@ def encode(
 
 
 def _encode(
-    image: Image.Image, size: tuple[int, int], quality: int, format_: str
+    image: Image.Image,
+    size: tuple[int, int],
+    quality: int,
+    format_: str,
+    resized: Resized,
 ) -> bytes:
     if size != image.size:
-        image = image.resize(size, Image.Resampling.LANCZOS)
+        if size not in resized:
+            resized[size] = image.resize(size, Image.Resampling.LANCZOS)
+        image = resized[size]
     buffer = io.BytesIO()
     if format_ == "webp":
         image.save(buffer, format="WEBP", quality=quality, method=4)

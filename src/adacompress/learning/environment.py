@@ -23,7 +23,7 @@ from adacompress.cloud.service import Service, ServiceError
 from adacompress.core.labels import Answer
 from adacompress.core.limits import NO_LIMITS, UploadLimits
 from adacompress.device.actions import REFERENCE_ACTION, Action
-from adacompress.device.codec import encode
+from adacompress.device.codec import Resized, encode
 from adacompress.device.compressor import Compressor
 from adacompress.device.features import FeatureExtractor
 from adacompress.device.shipped import AgentChoice
@@ -240,7 +240,8 @@ class CompressionEnv:
         self.cache.stats.cached += len(wanted) - len(missing)
         if missing:
             image = self.image(sample)
-            uploads = [encode(image, action, self.limits) for action in missing]
+            resized: Resized = {}
+            uploads = [encode(image, a, self.limits, resized=resized) for a in missing]
             answers = self.service.classify(uploads)
             if len(answers) != len(uploads):
                 raise ServiceError(
@@ -265,8 +266,10 @@ class CompressionEnv:
         if cached is not None and len(cached) == len(self.actions):
             return cached
         image = self.image(sample)
+        resized: Resized = {}
         sizes = np.array(
-            [len(encode(image, a, self.limits)) for a in self.actions], np.float32
+            [len(encode(image, a, self.limits, resized=resized)) for a in self.actions],
+            np.float32,
         )
         self.cache.put_features(sample.digest, name, sizes)
         return sizes

@@ -49,6 +49,15 @@ def test_encode_size_grows_with_quality_and_shrinks_with_scale() -> None:
     assert half.size == (160, 120)
 
 
+def test_encodes_of_one_image_share_each_downscale() -> None:
+    """Every action of the grid from one resize per scale: the same bytes."""
+    image, resized = photo(3, (400, 300)), {}
+    actions = get_action_set("scale-quality")
+    shared = [encode(image, a, resized=resized) for a in actions]
+    assert shared == [encode(image, a) for a in actions]
+    assert len(resized) == 4  # 0.75, 0.5, 0.35, 0.25; full size is not resized
+
+
 def test_min_side_raises_a_too_small_downscale_but_never_upscales() -> None:
     image = photo(3, (320, 240))
     limits = UploadLimits(min_side=80)
