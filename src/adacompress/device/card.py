@@ -25,18 +25,31 @@ MAX_CARD_BYTES = 1 << 20
 """A card is a few kilobytes; a larger file is refused before it is read."""
 
 
+PROBE_SOURCES = ("photo", "view")
+
+
 @dataclass(frozen=True)
 class Preprocessing:
-    """How a photo becomes the graph's input (``core.efficientnet.preprocess_array``):
+    """How a photo becomes the state graph's input (``features.lite.state_views``):
     the centre ``input_size / (input_size + crop_padding)`` of the shorter side,
-    resized bicubic to ``input_size``, scaled ``(x - offset) / scale``; the
-    ``probe_scales`` copies are downscaled (Lanczos) before the same steps."""
+    resized bicubic to ``input_size``, scaled ``(x - offset) / scale``; then one probe
+    view per ``probe_scales``. ``probe_from="photo"``: the photo downscaled (Lanczos)
+    by the scale, then the same steps; ``"view"``: the view itself blurred to the
+    detail a cloud's view would keep at that scale (cheap: small images only)."""
 
     input_size: int = 224
     crop_padding: int = 32
     offset: float = 127.0
     scale: float = 128.0
     probe_scales: tuple[float, ...] = ()
+    probe_from: str = "photo"
+
+    def __post_init__(self) -> None:
+        if self.probe_from not in PROBE_SOURCES:
+            raise ValueError(
+                f"probe_from must be one of {', '.join(PROBE_SOURCES)}, "
+                f"not {self.probe_from!r}"
+            )
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from adacompress.core.efficientnet import CROP_PADDING, LiteNetwork
+from adacompress.core.efficientnet import LiteNetwork
 from adacompress.core.engine import OPSET, export_graph
 from adacompress.device.card import CARD_FILE, AgentCard, Preprocessing
 from adacompress.device.exported import POLICY_GRAPH, STATE_GRAPH
@@ -102,21 +102,19 @@ class PolicyChoice(nn.Module):
 
 def _state_module(compressor: Compressor) -> tuple[LiteState, Preprocessing]:
     extractor = compressor.extractor
-    scales: tuple[float, ...]
     if isinstance(extractor, ScaleConfidenceFeatures):
-        size, scales, pooled = 224, extractor.PROBE_SCALES, False
+        prep, pooled = extractor.preprocessing, False
     elif isinstance(extractor, LiteFeatures):
-        size, scales, pooled = extractor.input_size, (), not extractor.confidence
+        prep = Preprocessing(input_size=extractor.input_size)
+        pooled = not extractor.confidence
     else:
         raise ValueError(
             f"agents with {extractor.name!r} features do not export (only the "
             "EfficientNet-Lite0 states: lite0, confidence, confidence@N, "
-            "confidence-scales)"
+            "confidence-scales, confidence-scales@N)"
         )
-    network = LiteNetwork("lite0", size, "pooled" if pooled else "probabilities")
-    prep = Preprocessing(
-        input_size=size, crop_padding=CROP_PADDING, probe_scales=scales
-    )
+    output = "pooled" if pooled else "probabilities"
+    network = LiteNetwork("lite0", prep.input_size, output)
     return LiteState(network.module(), pooled), prep
 
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from adacompress.core.efficientnet import preprocess_array
+from adacompress.core.efficientnet import model_input
 from adacompress.core.engine import OnnxGraph
 from adacompress.device.card import CARD_FILE, AgentCard
-from adacompress.device.features.lite import log_pixels, probe_views
+from adacompress.device.features.lite import log_pixels, state_views
 from adacompress.device.policies.settings import PolicySettings
 
 STATE_GRAPH = "state.onnx"
@@ -46,10 +46,8 @@ class ExportedFeatures:
         self.dim = dim
 
     def extract(self, images: list[Image.Image]) -> np.ndarray:
-        views = [
-            view for im in images for view in probe_views(im, self.prep.probe_scales)
-        ]
-        pixels = preprocess_array(views, self.prep.input_size)
+        views = [view for im in images for view in state_views(im, self.prep)]
+        pixels = model_input(views)
         pixels = pixels.reshape(len(images), -1, *pixels.shape[1:])
         sizes = np.array([[log_pixels(im)] for im in images], dtype=np.float32)
         return self.graph(pixels, sizes).astype(np.float32)

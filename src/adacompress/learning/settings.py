@@ -92,7 +92,8 @@ class TrainSettings:
     quality: 25 actions)"""
     features: str = "lite0"
     """state feature extractor: lite0, confidence, confidence@160, confidence@128,
-    confidence-scales, stats, random, pirl:PATH (an encoder written by `pirl export`)
+    confidence-scales, confidence-probes (the same, probes blurred from the
+    network's view), stats, random, pirl:PATH (an encoder written by `pirl export`)
     or random:PATH (its untrained twin)"""
     steps: int = 7000
     """training steps (one image each)"""

@@ -128,7 +128,7 @@ def test_progress_on_a_pipe_is_a_line_every_few_seconds(
     assert main(["evaluate", "--images", "builtin", "--json",
                  str(tmp_path / "r.json")]) == 0  # fmt: skip
     lines = capsys.readouterr().err.splitlines()
-    assert any(line.startswith("features: 14/14 img") for line in lines), lines
+    assert any(line.startswith("cloud lite0: 14/14 img") for line in lines), lines
     assert not any("\r" in line for line in lines)
     rows = json.loads((tmp_path / "r.json").read_text())["images"]
     assert len(rows) == 14

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import venv
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from adacompress.core.limits import UploadLimits
 from adacompress.device.card import AgentCard
 from adacompress.device.compressor import Compressor
 from adacompress.device.export import export_agent
+from adacompress.device.features import get_extractor
 from basekit.images import load_image
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -37,6 +39,25 @@ def test_an_export_decides_as_its_agent_file(
     assert exported.actions == full.actions
     assert exported.card.threshold == full.card.threshold
     assert exported.card.action_set == full.card.action_set
+
+
+def test_a_state_with_probes_from_the_view_exports_the_same_state(
+    tmp_path: Path,
+) -> None:
+    """``confidence-probes`` blurs the network's view for its probes: the export
+    says so in its card and computes the same state."""
+    agent = Compressor.load("lite0")
+    probes = Compressor(
+        agent.policy, get_extractor("confidence-probes"), agent.actions,
+        card=replace(agent.card, features="confidence-probes"),
+    )  # fmt: skip
+    card = export_agent(probes, tmp_path / "agent")
+    assert card.preprocessing.probe_from == "view"
+    exported = Compressor.load(tmp_path / "agent")
+    images = [load_image(p) for p in builtin_photos()]
+    states = probes.features(images)
+    np.testing.assert_allclose(exported.features(images), states, atol=1e-6)
+    assert not np.allclose(states, agent.features(images))  # another state
 
 
 def test_the_card_spells_out_actions_limits_and_versions(tmp_path: Path) -> None:

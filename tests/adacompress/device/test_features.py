@@ -11,7 +11,9 @@ import pytest
 import torch
 from PIL import Image, ImageEnhance, ImageFilter
 
+from adacompress.core.efficientnet import model_view
 from adacompress.device.features import get_extractor
+from adacompress.device.features.lite import blurred_probes
 from adacompress.device.features.stats import STAT_NAMES, image_statistics
 from pirl.cli import main as pirl_main
 from pirl.model import PIRLModel
@@ -31,6 +33,19 @@ def noise(seed: int = 0, size: tuple[int, int] = (200, 150)) -> Image.Image:
 
 
 # --- stats ----------------------------------------------------------------------------
+
+
+def test_probes_blurred_from_the_view_keep_what_a_downscale_keeps() -> None:
+    """A probe keeps ``min(1, scale * side / 224)`` of the view's detail: a large
+    photo keeps all of it at 0.5, a small one loses more at every smaller scale."""
+    scales = (0.5, 0.35, 0.25)
+    view = model_view(noise(0, (800, 600)), 224)
+    large = blurred_probes(view, (800, 600), scales)
+    assert large[0] is view and large[1] is not view  # 0.5 x 525 px > 224 > 0.35 x 525
+    small = blurred_probes(view, (400, 300), scales)
+    detail = [stat(probe, "gradient") for probe in [view, *small]]
+    assert detail == sorted(detail, reverse=True) and detail[-1] < detail[0] / 2
+    assert all(probe.size == view.size for probe in small)
 
 
 def test_stats_have_the_documented_length_and_are_finite() -> None:

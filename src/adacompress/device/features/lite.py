@@ -14,12 +14,21 @@ import math
 import numpy as np
 from PIL import Image
 
-from adacompress.core.efficientnet import LiteNetwork, preprocess_array
+from adacompress.core.efficientnet import (
+    CROP_PADDING,
+    LiteNetwork,
+    model_input,
+    model_view,
+    preprocess_array,
+)
 from adacompress.core.engine import engine_tag
+from adacompress.device.card import Preprocessing
 from adacompress.device.codec import scaled_size
 from adacompress.device.features.base import register_extractor
 
 CONFIDENCE_TOP = 10
+CLOUD_SIDE = 224
+"""The input side of the cloud the probes stand in for (EfficientNet-Lite0's)."""
 
 
 class LiteFeatures:
@@ -88,31 +97,79 @@ def probe_views(image: Image.Image, scales: tuple[float, ...]) -> list[Image.Ima
     ]
 
 
+def blurred_probes(
+    view: Image.Image, photo_size: tuple[int, int], scales: tuple[float, ...]
+) -> list[Image.Image]:
+    """``view`` (the network's view of a photo of ``photo_size``) with only the detail
+    a cloud's view keeps once the photo is downscaled by each of ``scales``.
+
+    A cloud looks at the centre of the shorter side at its own input size
+    (:data:`CLOUD_SIDE`, Lite0's); downscaled by ``s`` that centre spans
+    ``s * side`` pixels, so its view keeps ``min(1, s * side / CLOUD_SIDE)`` of the
+    detail. The probe shrinks ``view`` by that fraction (Lanczos, as the encoder) and
+    enlarges it back (bicubic, as the cloud): two resizes of a small image instead of
+    a downscale of the whole photo.
+    """
+    size = view.width
+    side = min(photo_size) * CLOUD_SIDE / (CLOUD_SIDE + CROP_PADDING)
+    probes = []
+    for scale in scales:
+        kept = max(1, round(size * min(1.0, scale * side / CLOUD_SIDE)))
+        if kept >= size:
+            probes.append(view)
+            continue
+        small = view.resize((kept, kept), Image.Resampling.LANCZOS)
+        probes.append(small.resize((size, size), Image.Resampling.BICUBIC))
+    return probes
+
+
+def state_views(image: Image.Image, prep: Preprocessing) -> list[Image.Image]:
+    """The network's view of ``image`` and its probe views, as ``prep`` says."""
+    if prep.probe_from == "photo":
+        photos = probe_views(image, prep.probe_scales)
+        return [model_view(photo, prep.input_size) for photo in photos]
+    view = model_view(image, prep.input_size)
+    return [view, *blurred_probes(view, image.size, prep.probe_scales)]
+
+
 class ScaleConfidenceFeatures:
     """How sure the local classifier stays when the image is downscaled.
 
     The ``confidence`` state (11 numbers) plus, for each of :data:`PROBE_SCALES`, the
-    local EfficientNet-Lite0 on the image downscaled by that factor (as the encoder
-    downscales, no JPEG): the probability of the full-size top-1 class, the top-1
-    probability, and whether the top-1 class is unchanged (3 numbers a scale, 20 in
-    all). The downscale actions hinge on what a cloud still recognises at a few
-    hundred pixels, which the full-size confidence cannot see. One batched forward
-    pass of 1 + 3 images. On the ``lite0`` backend the local model *is* the cloud's,
-    so there these probes are unusually informative.
+    local EfficientNet-Lite0 on the image downscaled by that factor (no JPEG): the
+    probability of the full-size top-1 class, the top-1 probability, and whether the
+    top-1 class is unchanged (3 numbers a scale, 20 in all). The downscale actions
+    hinge on what a cloud still recognises at a few hundred pixels, which the
+    full-size confidence cannot see. One batched forward pass of 1 + 3 views a
+    photo. On the ``lite0`` backend the local model *is* the cloud's, so there these
+    probes are unusually informative.
+
+    Args:
+        probe_from: ``"photo"`` downscales the whole photo for each probe as the
+            encoder would (the ``confidence-scales`` state); ``"view"`` blurs the
+            network's 224 px view instead (:func:`blurred_probes`, the
+            ``confidence-probes`` state): the same forward pass, a fraction of the
+            resizing.
     """
 
     PROBE_SCALES = (0.5, 0.35, 0.25)
 
-    def __init__(self) -> None:
-        self.name = "confidence-scales"
+    def __init__(self, probe_from: str = "photo") -> None:
+        self.name = (
+            "confidence-scales" if probe_from == "photo" else "confidence-probes"
+        )
         self.cache_name = self.name + engine_tag()
-        self.base = LiteFeatures(confidence=True)
-        self.dim = self.base.dim + 3 * len(self.PROBE_SCALES)
+        self.preprocessing = Preprocessing(
+            input_size=224, probe_scales=self.PROBE_SCALES, probe_from=probe_from
+        )
+        self.network = LiteNetwork("lite0", 224, "probabilities")
+        self.dim = CONFIDENCE_TOP + 1 + 3 * len(self.PROBE_SCALES)
 
     def extract(self, images: list[Image.Image]) -> np.ndarray:
         out = np.empty((len(images), self.dim), dtype=np.float32)
         for i, image in enumerate(images):
-            probs = self.base.probabilities(probe_views(image, self.PROBE_SCALES))
+            views = state_views(image, self.preprocessing)
+            probs = self.network(model_input(views))
             label = int(probs[0].argmax())
             probes = [
                 [float(row[label]), float(row.max()), float(int(row.argmax()) == label)]
@@ -133,3 +190,6 @@ register_extractor("confidence@128")(
     lambda: LiteFeatures(confidence=True, input_size=128)
 )
 register_extractor("confidence-scales")(ScaleConfidenceFeatures)
+register_extractor("confidence-probes")(
+    lambda: ScaleConfidenceFeatures(probe_from="view")
+)
