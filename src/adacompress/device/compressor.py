@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from adacompress.device.features.base import FeatureExtractor
 from adacompress.device.shipped import resolve_agent
 from basekit.extras import require
 from basekit.images import DEFAULT_MAX_PIXELS, ImageError, load_image, to_rgb
+from basekit.threads import model_threads
 
 if TYPE_CHECKING:
     from adacompress.device.policies.base import LearnedPolicy, Policy
@@ -275,30 +277,45 @@ class Compressor:
     def try_compress_many(
         self, sources: Iterable[ImageInput]
     ) -> list[Upload | ImageError]:
-        """Like :meth:`compress_many`, but an unusable input gives its
-        :class:`ImageError` in its place instead of stopping."""
+        """Like :meth:`compress_many`, but an unusable input (or one that no setting
+        fits under the service's limits) gives its :class:`ImageError` in its
+        place instead of stopping. Decoding and encoding run in a thread pool
+        (Pillow releases the GIL), the features a batch at a time."""
         sources = list(sources)
         results: list[Upload | ImageError] = []
-        for start in range(0, len(sources), self.batch_size):
-            chunk = sources[start : start + self.batch_size]
-            images: dict[int, Image.Image] = {}
-            errors: dict[int, ImageError] = {}
-            for i, source in enumerate(chunk):
-                try:
-                    images[i] = self.decode(source)
-                except ImageError as err:
-                    errors[i] = err
-            choices: dict[int, int] = {}
-            if images:
-                chosen = self.choose(self.features(list(images.values())))
-                choices = dict(zip(images, chosen.tolist(), strict=True))
-            for i, source in enumerate(chunk):
-                if i in errors:
-                    results.append(errors[i])
-                else:
-                    action = self.actions[int(choices[i])]
-                    results.append(self.encode(images[i], action, source))
+        with ThreadPoolExecutor(max_workers=model_threads()) as pool:
+            for start in range(0, len(sources), self.batch_size):
+                chunk = sources[start : start + self.batch_size]
+                decoded = list(pool.map(self._try_decode, chunk))
+                images = {
+                    i: image
+                    for i, image in enumerate(decoded)
+                    if isinstance(image, Image.Image)
+                }
+                actions: list[Action | None] = [None] * len(chunk)
+                if images:
+                    chosen = self.choose(self.features(list(images.values())))
+                    for i, index in zip(images, chosen.tolist(), strict=True):
+                        actions[i] = self.actions[int(index)]
+                results.extend(pool.map(self._try_encode, decoded, actions, chunk))
         return results
+
+    def _try_decode(self, source: ImageInput) -> Image.Image | ImageError:
+        try:
+            return self.decode(source)
+        except ImageError as err:
+            return err
+
+    def _try_encode(
+        self, image: Image.Image | ImageError, action: Action | None, source: ImageInput
+    ) -> Upload | ImageError:
+        if isinstance(image, ImageError):
+            return image
+        assert action is not None, "every decoded image has its choice"
+        try:
+            return self.encode(image, action, source)
+        except ImageError as err:
+            return err
 
 
 def _source_bytes(source: ImageInput | None) -> int | None:

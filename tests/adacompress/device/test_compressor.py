@@ -78,6 +78,16 @@ def test_limits_are_honoured() -> None:
     assert min(upload.width, upload.height) >= 200 or upload.action.scale == 1.0
 
 
+def test_a_photo_no_setting_fits_is_its_own_error() -> None:
+    """An upload limit no setting meets fails that photo, not the batch."""
+    tight = Compressor.load("lite0", limits=UploadLimits(min_side=4000, max_bytes=1024))
+    results = tight.try_compress_many(PHOTOS[:3])
+    assert all(isinstance(r, ImageError) for r in results)
+    assert "under 1,024 bytes" in str(results[0])
+    with pytest.raises(ImageError, match="under 1,024 bytes"):
+        tight.compress_many(PHOTOS[:1])
+
+
 def test_unknown_agents_are_one_line_errors() -> None:
     with pytest.raises(ValueError, match="unknown shipped agent 'lite3'"):
         Compressor.load("lite3")
