@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,17 +68,23 @@ def limits_from(args: argparse.Namespace) -> UploadLimits:
 def execute(args: argparse.Namespace) -> int:
     from adacompress.device.compressor import Compressor
     from adacompress.device.files import compress_files
+    from basekit.progress import Progress
 
     compressor = Compressor.load(
         args.agent, limits=limits_from(args), max_pixels=args.max_pixels
     )
 
+    bars: list[Progress] = []  # made once the inputs are counted
+
     def report(done: int, total: int) -> None:
-        if not args.quiet:
-            print(f"compress: {done}/{total} images", file=sys.stderr, flush=True)
+        if not bars:
+            bars.append(Progress(total, "compress", enabled=not args.quiet))
+        bars[0].update(done - bars[0].count)
 
     summary = compress_files(compressor, args.inputs, Path(args.out),
                              on_progress=report)  # fmt: skip
+    for bar in bars:
+        bar.close()
     ratio = summary["bytes"] / summary["source_bytes"] if summary["source_bytes"] else 0
     print(
         f"{summary['inputs']} inputs: {summary['written']} written, "
