@@ -39,7 +39,7 @@ def execute(args: argparse.Namespace) -> int:
         image, found.heat, Path(args.out),
         title=f"{Path(args.image).name}: sends {found.chosen.key} "
         f"(runner-up {found.runner_up.key})",
-        caption=f"agent {Path(compressor.metadata['agent_file']).name}; preference "
+        caption=f"agent {Path(compressor.source).name}; preference "
         f"{found.preference:.3f} (score difference, whole image)",
     )  # fmt: skip
     print(

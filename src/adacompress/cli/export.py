@@ -39,7 +39,7 @@ def execute(args: argparse.Namespace) -> int:
     )
     card = export_agent(compressor, args.out)
     print(
-        f"{compressor.metadata['agent_file']}: {card.features} state, "
+        f"{compressor.source}: {card.features} state, "
         f"{len(card.actions)} actions ({card.action_set}), {card.policy} policy "
         f"-> {args.out}"
     )

@@ -79,6 +79,8 @@ class Compressor:
         card: what the agent is (backend, features, actions, target); default:
             read from ``metadata``.
         metadata: what the agent file says about its training.
+        source: where the agent came from (its file or export folder), for
+            messages and reports.
 
     Examples:
         >>> compressor = Compressor.load("lite0")
@@ -97,6 +99,7 @@ class Compressor:
         batch_size: int = 16,
         card: AgentCard | None = None,
         metadata: dict[str, Any] | None = None,
+        source: str = "",
     ) -> None:
         if len(actions) != policy.settings.n_actions:
             raise ValueError(
@@ -110,6 +113,8 @@ class Compressor:
         self.max_pixels = max_pixels
         self.batch_size = batch_size
         self.metadata = dict(metadata or {})
+        self.source = source
+        """where the agent came from: its agent file or its export folder"""
         self.card = card or AgentCard.from_metadata(
             self.metadata,
             policy=policy.settings.policy,
@@ -152,8 +157,7 @@ class Compressor:
                 limits = card.upload_limits()
             compressor = cls(
                 exported, extractor, card.action_tuple(), limits=limits,
-                max_pixels=max_pixels, card=card,
-                metadata={"agent_file": str(agent), "features": card.features},
+                max_pixels=max_pixels, card=card, source=str(agent),
             )  # fmt: skip
             if compressor.candidates != exported.candidates:
                 raise ValueError(
@@ -183,7 +187,8 @@ class Compressor:
             limits=limits,
             max_pixels=max_pixels,
             card=card,
-            metadata={**metadata, "agent_file": str(path)},
+            metadata=metadata,
+            source=str(path),
         ).checked(actions)
 
     def checked(self, actions: str | None) -> Compressor:
@@ -194,7 +199,7 @@ class Compressor:
         """
         if actions is not None and self.card.action_set != actions:
             raise ValueError(
-                f"agent {self.metadata.get('agent_file')} was trained with actions "
+                f"agent {self.source} was trained with actions "
                 f"{self.card.action_set!r}, not {actions!r}"
             )
         return self

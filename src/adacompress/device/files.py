@@ -137,7 +137,7 @@ def compress_files(
     planned = expand_inputs(inputs)
     manifest = out / MANIFEST
     previous = read_manifest(manifest)
-    agent = Path(str(compressor.metadata.get("agent_file", ""))).name
+    agent = Path(compressor.source).name
     made_under = limits_text(compressor.limits)
     entries: dict[str, Entry] = {}
     chunk: list[tuple[Path, Path, str, bytes]] = []

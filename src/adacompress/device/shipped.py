@@ -9,12 +9,10 @@ with the command that made it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from adacompress.device.actions import Action, get_action_set
 from basekit.settings_cli import unknown_choice
 
 DEFAULT_ACTIONS = "scale-quality"
@@ -72,14 +70,6 @@ def resolve_agent(name_or_path: str | Path, actions: str | None = None) -> Path:
         default = agents_folder() / f"{shipped_name(text, DEFAULT_ACTIONS)}.pt"
         return default if default.is_file() else shipped_agent_path(text)
     return shipped_agent_path(text, actions)
-
-
-def agent_actions(metadata: Mapping[str, object]) -> tuple[Action, ...]:
-    """The action set an agent was trained with, from its saved metadata."""
-    keys = metadata.get("actions")
-    if isinstance(keys, list | tuple):
-        return tuple(Action.from_key(str(k)) for k in keys)
-    return get_action_set(str(metadata.get("action_set", "paper")))
 
 
 @dataclass

@@ -184,7 +184,6 @@ def evaluate(settings: EvaluateSettings) -> dict[str, Any]:
         features = [s.features for s in collected.samples]
         choices = compressor.choose(np.stack(features)).tolist() if features else []
         body = summarize(env, collected, choices)
-        meta = compressor.metadata
         report = {
             "backend": settings.cloud.backend,
             "split": (
@@ -200,7 +199,7 @@ def evaluate(settings: EvaluateSettings) -> dict[str, Any]:
             **body,
             "service_calls": asdict(env.cache.stats),
             "skipped": [asdict(s) for s in collected.skipped],
-            "agent_file": meta["agent_file"],
+            "agent_file": compressor.source,
         }
     if settings.json:
         atomic_write_json(Path(settings.json), report)

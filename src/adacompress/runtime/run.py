@@ -67,9 +67,9 @@ def run_stream(
             RunStore(state_dir) as store:  # fmt: skip
         metadata = {
             "backend": cloud.backend,
-            "features": compressor.metadata.get("features", "lite0"),
+            "features": compressor.card.features,
             "actions": [a.key for a in compressor.actions],
-            "agent_file": compressor.metadata["agent_file"],
+            "agent_file": compressor.source,
             "settings": asdict(settings),
         }
         runtime = Runtime(env, compressor, settings, store, metadata=metadata)

@@ -95,7 +95,7 @@ def test_unknown_agents_are_one_line_errors() -> None:
         Compressor.load("no/such/agent.pt")
     with pytest.raises(ValueError, match="trained with actions 'scale-quality'"):
         Compressor.load(
-            str(Compressor.load("lite0-scale-quality").metadata["agent_file"]),
+            Compressor.load("lite0-scale-quality").source,
             actions="paper",
         )
 
