@@ -12,8 +12,10 @@ import torch
 from PIL import Image, ImageEnhance, ImageFilter
 
 from adacompress.core.efficientnet import model_view
+from adacompress.core.engine import ENGINE_ENV, GRAPHS_ENV
 from adacompress.device.features import get_extractor
 from adacompress.device.features.lite import blurred_probes
+from adacompress.device.features.pirl import PirlFeatures
 from adacompress.device.features.stats import STAT_NAMES, image_statistics
 from pirl.cli import main as pirl_main
 from pirl.model import PIRLModel
@@ -190,6 +192,21 @@ def test_random_is_deterministic_and_leaves_the_global_rng_alone() -> None:
     features = first.extract(images)
     np.testing.assert_array_equal(features, second.extract(images))
     np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0, rtol=1e-5)
+
+
+def test_pirl_encoders_run_on_onnx_runtime_as_in_eager_pytorch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(GRAPHS_ENV, str(tmp_path / "graphs"))
+    images = [photo(5), noise(6, (50, 40))]
+    onnx = get_extractor("random")
+    other = PirlFeatures.from_random(7)  # other weights: another graph
+    monkeypatch.setenv(ENGINE_ENV, "torch")
+    eager = get_extractor("random")
+    np.testing.assert_allclose(onnx.extract(images), eager.extract(images), atol=1e-5)
+    assert onnx.cache_name != eager.cache_name and onnx.name == eager.name
+    assert not np.allclose(other.extract(images), onnx.extract(images))
+    assert len(list((tmp_path / "graphs").glob("pirl-*.onnx"))) == 2
 
 
 def test_unknown_names_raise_a_one_line_value_error() -> None:

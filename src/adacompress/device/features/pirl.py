@@ -14,6 +14,7 @@ the preprocessing alone give the agent?
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from PIL import Image
 from torch import nn
 
 from adacompress.core.datasets import file_digest
+from adacompress.core.engine import OnnxGraph, cached_graph, engine, engine_tag
 from basekit.images import to_rgb
 from pirl.evaluate import load_encoder
 from pirl.resnet import resnet
@@ -59,13 +61,35 @@ class PirlFeatures:
         name: str,
         image_size: int = DEFAULT_IMAGE_SIZE,
         batch_size: int = 16,
+        identity: dict[str, object] | None = None,
     ) -> None:
         self.encoder = encoder.eval().requires_grad_(False)
-        self.name = self.cache_name = name
+        self.name = name
+        self.cache_name = name + engine_tag()
         self.dim = int(encoder.out_dim)  # type: ignore[arg-type]
         self.image_size = image_size
         self.batch_size = batch_size
         self.view = EvalView(image_size)
+        self._run = None
+        if engine() == "onnx":
+            self._run = self._onnx({"name": name, **(identity or {})})
+
+    def _onnx(self, identity: dict[str, object]) -> OnnxGraph:
+        """The encoder and the normalisation as one graph, cached by ``identity``
+        (how the encoder was made), its weights and the input size."""
+        encoder, size = self.encoder, self.image_size
+        digest = hashlib.sha256()
+        for key, tensor in sorted(encoder.state_dict().items()):
+            digest.update(key.encode())
+            digest.update(tensor.detach().contiguous().numpy().tobytes())
+        identity = {**identity, "weights": digest.hexdigest(), "size": size}
+
+        class Normalised(nn.Module):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return F.normalize(encoder(x), dim=1)
+
+        example = np.zeros((1, 3, size, size), dtype=np.float32)
+        return cached_graph("pirl", identity, lambda: (Normalised(), (example,)))
 
     @classmethod
     def from_file(cls, path: str | Path) -> PirlFeatures:
@@ -81,10 +105,12 @@ class PirlFeatures:
         if not path.is_file():
             raise ValueError(f"pirl encoder not found: {path}")
         encoder, meta = load_encoder(path)
+        digest = file_digest(path)
         return cls(
             encoder,
-            name=f"pirl:{path.stem}-{file_digest(path)[:10]}",
+            name=f"pirl:{path.stem}-{digest[:10]}",
             image_size=int(meta.get("image_size") or DEFAULT_IMAGE_SIZE),
+            identity={"encoder": digest},
         )
 
     @classmethod
@@ -111,7 +137,9 @@ class PirlFeatures:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             encoder = resnet(arch, width=width, cifar_stem=stem)
-        return cls(encoder, name=name, image_size=size)
+        made_of = {"seed": seed, "arch": arch, "width": width, "stem": stem,
+                   "torch": torch.__version__}  # fmt: skip
+        return cls(encoder, name=name, image_size=size, identity=made_of)
 
     def extract(self, images: list[Image.Image]) -> np.ndarray:
         out = np.empty((len(images), self.dim), dtype=np.float32)
@@ -120,7 +148,10 @@ class PirlFeatures:
             batch = torch.stack(
                 [self.view(im if im.mode == "RGB" else to_rgb(im)) for im in chunk]
             )
-            with torch.inference_mode():
-                features = F.normalize(self.encoder(batch), dim=1)
-            out[start : start + len(chunk)] = features.numpy()
+            if self._run is not None:
+                rows = self._run(batch.numpy())
+            else:
+                with torch.inference_mode():
+                    rows = F.normalize(self.encoder(batch), dim=1).numpy()
+            out[start : start + len(chunk)] = rows
         return out
