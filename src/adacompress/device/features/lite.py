@@ -150,19 +150,23 @@ class ScaleConfidenceFeatures:
             network's 224 px view instead (:func:`blurred_probes`, the
             ``confidence-probes`` state): the same forward pass, a fraction of the
             resizing.
+        input_size: the side of every view (the names gain ``@N`` when not 224).
     """
 
     PROBE_SCALES = (0.5, 0.35, 0.25)
 
-    def __init__(self, probe_from: str = "photo") -> None:
-        self.name = (
-            "confidence-scales" if probe_from == "photo" else "confidence-probes"
-        )
+    def __init__(self, probe_from: str = "photo", input_size: int = 224) -> None:
+        by_view = probe_from == "view"
+        self.name = "confidence-probes" if by_view else "confidence-scales"
+        if input_size != 224:
+            self.name += f"@{input_size}"
         self.cache_name = self.name + engine_tag()
         self.preprocessing = Preprocessing(
-            input_size=224, probe_scales=self.PROBE_SCALES, probe_from=probe_from
+            input_size=input_size,
+            probe_scales=self.PROBE_SCALES,
+            probe_from=probe_from,
         )
-        self.network = LiteNetwork("lite0", 224, "probabilities")
+        self.network = LiteNetwork("lite0", input_size, "probabilities")
         self.dim = CONFIDENCE_TOP + 1 + 3 * len(self.PROBE_SCALES)
 
     def extract(self, images: list[Image.Image]) -> np.ndarray:
