@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.utils import formatdate
@@ -22,10 +23,10 @@ from adacompress.cloud.clients import (
     TokenBucket,
     Transient,
 )
-from adacompress.cloud.clients.google_rest import batches
+from adacompress.cloud.clients.google_rest import MAX_RESPONSE_BYTES, batches
 from adacompress.cloud.clients.rekognition import check_upload, make_client
 from adacompress.cloud.clients.retry import parse_retry_after
-from adacompress.cloud.service import CircuitBreaker, ServiceError
+from adacompress.cloud.service import CircuitBreaker, ServiceError, ServiceUnreachable
 from adacompress.core.labels import name_class_id
 from adacompress.core.limits import UploadLimits
 from adacompress.device.actions import Action
@@ -388,3 +389,63 @@ def test_evaluate_goes_on_past_malformed_answers(tmp_path: Path) -> None:
         assert main(args) == 1
     result = json.loads(report.read_text())
     assert result["n_images"] == 0 and "malformed" in result["skipped"][0]["error"]
+
+
+# --- hostile answers -----------------------------------------------------------
+
+
+@contextmanager
+def dripping_server(length: int, every: float) -> Iterator[str]:
+    """Answers 200 with headers at once, then one byte of the body each ``every`` s."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(length))
+            self.end_headers()
+            try:
+                for _ in range(length):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(every)
+            except OSError:  # the client hung up
+                pass
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_dripped_answer_ends_at_the_deadline_and_counts_as_a_failure() -> None:
+    with dripping_server(1000, every=0.1) as url:
+        guarded = CircuitBreaker(GoogleRestClient(url, timeout=1.0), max_failures=3)
+        start = time.monotonic()
+        with pytest.raises(ServiceUnreachable, match="timed out"):
+            guarded.classify([jpeg_bytes(photo(1))])
+        assert time.monotonic() - start < 2.0  # the deadline plus a second
+    assert guarded.failures == 1
+
+
+def test_an_answer_nested_too_deep_is_a_malformed_answer() -> None:
+    deep = b'{"responses": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    with scripted_server([(200, {}, deep)]) as (url, _):
+        with pytest.raises(ServiceError, match="malformed"):
+            GoogleRestClient(url, retry=fast_retry()).classify([jpeg_bytes(photo(1))])
+
+
+def test_an_oversized_answer_is_refused() -> None:
+    huge = b" " * (MAX_RESPONSE_BYTES + 1)
+    with scripted_server([(200, {}, huge)]) as (url, _):
+        with pytest.raises(ServiceError, match="refused unread"):
+            GoogleRestClient(url, retry=fast_retry()).classify([jpeg_bytes(photo(1))])

@@ -11,8 +11,10 @@ compare label names.
 from __future__ import annotations
 
 import base64
+import json
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -34,6 +36,8 @@ MAX_REQUEST_BYTES = 10 * 1000 * 1000
 """Google Vision's cap on one JSON request."""
 MAX_IMAGE_BYTES = 7 * 1024 * 1024
 """The largest image whose base64 (4/3 of it) still fits one request."""
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+"""A larger answer is refused unread (sixteen images' labels take kilobytes)."""
 RETRY_STATUS = {429, 500, 502, 503, 504}
 API_KEY_ENV = ("ADACOMPRESS_API_KEY", "GOOGLE_API_KEY")
 """Environment variables read, in order, for the API key."""
@@ -95,12 +99,12 @@ def parse_labels(response: Any) -> Answer:
     return sorted(labels, key=lambda label: -label.score)
 
 
-def error_message(response: httpx.Response) -> str:
-    """One line from a Google-style error body, or the status line."""
+def error_message(response: httpx.Response, body: bytes) -> str:
+    """One line from a Google-style error ``body``, or the status line."""
     try:
-        error = response.json()["error"]
+        error = json.loads(body)["error"]
         text = f"{error.get('status') or error.get('code')}: {error.get('message')}"
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         text = response.reason_phrase or "no error body"
     return f"HTTP {response.status_code} {text}".splitlines()[0]
 
@@ -123,6 +127,30 @@ def batches(
     return runs
 
 
+def _read_body(
+    response: httpx.Response, deadline: float, late: Callable[[], Exception]
+) -> bytes:
+    """The answer's body, read as it arrives, never past ``deadline`` (the last
+    wait for a byte is bounded by the read timeout) nor past
+    :data:`MAX_RESPONSE_BYTES`.
+
+    Raises:
+        late(): the deadline passed (a drip is a timeout).
+        ServiceError: the answer is too large.
+    """
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+        raise ServiceError(f"answer of {int(declared):,} bytes refused unread")
+    data = bytearray()
+    for piece in response.iter_bytes():
+        data += piece
+        if len(data) > MAX_RESPONSE_BYTES:
+            raise ServiceError(f"answer over {MAX_RESPONSE_BYTES:,} bytes refused")
+        if time.monotonic() > deadline:
+            raise late()
+    return bytes(data)
+
+
 class GoogleRestClient:
     """Labels images through a Google Vision-shaped ``images:annotate`` endpoint.
 
@@ -134,8 +162,10 @@ class GoogleRestClient:
         batch_size: images per request (at most 16). 8 matches the in-process
             backends' model batches, so the emulator answers bit for bit alike.
         max_results: labels asked for per image.
-        timeout: seconds one :meth:`classify` chunk may take, retries included (each
-            attempt gets what is left of it).
+        timeout: seconds one :meth:`classify` chunk may take, retries included: a
+            deadline for the whole call (connect, send, the answer's headers and
+            body), each attempt getting what is left of it; a service that drips
+            its answer is cut off there, as a timeout.
         retry: backoff policy for 429/5xx/timeouts/resets.
         rate_limit: requests per second (token bucket); None for no limit.
         transport: an httpx transport (tests).
@@ -168,6 +198,7 @@ class GoogleRestClient:
         headers = {"x-goog-api-key": api_key} if api_key else {}
         self.batch_size = batch_size
         self.max_results = max_results
+        self.timeout = timeout
         self.retry = retry or RetryPolicy(total_timeout=timeout)
         self.bucket = TokenBucket(rate_limit, 1) if rate_limit else None
         self._http = httpx.Client(
@@ -185,40 +216,59 @@ class GoogleRestClient:
     def classify(self, images: Sequence[bytes]) -> list[Answer]:
         answers: list[Answer] = []
         for chunk in batches(images, self.batch_size, MAX_REQUEST_BYTES):
-            answers.extend(self.retry.call(partial(self._post, chunk), what=self.url))
+            deadline = time.monotonic() + self.timeout
+            send = partial(self._post, chunk, deadline)
+            answers.extend(self.retry.call(send, what=self.url))
         return answers
 
-    def _post(self, images: Sequence[bytes]) -> list[Answer]:
+    def _post(self, images: Sequence[bytes], deadline: float) -> list[Answer]:
         if self.bucket:
             self.bucket.acquire()
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise self._late()
+        body = annotate_request(images, self.max_results)
         try:
-            response = self._http.post(
-                self.url, json=annotate_request(images, self.max_results)
-            )
+            with self._http.stream(
+                "POST", self.url, json=body,
+                timeout=httpx.Timeout(left, connect=min(left, 10.0)),
+            ) as response:  # fmt: skip
+                data = _read_body(response, deadline, self._late)
         except httpx.TimeoutException as err:
             raise Transient(f"timed out ({type(err).__name__})") from None
         except httpx.TransportError as err:
             raise Transient(f"connection failed: {err or type(err).__name__}") from None
+        return self._answers(response, data, len(images))
+
+    def _late(self) -> ServiceUnreachable:
+        """The deadline passed: not retried, counted by a circuit breaker."""
+        return ServiceUnreachable(
+            f"{self.url} timed out: no complete answer within {self.timeout:g} s"
+        )
+
+    def _answers(
+        self, response: httpx.Response, data: bytes, n_images: int
+    ) -> list[Answer]:
         if response.status_code in RETRY_STATUS:
             raise Transient(
-                error_message(response),
+                error_message(response, data),
                 parse_retry_after(response.headers.get("retry-after")),
             )
         if response.status_code in (401, 403):  # every call will fail alike
             raise ServiceUnreachable(
-                f"{self.name} refused the key: {error_message(response)}"
+                f"{self.name} refused the key: {error_message(response, data)}"
             )
         if response.status_code != 200:
             raise ServiceError(
-                f"{self.name} refused the request: {error_message(response)}"
+                f"{self.name} refused the request: {error_message(response, data)}"
             )
         try:
-            results = response.json()["responses"]
-        except (ValueError, KeyError, TypeError):
+            results = json.loads(data)["responses"]
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise ServiceError(f"{self.name} sent a malformed answer") from None
-        if not isinstance(results, list) or len(results) != len(images):
+        if not isinstance(results, list) or len(results) != n_images:
             count = len(results) if isinstance(results, list) else "none"
-            raise ServiceError(f"{self.name} answered {count} of {len(images)} images")
+            raise ServiceError(f"{self.name} answered {count} of {n_images} images")
         answers = []
         for index, result in enumerate(results):
             if isinstance(result, dict) and "error" in result:
