@@ -49,6 +49,11 @@ LABEL_DETECTION = ("LABEL_DETECTION", 4)
 """The feature type as Google's enum name or its number."""
 INVALID_ARGUMENT_CODE = 3
 """gRPC code used in per-image errors."""
+READING_REQUESTS = 4
+"""Bodies of the largest size the service reads at once (smaller ones: more)."""
+BODY_GRACE_S = 2.0
+SLOWEST_UPLOAD = 256 * 1024
+"""Bytes a second a client must send its body at, after the grace, to be read."""
 CONFIG_ENV = "ADACOMPRESS_SERVE_CONFIG"
 """How ``--workers N`` hands the settings to each worker process."""
 API_KEY_ENV = "ADACOMPRESS_SERVE_KEY"
@@ -186,9 +191,11 @@ def read_api_key(settings: ServeSettings) -> str | None:
 def create_app(settings: ServeSettings, service: Service | None = None) -> FastAPI:
     """The FastAPI app serving ``settings.backend`` (or ``service``).
 
-    The event loop only reads requests: parsing, decoding and classifying run in
-    worker threads, at most ``max_concurrent`` requests at a time (more get 503 with
-    ``Retry-After``), so one heavy request never stalls the others.
+    The event loop only reads requests, each body within a deadline scaled to its
+    declared length (:func:`body_deadline`) and under a budget of bytes read at once;
+    parsing, decoding and classifying run in worker threads, at most
+    ``max_concurrent`` requests at a time (more get 503 with ``Retry-After``), so
+    neither a heavy request nor a slow sender stalls the others.
     """
     cloud = service if service is not None else get_backend(settings.backend)
     if hasattr(cloud, "batch_size"):
@@ -196,6 +203,7 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
     api_key = read_api_key(settings)
     model_lock = threading.Lock()
     gate = asyncio.Semaphore(settings.max_concurrent)
+    reading = ByteBudget(READING_REQUESTS * settings.max_request_bytes)
     rng = random.Random(settings.seed)
     app = FastAPI(title="adacompress emulated cloud", docs_url=None, redoc_url=None)
     app.state.faults = {"dropped": 0, "throttled": 0, "unavailable": 0}
@@ -224,22 +232,35 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
             return error_response(
                 413, f"request larger than {settings.max_request_bytes} bytes"
             )
+        if gate.locked():  # refused before the client sends its body
+            return error_response(
+                503, "busy: too many requests at once", {"Retry-After": "1"}
+            )
+        # The body is read before a compute slot is taken, so slow senders hold
+        # only their own connection; the bytes being read at once are bounded.
+        size = int(declared) if declared.isdigit() else settings.max_request_bytes
+        if not reading.take(size):
+            return error_response(
+                503, "busy: too many request bodies arriving", {"Retry-After": "1"}
+            )
+        deadline = body_deadline(size, settings.body_timeout)
+        try:
+            body = await asyncio.wait_for(
+                read_body(request, settings.max_request_bytes), deadline
+            )
+        except TimeoutError:
+            return error_response(
+                408, f"request body of {size:,} bytes not received in {deadline:g} s"
+            )
+        except BadRequest as err:
+            return error_response(err.status, str(err))
+        finally:
+            reading.give(size)
         if gate.locked():
             return error_response(
                 503, "busy: too many requests at once", {"Retry-After": "1"}
             )
         async with gate:
-            try:
-                body = await asyncio.wait_for(
-                    read_body(request, settings.max_request_bytes),
-                    settings.body_timeout,
-                )
-            except TimeoutError:
-                return error_response(
-                    408, f"request body not received in {settings.body_timeout:g} s"
-                )
-            except BadRequest as err:
-                return error_response(err.status, str(err))
             fault = inject_fault(settings, rng, app.state.faults)
             if fault is not None:
                 return fault
@@ -248,6 +269,29 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
             return await run_in_threadpool(answer, body, settings, classify)
 
     return app
+
+
+class ByteBudget:
+    """Bytes that request bodies may hold at once (used from the event loop only)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.used = total, 0
+
+    def take(self, size: int) -> bool:
+        """Reserve ``size`` bytes; False when they do not fit."""
+        if self.used + size > self.total:
+            return False
+        self.used += size
+        return True
+
+    def give(self, size: int) -> None:
+        self.used -= size
+
+
+def body_deadline(size: int, limit: float) -> float:
+    """Seconds a body of ``size`` bytes may take to arrive: a grace plus the time at
+    :data:`SLOWEST_UPLOAD` bytes/s, never more than ``limit``."""
+    return min(limit, BODY_GRACE_S + size / SLOWEST_UPLOAD)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

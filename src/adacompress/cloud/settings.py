@@ -34,7 +34,8 @@ class ServeSettings:
     max_concurrent: int = 4
     """requests decoded or classified at once; more get 503 with Retry-After"""
     body_timeout: float = 30.0
-    """seconds a client may take to send its request body (then 408)"""
+    """seconds a client may take to send its request body, at most (a body gets 2 s
+    plus its declared length at 256 KB/s); then 408"""
     latency: float = 0.0
     """fault injection: seconds added to every annotate request"""
     throttled: float = 0.0

@@ -376,6 +376,30 @@ def test_too_many_requests_at_once_get_503_and_the_loop_stays_free(
         assert first["r"].status_code == 200
 
 
+def test_slow_senders_do_not_stop_other_clients(lite0: EfficientNetLiteCloud) -> None:
+    """More slow senders than compute slots (headers, a 1000-byte length, 4 bytes)
+    hold only their own connections, and get 408 after a deadline scaled to the
+    length they declared, not the 30 s limit."""
+    settings = ServeSettings(backend="lite0", max_concurrent=2)
+    with running(create_app(settings, lite0)) as base:
+        host, port = base.removeprefix("http://").split(":")
+        slow = []
+        for _ in range(4):
+            sock = socket.create_connection((host, int(port)), timeout=10)
+            sock.sendall(
+                b"POST /v1/images:annotate HTTP/1.1\r\nHost: x\r\n"
+                b'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"re'
+            )
+            slow.append(sock)
+        start = time.monotonic()
+        assert_good_request_works(base)
+        replies = [sock.recv(4096).decode() for sock in slow]
+        assert all(reply.startswith("HTTP/1.1 408") for reply in replies)
+        assert time.monotonic() - start < 5.0
+        for sock in slow:
+            sock.close()
+
+
 def test_a_slow_body_times_out_with_408(lite0: EfficientNetLiteCloud) -> None:
     settings = ServeSettings(backend="lite0", body_timeout=0.5)
     with running(create_app(settings, lite0)) as base:
