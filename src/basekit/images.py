@@ -13,8 +13,12 @@ import os
 import stat
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DEFAULT_MAX_PIXELS = 100_000_000
 """Refuse images above this many pixels (a 100 MP photo is about 300 MB decoded)."""
@@ -60,7 +64,10 @@ def read_image_file(
 
 
 def load_image(
-    source: str | Path | bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS
+    source: str | Path | bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    draft: tuple[int, int] | None = None,
 ) -> Image.Image:
     """Decode any image Pillow reads into an 8-bit RGB image.
 
@@ -84,6 +91,8 @@ def load_image(
                     f"image too large: {width}x{height} = {width * height:,} pixels "
                     f"(limit {max_pixels:,})"
                 )
+            if draft is not None and image.format == "JPEG":
+                image.draft("RGB", draft)
             image.load()
     except ImageError:
         raise
@@ -104,18 +113,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return image
     import numpy as np  # only for the rare high-bit-depth modes below
 
-    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        # 16/32-bit grayscale: scale the actual range to 8 bits instead of clipping.
-        array = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if array.max(initial=0) > 255 else 255.0
-        array = np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(array).convert("RGB")
-    if image.mode == "F":
-        array = np.asarray(image, dtype=np.float64)
-        low, high = float(array.min(initial=0)), float(array.max(initial=1))
-        span = high - low or 1.0
-        array = ((array - low) / span * 255.0 + 0.5).astype(np.uint8)
-        return Image.fromarray(array).convert("RGB")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return Image.fromarray(_to_8_bit(np.asarray(image))).convert("RGB")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -123,3 +122,58 @@ def to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return image.convert("RGB")
+
+
+_DECODED_BYTES = {"1": 1, "L": 1, "P": 17, "I;16": 6, "I;16B": 6, "I;16L": 6,
+                  "I;16N": 6, "I": 10, "F": 10, "RGB": 4, "CMYK": 4, "YCbCr": 4,
+                  "LAB": 4, "HSV": 4, "RGBA": 16, "LA": 16, "PA": 16}  # fmt: skip
+"""Bytes a pixel holds at the peak of decoding each mode, before the RGB result (4
+bytes a pixel in Pillow): the decoded bands and :func:`to_rgb`'s working copies (a
+palette may carry transparency, which goes through RGBA)."""
+
+
+def decode_cost(data: bytes) -> int:
+    """Bytes that :func:`load_image` will hold at its peak for ``data``, from the
+    header alone (nothing decoded): what a service reserves before decoding.
+
+    Raises:
+        ImageError: not an image Pillow can read.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+                per_pixel = _DECODED_BYTES.get(image.mode, 20)
+                rgb = 0 if image.mode == "RGB" else 4
+                rotated = image.getexif().get(0x0112, 1) not in (1, None)
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError,
+            SyntaxError, ValueError):  # fmt: skip
+        raise ImageError("not an image Pillow can read") from None
+    return width * height * (per_pixel + rgb + (4 if rotated else 0))
+
+
+CONVERSION_ROWS = 256
+"""Rows converted at a time from high bit depths: temporaries stay small."""
+
+
+def _to_8_bit(array: np.ndarray) -> np.ndarray:
+    """A 16/32-bit integer or float grayscale array as uint8, a band of rows at a
+    time. Integers: the range 0..255 kept, else 0..65535 scaled, rounded half up
+    (values above clip); floats: their own range stretched to 0..255.
+    """
+    import numpy as np
+
+    out = np.empty(array.shape, dtype=np.uint8)
+    if array.dtype.kind == "f":
+        low, high = float(array.min(initial=0)), float(array.max(initial=1))
+        span = high - low or 1.0
+        for top in range(0, array.shape[0], CONVERSION_ROWS):
+            band = array[top : top + CONVERSION_ROWS].astype(np.float64)
+            out[top : top + CONVERSION_ROWS] = (band - low) / span * 255.0 + 0.5
+        return out
+    peak = 65535 if array.max(initial=0) > 255 else 255
+    for top in range(0, array.shape[0], CONVERSION_ROWS):
+        band = np.clip(array[top : top + CONVERSION_ROWS].astype(np.int64), 0, peak)
+        out[top : top + CONVERSION_ROWS] = (band * 510 + peak) // (2 * peak)
+    return out

@@ -3,13 +3,16 @@ one-line error."""
 
 from __future__ import annotations
 
+import io
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from basekit.images import ImageError, load_image
+from basekit.images import ImageError, decode_cost, load_image, to_rgb
+from basekit.memory import return_large_buffers
 from tests.helpers import jpeg_bytes, photo, write_bad_inputs, write_odd_but_valid
 
 
@@ -39,6 +42,45 @@ def test_sixteen_bit_is_scaled_not_clipped(tmp_path: Path) -> None:
     gray = np.asarray(load_image(tmp_path / "gray16.png"))[..., 0].astype(int)
     expected = np.asarray(photo(2).convert("L")).astype(int)
     assert np.abs(gray - expected).max() <= 1
+
+
+def test_high_bit_depths_round_half_up_in_bands() -> None:
+    """16-bit: x * 255 / 65535 rounded half up; 8-bit range kept; floats stretched;
+    the same values as converting the whole image at once in float64."""
+    values = np.array([[0, 257, 32768, 65535] * 100] * 600, dtype=np.uint16)
+    rgb = np.asarray(load_image(_png(Image.fromarray(values))))
+    assert rgb[0, :4, 0].tolist() == [0, 1, 128, 255] and rgb.shape[0] == 600
+    small = np.array([[0, 7, 255]], dtype=np.uint16)
+    assert np.asarray(load_image(_png(Image.fromarray(small))))[0, :, 1].tolist() == [
+        0, 7, 255
+    ]  # fmt: skip
+    floats = Image.fromarray(np.array([[-1.0, 0.0, 1.0]], dtype=np.float32))
+    assert np.asarray(to_rgb(floats))[0, :, 2].tolist() == [0, 128, 255]
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_decode_cost_is_read_from_the_header() -> None:
+    """What decoding will hold, before decoding: RGB 4 bytes a pixel, 16-bit gray
+    10 (its bands and working copies, then RGB), and a rotation one copy more."""
+    assert decode_cost(jpeg_bytes(photo(1, (200, 100)))) == 200 * 100 * 4
+    gray16 = Image.fromarray(np.zeros((100, 200), dtype=np.uint16))
+    assert decode_cost(_png(gray16)) == 200 * 100 * 10
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    photo(1, (200, 100)).save(buffer, "JPEG", exif=exif.tobytes())
+    assert decode_cost(buffer.getvalue()) == 200 * 100 * 8
+    with pytest.raises(ImageError, match="not an image"):
+        decode_cost(b"not an image")
+
+
+def test_large_buffers_go_back_to_the_system_on_linux() -> None:
+    assert return_large_buffers() == sys.platform.startswith("linux")
 
 
 def test_alpha_is_composited_on_white(tmp_path: Path) -> None:

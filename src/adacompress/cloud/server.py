@@ -42,7 +42,8 @@ from adacompress.cloud.backends import get_backend
 from adacompress.cloud.service import TOP_LABELS, Service, ServiceError
 from adacompress.cloud.settings import ServeSettings
 from adacompress.core.labels import Answer, imagenet_classes
-from basekit.images import ImageError, load_image
+from basekit.images import ImageError, decode_cost, load_image
+from basekit.memory import return_large_buffers
 
 MAX_IMAGES = 16
 LABEL_DETECTION = ("LABEL_DETECTION", 4)
@@ -204,6 +205,7 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
     model_lock = threading.Lock()
     gate = asyncio.Semaphore(settings.max_concurrent)
     reading = ByteBudget(READING_REQUESTS * settings.max_request_bytes)
+    decoding = DecodeBudget(settings.decode_budget_mb * 1_000_000)
     rng = random.Random(settings.seed)
     app = FastAPI(title="adacompress emulated cloud", docs_url=None, redoc_url=None)
     app.state.faults = {"dropped": 0, "throttled": 0, "unavailable": 0}
@@ -266,9 +268,45 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
                 return fault
             if settings.latency > 0:
                 await asyncio.sleep(settings.latency)
-            return await run_in_threadpool(answer, body, settings, classify)
+            return await run_in_threadpool(answer, body, settings, classify, decoding)
 
     return app
+
+
+class DecodeBudget:
+    """Bytes of decoded pixels the service holds at once, across requests and
+    worker threads: a request reserves what its images will cost
+    (:func:`basekit.images.decode_cost`) before anything is decoded."""
+
+    def __init__(self, total: int, wait: float = 30.0) -> None:
+        self.total, self.used, self.wait = total, 0, wait
+        self._free = threading.Condition()
+
+    @contextlib.contextmanager
+    def holding(self, size: int) -> Iterator[None]:
+        """Hold ``size`` bytes while the block runs.
+
+        Raises:
+            BadRequest: 413 when ``size`` is over the whole budget, 503 when it
+                does not come free within ``wait`` seconds.
+        """
+        if size > self.total:
+            raise BadRequest(
+                413, f"decoding needs {size / 1e6:,.0f} MB, more than the "
+                f"{self.total / 1e6:,.0f} MB the service decodes at once",
+            )  # fmt: skip
+        with self._free:
+            if not self._free.wait_for(
+                lambda: self.used + size <= self.total, self.wait
+            ):
+                raise BadRequest(503, "busy: decoding other requests")
+            self.used += size
+        try:
+            yield
+        finally:
+            with self._free:
+                self.used -= size
+                self._free.notify_all()
 
 
 class ByteBudget:
@@ -335,11 +373,15 @@ def answer(
     body: bytes,
     settings: ServeSettings,
     classify: Callable[[list[bytes]], list[Answer]],
+    decoding: DecodeBudget | None = None,
 ) -> Response:
     """Parse, check, decode and classify one annotate request (in a worker thread).
 
     Pixels are counted from each image's header before anything is decoded: a
-    request over ``max_request_pixels`` in all is refused whole.
+    request over ``max_request_pixels`` in all is refused whole. What decoding will
+    hold in memory is reserved from ``decoding`` first (a JPEG is checked at a
+    fraction of its size); a request that cannot fit gets 413, one that would wait
+    too long 503.
     """
     try:
         parsed = parse_requests(json.loads(body), settings.max_image_bytes)
@@ -348,35 +390,55 @@ def answer(
     except BadRequest as err:
         return error_response(err.status, str(err))
     responses: list[dict[str, Any]] = [{} for _ in parsed]
-    checked: list[tuple[int, bytes]] = []
+    checked: list[tuple[int, bytes, int]] = []
     pixels = 0
     for i, (content, _) in enumerate(parsed):
         try:
             data = base64.b64decode(content, validate=True)
-            width, height = image_size(data)
         except (binascii.Error, ValueError):
             responses[i] = _image_error("image content is not valid base64")
             continue
+        try:
+            width, height = image_size(data)
+            cost = decode_cost(data)
         except ImageError as err:
             responses[i] = _image_error(f"bad image data: {err}")
             continue
+        if width * height < settings.min_pixels:
+            responses[i] = _image_error(
+                f"bad image data: image too small: {width}x{height} "
+                f"(at least {settings.min_pixels} pixels)"
+            )
+            continue
         pixels += width * height
-        checked.append((i, data))
+        checked.append((i, data, cost))
     if pixels > settings.max_request_pixels:
         return error_response(
             413,
             f"request holds {pixels:,} pixels, more than "
             f"{settings.max_request_pixels:,} in all",
         )
+    budget = decoding or DecodeBudget(1 << 62)
+    try:
+        with budget.holding(sum(cost for *_, cost in checked)):
+            return _classified(checked, parsed, responses, settings, classify)
+    except BadRequest as err:
+        headers = {"Retry-After": "1"} if err.status == 503 else None
+        return error_response(err.status, str(err), headers)
+
+
+def _classified(
+    checked: list[tuple[int, bytes, int]],
+    parsed: list[tuple[str, int]],
+    responses: list[dict[str, Any]],
+    settings: ServeSettings,
+    classify: Callable[[list[bytes]], list[Answer]],
+) -> Response:
+    """Check that each image decodes, classify the good ones, answer all."""
     good: list[tuple[int, bytes]] = []
-    for i, data in checked:
+    for i, data, _ in checked:
         try:
-            image = load_image(data, max_pixels=settings.max_pixels)
-            if image.width * image.height < settings.min_pixels:
-                raise ImageError(
-                    f"image too small: {image.width}x{image.height} "
-                    f"(at least {settings.min_pixels} pixels)"
-                )
+            load_image(data, max_pixels=settings.max_pixels, draft=(64, 64))
         except ImageError as err:
             responses[i] = _image_error(f"bad image data: {err}")
             continue
@@ -416,6 +478,7 @@ def app_from_env() -> FastAPI:
 
     settings = ServeSettings(**json.loads(os.environ[CONFIG_ENV]))
     configure_threads(max(1, (os.cpu_count() or 1) // settings.workers))
+    return_large_buffers()
     return create_app(settings)
 
 
@@ -428,6 +491,7 @@ def serve(settings: ServeSettings) -> None:
     import uvicorn
 
     logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+    return_large_buffers()  # decoded images go back to the system when freed
     app = create_app(settings) if settings.workers == 1 else None
     read_api_key(settings)  # a bad key file fails here, before listening
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

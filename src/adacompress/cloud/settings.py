@@ -31,6 +31,9 @@ class ServeSettings:
     """images with more pixels are refused (from their header, before decoding)"""
     max_request_pixels: int = 64_000_000
     """requests whose images hold more pixels in all get 413, before decoding"""
+    decode_budget_mb: int = 512
+    """megabytes of decoded pixels held at once across requests (reserved from each
+    image's header before decoding); a request needing more gets 413"""
     max_concurrent: int = 4
     """requests decoded or classified at once; more get 503 with Retry-After"""
     body_timeout: float = 30.0
@@ -57,7 +60,11 @@ class ServeSettings:
             raise ValueError("--workers must be >= 1 and --port in 0..65535")
         if min(self.latency, self.retry_after) < 0:
             raise ValueError("--latency and --retry-after must not be negative")
-        if min(self.max_concurrent, self.max_pixels, self.max_request_pixels) < 1:
-            raise ValueError("--max-concurrent and the pixel limits must be positive")
+        if min(self.max_concurrent, self.max_pixels, self.max_request_pixels,
+               self.decode_budget_mb) < 1:  # fmt: skip
+            raise ValueError(
+                "--max-concurrent, --decode-budget-mb and the pixel limits must be "
+                "positive"
+            )
         if self.body_timeout <= 0:
             raise ValueError("--body-timeout must be positive")

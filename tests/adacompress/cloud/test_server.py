@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import socket
 import subprocess
@@ -14,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image
 
 from adacompress.cli import main
 from adacompress.cloud.clients import GoogleRestClient, RetryPolicy
@@ -412,3 +415,66 @@ def test_a_slow_body_times_out_with_408(lite0: EfficientNetLiteCloud) -> None:
             reply = sock.recv(4096).decode()
         assert reply.startswith("HTTP/1.1 408")
         assert_good_request_works(base)
+
+
+# --- memory ---------------------------------------------------------------------
+
+
+def sixteen_bit_png(side: int) -> bytes:
+    """A small file that decodes to ``side``² 16-bit pixels."""
+    ramp = (np.arange(side, dtype=np.uint32) * 65535 // side).astype(np.uint16)
+    buffer = io.BytesIO()
+    Image.fromarray(np.tile(ramp, (side, 1))).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_a_request_that_cannot_be_decoded_within_the_budget_gets_413(
+    lite0: EfficientNetLiteCloud,
+) -> None:
+    settings = ServeSettings(backend="lite0", decode_budget_mb=5)
+    with running(create_app(settings, lite0)) as base:
+        big = sixteen_bit_png(1000)  # 1 MP at 10 bytes a pixel, plus RGB
+        response = httpx.post(base + ANNOTATE, json=body(big), timeout=60)
+        assert response.status_code == 413
+        assert "decodes at once" in response.json()["error"]["message"]
+        assert_good_request_works(base)
+
+
+def peak_rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="Linux /proc")
+def test_four_huge_16_bit_pngs_at_once_stay_under_a_gigabyte() -> None:
+    """36-megapixel 16-bit PNGs of a few hundred KB, four at once: the decode budget
+    lets them through one at a time, and the service stays under 1 GB."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "adacompress", "serve", "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        assert "serving" in process.stdout.readline()
+        assert_good_request_works(base)
+        payload = body(sixteen_bit_png(6000))
+        codes: list[int] = []
+
+        def send() -> None:
+            reply = httpx.post(base + ANNOTATE, json=payload, timeout=120)
+            codes.append(reply.status_code)
+
+        threads = [threading.Thread(target=send) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert codes == [200] * 4
+        assert peak_rss_mb(process.pid) < 1024
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
