@@ -147,8 +147,9 @@ def decode_cost(data: bytes) -> int:
                 per_pixel = _DECODED_BYTES.get(image.mode, 20)
                 rgb = 0 if image.mode == "RGB" else 4
                 rotated = image.getexif().get(0x0112, 1) not in (1, None)
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError,
-            SyntaxError, ValueError):  # fmt: skip
+    except Image.DecompressionBombError as err:
+        raise ImageError(f"image too large: {err}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise ImageError("not an image Pillow can read") from None
     return width * height * (per_pixel + rgb + (4 if rotated else 0))
 

@@ -66,6 +66,7 @@ def limits_from(args: argparse.Namespace) -> UploadLimits:
 
 
 def execute(args: argparse.Namespace) -> int:
+    from adacompress.cli.report import print_skipped
     from adacompress.device.compressor import Compressor
     from adacompress.device.files import compress_files
     from basekit.progress import Progress
@@ -92,6 +93,5 @@ def execute(args: argparse.Namespace) -> int:
         f"uploads {summary['bytes'] / 1e6:.2f} MB = {ratio:.3f} of the sources "
         f"-> {summary['manifest']}"
     )
-    for item in summary["skipped"]:
-        print(f"  skipped {item['path']}: {item['error']}")
+    print_skipped(summary["skipped"])
     return 1 if summary["skipped"] else 0

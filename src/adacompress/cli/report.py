@@ -11,6 +11,18 @@ from adacompress.learning.evaluate import best_fixed
 from basekit.extras import MissingExtra
 
 
+def print_skipped(items: list[dict[str, str]]) -> None:
+    """One line per skipped input, control characters escaped: a file name with a
+    newline cannot forge a second line."""
+    for item in items:
+        print(f"  skipped {shown(item['path'])}: {shown(item['error'])}")
+
+
+def shown(text: str) -> str:
+    """``text`` with its control characters escaped (``\\n``, ``\\x1b``, ...)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def print_evaluation(report: dict[str, Any]) -> None:
     """Agent, the best fixed setting at its accuracy, q=75, the oracle, the calls."""
     if not report["n_images"]:
@@ -43,8 +55,7 @@ def print_evaluation(report: dict[str, Any]) -> None:
         f"  service calls: {calls['new']} new, {calls['cached']} cached; "
         f"{len(report['skipped'])} skipped"
     )
-    for item in report["skipped"]:
-        print(f"  skipped {item['path']}: {item['error']}")
+    print_skipped(report["skipped"])
 
 
 def print_run(summary: dict[str, Any]) -> None:

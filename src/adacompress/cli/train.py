@@ -32,6 +32,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
+    from adacompress.cli.report import print_skipped
     from adacompress.learning.train import plan_training, train
 
     settings = TRAIN_PRESETS.get(
@@ -51,6 +52,5 @@ def execute(args: argparse.Namespace) -> int:
     print(f"  service calls: {calls['new']} new, {calls['cached']} cached")
     if log.get("survey", {}).get("stopped"):
         print(f"  survey: {log['survey']['stopped']}")
-    for item in log["skipped"]:
-        print(f"  skipped {item['path']}: {item['error']}")
+    print_skipped(log["skipped"])
     return 1 if log["skipped"] else 0

@@ -23,6 +23,7 @@ import logging
 import os
 import random
 import socket
+import stat
 import threading
 import time
 import warnings
@@ -55,6 +56,8 @@ READING_REQUESTS = 4
 BODY_GRACE_S = 2.0
 SLOWEST_UPLOAD = 256 * 1024
 """Bytes a second a client must send its body at, after the grace, to be read."""
+MAX_KEY_BYTES = 4096
+"""An API key file larger than this is refused unread."""
 CONFIG_ENV = "ADACOMPRESS_SERVE_CONFIG"
 """How ``--workers N`` hands the settings to each worker process."""
 API_KEY_ENV = "ADACOMPRESS_SERVE_KEY"
@@ -179,10 +182,21 @@ def read_api_key(settings: ServeSettings) -> str | None:
         ValueError: the key file cannot be read or is empty (one line).
     """
     if settings.api_key_file:
+        path = Path(settings.api_key_file)
         try:
-            key = Path(settings.api_key_file).read_text().strip()
+            if not stat.S_ISREG(path.stat().st_mode):
+                raise ValueError(f"the API key file {path} is not a regular file")
+            with path.open("rb") as handle:
+                raw = handle.read(MAX_KEY_BYTES + 1)
+            if len(raw) > MAX_KEY_BYTES:
+                raise ValueError(
+                    f"the API key file {path} is over {MAX_KEY_BYTES} bytes"
+                )
+            key = raw.decode("utf-8").strip()
         except OSError as err:
             raise ValueError(f"cannot read the API key file: {err}") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"the API key file {path} is not UTF-8 text") from None
         if not key:
             raise ValueError(f"the API key file {settings.api_key_file} is empty")
         return key
@@ -464,7 +478,9 @@ def image_size(data: bytes) -> tuple[int, int]:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 return image.size
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError):
+    except Image.DecompressionBombError as err:
+        raise ImageError(f"image too large: {err}") from None
+    except (UnidentifiedImageError, OSError):
         raise ImageError("not an image Pillow can read") from None
 
 

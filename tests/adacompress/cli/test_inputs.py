@@ -55,3 +55,19 @@ def test_a_list_with_a_fifo_and_a_device_finishes_with_reasons(tmp_path: Path) -
     assert set(reasons) == {"fifo.jpg", "zero"}
     assert all("not a regular file" in r for r in reasons.values())
     assert result["n_images"] == 1
+
+
+def test_a_file_name_cannot_forge_a_line_of_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from adacompress.cli import main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    photo(1).save(folder / "good.jpg")
+    (folder / "bad.jpg\n  skipped forged.jpg").write_bytes(b"not an image")
+    assert main(["compress", str(folder), "--out", str(tmp_path / "out"),
+                 "--quiet"]) == 1  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    skipped = [line for line in lines if line.startswith("  skipped")]
+    assert len(skipped) == 1 and "bad.jpg\\n  skipped forged.jpg" in skipped[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from PIL import Image
 from adacompress.cli import main
 from adacompress.cloud.clients import GoogleRestClient, RetryPolicy
 from adacompress.cloud.emulated import EfficientNetLiteCloud
-from adacompress.cloud.server import create_app, running
+from adacompress.cloud.server import create_app, read_api_key, running
 from adacompress.cloud.service import ServiceUnreachable
 from adacompress.cloud.settings import ServeSettings
 from adacompress.core.labels import imagenet_classes
@@ -196,6 +197,14 @@ def test_api_key(
     empty.write_text("")
     with pytest.raises(ValueError, match="is empty"):
         create_app(ServeSettings(backend="lite0", api_key_file=str(empty)), lite0)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # would block a plain read forever
+    big = tmp_path / "big"
+    big.write_bytes(b"k" * 5000)
+    for path, why in (("/dev/zero", "not a regular file"), (fifo, "not a regular"),
+                      (big, "over 4096 bytes")):  # fmt: skip
+        with pytest.raises(ValueError, match=why):
+            read_api_key(ServeSettings(backend="lite0", api_key_file=str(path)))
 
 
 def test_injected_faults(lite0: EfficientNetLiteCloud) -> None:
@@ -426,6 +435,17 @@ def sixteen_bit_png(side: int) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.tile(ramp, (side, 1))).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def test_an_image_over_pillows_bomb_limit_is_called_too_large(
+    lite0: EfficientNetLiteCloud,
+) -> None:
+    buffer = io.BytesIO()
+    Image.new("1", (14_000, 13_000)).save(buffer, "PNG")  # 182 MP, a few KB
+    with running(create_app(ServeSettings(backend="lite0"), lite0)) as base:
+        response = httpx.post(base + ANNOTATE, json=body(buffer.getvalue()), timeout=60)
+    message = response.json()["responses"][0]["error"]["message"]
+    assert "too large" in message and "base64" not in message
 
 
 def test_a_request_that_cannot_be_decoded_within_the_budget_gets_413(
