@@ -74,6 +74,144 @@ STATUS_NAMES = {
 }
 
 
+_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "status"],
+            "properties": {
+                "code": {"type": "integer"},
+                "message": {"type": "string"},
+                "status": {"type": "string"},
+            },
+        }
+    },
+}
+_IMAGE_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["code", "message"],
+    "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
+}
+"""One image's error inside a 200 answer, as Google sends it (``google.rpc.Status``)."""
+_LABEL_SCHEMA = {
+    "type": "object",
+    "required": ["mid", "description", "score"],
+    "properties": {
+        "mid": {"type": "string"},
+        "description": {"type": "string"},
+        "score": {"type": "number", "minimum": 0, "maximum": 1},
+        "topicality": {"type": "number"},
+    },
+}
+_IMAGE_REQUEST_SCHEMA = {
+    "type": "object",
+    "required": ["image", "features"],
+    "properties": {
+        "image": {
+            "type": "object",
+            "required": ["content"],
+            "properties": {"content": {"type": "string", "format": "byte"}},
+        },
+        "features": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "properties": {"type": {"type": ["string", "integer"]}},
+            },
+            "contains": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {
+                    "type": {"enum": list(LABEL_DETECTION)},
+                    "maxResults": {"type": "integer", "minimum": 1},
+                },
+            },
+        },
+    },
+}
+_JSON_ERROR = {"content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+ANNOTATE_OPENAPI: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "x-goog-api-key",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+        },
+        {"name": "key", "in": "query", "required": False, "schema": {"type": "string"}},
+    ],  # fmt: skip
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["requests"],
+                    "properties": {
+                        "requests": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": MAX_IMAGES,
+                            "items": _IMAGE_REQUEST_SCHEMA,
+                        }
+                    },
+                }
+            }
+        },
+    },
+    "responses": {
+        "200": {
+            "description": "one answer per image: its labels, or its error",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["responses"],
+                        "properties": {
+                            "responses": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "labelAnnotations": {
+                                            "type": "array",
+                                            "items": _LABEL_SCHEMA,
+                                        },
+                                        "error": _IMAGE_ERROR_SCHEMA,
+                                    },
+                                },
+                            }
+                        },
+                    }
+                }
+            },
+        },  # fmt: skip
+        **{
+            str(code): {"description": name, **_JSON_ERROR}
+            for code, name in (
+                (400, "a bad request"),
+                (403, "a missing or wrong key"),
+                (408, "the body came too slowly"),
+                (413, "too large a request"),
+                (429, "throttled (fault injection)"),
+                (500, "the model failed"),
+                (503, "busy"),
+            )
+        },  # fmt: skip
+    },
+}
+"""The annotate operation as OpenAPI documents it (the handler reads the raw body
+itself, so the schema is stated here): what clients and the fuzzing campaign see."""
+HEALTH_SCHEMA = {
+    "type": "object",
+    "required": ["status", "backend"],
+    "properties": {"status": {"type": "string"}, "backend": {"type": "string"}},
+}
+
+
 class DroppedConnection(Exception):
     """Raised after the response started, so the server closes the connection."""
 
@@ -154,7 +292,13 @@ def parse_requests(body: Any, max_image_bytes: int) -> list[tuple[str, int]]:
         if not label:
             raise BadRequest(400, f"requests[{i}]: only LABEL_DETECTION is supported")
         max_results = label[0].get("maxResults", TOP_LABELS)
-        if not isinstance(max_results, int) or max_results < 1:
+        if isinstance(max_results, float) and max_results.is_integer():
+            max_results = int(max_results)  # JSON's 178.0 is the integer 178
+        if (
+            isinstance(max_results, bool)
+            or not isinstance(max_results, int)
+            or max_results < 1
+        ):
             raise BadRequest(400, f"requests[{i}]: maxResults must be a positive int")
         parsed.append((content, max_results))
     return parsed
@@ -228,7 +372,8 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return error_response(exc.status_code, str(exc.detail))
 
-    @app.get("/healthz")
+    @app.get("/healthz", responses={200: {"content": {"application/json": {
+        "schema": HEALTH_SCHEMA}}}})  # fmt: skip
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "backend": cloud.name}
 
@@ -236,7 +381,7 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
         with model_lock:
             return cloud.classify(images)
 
-    @app.post("/v1/images:annotate")
+    @app.post("/v1/images:annotate", openapi_extra=ANNOTATE_OPENAPI)
     async def annotate(request: Request) -> Response:
         given = request.headers.get("x-goog-api-key") or request.query_params.get("key")
         if api_key and not hmac.compare_digest(
