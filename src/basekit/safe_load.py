@@ -9,8 +9,17 @@ from __future__ import annotations
 
 import io
 import pickle
+import stat
+import zipfile
 from pathlib import Path
 from typing import Any
+
+MAX_FILE_BYTES = 2 << 30
+"""A torch file's largest size, on disk or declared inside (an agent or an encoder
+is megabytes)."""
+MAX_INFLATION = 100
+"""A member of the zip that torch writes (stored, not deflated) may not declare more
+than this many times its compressed size (above a megabyte): a decompression bomb."""
 
 
 def load_tensors(source: str | Path | bytes, *, what: str = "file") -> Any:
@@ -24,6 +33,7 @@ def load_tensors(source: str | Path | bytes, *, what: str = "file") -> Any:
 
     name = "stored data" if isinstance(source, bytes) else str(source)
     handle: Any = io.BytesIO(source) if isinstance(source, bytes) else Path(source)
+    _check_sizes(handle, name, what)
     try:
         return torch.load(handle, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -41,3 +51,41 @@ def load_tensors(source: str | Path | bytes, *, what: str = "file") -> Any:
         raise ValueError(
             f"not a readable {what}: {name} ({type(err).__name__})"
         ) from None
+
+
+def _check_sizes(handle: io.BytesIO | Path, name: str, what: str) -> None:
+    """Refuse, before reading, what is not a regular file or declares too much.
+
+    Raises:
+        ValueError: one line.
+    """
+    if isinstance(handle, Path):
+        try:
+            info = handle.stat()
+        except FileNotFoundError:
+            raise ValueError(f"{what} not found: {name}") from None
+        except OSError as err:
+            raise ValueError(f"cannot read {what} {name}: {err.strerror}") from None
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{what} {name} is not a regular file")
+        if info.st_size > MAX_FILE_BYTES:
+            raise ValueError(f"{what} {name} is over {MAX_FILE_BYTES >> 30} GiB")
+    try:
+        with zipfile.ZipFile(handle) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # not a zip: torch decides
+    finally:
+        if isinstance(handle, io.BytesIO):
+            handle.seek(0)
+    declared = sum(m.file_size for m in members)
+    bomb = next(
+        (m for m in members
+         if m.file_size > max(1 << 20, MAX_INFLATION * m.compress_size)),
+        None,
+    )  # fmt: skip
+    if declared > MAX_FILE_BYTES or bomb is not None:
+        raise ValueError(
+            f"refused {what} {name}: it declares {declared / 1e6:,.0f} MB "
+            f"unpacked (a decompression bomb)"
+        )

@@ -84,8 +84,9 @@ def list_images(folder: str | Path) -> list[Path]:
     """Entries under ``folder`` (recursively, sorted; symlinked folders not followed)
     whose suffix looks like an image.
 
-    What only looks like an image -- a FIFO, a device, a symlink loop, a corrupt
-    file -- is still listed: reading it decides, and skips it with a reason.
+    What only looks like an image -- a FIFO, a device, a corrupt file -- is still
+    listed: reading it decides, and skips it with a reason. So is a symbolic link
+    that loops or leads nowhere, whatever its name.
     """
     root = Path(folder)
     if not root.is_dir():
@@ -93,11 +94,23 @@ def list_images(folder: str | Path) -> list[Path]:
     paths = sorted(
         p
         for p in root.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()
+        if (p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()) or _loops(p)
     )
     if not paths:
         raise DatasetError(f"no image files in {root}")
     return paths
+
+
+def _loops(path: Path) -> bool:
+    """Whether ``path`` is a symbolic link that never reaches a file (listed
+    whatever its name, so that it is reported, not dropped)."""
+    if not path.is_symlink():
+        return False
+    try:
+        path.resolve(strict=True)
+    except (RuntimeError, OSError):  # a loop (RuntimeError before 3.13) or dangling
+        return True
+    return False
 
 
 def check_split(split: str) -> None:

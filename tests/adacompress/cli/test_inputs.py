@@ -21,6 +21,8 @@ def hostile_folder(root: Path) -> Path:
     photo(1, (200, 150)).save(root / "good.png")
     os.mkfifo(root / "fifo.jpg")
     (root / "loop.jpg").symlink_to(root / "loop.jpg")
+    (root / "a-loop").symlink_to(root / "b-loop")  # no image suffix: listed too
+    (root / "b-loop").symlink_to(root / "a-loop")
     (root / "dir-loop").symlink_to(root)  # not followed
     return root
 
@@ -28,11 +30,12 @@ def hostile_folder(root: Path) -> Path:
 def test_special_files_are_listed_then_refused_with_a_reason(tmp_path: Path) -> None:
     folder = hostile_folder(tmp_path / "in")
     names = [p.name for p in list_images(folder)]
-    assert names == ["fifo.jpg", "good.png", "loop.jpg"]
+    assert names == ["a-loop", "b-loop", "fifo.jpg", "good.png", "loop.jpg"]
     with pytest.raises(ImageError, match="not a regular file"):
         read_image_file(folder / "fifo.jpg")  # returns at once: never opened
-    with pytest.raises(ImageError, match="cannot read file"):
-        read_image_file(folder / "loop.jpg")
+    for loop in ("loop.jpg", "a-loop"):
+        with pytest.raises(ImageError, match="cannot read file"):
+            read_image_file(folder / loop)
     with pytest.raises(ImageError, match="not a regular file"):
         read_image_file("/dev/zero")
     big = tmp_path / "big.jpg"
