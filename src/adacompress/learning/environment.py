@@ -138,6 +138,11 @@ class CompressionEnv:
         self._decoded.move_to_end(sample.digest)
         return image
 
+    def release_photos(self) -> None:
+        """Forget the decoded photos: the caller is done with them (a run after each
+        photo, evaluate after each chunk), so memory holds only the work at hand."""
+        self._decoded.clear()
+
     def _keep_decoded(self, digest: str, image: Image.Image) -> None:
         self._decoded[digest] = image
         self._decoded.move_to_end(digest)

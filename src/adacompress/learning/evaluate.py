@@ -64,6 +64,7 @@ def collect(
                 kept.append(sample)
             except (ServiceError, ImageError) as err:
                 skipped.append(Skipped(str(sample.path), str(err)))
+        env.release_photos()
         bar.update(len(chunk))
     bar.close()
     return Collected(kept, outcomes, skipped)

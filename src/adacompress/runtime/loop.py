@@ -147,6 +147,12 @@ class Runtime:
         self._identity = identity or image_identity(path)
         self._calls_before = self.env.cache.stats.new
         try:
+            return self._process(path, draw, probe_draw)
+        finally:
+            self.env.release_photos()  # the next photo needs none of this one
+
+    def _process(self, path: Path, draw: float, probe_draw: float) -> Record:
+        try:
             sample = self._sample(path)
             self._watch_drift(sample)
         except ImageError as err:
