@@ -12,6 +12,7 @@ import io
 import os
 import stat
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -132,12 +133,21 @@ bytes a pixel in Pillow): the decoded bands and :func:`to_rgb`'s working copies 
 palette may carry transparency, which goes through RGBA)."""
 
 
-def decode_cost(data: bytes) -> int:
-    """Bytes that :func:`load_image` will hold at its peak for ``data``, from the
-    header alone (nothing decoded): what a service reserves before decoding.
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image's header says, nothing decoded."""
+
+    width: int
+    height: int
+    decode_bytes: int
+    """what :func:`load_image` will hold at its peak: what a service reserves"""
+
+
+def image_header(data: bytes) -> ImageHeader:
+    """The size of ``data`` and what decoding it will cost, from its header alone.
 
     Raises:
-        ImageError: not an image Pillow can read.
+        ImageError: not an image Pillow can read, or over Pillow's bomb limit.
     """
     try:
         with warnings.catch_warnings():
@@ -151,7 +161,8 @@ def decode_cost(data: bytes) -> int:
         raise ImageError(f"image too large: {err}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise ImageError("not an image Pillow can read") from None
-    return width * height * (per_pixel + rgb + (4 if rotated else 0))
+    cost = width * height * (per_pixel + rgb + (4 if rotated else 0))
+    return ImageHeader(width, height, cost)
 
 
 CONVERSION_ROWS = 256

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from basekit.images import ImageError, decode_cost, load_image, to_rgb
+from basekit.images import ImageError, image_header, load_image, to_rgb
 from basekit.memory import return_large_buffers
 from tests.helpers import jpeg_bytes, photo, write_bad_inputs, write_odd_but_valid
 
@@ -64,19 +64,19 @@ def _png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def test_decode_cost_is_read_from_the_header() -> None:
+def test_the_decode_cost_is_read_from_the_header() -> None:
     """What decoding will hold, before decoding: RGB 4 bytes a pixel, 16-bit gray
     10 (its bands and working copies, then RGB), and a rotation one copy more."""
-    assert decode_cost(jpeg_bytes(photo(1, (200, 100)))) == 200 * 100 * 4
+    assert image_header(jpeg_bytes(photo(1, (200, 100)))).decode_bytes == 200 * 100 * 4
     gray16 = Image.fromarray(np.zeros((100, 200), dtype=np.uint16))
-    assert decode_cost(_png(gray16)) == 200 * 100 * 10
+    assert image_header(_png(gray16)).decode_bytes == 200 * 100 * 10
     exif = Image.Exif()
     exif[0x0112] = 6
     buffer = io.BytesIO()
     photo(1, (200, 100)).save(buffer, "JPEG", exif=exif.tobytes())
-    assert decode_cost(buffer.getvalue()) == 200 * 100 * 8
+    assert image_header(buffer.getvalue()).decode_bytes == 200 * 100 * 8
     with pytest.raises(ImageError, match="not an image"):
-        decode_cost(b"not an image")
+        image_header(b"not an image")
 
 
 def test_large_buffers_go_back_to_the_system_on_linux() -> None:

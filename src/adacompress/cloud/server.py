@@ -17,7 +17,6 @@ import base64
 import binascii
 import contextlib
 import hmac
-import io
 import json
 import logging
 import os
@@ -26,7 +25,6 @@ import socket
 import stat
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -34,7 +32,6 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from PIL import Image, UnidentifiedImageError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
@@ -43,7 +40,7 @@ from adacompress.cloud.backends import get_backend
 from adacompress.cloud.service import TOP_LABELS, Service, ServiceError
 from adacompress.cloud.settings import ServeSettings
 from adacompress.core.labels import Answer, imagenet_classes
-from basekit.images import ImageError, decode_cost, load_image
+from basekit.images import ImageError, image_header, load_image
 from basekit.memory import return_large_buffers
 
 MAX_IMAGES = 16
@@ -435,7 +432,7 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
 class DecodeBudget:
     """Bytes of decoded pixels the service holds at once, across requests and
     worker threads: a request reserves what its images will cost
-    (:func:`basekit.images.decode_cost`) before anything is decoded."""
+    (:func:`basekit.images.image_header`) before anything is decoded."""
 
     def __init__(self, total: int, wait: float = 30.0) -> None:
         self.total, self.used, self.wait = total, 0, wait
@@ -558,19 +555,19 @@ def answer(
             responses[i] = _image_error("image content is not valid base64")
             continue
         try:
-            width, height = image_size(data)
-            cost = decode_cost(data)
+            header = image_header(data)
         except ImageError as err:
             responses[i] = _image_error(f"bad image data: {err}")
             continue
-        if width * height < settings.min_pixels:
+        area = header.width * header.height
+        if area < settings.min_pixels:
             responses[i] = _image_error(
-                f"bad image data: image too small: {width}x{height} "
+                f"bad image data: image too small: {header.width}x{header.height} "
                 f"(at least {settings.min_pixels} pixels)"
             )
             continue
-        pixels += width * height
-        checked.append((i, data, cost))
+        pixels += area
+        checked.append((i, data, header.decode_bytes))
     if pixels > settings.max_request_pixels:
         return error_response(
             413,
@@ -610,23 +607,6 @@ def _classified(
         for (i, _), labels in zip(good, answers, strict=True):
             responses[i] = {"labelAnnotations": label_annotations(labels, parsed[i][1])}
     return JSONResponse({"responses": responses})
-
-
-def image_size(data: bytes) -> tuple[int, int]:
-    """Width and height from an image's header, nothing decoded.
-
-    Raises:
-        ImageError: not an image Pillow can read.
-    """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                return image.size
-    except Image.DecompressionBombError as err:
-        raise ImageError(f"image too large: {err}") from None
-    except (UnidentifiedImageError, OSError):
-        raise ImageError("not an image Pillow can read") from None
 
 
 def _image_error(message: str) -> dict[str, Any]:
