@@ -14,6 +14,7 @@ comparison); torch itself is needed only to export.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import io
 import json
 import os
@@ -153,11 +154,9 @@ def graph_key(identity: Mapping[str, Any]) -> str:
     import onnxruntime
 
     versions = {"onnxruntime": onnxruntime.__version__, "opset": OPSET}
-    try:
-        import torch
-
-        versions["torch"] = torch.__version__
-    except ImportError:
+    try:  # the installed version, without importing torch (a service need not)
+        versions["torch"] = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
         pass
     text = json.dumps({**identity, **versions}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
