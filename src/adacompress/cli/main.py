@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from basekit.threads import configure_threads
 
-        configure_threads(args.threads, env=THREADS_ENV)
+        # serve runs ONNX Runtime only: torch stays unloaded there
+        configure_threads(args.threads, env=THREADS_ENV, torch=args.command != "serve")
         return int(command.execute(args))
     except CircuitOpen as err:
         print(f"adacompress: {err}", file=sys.stderr)

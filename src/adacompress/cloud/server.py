@@ -618,7 +618,7 @@ def app_from_env() -> FastAPI:
     from basekit.threads import configure_threads
 
     settings = ServeSettings(**json.loads(os.environ[CONFIG_ENV]))
-    configure_threads(max(1, (os.cpu_count() or 1) // settings.workers))
+    configure_threads(max(1, (os.cpu_count() or 1) // settings.workers), torch=False)
     return_large_buffers()
     return create_app(settings)
 
