@@ -1,5 +1,6 @@
 """Each photo is decoded once, whatever `run`, `evaluate` and `compress` do with it:
-features, uploads, sizes, the reference and the scene statistics share one decode."""
+features, uploads, sizes, the reference and the scene statistics share one decode
+(and in `run`, one read and hash of the file)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,19 @@ from pathlib import Path
 import pytest
 from PIL import PngImagePlugin
 
+from adacompress.core import datasets
 from adacompress.device.actions import paper_actions
 from adacompress.device.compressor import Compressor
 from adacompress.device.policies.q import DQNPolicy
 from adacompress.device.policies.settings import PolicySettings
+from adacompress.learning import environment
 from adacompress.learning.cache import AnswerCache
 from adacompress.learning.environment import CompressionEnv
 from adacompress.learning.evaluate import collect
 from adacompress.runtime.loop import Runtime
 from adacompress.runtime.settings import RuntimeSettings
 from adacompress.runtime.store import RunStore
+from basekit.images import read_image_file
 from tests.adacompress.fakes import MeanFeatures, SizeCloud, write_photos
 
 
@@ -48,11 +52,21 @@ def policy() -> DQNPolicy:
     return DQNPolicy(PolicySettings(state_dim=3, n_actions=10, seed=0))
 
 
-def test_run_decodes_each_photo_once(tmp_path: Path, decodes: Counter[str]) -> None:
+def test_run_reads_and_decodes_each_photo_once(
+    tmp_path: Path, decodes: Counter[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Estimates upload the choice, the reference and a cheaper probe, and watch the
-    scene: all from one decode."""
+    scene: all from one read (and hash) of the file and one decode."""
     paths = write_photos(tmp_path / "img", 4)
     decodes.clear()
+    reads: Counter[str] = Counter()
+
+    def counting_read(path: Path, **kwargs: object) -> bytes:
+        reads[str(path)] += 1
+        return read_image_file(path, **kwargs)  # type: ignore[arg-type]
+
+    for module in (datasets, environment):
+        monkeypatch.setattr(module, "read_image_file", counting_read)
     always = RuntimeSettings(p_est_initial=1.0, p_est_min=1.0, p_est_max=1.0)
     env = make_env(tmp_path)
     compressor = Compressor(policy(), MeanFeatures(), paper_actions())
@@ -63,6 +77,7 @@ def test_run_decodes_each_photo_once(tmp_path: Path, decodes: Counter[str]) -> N
     assert [r.state for r in records] == ["estimate"] * 4
     assert sum(r.calls for r in records) >= 8  # reference and choice, each photo
     assert sum(decodes.values()) == len(paths)
+    assert sorted(reads.values()) == [1] * len(paths)
 
 
 def test_evaluate_decodes_each_photo_once(

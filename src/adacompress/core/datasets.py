@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -197,14 +197,29 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(read_image_file(path)).hexdigest()
 
 
-def image_identity(path: Path) -> tuple[str, str | None]:
-    """How a run knows an image: its resolved path and the SHA-256 of its bytes
-    (None when the file cannot be read)."""
+@dataclass(frozen=True)
+class PhotoFile:
+    """A photo as a run knows it, read once: its path, resolved path, the SHA-256
+    of its bytes and the bytes (both None when the file cannot be read)."""
+
+    path: Path
+    source: str
+    digest: str | None
+    data: bytes | None = field(repr=False)
+
+    @property
+    def identity(self) -> tuple[str, str | None]:
+        return self.source, self.digest
+
+
+def read_photo(path: Path) -> PhotoFile:
+    """``path`` read and hashed (an unreadable file gets no digest nor bytes)."""
     try:
         source = str(Path(path).resolve())
     except (OSError, RuntimeError):  # a symlink loop
         source = str(Path(path).absolute())
     try:
-        return source, file_digest(Path(path))
+        data = read_image_file(Path(path))
     except ImageError:
-        return source, None
+        return PhotoFile(Path(path), source, None, None)
+    return PhotoFile(Path(path), source, hashlib.sha256(data).hexdigest(), data)

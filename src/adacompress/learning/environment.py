@@ -124,6 +124,13 @@ class CompressionEnv:
         images (training rereads them thousands of times; a long run must not grow)"""
         self._decoded: OrderedDict[str, Image.Image] = OrderedDict()
         """the photos decoded last, by digest, up to :data:`DECODED_PIXELS`"""
+        self._files: dict[Path, tuple[bytes, str]] = {}
+        """bytes and digests the caller already read, for :meth:`prepare` once"""
+
+    def remember_file(self, path: Path, data: bytes, digest: str) -> None:
+        """``path``'s bytes and their SHA-256, already read: :meth:`prepare` uses
+        them instead of reading and hashing the file again."""
+        self._files[path] = (data, digest)
 
     def image(self, sample: Sample) -> Image.Image:
         """``sample``'s photo as RGB, decoded once for all the steps on it.
@@ -142,6 +149,7 @@ class CompressionEnv:
         """Forget the decoded photos: the caller is done with them (a run after each
         photo, evaluate after each chunk), so memory holds only the work at hand."""
         self._decoded.clear()
+        self._files.clear()
 
     def _keep_decoded(self, digest: str, image: Image.Image) -> None:
         self._decoded[digest] = image
@@ -171,8 +179,8 @@ class CompressionEnv:
 
         for path in track(paths, "features", enabled=progress):
             try:
-                data = read_image_file(path)
-                digest = hashlib.sha256(data).hexdigest()
+                known = self._files.pop(path, None)
+                data, digest = known if known is not None else _read(path)
                 vector = self.cache.get_features(digest, self.extractor.cache_name)
                 if vector is not None:
                     found[path] = Sample(path, digest, vector)
@@ -329,6 +337,11 @@ class CompressionEnv:
         action = self.actions[action_index]
         found = self.outcomes(sample, [REFERENCE_ACTION, action])
         return self.score(found[REFERENCE_ACTION], found[action])
+
+
+def _read(path: Path) -> tuple[bytes, str]:
+    data = read_image_file(path)
+    return data, hashlib.sha256(data).hexdigest()
 
 
 @contextmanager

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from adacompress.cloud.service import ServiceError
-from adacompress.core.datasets import image_identity
+from adacompress.core.datasets import PhotoFile, read_photo
 from adacompress.core.labels import Answer
 from adacompress.device.actions import REFERENCE_ACTION, Action
 from adacompress.device.compressor import Compressor
@@ -135,16 +135,17 @@ class Runtime:
 
     # -- one image -------------------------------------------------------------
 
-    def process(
-        self, path: Path, identity: tuple[str, str | None] | None = None
-    ) -> Record:
+    def process(self, path: Path, photo: PhotoFile | None = None) -> Record:
         """Handle the next image and commit everything; returns its record.
 
-        ``identity`` (resolved path, content hash) is computed when not given.
+        ``photo`` (the file read and hashed once) is read here when not given.
         """
         draw = float(self.rng.random())  # drawn for every image: resumable sequence
         probe_draw = float(self.rng.random()) if self.settings.downshift else 1.0
-        self._identity = identity or image_identity(path)
+        photo = photo or read_photo(path)
+        self._identity = photo.identity
+        if photo.data is not None and photo.digest is not None:
+            self.env.remember_file(path, photo.data, photo.digest)
         self._calls_before = self.env.cache.stats.new
         try:
             return self._process(path, draw, probe_draw)

@@ -18,7 +18,12 @@ from typing import Any
 import numpy as np
 
 from adacompress.cloud.service import CircuitOpen
-from adacompress.core.datasets import builtin_photos, image_identity, resolve_images
+from adacompress.core.datasets import (
+    PhotoFile,
+    builtin_photos,
+    read_photo,
+    resolve_images,
+)
 from adacompress.device.shipped import AgentChoice
 from adacompress.learning.calls import CallPlan, plan_calls
 from adacompress.learning.environment import open_agent_env
@@ -76,12 +81,12 @@ def run_stream(
         bar = Progress(total, "run", enabled=progress)
         saved, stopped = 0, None
         recent: list[float] = []
-        for path, identity in pending(paths, store, by_position):
-            if identity is None:
+        for path, photo in pending(paths, store, by_position):
+            if photo is None:
                 bar.update()
                 continue
             try:
-                record = runtime.process(path, identity)
+                record = runtime.process(path, photo)
             except CircuitOpen as err:
                 stopped = str(err)
                 break
@@ -100,19 +105,20 @@ def run_stream(
 
 def pending(
     paths: Iterable[Path], store: RunStore, by_position: bool
-) -> Iterator[tuple[Path, tuple[str, str | None] | None]]:
-    """Each path with its identity, or None where the store says it is done."""
+) -> Iterator[tuple[Path, PhotoFile | None]]:
+    """Each path with the photo read from it, or None where the store says it is
+    done (a photo is read once: its bytes go on to the runtime)."""
     if by_position:
         done = store.next_position()
         for position, path in enumerate(paths):
-            yield path, None if position < done else image_identity(path)
+            yield path, None if position < done else read_photo(path)
         return
     finished = store.done()
     for path in paths:
-        identity = image_identity(path)
+        photo = read_photo(path)
         legacy = (str(path), None)  # records from before identities
-        done = identity in finished or legacy in finished
-        yield path, None if done else identity
+        done = photo.identity in finished or legacy in finished
+        yield path, None if done else photo
 
 
 def summarize(records: list[Record], backend: str) -> dict[str, Any]:
