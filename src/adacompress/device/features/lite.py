@@ -72,12 +72,6 @@ class LiteFeatures:
                 out[start : start + len(chunk)] = rows
         return out
 
-    def probabilities(self, images: list[Image.Image]) -> np.ndarray:
-        """The local classifier's softmax over the 1000 classes, one row an image."""
-        if not self.confidence:
-            raise ValueError("probabilities need a confidence extractor")
-        return self.network(preprocess_array(images, self.input_size))
-
 
 def top_scores(probabilities: np.ndarray, k: int = CONFIDENCE_TOP) -> np.ndarray:
     """The ``k`` highest scores of each row, highest first. Shape: (n, c) -> (n, k)."""
