@@ -4,7 +4,8 @@
 ``confidence``: how sure the local ImageNet classifier is (its top-10 softmax scores
 and the log pixel count: 11 numbers). ``confidence-scales``: the same, plus how sure
 it stays when the image is downscaled as the encoder would (the downscale actions
-hinge on that).
+hinge on that). ``confidence-probes``: the same state with its downscales blurred
+from the network's own view instead of made from the whole photo (less resizing).
 """
 
 from __future__ import annotations
