@@ -15,7 +15,6 @@ from adacompress.device.actions import paper_actions
 from adacompress.device.compressor import Compressor
 from adacompress.device.policies.q import DQNPolicy
 from adacompress.device.policies.settings import PolicySettings
-from adacompress.learning import environment
 from adacompress.learning.cache import AnswerCache
 from adacompress.learning.environment import CompressionEnv
 from adacompress.learning.evaluate import collect
@@ -65,8 +64,7 @@ def test_run_reads_and_decodes_each_photo_once(
         reads[str(path)] += 1
         return read_image_file(path, **kwargs)  # type: ignore[arg-type]
 
-    for module in (datasets, environment):
-        monkeypatch.setattr(module, "read_image_file", counting_read)
+    monkeypatch.setattr(datasets, "read_image_file", counting_read)
     always = RuntimeSettings(p_est_initial=1.0, p_est_min=1.0, p_est_max=1.0)
     env = make_env(tmp_path)
     compressor = Compressor(policy(), MeanFeatures(), paper_actions())

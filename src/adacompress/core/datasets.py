@@ -188,13 +188,23 @@ def resolve_images(
     return list_images(images)
 
 
+def read_hashed(path: Path) -> tuple[bytes, str]:
+    """The file's bytes and their SHA-256 (hex).
+
+    Raises:
+        ImageError: not a regular file, unreadable or too large (one line).
+    """
+    data = read_image_file(Path(path))
+    return data, hashlib.sha256(data).hexdigest()
+
+
 def file_digest(path: Path) -> str:
     """SHA-256 of the file's bytes (hex).
 
     Raises:
         ImageError: not a regular file, unreadable or too large (one line).
     """
-    return hashlib.sha256(read_image_file(path)).hexdigest()
+    return read_hashed(path)[1]
 
 
 @dataclass(frozen=True)
@@ -219,7 +229,7 @@ def read_photo(path: Path) -> PhotoFile:
     except (OSError, RuntimeError):  # a symlink loop
         source = str(Path(path).absolute())
     try:
-        data = read_image_file(Path(path))
+        data, digest = read_hashed(path)
     except ImageError:
         return PhotoFile(Path(path), source, None, None)
-    return PhotoFile(Path(path), source, hashlib.sha256(data).hexdigest(), data)
+    return PhotoFile(Path(path), source, digest, data)

@@ -8,7 +8,6 @@ makes no new service calls.
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from PIL import Image
 
 from adacompress.cloud.backends import check_backend, get_backend
 from adacompress.cloud.service import Service, ServiceError
+from adacompress.core.datasets import file_digest, read_hashed
 from adacompress.core.labels import Answer
 from adacompress.core.limits import NO_LIMITS, UploadLimits
 from adacompress.device.actions import REFERENCE_ACTION, Action
@@ -30,7 +30,7 @@ from adacompress.device.shipped import AgentChoice
 from adacompress.learning import metrics
 from adacompress.learning.cache import AnswerCache, Outcome, default_cache_path
 from adacompress.learning.settings import CloudSettings
-from basekit.images import DEFAULT_MAX_PIXELS, ImageError, load_image, read_image_file
+from basekit.images import DEFAULT_MAX_PIXELS, ImageError, load_image
 from basekit.progress import track
 
 FEATURE_CHUNK = 16
@@ -39,7 +39,8 @@ REMEMBERED_IMAGES = 4096
 DECODED_PIXELS = 40_000_000
 """Pixels of decoded photos kept for the next steps on them (features, uploads,
 sizes and scene statistics all need the photo's pixels; the latest photo is kept
-whatever its size): a chunk of :data:`FEATURE_CHUNK` phone photos, 120 MB of RGB."""
+whatever its size): 160 MB of Pillow's RGB, a :data:`FEATURE_CHUNK` of dataset
+photos (larger ones are decoded again rather than held)."""
 
 
 @dataclass
@@ -141,8 +142,7 @@ class CompressionEnv:
         image = self._decoded.get(sample.digest)
         if image is None:
             image = load_image(sample.path, max_pixels=self.max_pixels)
-            self._keep_decoded(sample.digest, image)
-        self._decoded.move_to_end(sample.digest)
+        self._keep_decoded(sample.digest, image)
         return image
 
     def release_photos(self) -> None:
@@ -180,7 +180,7 @@ class CompressionEnv:
         for path in track(paths, "features", enabled=progress):
             try:
                 known = self._files.pop(path, None)
-                data, digest = known if known is not None else _read(path)
+                data, digest = known if known is not None else read_hashed(path)
                 vector = self.cache.get_features(digest, self.extractor.cache_name)
                 if vector is not None:
                     found[path] = Sample(path, digest, vector)
@@ -206,7 +206,7 @@ class CompressionEnv:
         skipped: list[Skipped] = []
         for path in track(list(paths), "reading", enabled=progress):
             try:
-                digest = hashlib.sha256(read_image_file(path)).hexdigest()
+                digest = file_digest(path)
             except ImageError as err:
                 skipped.append(Skipped(str(path), str(err)))
                 continue
@@ -337,11 +337,6 @@ class CompressionEnv:
         action = self.actions[action_index]
         found = self.outcomes(sample, [REFERENCE_ACTION, action])
         return self.score(found[REFERENCE_ACTION], found[action])
-
-
-def _read(path: Path) -> tuple[bytes, str]:
-    data = read_image_file(path)
-    return data, hashlib.sha256(data).hexdigest()
 
 
 @contextmanager
