@@ -249,6 +249,11 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def busy(reason: str) -> JSONResponse:
+    """503 with ``Retry-After``: the service is busy, not the request wrong."""
+    return error_response(503, f"busy: {reason}", {"Retry-After": "1"})
+
+
 class BadRequest(Exception):
     """A request-level problem; becomes an HTTP error."""
 
@@ -391,16 +396,12 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
                 413, f"request larger than {settings.max_request_bytes} bytes"
             )
         if gate.locked():  # refused before the client sends its body
-            return error_response(
-                503, "busy: too many requests at once", {"Retry-After": "1"}
-            )
+            return busy("too many requests at once")
         # The body is read before a compute slot is taken, so slow senders hold
         # only their own connection; the bytes being read at once are bounded.
         size = int(declared) if declared.isdigit() else settings.max_request_bytes
         if not reading.take(size):
-            return error_response(
-                503, "busy: too many request bodies arriving", {"Retry-After": "1"}
-            )
+            return busy("too many request bodies arriving")
         deadline = body_deadline(size, settings.body_timeout)
         try:
             body = await asyncio.wait_for(
@@ -415,9 +416,7 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
         finally:
             reading.give(size)
         if gate.locked():
-            return error_response(
-                503, "busy: too many requests at once", {"Retry-After": "1"}
-            )
+            return busy("too many requests at once")
         async with gate:
             fault = inject_fault(settings, rng, app.state.faults)
             if fault is not None:
@@ -455,7 +454,7 @@ class DecodeBudget:
             if not self._free.wait_for(
                 lambda: self.used + size <= self.total, self.wait
             ):
-                raise BadRequest(503, "busy: decoding other requests")
+                raise BadRequest(503, "decoding other requests")
             self.used += size
         try:
             yield
@@ -579,8 +578,11 @@ def answer(
         with budget.holding(sum(cost for *_, cost in checked)):
             return _classified(checked, parsed, responses, settings, classify)
     except BadRequest as err:
-        headers = {"Retry-After": "1"} if err.status == 503 else None
-        return error_response(err.status, str(err), headers)
+        return (
+            busy(str(err))
+            if err.status == 503
+            else error_response(err.status, str(err))
+        )
 
 
 def _classified(
