@@ -27,11 +27,11 @@ from adacompress.core.datasets import imagenet_split
 from adacompress.device.actions import get_action_set
 from adacompress.device.features import get_extractor
 from adacompress.device.shipped import AgentChoice
-from adacompress.learning.environment import open_env
+from adacompress.exchange.environment import open_env
+from adacompress.exchange.monotone import dominance, violations
+from adacompress.exchange.settings import CloudSettings, EvaluateSettings, TrainSettings
 from adacompress.learning.evaluate import evaluate
-from adacompress.learning.monotone import dominance, violations
 from adacompress.learning.presets import TRAIN_PRESETS
-from adacompress.learning.settings import CloudSettings, EvaluateSettings, TrainSettings
 from adacompress.learning.survey import survey
 from adacompress.learning.train import survey_for, train
 from basekit.atomic import atomic_write_json

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from adacompress.device.shipped import AgentChoice, shipped_agent_path
+from adacompress.exchange.settings import CloudSettings, EvaluateSettings
 from adacompress.experiments.plots import plot_evaluation
 from adacompress.learning.evaluate import best_fixed, evaluate
 from adacompress.learning.presets import TRAIN_PRESETS
-from adacompress.learning.settings import CloudSettings, EvaluateSettings
 from adacompress.learning.train import train
 from basekit.atomic import atomic_write, atomic_write_json
 from basekit.threads import configure_threads

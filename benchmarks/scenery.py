@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 
 from adacompress.device.shipped import AgentChoice
+from adacompress.exchange.settings import CloudSettings
 from adacompress.experiments.plots import plot_run
 from adacompress.experiments.scenery import scenery
 from adacompress.experiments.settings import ScenerySettings
-from adacompress.learning.settings import CloudSettings
 from adacompress.runtime.settings import RUNTIME_PRESETS
 from basekit.atomic import atomic_write, atomic_write_json
 from basekit.threads import configure_threads

@@ -26,10 +26,10 @@ from adacompress.core.datasets import imagenet_split
 from adacompress.device.actions import get_action_set
 from adacompress.device.features import get_extractor
 from adacompress.device.shipped import AgentChoice, shipped_agent_path
-from adacompress.learning.environment import open_env
+from adacompress.exchange.environment import open_env
+from adacompress.exchange.settings import CloudSettings, EvaluateSettings, TrainSettings
 from adacompress.learning.evaluate import best_fixed, evaluate
 from adacompress.learning.presets import TRAIN_PRESETS
-from adacompress.learning.settings import CloudSettings, EvaluateSettings, TrainSettings
 from adacompress.learning.train import search_for, train
 from basekit.atomic import atomic_write_json
 from basekit.threads import configure_threads

@@ -23,9 +23,9 @@ import numpy as np
 from adacompress.core.datasets import imagenet_split
 from adacompress.device.actions import REFERENCE_ACTION, Action
 from adacompress.device.features import get_extractor
-from adacompress.learning.environment import open_env
+from adacompress.exchange.environment import open_env
+from adacompress.exchange.settings import CloudSettings
 from adacompress.learning.evaluate import collect
-from adacompress.learning.settings import CloudSettings
 from basekit.threads import configure_threads
 
 QUALITIES = tuple(range(5, 100, 10))

@@ -21,9 +21,9 @@ from logistic_fit import fit_logits
 from adacompress.core.datasets import imagenet_split
 from adacompress.device.actions import Action, get_action_set
 from adacompress.device.features import get_extractor
-from adacompress.learning.environment import open_env
+from adacompress.exchange.environment import open_env
+from adacompress.exchange.settings import CloudSettings
 from adacompress.learning.evaluate import collect
-from adacompress.learning.settings import CloudSettings
 from basekit.threads import configure_threads
 
 QUALITIES = (5, 15)

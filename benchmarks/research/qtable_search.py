@@ -29,13 +29,13 @@ import numpy as np
 from PIL import Image
 
 from adacompress.core.datasets import imagenet_split
+from adacompress.core.objective import accuracy
 from adacompress.device.actions import REFERENCE_ACTION, Action, paper_actions
 from adacompress.device.codec import encode
 from adacompress.device.features import get_extractor
-from adacompress.learning.cache import Outcome
-from adacompress.learning.environment import CompressionEnv, Sample, open_env
-from adacompress.learning.metrics import accuracy
-from adacompress.learning.settings import CloudSettings
+from adacompress.exchange.cache import Outcome
+from adacompress.exchange.environment import CompressionEnv, Sample, open_env
+from adacompress.exchange.settings import CloudSettings
 from basekit.atomic import atomic_write_json
 from basekit.images import load_image
 from basekit.threads import configure_threads

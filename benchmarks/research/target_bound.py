@@ -50,9 +50,9 @@ from adacompress.core.labels import Answer
 from adacompress.device.actions import REFERENCE_ACTION, get_action_set
 from adacompress.device.features import get_extractor
 from adacompress.device.features.lite import CONFIDENCE_TOP
-from adacompress.learning.environment import open_env
+from adacompress.exchange.environment import open_env
+from adacompress.exchange.settings import CloudSettings
 from adacompress.learning.evaluate import collect
-from adacompress.learning.settings import CloudSettings
 from basekit.atomic import atomic_write_json
 from basekit.threads import configure_threads
 

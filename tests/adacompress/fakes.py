@@ -11,8 +11,8 @@ from PIL import Image
 
 from adacompress.core.labels import Answer, Label
 from adacompress.device.actions import paper_actions
-from adacompress.learning.cache import AnswerCache
-from adacompress.learning.environment import CompressionEnv
+from adacompress.exchange.cache import AnswerCache
+from adacompress.exchange.environment import CompressionEnv
 from basekit.images import load_image
 from tests.helpers import photo
 

@@ -15,8 +15,8 @@ from adacompress.device.actions import paper_actions
 from adacompress.device.compressor import Compressor
 from adacompress.device.policies.q import DQNPolicy
 from adacompress.device.policies.settings import PolicySettings
-from adacompress.learning.cache import AnswerCache
-from adacompress.learning.environment import CompressionEnv
+from adacompress.exchange.cache import AnswerCache
+from adacompress.exchange.environment import CompressionEnv
 from adacompress.learning.evaluate import collect
 from adacompress.runtime.loop import Runtime
 from adacompress.runtime.settings import RuntimeSettings

@@ -19,8 +19,8 @@ from adacompress.core.labels import Label
 from adacompress.core.limits import UploadLimits
 from adacompress.device.actions import FORMATS, Action, get_action_set
 from adacompress.device.codec import encode, scaled_size
-from adacompress.learning.cache import AnswerCache, Outcome
-from adacompress.learning.monotone import dominance, propagate
+from adacompress.exchange.cache import AnswerCache, Outcome
+from adacompress.exchange.monotone import dominance, propagate
 from adacompress.runtime.drift_test import DriftTest, wald_bounds
 from adacompress.runtime.p_est import EstimateRate
 from adacompress.runtime.settings import RuntimeSettings

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from adacompress.core.limits import UploadLimits
+from adacompress.core.objective import Objective
 from adacompress.device.actions import Action, get_action_set
 
 CARD_FORMAT = 1
@@ -110,6 +111,11 @@ class AgentCard:
             beta=float(metadata.get("beta", 0.0)),
             target_accuracy=None if target is None else float(target),
         )
+
+    @property
+    def objective(self) -> Objective:
+        """The trade-off it was trained for, its target included."""
+        return Objective(self.alpha, self.beta, self.top_k, self.target_accuracy)
 
     def action_tuple(self) -> tuple[Action, ...]:
         """The actions, parsed."""

@@ -21,11 +21,11 @@ import numpy as np
 from adacompress.cloud.service import CircuitOpen
 from adacompress.core.datasets import imagenet_split, list_images
 from adacompress.device.actions import REFERENCE_ACTION, Action
+from adacompress.exchange.cache import default_cache_path
+from adacompress.exchange.environment import open_agent_env
 from adacompress.experiments.night import make_night_folder
 from adacompress.experiments.plots import rolling
 from adacompress.experiments.settings import ScenerySettings
-from adacompress.learning.cache import default_cache_path
-from adacompress.learning.environment import open_agent_env
 from adacompress.runtime.run import run_stream, summarize
 from adacompress.runtime.settings import RUNTIME_PRESETS
 from adacompress.runtime.store import Record

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from adacompress.device.shipped import AgentChoice
-from adacompress.learning.settings import CloudSettings
+from adacompress.exchange.settings import CloudSettings
 from adacompress.runtime.settings import RuntimeSettings
 
 

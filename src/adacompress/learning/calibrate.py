@@ -21,15 +21,16 @@ from functools import cached_property
 
 import numpy as np
 
+from adacompress.core.objective import Objective, check_target
 from adacompress.device.policies.base import LearnedPolicy
-from adacompress.device.policies.survival import SurvivalPolicy, cheapest_trusted
-from adacompress.learning.environment import CompressionEnv, Sample
+from adacompress.device.policies.survival import cheapest_trusted
+from adacompress.exchange.environment import CompressionEnv, Sample
 from adacompress.learning.fit import action_cost
-from adacompress.learning.settings import check_target
 from adacompress.learning.survey import Survey
 
-FitFn = Callable[[list[Sample], int], LearnedPolicy]
-"""Trains a policy on some images with a seed (the fold's number)."""
+FitFn = Callable[[list[Sample], int, Objective], LearnedPolicy]
+"""Trains a policy on some images with a seed (the fold's number) for an
+objective."""
 
 ALPHA_GRID = tuple(float(a) for a in np.geomspace(0.5, 64.0, 15))
 """Candidate reward weights, a factor √2 apart."""
@@ -72,10 +73,17 @@ class CrossValidation:
         samples: the training images.
         fit: trains a policy on the other folds' images (seeded by the fold).
         folds: number of cross-validation folds.
+        objective: what the policies learn (a search may vary its ``alpha``).
     """
 
     def __init__(
-        self, env: CompressionEnv, samples: list[Sample], fit: FitFn, folds: int = 5
+        self,
+        env: CompressionEnv,
+        samples: list[Sample],
+        fit: FitFn,
+        folds: int = 5,
+        *,
+        objective: Objective = Objective(),
     ) -> None:
         if not 2 <= folds <= len(samples) // 2:
             raise ValueError(
@@ -86,18 +94,22 @@ class CrossValidation:
         self.samples = samples
         self.fit = fit
         self.folds = folds
+        self.objective = objective
 
-    def fold_policies(self) -> Iterator[tuple[np.ndarray, LearnedPolicy]]:
-        """``(held-out indices, policy trained on the other folds)`` per fold."""
+    def fold_policies(
+        self, objective: Objective | None = None
+    ) -> Iterator[tuple[np.ndarray, LearnedPolicy]]:
+        """``(held-out indices, policy trained on the other folds)`` per fold, for
+        ``objective`` (default: the search's own)."""
+        objective = objective or self.objective
         for k, (rest, held) in enumerate(folds_of(len(self.samples), self.folds)):
-            yield held, self.fit([self.samples[i] for i in rest], k)
+            yield held, self.fit([self.samples[i] for i in rest], k, objective)
 
 
 class AlphaSearch(CrossValidation):
     """Cross-validated accuracy and size per ``alpha``, computed once each.
 
-    Args: as :class:`CrossValidation` (the env's ``alpha`` is set per run and
-    restored).
+    Args: as :class:`CrossValidation` (each run replaces the objective's ``alpha``).
     """
 
     @cached_property
@@ -110,19 +122,15 @@ class AlphaSearch(CrossValidation):
         was trained on the other folds with this ``alpha``."""
         if alpha in self.results:
             return self.results[alpha]
-        saved_alpha, self.env.alpha = self.env.alpha, alpha
         correct, kept, reference = 0.0, 0, 0
-        try:
-            for held, policy in self.fold_policies():
-                for i in held:
-                    sample = self.samples[i]
-                    choice = policy.act(sample.features)
-                    result = self.env.step(sample, choice)
-                    correct += result.accuracy
-                    kept += result.nbytes
-                    reference += result.reference_bytes
-        finally:
-            self.env.alpha = saved_alpha
+        for held, policy in self.fold_policies(self.objective.with_alpha(alpha)):
+            for i in held:
+                sample = self.samples[i]
+                choice = policy.act(sample.features)
+                result = self.env.step(sample, choice)
+                correct += result.accuracy
+                kept += result.nbytes
+                reference += result.reference_bytes
         row = {
             "alpha": alpha,
             "cv_accuracy": correct / len(self.samples),
@@ -171,21 +179,9 @@ class ThresholdSearch(CrossValidation):
     scored on those out-of-fold predictions with the action costs of all images
     (what the final agent uses).
 
-    Args: as :class:`CrossValidation` (``fit`` trains survival policies), plus the
-    reward weight ``alpha`` the calibration reports unchanged.
+    Args: as :class:`CrossValidation` (``fit`` trains survival policies; the
+    objective's ``alpha`` is reported unchanged).
     """
-
-    def __init__(
-        self,
-        env: CompressionEnv,
-        samples: list[Sample],
-        fit: FitFn,
-        folds: int = 5,
-        *,
-        alpha: float = 1.0,
-    ) -> None:
-        super().__init__(env, samples, fit, folds)
-        self.alpha = alpha
 
     @cached_property
     def table(self) -> list[dict[str, float]]:
@@ -196,10 +192,8 @@ class ThresholdSearch(CrossValidation):
         survival, kept, nbytes = (np.zeros((n, n_actions)) for _ in range(3))
         reference = np.zeros(n)
         for held, policy in self.fold_policies():
-            if not isinstance(policy, SurvivalPolicy):
-                raise TypeError("ThresholdSearch needs survival policies")
             for i in held:
-                survival[i] = policy.survival(samples[i].features)[0]
+                survival[i] = policy.belief(samples[i].features)[0]
                 results = env.step_all(samples[i])
                 kept[i] = [r.accuracy for r in results]
                 nbytes[i] = [r.nbytes for r in results]
@@ -209,7 +203,16 @@ class ThresholdSearch(CrossValidation):
     def for_target(self, target: float) -> Calibration:
         """The threshold with the smallest cross-validated size whose
         cross-validated accuracy reaches ``target`` (the largest if none does)."""
-        return threshold_for(self.table, target, alpha=self.alpha, folds=self.folds)
+        return threshold_for(
+            self.table, target, alpha=self.objective.alpha, folds=self.folds
+        )
+
+
+SEARCHES: dict[str, type[AlphaSearch] | type[ThresholdSearch]] = {
+    "alpha": AlphaSearch,
+    "threshold": ThresholdSearch,
+}
+"""The search for each knob a policy tunes (``LearnedPolicy.tunes``)."""
 
 
 def threshold_table(
@@ -292,9 +295,7 @@ class SurveyThresholdSearch:
         survival = np.zeros(survey.kept.shape)
         for k, (rest, held) in enumerate(folds_of(len(survey.samples), self.folds)):
             policy = self.fit(survey.subset(rest), k)
-            if not isinstance(policy, SurvivalPolicy):
-                raise TypeError("SurveyThresholdSearch needs survival policies")
-            survival[held] = policy.survival(survey.features[held])
+            survival[held] = policy.belief(survey.features[held])
         expected = np.where(np.isnan(survey.kept), survival, survey.kept)
         cost = survey.ratios.mean(axis=0)
         return threshold_table(survival, expected, survey.sizes, survey.reference, cost)

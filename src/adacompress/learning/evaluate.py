@@ -18,9 +18,9 @@ import numpy as np
 
 from adacompress.cloud.service import ServiceError
 from adacompress.device.actions import REFERENCE_ACTION, Action
-from adacompress.learning.cache import Outcome
-from adacompress.learning.calls import CallPlan, plan_calls
-from adacompress.learning.environment import (
+from adacompress.exchange.cache import Outcome
+from adacompress.exchange.calls import CallPlan, plan_calls
+from adacompress.exchange.environment import (
     FEATURE_CHUNK,
     CompressionEnv,
     Sample,

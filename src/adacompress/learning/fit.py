@@ -13,10 +13,11 @@ import numpy as np
 
 from adacompress.cloud.service import ServiceError
 from adacompress.core.datasets import DatasetError
+from adacompress.core.objective import Objective
 from adacompress.device.policies.base import LearnedPolicy
-from adacompress.device.policies.files import make_policy
+from adacompress.device.policies.files import POLICY_KINDS, make_policy
 from adacompress.device.policies.settings import PolicySettings
-from adacompress.learning.environment import CompressionEnv, Sample, Skipped
+from adacompress.exchange.environment import CompressionEnv, Sample, Skipped
 from adacompress.learning.survey import Survey
 from basekit.images import ImageError
 from basekit.progress import Progress
@@ -30,12 +31,14 @@ def fit_policy(
     agent: PolicySettings,
     *,
     steps: int,
+    objective: Objective = Objective(),
     full_information: bool = False,
     progress: bool = False,
     skipped: list[Skipped] | None = None,
 ) -> tuple[LearnedPolicy, list[dict[str, float]]]:
-    """``steps`` training steps on prepared ``samples``; returns the policy and its
-    log (namespaced metrics every :data:`LOG_EVERY` steps).
+    """``steps`` training steps on prepared ``samples``, learning what ``objective``
+    asks; returns the policy and its log (namespaced metrics every
+    :data:`LOG_EVERY` steps).
 
     Images the service fails on are dropped (and appended to ``skipped``).
     """
@@ -43,7 +46,7 @@ def fit_policy(
         raise DatasetError(f"need at least 2 usable images, found {len(samples)}")
     skipped = skipped if skipped is not None else []
     agent = replace(agent, n_actions=len(env.actions), state_dim=env.extractor.dim)
-    if agent.policy == "survival":
+    if POLICY_KINDS[agent.policy].orders_by_cost:
         agent = replace(agent, action_cost=action_cost(env, samples))
     policy = make_policy(agent)
     rng = np.random.default_rng(agent.seed)
@@ -75,15 +78,17 @@ def fit_policy(
                 raise DatasetError("too few usable images left") from None
             continue
         if full_information:
-            signals = np.array([policy.signal(r) for r in results], dtype=np.float32)
+            signals = np.array(
+                [policy.signal(r.accuracy, r.size_ratio, objective) for r in results],
+                dtype=np.float32,
+            )
             loss = policy.observe_all(sample.features, signals, next_sample.features)
         else:
-            loss = policy.observe(
-                sample.features, action, policy.signal(result), next_sample.features
-            )
+            signal = policy.signal(result.accuracy, result.size_ratio, objective)
+            loss = policy.observe(sample.features, action, signal, next_sample.features)
         if loss is not None:
             losses.append(loss)
-        window["reward"].append(result.reward)
+        window["reward"].append(objective.reward(result.accuracy, result.size_ratio))
         window["accuracy"].append(result.accuracy)
         window["size_ratio"].append(result.size_ratio)
         if (step + 1) % LOG_EVERY == 0 or step + 1 == steps:
@@ -93,7 +98,7 @@ def fit_policy(
                 "charts/accuracy": float(np.mean(window["accuracy"])),
                 "charts/size_ratio": float(np.mean(window["size_ratio"])),
                 "charts/epsilon": policy.epsilon,
-                f"losses/{loss_name(agent)}": (
+                f"losses/{policy.loss_name}": (
                     float(np.mean(losses)) if losses else float("nan")
                 ),
             }
@@ -108,11 +113,6 @@ def fit_policy(
             losses = []
     bar.close()
     return policy, history
-
-
-def loss_name(agent: PolicySettings) -> str:
-    """The loss a policy minimises, as logged: TD error or survival cross-entropy."""
-    return "survival_bce" if agent.policy == "survival" else "td_loss"
 
 
 def action_cost(env: CompressionEnv, samples: list[Sample]) -> tuple[float, ...]:
@@ -137,16 +137,15 @@ def fit_table(
     agent: PolicySettings,
     *,
     steps: int,
-    alpha: float = 1.0,
-    beta: float = 0.0,
+    objective: Objective = Objective(),
     progress: bool = False,
 ) -> tuple[LearnedPolicy, list[dict[str, float]]]:
     """Train on what a survey knows, asking nothing more: each step shows the next
     image (a seeded reshuffle every pass) with every known outcome (answered or
     implied); unknown ones are masked out of the loss.
 
-    The survival policy learns the outcomes; the q policy the rewards
-    ``alpha * A - size ratio + beta`` (sizes are known for every action).
+    Each policy learns its own signal of the outcomes (sizes are known for every
+    action).
     """
     features, kept = survey.features, survey.kept
     n, n_actions = kept.shape
@@ -154,7 +153,7 @@ def fit_table(
         raise DatasetError(f"need at least 2 surveyed images, found {n}")
     ratios = survey.ratios
     agent = replace(agent, n_actions=n_actions, state_dim=features.shape[1])
-    if agent.policy == "survival":
+    if POLICY_KINDS[agent.policy].orders_by_cost:
         cost = tuple(round(float(c), 6) for c in ratios.mean(axis=0))
         agent = replace(agent, action_cost=cost)
     policy = make_policy(agent)
@@ -162,7 +161,7 @@ def fit_table(
         policy.fit_feature_scaling(features)
     observed = (~np.isnan(kept)).astype(np.float32)
     outcome = np.nan_to_num(kept).astype(np.float32)
-    signals = outcome if agent.policy == "survival" else alpha * outcome - ratios + beta
+    signals = policy.signal(outcome, ratios, objective)
     rng = np.random.default_rng(agent.seed)
     order = list(rng.permutation(n))
     history: list[dict[str, float]] = []
@@ -183,7 +182,7 @@ def fit_table(
         if (step + 1) % LOG_EVERY == 0 or step + 1 == steps:
             history.append({
                 "step": step + 1, "charts/epsilon": policy.epsilon,
-                f"losses/{loss_name(agent)}": (
+                f"losses/{policy.loss_name}": (
                     float(np.mean(losses)) if losses else float("nan")
                 ),
             })  # fmt: skip

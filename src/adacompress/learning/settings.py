@@ -11,45 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adacompress.core.datasets import check_split, resolve_images
+from adacompress.core.objective import Objective, check_target
 from adacompress.device.policies.settings import PolicySettings
 from adacompress.device.shipped import AgentChoice
+from adacompress.exchange.settings import CloudSettings
 from basekit.images import DEFAULT_MAX_PIXELS
-
-
-def check_target(target: float) -> None:
-    """Raises ValueError (one line) unless ``target`` is an accuracy in (0, 1]."""
-    if not 0.0 < target <= 1.0:
-        raise ValueError(f"target accuracy must be in (0, 1], got {target}")
-
-
-@dataclass
-class CloudSettings:
-    """The cloud that answers the uploads, what it accepts, and where its answers
-    are cached."""
-
-    backend: str = "lite0"
-    """cloud service: lite0, lite1, lite2 (emulated), rekognition (AWS), or the
-    http(s):// URL of a Google Vision-shaped service"""
-    min_side: int | None = None
-    """never upload an image with a shorter side below this (default: the backend's
-    own limit, 80 for rekognition)"""
-    max_bytes: int | None = None
-    """never upload more bytes than this per image (default: the backend's limit)"""
-    cache: str | None = None
-    """SQLite cache of answers and features (default: $ADACOMPRESS_CACHE or the
-    user's cache folder)"""
-    timeout: float = 30.0
-    """seconds one call to a remote service may take, its retries included"""
-    max_failures: int = 3
-    """stop (exit status 3) after this many calls in a row could not reach the
-    service; a rerun continues"""
-
-    def __post_init__(self) -> None:
-        if self.timeout <= 0 or self.max_failures < 1:
-            raise ValueError(
-                f"--timeout must be positive and --max-failures at least 1, got "
-                f"{self.timeout} and {self.max_failures}"
-            )
 
 
 @dataclass
@@ -155,6 +121,12 @@ class TrainSettings:
                 "the survival policy learns from many actions' answers on each image: "
                 "add --full-information, or --queries-per-image / --call-budget"
             )
+
+    @property
+    def objective(self) -> Objective:
+        """The trade-off the agent is trained for (``--alpha`` is what a
+        calibration for ``--target-accuracy`` starts from)."""
+        return Objective(self.alpha, self.beta, self.top_k, self.target_accuracy)
 
     @property
     def budgeted(self) -> bool:

@@ -2,7 +2,7 @@
 
 Every training image's reference goes up (the truth); then, instead of every action,
 at most ``queries`` of them, each chosen to settle the most unknown outcomes given
-what is known (:mod:`~adacompress.learning.monotone`), the rest filled in by
+what is known (:mod:`~adacompress.exchange.monotone`), the rest filled in by
 monotone propagation. The belief that guides the choice is the survival model fitted
 to the images surveyed so far (active learning), refitted as the survey goes on.
 Sizes need no call: every action is encoded on the device. A call budget stops the
@@ -18,8 +18,8 @@ import numpy as np
 
 from adacompress.cloud.service import ServiceError
 from adacompress.device.actions import REFERENCE_ACTION, Action
-from adacompress.learning.environment import CompressionEnv, Sample, Skipped
-from adacompress.learning.monotone import dominance, next_query, propagate
+from adacompress.exchange.environment import CompressionEnv, Sample, Skipped
+from adacompress.exchange.monotone import dominance, next_query, propagate
 from basekit.images import ImageError
 from basekit.progress import Progress
 
@@ -110,7 +110,7 @@ def survey(
 
     ``belief`` is refitted on the survey so far every ``refit_every`` images; with
     ``trust``, each image's first questions check the action the policy would send
-    at that belief (:func:`~adacompress.learning.monotone.next_query`). With
+    at that belief (:func:`~adacompress.exchange.monotone.next_query`). With
     ``count_cached`` every answer asked counts as a call, cached or not: what a
     first survey against a new cloud pays (budget experiments on a warm cache).
     """

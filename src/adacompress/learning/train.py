@@ -16,19 +16,20 @@ from typing import Any
 import torch
 
 from adacompress.core.datasets import DatasetError
+from adacompress.core.objective import Objective
 from adacompress.device.actions import get_action_set
 from adacompress.device.features import get_extractor
 from adacompress.device.policies.base import LearnedPolicy
-from adacompress.device.policies.files import save_policy
-from adacompress.device.policies.survival import SurvivalPolicy
+from adacompress.device.policies.files import POLICY_KINDS, save_policy
+from adacompress.exchange.calls import CallPlan, plan_calls
+from adacompress.exchange.environment import CompressionEnv, Sample, open_env
 from adacompress.learning.calibrate import (
+    SEARCHES,
     AlphaSearch,
     Calibration,
     SurveyThresholdSearch,
     ThresholdSearch,
 )
-from adacompress.learning.calls import CallPlan, plan_calls
-from adacompress.learning.environment import CompressionEnv, Sample, open_env
 from adacompress.learning.fit import fit_policy, fit_table
 from adacompress.learning.settings import TrainSettings
 from adacompress.learning.survey import Predictor, Survey, prior_belief, survey
@@ -62,24 +63,32 @@ def train(
     paths = settings.data.paths()
     found: Survey | None = None
     with open_env(
-        settings.cloud, actions=actions, extractor=extractor, top_k=settings.top_k,
-        alpha=settings.alpha, beta=settings.beta, max_pixels=settings.data.max_pixels,
-    ) as env:  # fmt: skip
+        settings.cloud,
+        actions=actions,
+        extractor=extractor,
+        top_k=settings.top_k,
+        max_pixels=settings.data.max_pixels,
+    ) as env:
         samples, skipped = env.prepare(paths, progress=settings.progress)
         if settings.budgeted:
             found = survey_for(env, samples, settings)
             skipped += found.skipped
             if settings.target_accuracy is not None and calibration is None:
                 calibration = SurveyThresholdSearch(
-                    found, table_fitter(settings), settings.calibration_folds,
+                    found,
+                    table_fitter(settings),
+                    settings.calibration_folds,
                     alpha=settings.alpha,
-                ).for_target(settings.target_accuracy)  # fmt: skip
+                ).for_target(settings.target_accuracy)
             if calibration is not None:
                 settings = calibrated(settings, calibration)
             policy, history = fit_table(
-                found, settings.agent, steps=settings.steps, alpha=settings.alpha,
-                beta=settings.beta, progress=settings.progress,
-            )  # fmt: skip
+                found,
+                settings.agent,
+                steps=settings.steps,
+                objective=settings.objective,
+                progress=settings.progress,
+            )
         else:
             if settings.target_accuracy is not None:
                 if calibration is None:
@@ -87,12 +96,16 @@ def train(
                         env, samples, settings, settings.target_accuracy
                     )
                 settings = calibrated(settings, calibration)
-                env.alpha = settings.alpha
             policy, history = fit_policy(
-                env, samples, settings.agent, steps=settings.steps,
+                env,
+                samples,
+                settings.agent,
+                steps=settings.steps,
+                objective=settings.objective,
                 full_information=settings.full_information,
-                progress=settings.progress, skipped=skipped,
-            )  # fmt: skip
+                progress=settings.progress,
+                skipped=skipped,
+            )
         stats = asdict(env.cache.stats)
     out = Path(settings.out)
     save_policy(
@@ -162,9 +175,7 @@ def survey_for(
     def belief(so_far: Survey) -> Predictor:
         if len(so_far.samples) < BELIEF_MIN_IMAGES:
             return prior_belief(so_far)
-        policy = fit(so_far, settings.agent.seed)
-        assert isinstance(policy, SurvivalPolicy)
-        return policy.survival
+        return fit(so_far, settings.agent.seed).belief
 
     return survey(
         env, samples, queries=queries, call_budget=settings.call_budget,
@@ -186,9 +197,8 @@ def table_fitter(
     def fit(part: Survey, seed: int) -> LearnedPolicy:
         agent = replace(settings.agent, seed=seed)
         policy, _ = fit_table(
-            part, agent, steps=steps or settings.steps, alpha=settings.alpha,
-            beta=settings.beta,
-        )  # fmt: skip
+            part, agent, steps=steps or settings.steps, objective=settings.objective
+        )
         return policy
 
     return fit
@@ -216,19 +226,22 @@ def search_for(
     """The search of the policy: reward weight (q) or threshold (survival); one
     search answers any number of targets."""
 
-    def fit(fold: list[Sample], seed: int) -> LearnedPolicy:
+    def fit(fold: list[Sample], seed: int, objective: Objective) -> LearnedPolicy:
         agent = replace(settings.agent, seed=seed)
         policy, _ = fit_policy(
-            env, fold, agent, steps=settings.steps,
+            env,
+            fold,
+            agent,
+            steps=settings.steps,
+            objective=objective,
             full_information=settings.full_information,
-        )  # fmt: skip
+        )
         return policy
 
-    if settings.agent.policy == "survival":
-        return ThresholdSearch(
-            env, samples, fit, settings.calibration_folds, alpha=settings.alpha
-        )
-    return AlphaSearch(env, samples, fit, settings.calibration_folds)
+    search = SEARCHES[POLICY_KINDS[settings.agent.policy].tunes]
+    return search(
+        env, samples, fit, settings.calibration_folds, objective=settings.objective
+    )
 
 
 def calibrate(

@@ -4,7 +4,7 @@ A probe uploads the next cheaper candidate below what was sent (by this image's 
 encoded sizes) and checks whether it keeps the answer: the reference's in an estimate
 (every estimate probes), the sent upload's otherwise. A sequential test on the probes
 (Wald's, the drift test's rates the other way round) decides: when the cheaper step
-loses answers at the agents' target rate (``drift_test_error``), not
+loses answers at the agent's target rate (the drift test's ``e0``), not
 ``downshift_shift`` more often, the runtime sends one candidate cheaper than the
 policy's choice from then on (``level`` + 1) and tests the next step; a lost probe
 that tips the test says the agent is tight there and ends the *search*. While
@@ -43,7 +43,7 @@ class Downshift:
 
     def add(self, kept: float, s: RuntimeSettings) -> None:
         """One probe: whether the next cheaper candidate kept the caller's answer."""
-        e0 = s.drift_test_error
+        e0 = s.failure_rate
         # The drift test the other way round: "safe" (e0) is the alternative.
         self.llr += log_likelihood_ratio(1.0 - kept, e0 + s.downshift_shift, e0)
         give_up, step = wald_bounds(s)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from adacompress.device.policies.base import LearnedPolicy
-from adacompress.learning.environment import CompressionEnv, Sample
+from adacompress.exchange.environment import CompressionEnv, Sample
 from adacompress.runtime.drift import SceneDrift, scene_statistics
 from adacompress.runtime.drift_test import DriftTest
 from adacompress.runtime.scene_memory import SceneMemory

@@ -1,6 +1,6 @@
 """Wald's sequential probability ratio test on the estimates after a scene drift.
 
-Failure rate ``e0 = drift_test_error`` (the agent on its own scene) against
+Failure rate ``e0`` (the agent on its own scene: what its target allows) against
 ``e1 = e0 + drift_test_shift`` (the agent lost on a new one): each estimate adds its
 log-likelihood ratio; crossing ``log((1 - beta) / alpha)`` calls for a retrain,
 crossing ``log(beta / (1 - alpha))`` keeps the agent and ends the test.
@@ -49,7 +49,7 @@ class DriftTest:
         """One estimate's evidence; a clear "no change" ends the test."""
         if self.llr is None:
             return
-        e0 = s.drift_test_error
+        e0 = s.failure_rate
         self.llr += log_likelihood_ratio(1.0 - accuracy, e0, e0 + s.drift_test_shift)
         if self.llr <= wald_bounds(s)[0]:
             self.llr = None

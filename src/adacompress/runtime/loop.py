@@ -32,7 +32,7 @@ from adacompress.core.datasets import PhotoFile, read_photo
 from adacompress.core.labels import Answer
 from adacompress.device.actions import REFERENCE_ACTION, Action
 from adacompress.device.compressor import Compressor
-from adacompress.learning.environment import CompressionEnv, Sample
+from adacompress.exchange.environment import CompressionEnv, Sample
 from adacompress.runtime.downshift import Downshift, ladder, lowered
 from adacompress.runtime.drift_monitor import DriftMonitor, cached_statistics
 from adacompress.runtime.p_est import EstimateRate
@@ -76,6 +76,8 @@ class Runtime:
         *,
         metadata: dict[str, Any],
     ) -> None:
+        self.objective = compressor.card.objective
+        settings = settings.for_agent(self.objective)
         self.env, self.settings, self.store = env, settings, store
         self.policy = compressor.learned
         self.candidates = (
@@ -195,7 +197,10 @@ class Runtime:
             self.downshift.lost()
         uploaded += self._probe_cheaper(sample, index, against=REFERENCE_ACTION)
         transition = Transition.one_action(
-            sample.features, index, self.policy.signal(result), len(self.env.actions)
+            sample.features,
+            index,
+            self.policy.signal(result.accuracy, result.size_ratio, self.objective),
+            len(self.env.actions),
         )
         # Stored in D, not learned from: the policy learns only while retraining.
         self.policy.remember(transition.state, transition.signals, transition.observed)
@@ -219,12 +224,13 @@ class Runtime:
                                 candidates=self.candidates)  # fmt: skip
         result, labels, uploaded = self.env.step_with_reference(sample, index)
         transition, extra = retrain_lesson(
-            self.env, self.policy, sample, index, result, self.settings
+            self.env, self.policy, sample, index, result, self.objective, self.settings
         )
         self.policy.observe_all(
             sample.features, transition.signals, sample.features, transition.observed
         )
-        self.retrain.add(result.reward, result.accuracy, self.settings)
+        reward = self.objective.reward(result.accuracy, result.size_ratio)
+        self.retrain.add(reward, result.accuracy, self.settings)
         step = Step(self.env.actions[index].key, uploaded + extra,
                     result.reference_bytes, result.accuracy, labels)  # fmt: skip
         if self.retrain.done(self.policy.epsilon, self.settings):

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from adacompress.core.objective import Objective
 from adacompress.device.actions import REFERENCE_ACTION
 from adacompress.device.policies.base import LearnedPolicy
-from adacompress.device.policies.survival import SurvivalPolicy
-from adacompress.learning.environment import CompressionEnv, Sample, StepResult
-from adacompress.learning.monotone import dominance, next_query, propagate
+from adacompress.exchange.environment import CompressionEnv, Sample, StepResult
+from adacompress.exchange.monotone import dominance, next_query, propagate
 from adacompress.runtime.settings import RuntimeSettings
 from adacompress.runtime.store import Transition
 
@@ -56,13 +56,14 @@ def retrain_lesson(
     sample: Sample,
     index: int,
     first: StepResult,
+    objective: Objective,
     settings: RuntimeSettings,
 ) -> tuple[Transition, int]:
     """What one retrain image teaches, asking the cloud only what it needs.
 
     The explored action ``index`` was uploaded with the reference (``first``). Up to
     ``retrain_queries - 1`` more actions are asked about, each the one whose answer
-    settles the most (:func:`~adacompress.learning.monotone.next_query`, guided by
+    settles the most (:func:`~adacompress.exchange.monotone.next_query`, guided by
     the survival policy's belief); with ``retrain_implied``, what the answers imply
     about the other actions is learned too (sizes are known on the device).
 
@@ -72,11 +73,7 @@ def retrain_lesson(
     known = np.full(n, np.nan)
     known[index] = first.accuracy
     up = dominance(env.actions)
-    belief = (
-        policy.survival(sample.features)[0]
-        if isinstance(policy, SurvivalPolicy)
-        else np.full(n, 0.5)
-    )
+    belief = policy.belief(sample.features)[0]
     extra = 0
     for _ in range(settings.retrain_queries - 1):
         j = next_query(propagate(known, up), belief, up)
@@ -89,11 +86,8 @@ def retrain_lesson(
         known = propagate(known, up)
     observed = ~np.isnan(known)
     outcome = np.nan_to_num(known)
-    if isinstance(policy, SurvivalPolicy):
-        signals = outcome
-    else:
-        ratios = env.sizes(sample) / first.reference_bytes
-        signals = env.alpha * outcome - ratios + env.beta
+    ratios = env.sizes(sample) / first.reference_bytes if policy.uses_sizes else 0.0
+    signals = np.asarray(policy.signal(outcome, ratios, objective))
     return (
         Transition(
             sample.features, signals.astype(np.float32), observed.astype(np.float32)

@@ -25,9 +25,9 @@ from adacompress.core.datasets import (
     resolve_images,
 )
 from adacompress.device.shipped import AgentChoice
-from adacompress.learning.calls import CallPlan, plan_calls
-from adacompress.learning.environment import open_agent_env
-from adacompress.learning.settings import CloudSettings
+from adacompress.exchange.calls import CallPlan, plan_calls
+from adacompress.exchange.environment import open_agent_env
+from adacompress.exchange.settings import CloudSettings
 from adacompress.runtime.loop import Runtime
 from adacompress.runtime.settings import RunSettings, RuntimeSettings
 from adacompress.runtime.store import Record, RunStore

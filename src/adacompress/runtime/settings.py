@@ -4,12 +4,16 @@ settings. Light to import (no torch)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from adacompress.core.objective import Objective
 from adacompress.device.shipped import AgentChoice
-from adacompress.learning.settings import CloudSettings
+from adacompress.exchange.settings import CloudSettings
 from basekit.images import DEFAULT_MAX_PIXELS
 from basekit.presets import Presets
+
+DEFAULT_FAILURE_RATE = 0.01
+"""The drift test's failure rate for an agent without an accuracy target."""
 
 
 @dataclass
@@ -59,10 +63,10 @@ class RuntimeSettings:
     """a drift score above this (standard errors) raises p_est once"""
     drift_p_est: float = 0.5
     """p_est after a detected scene drift, held while the drift test runs"""
-    drift_test_error: float = 0.01
+    drift_test_error: float | None = None
     """the drift test (a sequential probability ratio test on the estimates after a
-    drift): the agent's failure rate on its own scene (the shipped agents are
-    calibrated to 0.99 accuracy)"""
+    drift): the agent's failure rate on its own scene (default: what its target
+    accuracy allows, 1 - target; 0.01 for an agent without a target)"""
     drift_test_shift: float = 0.04
     """...the failure-rate increase it is built to notice: retrain when the new
     scene's rate looks like ``drift_test_error + drift_test_shift``, keep the agent
@@ -126,16 +130,31 @@ class RuntimeSettings:
         if self.window < 1 or self.exit_window < 1 or self.drift_window < 0:
             raise ValueError("--window and --exit-window must be at least 1")
         shifts = (self.drift_test_shift, self.downshift_shift)
-        if not (self.drift_test_error > 0 and min(shifts) > 0
-                and self.drift_test_error + max(shifts) < 1):  # fmt: skip
+        error = self.failure_rate
+        if not (error > 0 and min(shifts) > 0 and error + max(shifts) < 1):
             raise ValueError(
                 "drift test: need 0 < drift_test_error < drift_test_error + "
                 f"drift_test_shift (and + downshift_shift) < 1, got "
-                f"{self.drift_test_error}, {self.drift_test_shift} and "
+                f"{error}, {self.drift_test_shift} and "
                 f"{self.downshift_shift}"
             )
         if not (0 < self.drift_test_alpha < 1 and 0 < self.drift_test_beta < 1):
             raise ValueError("drift test: alpha and beta must be in (0, 1)")
+
+    @property
+    def failure_rate(self) -> float:
+        """The drift test's failure rate on the agent's own scene."""
+        if self.drift_test_error is None:
+            return DEFAULT_FAILURE_RATE
+        return self.drift_test_error
+
+    def for_agent(self, objective: Objective) -> RuntimeSettings:
+        """These settings for an agent of ``objective``: unless set, the drift
+        test's failure rate is what the agent's target accuracy allows."""
+        if self.drift_test_error is not None or objective.target is None:
+            return self
+        # Rounded: targets are decimals (0.99), their complement should be too.
+        return replace(self, drift_test_error=round(1.0 - objective.target, 9))
 
 
 RUNTIME_PRESETS: Presets[RuntimeSettings] = Presets("runtime preset", {

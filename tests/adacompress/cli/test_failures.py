@@ -20,7 +20,7 @@ from adacompress.cloud.emulated import EfficientNetLiteCloud
 from adacompress.cloud.server import create_app, running
 from adacompress.cloud.settings import ServeSettings
 from adacompress.core.datasets import builtin_photos
-from adacompress.learning.cache import AnswerCache
+from adacompress.exchange.cache import AnswerCache
 from adacompress.runtime.store import RunStore
 from basekit.sqlite import StateError
 from tests.helpers import photo

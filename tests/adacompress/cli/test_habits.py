@@ -17,7 +17,7 @@ from adacompress import __version__
 from adacompress.cli import main
 from adacompress.cloud.settings import ServeSettings
 from adacompress.core.datasets import builtin_photos, data_root
-from adacompress.learning.cache import default_cache_path
+from adacompress.exchange.cache import default_cache_path
 from basekit import progress
 from tests.helpers import write_bad_inputs
 

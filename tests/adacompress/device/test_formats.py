@@ -20,8 +20,8 @@ from adacompress.device.actions import Action, get_action_set
 from adacompress.device.codec import encode
 from adacompress.device.compressor import Compressor
 from adacompress.device.files import MANIFEST, compress_files
-from adacompress.learning.cache import AnswerCache
-from adacompress.learning.environment import CompressionEnv
+from adacompress.exchange.cache import AnswerCache
+from adacompress.exchange.environment import CompressionEnv
 from tests.helpers import photo
 
 REKOGNITION = UploadLimits(80, None, REKOGNITION_FORMATS)

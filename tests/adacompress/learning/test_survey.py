@@ -16,8 +16,8 @@ from adacompress.core.datasets import builtin_photos
 from adacompress.core.labels import Answer
 from adacompress.device.actions import get_action_set
 from adacompress.device.features import get_extractor
-from adacompress.learning.environment import open_env
-from adacompress.learning.settings import CloudSettings
+from adacompress.exchange.environment import open_env
+from adacompress.exchange.settings import CloudSettings
 from adacompress.learning.survey import survey
 
 ARGS = ["--quiet", "train", "--preset", "survival", "--actions", "scale-quality",

@@ -11,8 +11,8 @@ import numpy as np
 from adacompress.device.actions import Action, paper_actions
 from adacompress.device.codec import encode
 from adacompress.device.compressor import Compressor
-from adacompress.learning.cache import AnswerCache
-from adacompress.learning.environment import CompressionEnv
+from adacompress.exchange.cache import AnswerCache
+from adacompress.exchange.environment import CompressionEnv
 from adacompress.runtime.downshift import Downshift, ladder, lowered
 from adacompress.runtime.loop import Runtime
 from adacompress.runtime.settings import RuntimeSettings

@@ -24,9 +24,9 @@ from adacompress.device.policies.q import DQNPolicy
 from adacompress.device.policies.settings import PolicySettings
 from adacompress.device.policies.survival import SurvivalPolicy
 from adacompress.device.shipped import AgentChoice
-from adacompress.learning.cache import AnswerCache
-from adacompress.learning.environment import CompressionEnv
-from adacompress.learning.settings import CloudSettings
+from adacompress.exchange.cache import AnswerCache
+from adacompress.exchange.environment import CompressionEnv
+from adacompress.exchange.settings import CloudSettings
 from adacompress.runtime.loop import Runtime
 from adacompress.runtime.run import run_stream
 from adacompress.runtime.settings import RUNTIME_PRESETS, RuntimeSettings

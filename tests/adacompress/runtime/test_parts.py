@@ -121,6 +121,7 @@ def test_retrain_progress_exit_rules() -> None:
 def test_a_retrain_image_teaches_what_its_answers_imply(tmp_path: Path) -> None:
     """q=5 lost implies nothing above; q=35 kept implies q=45..95 kept: one answer,
     seven outcomes learned; more questions only where they settle something."""
+    from adacompress.core.objective import Objective
     from adacompress.device.actions import paper_actions
     from adacompress.runtime.retrain import retrain_lesson
     from tests.adacompress.fakes import make_env, write_photos
@@ -131,16 +132,16 @@ def test_a_retrain_image_teaches_what_its_answers_imply(tmp_path: Path) -> None:
     q35 = [a.quality for a in paper_actions()].index(35)
     first = env.step(sample, q35)
     assert first.accuracy == 1.0  # SizeCloud keeps uploads of 3 kB and more
-    one, extra = retrain_lesson(env, policy, sample, q35, first, S)
+    one, extra = retrain_lesson(env, policy, sample, q35, first, Objective(), S)
     assert extra == 0 and one.observed.tolist() == [0.0] * 3 + [1.0] * 7
     sizes = env.sizes(sample)
     expected = 1.0 - sizes[q35:] / first.reference_bytes  # alpha 1, beta 0
     np.testing.assert_allclose(one.signals[q35:], expected, rtol=1e-5)
     paper = replace(S, retrain_implied=False)
-    alone, _ = retrain_lesson(env, policy, sample, q35, first, paper)
+    alone, _ = retrain_lesson(env, policy, sample, q35, first, Objective(), paper)
     assert alone.observed.tolist() == [0.0] * 3 + [1.0] + [0.0] * 6
     asking = replace(S, retrain_queries=3)
-    more, extra = retrain_lesson(env, policy, sample, q35, first, asking)
+    more, extra = retrain_lesson(env, policy, sample, q35, first, Objective(), asking)
     assert more.observed.sum() > one.observed.sum() and extra > 0
 
 

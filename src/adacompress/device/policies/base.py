@@ -19,18 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from adacompress.core.objective import Objective, Value
 from adacompress.device.policies.replay import ReplayMemory
 from adacompress.device.policies.settings import PolicySettings, settings_from
-
-
-class Scored(Protocol):
-    """What a policy learns from: an upload's reward and accuracy."""
-
-    @property
-    def reward(self) -> float: ...
-
-    @property
-    def accuracy(self) -> float: ...
 
 
 class Policy(Protocol):
@@ -101,9 +92,25 @@ class LearnedPolicy:
         """Shape: (batch, state_dim) -> (batch, n_actions)."""
         raise NotImplementedError
 
-    def signal(self, result: Scored) -> float:
-        """What the policy learns from one upload."""
+    tunes: str = "alpha"
+    """what a calibration for an accuracy target tunes: the objective's ``alpha``
+    or the policy's ``threshold``"""
+    loss_name: str = "loss"
+    """the loss :meth:`errors` computes, as the training log names it"""
+    orders_by_cost: bool = False
+    """whether it needs ``PolicySettings.action_cost`` (each action's mean size)"""
+    uses_sizes: bool = False
+    """whether :meth:`signal` needs the uploads' size ratios (else any value does)"""
+
+    def signal(self, accuracy: Value, ratio: Value, objective: Objective) -> Value:
+        """What the policy learns from uploads of this accuracy and size ratio
+        (one, or elementwise of arrays)."""
         raise NotImplementedError
+
+    def belief(self, states: np.ndarray) -> np.ndarray:
+        """How likely each action is to keep the answer, as far as the policy can
+        tell (1/2 when it cannot). Shape: (batch, state_dim) -> (batch, n_actions)."""
+        return np.full((len(np.atleast_2d(states)), self.settings.n_actions), 0.5)
 
     def errors(self, batch: Batch) -> torch.Tensor:
         """Per-(row, action) loss. Shape: (batch, n_actions)."""

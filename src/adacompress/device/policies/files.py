@@ -21,10 +21,16 @@ from basekit.safe_load import load_tensors
 AGENT_FORMAT = 1
 
 
+POLICY_KINDS: dict[str, type[LearnedPolicy]] = {
+    "q": DQNPolicy,
+    "survival": SurvivalPolicy,
+}
+"""The policy class of each ``PolicySettings.policy`` name."""
+
+
 def make_policy(settings: PolicySettings) -> LearnedPolicy:
     """A fresh policy of the kind ``settings.policy`` names."""
-    kind = SurvivalPolicy if settings.policy == "survival" else DQNPolicy
-    return kind(settings)
+    return POLICY_KINDS[settings.policy](settings)
 
 
 def save_policy(policy: LearnedPolicy, path: str | Path, **metadata: object) -> None:

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from adacompress.device.policies.base import Batch, LearnedPolicy, Scored, mlp
+from adacompress.core.objective import Objective, Value
+from adacompress.device.policies.base import Batch, LearnedPolicy, mlp
 from adacompress.device.policies.settings import PolicySettings
 
 
@@ -28,8 +29,12 @@ class DQNPolicy(LearnedPolicy):
     def build_network(self, settings: PolicySettings) -> nn.Module:
         return mlp(settings.state_dim, settings.hidden, settings.n_actions)
 
-    def signal(self, result: Scored) -> float:
-        return result.reward
+    loss_name = "td_loss"
+    uses_sizes = True
+
+    def signal(self, accuracy: Value, ratio: Value, objective: Objective) -> Value:
+        """The reward."""
+        return objective.reward(accuracy, ratio)
 
     def errors(self, batch: Batch) -> torch.Tensor:
         """``(Q(s, a) - td_target)^2`` with ``td_target = r + γ·max_a' Q'(s', a')``."""

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from adacompress.device.policies.base import Batch, LearnedPolicy, Scored, mlp
+from adacompress.core.objective import Objective, Value
+from adacompress.device.policies.base import Batch, LearnedPolicy, mlp
 from adacompress.device.policies.settings import PolicySettings
 
 
@@ -71,8 +72,13 @@ class SurvivalPolicy(LearnedPolicy):
     def build_network(self, settings: PolicySettings) -> nn.Module:
         return SurvivalNetwork(settings.state_dim, settings.hidden, settings.n_actions)
 
-    def signal(self, result: Scored) -> float:
-        return result.accuracy
+    loss_name = "survival_bce"
+    orders_by_cost = True
+    tunes = "threshold"
+
+    def signal(self, accuracy: Value, ratio: Value, objective: Objective) -> Value:
+        """Whether the answer survived."""
+        return accuracy
 
     def errors(self, batch: Batch) -> torch.Tensor:
         """Cross-entropy of the predicted survival against the accuracy."""
@@ -83,6 +89,8 @@ class SurvivalPolicy(LearnedPolicy):
     def survival(self, states: np.ndarray) -> np.ndarray:
         """Predicted survival. Shape: (batch, state_dim) -> (batch, n_actions)."""
         return 1.0 / (1.0 + np.exp(-self.scores(states)))
+
+    belief = survival
 
     def greedy(self, scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
         s = self.settings

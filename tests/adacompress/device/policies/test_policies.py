@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from adacompress.core.objective import Objective
 from adacompress.device.policies.base import LearnedPolicy, mlp
 from adacompress.device.policies.files import load_policy, save_policy
 from adacompress.device.policies.q import DQNPolicy
@@ -195,9 +196,11 @@ def test_survival_agent_learns_which_actions_survive(tmp_path: Path) -> None:
     assert agent.act(negative) == 1
     assert agent.act(positive, candidates=[1, 2]) == 1
     # What it learns from: the accuracy, where the q policy learns the reward.
-    step = type("Step", (), {"reward": -0.3, "accuracy": 1.0})()
-    assert agent.signal(step) == 1.0
-    assert DQNPolicy(small_settings()).signal(step) == -0.3
+    objective = Objective(alpha=0.5)
+    assert agent.signal(1.0, 0.8, objective) == 1.0
+    assert DQNPolicy(small_settings()).signal(1.0, 0.8, objective) == pytest.approx(
+        -0.3
+    )
     # The policy, its threshold and costs travel with the agent file.
     save_policy(agent, tmp_path / "survival.pt")
     loaded, _ = load_policy(tmp_path / "survival.pt")

@@ -22,14 +22,14 @@ from adacompress.cloud.service import Service, ServiceError
 from adacompress.core.datasets import file_digest, read_hashed
 from adacompress.core.labels import Answer
 from adacompress.core.limits import NO_LIMITS, UploadLimits
+from adacompress.core.objective import accuracy, size_ratio, strict_accuracy
 from adacompress.device.actions import REFERENCE_ACTION, Action
 from adacompress.device.codec import Resized, encode
 from adacompress.device.compressor import Compressor
 from adacompress.device.features import FeatureExtractor
 from adacompress.device.shipped import AgentChoice
-from adacompress.learning import metrics
-from adacompress.learning.cache import AnswerCache, Outcome, default_cache_path
-from adacompress.learning.settings import CloudSettings
+from adacompress.exchange.cache import AnswerCache, Outcome, default_cache_path
+from adacompress.exchange.settings import CloudSettings
 from basekit.images import DEFAULT_MAX_PIXELS, ImageError, load_image
 from basekit.progress import track
 
@@ -64,7 +64,6 @@ class Skipped:
 class StepResult:
     """Outcome of one action on one image."""
 
-    reward: float
     accuracy: float
     strict_accuracy: float
     size_ratio: float
@@ -73,7 +72,8 @@ class StepResult:
 
 
 class CompressionEnv:
-    """Images + a cloud + a cache, scoring actions with SPEC.md's reward.
+    """Images + a cloud + a cache: what each upload costs and whether it keeps the
+    answer (the reward is the learner's: :mod:`adacompress.core.objective`).
 
     Args:
         service: the cloud that labels uploads.
@@ -81,8 +81,6 @@ class CompressionEnv:
         actions: the action set; the agent's action ``i`` is ``actions[i]``.
         extractor: state features ``E``.
         top_k: accuracy counts the reference top-1 within the compressed top-k.
-        alpha: reward weight of accuracy (SPEC.md ``α``).
-        beta: reward offset (SPEC.md ``β``).
         max_pixels: larger images are skipped.
         min_side, max_bytes: upload limits replacing the service's own ``limits``
             (:class:`UploadLimits`); answers are cached per service and limits.
@@ -96,8 +94,6 @@ class CompressionEnv:
         actions: Sequence[Action],
         extractor: FeatureExtractor,
         top_k: int = 5,
-        alpha: float = 1.0,
-        beta: float = 0.0,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         min_side: int | None = None,
         max_bytes: int | None = None,
@@ -107,8 +103,6 @@ class CompressionEnv:
         self.actions = tuple(actions)
         self.extractor = extractor
         self.top_k = top_k
-        self.alpha = alpha
-        self.beta = beta
         self.max_pixels = max_pixels
         own: UploadLimits = getattr(service, "limits", NO_LIMITS)
         self.limits = own.replace(min_side=min_side, max_bytes=max_bytes)
@@ -288,16 +282,11 @@ class CompressionEnv:
         return sizes
 
     def score(self, reference: Outcome, compressed: Outcome) -> StepResult:
-        """Accuracy, size ratio and reward of ``compressed`` against ``reference``."""
-        acc = metrics.accuracy(reference.answer, compressed.answer, top_k=self.top_k)
-        ratio = metrics.size_ratio(compressed.nbytes, reference.nbytes)
+        """Accuracy and size ratio of ``compressed`` against ``reference``."""
         return StepResult(
-            reward=metrics.reward(acc, ratio, alpha=self.alpha, beta=self.beta),
-            accuracy=acc,
-            strict_accuracy=metrics.strict_accuracy(
-                reference.answer, compressed.answer
-            ),
-            size_ratio=ratio,
+            accuracy=accuracy(reference.answer, compressed.answer, top_k=self.top_k),
+            strict_accuracy=strict_accuracy(reference.answer, compressed.answer),
+            size_ratio=size_ratio(compressed.nbytes, reference.nbytes),
             nbytes=compressed.nbytes,
             reference_bytes=reference.nbytes,
         )
@@ -346,8 +335,6 @@ def open_env(
     actions: Sequence[Action],
     extractor: FeatureExtractor,
     top_k: int = 5,
-    alpha: float = 1.0,
-    beta: float = 0.0,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Iterator[CompressionEnv]:
     """The one place an environment is built from settings: the service, its answer
@@ -357,10 +344,15 @@ def open_env(
     )
     with AnswerCache(cloud.cache or default_cache_path()) as cache:
         yield CompressionEnv(
-            service, cache, actions=actions, extractor=extractor, top_k=top_k,
-            alpha=alpha, beta=beta, max_pixels=max_pixels, min_side=cloud.min_side,
+            service,
+            cache,
+            actions=actions,
+            extractor=extractor,
+            top_k=top_k,
+            max_pixels=max_pixels,
+            min_side=cloud.min_side,
             max_bytes=cloud.max_bytes,
-        )  # fmt: skip
+        )
 
 
 @contextmanager
@@ -372,16 +364,16 @@ def open_agent_env(
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Iterator[tuple[Compressor, CompressionEnv]]:
     """A chosen agent's compressor, and the environment that scores its actions
-    with its features (``top_k``, alpha and beta default to the agent's own)."""
+    with its features (``top_k`` defaults to the agent's own)."""
     check_backend(cloud.backend)  # before looking for the backend's shipped agent
     compressor = Compressor.load(
         choice.name(cloud.backend), actions=choice.actions, max_pixels=max_pixels
     )
-    card = compressor.card
     with open_env(
-        cloud, actions=compressor.actions, extractor=compressor.extractor,
-        top_k=top_k if top_k is not None else card.top_k,
-        alpha=card.alpha, beta=card.beta,
+        cloud,
+        actions=compressor.actions,
+        extractor=compressor.extractor,
+        top_k=compressor.card.top_k if top_k is None else top_k,
         max_pixels=max_pixels,
-    ) as env:  # fmt: skip
+    ) as env:
         yield compressor, env

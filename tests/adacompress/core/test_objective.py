@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 
+from adacompress.core import objective as metrics
 from adacompress.core.labels import Label
-from adacompress.learning import metrics
 
 
 def answer(*ids: int) -> list[Label]:
@@ -47,6 +48,20 @@ def test_size_ratio_and_reward() -> None:
     assert metrics.size_ratio(300, 1200) == pytest.approx(0.25)
     with pytest.raises(ValueError):
         metrics.size_ratio(1, 0)
-    assert metrics.reward(1.0, 0.25) == pytest.approx(0.75)
-    assert metrics.reward(0.0, 0.25) == pytest.approx(-0.25)
-    assert metrics.reward(1.0, 0.25, alpha=2.0, beta=0.5) == pytest.approx(2.25)
+    assert metrics.Objective().reward(1.0, 0.25) == pytest.approx(0.75)
+    assert metrics.Objective().reward(0.0, 0.25) == pytest.approx(-0.25)
+    weighted = metrics.Objective(alpha=2.0, beta=0.5)
+    assert weighted.reward(1.0, 0.25) == pytest.approx(2.25)
+    assert weighted.with_alpha(1.0) == metrics.Objective(beta=0.5)
+
+
+def test_objective_rewards_arrays_like_single_uploads() -> None:
+    objective = metrics.Objective(alpha=3.0, beta=0.1)
+    acc, ratio = np.array([1.0, 0.0, 1.0]), np.array([0.2, 0.5, 1.0])
+    expected = [objective.reward(a, r) for a, r in zip(acc, ratio, strict=True)]
+    assert objective.reward(acc, ratio).tolist() == expected
+
+
+def test_objective_refuses_a_target_outside_zero_one() -> None:
+    with pytest.raises(ValueError, match="target accuracy"):
+        metrics.Objective(target=1.5)

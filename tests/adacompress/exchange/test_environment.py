@@ -8,21 +8,24 @@ import pytest
 
 from adacompress.cloud.service import ServiceError
 from adacompress.core.labels import Answer
+from adacompress.core.objective import Objective
 from adacompress.device.actions import REFERENCE_ACTION, paper_actions
-from adacompress.learning import environment
+from adacompress.exchange import environment
 from tests.adacompress.fakes import SizeCloud, make_env, write_photos
 from tests.helpers import write_bad_inputs
 
 
-def test_step_scores_with_the_reward_of_spec(tmp_path: Path) -> None:
+def test_step_scores_accuracy_and_size_for_the_reward(tmp_path: Path) -> None:
     env = make_env(tmp_path)
     samples, skipped = env.prepare(write_photos(tmp_path / "img", 1), progress=False)
     assert not skipped
     low = env.step(samples[0], 0)  # q=5: small upload, answer flips
     ref = env.step(samples[0], paper_actions().index(REFERENCE_ACTION))
     assert low.accuracy == 0.0 and low.size_ratio < 1.0
-    assert low.reward == pytest.approx(-low.size_ratio)
-    assert ref.accuracy == 1.0 and ref.size_ratio == 1.0 and ref.reward == 0.0
+    reward = Objective().reward
+    assert reward(low.accuracy, low.size_ratio) == pytest.approx(-low.size_ratio)
+    assert ref.accuracy == 1.0 and ref.size_ratio == 1.0
+    assert reward(ref.accuracy, ref.size_ratio) == 0.0
 
 
 def test_answers_are_cached_across_runs(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from adacompress.device.actions import REFERENCE_ACTION, Action
-from adacompress.learning.environment import CompressionEnv, Sample
+from adacompress.exchange.environment import CompressionEnv, Sample
 
 
 @dataclass(frozen=True)

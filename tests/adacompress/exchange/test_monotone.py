@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from adacompress.device.actions import Action, paper_actions, scale_quality_actions
-from adacompress.learning.monotone import dominance, next_query, propagate, violations
+from adacompress.exchange.monotone import dominance, next_query, propagate, violations
 
 NAN = np.nan
 
