@@ -105,7 +105,7 @@ class AgentCard:
             action_set=action_set,
             actions=actions,
             policy=policy,
-            threshold=threshold if policy == "survival" else None,
+            threshold=threshold,
             top_k=int(metadata.get("top_k", 5)),
             alpha=float(metadata.get("alpha", 1.0)),
             beta=float(metadata.get("beta", 0.0)),

@@ -118,7 +118,7 @@ class Compressor:
         self.card = card or AgentCard.from_metadata(
             self.metadata,
             policy=policy.settings.policy,
-            threshold=policy.settings.threshold,
+            threshold=policy.settings.sending_threshold,
         )
         self.accepted = [
             i for i, a in enumerate(self.actions) if limits.accepts(a.format)
@@ -178,7 +178,7 @@ class Compressor:
         card = AgentCard.from_metadata(
             metadata,
             policy=policy.settings.policy,
-            threshold=policy.settings.threshold,
+            threshold=policy.settings.sending_threshold,
         )
         return cls(
             policy,
@@ -211,14 +211,7 @@ class Compressor:
         Raises:
             ValueError: an exported agent (one line).
         """
-        from adacompress.device.policies.base import LearnedPolicy
-
-        if not isinstance(self.policy, LearnedPolicy):
-            raise ValueError(
-                "an exported agent only decides: training, evaluating, running and "
-                "explaining need its agent file"
-            )
-        return self.policy
+        return self.policy.learner()
 
     # -- deciding --------------------------------------------------------------
 

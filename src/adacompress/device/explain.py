@@ -19,7 +19,6 @@ from PIL import Image, ImageDraw
 
 from adacompress.device.actions import Action
 from adacompress.device.compressor import Compressor
-from adacompress.device.policies.survival import SurvivalPolicy
 
 
 @dataclass(frozen=True)
@@ -40,19 +39,6 @@ class Explanation:
     preference: float
 
 
-def rival(compressor: Compressor, scores: np.ndarray, chosen: int) -> int:
-    """The runner-up of ``chosen``: the next cheaper candidate for the survival
-    policy (else the next dearer one), the next best score otherwise."""
-    settings = compressor.policy.settings
-    if isinstance(compressor.policy, SurvivalPolicy):  # its order, as in its greedy
-        cost = settings.action_cost or range(settings.n_actions)
-        by_cost = sorted(compressor.candidates, key=lambda i: cost[i])
-        position = by_cost.index(chosen)
-        return by_cost[position - 1] if position > 0 else by_cost[position + 1]
-    order = sorted(compressor.candidates, key=lambda i: -scores[i])
-    return next(i for i in order if i != chosen)
-
-
 def explain(
     compressor: Compressor, image: Image.Image, *, grid: int = 8
 ) -> Explanation:
@@ -64,9 +50,10 @@ def explain(
     if grid < 2:
         raise ValueError(f"grid must be at least 2, got {grid}")
     features = compressor.features([image])
-    base = compressor.learned.scores(features)[0]
+    policy = compressor.learned
+    base = policy.scores(features)[0]
     chosen = int(compressor.choose(features)[0])
-    runner_up = rival(compressor, base, chosen)
+    runner_up = policy.runner_up(base, chosen, compressor.candidates)
     width, height = image.size
     pw, ph = max(1, width // grid), max(1, height // grid)
     boxes = [

@@ -62,42 +62,30 @@ class LiteState(nn.Module):
 
 
 class PolicyChoice(nn.Module):
-    """State rows -> the greedy action among the candidates. Shape: (n, dim) -> (n,).
+    """State rows -> the greedy action among the candidates, as the policy chooses
+    it (:meth:`~adacompress.device.policies.base.LearnedPolicy.greedy_graph`).
 
-    Survival: the cheapest candidate whose predicted survival reaches the threshold,
-    else the most likely to survive (``policies.survival.cheapest_trusted``);
-    Q-network: the candidate with the highest value.
+    Shape: (n, dim) -> (n,).
     """
 
     def __init__(self, compressor: Compressor) -> None:
         super().__init__()
         policy = compressor.learned
         s = policy.settings
+        self.policy = policy
         self.network = policy.network
-        self.survival = s.policy == "survival"
-        self.threshold = float(s.threshold)
         mask = torch.zeros(s.n_actions, dtype=torch.bool)
         mask[list(compressor.candidates)] = True
-        cost = torch.tensor(s.action_cost or range(s.n_actions), dtype=torch.float32)
         self.mask: torch.Tensor
-        self.cost: torch.Tensor
         self.mean: torch.Tensor
         self.std: torch.Tensor
         self.register_buffer("mask", mask)
-        self.register_buffer("cost", cost)
         self.register_buffer("mean", torch.from_numpy(policy.feature_mean))
         self.register_buffer("std", torch.from_numpy(policy.feature_std))
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
         scores = self.network((states - self.mean) / self.std)
-        out = torch.tensor(float("-inf"))
-        if not self.survival:
-            return torch.where(self.mask, scores, out).argmax(dim=1)
-        survival = torch.sigmoid(scores)
-        trusted = (survival >= self.threshold) & self.mask
-        cheapest = torch.where(trusted, self.cost, -out).argmin(dim=1)
-        likeliest = torch.where(self.mask, survival, out).argmax(dim=1)
-        return torch.where(trusted.any(dim=1), cheapest, likeliest)
+        return self.policy.greedy_graph(scores, self.mask)
 
 
 def _state_module(compressor: Compressor) -> tuple[LiteState, Preprocessing]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -22,6 +23,9 @@ from adacompress.core.engine import OnnxGraph
 from adacompress.device.card import CARD_FILE, AgentCard
 from adacompress.device.features.lite import log_pixels, state_views
 from adacompress.device.policies.settings import PolicySettings
+
+if TYPE_CHECKING:  # torch is not needed to decide
+    from adacompress.device.policies.base import LearnedPolicy
 
 STATE_GRAPH = "state.onnx"
 POLICY_GRAPH = "policy.onnx"
@@ -69,6 +73,13 @@ class ExportedPolicy:
         dim = int(self.graph.session.get_inputs()[0].shape[1])
         self.settings = PolicySettings(
             state_dim=dim, n_actions=len(card.actions), policy=card.policy
+        )
+
+    def learner(self) -> LearnedPolicy:
+        """Raises ValueError (one line): an exported agent only decides."""
+        raise ValueError(
+            "an exported agent only decides: training, evaluating, running and "
+            "explaining need its agent file"
         )
 
     def choose(

@@ -105,7 +105,7 @@ class TrainSettings:
         if self.target_accuracy is not None:
             check_target(self.target_accuracy)
         budgeted = self.queries_per_image is not None or self.call_budget is not None
-        if budgeted and self.agent.policy != "survival":
+        if budgeted and not self.agent.predicts_survival:
             raise ValueError(
                 "learning from few answers per image (--queries-per-image, "
                 "--call-budget) needs --policy survival"
@@ -116,7 +116,7 @@ class TrainSettings:
             raise ValueError(
                 "--call-budget must be at least 2 (a reference and a query)"
             )
-        if self.agent.policy == "survival" and not (self.full_information or budgeted):
+        if self.agent.predicts_survival and not (self.full_information or budgeted):
             raise ValueError(
                 "the survival policy learns from many actions' answers on each image: "
                 "add --full-information, or --queries-per-image / --call-budget"

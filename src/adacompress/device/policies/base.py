@@ -30,6 +30,10 @@ class Policy(Protocol):
 
     settings: PolicySettings
 
+    def learner(self) -> LearnedPolicy:
+        """The policy as a learner (raises ValueError where it only decides)."""
+        ...
+
     def choose(
         self, states: np.ndarray, candidates: Sequence[int] | None = None
     ) -> np.ndarray:
@@ -119,6 +123,21 @@ class LearnedPolicy:
     def greedy(self, scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
         """Indices into ``allowed`` chosen per row of ``scores[:, allowed]``."""
         raise NotImplementedError
+
+    def greedy_graph(self, scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """:meth:`greedy` in torch operations over the actions ``mask`` allows (what
+        an export traces). Shape: (batch, n_actions), (n_actions,) -> (batch,)."""
+        raise NotImplementedError
+
+    def runner_up(
+        self, scores: np.ndarray, chosen: int, candidates: Sequence[int]
+    ) -> int:
+        """The candidate the policy would send if ``chosen`` were not there (what an
+        explanation compares against), given one image's ``scores``."""
+        raise NotImplementedError
+
+    def learner(self) -> LearnedPolicy:
+        return self
 
     # -- choosing --------------------------------------------------------------
 

@@ -7,6 +7,8 @@ the problem really is (the next image does not depend on the action), and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from torch import nn
@@ -47,3 +49,13 @@ class DQNPolicy(LearnedPolicy):
 
     def greedy(self, scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
         return scores.argmax(axis=1)
+
+    def greedy_graph(self, scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return torch.where(mask, scores, torch.tensor(float("-inf"))).argmax(dim=1)
+
+    def runner_up(
+        self, scores: np.ndarray, chosen: int, candidates: Sequence[int]
+    ) -> int:
+        """The next best score."""
+        order = sorted(candidates, key=lambda i: -scores[i])
+        return next(i for i in order if i != chosen)

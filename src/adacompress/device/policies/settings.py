@@ -63,6 +63,17 @@ class PolicySettings:
         if not 0.0 < self.threshold <= 1.0:
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
 
+    @property
+    def predicts_survival(self) -> bool:
+        """The policy predicts each action's survival: it learns from any subset of
+        the actions' outcomes and sends at a calibrated threshold."""
+        return self.policy == "survival"
+
+    @property
+    def sending_threshold(self) -> float | None:
+        """The predicted survival an action needs to be sent (None: no threshold)."""
+        return self.threshold if self.predicts_survival else None
+
 
 def settings_from(raw: dict[str, Any]) -> PolicySettings:
     """PolicySettings from their saved dict (lists back to tuples)."""

@@ -9,6 +9,8 @@ the threshold.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from torch import nn
@@ -92,8 +94,31 @@ class SurvivalPolicy(LearnedPolicy):
 
     belief = survival
 
-    def greedy(self, scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    def cost(self) -> list[float]:
+        """Each action's cost, the order actions are tried in."""
         s = self.settings
-        cost = np.asarray(s.action_cost or range(s.n_actions), dtype=np.float64)
+        return list(s.action_cost or range(s.n_actions))
+
+    def greedy(self, scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+        cost = np.asarray(self.cost(), dtype=np.float64)
         survival = 1.0 / (1.0 + np.exp(-scores))
-        return cheapest_trusted(survival, s.threshold, cost[allowed])
+        return cheapest_trusted(survival, self.settings.threshold, cost[allowed])
+
+    def greedy_graph(self, scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        cost = torch.tensor(self.cost(), dtype=torch.float32)
+        out = torch.tensor(float("-inf"))
+        survival = torch.sigmoid(scores)
+        trusted = (survival >= float(self.settings.threshold)) & mask
+        cheapest = torch.where(trusted, cost, -out).argmin(dim=1)
+        likeliest = torch.where(mask, survival, out).argmax(dim=1)
+        return torch.where(trusted.any(dim=1), cheapest, likeliest)
+
+    def runner_up(
+        self, scores: np.ndarray, chosen: int, candidates: Sequence[int]
+    ) -> int:
+        """The next cheaper candidate (else the next dearer one): its order, as in
+        its greedy choice."""
+        cost = self.cost()
+        by_cost = sorted(candidates, key=lambda i: cost[i])
+        position = by_cost.index(chosen)
+        return by_cost[position - 1] if position > 0 else by_cost[position + 1]
