@@ -46,13 +46,19 @@ def settings_for(
     return TRAIN_PRESETS.get(
         "survival",
         {
-            "cloud": {"backend": backend}, "actions": ACTIONS, "features": FEATURES,
-            "data": {"split": "train"}, "target_accuracy": target,
-            "call_budget": budget, "budget_counts_cached": True,
-            "full_information": True, "out": str(out), "progress": False,
+            "cloud": {"backend": backend},
+            "actions": ACTIONS,
+            "features": FEATURES,
+            "data": {"split": "train"},
+            "target_accuracy": target,
+            "call_budget": budget,
+            "budget_counts_cached": True,
+            "full_information": True,
+            "out": str(out),
+            "progress": False,
             "check_choice": check,
         },
-    )  # fmt: skip
+    )
 
 
 def monotone_report(
@@ -98,9 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", type=float, default=0.99)
     parser.add_argument("--json", type=Path, default=Path("out/call_budget.json"))
     parser.add_argument(
-        "--no-check-choice", action="store_true",
+        "--no-check-choice",
+        action="store_true",
         help="surveys by weighted bisection alone (train --no-check-choice)",
-    )  # fmt: skip
+    )
     args = parser.parse_args(argv)
     configure_threads()
     out = args.json.parent / "call_budget"
@@ -111,12 +118,18 @@ def main(argv: list[str] | None = None) -> int:
             name = "full" if k is None else str(k)
             agent = out / f"{backend}-{name}.pt"
             budget = None if k is None else k * 700
-            log = train(settings_for(backend, budget, args.target, agent,
-                                     not args.no_check_choice))  # fmt: skip
-            result = evaluate(EvaluateSettings(
-                cloud=CloudSettings(backend), choice=AgentChoice(str(agent)),
-                progress=False,
-            ))  # fmt: skip
+            log = train(
+                settings_for(
+                    backend, budget, args.target, agent, not args.no_check_choice
+                )
+            )
+            result = evaluate(
+                EvaluateSettings(
+                    cloud=CloudSettings(backend),
+                    choice=AgentChoice(str(agent)),
+                    progress=False,
+                )
+            )
             survey_log = log.get("survey", {})
             rows[name] = {
                 "calls_per_image": (
@@ -130,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                         _chosen(log["calibration"]),
                         strict=True,
                     )
-                },  # fmt: skip
+                },
                 "accuracy": result["agent"]["accuracy"],
                 "size_ratio": result["agent"]["size_ratio"],
             }
@@ -149,8 +162,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _chosen(calibration: dict[str, Any]) -> tuple[float, float, float]:
-    row = next(r for r in calibration["table"]
-               if r["threshold"] == calibration["threshold"])  # fmt: skip
+    row = next(
+        r for r in calibration["table"] if r["threshold"] == calibration["threshold"]
+    )
     return row["threshold"], row["cv_accuracy"], row["cv_size_ratio"]
 
 
@@ -160,11 +174,16 @@ def table(report: dict[str, Any]) -> str:
     lines = [
         f"target {report['target']}: test size (accuracy) by calls per training image",
         "",
-        "| backend | " + " | ".join(
-            f"{n} call{'s' if n != '1' else ''}/image" if n != "full"
-            else "full information (25/image)" for n in names) + " |",
+        "| backend | "
+        + " | ".join(
+            f"{n} call{'s' if n != '1' else ''}/image"
+            if n != "full"
+            else "full information (25/image)"
+            for n in names
+        )
+        + " |",
         "|---|" + "---|" * len(names),
-    ]  # fmt: skip
+    ]
     for backend in backends:
         agents = report[backend]["agents"]
         cells = [
@@ -172,13 +191,18 @@ def table(report: dict[str, Any]) -> str:
             for n in names
         ]
         lines.append(f"| {backend} | " + " | ".join(cells) + " |")
-    lines += ["", "| backend | images with a violation | violating pairs | "
-              + " | ".join(f"wrong implied at {k}/image" for k in report["budgets"])
-              + " |", "|---|---|---|" + "---|" * len(report["budgets"])]  # fmt: skip
+    lines += [
+        "",
+        "| backend | images with a violation | violating pairs | "
+        + " | ".join(f"wrong implied at {k}/image" for k in report["budgets"])
+        + " |",
+        "|---|---|---|" + "---|" * len(report["budgets"]),
+    ]
     for backend in backends:
         mono = report[backend]["monotone"]
-        wrong = [f"{mono['implied'][str(k)]['implied_wrong']:.3f}"
-                 for k in report["budgets"]]  # fmt: skip
+        wrong = [
+            f"{mono['implied'][str(k)]['implied_wrong']:.3f}" for k in report["budgets"]
+        ]
         lines.append(
             f"| {backend} | {mono['images_with_a_violation']:.3f} | "
             f"{mono['violating_pairs_share']:.4f} | " + " | ".join(wrong) + " |"

@@ -36,9 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         "--agent", default="lite0", help="a shipped agent's name or an agent file"
     )
     parser.add_argument(
-        "--actions", default=None,
+        "--actions",
+        default=None,
         help="with a backend's name: its agent over this action set (paper)",
-    )  # fmt: skip
+    )
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--engines", nargs="+", default=["onnx", "torch"])

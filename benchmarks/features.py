@@ -65,14 +65,17 @@ def cheapest(row: dict[str, dict[str, Any]], target: float) -> dict[str, Any]:
     best_name = min(eligible, key=lambda k: eligible[k]["size_ratio"])
     best = row[best_name]
     close = [
-        k for k, r in row.items()
+        k
+        for k, r in row.items()
         if r["accuracy"] >= best["accuracy"] - 0.01
         and r["size_ratio"] <= best["size_ratio"] + 0.02
-    ]  # fmt: skip
+    ]
     name = min(close, key=lambda k: row[k]["ms_per_image"])
     return {
-        "best": best_name, "cheapest": name, "ms_per_image": row[name]["ms_per_image"]
-    }  # fmt: skip
+        "best": best_name,
+        "cheapest": name,
+        "ms_per_image": row[name]["ms_per_image"],
+    }
 
 
 def table(report: dict[str, Any]) -> str:
@@ -114,9 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=["lite0", "lite1", "lite2"])
     parser.add_argument(
-        "--extractors", nargs="+",
+        "--extractors",
+        nargs="+",
         default=["lite0", "confidence", "stats", "pirl", "random"],
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--pirl", type=Path, default=Path("out/pirl-imagenet/encoder.pt")
     )
@@ -135,17 +139,26 @@ def main(argv: list[str] | None = None) -> int:
         row: dict[str, dict[str, Any]] = report.get(backend, {})
         for name in args.extractors:
             agent = out / f"{backend}-{name}.pt"
-            log = train(TRAIN_PRESETS.get("shipped", {
-                "cloud": {"backend": backend}, "data": {"split": "train"},
-                "features": spec(name, args.pirl), "out": str(agent),
-                "target_accuracy": args.target_accuracy, "progress": False,
-            }))  # fmt: skip
+            log = train(
+                TRAIN_PRESETS.get(
+                    "shipped",
+                    {
+                        "cloud": {"backend": backend},
+                        "data": {"split": "train"},
+                        "features": spec(name, args.pirl),
+                        "out": str(agent),
+                        "target_accuracy": args.target_accuracy,
+                        "progress": False,
+                    },
+                )
+            )
             result = evaluate(
                 EvaluateSettings(
-                    cloud=CloudSettings(backend), choice=AgentChoice(str(agent)),
+                    cloud=CloudSettings(backend),
+                    choice=AgentChoice(str(agent)),
                     progress=False,
                 )
-            )  # fmt: skip
+            )
             row[name] = {
                 "size_ratio": result["agent"]["size_ratio"],
                 "accuracy": result["agent"]["accuracy"],

@@ -63,9 +63,12 @@ def campaign(base: str, examples: int, seed_base: int) -> dict[str, Any]:
         @seed(run_seed)
         @given(case=operation.as_strategy(mode))
         @settings(
-            max_examples=examples, deadline=None, database=None,
-            suppress_health_check=list(HealthCheck), phases=[Phase.generate],
-        )  # fmt: skip
+            max_examples=examples,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+            phases=[Phase.generate],
+        )
         def send(case: Any) -> None:
             headers = {"x-goog-api-key": KEY} if keyed else None
             try:
@@ -129,8 +132,16 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         key_file = Path(tmp, "key")
         key_file.write_text(KEY)
-        command = [sys.executable, "-m", "adacompress", "serve", "--port", str(port),
-                   "--api-key-file", str(key_file)]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "adacompress",
+            "serve",
+            "--port",
+            str(port),
+            "--api-key-file",
+            str(key_file),
+        ]
         server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         try:
             assert server.stdout is not None

@@ -77,9 +77,11 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-path", default="auto", choices=DATA_PATHS)
     p.add_argument("--cache-dir", default=None, help="decoded datasets (tensor path)")
     p.add_argument(
-        "--workers", type=int, default=None,
+        "--workers",
+        type=int,
+        default=None,
         help="loader processes (default: 1 on the files path, 0 on the tensor path)",
-    )  # fmt: skip
+    )
     p.add_argument("--threads", type=int, default=None)
 
 
@@ -116,9 +118,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument(
-        "--lams", type=float, nargs="+", default=None,
+        "--lams",
+        type=float,
+        nargs="+",
+        default=None,
         help="the lambda ablation: PIRL at each lambda (0 = NPID) instead of --methods",
-    )  # fmt: skip
+    )
     p.add_argument("--json", default="out/bench/pirl_cifar10.json")
     p.add_argument("--out-dir", default="out/bench/pirl_runs")
     p.add_argument("--resume", action="store_true", help="reuse finished runs")
@@ -127,10 +132,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--eval-train-limit", type=int, default=None)
     p.add_argument("--test-limit", type=int, default=None)
     p.add_argument(
-        "--validate", type=int, default=None, metavar="N",
+        "--validate",
+        type=int,
+        default=None,
+        metavar="N",
         help="evaluate on N held-out CIFAR-10 *training* images instead of the test "
         "set (for choosing settings; the rest is the training pool)",
-    )  # fmt: skip
+    )
     p.add_argument("--linear-epochs", type=int, default=100)
     args = p.parse_args(argv)
     if args.epochs is None and args.budget_minutes is None:

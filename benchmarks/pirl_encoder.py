@@ -37,12 +37,23 @@ def main(argv: list[str] | None = None) -> int:
         for path in imagenet_split("train"):
             Path(tmp, path.name).symlink_to(path.resolve())
         settings = TrainSettings(
-            data=tmp, out=str(args.out), method="pirl", arch=args.arch,
-            width=args.width, cifar_stem=False, image_size=args.image_size,
-            grid_size=96, patch_size=24, batch_size=64, n_negatives=512,
-            loss="infonce", epochs=1000, budget_minutes=args.budget_minutes,
-            seed=args.seed, progress=True,
-        )  # fmt: skip
+            data=tmp,
+            out=str(args.out),
+            method="pirl",
+            arch=args.arch,
+            width=args.width,
+            cifar_stem=False,
+            image_size=args.image_size,
+            grid_size=96,
+            patch_size=24,
+            batch_size=64,
+            n_negatives=512,
+            loss="infonce",
+            epochs=1000,
+            budget_minutes=args.budget_minutes,
+            seed=args.seed,
+            progress=True,
+        )
         result = train(settings)
     meta = export_encoder(args.out / "checkpoint.pt", args.out / "encoder.pt")
     print(json.dumps({"train": result, "export": meta}, default=str)[:2000])

@@ -36,8 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     threads = configure_threads(args.threads)
     source = ImageSource(args.data, under="train", limit=args.limit)
     with tempfile.TemporaryDirectory() as tmp:
-        for name, steps, profile in (("warm", args.warmup, False),
-                                     ("timed", args.steps, True)):  # fmt: skip
+        for name, steps, profile in (
+            ("warm", args.warmup, False),
+            ("timed", args.steps, True),
+        ):
             settings = training_settings(
                 args, args.method, out=Path(tmp) / name, seed=0, lam=args.lam
             )

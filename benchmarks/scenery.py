@@ -120,20 +120,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--actions", nargs="+", default=["paper"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument(
-        "--agent", default=None,
+        "--agent",
+        default=None,
         help="start from this agent instead of the shipped one; {backend} is "
         "replaced, e.g. out/features/{backend}-pirl.pt",
-    )  # fmt: skip
+    )
     parser.add_argument("--night", default=None, help="folder of real night photos")
     parser.add_argument(
-        "--passes", nargs=3, type=int, default=[2, 4, 2],
+        "--passes",
+        nargs=3,
+        type=int,
+        default=[2, 4, 2],
         metavar=("DAY", "NIGHT", "AFTER"),
         help="passes over the day, night and day-after images",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--set", nargs="+", default=[], metavar="KEY=VALUE",
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
         help="override runtime constants of every preset (JSON values)",
-    )  # fmt: skip
+    )
     parser.add_argument("--tag", default="", help="suffix of the output names")
     parser.add_argument("--out", default="out/scenery")
     args = parser.parse_args(argv)
@@ -162,19 +169,28 @@ def main(argv: list[str] | None = None) -> int:
         reports = []
         for seed in args.seeds:
             agent = args.agent.format(backend=backend) if args.agent else None
-            report, records = scenery(ScenerySettings(
-                cloud=CloudSettings(backend), choice=AgentChoice(agent, actions),
-                preset=preset, seed=seed, progress=False, runtime=constants,
-                night=args.night, day_passes=args.passes[0],
-                night_passes=args.passes[1], after_passes=args.passes[2],
-                json=str(out / f"{name}-s{seed}.json"),
-            ))  # fmt: skip
+            report, records = scenery(
+                ScenerySettings(
+                    cloud=CloudSettings(backend),
+                    choice=AgentChoice(agent, actions),
+                    preset=preset,
+                    seed=seed,
+                    progress=False,
+                    runtime=constants,
+                    night=args.night,
+                    day_passes=args.passes[0],
+                    night_passes=args.passes[1],
+                    after_passes=args.passes[2],
+                    json=str(out / f"{name}-s{seed}.json"),
+                )
+            )
             plot_run(
-                records, out / f"{name}-s{seed}.png",
+                records,
+                out / f"{name}-s{seed}.png",
                 change_points=report["change_points"],
                 caller_accuracy=report["caller_accuracy"],
                 title=f"{backend}, preset {preset}: day -> night -> day",
-            )  # fmt: skip
+            )
             print(
                 f"{name} seed {seed}: accuracy {report['accuracy']['overall']:.3f}, "
                 f"retrains {report['retrains']}, recovery {report['recovery_steps']}, "
@@ -184,14 +200,18 @@ def main(argv: list[str] | None = None) -> int:
             reports.append(report)
         summary = summarize(reports)
         kept = ("accuracy", "retrains", "recovery_steps", "traffic_ratio", "actions")
-        summaries.append({
-            "backend": backend, "preset": preset, "actions_set": actions,
-            "summary": summary,
-            "per_seed": [
-                {"seed": seed, **{k: r[k] for k in kept}}
-                for seed, r in zip(args.seeds, reports, strict=True)
-            ],
-        })  # fmt: skip
+        summaries.append(
+            {
+                "backend": backend,
+                "preset": preset,
+                "actions_set": actions,
+                "summary": summary,
+                "per_seed": [
+                    {"seed": seed, **{k: r[k] for k in kept}}
+                    for seed, r in zip(args.seeds, reports, strict=True)
+                ],
+            }
+        )
         lines.append(row(backend, preset + args.tag, actions, summary))
         print(lines[-1], flush=True)
     atomic_write_json(out / "scenery.json", summaries)

@@ -33,11 +33,13 @@ ANNOTATE = "/v1/images:annotate"
 def request(*images: bytes) -> dict[str, Any]:
     return {
         "requests": [
-            {"image": {"content": base64.b64encode(data).decode()},
-             "features": [{"type": "LABEL_DETECTION"}]}
+            {
+                "image": {"content": base64.b64encode(data).decode()},
+                "features": [{"type": "LABEL_DETECTION"}],
+            }
             for data in images
         ]
-    }  # fmt: skip
+    }
 
 
 def sixteen_bit_png(side: int = 6000) -> bytes:
@@ -80,8 +82,9 @@ def attack(payload: dict[str, Any], concurrent: int) -> dict[str, Any]:
         codes: list[int] = []
 
         def send() -> None:
-            codes.append(httpx.post(base + ANNOTATE, json=payload, timeout=300)
-                         .status_code)  # fmt: skip
+            codes.append(
+                httpx.post(base + ANNOTATE, json=payload, timeout=300).status_code
+            )
 
         threads = [threading.Thread(target=send) for _ in range(concurrent)]
         for thread in threads:

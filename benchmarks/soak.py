@@ -42,8 +42,18 @@ from adacompress.runtime.store import FINAL_STATES, Record, RunStore
 
 WARM_UP_S = 8.0
 """Memory is sampled once a run has loaded its models (seconds after a start)."""
-FAULTS = ["--throttled", "0.04", "--unavailable", "0.04", "--dropped", "0.02",
-          "--latency", "0.01", "--retry-after", "0.05"]  # fmt: skip
+FAULTS = [
+    "--throttled",
+    "0.04",
+    "--unavailable",
+    "0.04",
+    "--dropped",
+    "0.02",
+    "--latency",
+    "0.01",
+    "--retry-after",
+    "0.05",
+]
 
 
 def make_stream(folder: Path, n: int) -> Path:
@@ -70,8 +80,17 @@ def service(extra: list[str]) -> Any:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    command = [sys.executable, "-m", "adacompress", "serve", "--port", str(port),
-               "--threads", "1", *extra]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "adacompress",
+        "serve",
+        "--port",
+        str(port),
+        "--threads",
+        "1",
+        *extra,
+    ]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
@@ -83,10 +102,27 @@ def service(extra: list[str]) -> Any:
 
 
 def run_command(base: str, listing: Path, state: Path, cache: Path) -> list[str]:
-    return [sys.executable, "-m", "adacompress", "--quiet", "run", "--backend", base,
-            "--agent", "lite0",
-            "--images", str(listing), "--state", str(state), "--cache", str(cache),
-            "--threads", "1", "--timeout", "20"]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "adacompress",
+        "--quiet",
+        "run",
+        "--backend",
+        base,
+        "--agent",
+        "lite0",
+        "--images",
+        str(listing),
+        "--state",
+        str(state),
+        "--cache",
+        str(cache),
+        "--threads",
+        "1",
+        "--timeout",
+        "20",
+    ]
 
 
 def rss_mb(pid: int) -> float | None:
@@ -156,8 +192,14 @@ def finals(state: Path) -> tuple[dict[tuple[str, str | None], list[Record]], int
 
 def outcome(record: Record) -> tuple[Any, ...]:
     labels = [tuple(label) for label in record.labels]
-    return (record.state, record.action, record.bytes_uploaded,
-            record.reference_bytes, record.accuracy, labels)  # fmt: skip
+    return (
+        record.state,
+        record.action,
+        record.bytes_uploaded,
+        record.reference_bytes,
+        record.accuracy,
+        labels,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,10 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--kill-after", type=float, nargs=2, default=(5.0, 25.0),
+        "--kill-after",
+        type=float,
+        nargs=2,
+        default=(5.0, 25.0),
         metavar=("MIN", "MAX"),
         help="seconds after a start at which a kill may come (uniform)",
-    )  # fmt: skip
+    )
     parser.add_argument("--json", type=Path, default=Path("out/soak.json"))
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
@@ -180,8 +225,11 @@ def main(argv: list[str] | None = None) -> int:
         start = time.monotonic()
         with service([]) as base:
             reference = work / "reference"
-            subprocess.run(run_command(base, listing, reference, work / "ref.sqlite"),
-                           check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+            subprocess.run(
+                run_command(base, listing, reference, work / "ref.sqlite"),
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
         reference_s = time.monotonic() - start
         start = time.monotonic()
         with service([*FAULTS, "--seed", str(args.seed)]) as base:

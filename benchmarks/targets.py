@@ -46,11 +46,16 @@ def settings_for(
     return TRAIN_PRESETS.get(
         PRESET[policy],
         {
-            "cloud": {"backend": backend}, "actions": ACTIONS,
-            "data": {"split": "train"}, "out": str(out), "full_information": True,
-            "progress": False, "features": features, "target_accuracy": None,
+            "cloud": {"backend": backend},
+            "actions": ACTIONS,
+            "data": {"split": "train"},
+            "out": str(out),
+            "full_information": True,
+            "progress": False,
+            "features": features,
+            "target_accuracy": None,
         },
-    )  # fmt: skip
+    )
 
 
 def calibrations(
@@ -60,9 +65,11 @@ def calibrations(
     answered for every target."""
     base = settings_for(backend, features, Path("unused.pt"), policy)
     with open_env(
-        base.cloud, actions=get_action_set(ACTIONS),
-        extractor=get_extractor(base.features), alpha=base.alpha,
-    ) as env:  # fmt: skip
+        base.cloud,
+        actions=get_action_set(ACTIONS),
+        extractor=get_extractor(base.features),
+        alpha=base.alpha,
+    ) as env:
         samples, _ = env.prepare(imagenet_split("train"), progress=False)
         search = search_for(env, samples, base)
         found = {t: search.for_target(t) for t in targets}
@@ -88,10 +95,11 @@ def run_backend(
         train(settings, calibration)
         report = evaluate(
             EvaluateSettings(
-                cloud=CloudSettings(backend), choice=AgentChoice(str(agent_file)),
+                cloud=CloudSettings(backend),
+                choice=AgentChoice(str(agent_file)),
                 progress=False,
             )
-        )  # fmt: skip
+        )
         key, value = (
             ("threshold", calibration.threshold)
             if calibration.threshold is not None
@@ -139,20 +147,40 @@ def plot(report: dict[str, Any], path: Path) -> None:
     for ax, backend in zip(list(getattr(axes, "flat", [axes])), backends, strict=True):
         row = report[backend]
         fixed = row["fixed"].values()
-        ax.scatter([r["size_ratio"] for r in fixed], [r["accuracy"] for r in fixed],
-                   s=12, c="0.6", label="fixed (scale, quality)")  # fmt: skip
+        ax.scatter(
+            [r["size_ratio"] for r in fixed],
+            [r["accuracy"] for r in fixed],
+            s=12,
+            c="0.6",
+            label="fixed (scale, quality)",
+        )
         agents = [row["agents"][str(t)] for t in report["targets"]]
-        ax.plot([a["size_ratio"] for a in agents], [a["accuracy"] for a in agents],
-                "o-", c="C0", label="agent at target")  # fmt: skip
+        ax.plot(
+            [a["size_ratio"] for a in agents],
+            [a["accuracy"] for a in agents],
+            "o-",
+            c="C0",
+            label="agent at target",
+        )
         for target in report["targets"]:
             ax.axhline(target, c="C0", lw=0.6, ls=":")
         for name, marker in (("paper", "s"), (ACTIONS, "*")):
             oracle = row["oracle"][name]
-            ax.scatter([oracle["size_ratio"]], [oracle["accuracy"]], marker=marker,
-                       s=80, c="C3" if name == ACTIONS else "C1",
-                       label=f"oracle ({name})")  # fmt: skip
-        ax.set(xscale="log", xlabel="upload size / q=75 size (test)",
-               ylabel="accuracy (test)", title=backend, ylim=(0.85, 1.005))  # fmt: skip
+            ax.scatter(
+                [oracle["size_ratio"]],
+                [oracle["accuracy"]],
+                marker=marker,
+                s=80,
+                c="C3" if name == ACTIONS else "C1",
+                label=f"oracle ({name})",
+            )
+        ax.set(
+            xscale="log",
+            xlabel="upload size / q=75 size (test)",
+            ylabel="accuracy (test)",
+            title=backend,
+            ylim=(0.85, 1.005),
+        )
         ax.grid(alpha=0.3)
     axes_list = list(getattr(axes, "flat", [axes]))
     axes_list[0].legend(loc="lower right", fontsize=8)
@@ -216,9 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     out = args.json.parent / f"targets-{args.features}{suffix}"
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
-        "actions_set": ACTIONS, "features": args.features, "targets": args.targets,
+        "actions_set": ACTIONS,
+        "features": args.features,
+        "targets": args.targets,
         "policy": args.policy,
-    }  # fmt: skip
+    }
     if args.json.is_file():  # keep the other backends of an earlier run alike
         earlier = json.loads(args.json.read_text())
         if all(earlier.get(k) == v for k, v in report.items()):

@@ -32,9 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     for backend in args.backends:
         start = time.perf_counter()
         with open_env(
-            CloudSettings(backend), actions=get_action_set(args.actions),
+            CloudSettings(backend),
+            actions=get_action_set(args.actions),
             extractor=extractor,
-        ) as env:  # fmt: skip
+        ) as env:
             collected = collect(env, paths)
             print(
                 f"{backend}: {len(collected.samples)} images, "

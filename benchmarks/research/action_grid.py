@@ -40,16 +40,25 @@ CANDIDATES = {
     "five scales x {5,15,35,55,75}": ("jpeg", SCALES, (5, 15, 35, 55, 75)),
     "five scales x {15,35,55,75}": ("jpeg", SCALES, (15, 35, 55, 75)),
     "{1, .5, .35, .25} x {15,35,55,75}": (
-        "jpeg", (1.0, 0.5, 0.35, 0.25), (15, 35, 55, 75)),
+        "jpeg",
+        (1.0, 0.5, 0.35, 0.25),
+        (15, 35, 55, 75),
+    ),
     "webp: all five scales": ("webp", SCALES, QUALITIES),
     "webp: five scales x {5,15,35,55,75}": ("webp", SCALES, (5, 15, 35, 55, 75)),
     "webp: five scales x {5,15,25,35,55}": ("webp", SCALES, (5, 15, 25, 35, 55)),
     "webp: five scales x {5,15,35,55}": ("webp", SCALES, (5, 15, 35, 55)),
     "webp: {1, .5, .35, .25} x {5,15,35,55}": (
-        "webp", (1.0, 0.5, 0.35, 0.25), (5, 15, 35, 55)),
+        "webp",
+        (1.0, 0.5, 0.35, 0.25),
+        (5, 15, 35, 55),
+    ),
     "jpeg+webp: five scales x {5,15,35,55,75}": (
-        "jpeg+webp", SCALES, (5, 15, 35, 55, 75)),
-}  # fmt: skip
+        "jpeg+webp",
+        SCALES,
+        (5, 15, 35, 55, 75),
+    ),
+}
 """name -> (formats joined by +, scales, qualities)"""
 
 
@@ -57,8 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="lite0")
     parser.add_argument("--images", type=int, default=150)
-    parser.add_argument("--formats", nargs="+", default=["jpeg"],
-                        choices=("jpeg", "webp"))  # fmt: skip
+    parser.add_argument(
+        "--formats", nargs="+", default=["jpeg"], choices=("jpeg", "webp")
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     configure_threads()

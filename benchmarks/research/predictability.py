@@ -71,9 +71,10 @@ def main(argv: list[str] | None = None) -> int:
             features = {}
             for extractor in ("lite0", "confidence"):
                 with open_env(
-                    CloudSettings(backend), actions=actions,
+                    CloudSettings(backend),
+                    actions=actions,
                     extractor=get_extractor(extractor),
-                ) as env:  # fmt: skip
+                ) as env:
                     collected = collect(env, paths, progress=False)
                 features[extractor] = np.stack([s.features for s in collected.samples])
             survives = {

@@ -41,17 +41,113 @@ from basekit.images import load_image
 from basekit.threads import configure_threads
 
 # The JPEG spec's example tables (ITU-T T.81, Annex K.1), in natural (row) order.
-LUMINANCE = np.array([
-    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
-    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
-    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
-], dtype=np.float64).reshape(8, 8)  # fmt: skip
-CHROMINANCE = np.array([
-    17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99,
-    24, 26, 56, 99, 99, 99, 99, 99, 47, 66, 99, 99, 99, 99, 99, 99,
-    *([99] * 32),
-], dtype=np.float64).reshape(8, 8)  # fmt: skip
+LUMINANCE = np.array(
+    [
+        16,
+        11,
+        10,
+        16,
+        24,
+        40,
+        51,
+        61,
+        12,
+        12,
+        14,
+        19,
+        26,
+        58,
+        60,
+        55,
+        14,
+        13,
+        16,
+        24,
+        40,
+        57,
+        69,
+        56,
+        14,
+        17,
+        22,
+        29,
+        51,
+        87,
+        80,
+        62,
+        18,
+        22,
+        37,
+        56,
+        68,
+        109,
+        103,
+        77,
+        24,
+        35,
+        55,
+        64,
+        81,
+        104,
+        113,
+        92,
+        49,
+        64,
+        78,
+        87,
+        103,
+        121,
+        120,
+        101,
+        72,
+        92,
+        95,
+        98,
+        112,
+        100,
+        103,
+        99,
+    ],
+    dtype=np.float64,
+).reshape(8, 8)
+CHROMINANCE = np.array(
+    [
+        17,
+        18,
+        24,
+        47,
+        99,
+        99,
+        99,
+        99,
+        18,
+        21,
+        26,
+        66,
+        99,
+        99,
+        99,
+        99,
+        24,
+        26,
+        56,
+        99,
+        99,
+        99,
+        99,
+        99,
+        47,
+        66,
+        99,
+        99,
+        99,
+        99,
+        99,
+        99,
+        *([99] * 32),
+    ],
+    dtype=np.float64,
+).reshape(8, 8)
 
 QUALITIES = (5, 15, 25, 35, 55, 75)
 TILTS = (-0.5, 0.0, 0.5, 1.0, 1.5)
@@ -143,10 +239,14 @@ def table_rows(
     found: dict[tuple[float, float], list[tuple[float, float]]],
 ) -> list[dict[str, Any]]:
     return [
-        {"tilt": t, "chroma": c, "points": points,
-         **{f"size_at_{level}": size_at(points, level) for level in LEVELS}}
+        {
+            "tilt": t,
+            "chroma": c,
+            "points": points,
+            **{f"size_at_{level}": size_at(points, level) for level in LEVELS},
+        }
         for (t, c), points in found.items()
-    ]  # fmt: skip
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,9 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     probe.save(plain, format="JPEG", qtables=tables(35, 0.0, 1.0))
     assert len(plain.getvalue()) == len(encode(probe, Action(35))), "tables differ"
     with open_env(
-        CloudSettings(args.backend), actions=paper_actions(),
+        CloudSettings(args.backend),
+        actions=paper_actions(),
         extractor=get_extractor("confidence@160"),  # cached by the shipped agents
-    ) as env:  # fmt: skip
+    ) as env:
         fit, _ = env.prepare(imagenet_split("fit")[: args.images], progress=False)
         configs = [(t, c) for t in TILTS for c in CHROMAS]
         search = table_rows(curves(env, fit, configs))
@@ -187,14 +288,21 @@ def main(argv: list[str] | None = None) -> int:
         for level in LEVELS
     }
     report = {
-        "backend": args.backend, "fit_images": len(fit), "test_images": len(test),
-        "qualities": QUALITIES, "search": search, "chosen": chosen,
+        "backend": args.backend,
+        "fit_images": len(fit),
+        "test_images": len(test),
+        "qualities": QUALITIES,
+        "search": search,
+        "chosen": chosen,
         "test": {"standard": standard, "tuned": tuned},
         "saving_at_equal_accuracy": gain,
         "new_calls": calls,
-    }  # fmt: skip
-    print(json.dumps({"chosen": chosen, "saving_at_equal_accuracy": gain,
-                      "new_calls": calls}))  # fmt: skip
+    }
+    print(
+        json.dumps(
+            {"chosen": chosen, "saving_at_equal_accuracy": gain, "new_calls": calls}
+        )
+    )
     if args.json:
         atomic_write_json(args.json, report)
     return 0

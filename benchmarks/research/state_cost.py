@@ -82,10 +82,14 @@ def quantized(folder: Path) -> Path:
     prepared, out = folder / "prepared.onnx", folder / "int8.onnx"
     quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
     quantize_static(
-        str(prepared), str(out), Views(), quant_format=QuantFormat.QDQ,
-        per_channel=True, activation_type=QuantType.QUInt8,
+        str(prepared),
+        str(out),
+        Views(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
-    )  # fmt: skip
+    )
     return out
 
 
@@ -134,9 +138,13 @@ def cv_sizes(state: str, backend: str, out: Path) -> dict[str, float | None]:
     """The shipped recipe on ``state``: its CV size ratio at each target."""
     settings = TRAIN_PRESETS.get(
         "shipped-scale-quality",
-        {"cloud": {"backend": backend}, "features": state,
-         "out": str(out / f"{backend}-{state}.pt"), "progress": False},
-    )  # fmt: skip
+        {
+            "cloud": {"backend": backend},
+            "features": state,
+            "out": str(out / f"{backend}-{state}.pt"),
+            "progress": False,
+        },
+    )
     table = train(settings)["calibration"]["table"]
     sizes: dict[str, float | None] = {}
     for target in TARGETS:
@@ -166,8 +174,12 @@ def main(argv: list[str] | None = None) -> int:
             name: {b: cv_sizes(name, b, Path(tmp)) for b in args.backends}
             for name in makers
         }
-    report: dict[str, Any] = {"images_timed": args.images, "threads": args.threads,
-                              "timing": timed, "cv_size_ratio": cv}  # fmt: skip
+    report: dict[str, Any] = {
+        "images_timed": args.images,
+        "threads": args.threads,
+        "timing": timed,
+        "cv_size_ratio": cv,
+    }
     atomic_write_json(args.json, report)
     print(json.dumps(report, indent=2))
     header = " | ".join(f"{b} CV size at {TARGETS[-1]}" for b in args.backends)

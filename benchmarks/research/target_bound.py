@@ -72,9 +72,10 @@ def backend_table(
 ) -> dict[str, np.ndarray]:
     """Per image x action: survived, bytes, cloud top-1 score; plus the state."""
     with open_env(
-        CloudSettings(backend), actions=get_action_set(actions),
+        CloudSettings(backend),
+        actions=get_action_set(actions),
         extractor=get_extractor("confidence-scales"),
-    ) as env:  # fmt: skip
+    ) as env:
         collected = collect(env, imagenet_split(split), progress=False)
     rows = collected.outcomes
     ref_class = [o[REFERENCE_ACTION].answer[0].class_id for o in rows]

@@ -125,9 +125,25 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-_DECODED_BYTES = {"1": 1, "L": 1, "P": 17, "I;16": 6, "I;16B": 6, "I;16L": 6,
-                  "I;16N": 6, "I": 10, "F": 10, "RGB": 4, "CMYK": 4, "YCbCr": 4,
-                  "LAB": 4, "HSV": 4, "RGBA": 16, "LA": 16, "PA": 16}  # fmt: skip
+_DECODED_BYTES = {
+    "1": 1,
+    "L": 1,
+    "P": 17,
+    "I;16": 6,
+    "I;16B": 6,
+    "I;16L": 6,
+    "I;16N": 6,
+    "I": 10,
+    "F": 10,
+    "RGB": 4,
+    "CMYK": 4,
+    "YCbCr": 4,
+    "LAB": 4,
+    "HSV": 4,
+    "RGBA": 16,
+    "LA": 16,
+    "PA": 16,
+}
 """Bytes a pixel holds at the peak of decoding each mode, before the RGB result (4
 bytes a pixel in Pillow): the decoded bands and :func:`to_rgb`'s working copies (a
 palette may carry transparency, which goes through RGBA)."""

@@ -47,8 +47,9 @@ class Progress:
         if enabled and self.stream.isatty():
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, initial=initial, desc=desc, unit=unit,
-                             file=self.stream)  # fmt: skip
+            self._bar = tqdm(
+                total=total, initial=initial, desc=desc, unit=unit, file=self.stream
+            )
 
     def update(self, n: int = 1, **postfix: object) -> None:
         self.count += n
@@ -70,8 +71,11 @@ class Progress:
         of = f"/{self.total}" if self.total is not None else ""
         extra = f", {self._postfix}" if self._postfix else ""
         elapsed = time.monotonic() - self._start
-        print(f"{self.desc}: {self.count}{of} {self.unit}{extra}, {elapsed:.0f} s",
-              file=self.stream, flush=True)  # fmt: skip
+        print(
+            f"{self.desc}: {self.count}{of} {self.unit}{extra}, {elapsed:.0f} s",
+            file=self.stream,
+            flush=True,
+        )
 
     def close(self) -> None:
         if self._bar is not None:

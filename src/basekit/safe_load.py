@@ -80,10 +80,13 @@ def _check_sizes(handle: io.BytesIO | Path, name: str, what: str) -> None:
             handle.seek(0)
     declared = sum(m.file_size for m in members)
     bomb = next(
-        (m for m in members
-         if m.file_size > max(1 << 20, MAX_INFLATION * m.compress_size)),
+        (
+            m
+            for m in members
+            if m.file_size > max(1 << 20, MAX_INFLATION * m.compress_size)
+        ),
         None,
-    )  # fmt: skip
+    )
     if declared > MAX_FILE_BYTES or bomb is not None:
         raise ValueError(
             f"refused {what} {name}: it declares {declared / 1e6:,.0f} MB "

@@ -89,16 +89,25 @@ def add_settings(
                 root.add_argument_group(docs.get(f.name, f.name)) if root else parser
             )
             add_settings(
-                target, group_cls, choices=choices, hidden=hidden,
-                extra_help=extra_help, default_from=default_from,
+                target,
+                group_cls,
+                choices=choices,
+                hidden=hidden,
+                extra_help=extra_help,
+                default_from=default_from,
                 defaults=shown_value,
-            )  # fmt: skip
+            )
             continue
         _add_option(
-            parser, f.name, hints[f.name], docs.get(f.name, ""), shown_value,
-            choices=(choices or {}).get(f.name), extra=(extra_help or {}).get(f.name),
+            parser,
+            f.name,
+            hints[f.name],
+            docs.get(f.name, ""),
+            shown_value,
+            choices=(choices or {}).get(f.name),
+            extra=(extra_help or {}).get(f.name),
             default_from=default_from,
-        )  # fmt: skip
+        )
 
 
 def _add_option(
@@ -123,19 +132,31 @@ def _add_option(
     help_text = f"{doc}{extra or ''} ({where})"
     help_text = help_text.replace("%", "%%")
     if kind is bool:
-        parser.add_argument(flag, action=argparse.BooleanOptionalAction,
-                            default=default, help=help_text)  # fmt: skip
+        parser.add_argument(
+            flag, action=argparse.BooleanOptionalAction, default=default, help=help_text
+        )
         return
     if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
         kind = next(a for a in typing.get_args(kind) if a is not type(None))
     if typing.get_origin(kind) is tuple:
         item = typing.get_args(kind)[0]
-        parser.add_argument(flag, type=item, nargs="*", default=default,
-                            metavar=name.upper(), help=help_text)  # fmt: skip
+        parser.add_argument(
+            flag,
+            type=item,
+            nargs="*",
+            default=default,
+            metavar=name.upper(),
+            help=help_text,
+        )
         return
-    parser.add_argument(flag, type=kind, default=default, choices=allowed,
-                        metavar=None if allowed else name.upper(),
-                        help=help_text)  # fmt: skip
+    parser.add_argument(
+        flag,
+        type=kind,
+        default=default,
+        choices=allowed,
+        metavar=None if allowed else name.upper(),
+        help=help_text,
+    )
 
 
 def pick(

@@ -42,9 +42,11 @@ def decodes(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
 def make_env(tmp_path: Path) -> CompressionEnv:
     return CompressionEnv(
-        SizeCloud(), AnswerCache(tmp_path / "cache.sqlite"),
-        actions=paper_actions(), extractor=MeanFeatures(),
-    )  # fmt: skip
+        SizeCloud(),
+        AnswerCache(tmp_path / "cache.sqlite"),
+        actions=paper_actions(),
+        extractor=MeanFeatures(),
+    )
 
 
 def policy() -> DQNPolicy:

@@ -26,8 +26,9 @@ from adacompress.runtime.p_est import EstimateRate
 from adacompress.runtime.settings import RuntimeSettings
 from basekit.images import ImageError
 
-FAST = settings(max_examples=200, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+FAST = settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 actions = st.builds(
     Action,
@@ -155,7 +156,7 @@ def test_the_drift_test_ends_between_its_bounds(
             st.integers(-1, 999),
             st.text(max_size=20),
             st.floats(0, 1),
-        ),  # fmt: skip
+        ),
         max_size=5,
     ),
 )

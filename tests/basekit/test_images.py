@@ -52,8 +52,10 @@ def test_high_bit_depths_round_half_up_in_bands() -> None:
     assert rgb[0, :4, 0].tolist() == [0, 1, 128, 255] and rgb.shape[0] == 600
     small = np.array([[0, 7, 255]], dtype=np.uint16)
     assert np.asarray(load_image(_png(Image.fromarray(small))))[0, :, 1].tolist() == [
-        0, 7, 255
-    ]  # fmt: skip
+        0,
+        7,
+        255,
+    ]
     floats = Image.fromarray(np.array([[-1.0, 0.0, 1.0]], dtype=np.float32))
     assert np.asarray(to_rgb(floats))[0, :, 2].tolist() == [0, 128, 255]
 

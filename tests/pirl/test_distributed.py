@@ -120,10 +120,13 @@ def train_worker(rank: int, world: int, port: int, folder: str, data: str) -> No
 
     torch.set_num_threads(1)
     os.environ.update(
-        RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
         PIRL_CACHE=str(Path(folder) / "cache"),
-    )  # fmt: skip
+    )
     try:
         summary = train(
             TrainSettings(

@@ -45,9 +45,13 @@ def test_resume_reproduces_the_next_steps(
     image_folder: Path, tmp_path: Path, method: str, fraction: float, data_path: str
 ) -> None:
     base = dict(
-        TINY, data=str(image_folder), method=method, n_permutations=10,
-        pretext_fraction=fraction, data_path=data_path,
-    )  # fmt: skip
+        TINY,
+        data=str(image_folder),
+        method=method,
+        n_permutations=10,
+        pretext_fraction=fraction,
+        data_path=data_path,
+    )
     straight = tmp_path / "straight"
     train(TrainSettings(**base, out=str(straight), max_steps=7))  # type: ignore[arg-type]
     split = tmp_path / "split"
@@ -157,8 +161,15 @@ def test_cli_errors_are_one_line(
     assert main(["export", str(tmp_path / "x.pt"), str(tmp_path / "y.pt")]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("pirl: error:") == 2
-    args = ["train", "--data", str(image_folder), "--out", str(tmp_path / "f"),
-            "--batch-size", "8"]  # fmt: skip
+    args = [
+        "train",
+        "--data",
+        str(image_folder),
+        "--out",
+        str(tmp_path / "f"),
+        "--batch-size",
+        "8",
+    ]
     assert main([*args, "--pretext-fraction", "0"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("pirl: error: pretext_fraction") and err.count("\n") == 1
@@ -193,9 +204,13 @@ def test_cli_data_path_errors_are_one_line(
 ) -> None:
     (tmp_path / "not-a-folder").write_text("x")
     args = cli_args(
-        **TINY, data=image_folder, out=tmp_path / "run", max_steps=1,
-        data_path="tensor", cache_dir=tmp_path / "not-a-folder",
-    )  # fmt: skip
+        **TINY,
+        data=image_folder,
+        out=tmp_path / "run",
+        max_steps=1,
+        data_path="tensor",
+        cache_dir=tmp_path / "not-a-folder",
+    )
     assert main(["--quiet", "train", *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("pirl: error:") and err.count("\n") == 1
@@ -254,9 +269,11 @@ class Payload:
 
 @pytest.mark.parametrize("command", ["export", "eval", "resume"])
 def test_a_crafted_checkpoint_is_refused_not_executed(
-    command: str, tmp_path: Path, image_folder: Path,
+    command: str,
+    tmp_path: Path,
+    image_folder: Path,
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     marker = tmp_path / "pwned"
     run = tmp_path / "run"
     run.mkdir()
@@ -265,9 +282,19 @@ def test_a_crafted_checkpoint_is_refused_not_executed(
     args = {
         "export": ["export", str(crafted), str(tmp_path / "enc.pt")],
         "eval": ["eval", "--checkpoint", str(crafted), "--data", str(image_folder)],
-        "resume": ["train", "--data", str(image_folder), "--out", str(run),
-                   "--resume", "--max-steps", "1", "--batch-size", "8"],
-    }[command]  # fmt: skip
+        "resume": [
+            "train",
+            "--data",
+            str(image_folder),
+            "--out",
+            str(run),
+            "--resume",
+            "--max-steps",
+            "1",
+            "--batch-size",
+            "8",
+        ],
+    }[command]
     assert main(["--quiet", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert "refused" in err and "\n" not in err

@@ -17,42 +17,55 @@ NAME = "compress"
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
-        NAME, parents=parents, help="write the agent's chosen upload of each image",
+        NAME,
+        parents=parents,
+        help="write the agent's chosen upload of each image",
         description=__doc__.split("\n\n")[0],
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "inputs", nargs="+", metavar="INPUT",
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
         help="image files or folders (searched recursively)",
-    )  # fmt: skip
+    )
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument(
-        "--agent", default="lite0",
+        "--agent",
+        default="lite0",
         help="a shipped agent's name (lite0, lite1-scale-quality, ...), an agent "
         "file, or a folder from `adacompress export` (default: lite0)",
-    )  # fmt: skip
+    )
     add_limit_options(parser)
     parser.add_argument(
-        "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
         help=f"skip images with more pixels (default: {DEFAULT_MAX_PIXELS})",
-    )  # fmt: skip
+    )
 
 
 def add_limit_options(parser: argparse.ArgumentParser) -> None:
     """--min-side, --max-bytes, --formats: what the receiving service takes."""
     parser.add_argument(
-        "--min-side", type=int, default=None,
+        "--min-side",
+        type=int,
+        default=None,
         help="never write an upload with a shorter side below this (default: 1)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--max-bytes", type=int, default=None,
+        "--max-bytes",
+        type=int,
+        default=None,
         help="never write an upload larger than this (default: no limit)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--formats", default=None, metavar="LIST",
+        "--formats",
+        default=None,
+        metavar="LIST",
         help="formats the receiving service takes, e.g. jpeg,png for Rekognition; "
         "the agent chooses among its actions in these only (default: any; an "
         "exported agent: the limits it was exported for)",
-    )  # fmt: skip
+    )
 
 
 def limits_from(args: argparse.Namespace) -> UploadLimits:
@@ -82,8 +95,9 @@ def execute(args: argparse.Namespace) -> int:
             bars.append(Progress(total, "compress", enabled=not args.quiet))
         bars[0].update(done - bars[0].count)
 
-    summary = compress_files(compressor, args.inputs, Path(args.out),
-                             on_progress=report)  # fmt: skip
+    summary = compress_files(
+        compressor, args.inputs, Path(args.out), on_progress=report
+    )
     for bar in bars:
         bar.close()
     ratio = summary["bytes"] / summary["source_bytes"] if summary["source_bytes"] else 0

@@ -15,10 +15,11 @@ NAME = "evaluate"
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
-        NAME, parents=parents,
+        NAME,
+        parents=parents,
         help="agent vs every fixed setting vs the per-image oracle",
         description=__doc__.split("\n\n")[0],
-    )  # fmt: skip
+    )
     add_dry_run(parser)
     add_settings(parser, EvaluateSettings)
 

@@ -17,15 +17,18 @@ NAME = "experiment"
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
-        NAME, parents=parents, help="experiments on the running system",
+        NAME,
+        parents=parents,
+        help="experiments on the running system",
         description="Experiments on the running system.",
-    )  # fmt: skip
+    )
     experiments = parser.add_subparsers(dest="experiment", required=True)
     scenery = experiments.add_parser(
-        "scenery", parents=parents,
+        "scenery",
+        parents=parents,
         help="day -> night -> day: detection, retraining, recovery",
         description=__doc__.split("\n\n")[0],
-    )  # fmt: skip
+    )
     add_settings(scenery, ScenerySettings)
 
 
@@ -41,11 +44,14 @@ def execute(args: argparse.Namespace) -> int:
     )
     if plot:
         plot_or_note(
-            plot_run, records, Path(plot), change_points=report["change_points"],
+            plot_run,
+            records,
+            Path(plot),
+            change_points=report["change_points"],
             caller_accuracy=report["caller_accuracy"],
             title=f"{settings.cloud.backend}, preset {settings.preset}: "
             "day -> night -> day",
-        )  # fmt: skip
+        )
     for warning in report["warnings"]:
         print(f"adacompress: warning: {warning}", file=sys.stderr)
     hidden = ("problems", "caller_accuracy", "warnings")

@@ -14,19 +14,23 @@ NAME = "export"
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
-        NAME, parents=parents, help="write an agent as ONNX graphs and a card",
+        NAME,
+        parents=parents,
+        help="write an agent as ONNX graphs and a card",
         description=__doc__.split("\n\n")[0],
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "agent", metavar="AGENT",
+        "agent",
+        metavar="AGENT",
         help="a shipped agent's name (lite0, lite1-scale-quality, ...) or an agent "
         "file",
-    )  # fmt: skip
+    )
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument(
-        "--actions", default=None,
+        "--actions",
+        default=None,
         help="with a backend's name: its agent over this action set (paper)",
-    )  # fmt: skip
+    )
     add_limit_options(parser)
 
 

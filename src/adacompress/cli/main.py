@@ -23,8 +23,16 @@ from adacompress.cli import (
 )
 
 COMMANDS: tuple[ModuleType, ...] = (
-    compress, run, evaluate, train, ship, export, explain, experiment, serve,
-)  # fmt: skip
+    compress,
+    run,
+    evaluate,
+    train,
+    ship,
+    export,
+    explain,
+    experiment,
+    serve,
+)
 """Each module has ``NAME``, ``add_parser(subparsers)`` and ``execute(args)``."""
 
 EXIT_USAGE = 2
@@ -37,14 +45,17 @@ def global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     """Options every command takes, before or after its name."""
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument(
-        "--threads", type=int, default=default,
+        "--threads",
+        type=int,
+        default=default,
         help=f"model CPU threads (default: ${THREADS_ENV}, else every core)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--quiet", action="store_true",
+        "--quiet",
+        action="store_true",
         default=argparse.SUPPRESS if suppress else False,
         help="no progress output",
-    )  # fmt: skip
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,9 +36,13 @@ def add_settings(
 ) -> None:
     """This CLI's options for a settings dataclass."""
     settings_cli.add_settings(
-        parser, cls, choices=CHOICES, hidden=HIDDEN, default_from=default_from,
+        parser,
+        cls,
+        choices=CHOICES,
+        hidden=HIDDEN,
+        default_from=default_from,
         defaults=defaults,
-    )  # fmt: skip
+    )
 
 
 def build(cls: type[T], args: argparse.Namespace, **extra: Any) -> T:
@@ -65,6 +69,7 @@ def announce(plan: Any, command: str, args: argparse.Namespace) -> bool:
 def add_dry_run(parser: argparse.ArgumentParser) -> None:
     """``--dry-run``: count the paid calls, send nothing."""
     parser.add_argument(
-        "--dry-run", action="store_true",
+        "--dry-run",
+        action="store_true",
         help="say how many paid calls this would make, then stop (nothing is sent)",
-    )  # fmt: skip
+    )

@@ -22,17 +22,20 @@ NAME = "run"
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
-        NAME, parents=parents,
+        NAME,
+        parents=parents,
         help="the deployed inference-estimate-retrain loop (resumable)",
         description=__doc__.split("\n\n")[0],
-    )  # fmt: skip
+    )
     add_dry_run(parser)
     add_settings(parser, RunSettings)
     group = parser.add_argument_group("runtime constants (override the preset)")
     add_settings(
-        group, RuntimeSettings, default_from="--preset",
+        group,
+        RuntimeSettings,
+        default_from="--preset",
         defaults=RUNTIME_PRESETS.get(RUNTIME_PRESETS.default),
-    )  # fmt: skip
+    )
 
 
 def execute(args: argparse.Namespace) -> int:

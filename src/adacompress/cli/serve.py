@@ -14,10 +14,11 @@ NAME = "serve"
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
-        NAME, parents=parents,
+        NAME,
+        parents=parents,
         help="the emulated cloud as a Google Vision-shaped HTTP service",
         description=__doc__.split("\n\n")[0],
-    )  # fmt: skip
+    )
     add_settings(parser, ServeSettings)
 
 
@@ -25,8 +26,9 @@ def execute(args: argparse.Namespace) -> int:
     from basekit.extras import require
 
     for module in ("fastapi", "uvicorn"):
-        require(module, extra="server", feature="adacompress serve",
-                package="adacompress")  # fmt: skip
+        require(
+            module, extra="server", feature="adacompress serve", package="adacompress"
+        )
     from adacompress.cloud.server import serve
 
     serve(build(ServeSettings, args))

@@ -14,17 +14,22 @@ NAME = "ship"
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
-        NAME, parents=parents, help="rebuild the shipped agents",
+        NAME,
+        parents=parents,
+        help="rebuild the shipped agents",
         description=__doc__.split("\n\n")[0],
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "names", nargs="*", metavar="NAME",
+        "names",
+        nargs="*",
+        metavar="NAME",
         help=f"agents to rebuild (default: all): {', '.join(SHIPPED_RECIPES)}",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--out-dir", default=None,
+        "--out-dir",
+        default=None,
         help="write them here instead of the package's agents folder",
-    )  # fmt: skip
+    )
     parser.add_argument("--cache", default=None, help="answer cache (SQLite)")
 
 

@@ -16,19 +16,25 @@ NAME = "train"
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
-        NAME, parents=parents, help="train an agent against a cloud",
+        NAME,
+        parents=parents,
+        help="train an agent against a cloud",
         description=__doc__.split("\n\n")[0],
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--preset", default=TRAIN_PRESETS.default, choices=list(TRAIN_PRESETS),
+        "--preset",
+        default=TRAIN_PRESETS.default,
+        choices=list(TRAIN_PRESETS),
         help="training recipe; every option below overrides it "
         f"(default: {TRAIN_PRESETS.default})",
-    )  # fmt: skip
+    )
     add_dry_run(parser)
     add_settings(
-        parser, TrainSettings, default_from="--preset",
+        parser,
+        TrainSettings,
+        default_from="--preset",
         defaults=TRAIN_PRESETS.get(TRAIN_PRESETS.default),
-    )  # fmt: skip
+    )
 
 
 def execute(args: argparse.Namespace) -> int:

@@ -139,7 +139,7 @@ ANNOTATE_OPENAPI: dict[str, Any] = {
             "schema": {"type": "string"},
         },
         {"name": "key", "in": "query", "required": False, "schema": {"type": "string"}},
-    ],  # fmt: skip
+    ],
     "requestBody": {
         "required": True,
         "content": {
@@ -185,7 +185,7 @@ ANNOTATE_OPENAPI: dict[str, Any] = {
                     }
                 }
             },
-        },  # fmt: skip
+        },
         **{
             str(code): {"description": name, **_JSON_ERROR}
             for code, name in (
@@ -197,7 +197,7 @@ ANNOTATE_OPENAPI: dict[str, Any] = {
                 (500, "the model failed"),
                 (503, "busy"),
             )
-        },  # fmt: skip
+        },
     },
 }
 """The annotate operation as OpenAPI documents it (the handler reads the raw body
@@ -374,8 +374,10 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return error_response(exc.status_code, str(exc.detail))
 
-    @app.get("/healthz", responses={200: {"content": {"application/json": {
-        "schema": HEALTH_SCHEMA}}}})  # fmt: skip
+    @app.get(
+        "/healthz",
+        responses={200: {"content": {"application/json": {"schema": HEALTH_SCHEMA}}}},
+    )
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "backend": cloud.name}
 
@@ -447,9 +449,10 @@ class DecodeBudget:
         """
         if size > self.total:
             raise BadRequest(
-                413, f"decoding needs {size / 1e6:,.0f} MB, more than the "
+                413,
+                f"decoding needs {size / 1e6:,.0f} MB, more than the "
                 f"{self.total / 1e6:,.0f} MB the service decodes at once",
-            )  # fmt: skip
+            )
         with self._free:
             if not self._free.wait_for(
                 lambda: self.used + size <= self.total, self.wait

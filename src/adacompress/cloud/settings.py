@@ -60,8 +60,15 @@ class ServeSettings:
             raise ValueError("--workers must be >= 1 and --port in 0..65535")
         if min(self.latency, self.retry_after) < 0:
             raise ValueError("--latency and --retry-after must not be negative")
-        if min(self.max_concurrent, self.max_pixels, self.max_request_pixels,
-               self.decode_budget_mb) < 1:  # fmt: skip
+        if (
+            min(
+                self.max_concurrent,
+                self.max_pixels,
+                self.max_request_pixels,
+                self.decode_budget_mb,
+            )
+            < 1
+        ):
             raise ValueError(
                 "--max-concurrent, --decode-budget-mb and the pixel limits must be "
                 "positive"

@@ -152,8 +152,9 @@ def imagenet_split(
 
 def builtin_photos() -> list[Path]:
     """The natural photos bundled with scikit-image (read as files; no import of it)."""
-    require("skimage", extra="demo", feature="the built-in photos",
-            package="adacompress")  # fmt: skip
+    require(
+        "skimage", extra="demo", feature="the built-in photos", package="adacompress"
+    )
     base = resources.files("skimage").joinpath("data")
     return [Path(str(base.joinpath(name))) for name in BUILTIN_PHOTOS]
 

@@ -141,11 +141,15 @@ def export_graph(
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            module.eval(), tuple(torch.from_numpy(x) for x in example),
+            module.eval(),
+            tuple(torch.from_numpy(x) for x in example),
             buffer,  # type: ignore[arg-type]
-            input_names=list(inputs), output_names=list(outputs),
-            dynamic_axes=dynamic, opset_version=OPSET, dynamo=False,
-        )  # fmt: skip
+            input_names=list(inputs),
+            output_names=list(outputs),
+            dynamic_axes=dynamic,
+            opset_version=OPSET,
+            dynamo=False,
+        )
     return buffer.getvalue()
 
 

@@ -156,9 +156,14 @@ class Compressor:
             if limits == NO_LIMITS:
                 limits = card.upload_limits()
             compressor = cls(
-                exported, extractor, card.action_tuple(), limits=limits,
-                max_pixels=max_pixels, card=card, source=str(agent),
-            )  # fmt: skip
+                exported,
+                extractor,
+                card.action_tuple(),
+                limits=limits,
+                max_pixels=max_pixels,
+                card=card,
+                source=str(agent),
+            )
             if compressor.candidates != exported.candidates:
                 raise ValueError(
                     f"agent {agent} was exported for other service limits; export "
@@ -166,10 +171,12 @@ class Compressor:
                 )
             return compressor.checked(actions)
         require(
-            "torch", extra="train", package="adacompress",
+            "torch",
+            extra="train",
+            package="adacompress",
             feature="an agent file (a device without torch loads what "
             "`adacompress export` writes)",
-        )  # fmt: skip
+        )
         from adacompress.device.features import get_extractor
         from adacompress.device.policies.files import load_policy
 

@@ -66,10 +66,11 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[tuple[Path, Path]]:
         root = Path(item)
         if root.is_dir():
             files = sorted(
-                p for p in root.rglob("*")
+                p
+                for p in root.rglob("*")
                 if p.suffix.lower() in IMAGE_SUFFIXES
                 and not any(part.startswith(".") for part in p.relative_to(root).parts)
-            )  # fmt: skip
+            )
             pairs += [(p, p.relative_to(root)) for p in files]
         else:
             pairs.append((root, Path(root.name)))
@@ -152,17 +153,26 @@ def compress_files(
         results = compressor.try_compress_many([data for *_, data in chunk])
         for (source, output, digest, _), result in zip(chunk, results, strict=True):
             if isinstance(result, ImageError):
-                entries[str(source)] = Entry(str(source), skipped=str(result),
-                                             sha256=digest)  # fmt: skip
+                entries[str(source)] = Entry(
+                    str(source), skipped=str(result), sha256=digest
+                )
                 continue
             output = output.with_name(output.name + result.extension)
             _write(out / output, result)
             counts["written"] += 1
             entries[str(source)] = Entry(
-                str(source), output.as_posix(), result.action.key, result.nbytes,
-                result.source_bytes, result.width, result.height, digest, agent,
-                mime=result.mime, limits=made_under,
-            )  # fmt: skip
+                str(source),
+                output.as_posix(),
+                result.action.key,
+                result.nbytes,
+                result.source_bytes,
+                result.width,
+                result.height,
+                digest,
+                agent,
+                mime=result.mime,
+                limits=made_under,
+            )
         chunk.clear()
 
     for source, output in planned:
@@ -175,10 +185,13 @@ def compress_files(
         digest = hashlib.sha256(data).hexdigest()
         done = previous.get(str(source))
         if (
-            done is not None and done.skipped is None and done.sha256 == digest
-            and done.agent == agent and (done.limits or "") == made_under
+            done is not None
+            and done.skipped is None
+            and done.sha256 == digest
+            and done.agent == agent
+            and (done.limits or "") == made_under
             and (out / str(done.output)).is_file()
-        ):  # fmt: skip
+        ):
             entries[str(source)] = done
             counts["reused"] += 1
             continue
@@ -204,7 +217,7 @@ def compress_files(
             {"path": e.source, "error": e.skipped}
             for e in ordered
             if e.skipped is not None
-        ],  # fmt: skip
+        ],
         "bytes": sum(e.bytes or 0 for e in kept),
         "source_bytes": sum(e.source_bytes or 0 for e in kept),
         "manifest": str(manifest),

@@ -79,9 +79,12 @@ class AnswerCache:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._db = Database(
-            self.path, kind="answer cache", schema=_SCHEMA, version=CACHE_VERSION,
+            self.path,
+            kind="answer cache",
+            schema=_SCHEMA,
+            version=CACHE_VERSION,
             migrate=lambda db, old: None,  # the unversioned cache has this schema
-        )  # fmt: skip
+        )
         self.stats = CacheStats()
 
     def close(self) -> None:

@@ -216,10 +216,13 @@ class CompressionEnv:
             self._seen.popitem(last=False)
         found = {key: known[key] for key in by_key if key in known}
         if len(found) < len(by_key):
-            found.update(self.cache.get_answers(
-                sample.digest, self.cache_name,
-                [key for key in by_key if key not in found],
-            ))  # fmt: skip
+            found.update(
+                self.cache.get_answers(
+                    sample.digest,
+                    self.cache_name,
+                    [key for key in by_key if key not in found],
+                )
+            )
             known.update(found)
         return found
 

@@ -102,5 +102,6 @@ def violations(kept: np.ndarray, up: np.ndarray) -> np.ndarray:
     strict = up & ~np.eye(len(up), dtype=bool)
     kept = kept == 1
     lost = ~kept
-    return np.einsum("ni,ij,nj->n", kept.astype(int), strict.astype(int),
-                     lost.astype(int))  # fmt: skip
+    return np.einsum(
+        "ni,ij,nj->n", kept.astype(int), strict.astype(int), lost.astype(int)
+    )

@@ -71,11 +71,15 @@ def scenery(settings: ScenerySettings) -> tuple[dict[str, Any], list[Record]]:
     warnings = stream_warnings(len(day), len(night), settings, constants.drift_window)
     with tempfile.TemporaryDirectory() as tmp:
         records, stopped = run_stream(
-            stream, cloud=settings.cloud, choice=settings.choice,
+            stream,
+            cloud=settings.cloud,
+            choice=settings.choice,
             state_dir=Path(settings.state or tmp),
             settings=constants,
-            progress=settings.progress, total=len(stream), by_position=True,
-        )  # fmt: skip
+            progress=settings.progress,
+            total=len(stream),
+            by_position=True,
+        )
     if stopped:
         raise CircuitOpen(stopped)
     agent_correct, caller_correct = score_steps(records, settings)

@@ -167,9 +167,11 @@ def plan_evaluation(settings: EvaluateSettings) -> CallPlan:
     every image, less what is cached (nothing is sent)."""
     paths = settings.data.paths()
     with open_agent_env(
-        settings.cloud, settings.choice, top_k=settings.top_k,
+        settings.cloud,
+        settings.choice,
+        top_k=settings.top_k,
         max_pixels=settings.data.max_pixels,
-    ) as (_, env):  # fmt: skip
+    ) as (_, env):
         samples, _ = env.identify(paths, progress=settings.progress)
         return plan_calls(env, samples)
 
@@ -178,9 +180,11 @@ def evaluate(settings: EvaluateSettings) -> dict[str, Any]:
     """Run the evaluation; write the JSON report if asked and return it."""
     paths = settings.data.paths()
     with open_agent_env(
-        settings.cloud, settings.choice, top_k=settings.top_k,
+        settings.cloud,
+        settings.choice,
+        top_k=settings.top_k,
         max_pixels=settings.data.max_pixels,
-    ) as (compressor, env):  # fmt: skip
+    ) as (compressor, env):
         collected = collect(env, paths, progress=settings.progress)
         features = [s.features for s in collected.samples]
         choices = compressor.choose(np.stack(features)).tolist() if features else []

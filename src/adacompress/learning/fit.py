@@ -174,18 +174,23 @@ def fit_table(
         i, following = order[0], order[1]
         order.pop(0)
         loss = policy.observe_all(
-            features[i], signals[i].astype(np.float32), features[following],
+            features[i],
+            signals[i].astype(np.float32),
+            features[following],
             observed[i],
-        )  # fmt: skip
+        )
         if loss is not None:
             losses.append(loss)
         if (step + 1) % LOG_EVERY == 0 or step + 1 == steps:
-            history.append({
-                "step": step + 1, "charts/epsilon": policy.epsilon,
-                f"losses/{policy.loss_name}": (
-                    float(np.mean(losses)) if losses else float("nan")
-                ),
-            })  # fmt: skip
+            history.append(
+                {
+                    "step": step + 1,
+                    "charts/epsilon": policy.epsilon,
+                    f"losses/{policy.loss_name}": (
+                        float(np.mean(losses)) if losses else float("nan")
+                    ),
+                }
+            )
             losses = []
     bar.close()
     return policy, history

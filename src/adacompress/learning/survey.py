@@ -64,9 +64,12 @@ class Survey:
 
     def subset(self, rows: np.ndarray) -> Survey:
         return Survey(
-            [self.samples[i] for i in rows], self.kept[rows], self.asked[rows],
-            self.sizes[rows], self.reference[rows],
-        )  # fmt: skip
+            [self.samples[i] for i in rows],
+            self.kept[rows],
+            self.asked[rows],
+            self.sizes[rows],
+            self.reference[rows],
+        )
 
     def summary(self) -> dict[str, object]:
         """Calls, answers and what propagation filled in, for logs."""
@@ -129,11 +132,15 @@ def survey(
     def so_far() -> Survey:
         empty = np.zeros((0, n_actions))
         return Survey(
-            [samples[i] for i in rows], np.array(kept) if kept else empty,
+            [samples[i] for i in rows],
+            np.array(kept) if kept else empty,
             np.array(asked, bool) if asked else empty.astype(bool),
-            np.array(sizes) if sizes else empty, np.array(reference), calls,
-            stopped, skipped,
-        )  # fmt: skip
+            np.array(sizes) if sizes else empty,
+            np.array(reference),
+            calls,
+            stopped,
+            skipped,
+        )
 
     paid: set[tuple[str, str]] = set()  # (image, action) answers counted so far
 
@@ -162,9 +169,15 @@ def survey(
         try:
             row_sizes = env.sizes(sample)
             row, row_asked, new = _ask(
-                env, sample, queries, up, predict(sample.features[None])[0],
-                affordable, trust, row_sizes,
-            )  # fmt: skip
+                env,
+                sample,
+                queries,
+                up,
+                predict(sample.features[None])[0],
+                affordable,
+                trust,
+                row_sizes,
+            )
         except (ServiceError, ImageError) as err:
             skipped.append(Skipped(str(sample.path), str(err)))
             continue

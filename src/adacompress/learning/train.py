@@ -148,9 +148,11 @@ def plan_training(settings: TrainSettings) -> CallPlan:
     extractor = get_extractor(settings.features)
     paths = settings.data.paths()
     with open_env(
-        settings.cloud, actions=get_action_set(settings.actions), extractor=extractor,
+        settings.cloud,
+        actions=get_action_set(settings.actions),
+        extractor=extractor,
         max_pixels=settings.data.max_pixels,
-    ) as env:  # fmt: skip
+    ) as env:
         samples, _ = env.identify(paths, progress=settings.progress)
         if not settings.budgeted:
             return plan_calls(env, samples)
@@ -178,15 +180,20 @@ def survey_for(
         return fit(so_far, settings.agent.seed).belief
 
     return survey(
-        env, samples, queries=queries, call_budget=settings.call_budget,
-        belief=belief, seed=settings.agent.seed,
-        count_cached=settings.budget_counts_cached, progress=settings.progress,
+        env,
+        samples,
+        queries=queries,
+        call_budget=settings.call_budget,
+        belief=belief,
+        seed=settings.agent.seed,
+        count_cached=settings.budget_counts_cached,
+        progress=settings.progress,
         trust=(
             (settings.target_accuracy or settings.agent.threshold)
             if settings.check_choice
             else None
         ),
-    )  # fmt: skip
+    )
 
 
 def table_fitter(

@@ -96,8 +96,11 @@ class DriftMonitor:
 
     def state_dict(self) -> dict[str, Any]:
         """JSON state (the remembered weights are kept apart, with the policy's)."""
-        return {"drift": asdict(self.drift), "drift_llr": self.test.llr,
-                **asdict(self.scenes)}  # fmt: skip
+        return {
+            "drift": asdict(self.drift),
+            "drift_llr": self.test.llr,
+            **asdict(self.scenes),
+        }
 
     def load_state_dict(
         self, state: dict[str, Any], remembered: dict[str, Any] | None
@@ -108,7 +111,9 @@ class DriftMonitor:
         self.drift = SceneDrift(**state["drift"])
         self.test = DriftTest(state["drift_llr"])
         self.scenes = SceneMemory(
-            state["match_pending"], state["left_scene"], state["remembered_scene"],
+            state["match_pending"],
+            state["left_scene"],
+            state["remembered_scene"],
             state["swaps"],
-        )  # fmt: skip
+        )
         self.remembered = remembered

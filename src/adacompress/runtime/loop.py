@@ -107,11 +107,15 @@ class Runtime:
     def state_dict(self) -> dict[str, Any]:
         """The runtime's own state as flat JSON (the policy's is kept beside it)."""
         return {
-            "mode": self.mode, "generation": self.generation,
-            "retrains": self.retrains, **asdict(self.rate), **asdict(self.retrain),
-            **self.monitor.state_dict(), "downshift": asdict(self.downshift),
+            "mode": self.mode,
+            "generation": self.generation,
+            "retrains": self.retrains,
+            **asdict(self.rate),
+            **asdict(self.retrain),
+            **self.monitor.state_dict(),
+            "downshift": asdict(self.downshift),
             "rng": json.dumps(self.rng.bit_generator.state),
-        }  # fmt: skip
+        }
 
     def _resume(self, state: dict[str, Any], blob: dict[str, Any]) -> None:
         self.rng.bit_generator.state = json.loads(state["rng"])
@@ -119,9 +123,10 @@ class Runtime:
         self.retrains = state["retrains"]
         self.rate = EstimateRate(state["p_est"], state["estimates"])
         self.retrain = RetrainProgress(
-            state["retrain_steps"], state["retrain_rewards"],
+            state["retrain_steps"],
+            state["retrain_rewards"],
             state["retrain_accuracies"],
-        )  # fmt: skip
+        )
         self.monitor.load_state_dict(state, blob.pop("remembered_q", None))
         self.downshift = Downshift(**state.get("downshift", {}))
         self.policy.load_training_state(blob)
@@ -184,8 +189,12 @@ class Runtime:
         probing = probe_draw < self.settings.downshift_probe
         if probing and self.downshift.searching:
             uploaded += self._probe_cheaper(sample, index, against=action)
-        step = Step(action.key, uploaded, self.env.reference_bytes(sample),
-                    labels=outcome.answer)  # fmt: skip
+        step = Step(
+            action.key,
+            uploaded,
+            self.env.reference_bytes(sample),
+            labels=outcome.answer,
+        )
         return self._commit(path, "inference", step)
 
     def _estimate(self, path: Path, sample: Sample) -> Record:
@@ -211,8 +220,9 @@ class Runtime:
             self.monitor.add_estimate(result.accuracy)
             if was_testing and not self.monitor.testing:
                 self.downshift.search()  # the agent passed the drift test
-        step = Step(action.key, uploaded, result.reference_bytes, result.accuracy,
-                    labels)  # fmt: skip
+        step = Step(
+            action.key, uploaded, result.reference_bytes, result.accuracy, labels
+        )
         if self.rate.dropped(s) or self.monitor.calls_for_retrain():
             self._start_retrain()
             kept = None if s.flush_memory else transition
@@ -220,8 +230,9 @@ class Runtime:
         return self._commit(path, "estimate", step, transition=transition)
 
     def _retrain_step(self, path: Path, sample: Sample) -> Record:
-        index = self.policy.act(sample.features, explore=True,
-                                candidates=self.candidates)  # fmt: skip
+        index = self.policy.act(
+            sample.features, explore=True, candidates=self.candidates
+        )
         result, labels, uploaded = self.env.step_with_reference(sample, index)
         transition, extra = retrain_lesson(
             self.env, self.policy, sample, index, result, self.objective, self.settings
@@ -231,8 +242,13 @@ class Runtime:
         )
         reward = self.objective.reward(result.accuracy, result.size_ratio)
         self.retrain.add(reward, result.accuracy, self.settings)
-        step = Step(self.env.actions[index].key, uploaded + extra,
-                    result.reference_bytes, result.accuracy, labels)  # fmt: skip
+        step = Step(
+            self.env.actions[index].key,
+            uploaded + extra,
+            result.reference_bytes,
+            result.accuracy,
+            labels,
+        )
         if self.retrain.done(self.policy.epsilon, self.settings):
             self._end_retrain()
         return self._commit(path, "retrain", step, agent=True, transition=transition)
@@ -285,9 +301,10 @@ class Runtime:
         self.monitor.retrain_starts(self.policy)
         self._flush_memory()
         self.policy.restart_exploration(
-            warmup_steps=s.retrain_warmup, learn_every=s.retrain_learn_every,
+            warmup_steps=s.retrain_warmup,
+            learn_every=s.retrain_learn_every,
             epsilon_decay=s.retrain_epsilon_decay,
-        )  # fmt: skip
+        )
 
     def _end_retrain(self) -> None:
         self.mode = "inference"
@@ -304,26 +321,41 @@ class Runtime:
             self.policy.forget()
 
     def _commit(
-        self, path: Path, state: str, step: Step, *, agent: bool = False,
+        self,
+        path: Path,
+        state: str,
+        step: Step,
+        *,
+        agent: bool = False,
         transition: Transition | None = None,
-    ) -> Record:  # fmt: skip
+    ) -> Record:
         """Record the image and the state after it, in one transaction."""
         record = Record(
-            position=self.position, path=str(path), state=state, action=step.action,
-            bytes_uploaded=step.uploaded, reference_bytes=step.reference_bytes,
-            accuracy=step.accuracy, p_est=self.rate.p_est,
+            position=self.position,
+            path=str(path),
+            state=state,
+            action=step.action,
+            bytes_uploaded=step.uploaded,
+            reference_bytes=step.reference_bytes,
+            accuracy=step.accuracy,
+            p_est=self.rate.p_est,
             epsilon=self.policy.epsilon,
-            labels=[(label.class_id, label.name, round(label.score, 6))
-                    for label in step.labels[:TOP_LABELS_RECORDED]],
-            error=step.error, source=self._identity[0], digest=self._identity[1],
+            labels=[
+                (label.class_id, label.name, round(label.score, 6))
+                for label in step.labels[:TOP_LABELS_RECORDED]
+            ],
+            error=step.error,
+            source=self._identity[0],
+            digest=self._identity[1],
             calls=self.env.cache.stats.new - self._calls_before,
-        )  # fmt: skip
+        )
         agent = agent or self._agent_changed
         self._agent_changed = False
         self.store.commit(
-            record, self.state_dict(),
+            record,
+            self.state_dict(),
             agent=self._agent_blob() if agent else None,
             transition=(self.generation, transition) if transition else None,
-        )  # fmt: skip
+        )
         self.position += 1
         return record

@@ -32,8 +32,9 @@ def next_p_est(
         # The last n estimates were all right: back towards the resting rate (ours).
         initial = settings.p_est_initial
         p_est = initial + (p_est - initial) * settings.p_est_decay
-    bounded = np.clip(p_est - settings.omega * slope, settings.p_est_min,
-                      settings.p_est_max)  # fmt: skip
+    bounded = np.clip(
+        p_est - settings.omega * slope, settings.p_est_min, settings.p_est_max
+    )
     return float(bounded), window
 
 

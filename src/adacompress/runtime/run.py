@@ -68,8 +68,10 @@ def run_stream(
     shows the same image more than once, as an experiment does) it instead continues
     after the last recorded position.
     """
-    with open_agent_env(cloud, choice, max_pixels=max_pixels) as (compressor, env), \
-            RunStore(state_dir) as store:  # fmt: skip
+    with (
+        open_agent_env(cloud, choice, max_pixels=max_pixels) as (compressor, env),
+        RunStore(state_dir) as store,
+    ):
         metadata = {
             "backend": cloud.backend,
             "features": compressor.card.features,
@@ -171,7 +173,7 @@ def plan_run(settings: RunSettings) -> CallPlan:
     paths = list(input_paths(settings.images))
     with open_agent_env(
         settings.cloud, settings.choice, max_pixels=settings.max_pixels
-    ) as (_, env):  # fmt: skip
+    ) as (_, env):
         samples, _ = env.identify(paths, progress=settings.progress)
         return plan_calls(env, samples, per_image=(1, 2))
 
@@ -192,10 +194,15 @@ def run(settings: RunSettings) -> tuple[dict[str, Any], list[Record]]:
         paths_list = list(paths)
         total, paths = len(paths_list), iter(paths_list)
     records, stopped = run_stream(
-        paths, cloud=settings.cloud, choice=settings.choice, state_dir=state_dir,
-        settings=settings.runtime, max_pixels=settings.max_pixels,
-        progress=settings.progress, total=total,
-    )  # fmt: skip
+        paths,
+        cloud=settings.cloud,
+        choice=settings.choice,
+        state_dir=state_dir,
+        settings=settings.runtime,
+        max_pixels=settings.max_pixels,
+        progress=settings.progress,
+        total=total,
+    )
     report = summarize(records, settings.cloud.backend)
     report["stopped"] = stopped
     report["records"] = [r.__dict__ for r in records]

@@ -115,9 +115,12 @@ class RuntimeSettings:
 
     def __post_init__(self) -> None:
         rates = (
-            self.p_est_initial, self.p_est_min, self.p_est_max, self.drift_p_est,
+            self.p_est_initial,
+            self.p_est_min,
+            self.p_est_max,
+            self.drift_p_est,
             self.downshift_probe,
-        )  # fmt: skip
+        )
         if not (all(0 <= p <= 1 for p in rates) and self.p_est_min <= self.p_est_max):
             raise ValueError(
                 "p_est settings and --downshift-probe must be in [0, 1] with "
@@ -157,21 +160,39 @@ class RuntimeSettings:
         return replace(self, drift_test_error=round(1.0 - objective.target, 9))
 
 
-RUNTIME_PRESETS: Presets[RuntimeSettings] = Presets("runtime preset", {
-    "default": RuntimeSettings(),
-    # The authors' code (SPEC.md): p_est in [0.2, 0.95], omega 3, n 10, retrain below
-    # 0.8, leave at reward > 0.45 with accuracy > 0.8 and epsilon < 0.2; the paper's
-    # exploration schedule (128 warm-up steps, learn every 5, epsilon x0.99), which
-    # makes a retrain last about 930 steps.
-    "paper": RuntimeSettings(
-        p_est_initial=0.2, p_est_min=0.2, p_est_max=0.95, omega=3.0, window=10,
-        retrain_below=0.8, exit_accuracy=0.8, exit_reward=0.45, exit_epsilon=0.2,
-        exit_window=10, retrain_min_steps=0, retrain_warmup=128,
-        retrain_learn_every=5, retrain_epsilon_decay=0.99, flush_memory=True,
-        drift_window=0, p_est_decay=1.0, skip_dominated=False, scene_memory=False,
-        count_reference_estimates=True, retrain_implied=False,
-    ),
-})  # fmt: skip
+RUNTIME_PRESETS: Presets[RuntimeSettings] = Presets(
+    "runtime preset",
+    {
+        "default": RuntimeSettings(),
+        # The authors' code: p_est in [0.2, 0.95], omega 3, n 10, retrain below 0.8,
+        # leave at reward > 0.45 with accuracy > 0.8 and epsilon < 0.2; the paper's
+        # exploration schedule (128 warm-up steps, learn every 5, epsilon x0.99),
+        # which makes a retrain last about 930 steps.
+        "paper": RuntimeSettings(
+            p_est_initial=0.2,
+            p_est_min=0.2,
+            p_est_max=0.95,
+            omega=3.0,
+            window=10,
+            retrain_below=0.8,
+            exit_accuracy=0.8,
+            exit_reward=0.45,
+            exit_epsilon=0.2,
+            exit_window=10,
+            retrain_min_steps=0,
+            retrain_warmup=128,
+            retrain_learn_every=5,
+            retrain_epsilon_decay=0.99,
+            flush_memory=True,
+            drift_window=0,
+            p_est_decay=1.0,
+            skip_dominated=False,
+            scene_memory=False,
+            count_reference_estimates=True,
+            retrain_implied=False,
+        ),
+    },
+)
 
 
 @dataclass

@@ -144,9 +144,13 @@ class RunStore:
             ) from None
         try:
             self._db = Database(
-                self.folder / STORE_FILE, kind="run state", schema=_SCHEMA,
-                version=STORE_VERSION, migrate=_migrate, synchronous="FULL",
-            )  # fmt: skip
+                self.folder / STORE_FILE,
+                kind="run state",
+                schema=_SCHEMA,
+                version=STORE_VERSION,
+                migrate=_migrate,
+                synchronous="FULL",
+            )
         except BaseException:
             self._lock.release()
             raise
@@ -236,7 +240,7 @@ class RunStore:
                     source=row[11],
                     digest=row[12],
                     calls=row[13],
-                )  # fmt: skip
+                )
                 for row in rows
             ]
         except (ValueError, TypeError) as err:
@@ -268,12 +272,22 @@ class RunStore:
                 f"INSERT INTO records ({_COLUMNS}) VALUES "
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    record.position, record.path, record.state, record.action,
-                    record.bytes_uploaded, record.reference_bytes, record.accuracy,
-                    record.p_est, record.epsilon, json.dumps(record.labels),
-                    record.error, record.source, record.digest, record.calls,
+                    record.position,
+                    record.path,
+                    record.state,
+                    record.action,
+                    record.bytes_uploaded,
+                    record.reference_bytes,
+                    record.accuracy,
+                    record.p_est,
+                    record.epsilon,
+                    json.dumps(record.labels),
+                    record.error,
+                    record.source,
+                    record.digest,
+                    record.calls,
                 ),
-            )  # fmt: skip
+            )
             self._db.execute(
                 "UPDATE runtime SET state = ? WHERE id = 1", (json.dumps(state),)
             )
@@ -286,9 +300,13 @@ class RunStore:
                 self._db.execute(
                     "INSERT INTO transitions (generation, state, rewards, observed) "
                     "VALUES (?, ?, ?, ?)",
-                    (generation, _array_blob(t.state), _array_blob(t.signals),
-                     _array_blob(t.observed)),
-                )  # fmt: skip
+                    (
+                        generation,
+                        _array_blob(t.state),
+                        _array_blob(t.signals),
+                        _array_blob(t.observed),
+                    ),
+                )
             # Older generations of D are never read again.
             self._db.execute(
                 "DELETE FROM transitions WHERE generation < ?",

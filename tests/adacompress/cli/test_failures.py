@@ -71,8 +71,19 @@ def photos(folder: Path, n: int = 4) -> Path:
 
 
 def run_args(url: str, folder: Path, state: Path, *extra: str) -> list[str]:
-    return ["--quiet", "run", "--backend", url, "--agent", "lite0", "--images",
-            str(folder), "--state", str(state), *extra]  # fmt: skip
+    return [
+        "--quiet",
+        "run",
+        "--backend",
+        url,
+        "--agent",
+        "lite0",
+        "--images",
+        str(folder),
+        "--state",
+        str(state),
+        *extra,
+    ]
 
 
 def test_a_run_whose_uploads_failed_exits_1_and_the_next_run_retries_them(
@@ -98,9 +109,19 @@ def test_a_run_whose_uploads_failed_exits_1_and_the_next_run_retries_them(
 
 def test_evaluate_whose_every_call_failed_exits_1(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    args = ["--quiet", "evaluate", "--backend", url, "--agent", "lite0", "--images",
-            str(photos(tmp_path / "in", 2)), "--json", str(tmp_path / "r.json"),
-            *QUICK]  # fmt: skip
+    args = [
+        "--quiet",
+        "evaluate",
+        "--backend",
+        url,
+        "--agent",
+        "lite0",
+        "--images",
+        str(photos(tmp_path / "in", 2)),
+        "--json",
+        str(tmp_path / "r.json"),
+        *QUICK,
+    ]
     assert main(args) == 1
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["n_images"] == 0 and len(report["skipped"]) == 2
@@ -180,8 +201,10 @@ def test_resume_knows_images_by_content_and_path_not_by_order(
 ) -> None:
     folder, state = photos(tmp_path / "in", 3), tmp_path / "state"
     never = ["--p-est-initial", "0", "--p-est-min", "0", "--p-est-max", "0"]
-    assert main(["--quiet", "run", "--images", str(folder), "--state", str(state),
-                 *never]) == 0  # fmt: skip
+    assert (
+        main(["--quiet", "run", "--images", str(folder), "--state", str(state), *never])
+        == 0
+    )
     # The same folder given relatively, from elsewhere: nothing is redone.
     monkeypatch.chdir(tmp_path)
     assert main(["--quiet", "run", "--images", "in", "--state", "state", *never]) == 0

@@ -35,23 +35,33 @@ def test_help_needs_no_torch_and_lists_every_choice() -> None:
         "p = build_parser(); p.format_help();"
         "print('torch' in sys.modules, 'fastapi' in sys.modules)"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                          text=True, timeout=120, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert done.stdout.split() == ["False", "False"]
 
 
 @pytest.mark.parametrize(
     ("command", "shown"),
     [
-        ("train", ["{shipped-scale-quality,shipped,alpha-dqn-scale-quality,paper,",
-                   "{q,survival}",
-                   "{paper,scale-quality,webp-scale-quality}",
-                   "{train,test,fit,val,all}",
-                   "--preset default: confidence-scales"]),
+        (
+            "train",
+            [
+                "{shipped-scale-quality,shipped,alpha-dqn-scale-quality,paper,",
+                "{q,survival}",
+                "{paper,scale-quality,webp-scale-quality}",
+                "{train,test,fit,val,all}",
+                "--preset default: confidence-scales",
+            ],
+        ),
         ("run", ["{default,paper}", "{paper,scale-quality,webp-scale-quality}"]),
         ("evaluate", ["{train,test,fit,val,all}", "--timeout", "--max-failures"]),
     ],
-)  # fmt: skip
+)
 def test_choice_valued_options_list_their_choices(
     command: str, shown: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -65,8 +75,18 @@ def test_choice_valued_options_list_their_choices(
 def test_global_options_work_after_the_command(tmp_path: Path) -> None:
     before = torch.get_num_threads()
     try:
-        args = ["evaluate", "--images", "builtin", "--actions", "paper", "--threads",
-                "1", "--quiet", "--json", str(tmp_path / "r.json")]  # fmt: skip
+        args = [
+            "evaluate",
+            "--images",
+            "builtin",
+            "--actions",
+            "paper",
+            "--threads",
+            "1",
+            "--quiet",
+            "--json",
+            str(tmp_path / "r.json"),
+        ]
         assert main(args) == 0
         assert torch.get_num_threads() == 1
     finally:
@@ -76,15 +96,17 @@ def test_global_options_work_after_the_command(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["evaluate", "--backend", "lite3"],
-         "unknown backend 'lite3' (known: lite0, lite1, lite2, rekognition"),
+        (
+            ["evaluate", "--backend", "lite3"],
+            "unknown backend 'lite3' (known: lite0, lite1, lite2, rekognition",
+        ),
         (["evaluate", "--top-k", "0"], "--top-k must be at least 1"),
         (["train", "--preset", "paper", "--top-k", "0"], "--top-k must be at least 1"),
         (["run", "--p-est-max", "2"], "--downshift-probe must be in [0, 1]"),
         (["evaluate", "--timeout", "0"], "--timeout must be positive"),
         (["explain", "nope.jpg", "--out", "x.png"], "cannot read file"),
     ],
-)  # fmt: skip
+)
 def test_clear_one_line_errors(
     args: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -125,15 +147,23 @@ def test_progress_on_a_pipe_is_a_line_every_few_seconds(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     monkeypatch.setattr(progress, "LOG_EVERY_S", 0.0)
-    assert main(["evaluate", "--images", "builtin", "--json",
-                 str(tmp_path / "r.json")]) == 0  # fmt: skip
+    assert (
+        main(["evaluate", "--images", "builtin", "--json", str(tmp_path / "r.json")])
+        == 0
+    )
     lines = capsys.readouterr().err.splitlines()
     assert any(line.startswith("cloud lite0: 14/14 img") for line in lines), lines
     assert not any("\r" in line for line in lines)
     rows = json.loads((tmp_path / "r.json").read_text())["images"]
     assert len(rows) == 14
-    assert set(rows[0]) == {"path", "action", "bytes", "reference_bytes",
-                            "accuracy", "strict_accuracy"}  # fmt: skip
+    assert set(rows[0]) == {
+        "path",
+        "action",
+        "bytes",
+        "reference_bytes",
+        "accuracy",
+        "strict_accuracy",
+    }
 
 
 def test_default_paths_do_not_depend_on_the_working_directory(
@@ -155,9 +185,21 @@ def test_scenery_skips_bad_files_and_warns_about_a_short_stream(
     write_bad_inputs(day)
     for photo in builtin_photos()[:3]:
         shutil.copyfile(photo, day / photo.name)
-    args = ["--quiet", "experiment", "scenery", "--day", str(day), "--day-passes",
-            "1", "--night-passes", "1", "--after-passes", "1", "--json",
-            str(tmp_path / "s.json")]  # fmt: skip
+    args = [
+        "--quiet",
+        "experiment",
+        "scenery",
+        "--day",
+        str(day),
+        "--day-passes",
+        "1",
+        "--night-passes",
+        "1",
+        "--after-passes",
+        "1",
+        "--json",
+        str(tmp_path / "s.json"),
+    ]
     assert main(args) == 1
     captured = capsys.readouterr()
     assert "warning: a phase of 3 images is short for the drift detector" in (

@@ -49,8 +49,17 @@ def test_a_list_with_a_fifo_and_a_device_finishes_with_reasons(tmp_path: Path) -
     listing = tmp_path / "list.txt"
     listing.write_text(f"{folder / 'fifo.jpg'}\n/dev/zero\n{folder / 'good.png'}\n")
     report = tmp_path / "r.json"
-    command = [sys.executable, "-m", "adacompress", "--quiet", "evaluate",
-               "--images", str(listing), "--json", str(report)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "adacompress",
+        "--quiet",
+        "evaluate",
+        "--images",
+        str(listing),
+        "--json",
+        str(report),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr
     result = json.loads(report.read_text())
@@ -69,8 +78,9 @@ def test_a_file_name_cannot_forge_a_line_of_the_report(
     folder.mkdir()
     photo(1).save(folder / "good.jpg")
     (folder / "bad.jpg\n  skipped forged.jpg").write_bytes(b"not an image")
-    assert main(["compress", str(folder), "--out", str(tmp_path / "out"),
-                 "--quiet"]) == 1  # fmt: skip
+    assert (
+        main(["compress", str(folder), "--out", str(tmp_path / "out"), "--quiet"]) == 1
+    )
     lines = capsys.readouterr().out.splitlines()
     skipped = [line for line in lines if line.startswith("  skipped")]
     assert len(skipped) == 1 and "bad.jpg\\n  skipped forged.jpg" in skipped[0]

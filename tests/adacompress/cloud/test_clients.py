@@ -384,8 +384,18 @@ def test_evaluate_goes_on_past_malformed_answers(tmp_path: Path) -> None:
     photo(1).save(folder / "a.png")
     report = tmp_path / "r.json"
     with scripted_server(reply) as (url, _):
-        args = ["--quiet", "evaluate", "--backend", url, "--agent", "lite0",
-                "--images", str(folder), "--json", str(report)]  # fmt: skip
+        args = [
+            "--quiet",
+            "evaluate",
+            "--backend",
+            url,
+            "--agent",
+            "lite0",
+            "--images",
+            str(folder),
+            "--json",
+            str(report),
+        ]
         assert main(args) == 1
     result = json.loads(report.read_text())
     assert result["n_images"] == 0 and "malformed" in result["skipped"][0]["error"]

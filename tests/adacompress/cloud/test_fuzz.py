@@ -20,10 +20,20 @@ def test_a_short_fuzzing_campaign_finds_no_failure(tmp_path: Path) -> None:
     shape, every answer as the schema says."""
     out = tmp_path / "fuzz.json"
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "fuzz_service.py"),
-         "--examples", "60", "--seed", "1", "--json", str(out)],
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "fuzz_service.py"),
+            "--examples",
+            "60",
+            "--seed",
+            "1",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     report = json.loads(out.read_text())
     assert done.returncode == 0, report["failures"]
     assert report["counts"]["requests"] >= 240 and report["server_alive"]

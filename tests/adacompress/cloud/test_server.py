@@ -201,8 +201,11 @@ def test_api_key(
     os.mkfifo(fifo)  # would block a plain read forever
     big = tmp_path / "big"
     big.write_bytes(b"k" * 5000)
-    for path, why in (("/dev/zero", "not a regular file"), (fifo, "not a regular"),
-                      (big, "over 4096 bytes")):  # fmt: skip
+    for path, why in (
+        ("/dev/zero", "not a regular file"),
+        (fifo, "not a regular"),
+        (big, "over 4096 bytes"),
+    ):
         with pytest.raises(ValueError, match=why):
             read_api_key(ServeSettings(backend="lite0", api_key_file=str(path)))
 
@@ -310,9 +313,11 @@ def test_client_retries_timeouts_then_reports_them(
 
 def raw_post(base: str, content: bytes) -> httpx.Response:
     return httpx.post(
-        base + ANNOTATE, content=content, timeout=60,
+        base + ANNOTATE,
+        content=content,
+        timeout=60,
         headers={"content-type": "application/json"},
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize(
@@ -377,7 +382,7 @@ def test_too_many_requests_at_once_get_503_and_the_loop_stays_free(
         thread = threading.Thread(
             target=lambda: first.update(
                 r=httpx.post(base + ANNOTATE, json=payload, timeout=60)
-            ),  # fmt: skip
+            ),
         )
         thread.start()
         time.sleep(0.5)
@@ -467,8 +472,13 @@ def test_four_huge_16_bit_pngs_at_once_stay_under_a_gigabyte() -> None:
     JPEGs claiming 5656² (``benchmarks/serve_memory.py``): the decode budget lets
     them through one at a time, and a real service stays under 1 GB."""
     script = Path(__file__).resolve().parents[3] / "benchmarks" / "serve_memory.py"
-    done = subprocess.run([sys.executable, str(script)], capture_output=True,
-                          text=True, timeout=600, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
     for attack in json.loads(done.stdout).values():
         assert attack["codes"] == [200] * 4
         assert attack["peak_mb"] < 1024

@@ -63,8 +63,10 @@ def test_the_engines_cache_under_different_names(
     assert onnx_features.cache_name != eager_features.cache_name
     assert onnx_cloud.name == eager_cloud.name == "lite0"
     data = builtin_photos()[0].read_bytes()
-    top5 = [[label.class_id for label in c.classify([data])[0][:5]]
-            for c in (onnx_cloud, eager_cloud)]  # fmt: skip
+    top5 = [
+        [label.class_id for label in c.classify([data])[0][:5]]
+        for c in (onnx_cloud, eager_cloud)
+    ]
     assert top5[0] == top5[1]
 
 
@@ -104,9 +106,12 @@ except Exception:
     print("theirs refused")
 """
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True,
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
         env={**os.environ, GRAPHS_ENV: str(graphs)},
-    )  # fmt: skip
+    )
     lines = done.stdout.splitlines()  # ONNX Runtime prints its own errors too
     shared, theirs = lines[0], lines[-1]
     assert shared == ("False" if configured else "True")

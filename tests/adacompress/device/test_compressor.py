@@ -105,22 +105,57 @@ def test_evaluate_and_the_runtime_choose_what_the_compressor_chooses(
     actions: str, tmp_path: Path
 ) -> None:
     compressor = Compressor.load("lite0", actions=actions)
-    expected = {p.name: u.action.key for p, u in zip(
-        PHOTOS, compressor.compress_many(PHOTOS), strict=True)}  # fmt: skip
+    expected = {
+        p.name: u.action.key
+        for p, u in zip(PHOTOS, compressor.compress_many(PHOTOS), strict=True)
+    }
     listing = tmp_path / "photos.txt"
     listing.write_text("\n".join(str(p) for p in PHOTOS))
     report = tmp_path / "report.json"
-    assert main(["--quiet", "evaluate", "--images", str(listing), "--actions",
-                 actions, "--json", str(report)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "--quiet",
+                "evaluate",
+                "--images",
+                str(listing),
+                "--actions",
+                actions,
+                "--json",
+                str(report),
+            ]
+        )
+        == 0
+    )
     counts = json.loads(report.read_text())["agent"]["actions"]
     assert {k: v for k, v in counts.items() if v} == _counts(expected.values())
     # The runtime, never estimating: every image is an inference of that choice.
-    overrides = [f"--{k.replace('_', '-')}={v}" for k, v in
-                 (("p_est_initial", 0.0), ("p_est_min", 0.0), ("p_est_max", 0.0),
-                  ("drift_window", 0))]  # fmt: skip
+    overrides = [
+        f"--{k.replace('_', '-')}={v}"
+        for k, v in (
+            ("p_est_initial", 0.0),
+            ("p_est_min", 0.0),
+            ("p_est_max", 0.0),
+            ("drift_window", 0),
+        )
+    ]
     state = tmp_path / "state"
-    assert main(["--quiet", "run", "--images", str(listing), "--actions", actions,
-                 "--state", str(state), *overrides]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "--quiet",
+                "run",
+                "--images",
+                str(listing),
+                "--actions",
+                actions,
+                "--state",
+                str(state),
+                *overrides,
+            ]
+        )
+        == 0
+    )
     records = json.loads((state / "report.json").read_text())["records"]
     assert {Path(r["path"]).name: r["action"] for r in records} == expected
     assert {r["state"] for r in records} == {"inference"}

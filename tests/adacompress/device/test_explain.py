@@ -29,7 +29,14 @@ def test_the_map_covers_the_image_and_explains_the_choice(actions: str) -> None:
 
 def test_explain_writes_a_png(tmp_path: Path) -> None:
     out = tmp_path / "why.png"
-    args = ["--quiet", "explain", str(builtin_photos()[3]), "--out", str(out),
-            "--grid", "4"]  # fmt: skip
+    args = [
+        "--quiet",
+        "explain",
+        str(builtin_photos()[3]),
+        "--out",
+        str(out),
+        "--grid",
+        "4",
+    ]
     assert main(args) == 0
     assert Image.open(out).size[0] > 500

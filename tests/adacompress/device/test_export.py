@@ -48,9 +48,11 @@ def test_a_state_with_probes_from_the_view_exports_the_same_state(
     says so in its card and computes the same state."""
     agent = Compressor.load("lite0")
     probes = Compressor(
-        agent.policy, get_extractor("confidence-probes"), agent.actions,
+        agent.policy,
+        get_extractor("confidence-probes"),
+        agent.actions,
         card=replace(agent.card, features="confidence-probes"),
-    )  # fmt: skip
+    )
     card = export_agent(probes, tmp_path / "agent")
     assert card.preprocessing.probe_from == "view"
     exported = Compressor.load(tmp_path / "agent")
@@ -65,8 +67,11 @@ def test_the_card_spells_out_actions_limits_and_versions(tmp_path: Path) -> None
     export_agent(Compressor.load("lite1", limits=limits), tmp_path)
     data = json.loads((tmp_path / "card.json").read_text())
     assert data["actions"][5] == {
-        "key": "5@0.75", "format": "jpeg", "scale": 0.75, "quality": 5
-    }  # fmt: skip
+        "key": "5@0.75",
+        "format": "jpeg",
+        "scale": 0.75,
+        "quality": 5,
+    }
     assert data["limits"]["formats"] == ["jpeg", "png"]
     assert data["limits"]["min_side"] == 80
     assert data["preprocessing"]["probe_scales"] == [0.5, 0.35, 0.25]
@@ -87,8 +92,20 @@ def test_export_and_compress_through_the_command_line(
     )
     photos = [str(p) for p in builtin_photos()[:3]]
     out = tmp_path / "uploads"
-    assert main(["compress", *photos, "--agent", str(tmp_path / "a"), "--out", str(out),
-                 "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "compress",
+                *photos,
+                "--agent",
+                str(tmp_path / "a"),
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert len((out / "manifest.jsonl").read_text().splitlines()) == 3
 
 
@@ -110,8 +127,19 @@ def test_damaged_or_mismatched_exports_are_one_line_errors(
         with pytest.raises(ValueError, match="agent card") as err:
             Compressor.load(folder)
         assert "\n" not in str(err.value)
-    assert main(["compress", str(builtin_photos()[0]), "--agent", str(folder),
-                 "--out", str(tmp_path / "o")]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "compress",
+                str(builtin_photos()[0]),
+                "--agent",
+                str(folder),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert "agent card" in capsys.readouterr().err
 
 
@@ -154,24 +182,51 @@ def test_a_device_install_without_torch_makes_the_same_choices(
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     api = subprocess.run(
         [python, "-c", API_SCRIPT, str(tmp_path / "agent"), *map(str, photos)],
-        check=True, capture_output=True, text=True, env=env,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     keys, torch_line = api.stdout.strip().splitlines()
     assert torch_line == "no torch"
     full = Compressor.load("lite0").compress_many(photos)
     assert json.loads(keys) == [u.action.key for u in full]
     cli = subprocess.run(
-        [python, "-m", "adacompress", "compress", *map(str, photos), "--agent",
-         str(tmp_path / "agent"), "--out", str(tmp_path / "out"), "--quiet"],
-        capture_output=True, text=True, env=env,
-    )  # fmt: skip
+        [
+            python,
+            "-m",
+            "adacompress",
+            "compress",
+            *map(str, photos),
+            "--agent",
+            str(tmp_path / "agent"),
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert cli.returncode == 0, cli.stderr
-    manifest = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl")
-                .read_text().splitlines()]  # fmt: skip
+    manifest = [
+        json.loads(line)
+        for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()
+    ]
     assert [m["action"] for m in manifest] == json.loads(keys)
     refused = subprocess.run(
-        [python, "-m", "adacompress", "compress", str(photos[0]), "--out",
-         str(tmp_path / "o2")], capture_output=True, text=True, env=env,
-    )  # fmt: skip
+        [
+            python,
+            "-m",
+            "adacompress",
+            "compress",
+            str(photos[0]),
+            "--out",
+            str(tmp_path / "o2"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert refused.returncode == 2
     assert "adacompress export" in refused.stderr and "Traceback" not in refused.stderr

@@ -43,13 +43,19 @@ def test_compress_writes_uploads_and_a_manifest_then_reruns_nothing(
         written = out / entry["output"]
         assert written.suffix == ".jpg"
         assert Image.open(io.BytesIO(written.read_bytes())).size == (
-            entry["width"], entry["height"])  # fmt: skip
+            entry["width"],
+            entry["height"],
+        )
         upload = compressor.compress(entry["source"])
         assert written.read_bytes() == upload.data
         assert entry["action"] == upload.action.key and entry["bytes"] == upload.nbytes
     outputs = {e["output"] for e in done}
-    assert outputs == {"cats/astronaut.jpg", "cats/brick.jpg", "cats/camera.jpg",
-                       "top.jpg"}  # fmt: skip
+    assert outputs == {
+        "cats/astronaut.jpg",
+        "cats/brick.jpg",
+        "cats/camera.jpg",
+        "top.jpg",
+    }
     capsys.readouterr()
 
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.jpg")}

@@ -62,8 +62,13 @@ def mixed_compressor(limits: UploadLimits) -> Compressor:
         Action(a.quality, a.scale, "webp" if i % 2 else "jpeg")
         for i, a in enumerate(shipped.actions)
     ]
-    return Compressor(shipped.policy, shipped.extractor, actions, limits=limits,
-                      metadata=shipped.metadata)  # fmt: skip
+    return Compressor(
+        shipped.policy,
+        shipped.extractor,
+        actions,
+        limits=limits,
+        metadata=shipped.metadata,
+    )
 
 
 def test_the_compressor_chooses_only_formats_the_service_takes(tmp_path: Path) -> None:
@@ -80,9 +85,12 @@ def test_the_compressor_chooses_only_formats_the_service_takes(tmp_path: Path) -
     assert [strict.actions.index(u.action) for u in strict_uploads] == best_jpeg
     shipped = Compressor.load("lite0", actions="paper")
     with pytest.raises(ValueError, match="takes none of the agent's formats"):
-        Compressor(shipped.policy, shipped.extractor,
-                   [Action(a.quality, a.scale, "webp") for a in shipped.actions],
-                   limits=REKOGNITION)  # fmt: skip
+        Compressor(
+            shipped.policy,
+            shipped.extractor,
+            [Action(a.quality, a.scale, "webp") for a in shipped.actions],
+            limits=REKOGNITION,
+        )
     # The manifest and the file names carry the format.
     summary = compress_files(free, photos[:6], tmp_path / "out")
     lines = [
@@ -112,10 +120,16 @@ def test_the_environment_refuses_actions_the_service_does_not_take(
 
     with AnswerCache(tmp_path / "c.sqlite") as cache:
         with pytest.raises(ValueError, match="jpeg-only does not take webp uploads"):
-            CompressionEnv(JpegOnlyService(), cache,
-                           actions=get_action_set("webp-scale-quality"),
-                           extractor=get_extractor("confidence"))  # fmt: skip
-        env = CompressionEnv(JpegOnlyService(), cache,
-                             actions=get_action_set("scale-quality"),
-                             extractor=get_extractor("confidence"))  # fmt: skip
+            CompressionEnv(
+                JpegOnlyService(),
+                cache,
+                actions=get_action_set("webp-scale-quality"),
+                extractor=get_extractor("confidence"),
+            )
+        env = CompressionEnv(
+            JpegOnlyService(),
+            cache,
+            actions=get_action_set("scale-quality"),
+            extractor=get_extractor("confidence"),
+        )
         assert env.cache_name == "jpeg-only+min80"  # formats change no cache key

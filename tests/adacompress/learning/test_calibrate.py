@@ -71,12 +71,30 @@ def test_unreachable_target_says_so() -> None:
 @pytest.mark.slow
 def test_train_with_a_target_then_evaluate_reports_it(tmp_path: Path) -> None:
     agent_path = tmp_path / "agent.pt"
-    train_args = ["--quiet", "train", "--preset", "shipped", "--images", "builtin",
-                  "--out", str(agent_path),
-                  "--actions", "scale-quality", "--features", "confidence",
-                  "--gamma", "0", "--standardize", "--full-information",
-                  "--steps", "150", "--target-accuracy", "0.6",
-                  "--calibration-folds", "2"]  # fmt: skip
+    train_args = [
+        "--quiet",
+        "train",
+        "--preset",
+        "shipped",
+        "--images",
+        "builtin",
+        "--out",
+        str(agent_path),
+        "--actions",
+        "scale-quality",
+        "--features",
+        "confidence",
+        "--gamma",
+        "0",
+        "--standardize",
+        "--full-information",
+        "--steps",
+        "150",
+        "--target-accuracy",
+        "0.6",
+        "--calibration-folds",
+        "2",
+    ]
     assert main(train_args) == 0
     log = json.loads(agent_path.with_suffix(".json").read_text())
     calibration = log["calibration"]
@@ -95,9 +113,18 @@ def test_train_with_a_target_then_evaluate_reports_it(tmp_path: Path) -> None:
     assert len(meta["actions"]) == len(get_action_set("scale-quality"))  # type: ignore[arg-type]
 
     report_path = tmp_path / "report.json"
-    eval_args = ["--quiet", "evaluate", "--images", "builtin", "--agent",
-                 str(agent_path), "--json", str(report_path),
-                 "--actions", "scale-quality"]  # fmt: skip
+    eval_args = [
+        "--quiet",
+        "evaluate",
+        "--images",
+        "builtin",
+        "--agent",
+        str(agent_path),
+        "--json",
+        str(report_path),
+        "--actions",
+        "scale-quality",
+    ]
     assert main(eval_args) == 0
     report = json.loads(report_path.read_text())
     assert report["actions_set"] == "scale-quality"
@@ -115,12 +142,34 @@ def test_train_with_a_target_then_evaluate_reports_it(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_survival_policy_calibrates_its_threshold(tmp_path: Path) -> None:
     agent_path = tmp_path / "survival.pt"
-    args = ["--quiet", "train", "--preset", "shipped", "--images", "builtin",
-            "--out", str(agent_path),
-            "--actions", "scale-quality", "--features", "confidence",
-            "--policy", "survival", "--hidden", "16", "--learn-every", "1",
-            "--warmup-steps", "0", "--steps", "100", "--target-accuracy", "0.6",
-            "--calibration-folds", "2"]  # fmt: skip
+    args = [
+        "--quiet",
+        "train",
+        "--preset",
+        "shipped",
+        "--images",
+        "builtin",
+        "--out",
+        str(agent_path),
+        "--actions",
+        "scale-quality",
+        "--features",
+        "confidence",
+        "--policy",
+        "survival",
+        "--hidden",
+        "16",
+        "--learn-every",
+        "1",
+        "--warmup-steps",
+        "0",
+        "--steps",
+        "100",
+        "--target-accuracy",
+        "0.6",
+        "--calibration-folds",
+        "2",
+    ]
     assert main(args) == 2  # the survival policy needs every action's answer
     assert main([*args, "--full-information"]) == 0
     calibration = json.loads(agent_path.with_suffix(".json").read_text())["calibration"]
@@ -153,15 +202,31 @@ def test_evaluate_and_run_pick_the_shipped_scale_quality_agent(tmp_path: Path) -
     images = tmp_path / "three.txt"
     images.write_text("\n".join(str(p) for p in builtin_photos()[:3]))
     report_path = tmp_path / "report.json"
-    args = ["--quiet", "evaluate", "--images", str(images), "--actions",
-            "scale-quality", "--json", str(report_path)]  # fmt: skip
+    args = [
+        "--quiet",
+        "evaluate",
+        "--images",
+        str(images),
+        "--actions",
+        "scale-quality",
+        "--json",
+        str(report_path),
+    ]
     assert main(args) == 0
     report = json.loads(report_path.read_text())
     assert report["actions_set"] == "scale-quality"
     assert report["agent_file"].endswith("lite0-scale-quality.pt")
     assert report["n_images"] == 3
-    run_args = ["--quiet", "run", "--images", str(images), "--actions",
-                "scale-quality", "--state", str(tmp_path / "state")]  # fmt: skip
+    run_args = [
+        "--quiet",
+        "run",
+        "--images",
+        str(images),
+        "--actions",
+        "scale-quality",
+        "--state",
+        str(tmp_path / "state"),
+    ]
     assert main(run_args) == 0
     run_report = json.loads((tmp_path / "state" / "report.json").read_text())
     sent = {r["action"] for r in run_report["records"] if r["action"]}
@@ -173,13 +238,23 @@ def test_evaluate_and_run_pick_the_shipped_scale_quality_agent(tmp_path: Path) -
     [
         (["train", "--features", "pirl:/nope.pt"], "pirl encoder not found"),
         (["train", "--target-accuracy", "1.5"], "target accuracy must be in"),
-        (["train", "--target-accuracy", "0.9", "--calibration-folds", "20"],
-         "need 2..7 folds for 14 images"),
+        (
+            ["train", "--target-accuracy", "0.9", "--calibration-folds", "20"],
+            "need 2..7 folds for 14 images",
+        ),
         (["evaluate", "--min-side", "0"], "min_side must be >= 1"),
-        (["evaluate", "--actions", "scale-quality", "--agent",
-          str(shipped_agent_path("lite0"))], "trained with actions 'paper'"),
+        (
+            [
+                "evaluate",
+                "--actions",
+                "scale-quality",
+                "--agent",
+                str(shipped_agent_path("lite0")),
+            ],
+            "trained with actions 'paper'",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_target_settings_are_one_line_errors(
     args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

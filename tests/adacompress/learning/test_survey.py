@@ -20,8 +20,18 @@ from adacompress.exchange.environment import open_env
 from adacompress.exchange.settings import CloudSettings
 from adacompress.learning.survey import survey
 
-ARGS = ["--quiet", "train", "--preset", "survival", "--actions", "scale-quality",
-        "--images", "builtin", "--steps", "100"]  # fmt: skip
+ARGS = [
+    "--quiet",
+    "train",
+    "--preset",
+    "survival",
+    "--actions",
+    "scale-quality",
+    "--images",
+    "builtin",
+    "--steps",
+    "100",
+]
 
 
 def test_a_survey_asks_few_questions_and_implies_the_rest(tmp_path: Path) -> None:
@@ -63,8 +73,17 @@ def test_train_with_a_call_budget_makes_at_most_that_many_calls(
     cloud = CountingCloud()
     monkeypatch.setitem(BACKENDS._factories, cloud.name, lambda: cloud)
     out = tmp_path / "agent.pt"
-    args = [*ARGS, "--backend", cloud.name, "--call-budget", "20", "--out", str(out),
-            "--cache", str(tmp_path / "c.sqlite")]  # fmt: skip
+    args = [
+        *ARGS,
+        "--backend",
+        cloud.name,
+        "--call-budget",
+        "20",
+        "--out",
+        str(out),
+        "--cache",
+        str(tmp_path / "c.sqlite"),
+    ]
     assert main(args) == 0
     assert 0 < cloud.calls <= 20
     log = json.loads(out.with_suffix(".json").read_text())
@@ -77,8 +96,16 @@ def test_dry_run_counts_the_calls_and_sends_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cache = tmp_path / "c.sqlite"
-    args = ["--quiet", "evaluate", "--images", "builtin", "--actions", "paper",
-            "--cache", str(cache)]  # fmt: skip
+    args = [
+        "--quiet",
+        "evaluate",
+        "--images",
+        "builtin",
+        "--actions",
+        "paper",
+        "--cache",
+        str(cache),
+    ]
     assert main([*args, "--dry-run"]) == 0
     assert "would make 140 new calls for 14 images (0 answers" in (
         capsys.readouterr().out
@@ -96,7 +123,15 @@ def test_dry_run_counts_the_calls_and_sends_nothing(
 def test_few_answers_need_the_survival_policy(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    args = ["--quiet", "train", "--preset", "paper", "--images", "builtin",
-            "--queries-per-image", "2"]  # fmt: skip
+    args = [
+        "--quiet",
+        "train",
+        "--preset",
+        "paper",
+        "--images",
+        "builtin",
+        "--queries-per-image",
+        "2",
+    ]
     assert main(args) == 2
     assert "needs --policy survival" in capsys.readouterr().err

@@ -25,19 +25,27 @@ from tests.adacompress.runtime.test_loop import METADATA, Q75, ScriptedAgent
 # quick test: 8 kept probes in a row (log 0.99/0.69 = 0.36 each, bound
 # log 0.8/0.05 = 2.77) step down.
 PROBING = RuntimeSettings(
-    p_est_initial=1.0, p_est_min=1.0, p_est_max=1.0, retrain_below=0.0,
-    drift_window=0, downshift=True, downshift_shift=0.3,
-)  # fmt: skip
+    p_est_initial=1.0,
+    p_est_min=1.0,
+    p_est_max=1.0,
+    retrain_below=0.0,
+    drift_window=0,
+    downshift=True,
+    downshift_shift=0.3,
+)
 
 
 def make(tmp_path: Path, cloud: SizeCloud, settings: RuntimeSettings) -> Runtime:
     env = CompressionEnv(
-        cloud, AnswerCache(tmp_path / "cache.sqlite"), actions=paper_actions(),
+        cloud,
+        AnswerCache(tmp_path / "cache.sqlite"),
+        actions=paper_actions(),
         extractor=MeanFeatures(),
-    )  # fmt: skip
+    )
     compressor = Compressor(ScriptedAgent([Q75]), MeanFeatures(), paper_actions())
-    return Runtime(env, compressor, settings, RunStore(tmp_path / "state"),
-                   metadata=METADATA)  # fmt: skip
+    return Runtime(
+        env, compressor, settings, RunStore(tmp_path / "state"), metadata=METADATA
+    )
 
 
 def test_the_sequential_test_steps_down_on_kept_answers_and_resets_on_a_loss() -> None:

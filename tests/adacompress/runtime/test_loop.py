@@ -78,9 +78,11 @@ def make_runtime(
     policy: LearnedPolicy | None = None,
 ) -> Runtime:
     env = CompressionEnv(
-        SizeCloud(), AnswerCache(tmp_path / "cache.sqlite"),
-        actions=paper_actions(), extractor=MeanFeatures(),
-    )  # fmt: skip
+        SizeCloud(),
+        AnswerCache(tmp_path / "cache.sqlite"),
+        actions=paper_actions(),
+        extractor=MeanFeatures(),
+    )
     compressor = Compressor(
         policy or ScriptedAgent(script), MeanFeatures(), paper_actions()
     )
@@ -91,10 +93,18 @@ def make_runtime(
 def test_inference_estimate_retrain_transitions(tmp_path: Path) -> None:
     paths = write_photos(tmp_path / "img", 4)
     always = RuntimeSettings(
-        p_est_initial=1.0, p_est_min=1.0, p_est_max=1.0, window=2, retrain_below=0.9,
-        retrain_min_steps=3, exit_window=3, exit_accuracy=0.0, exit_epsilon=1.01,
-        retrain_warmup=0, count_reference_estimates=True,
-    )  # fmt: skip
+        p_est_initial=1.0,
+        p_est_min=1.0,
+        p_est_max=1.0,
+        window=2,
+        retrain_below=0.9,
+        retrain_min_steps=3,
+        exit_window=3,
+        exit_accuracy=0.0,
+        exit_epsilon=1.01,
+        retrain_warmup=0,
+        count_reference_estimates=True,
+    )
     runtime = make_runtime(tmp_path, always, [Q75, Q5])
     records = [runtime.process(p) for p in paths * 2]
     states = [r.state for r in records]
@@ -111,8 +121,11 @@ def test_inference_estimate_retrain_transitions(tmp_path: Path) -> None:
     assert records[1].bytes_uploaded > records[1].reference_bytes
     # Every retrain starts afresh: epsilon back to 1 (one decay at most after its
     # first step) and its step counter reset.
-    starts = [i for i in range(1, len(states))
-              if states[i] == "retrain" and states[i - 1] != "retrain"]  # fmt: skip
+    starts = [
+        i
+        for i in range(1, len(states))
+        if states[i] == "retrain" and states[i - 1] != "retrain"
+    ]
     assert len(starts) >= 2
     assert all(records[i].epsilon >= 0.97 for i in starts)
     assert runtime.policy.steps == len(states) - starts[-1]
@@ -122,9 +135,13 @@ def test_estimates_of_the_reference_itself_do_not_dilute_a_drop(
     tmp_path: Path,
 ) -> None:
     always = RuntimeSettings(
-        p_est_initial=1.0, p_est_min=1.0, p_est_max=1.0, window=2, retrain_below=0.9,
+        p_est_initial=1.0,
+        p_est_min=1.0,
+        p_est_max=1.0,
+        window=2,
+        retrain_below=0.9,
         drift_window=0,
-    )  # fmt: skip
+    )
     paths = write_photos(tmp_path / "img", 4)
     ours = make_runtime(tmp_path / "ours", always, [Q75, Q75, Q5, Q5])
     states = [ours.process(p).state for p in paths]
@@ -134,9 +151,10 @@ def test_estimates_of_the_reference_itself_do_not_dilute_a_drop(
     assert ours.mode == "retrain" and ours.rate.estimates == [0.0, 0.0]
     assert ours.policy.memory.size == 4  # all four are in D
     paper = make_runtime(
-        tmp_path / "paper", replace(always, count_reference_estimates=True),
+        tmp_path / "paper",
+        replace(always, count_reference_estimates=True),
         [Q75, Q75, Q5, Q5],
-    )  # fmt: skip
+    )
     states = [paper.process(p).state for p in paths[:3]]
     assert paper.mode == "retrain"  # window [1, 0] after the third
     assert paper.rate.estimates[-2:] == [1.0, 0.0]
@@ -168,8 +186,10 @@ def test_actions_larger_than_the_reference_are_never_sent(tmp_path: Path) -> Non
     assert ours.candidates == list(range(8))
     ours.policy.epsilon = 1.0
     features = ours._sample(paths[0]).features
-    explored = {ours.policy.act(features, explore=True, candidates=ours.candidates)
-                for _ in range(100)}  # fmt: skip
+    explored = {
+        ours.policy.act(features, explore=True, candidates=ours.candidates)
+        for _ in range(100)
+    }
     assert explored == set(range(8))
 
 
@@ -196,9 +216,13 @@ def test_scene_memory_swaps_the_day_agent_back_after_the_night(
     tmp_path: Path,
 ) -> None:
     quiet = RuntimeSettings(
-        p_est_initial=0.0, p_est_min=0.0, p_est_max=0.0, drift_p_est=0.0,
-        drift_window=6, drift_threshold=8.0,
-    )  # fmt: skip
+        p_est_initial=0.0,
+        p_est_min=0.0,
+        p_est_max=0.0,
+        drift_p_est=0.0,
+        drift_window=6,
+        drift_threshold=8.0,
+    )
     day = write_scene(tmp_path / "day", 40, 200.0, seed=1)
     night = write_scene(tmp_path / "night", 40, 40.0, seed=2)
     runtime = make_runtime(tmp_path, quiet, [0])
@@ -256,9 +280,15 @@ def test_after_a_drift_a_sequential_test_decides_whether_to_retrain(
     log 5 = 1.61, a success log(0.95/0.99) = -0.041; retrain at log 16 = 2.77, keep
     the agent at log(0.2/0.95) = -1.56 (38 successes)."""
     settings = RuntimeSettings(
-        p_est_initial=0.0, p_est_min=0.0, p_est_max=0.0, drift_p_est=1.0,
-        drift_window=6, window=100, skip_dominated=False, scene_memory=False,
-    )  # fmt: skip
+        p_est_initial=0.0,
+        p_est_min=0.0,
+        p_est_max=0.0,
+        drift_p_est=1.0,
+        drift_window=6,
+        window=100,
+        skip_dominated=False,
+        scene_memory=False,
+    )
     # 96x128 noise: q75 (the reference) and q95 are above SizeCloud's 3 kB, q5 below.
     day = write_scene(tmp_path / "day", 10, 200.0, seed=1, shape=(96, 128))
     night = write_scene(tmp_path / "night", 60, 40.0, seed=2, shape=(96, 128))
@@ -337,11 +367,27 @@ def test_kill_9_then_resume_loses_and_repeats_nothing(tmp_path: Path) -> None:
     env = {**os.environ, "ADACOMPRESS_CACHE": str(tmp_path / "cache.sqlite")}
 
     def command(state: Path) -> list[str]:
-        return [sys.executable, "-m", "adacompress", "--quiet", "--threads", "1", "run",
-                "--images", str(folder), "--state", str(state)]  # fmt: skip
+        return [
+            sys.executable,
+            "-m",
+            "adacompress",
+            "--quiet",
+            "--threads",
+            "1",
+            "run",
+            "--images",
+            str(folder),
+            "--state",
+            str(state),
+        ]
 
-    straight = subprocess.run(command(tmp_path / "straight"), env=env,
-                              capture_output=True, text=True, timeout=300)  # fmt: skip
+    straight = subprocess.run(
+        command(tmp_path / "straight"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert straight.returncode == 0, straight.stderr
     process = subprocess.Popen(
         command(tmp_path / "killed"),
@@ -359,8 +405,13 @@ def test_kill_9_then_resume_loses_and_repeats_nothing(tmp_path: Path) -> None:
     process.wait(timeout=30)
     done = count_rows(db, "records")
     assert 5 <= done < 16, "killed mid-run"
-    resumed = subprocess.run(command(tmp_path / "killed"), env=env,
-                             capture_output=True, text=True, timeout=300)  # fmt: skip
+    resumed = subprocess.run(
+        command(tmp_path / "killed"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr
     a = json.loads((tmp_path / "straight" / "report.json").read_text())["records"]
     b = json.loads((tmp_path / "killed" / "report.json").read_text())["records"]
@@ -382,8 +433,11 @@ def test_runtime_over_http_matches_in_process(tmp_path: Path) -> None:
     for i in range(6):
         paths.append(folder / f"p{i}.png")
         photo(i, (320, 240)).save(paths[-1])
-    common = dict(choice=AgentChoice("lite0"), settings=RUNTIME_PRESETS.get("default"),
-                  progress=False)  # fmt: skip
+    common = dict(
+        choice=AgentChoice("lite0"),
+        settings=RUNTIME_PRESETS.get("default"),
+        progress=False,
+    )
     local, _ = run_stream(
         paths,
         cloud=CloudSettings("lite0", cache=str(tmp_path / "a.sqlite")),

@@ -100,8 +100,13 @@ def test_drift_monitor_swaps_the_remembered_weights_back() -> None:
 
 
 def test_retrain_progress_exit_rules() -> None:
-    s = RuntimeSettings(retrain_min_steps=3, exit_window=3, exit_accuracy=0.9,
-                        exit_epsilon=0.2, retrain_max_steps=10)  # fmt: skip
+    s = RuntimeSettings(
+        retrain_min_steps=3,
+        exit_window=3,
+        exit_accuracy=0.9,
+        exit_epsilon=0.2,
+        retrain_max_steps=10,
+    )
     progress = RetrainProgress()
     for _ in range(2):
         progress.add(0.5, 1.0, s)
@@ -151,14 +156,28 @@ def test_the_summary_counts_a_retried_failure_once_and_repeats_each_time() -> No
 
     def record(position: int, name: str, state: str, calls: int = 1) -> Record:
         return Record(
-            position, name, state, "15", 10, 100, None, 0.1, 0.0, [],
-            "503" if state == "failed" else None, name, "d" + name, calls,
-        )  # fmt: skip
+            position,
+            name,
+            state,
+            "15",
+            10,
+            100,
+            None,
+            0.1,
+            0.0,
+            [],
+            "503" if state == "failed" else None,
+            name,
+            "d" + name,
+            calls,
+        )
 
     records = [
-        record(0, "a", "failed", 0), record(1, "b", "inference"),
-        record(2, "a", "estimate", 2), record(3, "b", "inference"),  # b again
-    ]  # fmt: skip
+        record(0, "a", "failed", 0),
+        record(1, "b", "inference"),
+        record(2, "a", "estimate", 2),
+        record(3, "b", "inference"),  # b again
+    ]
     summary = summarize(records, "lite0")
     assert summary["images"] == 3 and summary["attempts"] == 4
     assert summary["states"] == {"inference": 2, "estimate": 1}

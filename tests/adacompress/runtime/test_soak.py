@@ -21,10 +21,23 @@ def test_a_killed_run_against_a_faulty_service_ends_as_a_clean_one(
     photo recorded once, each record as a fault-free run's."""
     out = tmp_path / "soak.json"
     subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "soak.py"), "--photos", "40",
-         "--kills", "2", "--kill-after", "2", "5", "--json", str(out)],
-        check=False, capture_output=True, timeout=900,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "soak.py"),
+            "--photos",
+            "40",
+            "--kills",
+            "2",
+            "--kill-after",
+            "2",
+            "5",
+            "--json",
+            str(out),
+        ],
+        check=False,
+        capture_output=True,
+        timeout=900,
+    )
     report = json.loads(out.read_text())
     assert report["run_process"]["kills"] >= 1, report
     assert report["lost"] == report["sent_twice"] == 0, report

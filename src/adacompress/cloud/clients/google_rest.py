@@ -230,9 +230,11 @@ class GoogleRestClient:
         body = annotate_request(images, self.max_results)
         try:
             with self._http.stream(
-                "POST", self.url, json=body,
+                "POST",
+                self.url,
+                json=body,
                 timeout=httpx.Timeout(left, connect=min(left, 10.0)),
-            ) as response:  # fmt: skip
+            ) as response:
                 data = _read_body(response, deadline, self._late)
         except httpx.TimeoutException as err:
             raise Transient(f"timed out ({type(err).__name__})") from None

@@ -37,8 +37,9 @@ def make_client(
     in all (the first included), each attempt a share of ``timeout`` seconds."""
     from basekit.extras import require
 
-    boto3 = require("boto3", extra="aws", feature="the rekognition backend",
-                    package="adacompress")  # fmt: skip
+    boto3 = require(
+        "boto3", extra="aws", feature="the rekognition backend", package="adacompress"
+    )
     from botocore.config import Config
 
     config = Config(
@@ -144,10 +145,15 @@ class RekognitionClient:
 
 
 UNREACHABLE = {
-    "ThrottlingException", "ProvisionedThroughputExceededException",
-    "InternalServerError", "ServiceUnavailableException", "AccessDeniedException",
-    "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException",
-}  # fmt: skip
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "InternalServerError",
+    "ServiceUnavailableException",
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "ExpiredTokenException",
+}
 """Error codes after which every call would fail alike (the breaker counts them)."""
 
 

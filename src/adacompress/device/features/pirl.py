@@ -123,8 +123,11 @@ class PirlFeatures:
         """
         defaults = TrainSettings()
         arch, width, stem, size = (
-            defaults.arch, defaults.width, defaults.cifar_stem, defaults.image_size
-        )  # fmt: skip
+            defaults.arch,
+            defaults.width,
+            defaults.cifar_stem,
+            defaults.image_size,
+        )
         name = "random" if seed == 0 else f"random@{seed}"
         if like is not None:
             like = Path(like)
@@ -137,8 +140,13 @@ class PirlFeatures:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             encoder = resnet(arch, width=width, cifar_stem=stem)
-        made_of = {"seed": seed, "arch": arch, "width": width, "stem": stem,
-                   "torch": torch.__version__}  # fmt: skip
+        made_of = {
+            "seed": seed,
+            "arch": arch,
+            "width": width,
+            "stem": stem,
+            "torch": torch.__version__,
+        }
         return cls(encoder, name=name, image_size=size, identity=made_of)
 
     def extract(self, images: list[Image.Image]) -> np.ndarray:

@@ -221,8 +221,9 @@ class LearnedPolicy:
         """One optimiser step on a minibatch; the mean of :meth:`errors` runs over
         every observed (state, action) pair."""
         s, memory = self.settings, self.memory
-        idx = self.rng.choice(memory.size, size=min(memory.size, s.batch_size),
-                              replace=False)  # fmt: skip
+        idx = self.rng.choice(
+            memory.size, size=min(memory.size, s.batch_size), replace=False
+        )
         batch = Batch(
             states=self._input(memory.states[idx]),
             next_states=self._input(memory.next_states[idx]),

@@ -180,10 +180,18 @@ def test_survival_agent_learns_which_actions_survive(tmp_path: Path) -> None:
     """Action 0 (cheapest) survives only when the first feature is positive,
     action 1 always; the agent sends 0 when it can and 1 otherwise."""
     settings = small_settings(
-        state_dim=2, n_actions=3, policy="survival", hidden=(16,), warmup_steps=0,
-        learn_every=1, learning_rate=0.02, batch_size=64, memory_size=400,
-        action_cost=(0.1, 0.5, 1.0), threshold=0.9,
-    )  # fmt: skip
+        state_dim=2,
+        n_actions=3,
+        policy="survival",
+        hidden=(16,),
+        warmup_steps=0,
+        learn_every=1,
+        learning_rate=0.02,
+        batch_size=64,
+        memory_size=400,
+        action_cost=(0.1, 0.5, 1.0),
+        threshold=0.9,
+    )
     agent = SurvivalPolicy(settings)
     rng = np.random.default_rng(0)
     for _ in range(400):
