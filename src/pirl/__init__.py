@@ -2,7 +2,7 @@
 
 Self-supervised image features: the representation of an image and of its
 jigsaw-shuffled version are made to agree with an NCE loss against a memory bank of
-negatives (SPEC.md, "PIRL, precisely"). One concept per module: ``data``,
+negatives (docs/formulas.md, "PIRL"). One concept per module: ``data``,
 ``transforms``, ``tensor_data``, ``batch_transforms``, ``resnet``, ``model``,
 ``memory_bank``, ``loss``, ``jigsaw_baseline``, ``train``, ``evaluate``, ``cli``.
 Imports nothing from ``adacompress``; see README.md beside this file.
@@ -10,12 +10,14 @@ Imports nothing from ``adacompress``; see README.md beside this file.
 
 from pirl.batch_transforms import BatchViews
 from pirl.data import ImageDataset, ImageSource
+from pirl.evaluate import load_encoder
 from pirl.jigsaw_baseline import JigsawClassifier, max_hamming_permutations
 from pirl.loss import PIRLLoss, info_nce_loss, nce_loss
 from pirl.memory_bank import MemoryBank
 from pirl.model import PIRLModel
 from pirl.resnet import ResNet, resnet
 from pirl.tensor_data import DecodedDataset, DecodedImages
+from pirl.train import TrainSettings
 from pirl.transforms import EvalView, ImageView, Jigsaw, Rotation, Views
 
 __all__ = [
@@ -33,8 +35,10 @@ __all__ = [
     "PIRLModel",
     "ResNet",
     "Rotation",
+    "TrainSettings",
     "Views",
     "info_nce_loss",
+    "load_encoder",
     "max_hamming_permutations",
     "nce_loss",
     "resnet",

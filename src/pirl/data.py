@@ -1,10 +1,10 @@
 """Image folders and zip archives as datasets that return ``(views, index)``.
 
 The index is the image's position in a fixed, sorted list: the memory bank keeps one
-entry per index (SPEC.md, "Memory bank"). Class subfolders are optional; when every
-image sits in exactly one subfolder level the folder names are the labels (used only by
-evaluation). Every file with an image suffix is decoded once when the source is opened;
-unusable ones are listed in ``skipped`` with a one-line reason and left out.
+entry per index (docs/formulas.md, "Memory bank"). Class subfolders are optional; when
+every image sits in exactly one subfolder level the folder names are the labels (used
+only by evaluation). Every file with an image suffix is decoded once when the source is
+opened; unusable ones are listed in ``skipped`` with a one-line reason and left out.
 
 Randomness is keyed: a sample is drawn with the key ``(index, seed, epoch)`` and its
 augmentation uses ``numpy.random.default_rng(key)``, so a batch is the same whichever

@@ -1,4 +1,4 @@
-"""Frozen-feature evaluation: kNN and a linear probe (SPEC.md, "Evaluation").
+"""Frozen-feature evaluation: kNN and a linear probe (docs/formulas.md, "Evaluation").
 
 The encoder is in eval mode (BatchNorm uses its running statistics) and runs once
 over the labelled train and test images; its pooled features are then classified.

@@ -1,6 +1,7 @@
 """The covariant Jigsaw baseline (Noroozi & Favaro, ECCV 2016): predict the permutation.
 
-This is the pretext task PIRL builds on (SPEC.md, "Evaluation": PIRL should beat it).
+This is the pretext task PIRL builds on (docs/formulas.md, "Evaluation": PIRL should
+beat it).
 Patches are shuffled by one of a fixed set of permutations chosen greedily for
 maximal Hamming distance; the network classifies which one. Same encoder as PIRL:
 each patch -> encoder -> linear, concatenated in the shuffled order -> MLP -> logits.

@@ -1,18 +1,18 @@
-"""NCE, InfoNCE and the PIRL loss (SPEC.md, "NCE" and "PIRL loss").
+"""NCE, InfoNCE and the PIRL loss (docs/formulas.md, "NCE" and "PIRL loss").
 
-NCE (SPEC.md): with cosine similarity ``s`` and temperature ``tau``,
+NCE (docs/formulas.md): with cosine similarity ``s`` and temperature ``tau``,
 ``h(u, v) = exp(s(u,v)/tau) / (exp(s(u,v)/tau) + N/|D|)`` and the loss of one positive
 pair and its ``N`` negatives is ``-log h(m_I, v) - sum_{I'} log(1 - h(m_{I'}, v))``.
 Since ``h = sigmoid(s/tau - log Z - log(N/|D|))``, both terms are softplus functions
 and are computed that way (no overflow at ``tau = 0.07``).
 
-Normalisation constant ``Z``: SPEC.md's formula is ``Z = 1``. With ``tau = 0.07``,
+Normalisation constant ``Z``: the formula is ``Z = 1``. With ``tau = 0.07``,
 ``exp(s/tau)`` of an unrelated pair (``s`` about 0) is already far above ``N/|D|``,
 so every negative gets ``h`` near 1 and the loss is thousands (measured: 250 -> 720
 over the first 6 steps, rising). NPID (Wu et al., 2018) and VISSL's
 ``NCELossWithMemory`` divide ``exp(s/tau)`` by ``Z = |D| * mean(exp(s/tau))``
 estimated on the first batch and then kept fixed; :class:`PIRLLoss` does that by
-default (``norm_constant=None``); ``norm_constant=1.0`` is SPEC.md's literal form.
+default (``norm_constant=None``); ``norm_constant=1.0`` is the formula's literal form.
 
 Negatives are drawn uniformly from the bank. By default one draw of ``N`` slots is
 shared by the whole batch (an image's own slot is masked out of its row): the
@@ -50,14 +50,14 @@ def nce_loss(
     n_data: int,
     log_z: float | torch.Tensor = 0.0,
 ) -> torch.Tensor:
-    """Mean NCE loss over the batch (SPEC.md, "NCE").
+    """Mean NCE loss over the batch (docs/formulas.md, "NCE").
 
     Args:
         positive: cosine similarities ``s(m_I, v)``. Shape: (batch,).
         negatives: cosine similarities ``s(m_{I'}, v)``. Shape: (batch, N).
         temperature: ``tau``.
         n_data: ``|D|``, the number of training images.
-        log_z: log of the normalisation constant ``Z`` (0: SPEC.md's form).
+        log_z: log of the normalisation constant ``Z`` (0: the literal form).
     """
     log_noise = math.log(negatives.shape[1] / n_data) + log_z  # log(Z * N / |D|)
     z_pos = positive / temperature - log_noise
@@ -76,7 +76,7 @@ def info_nce_loss(
 
 
 class PIRLLoss(nn.Module):
-    """PIRL loss with its memory bank of negatives (SPEC.md, "PIRL loss").
+    """PIRL loss with its memory bank of negatives (docs/formulas.md, "PIRL loss").
 
     Args:
         n_data: training images ``|D|`` (one bank slot each).
@@ -88,7 +88,7 @@ class PIRLLoss(nn.Module):
         momentum: memory bank momentum.
         seed: seed of the bank (initial entries and negative sampling).
         norm_constant: NCE's ``Z``; None estimates it on the first batch (NPID,
-            VISSL), 1.0 is SPEC.md's literal formula.
+            VISSL), 1.0 is the literal formula.
         shared_negatives: one draw of negatives for the whole batch (default) or
             one per image.
 

@@ -1,4 +1,5 @@
-"""The memory bank: one L2-normalised entry per training image (SPEC.md, "Memory bank").
+"""The memory bank: one L2-normalised entry per training image (docs/formulas.md,
+"Memory bank").
 
 Follows VISSL's PIRL (not lightly's FIFO queue): slot ``i`` holds the exponential
 moving average of ``f(v_I)`` for image ``i``, ``m_I <- normalize(mu * m_I + (1 - mu) *

@@ -1,4 +1,5 @@
-"""The PIRL network: a shared encoder with heads ``f`` and ``g`` (SPEC.md, "Network").
+"""The PIRL network: a shared encoder with heads ``f`` and ``g`` (docs/formulas.md,
+"Network").
 
 ``f``: pooled features of the whole image -> linear -> 128-d.
 ``g`` (jigsaw): each of the 9 patches goes through the same encoder, each pooled patch

@@ -292,7 +292,7 @@ def pirl_step(
     loss.backward()
     average_gradients(model)
     optimizer.step()
-    criterion.update(indices, f.detach())  # SPEC.md: the bank moves after the loss
+    criterion.update(indices, f.detach())  # the bank moves after the loss
     return mean_over_processes(loss.detach())
 
 

@@ -10,7 +10,7 @@ factors, cell offsets, permutation) and then renders them. The batched torch pat
 both paths make the same random choices for the same key and differ only in how the
 pixels are resampled.
 
-Jigsaw geometry (SPEC.md, "Jigsaw transform"): a random crop is resized to
+Jigsaw geometry (docs/formulas.md, "Jigsaw transform"): a random crop is resized to
 ``grid_size`` pixels, cut into 3x3 cells of ``grid_size // 3``, and a random
 ``patch_size`` crop is taken inside each cell, so neighbouring patches never share an
 edge. On 32-pixel images the crop is *upsampled* (``grid_size=48``: cells of 16,
@@ -84,19 +84,6 @@ def center_square(image: Image.Image, size: int) -> Image.Image:
         return image
     side = min(width, height)
     box = ((width - side) // 2, (height - side) // 2, side, side)
-    return resize_box(image, size, box)
-
-
-def random_resized_crop(
-    image: Image.Image,
-    size: int,
-    rng: np.random.Generator,
-    *,
-    scale: tuple[float, float] = (0.2, 1.0),
-    ratio: tuple[float, float] = (3 / 4, 4 / 3),
-) -> Image.Image:
-    """A random crop covering ``scale`` of the area, resized to ``size`` x ``size``."""
-    box = crop_box(*image.size, rng, scale=scale, ratio=ratio)
     return resize_box(image, size, box)
 
 
@@ -229,7 +216,7 @@ class JigsawDraw(NamedTuple):
 
 
 class Jigsaw:
-    """SPEC.md, "Jigsaw transform": crop, 3x3 grid, jittered patches, shuffle.
+    """docs/formulas.md, "Jigsaw transform": crop, 3x3 grid, jittered patches, shuffle.
 
     Args:
         grid_size: side (pixels) the random crop is resized to before cutting; on

@@ -21,9 +21,9 @@ from adacompress.device.actions import FORMATS, Action, get_action_set
 from adacompress.device.codec import encode, scaled_size
 from adacompress.exchange.cache import AnswerCache, Outcome
 from adacompress.exchange.monotone import dominance, propagate
-from adacompress.runtime.drift_test import DriftTest, wald_bounds
 from adacompress.runtime.p_est import EstimateRate
 from adacompress.runtime.settings import RuntimeSettings
+from adacompress.runtime.wald import DriftTest, wald_bounds
 from basekit.images import ImageError
 
 FAST = settings(

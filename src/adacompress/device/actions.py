@@ -1,4 +1,4 @@
-"""Actions: how one image is encoded before upload (SPEC.md, "Action").
+"""Actions: how one image is encoded before upload (docs/formulas.md, "Action").
 
 An action is plain data -- an image format, its quality and an optional downscale --
 so other action sets plug in without touching the policies, which only ever see
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from adacompress.core.registry import Registry
 
 REFERENCE_QUALITY = 75
-"""SPEC.md, "Reference upload": ``x_ref = J(x, 75)``."""
+"""docs/formulas.md, "Reference upload": ``x_ref = J(x, 75)``."""
 
 FORMATS: dict[str, tuple[str, str]] = {
     "jpeg": ("image/jpeg", ".jpg"),
@@ -92,7 +92,7 @@ get_action_set = ACTION_SETS.build
 
 @register_action_set("paper")
 def paper_actions() -> tuple[Action, ...]:
-    """SPEC.md, "Action": ``c in {5, 15, ..., 95}``, ten qualities."""
+    """docs/formulas.md, "Action": ``c in {5, 15, ..., 95}``, ten qualities."""
     return tuple(Action(q) for q in range(5, 100, 10))
 
 

@@ -1,7 +1,7 @@
 """Encoding: what the device does to an image before an upload.
 
-``J(x, c)`` of SPEC.md, plus an optional downscale and a choice of format (JPEG, the
-paper's, or WebP), inside the limits of the service
+``J(x, c)`` of docs/formulas.md, plus an optional downscale and a choice of format
+(JPEG, the paper's, or WebP), inside the limits of the service
 (:class:`adacompress.core.limits.UploadLimits`).
 """
 
@@ -45,7 +45,7 @@ def encode(
     *,
     resized: Resized | None = None,
 ) -> bytes:
-    """Encode ``image`` with ``action``: ``J(x, c)`` of SPEC.md, plus a downscale.
+    """Encode ``image`` with ``action``: ``J(x, c)`` plus a downscale.
 
     JPEG: chroma subsampling and tables follow libjpeg's defaults for the quality,
     as a phone's encoder would; no optimisation pass: sizes are what a plain encoder

@@ -1,9 +1,10 @@
 """Crash-safe SQLite cache of cloud answers and image features.
 
-SPEC.md, "Training environment": cloud answers are expensive, so every answer is cached
-by (image, encoding) and reused. Keys are ``(image content hash, action key, service)``
-for answers and ``(image content hash, extractor)`` for features. Each write is its own
-transaction in WAL mode, so a killed process loses at most the answer in flight.
+docs/formulas.md, "Training environment": cloud answers are expensive, so every answer
+is cached by (image, encoding) and reused. Keys are ``(image content hash, action key,
+service)`` for answers and ``(image content hash, extractor)`` for features. Each write
+is its own transaction in WAL mode, so a killed process loses at most the answer in
+flight.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ A call is one upload the service answers; answers already in the cache cost none
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from adacompress.device.actions import REFERENCE_ACTION, Action
 from adacompress.exchange.environment import CompressionEnv, Sample
@@ -33,9 +33,6 @@ class CallPlan:
             f"{command} {verb} {span} new calls for {self.images} images "
             f"({self.cached} answers already cached){tail}"
         )
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
 
 
 def plan_calls(

@@ -1,4 +1,5 @@
-"""The training environment ``{X, M}``: a set of images and a cloud (SPEC.md).
+"""The environment ``{X, M}``: a set of images and a cloud (docs/formulas.md,
+"Training environment"), for training and for the running system alike.
 
 Each image is shown to the agent as its feature vector; an action encodes it, the
 environment uploads the compressed version and the reference, and scores the answer.

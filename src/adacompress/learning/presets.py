@@ -58,7 +58,7 @@ TRAIN_PRESETS: Presets[TrainSettings] = Presets(
             alpha=4.0,
             agent=PolicySettings(gamma=0.0, standardize=True),
         ),
-        # SPEC.md's DQN exactly: gamma 0.95, alpha 1, EfficientNet-Lite0 features.
+        # The paper's DQN exactly: gamma 0.95, alpha 1, EfficientNet-Lite0 features.
         "paper": TrainSettings(),
         # The survival policy for accuracy targets: one small network over
         # (state, action) learning from every action's answer, about 300 passes

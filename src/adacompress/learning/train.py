@@ -1,4 +1,5 @@
-"""Train a policy on images against one cloud (SPEC.md, "Training environment").
+"""Train a policy on images against one cloud (docs/formulas.md, "Training
+environment").
 
 Each step shows the next image (a seeded reshuffle every pass), the policy picks an
 action, the environment uploads it and the reference and returns the result; with

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adacompress.runtime.drift_test import log_likelihood_ratio, wald_bounds
 from adacompress.runtime.settings import RuntimeSettings
+from adacompress.runtime.wald import log_likelihood_ratio, wald_bounds
 
 
 @dataclass

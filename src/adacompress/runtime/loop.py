@@ -1,10 +1,10 @@
-"""The running system: inference, estimate, retrain (SPEC.md, the three states).
+"""The running system: inference, estimate, retrain (docs/formulas.md).
 
 Images arrive one by one. In *Inference* the agent's choice is uploaded alone. With
 probability ``p_est`` an image is an *Estimate*: the reference is uploaded too, the
 answer is scored and stored in the memory buffer ``D``, and ``p_est`` moves against
 the slope of the recent accuracy (:mod:`~adacompress.runtime.p_est`). When the recent
-accuracy falls, or the drift test (:mod:`~adacompress.runtime.drift_test`) after a
+accuracy falls, or the drift test (:mod:`~adacompress.runtime.wald`) after a
 scene drift (:mod:`~adacompress.runtime.drift`) says so, the runtime *Retrains*: the
 policy explores and learns again while the caller gets the reference's labels, until
 the recent results pass their thresholds (:mod:`~adacompress.runtime.retrain`).
@@ -34,7 +34,7 @@ from adacompress.device.actions import REFERENCE_ACTION, Action
 from adacompress.device.compressor import Compressor
 from adacompress.exchange.environment import CompressionEnv, Sample
 from adacompress.runtime.downshift import Downshift, ladder, lowered
-from adacompress.runtime.drift_monitor import DriftMonitor, cached_statistics
+from adacompress.runtime.drift.monitor import DriftMonitor, cached_statistics
 from adacompress.runtime.p_est import EstimateRate
 from adacompress.runtime.retrain import RetrainProgress, retrain_lesson
 from adacompress.runtime.settings import RuntimeSettings

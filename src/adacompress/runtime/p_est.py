@@ -1,8 +1,8 @@
 """How often the runtime pays for an estimate: ``p_est`` and the recent accuracy.
 
-SPEC.md, "Estimate": ``p_est <- p_est - omega * grad(A)``, clipped to its bounds, where
-``grad(A)`` is the slope of the mean accuracy of the last ``n`` estimates: falling
-accuracy estimates more often.
+docs/formulas.md, "Inference, estimate, retrain": ``p_est <- p_est - omega * grad(A)``,
+clipped to its bounds, where ``grad(A)`` is the slope of the mean accuracy of the last
+``n`` estimates: falling accuracy estimates more often.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from adacompress.runtime.settings import RuntimeSettings
 def next_p_est(
     p_est: float, estimates: list[float], accuracy: float, settings: RuntimeSettings
 ) -> tuple[float, list[float]]:
-    """SPEC.md: ``p_est <- p_est - omega * grad(A)``, clipped to the bounds.
+    """docs/formulas.md: ``p_est <- p_est - omega * grad(A)``, clipped to the bounds.
 
     ``grad(A)`` is the change of the recent accuracy (mean of the last ``window``
     estimates) that this estimate's ``accuracy`` causes: falling accuracy raises

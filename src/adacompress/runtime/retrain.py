@@ -19,8 +19,8 @@ from adacompress.runtime.store import Transition
 @dataclass
 class RetrainProgress:
     """Steps since the retrain began, and the last ``exit_window`` rewards and
-    accuracies (SPEC.md, "Retrain": leave when the recent mean reward passes
-    ``r_th`` with recent accuracy and epsilon in bounds)."""
+    accuracies (docs/formulas.md, "Inference, estimate, retrain": leave when the
+    recent mean reward passes ``r_th`` with recent accuracy and epsilon in bounds)."""
 
     retrain_steps: int = 0
     retrain_rewards: list[float] = field(default_factory=list)

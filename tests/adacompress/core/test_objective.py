@@ -14,7 +14,7 @@ def answer(*ids: int) -> list[Label]:
 
 
 def naive_accuracy(reference: list[Label], compressed: list[Label], k: int) -> float:
-    """Straight from SPEC.md: 1 if top-1 of y_ref is among the top-k of y_c."""
+    """Straight from docs/formulas.md: 1 if top-1 of y_ref is among the top-k of y_c."""
     hits = 0
     for label in compressed[:k]:
         if label.class_id == reference[0].class_id:

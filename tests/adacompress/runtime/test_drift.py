@@ -6,7 +6,7 @@ from dataclasses import asdict
 import numpy as np
 from PIL import Image
 
-from adacompress.runtime.drift import SceneDrift, scene_statistics
+from adacompress.runtime.drift.statistics import SceneDrift, scene_statistics
 from tests.helpers import photo
 
 

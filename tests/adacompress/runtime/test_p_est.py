@@ -1,4 +1,5 @@
-"""The estimation rate: SPEC.md's p_est update, and ours on top of it."""
+"""The estimation rate: the paper's p_est update (docs/formulas.md), and ours on top
+of it."""
 
 from __future__ import annotations
 

@@ -11,12 +11,12 @@ import numpy as np
 
 from adacompress.device.policies.q import DQNPolicy
 from adacompress.device.policies.settings import PolicySettings
-from adacompress.runtime.drift import SceneDrift
-from adacompress.runtime.drift_monitor import DriftMonitor
-from adacompress.runtime.drift_test import DriftTest
+from adacompress.runtime.drift.monitor import DriftMonitor
+from adacompress.runtime.drift.scene_memory import SceneMemory
+from adacompress.runtime.drift.statistics import SceneDrift
 from adacompress.runtime.retrain import RetrainProgress
-from adacompress.runtime.scene_memory import SceneMemory
 from adacompress.runtime.settings import RuntimeSettings
+from adacompress.runtime.wald import DriftTest
 
 S = RuntimeSettings()  # SPRT 0.01 vs 0.05, alpha 0.05, beta 0.2
 

@@ -1,6 +1,6 @@
 """State features ``E(x)`` for the policy: a registry of frozen image extractors.
 
-SPEC.md, "State": features from a small fixed pretrained CNN. ``lite`` (a local
+docs/formulas.md, "State": features from a small fixed pretrained CNN. ``lite`` (a local
 EfficientNet-Lite0: pooled features or its confidence), ``stats`` (image statistics,
 no network), ``pirl`` (an encoder from ``pirl export``). Two families take a path:
 ``pirl:PATH`` and ``random:PATH`` (the same architecture untrained, the control).

@@ -1,8 +1,8 @@
 """State features ``E(x)``: the protocol and the registry of extractors.
 
-SPEC.md, "State": features from a small fixed pretrained CNN, output of the last conv
-block, average-pooled (the paper: MobileNetV2, 1280 numbers). Extractors register
-under a name (``lite0``, ``confidence@160``, ``stats`` ...) in the module that
+docs/formulas.md, "State": features from a small fixed pretrained CNN, output of the
+last conv block, average-pooled (the paper: MobileNetV2, 1280 numbers). Extractors
+register under a name (``lite0``, ``confidence@160``, ``stats`` ...) in the module that
 defines them.
 """
 

@@ -1,4 +1,4 @@
-"""State features from a PIRL encoder (SPEC.md: where AdaCompress and PIRL meet).
+"""State features from a PIRL encoder (where AdaCompress and PIRL meet).
 
 The encoder ``phi`` that ``pirl train`` learned without labels, frozen: its pooled
 output (the representation before the heads ``f`` and ``g``), L2-normalised. The
@@ -26,10 +26,7 @@ from torch import nn
 from adacompress.core.datasets import file_digest
 from adacompress.core.engine import OnnxGraph, cached_graph, engine, engine_tag
 from basekit.images import to_rgb
-from pirl.evaluate import load_encoder
-from pirl.resnet import resnet
-from pirl.train import TrainSettings
-from pirl.transforms import EvalView
+from pirl import EvalView, TrainSettings, load_encoder, resnet
 
 DEFAULT_IMAGE_SIZE = 32
 """Input side when the file does not record one (``pirl eval``'s default too)."""

@@ -1,5 +1,6 @@
 """What every learned policy shares: replay memory, epsilon-greedy exploration, the
-learning loop, feature scaling, and the seams the runtime uses (SPEC.md, "Agent").
+learning loop, feature scaling, and the seams the runtime uses (docs/formulas.md,
+"Agent").
 
 Reads top to bottom: the protocol, the MLP, then :class:`LearnedPolicy`. A concrete
 policy says what its network predicts (:meth:`LearnedPolicy.build_network`), what it
@@ -42,7 +43,7 @@ class Policy(Protocol):
 
 
 def mlp(state_dim: int, hidden: tuple[int, ...], outputs: int) -> nn.Sequential:
-    """SPEC.md: MLP 1280 -> 64 -> 32 -> 32 -> 10 with ReLU."""
+    """docs/formulas.md, "Agent": MLP 1280 -> 64 -> 32 -> 32 -> 10 with ReLU."""
     layers: list[nn.Module] = []
     width = state_dim
     for size in hidden:

@@ -1,4 +1,5 @@
-"""The AdaCompress deep Q-network (SPEC.md, "Agent"): send ``argmax_c Q(E(x), c)``.
+"""The AdaCompress deep Q-network: send ``argmax_c Q(E(x), c)`` (docs/formulas.md,
+"Agent").
 
 The paper's values are the defaults; ``gamma=0`` turns it into the contextual bandit
 the problem really is (the next image does not depend on the action), and

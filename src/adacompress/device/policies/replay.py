@@ -1,4 +1,5 @@
-"""The replay memory of a learned policy (SPEC.md: 2000 transitions)."""
+"""The replay memory of a learned policy (docs/formulas.md, "Agent": 2000
+transitions)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ POLICIES = ("q", "survival")
 
 @dataclass
 class PolicySettings:
-    """Hyper-parameters of a learned policy; defaults: the authors' code (SPEC.md)."""
+    """Hyper-parameters of a learned policy; defaults: the authors' code
+    (docs/formulas.md, "Agent")."""
 
     state_dim: int = 1280
     """length of the feature vector E(x)"""

@@ -57,7 +57,7 @@ def test_learn_matches_naive_td_update(gamma: float, target_update: int) -> None
     before = copy.deepcopy(agent.network)
     target_net = copy.deepcopy(agent.target if target_update else agent.network)
 
-    # Naive loss, one transition at a time, straight from SPEC.md.
+    # Naive loss, one transition at a time, straight from docs/formulas.md, "Agent".
     terms = []
     for i in idx:
         s = torch.from_numpy(agent.memory.states[i])

@@ -2,9 +2,9 @@
 and brings a remembered agent back when an old scene returns.
 
 Three parts working together: the scene statistics' reference and moving average
-(:class:`~adacompress.runtime.drift.SceneDrift`), the sequential test on the
-estimates that follow a drift (:class:`~adacompress.runtime.drift_test.DriftTest`),
-and the scene memory (:class:`~adacompress.runtime.scene_memory.SceneMemory`) with
+(:class:`~adacompress.runtime.drift.statistics.SceneDrift`), the sequential test on the
+estimates that follow a drift (:class:`~adacompress.runtime.wald.DriftTest`),
+and the scene memory (:class:`~adacompress.runtime.drift.scene_memory.SceneMemory`) with
 the weights it remembers.
 """
 
@@ -17,10 +17,10 @@ import numpy as np
 
 from adacompress.device.policies.base import LearnedPolicy
 from adacompress.exchange.environment import CompressionEnv, Sample
-from adacompress.runtime.drift import SceneDrift, scene_statistics
-from adacompress.runtime.drift_test import DriftTest
-from adacompress.runtime.scene_memory import SceneMemory
+from adacompress.runtime.drift.scene_memory import SceneMemory
+from adacompress.runtime.drift.statistics import SceneDrift, scene_statistics
 from adacompress.runtime.settings import RuntimeSettings
+from adacompress.runtime.wald import DriftTest
 
 SCENE_STATISTICS = "scene-statistics"
 """Cache name of the drift detector's per-image statistics."""

@@ -1,4 +1,5 @@
-"""Wald's sequential probability ratio test on the estimates after a scene drift.
+"""Wald's sequential probability ratio test: the drift test on the estimates after a
+scene drift (:class:`DriftTest`), and the arithmetic the downshift test shares.
 
 Failure rate ``e0`` (the agent on its own scene: what its target allows) against
 ``e1 = e0 + drift_test_shift`` (the agent lost on a new one): each estimate adds its

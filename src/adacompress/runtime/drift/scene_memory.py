@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from adacompress.runtime.drift import SceneDrift
+from adacompress.runtime.drift.statistics import SceneDrift
 
 
 @dataclass
