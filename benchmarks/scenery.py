@@ -19,7 +19,6 @@ preset (``--set downshift_probe=0``), ``--tag`` names such a variant in the outp
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,9 @@ from adacompress.exchange.settings import CloudSettings
 from adacompress.experiments.plots import plot_run
 from adacompress.experiments.scenery import scenery
 from adacompress.experiments.settings import ScenerySettings
-from adacompress.runtime.settings import RUNTIME_PRESETS
+from adacompress.runtime.settings import RUNTIME_PRESETS, RuntimeSettings
 from basekit.atomic import atomic_write, atomic_write_json
+from basekit.settings_cli import grouped
 from basekit.threads import configure_threads
 
 
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         name = f"{backend}-{preset}" + ("" if actions == "paper" else f"-{actions}")
         name += f"-{args.tag}" if args.tag else ""
-        constants = dataclasses.replace(RUNTIME_PRESETS.get(preset), **changes)
+        constants = RUNTIME_PRESETS.get(preset, grouped(RuntimeSettings, changes))
         reports = []
         for seed in args.seeds:
             agent = args.agent.format(backend=backend) if args.agent else None

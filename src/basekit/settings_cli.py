@@ -201,6 +201,45 @@ def build(cls: type[T], values: Mapping[str, Any], **extra: Any) -> T:
     return cls(**kwargs)
 
 
+def grouped(cls: type, flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``flat`` values by option name, nested as ``cls``'s groups hold them (what
+    :func:`merged` takes).
+
+    Raises:
+        ValueError: a name that is no field of ``cls`` or of its groups (one line).
+    """
+    left = dict(flat)
+    out = _place(cls, left)
+    if left:
+        raise unknown_choice("setting", next(iter(left)), sorted(_names(cls)))
+    return out
+
+
+def _place(cls: type, left: dict[str, Any]) -> dict[str, Any]:
+    """Moves the values of ``cls``'s fields out of ``left``, nested by group."""
+    hints = typing.get_type_hints(cls)
+    out: dict[str, Any] = {}
+    for f in fields(cls):
+        group_cls = _group_type(hints[f.name])
+        if group_cls is not None:
+            inner = _place(group_cls, left)
+            if inner:
+                out[f.name] = inner
+        elif f.name in left:
+            out[f.name] = left.pop(f.name)
+    return out
+
+
+def _names(cls: type) -> list[str]:
+    """Every option name of ``cls``, its groups' included."""
+    hints = typing.get_type_hints(cls)
+    names: list[str] = []
+    for f in fields(cls):
+        group_cls = _group_type(hints[f.name])
+        names += _names(group_cls) if group_cls is not None else [f.name]
+    return names
+
+
 def merged(base: T, overrides: Mapping[str, Any]) -> T:
     """``base`` with ``overrides`` applied, groups merged field by field."""
     changes: dict[str, Any] = {}

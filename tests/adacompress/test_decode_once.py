@@ -67,7 +67,7 @@ def test_run_reads_and_decodes_each_photo_once(
         return read_image_file(path, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(datasets, "read_image_file", counting_read)
-    always = RuntimeSettings(p_est_initial=1.0, p_est_min=1.0, p_est_max=1.0)
+    always = RuntimeSettings.of(p_est_initial=1.0, p_est_min=1.0, p_est_max=1.0)
     env = make_env(tmp_path)
     compressor = Compressor(policy(), MeanFeatures(), paper_actions())
     metadata = {"backend": "size-cloud", "features": "mean"}

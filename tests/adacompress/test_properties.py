@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import math
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from adacompress.device.codec import encode, scaled_size
 from adacompress.exchange.cache import AnswerCache, Outcome
 from adacompress.exchange.monotone import dominance, propagate
 from adacompress.runtime.p_est import EstimateRate
-from adacompress.runtime.settings import RuntimeSettings
+from adacompress.runtime.settings import DriftSettings, EstimateSettings
 from adacompress.runtime.wald import DriftTest, wald_bounds
 from basekit.images import ImageError
 
@@ -115,7 +114,7 @@ def test_implied_outcomes_respect_dominance(data: st.DataObject) -> None:
 @FAST
 @given(accuracies=st.lists(st.floats(0.0, 1.0), max_size=200))
 def test_the_estimate_rate_stays_within_its_bounds(accuracies: list[float]) -> None:
-    s = RuntimeSettings()
+    s = EstimateSettings()
     rate = EstimateRate(s.p_est_initial)
     for accuracy in accuracies:
         rate.add(accuracy, s)
@@ -133,7 +132,7 @@ def test_the_estimate_rate_stays_within_its_bounds(accuracies: list[float]) -> N
 def test_the_drift_test_ends_between_its_bounds(
     alpha: float, beta: float, outcomes: list[float]
 ) -> None:
-    s = replace(RuntimeSettings(), drift_test_alpha=alpha, drift_test_beta=beta)
+    s = DriftSettings(drift_test_alpha=alpha, drift_test_beta=beta)
     low, high = wald_bounds(s)
     assert low < 0 < high
     test = DriftTest()

@@ -68,7 +68,9 @@ def scenery(settings: ScenerySettings) -> tuple[dict[str, Any], list[Record]]:
         night, unreadable = make_night_folder(day, cache_path.parent / "night")
     stream, phases = build_stream(day, night, settings)
     constants = settings.runtime or RUNTIME_PRESETS.get(settings.preset)
-    warnings = stream_warnings(len(day), len(night), settings, constants.drift_window)
+    warnings = stream_warnings(
+        len(day), len(night), settings, constants.drift.drift_window
+    )
     with tempfile.TemporaryDirectory() as tmp:
         records, stopped = run_stream(
             stream,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adacompress.runtime.settings import RuntimeSettings
+from adacompress.runtime.settings import DriftSettings
 from adacompress.runtime.wald import log_likelihood_ratio, wald_bounds
 
 
@@ -41,12 +41,13 @@ class Downshift:
     """other images probe too: the agent's calibration on these pictures is in
     doubt"""
 
-    def add(self, kept: float, s: RuntimeSettings) -> None:
-        """One probe: whether the next cheaper candidate kept the caller's answer."""
-        e0 = s.failure_rate
+    def add(self, kept: float, drift: DriftSettings, shift: float) -> None:
+        """One probe: whether the next cheaper candidate kept the caller's answer,
+        tested at the drift test's rates, against ``shift`` more lost answers."""
+        e0 = drift.failure_rate
         # The drift test the other way round: "safe" (e0) is the alternative.
-        self.llr += log_likelihood_ratio(1.0 - kept, e0 + s.downshift_shift, e0)
-        give_up, step = wald_bounds(s)
+        self.llr += log_likelihood_ratio(1.0 - kept, e0 + shift, e0)
+        give_up, step = wald_bounds(drift)
         if self.llr >= step:
             self.level += 1
             self.steps_down += 1

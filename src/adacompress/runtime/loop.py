@@ -88,9 +88,9 @@ class Runtime:
         self.generation = 0
         """generation of the memory buffer D; a flush starts a new one"""
         self.retrains = 0
-        self.rate = EstimateRate(settings.p_est_initial)
+        self.rate = EstimateRate(settings.estimate.p_est_initial)
         self.retrain = RetrainProgress()
-        self.monitor = DriftMonitor(settings)
+        self.monitor = DriftMonitor(settings.drift)
         self.downshift = Downshift()
         self._agent_changed = False
         self._identity: tuple[str, str | None] = ("", None)
@@ -148,7 +148,9 @@ class Runtime:
         ``photo`` (the file read and hashed once) is read here when not given.
         """
         draw = float(self.rng.random())  # drawn for every image: resumable sequence
-        probe_draw = float(self.rng.random()) if self.settings.downshift else 1.0
+        probe_draw = (
+            float(self.rng.random()) if self.settings.downshifting.downshift else 1.0
+        )
         photo = photo or read_photo(path)
         self._identity = photo.identity
         if photo.data is not None and photo.digest is not None:
@@ -186,7 +188,7 @@ class Runtime:
         action = self.env.actions[index]
         outcome = self.env.outcomes(sample, [action])[action]
         uploaded = outcome.nbytes
-        probing = probe_draw < self.settings.downshift_probe
+        probing = probe_draw < self.settings.downshifting.downshift_probe
         if probing and self.downshift.searching:
             uploaded += self._probe_cheaper(sample, index, against=action)
         step = Step(
@@ -214,8 +216,8 @@ class Runtime:
         # Stored in D, not learned from: the policy learns only while retraining.
         self.policy.remember(transition.state, transition.signals, transition.observed)
         action = self.env.actions[index]
-        if s.count_reference_estimates or action != REFERENCE_ACTION:
-            self.rate.add(result.accuracy, s)
+        if s.estimate.count_reference_estimates or action != REFERENCE_ACTION:
+            self.rate.add(result.accuracy, s.estimate)
             was_testing = self.monitor.testing
             self.monitor.add_estimate(result.accuracy)
             if was_testing and not self.monitor.testing:
@@ -223,9 +225,9 @@ class Runtime:
         step = Step(
             action.key, uploaded, result.reference_bytes, result.accuracy, labels
         )
-        if self.rate.dropped(s) or self.monitor.calls_for_retrain():
+        if self.rate.dropped(s.estimate) or self.monitor.calls_for_retrain():
             self._start_retrain()
-            kept = None if s.flush_memory else transition
+            kept = None if s.retrain.flush_memory else transition
             return self._commit(path, "estimate", step, agent=True, transition=kept)
         return self._commit(path, "estimate", step, transition=transition)
 
@@ -235,13 +237,19 @@ class Runtime:
         )
         result, labels, uploaded = self.env.step_with_reference(sample, index)
         transition, extra = retrain_lesson(
-            self.env, self.policy, sample, index, result, self.objective, self.settings
+            self.env,
+            self.policy,
+            sample,
+            index,
+            result,
+            self.objective,
+            self.settings.retrain,
         )
         self.policy.observe_all(
             sample.features, transition.signals, sample.features, transition.observed
         )
         reward = self.objective.reward(result.accuracy, result.size_ratio)
-        self.retrain.add(reward, result.accuracy, self.settings)
+        self.retrain.add(reward, result.accuracy, self.settings.retrain)
         step = Step(
             self.env.actions[index].key,
             uploaded + extra,
@@ -249,7 +257,7 @@ class Runtime:
             result.accuracy,
             labels,
         )
-        if self.retrain.done(self.policy.epsilon, self.settings):
+        if self.retrain.done(self.policy.epsilon, self.settings.retrain):
             self._end_retrain()
         return self._commit(path, "retrain", step, agent=True, transition=transition)
 
@@ -265,7 +273,7 @@ class Runtime:
     def _probe_cheaper(self, sample: Sample, index: int, *, against: Action) -> int:
         """Upload the next cheaper candidate below ``index`` and test whether it
         keeps the answer of ``against`` (uploaded already). Returns its bytes."""
-        if not self.settings.downshift:
+        if not self.settings.downshifting.downshift:
             return 0
         cheaper = lowered(self._rungs(sample), index, 1)
         if cheaper == index:
@@ -273,7 +281,9 @@ class Runtime:
         action = self.env.actions[cheaper]
         found = self.env.outcomes(sample, [against, action])
         kept = self.env.score(found[against], found[action]).accuracy
-        self.downshift.add(kept, self.settings)
+        self.downshift.add(
+            kept, self.settings.drift, self.settings.downshifting.downshift_shift
+        )
         return found[action].nbytes
 
     # -- state changes -----------------------------------------------------------
@@ -287,14 +297,14 @@ class Runtime:
             self._agent_changed = True
             self.downshift.reset(search=True)
         if self.monitor.testing:
-            self.rate.hold(self.settings.drift_p_est)
+            self.rate.hold(self.settings.drift.drift_p_est)
             if not was_testing:
                 self.downshift.reset(search=False)  # the drift test first
 
     def _start_retrain(self) -> None:
         """Explore again from the current policy (and flush D if the settings say
         so); remember the serving weights for the scene they belong to."""
-        s = self.settings
+        s = self.settings.retrain
         self.mode = "retrain"
         self.retrain.restart()
         self.downshift.reset(search=False)
@@ -309,14 +319,14 @@ class Runtime:
     def _end_retrain(self) -> None:
         self.mode = "inference"
         self.retrains += 1
-        self.rate.reset(self.settings)
+        self.rate.reset(self.settings.estimate)
         self.monitor.retrain_ends()
         self.downshift.reset(search=True)
         self._flush_memory()
         self.policy.stop_exploring()
 
     def _flush_memory(self) -> None:
-        if self.settings.flush_memory:
+        if self.settings.retrain.flush_memory:
             self.generation += 1
             self.policy.forget()
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from adacompress.runtime.settings import RuntimeSettings
+from adacompress.runtime.settings import EstimateSettings
 
 
 def next_p_est(
-    p_est: float, estimates: list[float], accuracy: float, settings: RuntimeSettings
+    p_est: float, estimates: list[float], accuracy: float, settings: EstimateSettings
 ) -> tuple[float, list[float]]:
     """docs/formulas.md: ``p_est <- p_est - omega * grad(A)``, clipped to the bounds.
 
@@ -50,7 +50,7 @@ class EstimateRate:
     p_est: float
     estimates: list[float] = field(default_factory=list)
 
-    def add(self, accuracy: float, settings: RuntimeSettings) -> None:
+    def add(self, accuracy: float, settings: EstimateSettings) -> None:
         """One more estimate: move ``p_est`` against the accuracy's slope."""
         self.p_est, self.estimates = next_p_est(
             self.p_est, self.estimates, accuracy, settings
@@ -60,7 +60,7 @@ class EstimateRate:
         """The mean accuracy of the window (1 before any estimate)."""
         return float(np.mean(self.estimates)) if self.estimates else 1.0
 
-    def dropped(self, settings: RuntimeSettings) -> bool:
+    def dropped(self, settings: EstimateSettings) -> bool:
         """A full window whose accuracy fell below ``retrain_below``."""
         full = len(self.estimates) >= settings.window
         return full and self.recent() < settings.retrain_below
@@ -69,7 +69,7 @@ class EstimateRate:
         """Keep ``p_est`` at least at ``floor`` (while a drift is being tested)."""
         self.p_est = max(self.p_est, floor)
 
-    def reset(self, settings: RuntimeSettings) -> None:
+    def reset(self, settings: EstimateSettings) -> None:
         """Back to the initial rate, with no estimates (after a retrain)."""
         self.p_est = settings.p_est_initial
         self.estimates = []

@@ -12,7 +12,7 @@ from adacompress.device.actions import REFERENCE_ACTION
 from adacompress.device.policies.base import LearnedPolicy
 from adacompress.exchange.environment import CompressionEnv, Sample, StepResult
 from adacompress.exchange.monotone import dominance, next_query, propagate
-from adacompress.runtime.settings import RuntimeSettings
+from adacompress.runtime.settings import RetrainSettings
 from adacompress.runtime.store import Transition
 
 
@@ -30,12 +30,12 @@ class RetrainProgress:
         self.retrain_steps = 0
         self.retrain_rewards, self.retrain_accuracies = [], []
 
-    def add(self, reward: float, accuracy: float, s: RuntimeSettings) -> None:
+    def add(self, reward: float, accuracy: float, s: RetrainSettings) -> None:
         self.retrain_steps += 1
         self.retrain_rewards = [*self.retrain_rewards, reward][-s.exit_window :]
         self.retrain_accuracies = [*self.retrain_accuracies, accuracy][-s.exit_window :]
 
-    def done(self, epsilon: float, s: RuntimeSettings) -> bool:
+    def done(self, epsilon: float, s: RetrainSettings) -> bool:
         """Whether to leave retraining after this step."""
         if self.retrain_steps >= s.retrain_max_steps:
             return True
@@ -57,7 +57,7 @@ def retrain_lesson(
     index: int,
     first: StepResult,
     objective: Objective,
-    settings: RuntimeSettings,
+    settings: RetrainSettings,
 ) -> tuple[Transition, int]:
     """What one retrain image teaches, asking the cloud only what it needs.
 

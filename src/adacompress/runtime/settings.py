@@ -5,20 +5,22 @@ settings. Light to import (no torch)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from adacompress.core.objective import Objective
 from adacompress.device.shipped import AgentChoice
 from adacompress.exchange.settings import CloudSettings
 from basekit.images import DEFAULT_MAX_PIXELS
 from basekit.presets import Presets
+from basekit.settings_cli import grouped, merged
 
 DEFAULT_FAILURE_RATE = 0.01
 """The drift test's failure rate for an agent without an accuracy target."""
 
 
 @dataclass
-class RuntimeSettings:
-    """Every constant of the loop; the defaults are ours, chosen on the scenery run."""
+class EstimateSettings:
+    """When to estimate, and when the estimates call for a retrain."""
 
     p_est_initial: float = 0.05
     """estimation probability at the start and after every retrain"""
@@ -32,6 +34,31 @@ class RuntimeSettings:
     """n: the recent accuracy is the mean over the last n estimates"""
     retrain_below: float = 0.9
     """retrain when the recent accuracy (n estimates) falls below this"""
+    p_est_decay: float = 0.8
+    """while the last n estimates are all correct, each estimate keeps this share of
+    p_est's excess over p_est_initial (1: it stays, as in the paper, where p_est only
+    falls when the accuracy rises)"""
+    count_reference_estimates: bool = False
+    """count an estimate whose choice is the reference itself (it cannot fail) in the
+    recent accuracy, as the paper does; ours stores it in D but leaves it out, so it
+    does not dilute an accuracy drop"""
+
+    def __post_init__(self) -> None:
+        rates = (self.p_est_initial, self.p_est_min, self.p_est_max)
+        if not (all(0 <= p <= 1 for p in rates) and self.p_est_min <= self.p_est_max):
+            raise ValueError(
+                "p_est settings must be in [0, 1] with p_est_min <= p_est_max, got "
+                f"initial {self.p_est_initial}, min {self.p_est_min}, max "
+                f"{self.p_est_max}"
+            )
+        if self.window < 1:
+            raise ValueError("--window must be at least 1")
+
+
+@dataclass
+class RetrainSettings:
+    """How a retrain explores, what it learns from each image, and when it ends."""
+
     exit_accuracy: float = 0.9
     """leave retraining only when the recent accuracy reaches this"""
     exit_reward: float | None = None
@@ -57,6 +84,23 @@ class RuntimeSettings:
     """learn, at each retrain image, what its answers imply about the other actions
     (survival is nearly monotone in scale and quality; the paper learns the asked
     action only)"""
+    flush_memory: bool = False
+    """flush the buffer D when a retrain starts and ends (the paper). Kept (ours), the
+    previous scene's transitions stay in D beside the new ones, so an agent retrained
+    at night still knows what worked by day when the day comes back"""
+
+    def __post_init__(self) -> None:
+        if self.retrain_queries < 1:
+            raise ValueError("--retrain-queries must be at least 1")
+        if self.exit_window < 1:
+            raise ValueError("--exit-window must be at least 1")
+
+
+@dataclass
+class DriftSettings:
+    """Scene drift: its detection, the sequential test that confirms it, and the
+    memory of past scenes' agents."""
+
     drift_window: int = 30
     """images forming the scene-statistics reference (0: no drift detection)"""
     drift_threshold: float = 8.0
@@ -75,27 +119,38 @@ class RuntimeSettings:
     """...its chance of a retrain when the agent is still as good as before"""
     drift_test_beta: float = 0.2
     """...its chance of keeping the agent when the rate did rise by the shift"""
-    p_est_decay: float = 0.8
-    """while the last n estimates are all correct, each estimate keeps this share of
-    p_est's excess over p_est_initial (1: it stays, as in the paper, where p_est only
-    falls when the accuracy rises)"""
-    count_reference_estimates: bool = False
-    """count an estimate whose choice is the reference itself (it cannot fail) in the
-    recent accuracy, as the paper does; ours stores it in D but leaves it out, so it
-    does not dilute an accuracy drop"""
     scene_memory: bool = True
     """remember the agent of the scene before a retrain; when a later scene drift
     leads back to a scene that matches it (same drift test), swap that agent back in
     instead of keeping the other scene's (day -> night -> day: the day agent returns
     without a retrain)"""
-    skip_dominated: bool = True
-    """never choose nor explore an action that uploads more than the reference with
-    no accuracy to gain (quality above 75 at full size: the reference itself is always
-    right and smaller); the paper explores all ten"""
-    flush_memory: bool = False
-    """flush the buffer D when a retrain starts and ends (the paper). Kept (ours), the
-    previous scene's transitions stay in D beside the new ones, so an agent retrained
-    at night still knows what worked by day when the day comes back"""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.drift_p_est <= 1:
+            raise ValueError(f"--drift-p-est must be in [0, 1], got {self.drift_p_est}")
+        if self.drift_window < 0:
+            raise ValueError("--drift-window must be at least 0")
+        error = self.failure_rate
+        if not (0 < error < error + self.drift_test_shift < 1):
+            raise ValueError(
+                "drift test: need 0 < drift_test_error < drift_test_error + "
+                f"drift_test_shift < 1, got {error} and {self.drift_test_shift}"
+            )
+        if not (0 < self.drift_test_alpha < 1 and 0 < self.drift_test_beta < 1):
+            raise ValueError("drift test: alpha and beta must be in (0, 1)")
+
+    @property
+    def failure_rate(self) -> float:
+        """The drift test's failure rate on the agent's own scene."""
+        if self.drift_test_error is None:
+            return DEFAULT_FAILURE_RATE
+        return self.drift_test_error
+
+
+@dataclass
+class DownshiftSettings:
+    """Adapting downwards: probes of the next cheaper candidate and their test."""
+
     downshift: bool = False
     """adapt downwards as well: probes of the next cheaper candidate below what is
     sent, and when they keep the answers (a sequential test) the runtime sends one
@@ -110,54 +165,63 @@ class RuntimeSettings:
     """the downshift test: the next step down is safe when it loses answers at the
     drift test's ``drift_test_error``, not when it loses them this much more often
     (with the drift test's alpha and beta: 67 kept probes in a row)"""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.downshift_probe <= 1:
+            raise ValueError(
+                f"--downshift-probe must be in [0, 1], got {self.downshift_probe}"
+            )
+        if self.downshift_shift <= 0:
+            raise ValueError("--downshift-shift must be positive")
+
+
+@dataclass
+class RuntimeSettings:
+    """Every constant of the loop, by the part it tunes; the defaults are ours,
+    chosen on the scenery run. Each part of the runtime gets its own group."""
+
+    estimate: EstimateSettings = field(default_factory=EstimateSettings)
+    """estimates"""
+    retrain: RetrainSettings = field(default_factory=RetrainSettings)
+    """retraining"""
+    drift: DriftSettings = field(default_factory=DriftSettings)
+    """scene drift"""
+    downshifting: DownshiftSettings = field(default_factory=DownshiftSettings)
+    """adapting downwards"""
+    skip_dominated: bool = True
+    """never choose nor explore an action that uploads more than the reference with
+    no accuracy to gain (quality above 75 at full size: the reference itself is always
+    right and smaller); the paper explores all ten"""
     seed: int = 0
     """seed of the estimate draws"""
 
     def __post_init__(self) -> None:
-        rates = (
-            self.p_est_initial,
-            self.p_est_min,
-            self.p_est_max,
-            self.drift_p_est,
-            self.downshift_probe,
-        )
-        if not (all(0 <= p <= 1 for p in rates) and self.p_est_min <= self.p_est_max):
+        error, shift = self.drift.failure_rate, self.downshifting.downshift_shift
+        if error + shift >= 1:
             raise ValueError(
-                "p_est settings and --downshift-probe must be in [0, 1] with "
-                f"p_est_min <= p_est_max, got initial {self.p_est_initial}, min "
-                f"{self.p_est_min}, max {self.p_est_max}, drift {self.drift_p_est}, "
-                f"downshift probe {self.downshift_probe}"
+                "downshift test: need drift_test_error + downshift_shift < 1, got "
+                f"{error} and {shift}"
             )
-        if self.retrain_queries < 1:
-            raise ValueError("--retrain-queries must be at least 1")
-        if self.window < 1 or self.exit_window < 1 or self.drift_window < 0:
-            raise ValueError("--window and --exit-window must be at least 1")
-        shifts = (self.drift_test_shift, self.downshift_shift)
-        error = self.failure_rate
-        if not (error > 0 and min(shifts) > 0 and error + max(shifts) < 1):
-            raise ValueError(
-                "drift test: need 0 < drift_test_error < drift_test_error + "
-                f"drift_test_shift (and + downshift_shift) < 1, got "
-                f"{error}, {self.drift_test_shift} and "
-                f"{self.downshift_shift}"
-            )
-        if not (0 < self.drift_test_alpha < 1 and 0 < self.drift_test_beta < 1):
-            raise ValueError("drift test: alpha and beta must be in (0, 1)")
 
-    @property
-    def failure_rate(self) -> float:
-        """The drift test's failure rate on the agent's own scene."""
-        if self.drift_test_error is None:
-            return DEFAULT_FAILURE_RATE
-        return self.drift_test_error
+    @classmethod
+    def of(cls, **values: Any) -> RuntimeSettings:
+        """The defaults with ``values`` given by option name, whatever their group
+        (``RuntimeSettings.of(omega=2.0, downshift=True)``)."""
+        return cls().changed(**values)
+
+    def changed(self, **values: Any) -> RuntimeSettings:
+        """These settings with ``values`` given by option name, whatever their
+        group."""
+        return merged(self, grouped(type(self), values))
 
     def for_agent(self, objective: Objective) -> RuntimeSettings:
         """These settings for an agent of ``objective``: unless set, the drift
         test's failure rate is what the agent's target accuracy allows."""
-        if self.drift_test_error is not None or objective.target is None:
+        if self.drift.drift_test_error is not None or objective.target is None:
             return self
         # Rounded: targets are decimals (0.99), their complement should be too.
-        return replace(self, drift_test_error=round(1.0 - objective.target, 9))
+        error = round(1.0 - objective.target, 9)
+        return replace(self, drift=replace(self.drift, drift_test_error=error))
 
 
 RUNTIME_PRESETS: Presets[RuntimeSettings] = Presets(
@@ -169,27 +233,30 @@ RUNTIME_PRESETS: Presets[RuntimeSettings] = Presets(
         # exploration schedule (128 warm-up steps, learn every 5, epsilon x0.99),
         # which makes a retrain last about 930 steps.
         "paper": RuntimeSettings(
-            p_est_initial=0.2,
-            p_est_min=0.2,
-            p_est_max=0.95,
-            omega=3.0,
-            window=10,
-            retrain_below=0.8,
-            exit_accuracy=0.8,
-            exit_reward=0.45,
-            exit_epsilon=0.2,
-            exit_window=10,
-            retrain_min_steps=0,
-            retrain_warmup=128,
-            retrain_learn_every=5,
-            retrain_epsilon_decay=0.99,
-            flush_memory=True,
-            drift_window=0,
-            p_est_decay=1.0,
+            estimate=EstimateSettings(
+                p_est_initial=0.2,
+                p_est_min=0.2,
+                p_est_max=0.95,
+                omega=3.0,
+                window=10,
+                retrain_below=0.8,
+                p_est_decay=1.0,
+                count_reference_estimates=True,
+            ),
+            retrain=RetrainSettings(
+                exit_accuracy=0.8,
+                exit_reward=0.45,
+                exit_epsilon=0.2,
+                exit_window=10,
+                retrain_min_steps=0,
+                retrain_warmup=128,
+                retrain_learn_every=5,
+                retrain_epsilon_decay=0.99,
+                flush_memory=True,
+                retrain_implied=False,
+            ),
+            drift=DriftSettings(drift_window=0, scene_memory=False),
             skip_dominated=False,
-            scene_memory=False,
-            count_reference_estimates=True,
-            retrain_implied=False,
         ),
     },
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from adacompress.runtime.settings import RuntimeSettings
+from adacompress.runtime.settings import DriftSettings
 
 
 def log_likelihood_ratio(failure: float, null: float, alternative: float) -> float:
@@ -23,7 +23,7 @@ def log_likelihood_ratio(failure: float, null: float, alternative: float) -> flo
     )
 
 
-def wald_bounds(s: RuntimeSettings) -> tuple[float, float]:
+def wald_bounds(s: DriftSettings) -> tuple[float, float]:
     """``(accept the null at or below, accept the alternative at or above)`` for
     the drift test's alpha and beta."""
     alpha, beta = s.drift_test_alpha, s.drift_test_beta
@@ -46,7 +46,7 @@ class DriftTest:
     def stop(self) -> None:
         self.llr = None
 
-    def add(self, accuracy: float, s: RuntimeSettings) -> None:
+    def add(self, accuracy: float, s: DriftSettings) -> None:
         """One estimate's evidence; a clear "no change" ends the test."""
         if self.llr is None:
             return
@@ -55,6 +55,6 @@ class DriftTest:
         if self.llr <= wald_bounds(s)[0]:
             self.llr = None
 
-    def rejects(self, s: RuntimeSettings) -> bool:
+    def rejects(self, s: DriftSettings) -> bool:
         """The evidence says the failure rate rose: retrain."""
         return self.llr is not None and self.llr >= wald_bounds(s)[1]

@@ -3,7 +3,6 @@ they keep the answers, and a lost answer raises it again."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from tests.adacompress.runtime.test_loop import METADATA, Q75, ScriptedAgent
 # Every image an estimate (with its probe), never a retrain, no drift detector; a
 # quick test: 8 kept probes in a row (log 0.99/0.69 = 0.36 each, bound
 # log 0.8/0.05 = 2.77) step down.
-PROBING = RuntimeSettings(
+PROBING = RuntimeSettings.of(
     p_est_initial=1.0,
     p_est_min=1.0,
     p_est_max=1.0,
@@ -33,6 +32,7 @@ PROBING = RuntimeSettings(
     downshift=True,
     downshift_shift=0.3,
 )
+SHIFT = PROBING.downshifting.downshift_shift
 
 
 def make(tmp_path: Path, cloud: SizeCloud, settings: RuntimeSettings) -> Runtime:
@@ -51,13 +51,15 @@ def make(tmp_path: Path, cloud: SizeCloud, settings: RuntimeSettings) -> Runtime
 def test_the_sequential_test_steps_down_on_kept_answers_and_resets_on_a_loss() -> None:
     shift = Downshift()
     for _ in range(7):
-        shift.add(1.0, PROBING)
+        shift.add(1.0, PROBING.drift, SHIFT)
     assert shift.level == 0 and shift.llr > 0
-    shift.add(1.0, PROBING)
+    shift.add(1.0, PROBING.drift, SHIFT)
     assert (shift.level, shift.llr, shift.steps_down) == (1, 0.0, 1)
     for _ in range(5):
-        shift.add(1.0, PROBING)
-    shift.add(0.0, PROBING)  # one lost answer outweighs five kept ones: test afresh
+        shift.add(1.0, PROBING.drift, SHIFT)
+    shift.add(
+        0.0, PROBING.drift, SHIFT
+    )  # one lost answer outweighs five kept ones: test afresh
     assert (shift.level, shift.llr) == (1, 0.0)
     shift.lost()
     assert shift.level == 0
@@ -111,7 +113,7 @@ def test_a_tight_agent_stays_and_a_lost_answer_raises_the_level(
 
 def test_the_paper_preset_never_probes(tmp_path: Path) -> None:
     paths = write_photos(tmp_path / "img", 4)
-    paper = replace(PROBING, downshift=False)
+    paper = PROBING.changed(downshift=False)
     runtime = make(tmp_path, SizeCloud(threshold=0), paper)
     records = [runtime.process(p) for p in paths * 3]
     assert {r.action for r in records} == {"75"}
@@ -135,8 +137,8 @@ def test_other_images_probe_only_while_searching(tmp_path: Path) -> None:
     paths = write_photos(tmp_path / "img", 4)
     images = [load_image(p) for p in paths]
     q75 = min(len(encode(im, Action(75))) for im in images)
-    inference = replace(
-        PROBING, p_est_initial=0.0, p_est_min=0.0, p_est_max=0.0, downshift_probe=1.0
+    inference = PROBING.changed(
+        p_est_initial=0.0, p_est_min=0.0, p_est_max=0.0, downshift_probe=1.0
     )
     # A run starts searching: every image probes (against the sent upload's
     # answer) and on easy pictures the level goes down.

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -92,7 +91,7 @@ def make_runtime(
 
 def test_inference_estimate_retrain_transitions(tmp_path: Path) -> None:
     paths = write_photos(tmp_path / "img", 4)
-    always = RuntimeSettings(
+    always = RuntimeSettings.of(
         p_est_initial=1.0,
         p_est_min=1.0,
         p_est_max=1.0,
@@ -134,7 +133,7 @@ def test_inference_estimate_retrain_transitions(tmp_path: Path) -> None:
 def test_estimates_of_the_reference_itself_do_not_dilute_a_drop(
     tmp_path: Path,
 ) -> None:
-    always = RuntimeSettings(
+    always = RuntimeSettings.of(
         p_est_initial=1.0,
         p_est_min=1.0,
         p_est_max=1.0,
@@ -152,7 +151,7 @@ def test_estimates_of_the_reference_itself_do_not_dilute_a_drop(
     assert ours.policy.memory.size == 4  # all four are in D
     paper = make_runtime(
         tmp_path / "paper",
-        replace(always, count_reference_estimates=True),
+        always.changed(count_reference_estimates=True),
         [Q75, Q75, Q5, Q5],
     )
     states = [paper.process(p).state for p in paths[:3]]
@@ -161,7 +160,7 @@ def test_estimates_of_the_reference_itself_do_not_dilute_a_drop(
 
 
 def test_inference_uploads_only_the_choice(tmp_path: Path) -> None:
-    never = RuntimeSettings(p_est_initial=0.0, p_est_min=0.0, p_est_max=0.0)
+    never = RuntimeSettings.of(p_est_initial=0.0, p_est_min=0.0, p_est_max=0.0)
     runtime = make_runtime(tmp_path, never, [Q5])
     record = runtime.process(write_photos(tmp_path / "img", 1)[0])
     assert record.state == "inference" and record.action == "5"
@@ -175,11 +174,11 @@ def test_inference_uploads_only_the_choice(tmp_path: Path) -> None:
 def test_actions_larger_than_the_reference_are_never_sent(tmp_path: Path) -> None:
     """q85/q95 at full size cost more than the reference and cannot be more right
     than it: the runtime neither picks nor explores them (the paper preset does)."""
-    never = RuntimeSettings(p_est_initial=0.0, p_est_min=0.0, p_est_max=0.0)
+    never = RuntimeSettings.of(p_est_initial=0.0, p_est_min=0.0, p_est_max=0.0)
     paths = write_photos(tmp_path / "img", 2)
     runtime = make_runtime(tmp_path / "ours", never, [9])
     assert [runtime.process(p).action for p in paths] == ["75", "75"]
-    paper = replace(never, skip_dominated=False)
+    paper = never.changed(skip_dominated=False)
     runtime = make_runtime(tmp_path / "paper", paper, [9])
     assert [runtime.process(p).action for p in paths] == ["95", "95"]
     ours = make_runtime(tmp_path / "explore", never, [9])
@@ -215,7 +214,7 @@ def write_scene(
 def test_scene_memory_swaps_the_day_agent_back_after_the_night(
     tmp_path: Path,
 ) -> None:
-    quiet = RuntimeSettings(
+    quiet = RuntimeSettings.of(
         p_est_initial=0.0,
         p_est_min=0.0,
         p_est_max=0.0,
@@ -265,7 +264,7 @@ def test_scene_memory_swaps_the_day_agent_back_after_the_night(
     for key, value in resumed.monitor.remembered.items():
         assert torch.equal(value, night_weights[key])
     # Without scene memory (the paper) the night agent stays.
-    plain = make_runtime(tmp_path / "plain", replace(quiet, scene_memory=False), [0])
+    plain = make_runtime(tmp_path / "plain", quiet.changed(scene_memory=False), [0])
     plain._start_retrain()
     plain._end_retrain()
     for path in day[:10] + night[:20] + day[10:30]:
@@ -279,7 +278,7 @@ def test_after_a_drift_a_sequential_test_decides_whether_to_retrain(
     """SPRT of failure rate 0.01 against 0.05 (alpha 0.05, beta 0.2): a failure adds
     log 5 = 1.61, a success log(0.95/0.99) = -0.041; retrain at log 16 = 2.77, keep
     the agent at log(0.2/0.95) = -1.56 (38 successes)."""
-    settings = RuntimeSettings(
+    settings = RuntimeSettings.of(
         p_est_initial=0.0,
         p_est_min=0.0,
         p_est_max=0.0,
@@ -304,7 +303,7 @@ def test_after_a_drift_a_sequential_test_decides_whether_to_retrain(
     assert set(states[first + 38 :]) == {"inference"}
     assert kept.monitor.test.llr is None and kept.retrains == 0
     # Adapting downwards, an agent the test keeps is then searched for wasted bytes.
-    on = replace(settings, downshift=True, downshift_probe=0.0)
+    on = settings.changed(downshift=True, downshift_probe=0.0)
     searched = make_runtime(tmp_path / "searched", on, [9])
     searched.downshift.searching = False  # as if the search of the run's start ended
     for p in day + night:
@@ -318,9 +317,9 @@ def test_after_a_drift_a_sequential_test_decides_whether_to_retrain(
     assert states[first : first + 3] == ["estimate", "estimate", "retrain"]
     assert [r.accuracy for r in records[first : first + 2]] == [0.0, 0.0]
     with pytest.raises(ValueError, match="drift test"):
-        RuntimeSettings(drift_test_shift=0.995)
+        RuntimeSettings.of(drift_test_shift=0.995)
     with pytest.raises(ValueError, match="drift test"):
-        RuntimeSettings(drift_test_beta=0.0)
+        RuntimeSettings.of(drift_test_beta=0.0)
 
 
 def test_bad_images_and_failed_uploads_are_recorded(tmp_path: Path) -> None:
@@ -351,10 +350,13 @@ def test_paper_preset_retrain_lasts_about_930_steps() -> None:
     """ε = 1 for 128 steps, then ×0.99 per learning call every 5 steps until < 0.2."""
     paper = RUNTIME_PRESETS.get("paper")
     epsilon, steps = 1.0, 0
-    while epsilon >= paper.exit_epsilon:
+    while epsilon >= paper.retrain.exit_epsilon:
         steps += 1
-        if steps > paper.retrain_warmup and steps % paper.retrain_learn_every == 0:
-            epsilon *= paper.retrain_epsilon_decay
+        if (
+            steps > paper.retrain.retrain_warmup
+            and steps % paper.retrain.retrain_learn_every == 0
+        ):
+            epsilon *= paper.retrain.retrain_epsilon_decay
     assert 900 <= steps <= 960
 
 
@@ -458,7 +460,7 @@ def test_runtime_over_http_matches_in_process(tmp_path: Path) -> None:
 
 
 def test_a_survival_agent_learns_the_accuracy_not_the_reward(tmp_path: Path) -> None:
-    always = RuntimeSettings(p_est_initial=1.0, p_est_min=1.0, p_est_max=1.0)
+    always = RuntimeSettings.of(p_est_initial=1.0, p_est_min=1.0, p_est_max=1.0)
     path = write_photos(tmp_path / "img", 1)[0]
     stored = {}
     for name, policy in (

@@ -8,11 +8,11 @@ from dataclasses import replace
 import pytest
 
 from adacompress.runtime.p_est import EstimateRate, next_p_est
-from adacompress.runtime.settings import RuntimeSettings
+from adacompress.runtime.settings import EstimateSettings
 
 
 def test_p_est_update_matches_a_hand_computed_sequence() -> None:
-    s = RuntimeSettings(
+    s = EstimateSettings(
         p_est_min=0.2, p_est_max=0.95, omega=3.0, window=3, p_est_decay=1.0
     )
     p, window = 0.5, []
@@ -31,14 +31,14 @@ def test_p_est_update_matches_a_hand_computed_sequence() -> None:
     #  7    1    [0,0,1]      1/3    0       0.95
     #  8    1    [0,1,1]      2/3   +1/3     0.95-1 -> 0.2 (clipped)
     assert got == [0.5, 0.5, 0.95, 0.95, 0.95, 0.95, 0.95, 0.2]
-    mild = RuntimeSettings(
+    mild = EstimateSettings(
         p_est_min=0.0, p_est_max=1.0, omega=0.3, window=2, p_est_decay=1.0
     )
     p, _ = next_p_est(0.5, [1.0, 1.0], 0.0, mild)  # mean 1 -> 0.5: slope -0.5
     assert p == pytest.approx(0.65)
     # Ours: while the last n estimates are all right, p_est gives back part of its
     # excess; one miss in the window stops that.
-    ours = RuntimeSettings(p_est_initial=0.05, p_est_decay=0.8, window=2)
+    ours = EstimateSettings(p_est_initial=0.05, p_est_decay=0.8, window=2)
     p, _ = next_p_est(0.45, [1.0, 1.0], 1.0, ours)
     assert p == pytest.approx(0.05 + 0.4 * 0.8)
     p, _ = next_p_est(0.45, [0.0, 0.0, 1.0], 0.0, replace(ours, window=3))
@@ -48,7 +48,7 @@ def test_p_est_update_matches_a_hand_computed_sequence() -> None:
 
 
 def test_estimate_rate_drops_holds_and_resets() -> None:
-    s = RuntimeSettings(window=3, retrain_below=0.9, p_est_initial=0.05)
+    s = EstimateSettings(window=3, retrain_below=0.9, p_est_initial=0.05)
     rate = EstimateRate(0.05)
     assert rate.recent() == 1.0 and not rate.dropped(s)
     for accuracy in (1.0, 0.0):

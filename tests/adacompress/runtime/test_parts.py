@@ -15,30 +15,31 @@ from adacompress.runtime.drift.monitor import DriftMonitor
 from adacompress.runtime.drift.scene_memory import SceneMemory
 from adacompress.runtime.drift.statistics import SceneDrift
 from adacompress.runtime.retrain import RetrainProgress
-from adacompress.runtime.settings import RuntimeSettings
+from adacompress.runtime.settings import DriftSettings, RetrainSettings
 from adacompress.runtime.wald import DriftTest
 
-S = RuntimeSettings()  # SPRT 0.01 vs 0.05, alpha 0.05, beta 0.2
+DRIFT = DriftSettings()  # SPRT 0.01 vs 0.05, alpha 0.05, beta 0.2
+RETRAIN = RetrainSettings()
 
 
 def test_drift_test_follows_wald() -> None:
     test = DriftTest()
-    test.add(0.0, S)
+    test.add(0.0, DRIFT)
     assert test.llr is None  # nothing runs before start()
     test.start()
-    test.add(0.0, S)
+    test.add(0.0, DRIFT)
     assert test.llr == math.log(5)  # a failure: log(e1 / e0)
-    assert not test.rejects(S)
-    test.add(0.0, S)  # 2 log 5 = 3.2 > log(0.8 / 0.05) = 2.77
-    assert test.rejects(S)
+    assert not test.rejects(DRIFT)
+    test.add(0.0, DRIFT)  # 2 log 5 = 3.2 > log(0.8 / 0.05) = 2.77
+    assert test.rejects(DRIFT)
     test.start()
     successes = 0
     while test.running:
-        test.add(1.0, S)
+        test.add(1.0, DRIFT)
         successes += 1
     # log(0.95 / 0.99) per success down to log(0.2 / 0.95)
     assert successes == math.ceil(math.log(0.2 / 0.95) / math.log(0.95 / 0.99))
-    assert not test.rejects(S)
+    assert not test.rejects(DRIFT)
 
 
 def scene(value: float, n: int = 30, seed: int = 0) -> SceneDrift:
@@ -69,7 +70,7 @@ def test_scene_memory_remembers_and_matches() -> None:
 
 
 def test_drift_monitor_swaps_the_remembered_weights_back() -> None:
-    settings = RuntimeSettings(drift_window=10)
+    settings = DriftSettings(drift_window=10)
     monitor = DriftMonitor(settings)
     policy = DQNPolicy(PolicySettings(state_dim=4, n_actions=3, seed=0))
     day_weights = policy.weights()
@@ -100,7 +101,7 @@ def test_drift_monitor_swaps_the_remembered_weights_back() -> None:
 
 
 def test_retrain_progress_exit_rules() -> None:
-    s = RuntimeSettings(
+    s = RetrainSettings(
         retrain_min_steps=3,
         exit_window=3,
         exit_accuracy=0.9,
@@ -137,15 +138,15 @@ def test_a_retrain_image_teaches_what_its_answers_imply(tmp_path: Path) -> None:
     q35 = [a.quality for a in paper_actions()].index(35)
     first = env.step(sample, q35)
     assert first.accuracy == 1.0  # SizeCloud keeps uploads of 3 kB and more
-    one, extra = retrain_lesson(env, policy, sample, q35, first, Objective(), S)
+    one, extra = retrain_lesson(env, policy, sample, q35, first, Objective(), RETRAIN)
     assert extra == 0 and one.observed.tolist() == [0.0] * 3 + [1.0] * 7
     sizes = env.sizes(sample)
     expected = 1.0 - sizes[q35:] / first.reference_bytes  # alpha 1, beta 0
     np.testing.assert_allclose(one.signals[q35:], expected, rtol=1e-5)
-    paper = replace(S, retrain_implied=False)
+    paper = replace(RETRAIN, retrain_implied=False)
     alone, _ = retrain_lesson(env, policy, sample, q35, first, Objective(), paper)
     assert alone.observed.tolist() == [0.0] * 3 + [1.0] + [0.0] * 6
-    asking = replace(S, retrain_queries=3)
+    asking = replace(RETRAIN, retrain_queries=3)
     more, extra = retrain_lesson(env, policy, sample, q35, first, Objective(), asking)
     assert more.observed.sum() > one.observed.sum() and extra > 0
 

@@ -19,7 +19,7 @@ from adacompress.device.policies.base import LearnedPolicy
 from adacompress.exchange.environment import CompressionEnv, Sample
 from adacompress.runtime.drift.scene_memory import SceneMemory
 from adacompress.runtime.drift.statistics import SceneDrift, scene_statistics
-from adacompress.runtime.settings import RuntimeSettings
+from adacompress.runtime.settings import DriftSettings
 from adacompress.runtime.wald import DriftTest
 
 SCENE_STATISTICS = "scene-statistics"
@@ -42,7 +42,7 @@ class DriftMonitor:
         settings: the runtime's constants (``drift_*``, ``scene_memory``).
     """
 
-    def __init__(self, settings: RuntimeSettings) -> None:
+    def __init__(self, settings: DriftSettings) -> None:
         self.settings = settings
         self.drift = SceneDrift(window=settings.drift_window)
         self.test = DriftTest()
