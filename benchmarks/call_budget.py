@@ -26,7 +26,7 @@ import numpy as np
 from adacompress.core.datasets import imagenet_split
 from adacompress.device.actions import get_action_set
 from adacompress.device.features import get_extractor
-from adacompress.device.shipped import AgentChoice
+from adacompress.device.zoo import AgentChoice
 from adacompress.exchange.environment import open_env
 from adacompress.exchange.monotone import dominance, violations
 from adacompress.exchange.settings import CloudSettings, EvaluateSettings, TrainSettings

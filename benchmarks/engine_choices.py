@@ -19,7 +19,7 @@ import numpy as np
 from adacompress.core.datasets import imagenet_split
 from adacompress.core.engine import ENGINE_ENV
 from adacompress.device.compressor import Compressor
-from adacompress.device.shipped import agents_folder, shipped_agents
+from adacompress.device.zoo import ZOO
 from basekit.images import load_image
 from basekit.threads import configure_threads
 
@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     agents: dict[str, dict[str, Compressor]] = {}
     for engine in ENGINES:
         os.environ[ENGINE_ENV] = engine
-        for name in shipped_agents():
-            agent = Compressor.load(agents_folder() / f"{name}.pt")
+        for name in sorted(ZOO):
+            agent = Compressor.load(ZOO[name].file)
             agents.setdefault(name, {})[engine] = agent
     states: dict[tuple[str, str], np.ndarray] = {}
     for by_engine in agents.values():

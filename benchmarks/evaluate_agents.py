@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from adacompress.device.shipped import AgentChoice, shipped_agent_path
+from adacompress.device.zoo import AgentChoice, shipped
 from adacompress.exchange.settings import CloudSettings, EvaluateSettings
 from adacompress.experiments.plots import plot_evaluation
 from adacompress.learning.evaluate import best_fixed, evaluate
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     rows = []
     for backend in args.backends:
-        agents = {"ours (shipped)": shipped_agent_path(backend)}
+        agents = {"ours (shipped)": shipped(backend, "paper").file}
         for setting, gamma in (("paper", 0.95), ("paper, gamma=0", 0.0)):
             path = out / f"{backend}-{TAGS[setting]}.pt"
             overrides = {"cloud": {"backend": backend}, "agent": {"gamma": gamma}}

@@ -31,7 +31,7 @@ import numpy as np
 
 from adacompress.core.datasets import imagenet_split
 from adacompress.device.features import get_extractor
-from adacompress.device.shipped import AgentChoice
+from adacompress.device.zoo import AgentChoice
 from adacompress.exchange.settings import CloudSettings, EvaluateSettings
 from adacompress.learning.evaluate import evaluate
 from adacompress.learning.presets import TRAIN_PRESETS

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from adacompress.device.shipped import AgentChoice
+from adacompress.device.zoo import AgentChoice
 from adacompress.exchange.settings import CloudSettings
 from adacompress.experiments.plots import plot_run
 from adacompress.experiments.scenery import scenery

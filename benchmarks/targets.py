@@ -25,7 +25,7 @@ from typing import Any
 from adacompress.core.datasets import imagenet_split
 from adacompress.device.actions import get_action_set
 from adacompress.device.features import get_extractor
-from adacompress.device.shipped import AgentChoice, shipped_agent_path
+from adacompress.device.zoo import AgentChoice, shipped
 from adacompress.exchange.environment import open_env
 from adacompress.exchange.settings import CloudSettings, EvaluateSettings, TrainSettings
 from adacompress.learning.evaluate import best_fixed, evaluate
@@ -127,7 +127,7 @@ def run_backend(
     paper = evaluate(
         EvaluateSettings(
             cloud=CloudSettings(backend),
-            choice=AgentChoice(str(shipped_agent_path(backend))),
+            choice=AgentChoice(str(shipped(backend, "paper").file)),
             progress=False,
         )
     )

@@ -38,7 +38,7 @@ _EXPORTS = {
     "TRAIN_PRESETS": "adacompress.learning.presets",
     "train": "adacompress.learning.train",
     "evaluate": "adacompress.learning.evaluate",
-    "shipped_agents": "adacompress.device.shipped",
+    "shipped_agents": "adacompress.device.zoo",
     "backend_names": "adacompress.cloud.backends",
     "configure_threads": "basekit.threads",
 }
@@ -75,7 +75,7 @@ if TYPE_CHECKING:
     from adacompress.device.actions import Action
     from adacompress.device.compressor import Compressor, Upload
     from adacompress.device.policies.settings import PolicySettings
-    from adacompress.device.shipped import shipped_agents
+    from adacompress.device.zoo import shipped_agents
     from adacompress.learning.evaluate import evaluate
     from adacompress.learning.presets import TRAIN_PRESETS
     from adacompress.learning.settings import EvaluateSettings, TrainSettings

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from basekit.presets import Presets
+from basekit.registry import Registry
 from basekit.settings_cli import add_settings, build, given, merged, pick
 
 
@@ -55,7 +55,7 @@ def test_groups_become_option_groups_and_nested_settings() -> None:
 
 
 def test_preset_defaults_and_overrides() -> None:
-    presets = Presets("preset", {"one": Outer(), "two": Outer(Inner("y"), steps=5)})
+    presets = Registry("preset", {"one": Outer(), "two": Outer(Inner("y"), steps=5)})
     p = parser(default_from="--preset", defaults=presets.get("one"))
     args = p.parse_args(["--steps", "7", "--backend", "z"])
     wanted = given(pick(Outer, args))

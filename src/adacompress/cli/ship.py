@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from adacompress.learning.presets import SHIPPED_RECIPES
+from adacompress.device.zoo import ZOO
 
 NAME = "ship"
 
@@ -23,7 +23,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "names",
         nargs="*",
         metavar="NAME",
-        help=f"agents to rebuild (default: all): {', '.join(SHIPPED_RECIPES)}",
+        help=f"agents to rebuild (default: all): {', '.join(ZOO)}",
     )
     parser.add_argument(
         "--out-dir",

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from adacompress.cloud.service import CircuitBreaker, Service
 from adacompress.core.efficientnet import VARIANTS
-from adacompress.core.registry import Registry
+from basekit.registry import Registry
 
 BACKENDS: Registry[Service] = Registry("backend")
 register_backend = BACKENDS.register

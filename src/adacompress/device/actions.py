@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from adacompress.core.registry import Registry
+from basekit.registry import Registry
 
 REFERENCE_QUALITY = 75
 """docs/formulas.md, "Reference upload": ``x_ref = J(x, 75)``."""

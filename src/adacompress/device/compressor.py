@@ -24,7 +24,7 @@ from adacompress.device.actions import Action
 from adacompress.device.card import AgentCard
 from adacompress.device.codec import encode
 from adacompress.device.features.base import FeatureExtractor
-from adacompress.device.shipped import resolve_agent
+from adacompress.device.zoo import resolve_agent
 from basekit.extras import require
 from basekit.images import DEFAULT_MAX_PIXELS, ImageError, load_image, to_rgb
 from basekit.threads import model_threads

@@ -28,7 +28,7 @@ from adacompress.device.actions import REFERENCE_ACTION, Action
 from adacompress.device.codec import Resized, encode
 from adacompress.device.compressor import Compressor
 from adacompress.device.features import FeatureExtractor
-from adacompress.device.shipped import AgentChoice
+from adacompress.device.zoo import AgentChoice
 from adacompress.exchange.cache import AnswerCache, Outcome, default_cache_path
 from adacompress.exchange.settings import CloudSettings
 from basekit.images import DEFAULT_MAX_PIXELS, ImageError, load_image

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from adacompress.device.shipped import AgentChoice
+from adacompress.device.zoo import AgentChoice
 from adacompress.exchange.settings import CloudSettings
 from adacompress.runtime.settings import RuntimeSettings
 

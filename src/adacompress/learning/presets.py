@@ -4,10 +4,9 @@ on training images only."""
 
 from __future__ import annotations
 
-from adacompress.core.efficientnet import VARIANTS
 from adacompress.device.policies.settings import PolicySettings
 from adacompress.learning.settings import TrainSettings
-from basekit.presets import Presets
+from basekit.registry import Registry
 
 SURVIVAL_POLICY = PolicySettings(
     policy="survival",
@@ -20,7 +19,7 @@ SURVIVAL_POLICY = PolicySettings(
 )
 """The survival policy's network and training, shared by its two recipes."""
 
-TRAIN_PRESETS: Presets[TrainSettings] = Presets(
+TRAIN_PRESETS: Registry[TrainSettings] = Registry(
     "train preset",
     {
         # The shipped scale-quality agents, each backend's default: the survival
@@ -71,12 +70,3 @@ TRAIN_PRESETS: Presets[TrainSettings] = Presets(
         ),
     },
 )
-
-SHIPPED_RECIPES: dict[str, tuple[str, str]] = {
-    **{backend: ("shipped", backend) for backend in VARIANTS},
-    **{
-        f"{backend}-scale-quality": ("shipped-scale-quality", backend)
-        for backend in VARIANTS
-    },
-}
-"""Shipped agent name -> (training preset, backend)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from adacompress.core.datasets import check_split, resolve_images
 from adacompress.core.objective import Objective, check_target
 from adacompress.device.policies.settings import PolicySettings
-from adacompress.device.shipped import AgentChoice
+from adacompress.device.zoo import AgentChoice
 from adacompress.exchange.settings import CloudSettings
 from basekit.images import DEFAULT_MAX_PIXELS
 

@@ -1,10 +1,11 @@
 """The one recipe that builds every shipped agent: ``adacompress ship [NAME...]``.
 
-Agent ``<backend>-scale-quality`` (each backend's default) is the
-``shipped-scale-quality`` training preset on that backend's cloud, ``<backend>`` (the
-paper's ten qualities) the ``shipped`` preset; both train on the
-700 training images of imagenet-samples (calibration included) and never see the
-held-out test split. The JSON log beside each agent records the command.
+Each shipped agent (:data:`adacompress.device.zoo.ZOO`) is its recipe, a training
+preset, on its backend's cloud: ``<backend>-scale-quality`` (each backend's default)
+the ``shipped-scale-quality`` preset, ``<backend>-paper`` (the paper's ten qualities)
+the ``shipped`` preset. Both train on the 700 training images of imagenet-samples
+(calibration included) and never see the held-out test split. The JSON log beside
+each agent records the command.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from adacompress.device.shipped import agents_folder
-from adacompress.learning.presets import SHIPPED_RECIPES, TRAIN_PRESETS
+from adacompress.device.zoo import ZOO, agents_folder
+from adacompress.learning.presets import TRAIN_PRESETS
 from adacompress.learning.train import TrainSettings, train
 from basekit.settings_cli import unknown_choice
 
@@ -27,14 +28,14 @@ def recipe(
     Raises:
         ValueError: no such shipped agent (one line).
     """
-    if name not in SHIPPED_RECIPES:
-        raise unknown_choice("shipped agent", name, SHIPPED_RECIPES)
-    preset, backend = SHIPPED_RECIPES[name]
+    if name not in ZOO:
+        raise unknown_choice("shipped agent", name, ZOO)
+    agent = ZOO[name]
     out = (out_dir or agents_folder()) / f"{name}.pt"
     return TRAIN_PRESETS.get(
-        preset,
+        agent.recipe,
         {
-            "cloud": {"backend": backend, "cache": cache},
+            "cloud": {"backend": agent.backend, "cache": cache},
             "data": {"split": "train"},
             "out": str(out),
             "progress": False,
@@ -48,7 +49,7 @@ def ship(
     """Train the shipped agents ``names`` (default: all) into ``out_dir`` (default:
     the package's agents folder); returns their training logs."""
     logs = []
-    for name in names or list(SHIPPED_RECIPES):
+    for name in names or list(ZOO):
         command = shlex.join(["adacompress", "ship", name])
         logs.append(train(recipe(name, out_dir, cache), command=command))
     return logs

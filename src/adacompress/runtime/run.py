@@ -24,7 +24,7 @@ from adacompress.core.datasets import (
     read_photo,
     resolve_images,
 )
-from adacompress.device.shipped import AgentChoice
+from adacompress.device.zoo import AgentChoice
 from adacompress.exchange.calls import CallPlan, plan_calls
 from adacompress.exchange.environment import open_agent_env
 from adacompress.exchange.settings import CloudSettings

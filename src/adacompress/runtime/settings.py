@@ -8,10 +8,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from adacompress.core.objective import Objective
-from adacompress.device.shipped import AgentChoice
+from adacompress.device.zoo import AgentChoice
 from adacompress.exchange.settings import CloudSettings
 from basekit.images import DEFAULT_MAX_PIXELS
-from basekit.presets import Presets
+from basekit.registry import Registry
 from basekit.settings_cli import grouped, merged
 
 DEFAULT_FAILURE_RATE = 0.01
@@ -224,7 +224,7 @@ class RuntimeSettings:
         return replace(self, drift=replace(self.drift, drift_test_error=error))
 
 
-RUNTIME_PRESETS: Presets[RuntimeSettings] = Presets(
+RUNTIME_PRESETS: Registry[RuntimeSettings] = Registry(
     "runtime preset",
     {
         "default": RuntimeSettings(),

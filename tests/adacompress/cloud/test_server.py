@@ -27,7 +27,7 @@ from adacompress.cloud.server import create_app, read_api_key, running
 from adacompress.cloud.service import ServiceUnreachable
 from adacompress.cloud.settings import ServeSettings
 from adacompress.core.labels import imagenet_classes
-from adacompress.device.shipped import shipped_agent_path
+from adacompress.device.zoo import shipped
 from tests.helpers import jpeg_bytes, photo
 
 ANNOTATE = "/v1/images:annotate"
@@ -233,7 +233,7 @@ def test_injected_faults(lite0: EfficientNetLiteCloud) -> None:
 def evaluate_report(backend: str, images: Path, tmp_path: Path, name: str) -> dict:
     out = tmp_path / f"{name}.json"
     argv = ["--quiet", "evaluate", "--backend", backend, "--images", str(images)]
-    argv += ["--agent", str(shipped_agent_path("lite0")), "--json", str(out)]
+    argv += ["--agent", str(shipped("lite0", "paper").file), "--json", str(out)]
     argv += ["--cache", str(tmp_path / f"{name}.sqlite"), "--plot", str(out) + ".png"]
     assert main(argv) == 0
     return json.loads(out.read_text())

@@ -12,7 +12,7 @@ from adacompress.core.datasets import builtin_photos
 from adacompress.device.actions import get_action_set
 from adacompress.device.features import get_extractor
 from adacompress.device.policies.files import load_policy
-from adacompress.device.shipped import shipped_agent_path
+from adacompress.device.zoo import shipped
 from adacompress.learning.calibrate import ALPHA_GRID, THRESHOLD_GRID, AlphaSearch
 
 
@@ -190,7 +190,7 @@ def test_survival_policy_calibrates_its_threshold(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("backend", ["lite0", "lite1", "lite2"])
 def test_shipped_scale_quality_agents_carry_their_target(backend: str) -> None:
-    agent, meta = load_policy(shipped_agent_path(backend, "scale-quality"))
+    agent, meta = load_policy(shipped(backend, "scale-quality").file)
     assert meta["action_set"] == "scale-quality" and meta["backend"] == backend
     assert meta["target_accuracy"] == 0.99
     assert meta["actions"] == [a.key for a in get_action_set("scale-quality")]
@@ -249,7 +249,7 @@ def test_evaluate_and_run_pick_the_shipped_scale_quality_agent(tmp_path: Path) -
                 "--actions",
                 "scale-quality",
                 "--agent",
-                str(shipped_agent_path("lite0")),
+                str(shipped("lite0", "paper").file),
             ],
             "trained with actions 'paper'",
         ),

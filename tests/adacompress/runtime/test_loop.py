@@ -22,7 +22,7 @@ from adacompress.device.policies.base import LearnedPolicy
 from adacompress.device.policies.q import DQNPolicy
 from adacompress.device.policies.settings import PolicySettings
 from adacompress.device.policies.survival import SurvivalPolicy
-from adacompress.device.shipped import AgentChoice
+from adacompress.device.zoo import AgentChoice
 from adacompress.exchange.cache import AnswerCache
 from adacompress.exchange.environment import CompressionEnv
 from adacompress.exchange.settings import CloudSettings

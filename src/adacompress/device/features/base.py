@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from adacompress.core.registry import Registry
+from basekit.registry import Registry
 
 
 class FeatureExtractor(Protocol):

@@ -290,7 +290,7 @@ class LearnedPolicy:
         ``weights_only=True``. The exploration/minibatch RNG state is under "rng".
         """
         return {
-            "q": self.network.state_dict(),
+            "network": self.network.state_dict(),
             "target": self.target.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "epsilon": self.epsilon,
@@ -303,7 +303,7 @@ class LearnedPolicy:
     def load_training_state(self, state: dict[str, Any]) -> None:
         """Inverse of :meth:`training_state`."""
         self.settings = settings_from(state["settings"])
-        self.network.load_state_dict(state["q"])
+        self.network.load_state_dict(state["network" if "network" in state else "q"])
         self.target.load_state_dict(state["target"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epsilon = float(state["epsilon"])

@@ -39,7 +39,7 @@ def save_policy(policy: LearnedPolicy, path: str | Path, **metadata: object) -> 
         "format": AGENT_FORMAT,
         "settings": asdict(policy.settings),
         "metadata": dict(metadata),
-        "q": policy.network.state_dict(),
+        "network": policy.network.state_dict(),
         "feature_mean": torch.from_numpy(policy.feature_mean),
         "feature_std": torch.from_numpy(policy.feature_std),
         "epsilon": policy.epsilon,
@@ -60,7 +60,8 @@ def load_policy(path: str | Path) -> tuple[LearnedPolicy, dict[str, object]]:
         raise ValueError(f"not an agent file (format {AGENT_FORMAT}): {path}")
     try:
         policy = make_policy(settings_from(payload["settings"]))
-        policy.load_weights(payload["q"])
+        # Files written before 0.3 keep the weights under "q", whatever the policy.
+        policy.load_weights(payload["network" if "network" in payload else "q"])
         policy.feature_mean = payload["feature_mean"].numpy()
         policy.feature_std = payload["feature_std"].numpy()
         policy.epsilon = float(payload["epsilon"])

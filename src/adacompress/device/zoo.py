@@ -1,0 +1,117 @@
+"""The agents that ship inside the package: their names, files and recipes, in one
+place.
+
+Each emulated backend ships two agents, named after the backend and their action
+set: ``<backend>-scale-quality`` (its default: what the backend's name alone, or no
+``--agent`` at all, selects) and ``<backend>-paper`` (the paper's ten qualities).
+Each is ``adacompress/agents/<name>.pt`` with its training log beside it
+(``<name>.json``); ``adacompress ship NAME`` rebuilds it from its recipe, a training
+preset (:data:`adacompress.learning.presets.TRAIN_PRESETS`) on its backend's cloud.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from adacompress.core.efficientnet import VARIANTS
+from basekit.settings_cli import unknown_choice
+
+DEFAULT_ACTIONS = "scale-quality"
+"""The action set of each backend's default agent (the survival policy over
+downscale x quality: the smallest uploads at the 0.99 target, docs/results.md)."""
+
+
+def agents_folder() -> Path:
+    """Where the shipped agents are installed."""
+    return Path(str(resources.files("adacompress").joinpath("agents")))
+
+
+@dataclass(frozen=True)
+class ShippedAgent:
+    """One shipped agent: the backend it was trained against, its action set and
+    the training preset that builds it."""
+
+    backend: str
+    actions: str
+    recipe: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.backend}-{self.actions}"
+
+    @property
+    def file(self) -> Path:
+        """The agent file (its training log is beside it, ``.json``)."""
+        return agents_folder() / f"{self.name}.pt"
+
+
+RECIPES = {"scale-quality": "shipped-scale-quality", "paper": "shipped"}
+"""The training preset of the shipped agents of each action set."""
+
+ZOO: dict[str, ShippedAgent] = {
+    agent.name: agent
+    for agent in (
+        ShippedAgent(backend, actions, recipe)
+        for backend in VARIANTS
+        for actions, recipe in RECIPES.items()
+    )
+}
+"""Every shipped agent by name."""
+
+
+def shipped_agents() -> list[str]:
+    """Names of the shipped agents, sorted."""
+    return sorted(ZOO)
+
+
+def shipped(name: str, actions: str | None = None) -> ShippedAgent:
+    """A shipped agent by name, or a backend's: its default, or the one over
+    ``actions`` (``shipped("lite0", "paper")`` is ``lite0-paper``).
+
+    Raises:
+        ValueError: no shipped agent answers to that (one line, listing them).
+    """
+    if name in VARIANTS:
+        name = f"{name}-{actions or DEFAULT_ACTIONS}"
+    if name not in ZOO:
+        raise unknown_choice("shipped agent", name, [*VARIANTS, *shipped_agents()])
+    return ZOO[name]
+
+
+def resolve_agent(name_or_path: str | Path, actions: str | None = None) -> Path:
+    """The agent file of a shipped agent's name (see :func:`shipped`) or of a path.
+
+    Raises:
+        ValueError: neither a shipped agent nor an existing file (one line).
+    """
+    text = str(name_or_path)
+    looks_like_path = (
+        isinstance(name_or_path, Path)
+        or text.endswith(".pt")
+        or ("/" in text or "\\" in text)
+    )
+    if not looks_like_path:
+        return shipped(text, actions).file
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise ValueError(f"agent file not found: {path}")
+    return path
+
+
+@dataclass
+class AgentChoice:
+    """Which agent decides."""
+
+    agent: str | None = None
+    """a shipped agent's name (lite0-scale-quality, lite0-paper, lite0 = its
+    default, ...) or an agent file; default: the agent shipped for --backend"""
+    actions: str | None = None
+    """action set of the shipped agent for --backend: paper or scale-quality
+    (default: scale-quality, the best; with an agent file, a check of its action
+    set)"""
+
+    def name(self, backend: str) -> str:
+        """The agent to load: ``agent``, else the backend's shipped one."""
+        return self.agent if self.agent is not None else backend
