@@ -1,5 +1,6 @@
 """Stand-ins for AdaCompress tests: a cloud whose answer depends on the upload's
-size, a cheap feature extractor, and an environment built from them."""
+size, a cheap feature extractor, an environment built from them, and small policy
+settings with a learner to fill."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from PIL import Image
 
 from adacompress.core.labels import Answer, Label
 from adacompress.device.actions import paper_actions
+from adacompress.device.policies.settings import PolicySettings
 from adacompress.exchange.cache import AnswerCache
 from adacompress.exchange.environment import CompressionEnv
+from adacompress.exchange.learner import Learner
 from basekit.images import load_image
 from tests.helpers import photo
 
@@ -67,3 +70,27 @@ def write_photos(folder: Path, n: int) -> list[Path]:
         photo(i, (200, 150)).save(path)
         paths.append(path)
     return paths
+
+
+def small_settings(**overrides: object) -> PolicySettings:
+    base = dict(
+        state_dim=6,
+        n_actions=4,
+        batch_size=8,
+        memory_size=50,
+        warmup_steps=1000,
+        seed=3,
+    )
+    base.update(overrides)
+    return PolicySettings(**base)  # type: ignore[arg-type]
+
+
+def fill(agent: Learner, n: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        agent.observe(
+            rng.normal(size=agent.settings.state_dim).astype(np.float32),
+            int(rng.integers(agent.settings.n_actions)),
+            float(rng.normal()),
+            rng.normal(size=agent.settings.state_dim).astype(np.float32),
+        )

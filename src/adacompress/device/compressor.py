@@ -218,7 +218,7 @@ class Compressor:
         Raises:
             ValueError: an exported agent (one line).
         """
-        return self.policy.learner()
+        return self.policy.trainable()
 
     # -- deciding --------------------------------------------------------------
 

@@ -75,7 +75,7 @@ class ExportedPolicy:
             state_dim=dim, n_actions=len(card.actions), policy=card.policy
         )
 
-    def learner(self) -> LearnedPolicy:
+    def trainable(self) -> LearnedPolicy:
         """Raises ValueError (one line): an exported agent only decides."""
         raise ValueError(
             "an exported agent only decides: training, evaluating, running and "

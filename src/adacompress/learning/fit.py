@@ -18,6 +18,7 @@ from adacompress.device.policies.base import LearnedPolicy
 from adacompress.device.policies.files import POLICY_KINDS, make_policy
 from adacompress.device.policies.settings import PolicySettings
 from adacompress.exchange.environment import CompressionEnv, Sample, Skipped
+from adacompress.exchange.learner import Learner
 from adacompress.learning.survey import Survey
 from basekit.images import ImageError
 from basekit.progress import Progress
@@ -49,6 +50,7 @@ def fit_policy(
     if POLICY_KINDS[agent.policy].orders_by_cost:
         agent = replace(agent, action_cost=action_cost(env, samples))
     policy = make_policy(agent)
+    learner = Learner(policy)
     rng = np.random.default_rng(agent.seed)
     history: list[dict[str, float]] = []
     if agent.standardize:
@@ -63,7 +65,7 @@ def fit_policy(
             order += list(rng.permutation(len(samples)))
         sample, next_sample = samples[order[0]], samples[order[1]]
         order.pop(0)
-        action = policy.act(sample.features, explore=True)
+        action = learner.act(sample.features, explore=True)
         try:
             if full_information:
                 results = env.step_all(sample)
@@ -82,10 +84,12 @@ def fit_policy(
                 [policy.signal(r.accuracy, r.size_ratio, objective) for r in results],
                 dtype=np.float32,
             )
-            loss = policy.observe_all(sample.features, signals, next_sample.features)
+            loss = learner.observe_all(sample.features, signals, next_sample.features)
         else:
             signal = policy.signal(result.accuracy, result.size_ratio, objective)
-            loss = policy.observe(sample.features, action, signal, next_sample.features)
+            loss = learner.observe(
+                sample.features, action, signal, next_sample.features
+            )
         if loss is not None:
             losses.append(loss)
         window["reward"].append(objective.reward(result.accuracy, result.size_ratio))
@@ -97,7 +101,7 @@ def fit_policy(
                 "charts/reward": float(np.mean(window["reward"])),
                 "charts/accuracy": float(np.mean(window["accuracy"])),
                 "charts/size_ratio": float(np.mean(window["size_ratio"])),
-                "charts/epsilon": policy.epsilon,
+                "charts/epsilon": learner.epsilon,
                 f"losses/{policy.loss_name}": (
                     float(np.mean(losses)) if losses else float("nan")
                 ),
@@ -107,11 +111,12 @@ def fit_policy(
                 0,
                 reward=f"{row['charts/reward']:.3f}",
                 acc=f"{row['charts/accuracy']:.3f}",
-                eps=f"{policy.epsilon:.3f}",
+                eps=f"{learner.epsilon:.3f}",
             )
             window = {key: [] for key in window}
             losses = []
     bar.close()
+    policy.progress = learner.progress
     return policy, history
 
 
@@ -157,6 +162,7 @@ def fit_table(
         cost = tuple(round(float(c), 6) for c in ratios.mean(axis=0))
         agent = replace(agent, action_cost=cost)
     policy = make_policy(agent)
+    learner = Learner(policy)
     if agent.standardize:
         policy.fit_feature_scaling(features)
     observed = (~np.isnan(kept)).astype(np.float32)
@@ -173,7 +179,7 @@ def fit_table(
             order += list(rng.permutation(n))
         i, following = order[0], order[1]
         order.pop(0)
-        loss = policy.observe_all(
+        loss = learner.observe_all(
             features[i],
             signals[i].astype(np.float32),
             features[following],
@@ -185,7 +191,7 @@ def fit_table(
             history.append(
                 {
                     "step": step + 1,
-                    "charts/epsilon": policy.epsilon,
+                    "charts/epsilon": learner.epsilon,
                     f"losses/{policy.loss_name}": (
                         float(np.mean(losses)) if losses else float("nan")
                     ),
@@ -193,4 +199,5 @@ def fit_table(
             )
             losses = []
     bar.close()
+    policy.progress = learner.progress
     return policy, history

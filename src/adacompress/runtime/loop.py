@@ -33,6 +33,7 @@ from adacompress.core.labels import Answer
 from adacompress.device.actions import REFERENCE_ACTION, Action
 from adacompress.device.compressor import Compressor
 from adacompress.exchange.environment import CompressionEnv, Sample
+from adacompress.exchange.learner import Learner
 from adacompress.runtime.downshift import Downshift, ladder, lowered
 from adacompress.runtime.drift.monitor import DriftMonitor, cached_statistics
 from adacompress.runtime.p_est import EstimateRate
@@ -79,7 +80,8 @@ class Runtime:
         self.objective = compressor.card.objective
         settings = settings.for_agent(self.objective)
         self.env, self.settings, self.store = env, settings, store
-        self.policy = compressor.learned
+        self.learner = Learner(compressor.learned)
+        self.policy = self.learner.policy
         self.candidates = (
             compressor.candidates if settings.skip_dominated else compressor.accepted
         )
@@ -129,13 +131,13 @@ class Runtime:
         )
         self.monitor.load_state_dict(state, blob.pop("remembered_q", None))
         self.downshift = Downshift(**state.get("downshift", {}))
-        self.policy.load_training_state(blob)
-        self.policy.forget()
+        self.learner.load_training_state(blob)
+        self.learner.forget()
         for t in self.store.transitions(self.generation):
-            self.policy.remember(t.state, t.signals, t.observed)
+            self.learner.remember(t.state, t.signals, t.observed)
 
     def _agent_blob(self) -> dict[str, Any]:
-        blob = dict(self.policy.training_state())
+        blob = dict(self.learner.training_state())
         if self.monitor.remembered is not None:
             blob["remembered_q"] = self.monitor.remembered
         return blob
@@ -214,7 +216,7 @@ class Runtime:
             len(self.env.actions),
         )
         # Stored in D, not learned from: the policy learns only while retraining.
-        self.policy.remember(transition.state, transition.signals, transition.observed)
+        self.learner.remember(transition.state, transition.signals, transition.observed)
         action = self.env.actions[index]
         if s.estimate.count_reference_estimates or action != REFERENCE_ACTION:
             self.rate.add(result.accuracy, s.estimate)
@@ -232,7 +234,7 @@ class Runtime:
         return self._commit(path, "estimate", step, transition=transition)
 
     def _retrain_step(self, path: Path, sample: Sample) -> Record:
-        index = self.policy.act(
+        index = self.learner.act(
             sample.features, explore=True, candidates=self.candidates
         )
         result, labels, uploaded = self.env.step_with_reference(sample, index)
@@ -245,7 +247,7 @@ class Runtime:
             self.objective,
             self.settings.retrain,
         )
-        self.policy.observe_all(
+        self.learner.observe_all(
             sample.features, transition.signals, sample.features, transition.observed
         )
         reward = self.objective.reward(result.accuracy, result.size_ratio)
@@ -257,7 +259,7 @@ class Runtime:
             result.accuracy,
             labels,
         )
-        if self.retrain.done(self.policy.epsilon, self.settings.retrain):
+        if self.retrain.done(self.learner.epsilon, self.settings.retrain):
             self._end_retrain()
         return self._commit(path, "retrain", step, agent=True, transition=transition)
 
@@ -293,7 +295,7 @@ class Runtime:
         if not self.monitor.enabled or self.mode == "retrain":
             return
         was_testing = self.monitor.testing
-        if self.monitor.watch(cached_statistics(self.env, sample), self.policy):
+        if self.monitor.watch(cached_statistics(self.env, sample), self.learner):
             self._agent_changed = True
             self.downshift.reset(search=True)
         if self.monitor.testing:
@@ -308,9 +310,9 @@ class Runtime:
         self.mode = "retrain"
         self.retrain.restart()
         self.downshift.reset(search=False)
-        self.monitor.retrain_starts(self.policy)
+        self.monitor.retrain_starts(self.learner)
         self._flush_memory()
-        self.policy.restart_exploration(
+        self.learner.restart_exploration(
             warmup_steps=s.retrain_warmup,
             learn_every=s.retrain_learn_every,
             epsilon_decay=s.retrain_epsilon_decay,
@@ -323,12 +325,12 @@ class Runtime:
         self.monitor.retrain_ends()
         self.downshift.reset(search=True)
         self._flush_memory()
-        self.policy.stop_exploring()
+        self.learner.stop_exploring()
 
     def _flush_memory(self) -> None:
         if self.settings.retrain.flush_memory:
             self.generation += 1
-            self.policy.forget()
+            self.learner.forget()
 
     def _commit(
         self,
@@ -349,7 +351,7 @@ class Runtime:
             reference_bytes=step.reference_bytes,
             accuracy=step.accuracy,
             p_est=self.rate.p_est,
-            epsilon=self.policy.epsilon,
+            epsilon=self.learner.epsilon,
             labels=[
                 (label.class_id, label.name, round(label.score, 6))
                 for label in step.labels[:TOP_LABELS_RECORDED]

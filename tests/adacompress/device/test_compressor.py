@@ -58,7 +58,8 @@ def test_the_choice_is_greedy_and_never_dominated(compressor: Compressor) -> Non
     assert all(not compressor.actions[i].dominated for i in allowed)
     expected = [allowed[int(np.argmax(row[allowed]))] for row in scores]
     assert choices.tolist() == expected
-    assert compressor.policy.epsilon >= 0  # exploration exists but is never used
+    # What its training left: exploration, never used to choose.
+    assert compressor.policy.progress.epsilon >= 0
 
 
 def test_bad_inputs_are_one_line_errors(compressor: Compressor, tmp_path: Path) -> None:

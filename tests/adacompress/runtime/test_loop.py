@@ -20,7 +20,7 @@ from adacompress.device.actions import paper_actions
 from adacompress.device.compressor import Compressor
 from adacompress.device.policies.base import LearnedPolicy
 from adacompress.device.policies.q import DQNPolicy
-from adacompress.device.policies.settings import PolicySettings
+from adacompress.device.policies.settings import PolicySettings, TrainingProgress
 from adacompress.device.policies.survival import SurvivalPolicy
 from adacompress.device.zoo import AgentChoice
 from adacompress.exchange.cache import AnswerCache
@@ -44,7 +44,7 @@ class ScriptedAgent(DQNPolicy):
         super().__init__(PolicySettings(state_dim=3, n_actions=10, seed=0, **settings))  # type: ignore[arg-type]
         self.script = list(script)
         self.greedy_calls = 0
-        self.epsilon = 0.0
+        self.progress = TrainingProgress(epsilon=0.0)
 
     def scores(self, states: np.ndarray) -> np.ndarray:
         """The scripted action scores highest, its neighbours next."""
@@ -62,7 +62,7 @@ class ScriptedSurvival(SurvivalPolicy):
             PolicySettings(state_dim=3, n_actions=10, seed=0, policy="survival")
         )
         self.script = list(script)
-        self.epsilon = 0.0
+        self.progress = TrainingProgress(epsilon=0.0)
 
     def scores(self, states: np.ndarray) -> np.ndarray:
         logits = np.full((1, self.settings.n_actions), -10.0, dtype=np.float32)
@@ -127,7 +127,7 @@ def test_inference_estimate_retrain_transitions(tmp_path: Path) -> None:
     ]
     assert len(starts) >= 2
     assert all(records[i].epsilon >= 0.97 for i in starts)
-    assert runtime.policy.steps == len(states) - starts[-1]
+    assert runtime.learner.steps == len(states) - starts[-1]
 
 
 def test_estimates_of_the_reference_itself_do_not_dilute_a_drop(
@@ -148,7 +148,7 @@ def test_estimates_of_the_reference_itself_do_not_dilute_a_drop(
     # comes after two real failures, with nothing to average them away.
     assert states == ["estimate", "estimate", "estimate", "estimate"]
     assert ours.mode == "retrain" and ours.rate.estimates == [0.0, 0.0]
-    assert ours.policy.memory.size == 4  # all four are in D
+    assert ours.learner.memory.size == 4  # all four are in D
     paper = make_runtime(
         tmp_path / "paper",
         always.changed(count_reference_estimates=True),
@@ -183,10 +183,10 @@ def test_actions_larger_than_the_reference_are_never_sent(tmp_path: Path) -> Non
     assert [runtime.process(p).action for p in paths] == ["95", "95"]
     ours = make_runtime(tmp_path / "explore", never, [9])
     assert ours.candidates == list(range(8))
-    ours.policy.epsilon = 1.0
+    ours.learner.epsilon = 1.0
     features = ours._sample(paths[0]).features
     explored = {
-        ours.policy.act(features, explore=True, candidates=ours.candidates)
+        ours.learner.act(features, explore=True, candidates=ours.candidates)
         for _ in range(100)
     }
     assert explored == set(range(8))
@@ -470,6 +470,6 @@ def test_a_survival_agent_learns_the_accuracy_not_the_reward(tmp_path: Path) -> 
         runtime = make_runtime(tmp_path / name, always, [Q5], policy)
         record = runtime.process(path)
         assert record.state == "estimate" and record.accuracy == 0.0
-        stored[name] = float(runtime.policy.memory.signals[0, Q5])
+        stored[name] = float(runtime.learner.memory.signals[0, Q5])
     assert stored["survival"] == 0.0  # what survived, for the cross-entropy
     assert stored["q"] != 0.0  # the reward: alpha * 0 - size ratio

@@ -13,7 +13,11 @@ import torch
 
 from adacompress.device.policies.base import LearnedPolicy
 from adacompress.device.policies.q import DQNPolicy
-from adacompress.device.policies.settings import PolicySettings, settings_from
+from adacompress.device.policies.settings import (
+    PolicySettings,
+    TrainingProgress,
+    settings_from,
+)
 from adacompress.device.policies.survival import SurvivalPolicy
 from basekit.atomic import atomic_torch_save
 from basekit.safe_load import load_tensors
@@ -42,8 +46,8 @@ def save_policy(policy: LearnedPolicy, path: str | Path, **metadata: object) -> 
         "network": policy.network.state_dict(),
         "feature_mean": torch.from_numpy(policy.feature_mean),
         "feature_std": torch.from_numpy(policy.feature_std),
-        "epsilon": policy.epsilon,
-        "steps": policy.steps,
+        "epsilon": policy.progress.epsilon,
+        "steps": policy.progress.steps,
     }
     atomic_torch_save(payload, Path(path))
 
@@ -64,8 +68,9 @@ def load_policy(path: str | Path) -> tuple[LearnedPolicy, dict[str, object]]:
         policy.load_weights(payload["network" if "network" in payload else "q"])
         policy.feature_mean = payload["feature_mean"].numpy()
         policy.feature_std = payload["feature_std"].numpy()
-        policy.epsilon = float(payload["epsilon"])
-        policy.steps = int(payload["steps"])
+        policy.progress = TrainingProgress(
+            float(payload["epsilon"]), int(payload["steps"])
+        )
         metadata = dict(payload["metadata"])
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__

@@ -24,8 +24,9 @@ class DQNPolicy(LearnedPolicy):
 
     Examples:
         >>> policy = DQNPolicy(PolicySettings(seed=1))
-        >>> action = policy.act(features, explore=True)        # while training
-        >>> policy.observe(features, action, reward, next_features)
+        >>> learner = Learner(policy)                          # exchange.learner
+        >>> action = learner.act(features, explore=True)       # while training
+        >>> learner.observe(features, action, reward, next_features)
         >>> best = policy.act(features)                        # greedy
     """
 
@@ -39,11 +40,12 @@ class DQNPolicy(LearnedPolicy):
         """The reward."""
         return objective.reward(accuracy, ratio)
 
-    def errors(self, batch: Batch) -> torch.Tensor:
-        """``(Q(s, a) - td_target)^2`` with ``td_target = r + γ·max_a' Q'(s', a')``."""
+    def errors(self, batch: Batch, target: nn.Module) -> torch.Tensor:
+        """``(Q(s, a) - td_target)^2`` with ``td_target = r + γ·max_a' Q'(s', a')``
+        (``Q'``: the ``target`` network when the settings keep one, else ``Q``)."""
         s = self.settings
         with torch.no_grad():
-            bootstrap = self.target if s.target_update else self.network
+            bootstrap = target if s.target_update else self.network
             best_next = bootstrap(batch.next_states).max(dim=1, keepdim=True).values
             td_target = batch.signals + s.gamma * best_next
         return (self.network(batch.states) - td_target) ** 2

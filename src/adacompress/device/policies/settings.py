@@ -76,6 +76,15 @@ class PolicySettings:
         return self.threshold if self.predicts_survival else None
 
 
+@dataclass(frozen=True)
+class TrainingProgress:
+    """How far a policy's training went: its exploration rate and steps (what an
+    agent file records, and where a learner that continues it starts)."""
+
+    epsilon: float = 1.0
+    steps: int = 0
+
+
 def settings_from(raw: dict[str, Any]) -> PolicySettings:
     """PolicySettings from their saved dict (lists back to tuples)."""
     values = dict(raw)

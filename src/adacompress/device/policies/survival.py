@@ -82,7 +82,7 @@ class SurvivalPolicy(LearnedPolicy):
         """Whether the answer survived."""
         return accuracy
 
-    def errors(self, batch: Batch) -> torch.Tensor:
+    def errors(self, batch: Batch, target: nn.Module) -> torch.Tensor:
         """Cross-entropy of the predicted survival against the accuracy."""
         return nn.functional.binary_cross_entropy_with_logits(
             self.network(batch.states), batch.signals, reduction="none"

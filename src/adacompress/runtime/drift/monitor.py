@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from adacompress.device.policies.base import LearnedPolicy
 from adacompress.exchange.environment import CompressionEnv, Sample
+from adacompress.exchange.learner import Learner
 from adacompress.runtime.drift.scene_memory import SceneMemory
 from adacompress.runtime.drift.statistics import SceneDrift, scene_statistics
 from adacompress.runtime.settings import DriftSettings
@@ -59,7 +59,7 @@ class DriftMonitor:
         """A drift test is running (the runtime keeps ``p_est`` up meanwhile)."""
         return self.test.running
 
-    def watch(self, stats: np.ndarray, policy: LearnedPolicy) -> bool:
+    def watch(self, stats: np.ndarray, policy: Learner) -> bool:
         """One image's scene statistics. Starts the drift test when they leave
         their reference; swaps the remembered weights into ``policy`` when the
         scene returns to theirs. Returns whether the policy's weights changed."""
@@ -84,7 +84,7 @@ class DriftMonitor:
     def calls_for_retrain(self) -> bool:
         return self.test.rejects(self.settings)
 
-    def retrain_starts(self, policy: LearnedPolicy) -> None:
+    def retrain_starts(self, policy: Learner) -> None:
         """Remember the serving weights for the scene they belong to."""
         if self.scenes.retrain_starts(enabled=self.settings.scene_memory):
             self.remembered = policy.weights()
