@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,3 +157,44 @@ def _decode(text: str) -> Answer:
     return [
         Label(int(i), str(name), float(score)) for i, name, score in json.loads(text)
     ]
+
+
+REMEMBERED_IMAGES = 4096
+"""Images whose answers stay in memory (more than any training set here)."""
+
+
+class RecentAnswers:
+    """One service's answers for the last :data:`REMEMBERED_IMAGES` images, in
+    memory in front of the cache (training rereads them thousands of times; a long
+    run must not grow).
+
+    Args:
+        cache: where every answer is kept.
+        service: the service's name in the cache.
+    """
+
+    def __init__(self, cache: AnswerCache, service: str) -> None:
+        self.cache, self.service = cache, service
+        self._seen: OrderedDict[str, dict[str, Outcome]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def known(self, digest: str, keys: Sequence[str]) -> dict[str, Outcome]:
+        """The answers for action ``keys`` already paid for (memory, then the
+        cache)."""
+        known = self._seen.setdefault(digest, {})
+        self._seen.move_to_end(digest)
+        if len(self._seen) > REMEMBERED_IMAGES:
+            self._seen.popitem(last=False)
+        found = {key: known[key] for key in keys if key in known}
+        if len(found) < len(keys):
+            missing = [key for key in keys if key not in found]
+            found.update(self.cache.get_answers(digest, self.service, missing))
+            known.update(found)
+        return found
+
+    def add(self, digest: str, fresh: dict[str, Outcome]) -> None:
+        """New answers: into the cache, and into memory."""
+        self.cache.put_answers(digest, self.service, fresh)
+        self._seen.setdefault(digest, {}).update(fresh)

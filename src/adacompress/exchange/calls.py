@@ -1,16 +1,23 @@
 """How many paid calls a command will make, counted before it makes any.
 
 A call is one upload the service answers; answers already in the cache cost none.
-``--dry-run`` prints the count and stops.
+``--dry-run`` prints the count and stops; :func:`identify` reads and hashes the photos
+for it without decoding them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
+
+from adacompress.core.datasets import file_digest
 from adacompress.device.actions import REFERENCE_ACTION, Action
-from adacompress.exchange.environment import CompressionEnv, Sample
+from adacompress.exchange.environment import CompressionEnv, Sample, Skipped
+from basekit.images import ImageError
+from basekit.progress import track
 
 
 @dataclass(frozen=True)
@@ -64,3 +71,21 @@ def plan_calls(
     if budget is not None:
         low, high = min(low, budget), min(high, budget)
     return CallPlan(len(samples), high, low, cached)
+
+
+def identify(
+    paths: Iterable[Path], *, progress: bool = True
+) -> tuple[list[Sample], list[Skipped]]:
+    """Read and hash every image, nothing decoded or computed: what counting
+    calls needs (``--dry-run``). The samples' features are empty, never for
+    deciding; unreadable files are skipped with a reason."""
+    samples: list[Sample] = []
+    skipped: list[Skipped] = []
+    for path in track(list(paths), "reading", enabled=progress):
+        try:
+            digest = file_digest(path)
+        except ImageError as err:
+            skipped.append(Skipped(str(path), str(err)))
+            continue
+        samples.append(Sample(path, digest, np.zeros(0, np.float32)))
+    return samples, skipped

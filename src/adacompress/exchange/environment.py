@@ -9,7 +9,6 @@ makes no new service calls.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from PIL import Image
 
 from adacompress.cloud.backends import check_backend, get_backend
 from adacompress.cloud.service import Service, ServiceError
-from adacompress.core.datasets import file_digest, read_hashed
+from adacompress.core.datasets import read_hashed
 from adacompress.core.labels import Answer
 from adacompress.core.limits import NO_LIMITS, UploadLimits
 from adacompress.core.objective import accuracy, size_ratio, strict_accuracy
@@ -29,19 +28,18 @@ from adacompress.device.codec import Resized, encode
 from adacompress.device.compressor import Compressor
 from adacompress.device.features import FeatureExtractor
 from adacompress.device.zoo import AgentChoice
-from adacompress.exchange.cache import AnswerCache, Outcome, default_cache_path
+from adacompress.exchange.cache import (
+    AnswerCache,
+    Outcome,
+    RecentAnswers,
+    default_cache_path,
+)
+from adacompress.exchange.photos import PhotoMemory
 from adacompress.exchange.settings import CloudSettings
 from basekit.images import DEFAULT_MAX_PIXELS, ImageError, load_image
 from basekit.progress import track
 
 FEATURE_CHUNK = 16
-REMEMBERED_IMAGES = 4096
-"""Images whose answers stay in memory (more than any training set here)."""
-DECODED_PIXELS = 40_000_000
-"""Pixels of decoded photos kept for the next steps on them (features, uploads,
-sizes and scene statistics all need the photo's pixels; the latest photo is kept
-whatever its size): 160 MB of Pillow's RGB, a :data:`FEATURE_CHUNK` of dataset
-photos (larger ones are decoded again rather than held)."""
 
 
 @dataclass
@@ -115,18 +113,15 @@ class CompressionEnv:
             )
         self.cache_name = getattr(service, "cache_name", service.name) + self.limits.key
         """the service's name in the answer cache"""
-        self._seen: OrderedDict[str, dict[str, Outcome]] = OrderedDict()
-        """answers already read or fetched, for the last :data:`REMEMBERED_IMAGES`
-        images (training rereads them thousands of times; a long run must not grow)"""
-        self._decoded: OrderedDict[str, Image.Image] = OrderedDict()
-        """the photos decoded last, by digest, up to :data:`DECODED_PIXELS`"""
-        self._files: dict[Path, tuple[bytes, str]] = {}
-        """bytes and digests the caller already read, for :meth:`prepare` once"""
+        self.answers = RecentAnswers(cache, self.cache_name)
+        """answers already read or fetched, in memory for the latest images"""
+        self.photos = PhotoMemory()
+        """the photos decoded last, and files the caller already read"""
 
     def remember_file(self, path: Path, data: bytes, digest: str) -> None:
         """``path``'s bytes and their SHA-256, already read: :meth:`prepare` uses
         them instead of reading and hashing the file again."""
-        self._files[path] = (data, digest)
+        self.photos.remember_file(path, data, digest)
 
     def image(self, sample: Sample) -> Image.Image:
         """``sample``'s photo as RGB, decoded once for all the steps on it.
@@ -134,25 +129,16 @@ class CompressionEnv:
         Raises:
             ImageError: the file no longer decodes.
         """
-        image = self._decoded.get(sample.digest)
+        image = self.photos.get(sample.digest)
         if image is None:
             image = load_image(sample.path, max_pixels=self.max_pixels)
-        self._keep_decoded(sample.digest, image)
+        self.photos.keep(sample.digest, image)
         return image
 
     def release_photos(self) -> None:
         """Forget the decoded photos: the caller is done with them (a run after each
         photo, evaluate after each chunk), so memory holds only the work at hand."""
-        self._decoded.clear()
-        self._files.clear()
-
-    def _keep_decoded(self, digest: str, image: Image.Image) -> None:
-        self._decoded[digest] = image
-        self._decoded.move_to_end(digest)
-        pixels = sum(im.width * im.height for im in self._decoded.values())
-        while len(self._decoded) > 1 and pixels > DECODED_PIXELS:
-            _, dropped = self._decoded.popitem(last=False)
-            pixels -= dropped.width * dropped.height
+        self.photos.clear()
 
     def prepare(
         self, paths: Iterable[Path], *, progress: bool = True
@@ -174,7 +160,7 @@ class CompressionEnv:
 
         for path in track(paths, "features", enabled=progress):
             try:
-                known = self._files.pop(path, None)
+                known = self.photos.take_file(path)
                 data, digest = known if known is not None else read_hashed(path)
                 vector = self.cache.get_features(digest, self.extractor.cache_name)
                 if vector is not None:
@@ -184,48 +170,17 @@ class CompressionEnv:
             except ImageError as err:
                 skipped.append(Skipped(str(path), str(err)))
                 continue
-            self._keep_decoded(digest, image)
+            self.photos.keep(digest, image)
             pending.append((path, digest, image))
             if len(pending) >= FEATURE_CHUNK:
                 flush()
         flush()
         return [found[path] for path in paths if path in found], skipped
 
-    def identify(
-        self, paths: Iterable[Path], *, progress: bool = True
-    ) -> tuple[list[Sample], list[Skipped]]:
-        """Read and hash every image, nothing decoded or computed: what counting
-        calls needs (``--dry-run``). The samples' features are empty, never for
-        deciding; unreadable files are skipped with a reason."""
-        samples: list[Sample] = []
-        skipped: list[Skipped] = []
-        for path in track(list(paths), "reading", enabled=progress):
-            try:
-                digest = file_digest(path)
-            except ImageError as err:
-                skipped.append(Skipped(str(path), str(err)))
-                continue
-            samples.append(Sample(path, digest, np.zeros(0, np.float32)))
-        return samples, skipped
-
     def _known(self, sample: Sample, actions: list[Action]) -> dict[str, Outcome]:
         """The answers for ``actions`` already paid for (memory, then the cache)."""
-        by_key = {action.key: action for action in actions}
-        known = self._seen.setdefault(sample.digest, {})
-        self._seen.move_to_end(sample.digest)
-        if len(self._seen) > REMEMBERED_IMAGES:
-            self._seen.popitem(last=False)
-        found = {key: known[key] for key in by_key if key in known}
-        if len(found) < len(by_key):
-            found.update(
-                self.cache.get_answers(
-                    sample.digest,
-                    self.cache_name,
-                    [key for key in by_key if key not in found],
-                )
-            )
-            known.update(found)
-        return found
+        keys = list(dict.fromkeys(action.key for action in actions))
+        return self.answers.known(sample.digest, keys)
 
     def missing(self, sample: Sample, actions: Iterable[Action]) -> list[Action]:
         """Which of ``actions`` would cost a new call on ``sample`` (none is made)."""
@@ -246,7 +201,6 @@ class CompressionEnv:
         """
         wanted = list(dict.fromkeys(actions))
         found = self._known(sample, wanted)
-        known = self._seen[sample.digest]
         missing = [action for action in wanted if action.key not in found]
         self.cache.stats.cached += len(wanted) - len(missing)
         if missing:
@@ -263,8 +217,7 @@ class CompressionEnv:
                 action.key: Outcome(len(data), answer)
                 for action, data, answer in zip(missing, uploads, answers, strict=True)
             }
-            self.cache.put_answers(sample.digest, self.cache_name, fresh)
-            known.update(fresh)
+            self.answers.add(sample.digest, fresh)
             self.cache.stats.new += len(missing)
             found.update(fresh)
         return {action: found[action.key] for action in wanted}

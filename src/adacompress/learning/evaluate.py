@@ -19,7 +19,7 @@ import numpy as np
 from adacompress.cloud.service import ServiceError
 from adacompress.device.actions import REFERENCE_ACTION, Action
 from adacompress.exchange.cache import Outcome
-from adacompress.exchange.calls import CallPlan, plan_calls
+from adacompress.exchange.calls import CallPlan, identify, plan_calls
 from adacompress.exchange.environment import (
     FEATURE_CHUNK,
     CompressionEnv,
@@ -172,7 +172,7 @@ def plan_evaluation(settings: EvaluateSettings) -> CallPlan:
         top_k=settings.top_k,
         max_pixels=settings.data.max_pixels,
     ) as (_, env):
-        samples, _ = env.identify(paths, progress=settings.progress)
+        samples, _ = identify(paths, progress=settings.progress)
         return plan_calls(env, samples)
 
 

@@ -22,7 +22,7 @@ from adacompress.device.actions import get_action_set
 from adacompress.device.features import get_extractor
 from adacompress.device.policies.base import LearnedPolicy
 from adacompress.device.policies.files import POLICY_KINDS, save_policy
-from adacompress.exchange.calls import CallPlan, plan_calls
+from adacompress.exchange.calls import CallPlan, identify, plan_calls
 from adacompress.exchange.environment import CompressionEnv, Sample, open_env
 from adacompress.learning.calibrate import (
     SEARCHES,
@@ -154,7 +154,7 @@ def plan_training(settings: TrainSettings) -> CallPlan:
         extractor=extractor,
         max_pixels=settings.data.max_pixels,
     ) as env:
-        samples, _ = env.identify(paths, progress=settings.progress)
+        samples, _ = identify(paths, progress=settings.progress)
         if not settings.budgeted:
             return plan_calls(env, samples)
         queries = settings.queries_per_image or len(env.actions)

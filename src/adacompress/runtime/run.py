@@ -25,7 +25,7 @@ from adacompress.core.datasets import (
     resolve_images,
 )
 from adacompress.device.zoo import AgentChoice
-from adacompress.exchange.calls import CallPlan, plan_calls
+from adacompress.exchange.calls import CallPlan, identify, plan_calls
 from adacompress.exchange.environment import open_agent_env
 from adacompress.exchange.settings import CloudSettings
 from adacompress.runtime.loop import Runtime
@@ -174,7 +174,7 @@ def plan_run(settings: RunSettings) -> CallPlan:
     with open_agent_env(
         settings.cloud, settings.choice, max_pixels=settings.max_pixels
     ) as (_, env):
-        samples, _ = env.identify(paths, progress=settings.progress)
+        samples, _ = identify(paths, progress=settings.progress)
         return plan_calls(env, samples, per_image=(1, 2))
 
 

@@ -10,7 +10,7 @@ from adacompress.cloud.service import ServiceError
 from adacompress.core.labels import Answer
 from adacompress.core.objective import Objective
 from adacompress.device.actions import REFERENCE_ACTION, paper_actions
-from adacompress.exchange import environment
+from adacompress.exchange import cache
 from tests.adacompress.fakes import SizeCloud, make_env, write_photos
 from tests.helpers import write_bad_inputs
 
@@ -51,13 +51,13 @@ def test_answers_are_cached_across_runs(tmp_path: Path) -> None:
 def test_answers_in_memory_are_bounded_and_agree_with_the_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(environment, "REMEMBERED_IMAGES", 2)
+    monkeypatch.setattr(cache, "REMEMBERED_IMAGES", 2)
     paths = write_photos(tmp_path / "img", 3)
     cloud = SizeCloud()
     env = make_env(tmp_path, cloud)
     samples, _ = env.prepare(paths, progress=False)
     first = [env.step_all(sample) for sample in samples]
-    assert len(env._seen) == 2  # a long stream does not grow memory
+    assert len(env.answers) == 2  # a long stream does not grow memory
     again = [env.step_all(sample) for sample in samples]  # the first from SQLite
     assert again == first and cloud.calls == 30
 
