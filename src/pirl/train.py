@@ -403,33 +403,34 @@ def batches(
         )
 
 
-def train(
-    settings: TrainSettings, *, source: ImageSource | None = None
-) -> dict[str, Any]:
-    """Train one method; returns a summary. ``source`` overrides ``settings.data``.
+@dataclass
+class Parts:
+    """What one training run optimises: the model, its loss (None for jigsaw,
+    which classifies), the optimiser, and the jigsaw's permutations."""
+
+    model: nn.Module
+    criterion: PIRLLoss | None
+    optimizer: torch.optim.Optimizer
+    permutations: torch.Tensor | None
+
+
+def open_source(settings: TrainSettings) -> ImageSource:
+    """The images ``settings.data`` names.
 
     Raises:
-        DataError: no usable data, or fewer images than one global batch.
-        ValueError: inconsistent settings (or a resume with different ones).
+        DataError: none given.
     """
-    rank, world = process_group()
-    device = pick_device(settings.device)
-    out = Path(settings.out)
-    if source is None:
-        if not settings.data:
-            raise DataError("no training data given (--data)")
-        source = ImageSource(
-            settings.data,
-            under=settings.under,
-            limit=settings.limit,
-            seed=settings.seed,
-        )
-    n = len(source)
-    steps_per_epoch = EpochBatchSampler.steps_per_epoch(n, settings.batch_size, world)
-    if steps_per_epoch == 0:
-        raise DataError(
-            f"{n} usable images, fewer than one batch of {settings.batch_size * world}"
-        )
+    if not settings.data:
+        raise DataError("no training data given (--data)")
+    return ImageSource(
+        settings.data, under=settings.under, limit=settings.limit, seed=settings.seed
+    )
+
+
+def build_parts(
+    settings: TrainSettings, n: int, device: torch.device, world: int
+) -> tuple[Parts, Any]:
+    """The model, loss and optimiser on ``device``, and the method's transform."""
     model, criterion, transform, permutations = build_method(settings, n)
     if device.type == "cuda" and world > 1:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -443,6 +444,153 @@ def train(
         lr=settings.lr,
         momentum=settings.momentum,
     )
+    return Parts(model, criterion, optimizer, permutations), transform
+
+
+def start_or_resume(
+    settings: TrainSettings, parts: Parts, checkpoint: Path, n: int, rank: int
+) -> dict[str, Any]:
+    """The run's progress: from ``checkpoint`` (``--resume``), else from zero (the
+    output folder made, an old log removed).
+
+    Raises:
+        DataError: nothing to resume.
+        ValueError: the checkpoint was made with other data or another method.
+    """
+    if not settings.resume:
+        if rank == 0:
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            (checkpoint.parent / LOG).unlink(missing_ok=True)
+        return {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "elapsed": 0.0}
+    if not checkpoint.exists():
+        raise DataError(f"nothing to resume: {checkpoint} does not exist")
+    saved = load_tensors(checkpoint, what="pirl checkpoint")
+    if saved["n_data"] != n or saved["settings"]["method"] != settings.method:
+        raise ValueError("checkpoint was made with other data or another method")
+    parts.model.load_state_dict(saved["model"])
+    parts.optimizer.load_state_dict(saved["optimizer"])
+    if parts.criterion is not None:
+        parts.criterion.load_state_dict(saved["criterion"])
+    return dict(saved["state"])
+
+
+def save_checkpoint(
+    checkpoint: Path,
+    parts: Parts,
+    state: dict[str, Any],
+    settings: TrainSettings,
+    n: int,
+    world: int,
+) -> None:
+    """Everything :func:`start_or_resume` needs, written atomically."""
+    criterion = parts.criterion
+    atomic_torch_save(
+        {
+            "model": parts.model.state_dict(),
+            "optimizer": parts.optimizer.state_dict(),
+            "criterion": None if criterion is None else criterion.state_dict(),
+            "state": dict(state),
+            "n_data": n,
+            "world": world,
+            "settings": asdict(settings),
+        },
+        checkpoint,
+    )
+
+
+def train_step(
+    settings: TrainSettings,
+    parts: Parts,
+    views: Any,
+    indices: torch.Tensor,
+    device: torch.device,
+    autocast: Any,
+    rank: int,
+    world: int,
+) -> float:
+    """One optimiser step of the method on one batch; returns its loss."""
+    indices = indices.to(device)
+    if settings.method == "jigsaw":
+        patches, perms = views[0]
+        labels = permutation_labels(perms, parts.permutations).to(device)  # type: ignore[arg-type]
+        return jigsaw_step(
+            parts.model, parts.optimizer, patches.to(device), labels, autocast=autocast
+        )
+    assert parts.criterion is not None
+    images = views[0].to(device)
+    pretext = views[1][0] if len(views) > 1 else None
+    if isinstance(pretext, torch.Tensor):
+        keep = max(1, round(settings.pretext_fraction * len(pretext)))
+        pretext = pretext[:keep].to(device)
+    return pirl_step(
+        parts.model,
+        parts.criterion,
+        parts.optimizer,
+        images,
+        pretext,
+        indices,
+        rank=rank,
+        world=world,
+        autocast=autocast,
+    )
+
+
+class Clock:
+    """Training time across resumes, and when to stop: the time budget or
+    ``max_steps`` (every process stops at the same step)."""
+
+    def __init__(
+        self, settings: TrainSettings, state: dict[str, Any], world: int
+    ) -> None:
+        self.settings, self.state, self.world = settings, state, world
+        self.budget_s = (
+            None if settings.budget_minutes is None else settings.budget_minutes * 60
+        )
+        self.before = float(state["elapsed"])
+        self.start = time.monotonic()
+
+    def elapsed(self) -> float:
+        return self.before + time.monotonic() - self.start
+
+    def progress(self, total_steps: int) -> float:
+        """The share of the run done: by steps, or by the time budget if ahead."""
+        progress = self.state["global_step"] / total_steps
+        if self.budget_s is not None:
+            progress = max(progress, self.elapsed() / self.budget_s)
+        return progress
+
+    def should_stop(self) -> bool:
+        s = self.settings
+        stop = (self.budget_s is not None and self.elapsed() >= self.budget_s) or (
+            s.max_steps is not None and self.state["global_step"] >= s.max_steps
+        )
+        if self.world > 1:  # every process stops at the same step
+            flag = torch.tensor(float(stop))
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            stop = bool(flag)
+        return bool(stop)
+
+
+def train(
+    settings: TrainSettings, *, source: ImageSource | None = None
+) -> dict[str, Any]:
+    """Train one method; returns a summary. ``source`` overrides ``settings.data``.
+
+    Raises:
+        DataError: no usable data, or fewer images than one global batch.
+        ValueError: inconsistent settings (or a resume with different ones).
+    """
+    rank, world = process_group()
+    device = pick_device(settings.device)
+    out = Path(settings.out)
+    source = source if source is not None else open_source(settings)
+    n = len(source)
+    steps_per_epoch = EpochBatchSampler.steps_per_epoch(n, settings.batch_size, world)
+    if steps_per_epoch == 0:
+        raise DataError(
+            f"{n} usable images, fewer than one batch of {settings.batch_size * world}"
+        )
+    parts, transform = build_parts(settings, n, device, world)
     dataset = build_dataset(settings, source, transform, device)
     data_path = "tensor" if isinstance(dataset, DecodedDataset) else "files"
     autocast = (
@@ -451,39 +599,12 @@ def train(
         else None
     )
     total_steps = settings.epochs * steps_per_epoch
-    budget_s = None if settings.budget_minutes is None else settings.budget_minutes * 60
-    state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "elapsed": 0.0}
     checkpoint = out / CHECKPOINT
-    if settings.resume:
-        if not checkpoint.exists():
-            raise DataError(f"nothing to resume: {checkpoint} does not exist")
-        saved = load_tensors(checkpoint, what="pirl checkpoint")
-        if saved["n_data"] != n or saved["settings"]["method"] != settings.method:
-            raise ValueError("checkpoint was made with other data or another method")
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        if criterion is not None:
-            criterion.load_state_dict(saved["criterion"])
-        state = saved["state"]
-    elif rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / LOG).unlink(missing_ok=True)
+    state = start_or_resume(settings, parts, checkpoint, n, rank)
 
     def save() -> None:
-        if rank != 0:
-            return
-        atomic_torch_save(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "criterion": None if criterion is None else criterion.state_dict(),
-                "state": dict(state),
-                "n_data": n,
-                "world": world,
-                "settings": asdict(settings),
-            },
-            checkpoint,
-        )
+        if rank == 0:
+            save_checkpoint(checkpoint, parts, state, settings, n, world)
 
     if rank == 0:
         atomic_write_json(
@@ -503,67 +624,26 @@ def train(
         disable=not (settings.progress and rank == 0),
         desc=settings.method,
     )
-    model.train()
-    session_start = time.monotonic()
-    elapsed_before = float(state["elapsed"])
+    parts.model.train()
+    clock = Clock(settings, state, world)
     last_loss = float("nan")
     window_images, window_start = 0, time.monotonic()
-
-    def elapsed() -> float:
-        return elapsed_before + time.monotonic() - session_start
-
-    def should_stop() -> bool:
-        stop = (budget_s is not None and elapsed() >= budget_s) or (
-            settings.max_steps is not None
-            and state["global_step"] >= settings.max_steps
-        )
-        if world > 1:  # every process stops at the same step
-            flag = torch.tensor(float(stop))
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            stop = bool(flag)
-        return bool(stop)
-
-    stopped = should_stop()
+    stopped = clock.should_stop()
     try:
         while not stopped and state["epoch"] < settings.epochs:
             epoch = int(state["epoch"])
             for views, indices in batches(
                 dataset, settings, epoch, int(state["step_in_epoch"]), rank, world
             ):
-                progress = state["global_step"] / total_steps
-                if budget_s is not None:
-                    progress = max(progress, elapsed() / budget_s)
-                lr = cosine_lr(settings.lr, progress)
-                for group in optimizer.param_groups:
+                lr = cosine_lr(settings.lr, clock.progress(total_steps))
+                for group in parts.optimizer.param_groups:
                     group["lr"] = lr
-                indices = indices.to(device)
-                if settings.method == "jigsaw":
-                    patches, perms = views[0]
-                    labels = permutation_labels(perms, permutations).to(device)  # type: ignore[arg-type]
-                    last_loss = jigsaw_step(
-                        model, optimizer, patches.to(device), labels, autocast=autocast
-                    )
-                else:
-                    assert criterion is not None
-                    images = views[0].to(device)
-                    pretext = views[1][0] if len(views) > 1 else None
-                    if isinstance(pretext, torch.Tensor):
-                        keep = max(1, round(settings.pretext_fraction * len(pretext)))
-                        pretext = pretext[:keep].to(device)
-                    last_loss = pirl_step(
-                        model,
-                        criterion,
-                        optimizer,
-                        images,
-                        pretext,
-                        indices,
-                        rank=rank,
-                        world=world,
-                        autocast=autocast,
-                    )
+                last_loss = train_step(
+                    settings, parts, views, indices, device, autocast, rank, world
+                )
                 state["global_step"] += 1
                 state["step_in_epoch"] += 1
-                state["elapsed"] = elapsed()
+                state["elapsed"] = clock.elapsed()
                 window_images += settings.batch_size * world
                 bar.update(1)
                 bar.set_postfix(loss=f"{last_loss:.3f}")
@@ -580,7 +660,7 @@ def train(
                         }
                     )
                     window_images, window_start = 0, now
-                stopped = should_stop()
+                stopped = clock.should_stop()
                 if stopped:
                     break
             if not stopped:
@@ -588,7 +668,7 @@ def train(
                 state["step_in_epoch"] = 0
             save()
     except KeyboardInterrupt:
-        state["elapsed"] = elapsed()
+        state["elapsed"] = clock.elapsed()
         save()
         raise
     finally:
