@@ -23,7 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adacompress.runtime.settings import DriftSettings
+from adacompress.device.actions import Action
+from adacompress.exchange.environment import CompressionEnv, Sample
+from adacompress.runtime.settings import DriftSettings, RuntimeSettings
 from adacompress.runtime.wald import log_likelihood_ratio, wald_bounds
 
 
@@ -84,3 +86,47 @@ def lowered(rungs: list[int], choice: int, level: int) -> int:
     """``choice`` moved ``level`` rungs down ``rungs`` (never below the first)."""
     position = rungs.index(choice) if choice in rungs else len(rungs) - 1
     return rungs[max(0, position - level)]
+
+
+class CheaperProbe:
+    """The downshift on one image: the policy's choice lowered by the level, and the
+    probe of the next cheaper candidate (scored against an answer already paid for).
+
+    Args:
+        env: the session that encodes, asks and scores.
+        candidates: the actions the runtime may send.
+        settings: the runtime's constants (the drift test's rates, the downshift's).
+    """
+
+    def __init__(
+        self,
+        env: CompressionEnv,
+        candidates: Sequence[int],
+        settings: RuntimeSettings,
+    ) -> None:
+        self.env, self.candidates, self.settings = env, candidates, settings
+
+    def rungs(self, sample: Sample) -> list[int]:
+        return ladder(self.env.sizes(sample), self.candidates)
+
+    def lowered(self, shift: Downshift, sample: Sample, index: int) -> int:
+        """The policy's choice ``index``, lowered by the downshift level."""
+        if shift.level == 0:
+            return index
+        return lowered(self.rungs(sample), index, shift.level)
+
+    def probe(
+        self, shift: Downshift, sample: Sample, index: int, *, against: Action
+    ) -> int:
+        """Upload the next cheaper candidate below ``index`` and test whether it
+        keeps the answer of ``against`` (uploaded already). Returns its bytes."""
+        if not self.settings.downshifting.downshift:
+            return 0
+        cheaper = lowered(self.rungs(sample), index, 1)
+        if cheaper == index:
+            return 0  # already the cheapest
+        action = self.env.actions[cheaper]
+        found = self.env.outcomes(sample, [against, action])
+        kept = self.env.score(found[against], found[action]).accuracy
+        shift.add(kept, self.settings.drift, self.settings.downshifting.downshift_shift)
+        return found[action].nbytes

@@ -21,7 +21,7 @@ image (:mod:`~adacompress.runtime.store`), so a killed run resumes exactly.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -29,32 +29,17 @@ import numpy as np
 
 from adacompress.cloud.service import ServiceError
 from adacompress.core.datasets import PhotoFile, read_photo
-from adacompress.core.labels import Answer
-from adacompress.device.actions import REFERENCE_ACTION, Action
+from adacompress.device.actions import REFERENCE_ACTION
 from adacompress.device.compressor import Compressor
 from adacompress.exchange.environment import CompressionEnv, Sample
 from adacompress.exchange.learner import Learner
-from adacompress.runtime.downshift import Downshift, ladder, lowered
+from adacompress.runtime.downshift import CheaperProbe, Downshift
 from adacompress.runtime.drift.monitor import DriftMonitor, cached_statistics
 from adacompress.runtime.p_est import EstimateRate
 from adacompress.runtime.retrain import RetrainProgress, retrain_lesson
 from adacompress.runtime.settings import RuntimeSettings
-from adacompress.runtime.store import Record, RunStore, Transition
+from adacompress.runtime.store import Record, RunStore, Step, Transition
 from basekit.images import ImageError
-
-TOP_LABELS_RECORDED = 5
-
-
-@dataclass(frozen=True)
-class Step:
-    """What happened to one image, before it becomes a :class:`Record`."""
-
-    action: str | None = None
-    uploaded: int = 0
-    reference_bytes: int | None = None
-    accuracy: float | None = None
-    labels: Answer = field(default_factory=list)
-    error: str | None = None
 
 
 class Runtime:
@@ -94,6 +79,7 @@ class Runtime:
         self.retrain = RetrainProgress()
         self.monitor = DriftMonitor(settings.drift)
         self.downshift = Downshift()
+        self.probe = CheaperProbe(env, self.candidates, settings)
         self._agent_changed = False
         self._identity: tuple[str, str | None] = ("", None)
         self._calls_before = 0
@@ -186,13 +172,13 @@ class Runtime:
 
     def _inference(self, path: Path, sample: Sample, probe_draw: float) -> Record:
         index = int(self.policy.choose(sample.features[None], self.candidates)[0])
-        index = self._lowered(sample, index)
+        index = self.probe.lowered(self.downshift, sample, index)
         action = self.env.actions[index]
         outcome = self.env.outcomes(sample, [action])[action]
         uploaded = outcome.nbytes
         probing = probe_draw < self.settings.downshifting.downshift_probe
         if probing and self.downshift.searching:
-            uploaded += self._probe_cheaper(sample, index, against=action)
+            uploaded += self.probe.probe(self.downshift, sample, index, against=action)
         step = Step(
             action.key,
             uploaded,
@@ -204,11 +190,13 @@ class Runtime:
     def _estimate(self, path: Path, sample: Sample) -> Record:
         s = self.settings
         index = self.policy.act(sample.features, candidates=self.candidates)
-        index = self._lowered(sample, index)
+        index = self.probe.lowered(self.downshift, sample, index)
         result, labels, uploaded = self.env.step_with_reference(sample, index)
         if result.accuracy < 1.0:
             self.downshift.lost()
-        uploaded += self._probe_cheaper(sample, index, against=REFERENCE_ACTION)
+        uploaded += self.probe.probe(
+            self.downshift, sample, index, against=REFERENCE_ACTION
+        )
         transition = Transition.one_action(
             sample.features,
             index,
@@ -262,31 +250,6 @@ class Runtime:
         if self.retrain.done(self.learner.epsilon, self.settings.retrain):
             self._end_retrain()
         return self._commit(path, "retrain", step, agent=True, transition=transition)
-
-    def _rungs(self, sample: Sample) -> list[int]:
-        return ladder(self.env.sizes(sample), self.candidates)
-
-    def _lowered(self, sample: Sample, index: int) -> int:
-        """The policy's choice, lowered by the downshift level."""
-        if self.downshift.level == 0:
-            return index
-        return lowered(self._rungs(sample), index, self.downshift.level)
-
-    def _probe_cheaper(self, sample: Sample, index: int, *, against: Action) -> int:
-        """Upload the next cheaper candidate below ``index`` and test whether it
-        keeps the answer of ``against`` (uploaded already). Returns its bytes."""
-        if not self.settings.downshifting.downshift:
-            return 0
-        cheaper = lowered(self._rungs(sample), index, 1)
-        if cheaper == index:
-            return 0  # already the cheapest
-        action = self.env.actions[cheaper]
-        found = self.env.outcomes(sample, [against, action])
-        kept = self.env.score(found[against], found[action]).accuracy
-        self.downshift.add(
-            kept, self.settings.drift, self.settings.downshifting.downshift_shift
-        )
-        return found[action].nbytes
 
     # -- state changes -----------------------------------------------------------
 
@@ -342,23 +305,13 @@ class Runtime:
         transition: Transition | None = None,
     ) -> Record:
         """Record the image and the state after it, in one transaction."""
-        record = Record(
-            position=self.position,
-            path=str(path),
-            state=state,
-            action=step.action,
-            bytes_uploaded=step.uploaded,
-            reference_bytes=step.reference_bytes,
-            accuracy=step.accuracy,
+        record = step.record(
+            self.position,
+            path,
+            state,
             p_est=self.rate.p_est,
             epsilon=self.learner.epsilon,
-            labels=[
-                (label.class_id, label.name, round(label.score, 6))
-                for label in step.labels[:TOP_LABELS_RECORDED]
-            ],
-            error=step.error,
-            source=self._identity[0],
-            digest=self._identity[1],
+            identity=self._identity,
             calls=self.env.cache.stats.new - self._calls_before,
         )
         agent = agent or self._agent_changed

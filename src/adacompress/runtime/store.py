@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from filelock import FileLock, Timeout
 
+from adacompress.core.labels import Answer
 from basekit.safe_load import load_tensors
 from basekit.sqlite import Database, StateError
 
@@ -65,6 +66,54 @@ _COLUMNS = (
     "position, path, state, action, bytes_uploaded, reference_bytes, accuracy, "
     "p_est, epsilon, labels, error, source, digest, calls"
 )
+
+
+TOP_LABELS_RECORDED = 5
+
+
+@dataclass(frozen=True)
+class Step:
+    """What happened to one image, before it becomes a :class:`Record`."""
+
+    action: str | None = None
+    uploaded: int = 0
+    reference_bytes: int | None = None
+    accuracy: float | None = None
+    labels: Answer = field(default_factory=list)
+    error: str | None = None
+
+    def record(
+        self,
+        position: int,
+        path: Path,
+        state: str,
+        *,
+        p_est: float,
+        epsilon: float,
+        identity: tuple[str, str | None],
+        calls: int,
+    ) -> Record:
+        """The image's record: this step, in ``state``, with the runtime's state
+        after it (its top labels rounded, as stored)."""
+        return Record(
+            position=position,
+            path=str(path),
+            state=state,
+            action=self.action,
+            bytes_uploaded=self.uploaded,
+            reference_bytes=self.reference_bytes,
+            accuracy=self.accuracy,
+            p_est=p_est,
+            epsilon=epsilon,
+            labels=[
+                (label.class_id, label.name, round(label.score, 6))
+                for label in self.labels[:TOP_LABELS_RECORDED]
+            ],
+            error=self.error,
+            source=identity[0],
+            digest=identity[1],
+            calls=calls,
+        )
 
 
 @dataclass(frozen=True)
