@@ -27,9 +27,9 @@ import numpy as np
 
 from adacompress.device.zoo import AgentChoice
 from adacompress.exchange.settings import CloudSettings
-from adacompress.experiments.plots import plot_run
 from adacompress.experiments.scenery import scenery
 from adacompress.experiments.settings import ScenerySettings
+from adacompress.runtime.run_plot import plot_run
 from adacompress.runtime.settings import RUNTIME_PRESETS, RuntimeSettings
 from basekit.atomic import atomic_write, atomic_write_json
 from basekit.settings_cli import grouped

@@ -26,8 +26,8 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     from adacompress.cli.report import plot_or_note, print_evaluation
-    from adacompress.experiments.plots import plot_evaluation
     from adacompress.learning.evaluate import evaluate, plan_evaluation
+    from adacompress.learning.evaluation_plot import plot_evaluation
 
     settings = build(EvaluateSettings, args, progress=not args.quiet)
     if announce(plan_evaluation(settings), NAME, args):

@@ -34,8 +34,8 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     from adacompress.cli.report import plot_or_note
-    from adacompress.experiments.plots import plot_run
     from adacompress.experiments.scenery import scenery
+    from adacompress.runtime.run_plot import plot_run
 
     settings = build(ScenerySettings, args, progress=not args.quiet)
     report, records = scenery(settings)

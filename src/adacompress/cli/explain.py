@@ -35,7 +35,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 def execute(args: argparse.Namespace) -> int:
     from adacompress.device.compressor import Compressor
     from adacompress.device.explain import explain
-    from adacompress.experiments.plots import plot_explanation
+    from adacompress.device.explain_plot import plot_explanation
 
     compressor = Compressor.load(args.agent)
     image = compressor.decode(args.image)

@@ -40,8 +40,8 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     from adacompress.cli.report import plot_or_note, print_run
-    from adacompress.experiments.plots import plot_run
     from adacompress.runtime.run import plan_run, run
+    from adacompress.runtime.run_plot import plot_run
 
     constants = RUNTIME_PRESETS.get(args.preset, overrides(RuntimeSettings, args))
     settings = build(RunSettings, args, progress=not args.quiet, runtime=constants)

@@ -1,2 +1,3 @@
-"""What both sides of AdaCompress share: labels and answers, what a service accepts,
-the pretrained EfficientNet-Lite models, image files on disk, registries."""
+"""What both sides of AdaCompress share: labels and answers, the objective an upload
+is scored by, what a service accepts, the pretrained EfficientNet-Lite models and
+their inference engine, image files on disk."""

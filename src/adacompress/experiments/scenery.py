@@ -24,9 +24,9 @@ from adacompress.device.actions import REFERENCE_ACTION, Action
 from adacompress.exchange.cache import default_cache_path
 from adacompress.exchange.environment import open_agent_env
 from adacompress.experiments.night import make_night_folder
-from adacompress.experiments.plots import rolling
 from adacompress.experiments.settings import ScenerySettings
 from adacompress.runtime.run import run_stream, summarize
+from adacompress.runtime.run_plot import rolling
 from adacompress.runtime.settings import RUNTIME_PRESETS
 from adacompress.runtime.store import Record
 from basekit.atomic import atomic_write_json
