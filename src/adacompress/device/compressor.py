@@ -149,54 +149,9 @@ class Compressor:
         Raises:
             ValueError: unknown name, unreadable file (one line).
         """
-        from adacompress.device.exported import is_exported, load_exported
-
-        if is_exported(agent):
-            card, extractor, exported = load_exported(agent)
-            if limits == NO_LIMITS:
-                limits = card.upload_limits()
-            compressor = cls(
-                exported,
-                extractor,
-                card.action_tuple(),
-                limits=limits,
-                max_pixels=max_pixels,
-                card=card,
-                source=str(agent),
-            )
-            if compressor.candidates != exported.candidates:
-                raise ValueError(
-                    f"agent {agent} was exported for other service limits; export "
-                    "it again with these"
-                )
-            return compressor.checked(actions)
-        require(
-            "torch",
-            extra="train",
-            package="adacompress",
-            feature="an agent file (a device without torch loads what "
-            "`adacompress export` writes)",
+        return load_compressor(
+            agent, actions=actions, limits=limits, max_pixels=max_pixels
         )
-        from adacompress.device.features import get_extractor
-        from adacompress.device.policies.files import load_policy
-
-        path = resolve_agent(agent, actions)
-        policy, metadata = load_policy(path)
-        card = AgentCard.from_metadata(
-            metadata,
-            policy=policy.settings.policy,
-            threshold=policy.settings.sending_threshold,
-        )
-        return cls(
-            policy,
-            get_extractor(card.features),
-            card.action_tuple(),
-            limits=limits,
-            max_pixels=max_pixels,
-            card=card,
-            metadata=metadata,
-            source=str(path),
-        ).checked(actions)
 
     def checked(self, actions: str | None) -> Compressor:
         """Itself, if it was trained with the action set ``actions`` (None: any).
@@ -335,3 +290,62 @@ def _describe(source: ImageInput) -> str:
     if isinstance(source, str | Path):
         return str(source)
     return "bytes input" if isinstance(source, bytes) else "image input"
+
+
+def load_compressor(
+    agent: str | Path = "lite0",
+    *,
+    actions: str | None = None,
+    limits: UploadLimits = NO_LIMITS,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Compressor:
+    """:meth:`Compressor.load`: an exported folder (ONNX Runtime, no torch), else a
+    shipped agent's name or an agent file (torch)."""
+    from adacompress.device.exported import is_exported, load_exported
+
+    if is_exported(agent):
+        card, extractor, exported = load_exported(agent)
+        if limits == NO_LIMITS:
+            limits = card.upload_limits()
+        compressor = Compressor(
+            exported,
+            extractor,
+            card.action_tuple(),
+            limits=limits,
+            max_pixels=max_pixels,
+            card=card,
+            source=str(agent),
+        )
+        if compressor.candidates != exported.candidates:
+            raise ValueError(
+                f"agent {agent} was exported for other service limits; export "
+                "it again with these"
+            )
+        return compressor.checked(actions)
+    require(
+        "torch",
+        extra="train",
+        package="adacompress",
+        feature="an agent file (a device without torch loads what "
+        "`adacompress export` writes)",
+    )
+    from adacompress.device.features import get_extractor
+    from adacompress.device.policies.files import load_policy
+
+    path = resolve_agent(agent, actions)
+    policy, metadata = load_policy(path)
+    card = AgentCard.from_metadata(
+        metadata,
+        policy=policy.settings.policy,
+        threshold=policy.settings.sending_threshold,
+    )
+    return Compressor(
+        policy,
+        get_extractor(card.features),
+        card.action_tuple(),
+        limits=limits,
+        max_pixels=max_pixels,
+        card=card,
+        metadata=metadata,
+        source=str(path),
+    ).checked(actions)
