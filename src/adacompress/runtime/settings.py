@@ -16,6 +16,8 @@ from basekit.settings_cli import grouped, merged
 
 DEFAULT_FAILURE_RATE = 0.01
 """The drift test's failure rate for an agent without an accuracy target."""
+MIN_FAILURE_RATE = 0.001
+"""The drift test's failure rate for an agent whose target is every answer."""
 
 
 @dataclass
@@ -219,8 +221,10 @@ class RuntimeSettings:
         test's failure rate is what the agent's target accuracy allows."""
         if self.drift.drift_test_error is not None or objective.target is None:
             return self
-        # Rounded: targets are decimals (0.99), their complement should be too.
-        error = round(1.0 - objective.target, 9)
+        # Rounded: targets are decimals (0.99), their complement should be too; an
+        # agent meant never to fail is tested against a small rate (the test needs
+        # a rate above zero).
+        error = max(round(1.0 - objective.target, 9), MIN_FAILURE_RATE)
         return replace(self, drift=replace(self.drift, drift_test_error=error))
 
 

@@ -183,3 +183,17 @@ def test_the_summary_counts_a_retried_failure_once_and_repeats_each_time() -> No
     assert summary["images"] == 3 and summary["attempts"] == 4
     assert summary["states"] == {"inference": 2, "estimate": 1}
     assert summary["problems"] == [] and summary["calls"]["new"] == 4
+
+
+def test_the_drift_test_reads_its_failure_rate_from_the_agents_target() -> None:
+    from adacompress.core.objective import Objective
+    from adacompress.runtime.settings import RuntimeSettings
+
+    def rate(objective: Objective, **given: float) -> float:
+        return RuntimeSettings.of(**given).for_agent(objective).drift.failure_rate
+
+    assert rate(Objective(target=0.99)) == 0.01
+    assert rate(Objective(target=0.95)) == 0.05
+    assert rate(Objective()) == 0.01  # no target: the default
+    assert rate(Objective(target=1.0)) == 0.001  # never to fail: still testable
+    assert rate(Objective(target=0.95), drift_test_error=0.02) == 0.02  # as given

@@ -1,0 +1,207 @@
+"""Does this tree behave bit for bit as another commit? For refactors that promise
+"behaviour unchanged".
+
+    python benchmarks/same_behaviour.py --base eabe1bb [--quick]
+
+Checks out ``--base`` in a temporary git worktree and runs the same commands with
+each tree's sources (``PYTHONPATH``), in this environment, against the same answer
+cache: ``evaluate`` of every shipped agent on the test split, three scenery runs
+(the default agent, the paper-action agent, the paper's runtime preset), a ``run``
+with ``--downshift`` (its per-image records compared), three short trainings (the
+alpha-DQN with its calibration, the survival policy with full information, the
+survival policy from a survey) and two short PIRL trainings (their weights).
+Reports are compared without timings and without the agent file's path (shipped
+files may be renamed). Prints one line per check and exits 1 if any differs.
+``--quick`` skips the trainings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+IGNORED = {"agent_file", "state", "plot"}
+"""Report keys that differ between identical runs (paths), besides timings."""
+TIMINGS = ("second", "elapsed", "duration", "time")
+
+
+def normalised(value: Any) -> Any:
+    """A report without what differs between identical runs."""
+    if isinstance(value, dict):
+        return {
+            k: normalised(v)
+            for k, v in value.items()
+            if k not in IGNORED and not any(word in k for word in TIMINGS)
+        }
+    if isinstance(value, list):
+        return [normalised(v) for v in value]
+    return value
+
+
+def records(state_dir: Path) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(state_dir / "run.sqlite") as db:
+        return db.execute("SELECT * FROM records ORDER BY position").fetchall()
+
+
+def weights(path: Path, key: str) -> list[float]:
+    """The sum of each saved tensor (agent files before 0.3 keep theirs under q)."""
+    saved = torch.load(path, weights_only=True)
+    tensors = saved[key] if key in saved else saved["q"]
+    return [float(t.double().sum()) for t in tensors.values()]
+
+
+def report(out: Path) -> Any:
+    return normalised(json.loads((out / "r.json").read_text()))
+
+
+def run_records(out: Path) -> Any:
+    return report(out), records(out / "state")
+
+
+def agent(out: Path) -> Any:
+    log = json.loads((out / "a.json").read_text())
+    return weights(out / "a.pt", "network"), normalised(log["history"])
+
+
+def pirl_weights(out: Path) -> Any:
+    return weights(out / "checkpoint.pt", "model")
+
+
+Check = tuple[str, list[str], Callable[[Path], Any]]
+"""A name, command arguments (``{out}``: its output folder), what to compare."""
+
+
+def checks(data: Path, lists: Path, quick: bool) -> list[Check]:
+    test80, train80 = str(lists / "test80.txt"), str(lists / "train80.txt")
+    out: list[Check] = []
+    for backend in ("lite0", "lite1", "lite2"):
+        for actions in ("scale-quality", "paper"):
+            args = ["evaluate", "--backend", backend, "--split", "test"]
+            args += ["--actions", actions, "--json", "{out}/r.json"]
+            out.append((f"evaluate {backend} {actions}", args, report))
+    scenery = ["experiment", "scenery", "--day-passes", "1", "--night-passes", "2"]
+    scenery += ["--after-passes", "1", "--json", "{out}/r.json"]
+    out += [
+        ("scenery lite1", [*scenery, "--backend", "lite1", "--seed", "3"], report),
+        (
+            "scenery lite0 paper actions",
+            [*scenery, "--backend", "lite0", "--actions", "paper", "--seed", "1"],
+            report,
+        ),
+        (
+            "scenery lite0 paper preset",
+            [*scenery, "--backend", "lite0", "--actions", "paper", "--seed", "1"]
+            + ["--preset", "paper"],
+            report,
+        ),
+        (
+            "run lite1 --downshift (records)",
+            ["run", "--backend", "lite1", "--downshift", "--p-est-initial", "0.3"]
+            + ["--images", test80, "--state", "{out}/state", "--json", "{out}/r.json"],
+            run_records,
+        ),
+    ]
+    if quick:
+        return out
+    train = ["train", "--images", train80, "--steps", "300", "--calibration-folds", "3"]
+    out += [
+        (
+            "train alpha-DQN, calibrated",
+            [*train, "--preset", "alpha-dqn-scale-quality", "--backend", "lite0"]
+            + ["--actions", "paper", "--features", "confidence"]
+            + ["--target-accuracy", "0.95", "--out", "{out}/a.pt"],
+            agent,
+        ),
+        (
+            "train survival, full information",
+            [*train, "--backend", "lite1", "--features", "confidence"]
+            + ["--policy", "survival", "--full-information"]
+            + ["--target-accuracy", "0.97", "--out", "{out}/a.pt"],
+            agent,
+        ),
+        (
+            "train survival, survey",
+            [*train, "--backend", "lite1", "--features", "confidence"]
+            + ["--policy", "survival", "--queries-per-image", "3"]
+            + ["--target-accuracy", "0.97", "--out", "{out}/a.pt"],
+            agent,
+        ),
+    ]
+    for method in ("pirl", "jigsaw"):
+        args = ["--pirl", "train", "--data", str(data / "imagenet-samples")]
+        args += ["--limit", "64", "--method", method, "--arch", "resnet10"]
+        args += ["--width", "16", "--image-size", "32", "--batch-size", "16"]
+        args += ["--epochs", "2", "--seed", "1", "--workers", "0", "--out", "{out}"]
+        out.append((f"pirl train {method}", args, pirl_weights))
+    return out
+
+
+def run(src: Path, args: list[str], out: Path, env: dict[str, str]) -> None:
+    tool = "pirl" if args[0] == "--pirl" else "adacompress"
+    args = [a.replace("{out}", str(out)) for a in args if a != "--pirl"]
+    command = [str(Path(sys.executable).parent / tool)]
+    command += ([] if tool == "pirl" else ["--quiet"]) + args
+    subprocess.run(
+        command,
+        env={**env, "PYTHONPATH": str(src)},
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", required=True, help="the commit to compare with")
+    parser.add_argument("--quick", action="store_true", help="skip the trainings")
+    args = parser.parse_args(argv)
+    from adacompress.core.datasets import data_root, imagenet_split
+
+    data = data_root()
+    env = {**os.environ, "ADACOMPRESS_DATA": str(data), "ADACOMPRESS_THREADS": "2"}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        base = tmp_path / "base"
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(base)]
+            + [args.base],
+            check=True,
+        )
+        try:
+            lists = tmp_path / "lists"
+            lists.mkdir()
+            for split in ("test", "train"):
+                paths = imagenet_split(split)[:80]
+                (lists / f"{split}80.txt").write_text("\n".join(map(str, paths)))
+            differ = 0
+            for name, command, compare in checks(data, lists, args.quick):
+                results = []
+                for label, src in (("base", base / "src"), ("here", ROOT / "src")):
+                    out = tmp_path / label / name.replace(" ", "_")
+                    out.mkdir(parents=True)
+                    run(src, command, out, env)
+                    results.append(compare(out))
+                same = results[0] == results[1]
+                differ += not same
+                print(f"{'same' if same else 'DIFFERS'}  {name}", flush=True)
+        finally:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
+                check=False,
+            )
+    return 1 if differ else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
