@@ -23,9 +23,21 @@ decision rule with a different amount of information, and its smallest size rati
   local classifier is EfficientNet-Lite0, the same network and preprocessing as the
   ``lite0`` service, so these are read from the ``lite0`` service's cached answers (on
   the ``lite0`` backend the probes *are* the cloud's answers: that row is exact).
+- ``survival[confidence-scales+K probes]``: the shipped state plus the local probes
+  of only K candidate uploads, the same K for every image (evenly spaced in the order
+  of mean size): K forwards a decision instead of 25. Fixed positions, so a lower
+  bound on what K probes chosen per image (by bisection from the survival model's
+  choice) would keep.
 - ``cascade``: upload a small version first and keep the cloud's answer when its top-1
   score clears a threshold, else upload a second, larger version (best pair of actions
   and thresholds chosen in-sample: optimistic). Bytes of both uploads count.
+- ``feedback``: the cascade with a learned trust rule (the cloud's own feedback, as
+  FrugalML uses it): a logistic model, out of fold, of whether the first upload kept
+  the answer, from what came back (top-1 score, the margin to the second label,
+  whether the top-1 agrees with the device's own top-1: the local classifier's on the
+  q=75 reference, read from the lite0 service's cache) and the
+  device's state; the best pair of actions and threshold chosen in-sample. Both
+  uploads' bytes count; ``calls`` is the mean number of calls a photo.
 
 The rows say whether a target (the scale-quality issue asks 0.985 at <= 0.12) is out of
 reach for lack of information rather than for lack of a better learner. Needs the
@@ -67,6 +79,12 @@ def score_of(answer: Answer, class_id: int) -> float:
     return next((label.score for label in answer if label.class_id == class_id), 0.0)
 
 
+def margin(answer: Answer) -> float:
+    """The top-1 score's lead over the second label's."""
+    second = answer[1].score if len(answer) > 1 else 0.0
+    return answer[0].score - second
+
+
 def backend_table(
     backend: str, actions: str, split: str = "train"
 ) -> dict[str, np.ndarray]:
@@ -93,6 +111,12 @@ def backend_table(
         ),
         "top1": np.array(
             [[o[a].answer[0].score for a in env.actions] for o in rows], float
+        ),
+        "margin": np.array(
+            [[margin(o[a].answer) for a in env.actions] for o in rows], float
+        ),
+        "top1_class": np.array(
+            [[o[a].answer[0].class_id for a in env.actions] for o in rows], int
         ),
         "same_top1": np.array(
             [
@@ -226,6 +250,67 @@ def cascade(t: dict[str, np.ndarray], target: float) -> dict[str, Any]:
     return best
 
 
+def feedback(
+    t: dict[str, np.ndarray],
+    state: np.ndarray,
+    device_top1: np.ndarray,
+    target: float,
+    seed: int,
+) -> dict[str, Any]:
+    """The best two-upload cascade with a logistic trust rule on the first upload's
+    answer, fitted out of fold; pairs and threshold chosen in-sample."""
+    n, n_actions = t["kept"].shape
+    mean_bytes = t["nbytes"].mean(0)
+    best: dict[str, Any] = {"size_ratio": None, "accuracy": 0.0}
+    order = np.random.default_rng(seed).permutation(n)
+    for first in range(n_actions):
+        agree = (t["top1_class"][:, first] == device_top1).astype(float)
+        x = np.column_stack(
+            [t["top1"][:, first], t["margin"][:, first], agree, state]
+        ).astype(np.float32)
+        trust = np.empty(n)
+        for fold in np.array_split(order, FOLDS):
+            train = np.setdiff1d(order, fold)
+            mean, std = x[train].mean(0), x[train].std(0) + 1e-6
+            torch.manual_seed(seed)
+            model = torch.nn.Linear(x.shape[1], 1)
+            fit_logits(
+                model,
+                torch.tensor((x[train] - mean) / std),
+                torch.tensor(t["kept"][train, first], dtype=torch.float32),
+                weight_decay=1e-3,
+            )
+            with torch.no_grad():
+                logits = model(torch.tensor((x[fold] - mean) / std))[:, 0]
+                trust[fold] = torch.sigmoid(logits).numpy()
+        for second in range(n_actions):
+            if mean_bytes[first] >= mean_bytes[second]:
+                continue
+            for tau in THRESHOLDS:
+                keep_first = trust >= tau
+                accuracy = float(
+                    np.where(
+                        keep_first, t["kept"][:, first], t["kept"][:, second]
+                    ).mean()
+                )
+                if accuracy < target:
+                    continue
+                nbytes = t["nbytes"][:, first] + np.where(
+                    keep_first, 0.0, t["nbytes"][:, second]
+                )
+                size = float(nbytes.sum() / t["ref"].sum())
+                if best["size_ratio"] is None or size < best["size_ratio"]:
+                    best = {
+                        "size_ratio": round(size, 4),
+                        "accuracy": round(accuracy, 4),
+                        "first": int(first),
+                        "tau": round(float(tau), 3),
+                        "second": int(second),
+                        "calls": round(1 + float((~keep_first).mean()), 3),
+                    }
+    return best
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", type=float, default=0.985)
@@ -233,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--actions", default="scale-quality", help="action set")
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS))
     parser.add_argument("--json", type=Path, default=Path("out/target_bound.json"))
+    parser.add_argument(
+        "--probes", type=int, nargs="*", default=[2, 4], help="K of the K-probe rows"
+    )
     args = parser.parse_args(argv)
     configure_threads()
     keys = [a.key for a in get_action_set(args.actions)]
@@ -247,6 +335,19 @@ def main(argv: list[str] | None = None) -> int:
         "confidence-scales": (local["state"], None),
         "confidence+local-probes": (confidence, probes),
     }
+    by_size = np.argsort(local["nbytes"].mean(0))
+    for k in args.probes:
+        probed = np.zeros(len(keys))
+        probed[by_size[np.linspace(0, len(keys) - 1, k).round().astype(int)]] = 1.0
+        shown = np.concatenate(
+            [
+                probes * probed[None, :, None],
+                np.broadcast_to(probed, probes.shape[:2])[:, :, None],
+            ],
+            axis=2,
+        )
+        states[f"confidence-scales+{k} probes"] = (local["state"], shown)
+    device_top1 = local["top1_class"][:, keys.index(REFERENCE_ACTION.key)]
     report: dict[str, Any] = {
         "target": args.target,
         "actions": args.actions,
@@ -275,9 +376,13 @@ def main(argv: list[str] | None = None) -> int:
             points = [pick(probability >= tau, t) for tau in THRESHOLDS]
             row[f"survival[{name}]"] = best_at(points, args.target)
         row["cascade"] = cascade(t, args.target)
-        if row["cascade"].get("first") is not None:
-            row["cascade"]["first"] = keys[row["cascade"]["first"]]
-            row["cascade"]["second"] = keys[row["cascade"]["second"]]
+        row["feedback"] = feedback(
+            t, local["state"], device_top1, args.target, args.seed
+        )
+        for rule in ("cascade", "feedback"):
+            if row[rule].get("first") is not None:
+                row[rule]["first"] = keys[row[rule]["first"]]
+                row[rule]["second"] = keys[row[rule]["second"]]
         report[backend] = row
         print(backend, json.dumps(row), flush=True)
     atomic_write_json(args.json, report)
