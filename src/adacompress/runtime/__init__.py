@@ -1,7 +1,8 @@
 """The running system: inference, estimate, retrain over a stream of images.
 
-``loop.Runtime`` is the loop; its parts are the estimation rate (``p_est``), the
-scene ``drift`` package (statistics, the monitor, the scene memory), Wald's
-sequential tests (``wald``: the drift test, and the ``downshift`` test's arithmetic),
-the ``retrain`` progress and the crash-safe ``store``. ``run`` is ``adacompress run``.
+``loop.Runtime`` handles each image; ``loop_state.LoopState`` is what it keeps
+between them: the estimation rate (``p_est``), the scene ``drift`` package
+(statistics, the monitor, the scene memory), the ``retrain`` progress, the
+``downshift`` and the learner. Wald's sequential tests are in ``wald``; everything is
+committed per image by the crash-safe ``store``. ``run`` is ``adacompress run``.
 """

@@ -21,7 +21,6 @@ image (:mod:`~adacompress.runtime.store`), so a killed run resumes exactly.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +32,10 @@ from adacompress.device.actions import REFERENCE_ACTION
 from adacompress.device.compressor import Compressor
 from adacompress.exchange.environment import CompressionEnv, Sample
 from adacompress.exchange.learner import Learner
-from adacompress.runtime.downshift import CheaperProbe, Downshift
-from adacompress.runtime.drift.monitor import DriftMonitor, cached_statistics
-from adacompress.runtime.p_est import EstimateRate
-from adacompress.runtime.retrain import RetrainProgress, retrain_lesson
+from adacompress.runtime.downshift import CheaperProbe
+from adacompress.runtime.drift.monitor import cached_statistics
+from adacompress.runtime.loop_state import LoopState
+from adacompress.runtime.retrain import retrain_lesson
 from adacompress.runtime.settings import RuntimeSettings
 from adacompress.runtime.store import Record, RunStore, Step, Transition
 from basekit.images import ImageError
@@ -71,62 +70,26 @@ class Runtime:
             compressor.candidates if settings.skip_dominated else compressor.accepted
         )
         self.rng = np.random.default_rng(settings.seed)
-        self.mode = "inference"
-        self.generation = 0
-        """generation of the memory buffer D; a flush starts a new one"""
-        self.retrains = 0
-        self.rate = EstimateRate(settings.estimate.p_est_initial)
-        self.retrain = RetrainProgress()
-        self.monitor = DriftMonitor(settings.drift)
-        self.downshift = Downshift()
+        self.state = LoopState(self.learner, settings)
         self.probe = CheaperProbe(env, self.candidates, settings)
-        self._agent_changed = False
         self._identity: tuple[str, str | None] = ("", None)
         self._calls_before = 0
         loaded = store.load(metadata)
         if loaded is None:
-            store.start(self.state_dict(), self._agent_blob(), metadata)
+            store.start(self.state_dict(), self.state.agent_blob(), metadata)
         else:
-            self._resume(*loaded)
+            saved, blob = loaded
+            self.rng.bit_generator.state = json.loads(saved["rng"])
+            memory = list(store.transitions(saved["generation"]))
+            self.state.resume(saved, blob, memory)
         self.position = store.next_position()
-
-    # -- state ---------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
         """The runtime's own state as flat JSON (the policy's is kept beside it)."""
         return {
-            "mode": self.mode,
-            "generation": self.generation,
-            "retrains": self.retrains,
-            **asdict(self.rate),
-            **asdict(self.retrain),
-            **self.monitor.state_dict(),
-            "downshift": asdict(self.downshift),
+            **self.state.state_dict(),
             "rng": json.dumps(self.rng.bit_generator.state),
         }
-
-    def _resume(self, state: dict[str, Any], blob: dict[str, Any]) -> None:
-        self.rng.bit_generator.state = json.loads(state["rng"])
-        self.mode, self.generation = state["mode"], state["generation"]
-        self.retrains = state["retrains"]
-        self.rate = EstimateRate(state["p_est"], state["estimates"])
-        self.retrain = RetrainProgress(
-            state["retrain_steps"],
-            state["retrain_rewards"],
-            state["retrain_accuracies"],
-        )
-        self.monitor.load_state_dict(state, blob.pop("remembered_q", None))
-        self.downshift = Downshift(**state.get("downshift", {}))
-        self.learner.load_training_state(blob)
-        self.learner.forget()
-        for t in self.store.transitions(self.generation):
-            self.learner.remember(t.state, t.signals, t.observed)
-
-    def _agent_blob(self) -> dict[str, Any]:
-        blob = dict(self.learner.training_state())
-        if self.monitor.remembered is not None:
-            blob["remembered_q"] = self.monitor.remembered
-        return blob
 
     # -- one image -------------------------------------------------------------
 
@@ -152,13 +115,14 @@ class Runtime:
     def _process(self, path: Path, draw: float, probe_draw: float) -> Record:
         try:
             sample = self._sample(path)
-            self._watch_drift(sample)
+            if self.state.monitor.enabled and self.state.mode != "retrain":
+                self.state.watch_drift(cached_statistics(self.env, sample))
         except ImageError as err:
             return self._commit(path, "skipped", Step(error=str(err)))
         try:
-            if self.mode == "retrain":
+            if self.state.mode == "retrain":
                 return self._retrain_step(path, sample)
-            if draw <= self.rate.p_est:
+            if draw <= self.state.rate.p_est:
                 return self._estimate(path, sample)
             return self._inference(path, sample, probe_draw)
         except (ServiceError, ImageError) as err:
@@ -171,14 +135,15 @@ class Runtime:
         return samples[0]
 
     def _inference(self, path: Path, sample: Sample, probe_draw: float) -> Record:
+        shift = self.state.downshift
         index = int(self.policy.choose(sample.features[None], self.candidates)[0])
-        index = self.probe.lowered(self.downshift, sample, index)
+        index = self.probe.lowered(shift, sample, index)
         action = self.env.actions[index]
         outcome = self.env.outcomes(sample, [action])[action]
         uploaded = outcome.nbytes
         probing = probe_draw < self.settings.downshifting.downshift_probe
-        if probing and self.downshift.searching:
-            uploaded += self.probe.probe(self.downshift, sample, index, against=action)
+        if probing and shift.searching:
+            uploaded += self.probe.probe(shift, sample, index, against=action)
         step = Step(
             action.key,
             uploaded,
@@ -188,14 +153,14 @@ class Runtime:
         return self._commit(path, "inference", step)
 
     def _estimate(self, path: Path, sample: Sample) -> Record:
-        s = self.settings
+        state = self.state
         index = self.policy.act(sample.features, candidates=self.candidates)
-        index = self.probe.lowered(self.downshift, sample, index)
+        index = self.probe.lowered(state.downshift, sample, index)
         result, labels, uploaded = self.env.step_with_reference(sample, index)
         if result.accuracy < 1.0:
-            self.downshift.lost()
+            state.downshift.lost()
         uploaded += self.probe.probe(
-            self.downshift, sample, index, against=REFERENCE_ACTION
+            state.downshift, sample, index, against=REFERENCE_ACTION
         )
         transition = Transition.one_action(
             sample.features,
@@ -206,18 +171,15 @@ class Runtime:
         # Stored in D, not learned from: the policy learns only while retraining.
         self.learner.remember(transition.state, transition.signals, transition.observed)
         action = self.env.actions[index]
-        if s.estimate.count_reference_estimates or action != REFERENCE_ACTION:
-            self.rate.add(result.accuracy, s.estimate)
-            was_testing = self.monitor.testing
-            self.monitor.add_estimate(result.accuracy)
-            if was_testing and not self.monitor.testing:
-                self.downshift.search()  # the agent passed the drift test
+        counted = self.settings.estimate.count_reference_estimates
+        if counted or action != REFERENCE_ACTION:
+            state.estimated(result.accuracy)
         step = Step(
             action.key, uploaded, result.reference_bytes, result.accuracy, labels
         )
-        if self.rate.dropped(s.estimate) or self.monitor.calls_for_retrain():
-            self._start_retrain()
-            kept = None if s.retrain.flush_memory else transition
+        if state.calls_for_retrain():
+            state.start_retrain()
+            kept = None if self.settings.retrain.flush_memory else transition
             return self._commit(path, "estimate", step, agent=True, transition=kept)
         return self._commit(path, "estimate", step, transition=transition)
 
@@ -239,7 +201,7 @@ class Runtime:
             sample.features, transition.signals, sample.features, transition.observed
         )
         reward = self.objective.reward(result.accuracy, result.size_ratio)
-        self.retrain.add(reward, result.accuracy, self.settings.retrain)
+        self.state.retrain.add(reward, result.accuracy, self.settings.retrain)
         step = Step(
             self.env.actions[index].key,
             uploaded + extra,
@@ -247,53 +209,9 @@ class Runtime:
             result.accuracy,
             labels,
         )
-        if self.retrain.done(self.learner.epsilon, self.settings.retrain):
-            self._end_retrain()
+        if self.state.retrain.done(self.learner.epsilon, self.settings.retrain):
+            self.state.end_retrain()
         return self._commit(path, "retrain", step, agent=True, transition=transition)
-
-    # -- state changes -----------------------------------------------------------
-
-    def _watch_drift(self, sample: Sample) -> None:
-        """Feed the drift monitor this image's scene statistics."""
-        if not self.monitor.enabled or self.mode == "retrain":
-            return
-        was_testing = self.monitor.testing
-        if self.monitor.watch(cached_statistics(self.env, sample), self.learner):
-            self._agent_changed = True
-            self.downshift.reset(search=True)
-        if self.monitor.testing:
-            self.rate.hold(self.settings.drift.drift_p_est)
-            if not was_testing:
-                self.downshift.reset(search=False)  # the drift test first
-
-    def _start_retrain(self) -> None:
-        """Explore again from the current policy (and flush D if the settings say
-        so); remember the serving weights for the scene they belong to."""
-        s = self.settings.retrain
-        self.mode = "retrain"
-        self.retrain.restart()
-        self.downshift.reset(search=False)
-        self.monitor.retrain_starts(self.learner)
-        self._flush_memory()
-        self.learner.restart_exploration(
-            warmup_steps=s.retrain_warmup,
-            learn_every=s.retrain_learn_every,
-            epsilon_decay=s.retrain_epsilon_decay,
-        )
-
-    def _end_retrain(self) -> None:
-        self.mode = "inference"
-        self.retrains += 1
-        self.rate.reset(self.settings.estimate)
-        self.monitor.retrain_ends()
-        self.downshift.reset(search=True)
-        self._flush_memory()
-        self.learner.stop_exploring()
-
-    def _flush_memory(self) -> None:
-        if self.settings.retrain.flush_memory:
-            self.generation += 1
-            self.learner.forget()
 
     def _commit(
         self,
@@ -309,18 +227,19 @@ class Runtime:
             self.position,
             path,
             state,
-            p_est=self.rate.p_est,
+            p_est=self.state.rate.p_est,
             epsilon=self.learner.epsilon,
             identity=self._identity,
             calls=self.env.cache.stats.new - self._calls_before,
         )
-        agent = agent or self._agent_changed
-        self._agent_changed = False
+        agent = agent or self.state.agent_changed
+        self.state.agent_changed = False
+        generation = self.state.generation
         self.store.commit(
             record,
             self.state_dict(),
-            agent=self._agent_blob() if agent else None,
-            transition=(self.generation, transition) if transition else None,
+            agent=self.state.agent_blob() if agent else None,
+            transition=(generation, transition) if transition else None,
         )
         self.position += 1
         return record

@@ -81,7 +81,7 @@ def test_an_over_cautious_agent_is_lowered_and_the_probes_are_paid(
     paths = write_photos(tmp_path / "img", 4)
     runtime = make(tmp_path, SizeCloud(threshold=0), PROBING)  # every upload is right
     records = [runtime.process(p) for p in paths * 6]
-    assert runtime.downshift.steps_down >= 2
+    assert runtime.state.downshift.steps_down >= 2
     assert records[0].action == "75"
     assert records[-1].action not in ("75", "65")
     # The estimate paid for its probe too: more than the q75 upload alone (the
@@ -100,14 +100,14 @@ def test_a_tight_agent_stays_and_a_lost_answer_raises_the_level(
     assert q65 < q75  # the cloud below keeps q75's answer and loses q65's
     runtime = make(tmp_path / "tight", SizeCloud(threshold=q75), PROBING)
     records = [runtime.process(p) for p in paths * 6]
-    assert runtime.downshift.steps_down == 0
+    assert runtime.state.downshift.steps_down == 0
     assert {r.action for r in records} == {"75"}
     # A lowered agent whose estimate loses an answer goes back up one step.
     runtime = make(tmp_path / "lowered", SizeCloud(threshold=q75), PROBING)
-    runtime.downshift.level = 1
+    runtime.state.downshift.level = 1
     record = runtime.process(paths[0])
     assert record.action == "65" and record.accuracy == 0.0
-    assert runtime.downshift.level == 0
+    assert runtime.state.downshift.level == 0
     assert runtime.process(paths[1]).action == "75"
 
 
@@ -118,7 +118,7 @@ def test_the_paper_preset_never_probes(tmp_path: Path) -> None:
     records = [runtime.process(p) for p in paths * 3]
     assert {r.action for r in records} == {"75"}
     assert [r.calls for r in records[:4]] == [1, 1, 1, 1]
-    assert runtime.downshift.llr == 0.0
+    assert runtime.state.downshift.llr == 0.0
 
 
 def test_the_level_survives_a_restart(tmp_path: Path) -> None:
@@ -126,11 +126,11 @@ def test_the_level_survives_a_restart(tmp_path: Path) -> None:
     runtime = make(tmp_path, SizeCloud(threshold=0), PROBING)
     for p in paths * 3:
         runtime.process(p)
-    level, llr = runtime.downshift.level, runtime.downshift.llr
+    level, llr = runtime.state.downshift.level, runtime.state.downshift.llr
     assert level >= 1
     runtime.store.close()
     again = make(tmp_path, SizeCloud(threshold=0), PROBING)
-    assert (again.downshift.level, again.downshift.llr) == (level, llr)
+    assert (again.state.downshift.level, again.state.downshift.llr) == (level, llr)
 
 
 def test_other_images_probe_only_while_searching(tmp_path: Path) -> None:
@@ -145,14 +145,14 @@ def test_other_images_probe_only_while_searching(tmp_path: Path) -> None:
     easy = make(tmp_path / "easy", SizeCloud(threshold=0), inference)
     records = [easy.process(p) for p in paths * 4]
     assert {r.state for r in records} == {"inference"}
-    assert easy.downshift.steps_down >= 1 and easy.downshift.searching
+    assert easy.state.downshift.steps_down >= 1 and easy.state.downshift.searching
     # Tight: the first lost probe ends the search; from then on one upload an image.
     tight = make(tmp_path / "tight", SizeCloud(threshold=q75), inference)
     records = [tight.process(p) for p in paths * 2]
-    assert records[0].calls == 2 and not tight.downshift.searching
+    assert records[0].calls == 2 and not tight.state.downshift.searching
     assert records[0].bytes_uploaded > records[0].reference_bytes  # type: ignore[operator]
     assert all(r.bytes_uploaded == r.reference_bytes for r in records[1:])
     # The end of a retrain starts a search again.
-    tight._start_retrain()
-    tight._end_retrain()
-    assert tight.downshift.searching and tight.downshift.level == 0
+    tight.state.start_retrain()
+    tight.state.end_retrain()
+    assert tight.state.downshift.searching and tight.state.downshift.level == 0

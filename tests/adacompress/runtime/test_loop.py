@@ -112,7 +112,7 @@ def test_inference_estimate_retrain_transitions(tmp_path: Path) -> None:
     assert states[:5] == ["estimate", "estimate", "retrain", "retrain", "retrain"]
     assert states[5] == "estimate"
     assert [r.accuracy for r in records[:2]] == [1.0, 0.0]
-    assert runtime.retrains == 1
+    assert runtime.state.retrains == 1
     # In Estimate and Retrain the caller gets the reference's labels and both uploads
     # are paid; the records say how many bytes went out.
     first = records[0]
@@ -147,7 +147,7 @@ def test_estimates_of_the_reference_itself_do_not_dilute_a_drop(
     # The two q75 estimates cannot fail and are left out of the window: the retrain
     # comes after two real failures, with nothing to average them away.
     assert states == ["estimate", "estimate", "estimate", "estimate"]
-    assert ours.mode == "retrain" and ours.rate.estimates == [0.0, 0.0]
+    assert ours.state.mode == "retrain" and ours.state.rate.estimates == [0.0, 0.0]
     assert ours.learner.memory.size == 4  # all four are in D
     paper = make_runtime(
         tmp_path / "paper",
@@ -155,8 +155,8 @@ def test_estimates_of_the_reference_itself_do_not_dilute_a_drop(
         [Q75, Q75, Q5, Q5],
     )
     states = [paper.process(p).state for p in paths[:3]]
-    assert paper.mode == "retrain"  # window [1, 0] after the third
-    assert paper.rate.estimates[-2:] == [1.0, 0.0]
+    assert paper.state.mode == "retrain"  # window [1, 0] after the third
+    assert paper.state.rate.estimates[-2:] == [1.0, 0.0]
 
 
 def test_inference_uploads_only_the_choice(tmp_path: Path) -> None:
@@ -228,48 +228,50 @@ def test_scene_memory_swaps_the_day_agent_back_after_the_night(
     day_weights = {k: v.clone() for k, v in runtime.policy.network.state_dict().items()}
     for path in day[:10] + night[:6]:
         runtime.process(path)
-    assert runtime.monitor.scenes.left_scene is not None  # the night was noticed
+    assert runtime.state.monitor.scenes.left_scene is not None  # the night was noticed
     # A retrain at night (its learning stood in for by a weight change).
-    runtime._start_retrain()
+    runtime.state.start_retrain()
     with torch.no_grad():
         for param in runtime.policy.network.parameters():
             param.add_(1.0)
-    runtime._end_retrain()
+    runtime.state.end_retrain()
     night_weights = {
         k: v.clone() for k, v in runtime.policy.network.state_dict().items()
     }
     for path in night[6:20]:
         runtime.process(path)
-    assert runtime.monitor.scenes.swaps == 0  # night stays night
+    assert runtime.state.monitor.scenes.swaps == 0  # night stays night
     for path in day[10:30]:
         runtime.process(path)
-    assert runtime.monitor.scenes.swaps == 1  # the day came back: so did its agent
+    # The day came back: so did its agent.
+    assert runtime.state.monitor.scenes.swaps == 1
     for key, value in runtime.policy.network.state_dict().items():
         assert torch.equal(value, day_weights[key])
     # A retrain that starts before the new scene's reference is formed decides for
     # that scene: no comparison (and no crash) afterwards.
     for path in night[20:24]:
         runtime.process(path)
-    assert runtime.monitor.scenes.match_pending
-    runtime._start_retrain()
-    runtime._end_retrain()
-    assert not runtime.monitor.scenes.match_pending
+    assert runtime.state.monitor.scenes.match_pending
+    runtime.state.start_retrain()
+    runtime.state.end_retrain()
+    assert not runtime.state.monitor.scenes.match_pending
     for path in night[24:40]:
         runtime.process(path)
-    assert runtime.monitor.scenes.swaps == 1
+    assert runtime.state.monitor.scenes.swaps == 1
     runtime.store.close()
     # The night agent is remembered in the store, ready for the next night.
     resumed = make_runtime(tmp_path, quiet, [0])
-    assert resumed.monitor.remembered is not None
-    for key, value in resumed.monitor.remembered.items():
+    assert resumed.state.monitor.remembered is not None
+    for key, value in resumed.state.monitor.remembered.items():
         assert torch.equal(value, night_weights[key])
     # Without scene memory (the paper) the night agent stays.
     plain = make_runtime(tmp_path / "plain", quiet.changed(scene_memory=False), [0])
-    plain._start_retrain()
-    plain._end_retrain()
+    plain.state.start_retrain()
+    plain.state.end_retrain()
     for path in day[:10] + night[:20] + day[10:30]:
         plain.process(path)
-    assert plain.monitor.scenes.swaps == 0 and plain.monitor.remembered is None
+    monitor = plain.state.monitor
+    assert monitor.scenes.swaps == 0 and monitor.remembered is None
 
 
 def test_after_a_drift_a_sequential_test_decides_whether_to_retrain(
@@ -301,14 +303,15 @@ def test_after_a_drift_a_sequential_test_decides_whether_to_retrain(
     assert states[first : first + 38] == ["estimate"] * 38
     assert all(r.accuracy == 1.0 for r in records[first : first + 38])
     assert set(states[first + 38 :]) == {"inference"}
-    assert kept.monitor.test.llr is None and kept.retrains == 0
+    assert kept.state.monitor.test.llr is None and kept.state.retrains == 0
     # Adapting downwards, an agent the test keeps is then searched for wasted bytes.
     on = settings.changed(downshift=True, downshift_probe=0.0)
     searched = make_runtime(tmp_path / "searched", on, [9])
-    searched.downshift.searching = False  # as if the search of the run's start ended
+    # As if the search of the run's start ended:
+    searched.state.downshift.searching = False
     for p in day + night:
         searched.process(p)
-    assert searched.downshift.searching
+    assert searched.state.downshift.searching
     # Night answers that fail (q5): two failures in a row mean a retrain.
     failing = make_runtime(tmp_path / "failing", settings, [Q5])
     records = [failing.process(p) for p in day + night[:20]]
