@@ -28,6 +28,10 @@ decision rule with a different amount of information, and its smallest size rati
   of mean size): K forwards a decision instead of 25. Fixed positions, so a lower
   bound on what K probes chosen per image (by bisection from the survival model's
   choice) would keep.
+- ``survival[confidence-scales+K bisected probes]``: the same, but each image's K
+  probes chosen by bisection: the search starts at the shipped state's choice (out
+  of fold, trusted at 0.9) and halves the cheaper candidates by what the local
+  classifier says of each probed upload (monotone: kept at a candidate, kept above).
 - ``cascade``: upload a small version first and keep the cloud's answer when its top-1
   score clears a threshold, else upload a second, larger version (best pair of actions
   and thresholds chosen in-sample: optimistic). Bytes of both uploads count.
@@ -250,6 +254,30 @@ def cascade(t: dict[str, np.ndarray], target: float) -> dict[str, Any]:
     return best
 
 
+def bisected(
+    local_kept: np.ndarray, survival: np.ndarray, k: int, trust: float = 0.9
+) -> np.ndarray:
+    """Which candidates a K-probe bisection probes per image (candidates in
+    ``local_kept``'s column order, cheapest first): from the cheapest candidate
+    ``survival`` trusts (else the most likely), halving the cheaper ones by the local
+    classifier's verdict on each probe. Shape: (images, actions) 0/1."""
+    n, n_actions = local_kept.shape
+    probed = np.zeros((n, n_actions))
+    for i in range(n):
+        trusted = np.flatnonzero(survival[i] >= trust)
+        lo, hi = 0, int(trusted[0]) if len(trusted) else int(survival[i].argmax())
+        for _ in range(k):
+            if lo >= hi:
+                break
+            mid = (lo + hi) // 2
+            probed[i, mid] = 1.0
+            if local_kept[i, mid]:
+                hi = mid
+            else:
+                lo = mid + 1
+    return probed
+
+
 def feedback(
     t: dict[str, np.ndarray],
     state: np.ndarray,
@@ -348,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         states[f"confidence-scales+{k} probes"] = (local["state"], shown)
     device_top1 = local["top1_class"][:, keys.index(REFERENCE_ACTION.key)]
+
     report: dict[str, Any] = {
         "target": args.target,
         "actions": args.actions,
@@ -375,6 +404,20 @@ def main(argv: list[str] | None = None) -> int:
             )
             points = [pick(probability >= tau, t) for tau in THRESHOLDS]
             row[f"survival[{name}]"] = best_at(points, args.target)
+            if name == "confidence-scales":
+                stage1 = probability
+        for k in args.probes:  # the bisection walks candidates by mean size
+            chosen = bisected(local["kept"][:, by_size], stage1[:, by_size], k)
+            probed = np.empty_like(chosen)
+            probed[:, by_size] = chosen
+            shown = np.concatenate([probes * probed[:, :, None], probed[:, :, None]], 2)
+            probability = survival_out_of_fold(
+                local["state"], shown, t["kept"], args.seed
+            )
+            points = [pick(probability >= tau, t) for tau in THRESHOLDS]
+            row[f"survival[confidence-scales+{k} bisected probes]"] = best_at(
+                points, args.target
+            )
         row["cascade"] = cascade(t, args.target)
         row["feedback"] = feedback(
             t, local["state"], device_top1, args.target, args.seed
