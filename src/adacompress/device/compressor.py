@@ -168,7 +168,8 @@ class Compressor:
 
     @property
     def learned(self) -> LearnedPolicy:
-        """The policy as a learner: an agent file's (an exported agent only decides).
+        """The policy with its network, to train or retrain: an agent file's (an
+        exported agent only decides).
 
         Raises:
             ValueError: an exported agent (one line).
