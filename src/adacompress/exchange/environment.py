@@ -177,15 +177,10 @@ class CompressionEnv:
         flush()
         return [found[path] for path in paths if path in found], skipped
 
-    def _known(self, sample: Sample, actions: list[Action]) -> dict[str, Outcome]:
-        """The answers for ``actions`` already paid for (memory, then the cache)."""
-        keys = list(dict.fromkeys(action.key for action in actions))
-        return self.answers.known(sample.digest, keys)
-
     def missing(self, sample: Sample, actions: Iterable[Action]) -> list[Action]:
         """Which of ``actions`` would cost a new call on ``sample`` (none is made)."""
         wanted = list(dict.fromkeys(actions))
-        found = self._known(sample, wanted)
+        found = self.answers.known(sample.digest, [a.key for a in wanted])
         return [action for action in wanted if action.key not in found]
 
     def outcomes(
@@ -200,7 +195,7 @@ class CompressionEnv:
             ImageError: the image no longer decodes.
         """
         wanted = list(dict.fromkeys(actions))
-        found = self._known(sample, wanted)
+        found = self.answers.known(sample.digest, [a.key for a in wanted])
         missing = [action for action in wanted if action.key not in found]
         self.cache.stats.cached += len(wanted) - len(missing)
         if missing:

@@ -115,7 +115,7 @@ class Runtime:
     def _process(self, path: Path, draw: float, probe_draw: float) -> Record:
         try:
             sample = self._sample(path)
-            if self.state.monitor.enabled and self.state.mode != "retrain":
+            if self.state.watching:
                 self.state.watch_drift(cached_statistics(self.env, sample))
         except ImageError as err:
             return self._commit(path, "skipped", Step(error=str(err)))

@@ -105,11 +105,14 @@ class LoopState:
             or self.monitor.calls_for_retrain()
         )
 
+    @property
+    def watching(self) -> bool:
+        """Whether images feed the drift monitor (it is on, and no retrain runs)."""
+        return self.monitor.enabled and self.mode != "retrain"
+
     def watch_drift(self, stats: np.ndarray) -> None:
-        """Feed the drift monitor an image's scene statistics (not while
-        retraining)."""
-        if not self.monitor.enabled or self.mode == "retrain":
-            return
+        """Feed the drift monitor an image's scene statistics (while
+        :attr:`watching`)."""
         was_testing = self.monitor.testing
         if self.monitor.watch(stats, self.learner):
             self.agent_changed = True
