@@ -2,13 +2,16 @@
 each engine side by side.
 
     python benchmarks/decision_cost.py [--agent lite0] [--actions paper] [--images 100]
-        [--threads 2] [--engines onnx torch] [--features NAME]
+        [--threads 2] [--engines onnx torch exported] [--features NAME]
 
 Images one at a time (as they arrive), from the held-out test split (or the photos
 that ship with scikit-image if the data is absent). Each image is decoded once and
 handed to every engine in turn, so the engines and the decode share the machine's
 state; the report gives medians and p90 in milliseconds and each median as a
 multiple of the decode's (an uploader pays the decode with or without the agent).
+``exported`` is what a device runs: the agent written by ``adacompress export`` (its
+state and policy graphs on ONNX Runtime, no torch); ``onnx`` is the agent file with
+its features on ONNX Runtime and its policy in torch; ``torch`` is eager throughout.
 """
 
 from __future__ import annotations
@@ -16,13 +19,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
 from adacompress.core.datasets import DatasetError, builtin_photos, imagenet_split
 from adacompress.core.engine import ENGINE_ENV
 from adacompress.device.compressor import Compressor
+from adacompress.device.export import export_agent
 from adacompress.device.features import get_extractor
 from basekit.images import load_image
 from basekit.threads import configure_threads
@@ -42,7 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--engines", nargs="+", default=["onnx", "torch"])
+    parser.add_argument(
+        "--engines",
+        nargs="+",
+        choices=["onnx", "torch", "exported"],
+        default=["exported", "onnx", "torch"],
+    )
     parser.add_argument(
         "--features",
         default=None,
@@ -51,12 +62,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     threads = configure_threads(args.threads)
     deciders = {}
+    exports = tempfile.TemporaryDirectory()
     for engine in args.engines:
-        os.environ[ENGINE_ENV] = engine
+        os.environ[ENGINE_ENV] = "onnx" if engine == "exported" else engine
         compressor = Compressor.load(args.agent, actions=args.actions)
-        own = compressor.card.features
-        extractor = get_extractor(args.features or own)
-        deciders[engine] = (compressor, extractor, extractor.name == own)
+        if engine == "exported":
+            folder = Path(exports.name) / "agent"
+            export_agent(compressor, folder)
+            compressor = Compressor.load(folder)
+        own = args.features in (None, compressor.card.features)
+        extractor = compressor.extractor if own else get_extractor(args.features)
+        deciders[engine] = (compressor, extractor, own)
     try:
         paths = imagenet_split("test")[: args.images]
     except DatasetError:

@@ -30,7 +30,8 @@ from typing import Any
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from base_tree import ROOT, checked_out
+
 IGNORED = {"agent_file", "state", "plot"}
 """Report keys that differ between identical runs (paths), besides timings."""
 TIMINGS = ("second", "elapsed", "duration", "time")
@@ -170,36 +171,24 @@ def main(argv: list[str] | None = None) -> int:
 
     data = data_root()
     env = {**os.environ, "ADACOMPRESS_DATA": str(data), "ADACOMPRESS_THREADS": "2"}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, checked_out(args.base) as base_src:
         tmp_path = Path(tmp)
-        base = tmp_path / "base"
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(base)]
-            + [args.base],
-            check=True,
-        )
-        try:
-            lists = tmp_path / "lists"
-            lists.mkdir()
-            for split in ("test", "train"):
-                paths = imagenet_split(split)[:80]
-                (lists / f"{split}80.txt").write_text("\n".join(map(str, paths)))
-            differ = 0
-            for name, command, compare in checks(data, lists, args.quick):
-                results = []
-                for label, src in (("base", base / "src"), ("here", ROOT / "src")):
-                    out = tmp_path / label / name.replace(" ", "_")
-                    out.mkdir(parents=True)
-                    run(src, command, out, env)
-                    results.append(compare(out))
-                same = results[0] == results[1]
-                differ += not same
-                print(f"{'same' if same else 'DIFFERS'}  {name}", flush=True)
-        finally:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
-                check=False,
-            )
+        lists = tmp_path / "lists"
+        lists.mkdir()
+        for split in ("test", "train"):
+            paths = imagenet_split(split)[:80]
+            (lists / f"{split}80.txt").write_text("\n".join(map(str, paths)))
+        differ = 0
+        for name, command, compare in checks(data, lists, args.quick):
+            results = []
+            for label, src in (("base", base_src), ("here", ROOT / "src")):
+                out = tmp_path / label / name.replace(" ", "_")
+                out.mkdir(parents=True)
+                run(src, command, out, env)
+                results.append(compare(out))
+            same = results[0] == results[1]
+            differ += not same
+            print(f"{'same' if same else 'DIFFERS'}  {name}", flush=True)
     return 1 if differ else 0
 
 

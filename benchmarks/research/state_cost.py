@@ -4,10 +4,13 @@ it keeps of the shipped agents' bytes.
     python benchmarks/research/state_cost.py [--backends lite0 lite1 lite2]
         [--images 60] [--threads 2] [--json out/state_cost.json]
 
-Candidates, all of the ``confidence-scales`` kind (Lite0's ten highest scores, the
-log pixel count, three downscale probes):
+Candidates: one Lite0 forward (its ten highest scores and the log pixel count), and
+the ``confidence-scales`` kind (the same plus three downscale probes):
 
-- ``confidence-scales``: the probes downscaled from the photo (the shipped state);
+- ``confidence``, ``confidence@160``: one forward at 224 / 160 px (the shipped state
+  is ``confidence@160``);
+- ``confidence-scales``: the probes downscaled from the photo (the state shipped
+  before);
 - ``confidence-probes``: the probes blurred from the network's 224 px view;
 - ``confidence-probes@160``, ``@128``: the same at a smaller side;
 - ``confidence-probes+int8``: ONNX Runtime static int8 (QDQ, per-channel weights),
@@ -38,7 +41,11 @@ from adacompress.core.datasets import imagenet_split
 from adacompress.core.efficientnet import LiteNetwork, model_input
 from adacompress.core.engine import OnnxGraph, weights_digest
 from adacompress.device.features import get_extractor
-from adacompress.device.features.base import FeatureExtractor, register_extractor
+from adacompress.device.features.base import (
+    EXTRACTORS,
+    FeatureExtractor,
+    register_extractor,
+)
 from adacompress.device.features.lite import ScaleConfidenceFeatures, state_views
 from adacompress.learning.presets import TRAIN_PRESETS
 from adacompress.learning.train import train
@@ -102,6 +109,8 @@ def candidates(int8: Path) -> dict[str, Callable[[], FeatureExtractor]]:
         return extractor
 
     return {
+        "confidence": lambda: get_extractor("confidence"),
+        "confidence@160": lambda: get_extractor("confidence@160"),
         "confidence-scales": lambda: get_extractor("confidence-scales"),
         "confidence-probes": lambda: get_extractor("confidence-probes"),
         "confidence-probes@160": lambda: ScaleConfidenceFeatures("view", 160),
@@ -167,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         configure_threads(args.threads)
         makers = candidates(int8)
         for name, make in makers.items():
-            if not name.startswith("confidence-scales") and name != "confidence-probes":
+            if name not in EXTRACTORS:
                 register_extractor(name)(make)
         timed = timings({name: make() for name, make in makers.items()}, args.images)
         cv = {

@@ -24,14 +24,14 @@ TRAIN_PRESETS: Registry[TrainSettings] = Registry(
     {
         # The shipped scale-quality agents, each backend's default: the survival
         # policy (one small network over state and action predicting whether the
-        # answer survives) over downscale x quality, with the downscale probes in
-        # the state, learning from every action's answer on each training image;
-        # its threshold calibrated by 5-fold cross-validation for 99% of the
-        # answers. On the test images it is smaller than the alpha-DQN below at
-        # the same target on every backend (docs/results.md).
+        # answer survives) over downscale x quality, on the one-forward confidence
+        # state from a 160 px input (as cross-validated on train as the downscale
+        # probes, at a fraction of their cost: docs/results.md, "A cheaper state"),
+        # learning from every action's answer on each training image; its
+        # threshold calibrated by 5-fold cross-validation for 99% of the answers.
         "shipped-scale-quality": TrainSettings(
             actions="scale-quality",
-            features="confidence-scales",
+            features="confidence@160",
             target_accuracy=0.99,
             full_information=True,
             steps=1000,

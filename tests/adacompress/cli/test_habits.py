@@ -55,7 +55,7 @@ def test_help_needs_no_torch_and_lists_every_choice() -> None:
                 "{q,survival}",
                 "{paper,scale-quality,webp-scale-quality}",
                 "{train,test,fit,val,all}",
-                "--preset default: confidence-scales",
+                "--preset default: confidence@160",
             ],
         ),
         ("run", ["{default,paper}", "{paper,scale-quality,webp-scale-quality}"]),
@@ -133,7 +133,7 @@ def test_train_defaults_to_the_shipped_recipe() -> None:
 
     assert TRAIN_PRESETS.default == "shipped-scale-quality"  # the default agents'
     shipped = TRAIN_PRESETS.get()
-    assert shipped.features == "confidence-scales" and shipped.target_accuracy == 0.99
+    assert shipped.features == "confidence@160" and shipped.target_accuracy == 0.99
     assert shipped.agent.policy == "survival" and shipped.actions == "scale-quality"
     paper_actions = TRAIN_PRESETS.get("shipped")
     assert paper_actions.agent.gamma == 0.0 and paper_actions.agent.standardize

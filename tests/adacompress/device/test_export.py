@@ -20,6 +20,7 @@ from adacompress.device.card import AgentCard
 from adacompress.device.compressor import Compressor
 from adacompress.device.export import export_agent
 from adacompress.device.features import get_extractor
+from adacompress.device.policies.files import make_policy
 from basekit.images import load_image
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -41,25 +42,30 @@ def test_an_export_decides_as_its_agent_file(
     assert exported.card.action_set == full.card.action_set
 
 
-def test_a_state_with_probes_from_the_view_exports_the_same_state(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("features", "probe_from"),
+    [("confidence-scales", "photo"), ("confidence-probes", "view")],
+)
+def test_a_state_with_downscale_probes_exports_the_same_state(
+    tmp_path: Path, features: str, probe_from: str
 ) -> None:
-    """``confidence-probes`` blurs the network's view for its probes: the export
-    says so in its card and computes the same state."""
+    """The probe states (Lite0 on the photo and three downscales, made from the
+    photo or blurred from the network's view) export too: the card says how the
+    probes are made and the graph computes the same state and choices."""
     agent = Compressor.load("lite0")
+    extractor = get_extractor(features)
+    policy = make_policy(replace(agent.policy.settings, state_dim=extractor.dim))
     probes = Compressor(
-        agent.policy,
-        get_extractor("confidence-probes"),
-        agent.actions,
-        card=replace(agent.card, features="confidence-probes"),
+        policy, extractor, agent.actions, card=replace(agent.card, features=features)
     )
     card = export_agent(probes, tmp_path / "agent")
-    assert card.preprocessing.probe_from == "view"
+    assert card.preprocessing.probe_from == probe_from
+    assert len(card.preprocessing.probe_scales) == 3
     exported = Compressor.load(tmp_path / "agent")
     images = [load_image(p) for p in builtin_photos()]
     states = probes.features(images)
     np.testing.assert_allclose(exported.features(images), states, atol=1e-6)
-    assert not np.allclose(states, agent.features(images))  # another state
+    np.testing.assert_array_equal(exported.choose(states), probes.choose(states))
 
 
 def test_the_card_spells_out_actions_limits_and_versions(tmp_path: Path) -> None:
@@ -74,7 +80,14 @@ def test_the_card_spells_out_actions_limits_and_versions(tmp_path: Path) -> None
     }
     assert data["limits"]["formats"] == ["jpeg", "png"]
     assert data["limits"]["min_side"] == 80
-    assert data["preprocessing"]["probe_scales"] == [0.5, 0.35, 0.25]
+    assert data["preprocessing"] == {
+        "input_size": 160,
+        "crop_padding": 32,
+        "offset": 127.0,
+        "scale": 128.0,
+        "probe_scales": [],
+        "probe_from": "photo",
+    }
     assert data["backend"] == "lite1" and data["policy"] == "survival"
     assert 0.9 < data["threshold"] <= 1.0 and data["target_accuracy"] == 0.99
     assert {"torch", "onnxruntime", "adacompress"} <= set(data["versions"])
@@ -144,8 +157,6 @@ def test_damaged_or_mismatched_exports_are_one_line_errors(
 
 
 def test_export_refuses_states_that_need_torch(tmp_path: Path) -> None:
-    from adacompress.device.features import get_extractor
-
     agent = Compressor.load("lite0", actions="paper")
     stats = Compressor(agent.policy, get_extractor("stats"), agent.actions)
     with pytest.raises(ValueError, match="do not export"):
