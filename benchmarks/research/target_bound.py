@@ -32,6 +32,12 @@ decision rule with a different amount of information, and its smallest size rati
   probes chosen by bisection: the search starts at the shipped state's choice (out
   of fold, trusted at 0.9) and halves the cheaper candidates by what the local
   classifier says of each probed upload (monotone: kept at a candidate, kept above).
+- ``survival[confidence+pooled PCA K]`` (``--pooled-pca K ...``): a student of the
+  cloud on frozen features: the ``confidence`` state plus the first K principal
+  components of Lite0's 1280 pooled features (224 px, the same forward), the
+  components fitted without labels on the training photos and BSDS500's train and
+  val photos; the survival model learns from the cloud's answers what in them
+  predicts survival.
 - ``cascade``: upload a small version first and keep the cloud's answer when its top-1
   score clears a threshold, else upload a second, larger version (best pair of actions
   and thresholds chosen in-sample: optimistic). Bytes of both uploads count.
@@ -61,7 +67,8 @@ import numpy as np
 import torch
 from logistic_fit import fit_logits
 
-from adacompress.core.datasets import imagenet_split
+from adacompress.core.datasets import data_root, imagenet_split
+from adacompress.core.efficientnet import LiteNetwork, preprocess_array
 from adacompress.core.labels import Answer
 from adacompress.device.actions import REFERENCE_ACTION, get_action_set
 from adacompress.device.features import get_extractor
@@ -70,6 +77,7 @@ from adacompress.exchange.environment import open_env
 from adacompress.exchange.settings import CloudSettings
 from adacompress.learning.evaluate import collect
 from basekit.atomic import atomic_write_json
+from basekit.images import load_image
 from basekit.threads import configure_threads
 
 BACKENDS = ("lite0", "lite1", "lite2")
@@ -136,6 +144,28 @@ def backend_table(
             ]
         ),
     }
+
+
+def pooled_components(k_max: int) -> np.ndarray:
+    """The first ``k_max`` principal components of Lite0's pooled features of the
+    training photos, fitted on those and BSDS500's train and val photos (no labels).
+    Shape: (training photos, k_max)."""
+    network = LiteNetwork("lite0", 224, "pooled")
+
+    def pooled(paths: list[Path]) -> np.ndarray:
+        return np.concatenate(
+            [network(preprocess_array([load_image(p)], 224)) for p in paths]
+        )
+
+    bsds = data_root() / "bsds500"
+    extra = sorted((bsds / "train").glob("*.jpg")) + sorted(
+        (bsds / "val").glob("*.jpg")
+    )
+    train = pooled(imagenet_split("train"))
+    every = np.concatenate([train, pooled(extra)])
+    mean = every.mean(0)
+    _, _, components = np.linalg.svd(every - mean, full_matrices=False)
+    return (train - mean) @ components[:k_max].T
 
 
 def pick(allowed: np.ndarray, t: dict[str, np.ndarray]) -> tuple[float, float]:
@@ -349,6 +379,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--probes", type=int, nargs="*", default=[2, 4], help="K of the K-probe rows"
     )
+    parser.add_argument(
+        "--pooled-pca",
+        type=int,
+        nargs="*",
+        default=[],
+        help="K of the student rows: confidence + K pooled-feature components",
+    )
     args = parser.parse_args(argv)
     configure_threads()
     keys = [a.key for a in get_action_set(args.actions)]
@@ -363,6 +400,13 @@ def main(argv: list[str] | None = None) -> int:
         "confidence-scales": (local["state"], None),
         "confidence+local-probes": (confidence, probes),
     }
+    if args.pooled_pca:
+        components = pooled_components(max(args.pooled_pca))
+        for k in args.pooled_pca:
+            states[f"confidence+pooled PCA {k}"] = (
+                np.concatenate([confidence, components[:, :k]], axis=1),
+                None,
+            )
     by_size = np.argsort(local["nbytes"].mean(0))
     for k in args.probes:
         probed = np.zeros(len(keys))

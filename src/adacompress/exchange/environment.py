@@ -10,6 +10,7 @@ makes no new service calls.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,8 @@ from adacompress.exchange.cache import (
 from adacompress.exchange.photos import PhotoMemory
 from adacompress.exchange.settings import CloudSettings
 from basekit.images import DEFAULT_MAX_PIXELS, ImageError, load_image
-from basekit.progress import track
+from basekit.progress import Progress
+from basekit.threads import model_threads
 
 FEATURE_CHUNK = 16
 
@@ -143,39 +145,65 @@ class CompressionEnv:
     def prepare(
         self, paths: Iterable[Path], *, progress: bool = True
     ) -> tuple[list[Sample], list[Skipped]]:
-        """Hash and featurise every image; unusable ones are skipped with a reason."""
+        """Hash and featurise every image; unusable ones are skipped with a reason.
+
+        A chunk at a time: the files are read, hashed and (where the cache lacks
+        their features) decoded in a thread pool, as hashing and Pillow release the
+        GIL; then one batched feature pass over the chunk's new photos.
+        """
         paths = list(paths)
+        name = self.extractor.cache_name
         found: dict[Path, Sample] = {}
-        skipped: list[Skipped] = []
-        pending: list[tuple[Path, str, Image.Image]] = []
+        skipped: list[tuple[int, Skipped]] = []  # by position, as the paths came
+        bar = Progress(len(paths), "features", enabled=progress)
+        with ThreadPoolExecutor(max_workers=model_threads()) as pool:
+            for start in range(0, len(paths), FEATURE_CHUNK):
+                chunk = paths[start : start + FEATURE_CHUNK]
+                unseen: list[tuple[int, Path, str, bytes]] = []
+                read = zip(chunk, self._read(pool, chunk), strict=True)
+                for at, (path, hashed) in enumerate(read, start):
+                    if isinstance(hashed, ImageError):
+                        skipped.append((at, Skipped(str(path), str(hashed))))
+                        continue
+                    data, digest = hashed
+                    cached = self.cache.get_features(digest, name)
+                    if cached is None:
+                        unseen.append((at, path, digest, data))
+                    else:
+                        found[path] = Sample(path, digest, cached)
+                decoded = pool.map(self._decode, [data for *_, data in unseen])
+                new: list[tuple[Path, str, Image.Image]] = []
+                for (at, path, digest, _), image in zip(unseen, decoded, strict=True):
+                    if isinstance(image, ImageError):
+                        skipped.append((at, Skipped(str(path), str(image))))
+                        continue
+                    self.photos.keep(digest, image)
+                    new.append((path, digest, image))
+                if new:
+                    rows = self.extractor.extract([image for *_, image in new])
+                    for (path, digest, _), row in zip(new, rows, strict=True):
+                        self.cache.put_features(digest, name, row)
+                        found[path] = Sample(path, digest, row)
+                bar.update(len(chunk))
+        bar.close()
+        samples = [found[path] for path in paths if path in found]
+        return samples, [reason for _, reason in sorted(skipped, key=lambda s: s[0])]
 
-        def flush() -> None:
-            if not pending:
-                return
-            vectors = self.extractor.extract([image for _, _, image in pending])
-            for (path, digest, _), vector in zip(pending, vectors, strict=True):
-                self.cache.put_features(digest, self.extractor.cache_name, vector)
-                found[path] = Sample(path, digest, vector)
-            pending.clear()
+    def _read(
+        self, pool: ThreadPoolExecutor, paths: list[Path]
+    ) -> list[tuple[bytes, str] | ImageError]:
+        """Each file's bytes and digest: those ``run`` already read, the others
+        read and hashed in ``pool``."""
+        known = [self.photos.take_file(path) for path in paths]
+        unread = [path for path, file in zip(paths, known, strict=True) if not file]
+        read = iter(pool.map(_read_hashed, unread))
+        return [file if file is not None else next(read) for file in known]
 
-        for path in track(paths, "features", enabled=progress):
-            try:
-                known = self.photos.take_file(path)
-                data, digest = known if known is not None else read_hashed(path)
-                vector = self.cache.get_features(digest, self.extractor.cache_name)
-                if vector is not None:
-                    found[path] = Sample(path, digest, vector)
-                    continue
-                image = load_image(data, max_pixels=self.max_pixels)
-            except ImageError as err:
-                skipped.append(Skipped(str(path), str(err)))
-                continue
-            self.photos.keep(digest, image)
-            pending.append((path, digest, image))
-            if len(pending) >= FEATURE_CHUNK:
-                flush()
-        flush()
-        return [found[path] for path in paths if path in found], skipped
+    def _decode(self, data: bytes) -> Image.Image | ImageError:
+        try:
+            return load_image(data, max_pixels=self.max_pixels)
+        except ImageError as err:
+            return err
 
     def missing(self, sample: Sample, actions: Iterable[Action]) -> list[Action]:
         """Which of ``actions`` would cost a new call on ``sample`` (none is made)."""
@@ -329,3 +357,11 @@ def open_agent_env(
         max_pixels=max_pixels,
     ) as env:
         yield compressor, env
+
+
+def _read_hashed(path: Path) -> tuple[bytes, str] | ImageError:
+    """:func:`read_hashed`, its error returned (one bad file must not stop a pool)."""
+    try:
+        return read_hashed(path)
+    except ImageError as err:
+        return err

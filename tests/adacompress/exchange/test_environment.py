@@ -81,6 +81,8 @@ def test_bad_images_are_skipped_with_reasons(tmp_path: Path) -> None:
     paths = sorted((tmp_path / "bad").iterdir())
     samples, skipped = env.prepare(paths, progress=False)
     assert [s.path for s in samples] == good
+    # Read, hashed and decoded in a pool, the reasons still come in the paths' order.
+    assert [Path(s.path) for s in skipped] == [p for p in paths if p not in good]
     reasons = {Path(s.path).name: s.error for s in skipped}
     assert set(reasons) == set(expected)
     for name, word in expected.items():
