@@ -23,7 +23,14 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 """Fields whose values are a fixed list (listed in --help). --backend and --features
 are open: URLs and pirl:PATH are valid too."""
-HIDDEN = {"state_dim", "n_actions", "action_cost", "progress", "runtime"}
+HIDDEN = {
+    "state_dim",
+    "n_actions",
+    "per_action",
+    "action_cost",
+    "progress",
+    "runtime",
+}
 """Fields set by the program, not the user."""
 
 

@@ -1,9 +1,12 @@
 """The agents that ship inside the package: their names, files and recipes, in one
 place.
 
-Each emulated backend ships two agents, named after the backend and their action
-set: ``<backend>-scale-quality`` (its default: what the backend's name alone, or no
-``--agent`` at all, selects) and ``<backend>-paper`` (the paper's ten qualities).
+Each emulated backend ships three agents, named after the backend and their kind:
+``<backend>-scale-quality`` (its default: what the backend's name alone, or no
+``--agent`` at all, selects), ``<backend>-paper`` (the paper's ten qualities) and
+``<backend>-probes`` (the default's actions, deciding from the local classifier's
+verdict on every candidate upload: the fewest bytes, at about twenty times the
+default's decision time; chosen by name only).
 Each is ``adacompress/agents/<name>.pt`` with its training log beside it
 (``<name>.json``); ``adacompress ship NAME`` rebuilds it from its recipe, a training
 preset (:data:`adacompress.learning.presets.TRAIN_PRESETS`) on its backend's cloud.
@@ -30,16 +33,16 @@ def agents_folder() -> Path:
 
 @dataclass(frozen=True)
 class ShippedAgent:
-    """One shipped agent: the backend it was trained against, its action set and
-    the training preset that builds it."""
+    """One shipped agent: the backend it was trained against, its kind (its action
+    set, or ``probes``) and the training preset that builds it."""
 
     backend: str
-    actions: str
+    kind: str
     recipe: str
 
     @property
     def name(self) -> str:
-        return f"{self.backend}-{self.actions}"
+        return f"{self.backend}-{self.kind}"
 
     @property
     def file(self) -> Path:
@@ -47,15 +50,19 @@ class ShippedAgent:
         return agents_folder() / f"{self.name}.pt"
 
 
-RECIPES = {"scale-quality": "shipped-scale-quality", "paper": "shipped"}
-"""The training preset of the shipped agents of each action set."""
+RECIPES = {
+    "scale-quality": "shipped-scale-quality",
+    "paper": "shipped",
+    "probes": "shipped-probes",
+}
+"""The training preset of the shipped agents of each kind."""
 
 ZOO: dict[str, ShippedAgent] = {
     agent.name: agent
     for agent in (
-        ShippedAgent(backend, actions, recipe)
+        ShippedAgent(backend, kind, recipe)
         for backend in VARIANTS
-        for actions, recipe in RECIPES.items()
+        for kind, recipe in RECIPES.items()
     )
 }
 """Every shipped agent by name."""

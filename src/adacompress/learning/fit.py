@@ -46,7 +46,12 @@ def fit_policy(
     if len(samples) < 2:
         raise DatasetError(f"need at least 2 usable images, found {len(samples)}")
     skipped = skipped if skipped is not None else []
-    agent = replace(agent, n_actions=len(env.actions), state_dim=env.extractor.dim)
+    agent = replace(
+        agent,
+        n_actions=len(env.actions),
+        state_dim=env.extractor.dim,
+        per_action=getattr(env.extractor, "per_action", 0),
+    )
     if POLICY_KINDS[agent.policy].orders_by_cost:
         agent = replace(agent, action_cost=action_cost(env, samples))
     policy = make_policy(agent)

@@ -47,6 +47,17 @@ TRAIN_PRESETS: Registry[TrainSettings] = Registry(
             alpha=4.0,
             agent=PolicySettings(gamma=0.0, standardize=True),
         ),
+        # The probes agents (<backend>-probes): the shipped scale-quality recipe
+        # on the local classifier's verdict on every candidate upload (27 Lite0
+        # forwards a decision): the fewest bytes, far above a phone's budget.
+        "shipped-probes": TrainSettings(
+            actions="scale-quality",
+            features="local-probes",
+            target_accuracy=0.99,
+            full_information=True,
+            steps=1000,
+            agent=SURVIVAL_POLICY,
+        ),
         # The scale-quality agents shipped before: the alpha-DQN over the same
         # actions and state, alpha calibrated for 99% of the answers.
         "alpha-dqn-scale-quality": TrainSettings(

@@ -61,6 +61,8 @@ def train(
     started = time.perf_counter()
     actions = get_action_set(settings.actions)
     extractor = get_extractor(settings.features)
+    per_action = getattr(extractor, "per_action", 0)  # a state with a block an action
+    settings = replace(settings, agent=replace(settings.agent, per_action=per_action))
     paths = settings.data.paths()
     found: Survey | None = None
     with open_env(

@@ -51,7 +51,7 @@ def test_help_needs_no_torch_and_lists_every_choice() -> None:
         (
             "train",
             [
-                "{shipped-scale-quality,shipped,alpha-dqn-scale-quality,paper,",
+                "{shipped-scale-quality,shipped,shipped-probes,alpha-dqn-scale-quality,",
                 "{q,survival}",
                 "{paper,scale-quality,webp-scale-quality}",
                 "{train,test,fit,val,all}",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from adacompress.device.features.base import EXTRACTORS, FeatureExtractor
 from adacompress.device.features.lite import LiteFeatures, ScaleConfidenceFeatures
+from adacompress.device.features.probes import LocalProbeFeatures
 from adacompress.device.features.stats import StatsFeatures
 
 if TYPE_CHECKING:  # imported when first used: it needs torch and pirl
@@ -21,6 +22,7 @@ __all__ = [
     "EXTRACTORS",
     "FeatureExtractor",
     "LiteFeatures",
+    "LocalProbeFeatures",
     "PirlFeatures",
     "ScaleConfidenceFeatures",
     "StatsFeatures",

@@ -17,6 +17,9 @@ class PolicySettings:
     """length of the feature vector E(x)"""
     n_actions: int = 10
     """number of discrete actions"""
+    per_action: int = 0
+    """survival policy: the state ends with this many numbers for each action (in
+    action order), which that action's survival reads alone (0: none)"""
     policy: str = "q"
     """q: a deep Q-network sends argmax Q (the paper); survival: predict per action
     whether the answer survives and send the cheapest action trusted at --threshold"""

@@ -25,28 +25,42 @@ class SurvivalNetwork(nn.Module):
 
     Sharing the network across actions is what makes it work on a few hundred
     images: with an output per action, rare failures of one action are learned from
-    that action's column alone.
+    that action's column alone. A state that ends with ``per_action`` numbers for
+    each action (the ``local-probes`` state) gives each action's row the shared part
+    and its own numbers only.
 
     Shape: (batch, state_dim) -> (batch, n_actions) logits.
     """
 
-    def __init__(self, state_dim: int, hidden: tuple[int, ...], n_actions: int) -> None:
+    def __init__(
+        self,
+        state_dim: int,
+        hidden: tuple[int, ...],
+        n_actions: int,
+        per_action: int = 0,
+    ) -> None:
         super().__init__()
-        self.n_actions = n_actions
-        self.mlp = mlp(state_dim + n_actions, hidden, 1)
+        self.n_actions, self.per_action = n_actions, per_action
+        self.shared = state_dim - per_action * n_actions
+        if self.shared < 0:
+            raise ValueError(
+                f"a state of {state_dim} cannot hold {per_action} numbers for each "
+                f"of {n_actions} actions"
+            )
+        self.mlp = mlp(self.shared + n_actions + per_action, hidden, 1)
         self.one_hot: torch.Tensor
         self.register_buffer("one_hot", torch.eye(n_actions), persistent=False)
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
         batch = states.shape[0]
-        rows = torch.cat(
-            [
-                states.repeat_interleave(self.n_actions, dim=0),
-                self.one_hot.repeat(batch, 1),
-            ],
-            dim=1,
-        )
-        return self.mlp(rows).view(batch, self.n_actions)
+        parts = [
+            states[:, : self.shared].repeat_interleave(self.n_actions, dim=0),
+            self.one_hot.repeat(batch, 1),
+        ]
+        if self.per_action:
+            own = states[:, self.shared :].reshape(batch * self.n_actions, -1)
+            parts.append(own)
+        return self.mlp(torch.cat(parts, dim=1)).view(batch, self.n_actions)
 
 
 def cheapest_trusted(
@@ -72,7 +86,12 @@ class SurvivalPolicy(LearnedPolicy):
     """
 
     def build_network(self, settings: PolicySettings) -> nn.Module:
-        return SurvivalNetwork(settings.state_dim, settings.hidden, settings.n_actions)
+        return SurvivalNetwork(
+            settings.state_dim,
+            settings.hidden,
+            settings.n_actions,
+            settings.per_action,
+        )
 
     loss_name = "survival_bce"
     orders_by_cost = True

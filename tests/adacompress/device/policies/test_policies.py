@@ -10,7 +10,11 @@ from adacompress.core.objective import Objective
 from adacompress.device.policies.base import mlp
 from adacompress.device.policies.files import load_policy, save_policy
 from adacompress.device.policies.q import DQNPolicy
-from adacompress.device.policies.survival import SurvivalPolicy, cheapest_trusted
+from adacompress.device.policies.survival import (
+    SurvivalNetwork,
+    SurvivalPolicy,
+    cheapest_trusted,
+)
 from adacompress.exchange.learner import Learner
 from tests.adacompress.fakes import fill, small_settings
 
@@ -101,3 +105,21 @@ def test_survival_agent_learns_which_actions_survive(tmp_path: Path) -> None:
     assert loaded.act(positive) == 0
     with pytest.raises(ValueError, match="policy"):
         small_settings(policy="greedy")
+
+
+def test_each_action_reads_its_own_numbers_of_a_per_action_state() -> None:
+    """With ``per_action``, an action's survival sees the shared state and its own
+    block only: changing action 2's numbers moves action 2's logit alone."""
+    network = SurvivalNetwork(
+        state_dim=4 + 3 * 5, hidden=(8,), n_actions=5, per_action=3
+    )
+    torch.manual_seed(0)
+    states = torch.randn(2, 19)
+    moved = states.clone()
+    moved[:, 4 + 3 * 2 : 4 + 3 * 3] += 1.0
+    with torch.no_grad():
+        before, after = network(states), network(moved)
+    changed = (before != after).any(dim=0)
+    assert changed.tolist() == [False, False, True, False, False]
+    with pytest.raises(ValueError, match="cannot hold"):
+        SurvivalNetwork(state_dim=10, hidden=(8,), n_actions=5, per_action=3)
