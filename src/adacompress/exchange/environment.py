@@ -152,25 +152,13 @@ class CompressionEnv:
         GIL; then one batched feature pass over the chunk's new photos.
         """
         paths = list(paths)
-        name = self.extractor.cache_name
         found: dict[Path, Sample] = {}
         skipped: list[tuple[int, Skipped]] = []  # by position, as the paths came
         bar = Progress(len(paths), "features", enabled=progress)
         with ThreadPoolExecutor(max_workers=model_threads()) as pool:
             for start in range(0, len(paths), FEATURE_CHUNK):
                 chunk = paths[start : start + FEATURE_CHUNK]
-                unseen: list[tuple[int, Path, str, bytes]] = []
-                read = zip(chunk, self._read(pool, chunk), strict=True)
-                for at, (path, hashed) in enumerate(read, start):
-                    if isinstance(hashed, ImageError):
-                        skipped.append((at, Skipped(str(path), str(hashed))))
-                        continue
-                    data, digest = hashed
-                    cached = self.cache.get_features(digest, name)
-                    if cached is None:
-                        unseen.append((at, path, digest, data))
-                    else:
-                        found[path] = Sample(path, digest, cached)
+                unseen = self._cached(pool, chunk, start, found, skipped)
                 decoded = pool.map(self._decode, [data for *_, data in unseen])
                 new: list[tuple[Path, str, Image.Image]] = []
                 for (at, path, digest, _), image in zip(unseen, decoded, strict=True):
@@ -182,12 +170,37 @@ class CompressionEnv:
                 if new:
                     rows = self.extractor.extract([image for *_, image in new])
                     for (path, digest, _), row in zip(new, rows, strict=True):
-                        self.cache.put_features(digest, name, row)
+                        self.cache.put_features(digest, self.extractor.cache_name, row)
                         found[path] = Sample(path, digest, row)
                 bar.update(len(chunk))
         bar.close()
         samples = [found[path] for path in paths if path in found]
         return samples, [reason for _, reason in sorted(skipped, key=lambda s: s[0])]
+
+    def _cached(
+        self,
+        pool: ThreadPoolExecutor,
+        chunk: list[Path],
+        start: int,
+        found: dict[Path, Sample],
+        skipped: list[tuple[int, Skipped]],
+    ) -> list[tuple[int, Path, str, bytes]]:
+        """Reads and hashes ``chunk`` (at ``start`` in the paths), adds to ``found``
+        the photos whose features are cached and to ``skipped`` the unreadable ones;
+        returns the others: position, path, digest and bytes."""
+        unseen = []
+        read = zip(chunk, self._read(pool, chunk), strict=True)
+        for at, (path, hashed) in enumerate(read, start):
+            if isinstance(hashed, ImageError):
+                skipped.append((at, Skipped(str(path), str(hashed))))
+                continue
+            data, digest = hashed
+            cached = self.cache.get_features(digest, self.extractor.cache_name)
+            if cached is None:
+                unseen.append((at, path, digest, data))
+            else:
+                found[path] = Sample(path, digest, cached)
+        return unseen
 
     def _read(
         self, pool: ThreadPoolExecutor, paths: list[Path]
