@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -32,6 +29,8 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
+
+from served import serving
 
 KEY = "fuzz-key"
 
@@ -125,35 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=Path("out/fuzz_service.json"))
     args = parser.parse_args(argv)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
         key_file = Path(tmp, "key")
         key_file.write_text(KEY)
-        command = [
-            sys.executable,
-            "-m",
-            "adacompress",
-            "serve",
-            "--port",
-            str(port),
-            "--api-key-file",
-            str(key_file),
-        ]
-        server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        try:
-            assert server.stdout is not None
-            server.stdout.readline()  # printed once it listens
+        with serving("--api-key-file", str(key_file)) as (base, server):
             start = time.monotonic()
             report = campaign(base, args.examples, args.seed)
             report["seconds"] = round(time.monotonic() - start, 1)
             report["server_memory_mb"] = rss_mb(server.pid)
             report["server_alive"] = server.poll() is None
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

@@ -16,9 +16,6 @@ import argparse
 import base64
 import io
 import json
-import socket
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,8 @@ from typing import Any
 import httpx
 import numpy as np
 from PIL import Image
+
+from served import serving
 
 ANNOTATE = "/v1/images:annotate"
 
@@ -66,15 +65,7 @@ def memory_mb(pid: int) -> dict[str, float]:
 
 
 def attack(payload: dict[str, Any], concurrent: int) -> dict[str, Any]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    base = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "adacompress", "serve", "--port", str(port)]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None
-        server.stdout.readline()  # printed once it listens
+    with serving() as (base, server):
         small = io.BytesIO()
         Image.new("RGB", (320, 240), (200, 30, 40)).save(small, "JPEG")
         httpx.post(base + ANNOTATE, json=request(small.getvalue()), timeout=120)
@@ -98,9 +89,6 @@ def attack(payload: dict[str, Any], concurrent: int) -> dict[str, Any]:
             "peak_mb": round(after["VmHWM"]),
             "rss_after_mb": round(after["VmRSS"]),
         }
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,13 +25,11 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +37,7 @@ from PIL import Image
 
 from adacompress.core.datasets import imagenet_split
 from adacompress.runtime.store import FINAL_STATES, Record, RunStore
+from served import serving
 
 WARM_UP_S = 8.0
 """Memory is sampled once a run has loaded its models (seconds after a start)."""
@@ -73,32 +72,6 @@ def make_stream(folder: Path, n: int) -> Path:
     listing = folder / "stream.txt"
     listing.write_text("\n".join(map(str, paths)) + "\n")
     return listing
-
-
-@contextmanager
-def service(extra: list[str]) -> Any:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    command = [
-        sys.executable,
-        "-m",
-        "adacompress",
-        "serve",
-        "--port",
-        str(port),
-        "--threads",
-        "1",
-        *extra,
-    ]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None
-        server.stdout.readline()  # printed once it listens
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def run_command(base: str, listing: Path, state: Path, cache: Path) -> list[str]:
@@ -223,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         (work / "photos").mkdir()
         listing = make_stream(work / "photos", args.photos)
         start = time.monotonic()
-        with service([]) as base:
+        with serving("--threads", "1") as (base, _):
             reference = work / "reference"
             subprocess.run(
                 run_command(base, listing, reference, work / "ref.sqlite"),
@@ -232,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         reference_s = time.monotonic() - start
         start = time.monotonic()
-        with service([*FAULTS, "--seed", str(args.seed)]) as base:
+        with serving("--threads", "1", *FAULTS, "--seed", str(args.seed)) as (base, _):
             soaked = work / "soaked"
             command = run_command(base, listing, soaked, work / "soak.sqlite")
             process = soak(command, args.kills, tuple(args.kill_after), rng)
