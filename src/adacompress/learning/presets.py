@@ -4,6 +4,8 @@ on training images only."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from adacompress.device.policies.settings import PolicySettings
 from adacompress.learning.settings import TrainSettings
 from basekit.registry import Registry
@@ -17,7 +19,17 @@ SURVIVAL_POLICY = PolicySettings(
     weight_decay=0.01,
     learn_every=1,
 )
-"""The survival policy's network and training, shared by its two recipes."""
+"""The survival policy's network and training, shared by its recipes."""
+
+SHIPPED_SCALE_QUALITY = TrainSettings(
+    actions="scale-quality",
+    features="confidence@160",
+    target_accuracy=0.99,
+    full_information=True,
+    steps=1000,
+    agent=SURVIVAL_POLICY,
+)
+"""The default agents' recipe (the ``shipped-scale-quality`` preset)."""
 
 TRAIN_PRESETS: Registry[TrainSettings] = Registry(
     "train preset",
@@ -29,14 +41,7 @@ TRAIN_PRESETS: Registry[TrainSettings] = Registry(
         # probes, at a fraction of their cost: docs/results.md, "A cheaper state"),
         # learning from every action's answer on each training image; its
         # threshold calibrated by 5-fold cross-validation for 99% of the answers.
-        "shipped-scale-quality": TrainSettings(
-            actions="scale-quality",
-            features="confidence@160",
-            target_accuracy=0.99,
-            full_information=True,
-            steps=1000,
-            agent=SURVIVAL_POLICY,
-        ),
+        "shipped-scale-quality": SHIPPED_SCALE_QUALITY,
         # The shipped paper-action agents: a contextual bandit (gamma 0: the next
         # image does not depend on the action), the 11-number confidence state
         # from a 160 px input, standardised, and alpha calibrated by 5-fold
@@ -50,14 +55,7 @@ TRAIN_PRESETS: Registry[TrainSettings] = Registry(
         # The probes agents (<backend>-probes): the shipped scale-quality recipe
         # on the local classifier's verdict on every candidate upload (27 Lite0
         # forwards a decision): the fewest bytes, far above a phone's budget.
-        "shipped-probes": TrainSettings(
-            actions="scale-quality",
-            features="local-probes",
-            target_accuracy=0.99,
-            full_information=True,
-            steps=1000,
-            agent=SURVIVAL_POLICY,
-        ),
+        "shipped-probes": replace(SHIPPED_SCALE_QUALITY, features="local-probes"),
         # The scale-quality agents shipped before: the alpha-DQN over the same
         # actions and state, alpha calibrated for 99% of the answers.
         "alpha-dqn-scale-quality": TrainSettings(
