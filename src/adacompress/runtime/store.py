@@ -244,7 +244,8 @@ class RunStore:
             if stored.get(key) != metadata.get(key):
                 raise ValueError(
                     f"state folder {self.folder} belongs to a run with {key}="
-                    f"{stored.get(key)!r}, not {metadata.get(key)!r}"
+                    f"{stored.get(key)!r}, not {metadata.get(key)!r} (another "
+                    "--state folder starts a new run)"
                 )
         return runtime, agent
 

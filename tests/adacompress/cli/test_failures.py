@@ -180,6 +180,23 @@ def test_a_state_folder_in_use_is_refused(
         pass
 
 
+def test_a_state_folder_of_another_agent_is_refused_with_the_way_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run's folder keeps its agent's kind: another agent (here the paper-action
+    one, as after an upgrade that changed the default) is a one-line error that says
+    how to start anew, and the run's records are left as they were."""
+    folder, state = photos(tmp_path / "in", 2), tmp_path / "state"
+    run = ["--quiet", "run", "--images", str(folder), "--state", str(state)]
+    assert main(run) == 0
+    before = (state / "run.sqlite").read_bytes()
+    code = main([*run, "--actions", "paper"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "Traceback" not in err
+    assert "belongs to a run with actions=" in err and "another --state folder" in err
+    assert (state / "run.sqlite").read_bytes() == before
+
+
 def open_cache(path: str) -> str:
     try:
         AnswerCache(path).close()
