@@ -29,9 +29,10 @@ from adacompress.device.features import get_extractor
 from adacompress.device.zoo import AgentChoice
 from adacompress.exchange.environment import open_env
 from adacompress.exchange.monotone import dominance, violations
-from adacompress.exchange.settings import CloudSettings, EvaluateSettings, TrainSettings
+from adacompress.exchange.settings import CloudSettings
 from adacompress.learning.evaluate import evaluate
 from adacompress.learning.presets import TRAIN_PRESETS
+from adacompress.learning.settings import EvaluateSettings, TrainSettings
 from adacompress.learning.survey import survey
 from adacompress.learning.train import survey_for, train
 from basekit.atomic import atomic_write_json

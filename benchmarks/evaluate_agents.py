@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from adacompress.device.zoo import AgentChoice, shipped
-from adacompress.exchange.settings import CloudSettings, EvaluateSettings
+from adacompress.exchange.settings import CloudSettings
 from adacompress.learning.evaluate import best_fixed, evaluate
 from adacompress.learning.evaluation_plot import plot_evaluation
 from adacompress.learning.presets import TRAIN_PRESETS
+from adacompress.learning.settings import EvaluateSettings
 from adacompress.learning.train import train
 from basekit.atomic import atomic_write, atomic_write_json
 from basekit.threads import configure_threads

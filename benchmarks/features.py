@@ -32,9 +32,10 @@ import numpy as np
 from adacompress.core.datasets import imagenet_split
 from adacompress.device.features import get_extractor
 from adacompress.device.zoo import AgentChoice
-from adacompress.exchange.settings import CloudSettings, EvaluateSettings
+from adacompress.exchange.settings import CloudSettings
 from adacompress.learning.evaluate import evaluate
 from adacompress.learning.presets import TRAIN_PRESETS
+from adacompress.learning.settings import EvaluateSettings
 from adacompress.learning.train import train
 from basekit.atomic import atomic_write_json
 from basekit.images import load_image

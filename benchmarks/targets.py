@@ -27,9 +27,10 @@ from adacompress.device.actions import get_action_set
 from adacompress.device.features import get_extractor
 from adacompress.device.zoo import AgentChoice, shipped
 from adacompress.exchange.environment import open_env
-from adacompress.exchange.settings import CloudSettings, EvaluateSettings, TrainSettings
+from adacompress.exchange.settings import CloudSettings
 from adacompress.learning.evaluate import best_fixed, evaluate
 from adacompress.learning.presets import TRAIN_PRESETS
+from adacompress.learning.settings import EvaluateSettings, TrainSettings
 from adacompress.learning.train import search_for, train
 from basekit.atomic import atomic_write_json
 from basekit.threads import configure_threads
@@ -68,7 +69,7 @@ def calibrations(
         base.cloud,
         actions=get_action_set(ACTIONS),
         extractor=get_extractor(base.features),
-        alpha=base.alpha,
+        top_k=base.top_k,
     ) as env:
         samples, _ = env.prepare(imagenet_split("train"), progress=False)
         search = search_for(env, samples, base)
