@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     except DatasetError:
         paths = builtin_photos()
     decode: list[float] = []
-    timings = {e: {part: [] for part in PARTS} for e in deciders}
+    timings: dict[str, dict[str, list[float]]] = {
+        e: {part: [] for part in PARTS} for e in deciders
+    }
     lite = deciders.get("onnx", (None, None, False))[1]
     feature_parts: dict[str, list[float]] = {"view": [], "input": [], "forward": []}
     for i, path in enumerate([paths[0], *paths]):  # first one warms up, not counted

@@ -170,12 +170,13 @@ def runs_to_train(args: argparse.Namespace) -> list[tuple[str, str, str, float]]
 
 def spread(values: list[float | None]) -> dict[str, Any]:
     """Mean, sample standard deviation (None for one value) and the values."""
-    if None in values:  # no linear probe (--linear-epochs 0)
+    present = [v for v in values if v is not None]
+    if len(present) < len(values):  # no linear probe (--linear-epochs 0)
         return {"mean": None, "sd": None, "runs": values}
     return {
-        "mean": round(statistics.fmean(values), 4),
-        "sd": round(statistics.stdev(values), 4) if len(values) > 1 else None,
-        "runs": [round(v, 4) for v in values],
+        "mean": round(statistics.fmean(present), 4),
+        "sd": round(statistics.stdev(present), 4) if len(present) > 1 else None,
+        "runs": [round(v, 4) for v in present],
     }
 
 
@@ -224,6 +225,7 @@ def run_one(
             print(f"{folder_name} seed {seed}: reusing {result_file}", flush=True)
             return dict(previous)
     result: dict[str, Any] = {"recipe": recipe}
+    encoder: torch.nn.Module
     if settings is None:
         torch.manual_seed(seed)
         encoder = resnet(args.arch, width=args.width, cifar_stem=True)

@@ -50,7 +50,7 @@ def measure(
 
     def pirl() -> None:
         f, g = model(x, patches)
-        (f.sum() + g.sum()).backward()  # type: ignore[union-attr]
+        (f.sum() + g.sum()).backward()
         model.zero_grad()
 
     def npid() -> None:
