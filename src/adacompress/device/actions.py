@@ -83,7 +83,16 @@ class Action:
         )
 
 
-REFERENCE_ACTION = Action(REFERENCE_QUALITY)
+@dataclass(frozen=True, order=True)
+class ReferenceUpload(Action):
+    """The reference upload ``x_ref = J(x, 75)`` of the whole photo: what the caller
+    sends without an agent, whose answer is the truth. It encodes as the action
+    ``75`` does, but is never equal to it: once an agent caps a big photo
+    (:mod:`adacompress.device.resolution`), its action ``75`` is the capped photo's
+    upload, the reference still the whole photo's."""
+
+
+REFERENCE_ACTION: Action = ReferenceUpload(REFERENCE_QUALITY)
 
 ACTION_SETS: Registry[tuple[Action, ...]] = Registry("action set")
 register_action_set = ACTION_SETS.register

@@ -9,7 +9,7 @@ makes no new service calls.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,10 +24,11 @@ from adacompress.core.datasets import read_hashed
 from adacompress.core.labels import Answer
 from adacompress.core.limits import NO_LIMITS, UploadLimits
 from adacompress.core.objective import accuracy, size_ratio, strict_accuracy
-from adacompress.device.actions import REFERENCE_ACTION, Action
+from adacompress.device.actions import REFERENCE_ACTION, Action, ReferenceUpload
 from adacompress.device.codec import Resized, encode
 from adacompress.device.compressor import Compressor
 from adacompress.device.features import FeatureExtractor
+from adacompress.device.resolution import capped_digest, load_capped
 from adacompress.device.zoo import AgentChoice
 from adacompress.exchange.cache import (
     AnswerCache,
@@ -37,7 +38,7 @@ from adacompress.exchange.cache import (
 )
 from adacompress.exchange.photos import PhotoMemory
 from adacompress.exchange.settings import CloudSettings
-from basekit.images import DEFAULT_MAX_PIXELS, ImageError, load_image
+from basekit.images import DEFAULT_MAX_PIXELS, ImageError, image_header, load_image
 from basekit.progress import Progress
 from basekit.threads import model_threads
 
@@ -46,11 +47,22 @@ FEATURE_CHUNK = 16
 
 @dataclass
 class Sample:
-    """One usable image: where it is, its content hash and its state features."""
+    """One usable image: where it is, its content hash and its state features.
+
+    ``seen`` identifies what the agent sees of it: the photo itself (``digest``),
+    or, above the agent's photo cap, the photo reduced to the cap
+    (:mod:`adacompress.device.resolution`); its features and its actions' answers
+    are kept under ``seen``, the reference's under ``digest``.
+    """
 
     path: Path
     digest: str
     features: np.ndarray
+    seen: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.seen:
+            object.__setattr__(self, "seen", self.digest)
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,8 @@ class CompressionEnv:
         max_pixels: larger images are skipped.
         min_side, max_bytes: upload limits replacing the service's own ``limits``
             (:class:`UploadLimits`); answers are cached per service and limits.
+        photo_cap: the agent's photo cap: features and actions are taken on each
+            photo reduced to this short side (None: the photo as it is).
     """
 
     def __init__(
@@ -98,8 +112,10 @@ class CompressionEnv:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         min_side: int | None = None,
         max_bytes: int | None = None,
+        photo_cap: int | None = None,
     ) -> None:
         self.service = service
+        self.photo_cap = photo_cap
         self.cache = cache
         self.actions = tuple(actions)
         self.extractor = extractor
@@ -137,6 +153,23 @@ class CompressionEnv:
         self.photos.keep(sample.digest, image)
         return image
 
+    def seen(self, sample: Sample) -> Image.Image:
+        """What the agent sees of ``sample``: its photo, reduced to the photo cap
+        as the device reduces it (decoded at the size needed).
+
+        Raises:
+            ImageError: the file no longer decodes.
+        """
+        if sample.seen == sample.digest:
+            return self.image(sample)
+        image = self.photos.get(sample.seen)
+        if image is None:
+            image = self._decode(sample.path)
+            if isinstance(image, ImageError):
+                raise image
+        self.photos.keep(sample.seen, image)
+        return image
+
     def release_photos(self) -> None:
         """Forget the decoded photos: the caller is done with them (a run after each
         photo, evaluate after each chunk), so memory holds only the work at hand."""
@@ -160,18 +193,20 @@ class CompressionEnv:
                 chunk = paths[start : start + FEATURE_CHUNK]
                 unseen = self._cached(pool, chunk, start, found, skipped)
                 decoded = pool.map(self._decode, [data for *_, data in unseen])
-                new: list[tuple[Path, str, Image.Image]] = []
-                for (at, path, digest, _), image in zip(unseen, decoded, strict=True):
+                new: list[tuple[Path, str, str, Image.Image]] = []
+                for (at, path, digest, seen, _), image in zip(
+                    unseen, decoded, strict=True
+                ):
                     if isinstance(image, ImageError):
                         skipped.append((at, Skipped(str(path), str(image))))
                         continue
-                    self.photos.keep(digest, image)
-                    new.append((path, digest, image))
+                    self.photos.keep(seen, image)
+                    new.append((path, digest, seen, image))
                 if new:
                     rows = self.extractor.extract([image for *_, image in new])
-                    for (path, digest, _), row in zip(new, rows, strict=True):
-                        self.cache.put_features(digest, self.extractor.cache_name, row)
-                        found[path] = Sample(path, digest, row)
+                    for (path, digest, seen, _), row in zip(new, rows, strict=True):
+                        self.cache.put_features(seen, self.extractor.cache_name, row)
+                        found[path] = Sample(path, digest, row, seen)
                 bar.update(len(chunk))
         bar.close()
         samples = [found[path] for path in paths if path in found]
@@ -184,10 +219,11 @@ class CompressionEnv:
         start: int,
         found: dict[Path, Sample],
         skipped: list[tuple[int, Skipped]],
-    ) -> list[tuple[int, Path, str, bytes]]:
+    ) -> list[tuple[int, Path, str, str, bytes]]:
         """Reads and hashes ``chunk`` (at ``start`` in the paths), adds to ``found``
         the photos whose features are cached and to ``skipped`` the unreadable ones;
-        returns the others: position, path, digest and bytes."""
+        returns the others: position, path, digest, what the agent sees of it
+        (:attr:`Sample.seen`) and bytes."""
         unseen = []
         read = zip(chunk, self._read(pool, chunk), strict=True)
         for at, (path, hashed) in enumerate(read, start):
@@ -195,12 +231,23 @@ class CompressionEnv:
                 skipped.append((at, Skipped(str(path), str(hashed))))
                 continue
             data, digest = hashed
-            cached = self.cache.get_features(digest, self.extractor.cache_name)
+            seen = self._seen_digest(data, digest)
+            cached = self.cache.get_features(seen, self.extractor.cache_name)
             if cached is None:
-                unseen.append((at, path, digest, data))
+                unseen.append((at, path, digest, seen, data))
             else:
-                found[path] = Sample(path, digest, cached)
+                found[path] = Sample(path, digest, cached, seen)
         return unseen
+
+    def _seen_digest(self, data: bytes, digest: str) -> str:
+        """:attr:`Sample.seen` of a photo (its header read only when capping)."""
+        if self.photo_cap is None:
+            return digest
+        try:
+            size = image_header(data)
+        except ImageError:
+            return digest  # decoding will say why it is skipped
+        return capped_digest(digest, (size.width, size.height), self.photo_cap)
 
     def _read(
         self, pool: ThreadPoolExecutor, paths: list[Path]
@@ -212,22 +259,50 @@ class CompressionEnv:
         read = iter(pool.map(_read_hashed, unread))
         return [file if file is not None else next(read) for file in known]
 
-    def _decode(self, data: bytes) -> Image.Image | ImageError:
+    def _decode(self, data: bytes | Path) -> Image.Image | ImageError:
+        """What the agent sees of a photo (reduced to the cap), or why not."""
         try:
-            return load_image(data, max_pixels=self.max_pixels)
+            return load_capped(data, self.photo_cap, max_pixels=self.max_pixels)
         except ImageError as err:
             return err
 
+    def upload_id(self, sample: Sample, action: Action) -> tuple[str, str]:
+        """Which upload ``action`` is on ``sample``: the photo it encodes (the whole
+        photo for the reference, else what the agent sees) and the action's key.
+        Its answer is cached under both."""
+        photo = sample.digest if isinstance(action, ReferenceUpload) else sample.seen
+        return photo, action.key
+
+    def is_reference(self, sample: Sample, action: Action) -> bool:
+        """Whether ``action`` on ``sample`` uploads exactly the reference."""
+        reference = self.upload_id(sample, REFERENCE_ACTION)
+        return self.upload_id(sample, action) == reference
+
+    def _known(
+        self, uploads: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], Outcome]:
+        """The answers known, from memory or the cache, for ``uploads``."""
+        keys: dict[str, list[str]] = {}
+        for photo, key in uploads:
+            keys.setdefault(photo, []).append(key)
+        return {
+            (photo, key): outcome
+            for photo, wanted in keys.items()
+            for key, outcome in self.answers.known(photo, wanted).items()
+        }
+
     def missing(self, sample: Sample, actions: Iterable[Action]) -> list[Action]:
-        """Which of ``actions`` would cost a new call on ``sample`` (none is made)."""
-        wanted = list(dict.fromkeys(actions))
-        found = self.answers.known(sample.digest, [a.key for a in wanted])
-        return [action for action in wanted if action.key not in found]
+        """Which of ``actions`` would cost a new call on ``sample`` (none is made),
+        one action for each upload (:data:`REFERENCE_ACTION` is the reference)."""
+        uploads = {a: self.upload_id(sample, a) for a in dict.fromkeys(actions)}
+        return _unknown(uploads, self._known(uploads.values()))
 
     def outcomes(
         self, sample: Sample, actions: Iterable[Action]
     ) -> dict[Action, Outcome]:
-        """The service's answers for ``actions`` on ``sample``, from cache or fresh.
+        """The service's answers for ``actions`` on ``sample``, from cache or fresh
+        (:data:`REFERENCE_ACTION` is the reference upload of the whole photo; the
+        others encode what the agent sees of it).
 
         Missing answers are fetched in one batch.
 
@@ -235,43 +310,56 @@ class CompressionEnv:
             ServiceError: the service failed or refused the upload.
             ImageError: the image no longer decodes.
         """
-        wanted = list(dict.fromkeys(actions))
-        found = self.answers.known(sample.digest, [a.key for a in wanted])
-        missing = [action for action in wanted if action.key not in found]
-        self.cache.stats.cached += len(wanted) - len(missing)
+        uploads = {a: self.upload_id(sample, a) for a in dict.fromkeys(actions)}
+        unique = set(uploads.values())
+        found = self._known(unique)
+        missing = _unknown(uploads, found)
+        self.cache.stats.cached += len(unique) - len(missing)
         if missing:
-            image = self.image(sample)
-            resized: Resized = {}
-            uploads = [encode(image, a, self.limits, resized=resized) for a in missing]
-            answers = self.service.classify(uploads)
-            if len(answers) != len(uploads):
+            encoded = self._encode(sample, missing)
+            answers = self.service.classify(encoded)
+            if len(answers) != len(encoded):
                 raise ServiceError(
                     f"{self.service.name} answered {len(answers)} of "
-                    f"{len(uploads)} images"
+                    f"{len(encoded)} images"
                 )
-            fresh = {
-                action.key: Outcome(len(data), answer)
-                for action, data, answer in zip(missing, uploads, answers, strict=True)
-            }
-            self.answers.add(sample.digest, fresh)
+            fresh: dict[str, dict[str, Outcome]] = {}
+            for action, data, answer in zip(missing, encoded, answers, strict=True):
+                photo, key = uploads[action]
+                outcome = Outcome(len(data), answer)
+                fresh.setdefault(photo, {})[key] = outcome
+                found[photo, key] = outcome
+            for photo, outcomes in fresh.items():
+                self.answers.add(photo, outcomes)
             self.cache.stats.new += len(missing)
-            found.update(fresh)
-        return {action: found[action.key] for action in wanted}
+        return {action: found[upload] for action, upload in uploads.items()}
+
+    def _encode(self, sample: Sample, actions: Sequence[Action]) -> list[bytes]:
+        """Each action's upload: the reference from the whole photo, the others
+        from what the agent sees of it."""
+        resized: dict[str, Resized] = {}
+        uploads = []
+        for action in actions:
+            photo, _ = self.upload_id(sample, action)
+            image = self.image(sample) if photo == sample.digest else self.seen(sample)
+            shared = resized.setdefault(photo, {})
+            uploads.append(encode(image, action, self.limits, resized=shared))
+        return uploads
 
     def sizes(self, sample: Sample) -> np.ndarray:
         """Bytes of every action's upload, encoded on the device (nothing is sent;
         kept in the cache). Shape: (n_actions,)."""
         name = f"sizes:{','.join(a.key for a in self.actions)}{self.limits.key}"
-        cached = self.cache.get_features(sample.digest, name)
+        cached = self.cache.get_features(sample.seen, name)
         if cached is not None and len(cached) == len(self.actions):
             return cached
-        image = self.image(sample)
+        image = self.seen(sample)
         resized: Resized = {}
         sizes = np.array(
             [len(encode(image, a, self.limits, resized=resized)) for a in self.actions],
             np.float32,
         )
-        self.cache.put_features(sample.digest, name, sizes)
+        self.cache.put_features(sample.seen, name, sizes)
         return sizes
 
     def score(self, reference: Outcome, compressed: Outcome) -> StepResult:
@@ -299,7 +387,7 @@ class CompressionEnv:
         found = self.outcomes(sample, [REFERENCE_ACTION, action])
         reference, compressed = found[REFERENCE_ACTION], found[action]
         uploaded = reference.nbytes + (
-            compressed.nbytes if action != REFERENCE_ACTION else 0
+            0 if self.is_reference(sample, action) else compressed.nbytes
         )
         return self.score(reference, compressed), reference.answer, uploaded
 
@@ -329,9 +417,11 @@ def open_env(
     extractor: FeatureExtractor,
     top_k: int = 5,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    photo_cap: int | None = None,
 ) -> Iterator[CompressionEnv]:
     """The one place an environment is built from settings: the service, its answer
-    cache (closed when the block ends) and the upload limits."""
+    cache (closed when the block ends), the upload limits and the agent's photo
+    cap."""
     service = get_backend(
         cloud.backend, timeout=cloud.timeout, max_failures=cloud.max_failures
     )
@@ -345,6 +435,7 @@ def open_env(
             max_pixels=max_pixels,
             min_side=cloud.min_side,
             max_bytes=cloud.max_bytes,
+            photo_cap=photo_cap,
         )
 
 
@@ -368,8 +459,20 @@ def open_agent_env(
         extractor=compressor.extractor,
         top_k=compressor.card.top_k if top_k is None else top_k,
         max_pixels=max_pixels,
+        photo_cap=compressor.card.photo_cap,
     ) as env:
         yield compressor, env
+
+
+def _unknown(
+    uploads: dict[Action, tuple[str, str]], known: Container[tuple[str, str]]
+) -> list[Action]:
+    """The first action of each upload in ``uploads`` that is not ``known``."""
+    missing: dict[tuple[str, str], Action] = {}
+    for action, upload in uploads.items():
+        if upload not in known:
+            missing.setdefault(upload, action)
+    return list(missing.values())
 
 
 def _read_hashed(path: Path) -> tuple[bytes, str] | ImageError:

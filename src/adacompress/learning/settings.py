@@ -12,7 +12,9 @@ from pathlib import Path
 
 from adacompress.core.datasets import check_split, resolve_images
 from adacompress.core.objective import Objective, check_target
+from adacompress.device.card import MAX_PHOTO_CAP, MIN_PHOTO_CAP
 from adacompress.device.policies.settings import PolicySettings
+from adacompress.device.resolution import DEFAULT_PHOTO_CAP
 from adacompress.device.zoo import AgentChoice
 from adacompress.exchange.settings import CloudSettings
 from basekit.images import DEFAULT_MAX_PIXELS
@@ -69,6 +71,10 @@ class TrainSettings:
     """reward offset"""
     top_k: int = 5
     """accuracy: reference top-1 within the compressed top-k"""
+    photo_cap: int | None = DEFAULT_PHOTO_CAP
+    """photos with a longer shorter side (px) are first reduced to it, for training and
+    for every later decision, so the agent knows photos of any size (a 12 MP photo
+    is decided as its reduced copy); 0: photos as they are"""
     target_accuracy: float | None = None
     """calibrate on the training images (k-fold cross-validation) so the agent keeps
     this fraction of answers at the smallest size; replaces --alpha (q policy) or
@@ -104,6 +110,12 @@ class TrainSettings:
             )
         if self.target_accuracy is not None:
             check_target(self.target_accuracy)
+        if self.photo_cap is not None and self.photo_cap != 0:
+            if not MIN_PHOTO_CAP <= self.photo_cap <= MAX_PHOTO_CAP:
+                raise ValueError(
+                    f"--photo-cap must be 0 or in {MIN_PHOTO_CAP}..{MAX_PHOTO_CAP}, "
+                    f"got {self.photo_cap}"
+                )
         budgeted = self.queries_per_image is not None or self.call_budget is not None
         if budgeted and not self.agent.predicts_survival:
             raise ValueError(
@@ -127,6 +139,11 @@ class TrainSettings:
         """The trade-off the agent is trained for (``--alpha`` is what a
         calibration for ``--target-accuracy`` starts from)."""
         return Objective(self.alpha, self.beta, self.top_k, self.target_accuracy)
+
+    @property
+    def cap(self) -> int | None:
+        """The photo cap in force (None: photos as they are)."""
+        return self.photo_cap or None
 
     @property
     def budgeted(self) -> bool:

@@ -147,7 +147,7 @@ def survey(
     def cost(sample: Sample, wanted: list[Action]) -> int:
         if not count_cached:
             return len(env.missing(sample, wanted))
-        return len({(sample.digest, a.key) for a in wanted} - paid)
+        return len({env.upload_id(sample, a) for a in wanted} - paid)
 
     def affordable(sample: Sample, action_index: int | None) -> bool:
         wanted = [REFERENCE_ACTION]
@@ -186,7 +186,7 @@ def survey(
                 a for a, was in zip(env.actions, row_asked, strict=True) if was
             ]
             new = cost(sample, asked_keys)
-            paid.update((sample.digest, a.key) for a in asked_keys)
+            paid.update(env.upload_id(sample, a) for a in asked_keys)
         calls += new
         rows.append(int(index))
         reference.append(row[0])

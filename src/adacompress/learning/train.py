@@ -71,6 +71,7 @@ def train(
         extractor=extractor,
         top_k=settings.top_k,
         max_pixels=settings.data.max_pixels,
+        photo_cap=settings.cap,
     ) as env:
         samples, skipped = env.prepare(paths, progress=settings.progress)
         if settings.budgeted:
@@ -122,6 +123,7 @@ def train(
         alpha=settings.alpha,
         beta=settings.beta,
         target_accuracy=settings.target_accuracy,
+        photo_cap=settings.cap,
         train_images=len(samples),
         steps=settings.steps,
     )
@@ -155,6 +157,7 @@ def plan_training(settings: TrainSettings) -> CallPlan:
         actions=get_action_set(settings.actions),
         extractor=extractor,
         max_pixels=settings.data.max_pixels,
+        photo_cap=settings.cap,
     ) as env:
         samples, _ = identify(paths, progress=settings.progress)
         if not settings.budgeted:

@@ -172,7 +172,7 @@ class Runtime:
         self.learner.remember(transition.state, transition.signals, transition.observed)
         action = self.env.actions[index]
         counted = self.settings.estimate.count_reference_estimates
-        if counted or action != REFERENCE_ACTION:
+        if counted or not self.env.is_reference(sample, action):
             state.estimated(result.accuracy)
         step = Step(
             action.key, uploaded, result.reference_bytes, result.accuracy, labels

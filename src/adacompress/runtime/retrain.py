@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from adacompress.core.objective import Objective
-from adacompress.device.actions import REFERENCE_ACTION
 from adacompress.device.policies.base import LearnedPolicy
 from adacompress.exchange.environment import CompressionEnv, Sample, StepResult
 from adacompress.exchange.monotone import dominance, next_query, propagate
@@ -81,7 +80,7 @@ def retrain_lesson(
             break
         result, _, _ = env.step_with_reference(sample, j)
         known[j] = result.accuracy
-        extra += 0 if env.actions[j] == REFERENCE_ACTION else result.nbytes
+        extra += 0 if env.is_reference(sample, env.actions[j]) else result.nbytes
     if settings.retrain_implied:
         known = propagate(known, up)
     observed = ~np.isnan(known)

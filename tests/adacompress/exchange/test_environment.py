@@ -9,7 +9,7 @@ import pytest
 from adacompress.cloud.service import ServiceError
 from adacompress.core.labels import Answer
 from adacompress.core.objective import Objective
-from adacompress.device.actions import REFERENCE_ACTION, paper_actions
+from adacompress.device.actions import REFERENCE_ACTION, Action, paper_actions
 from adacompress.exchange import cache
 from tests.adacompress.fakes import SizeCloud, make_env, write_photos
 from tests.helpers import write_bad_inputs
@@ -20,7 +20,7 @@ def test_step_scores_accuracy_and_size_for_the_reward(tmp_path: Path) -> None:
     samples, skipped = env.prepare(write_photos(tmp_path / "img", 1), progress=False)
     assert not skipped
     low = env.step(samples[0], 0)  # q=5: small upload, answer flips
-    ref = env.step(samples[0], paper_actions().index(REFERENCE_ACTION))
+    ref = env.step(samples[0], paper_actions().index(Action(REFERENCE_ACTION.quality)))
     assert low.accuracy == 0.0 and low.size_ratio < 1.0
     reward = Objective().reward
     assert reward(low.accuracy, low.size_ratio) == pytest.approx(-low.size_ratio)
