@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adacompress.core.datasets import file_digest
+from adacompress.core.datasets import read_hashed
 from adacompress.device.actions import REFERENCE_ACTION, Action
 from adacompress.exchange.environment import CompressionEnv, Sample, Skipped
 from basekit.images import ImageError
@@ -62,7 +62,7 @@ def plan_calls(
     low = high = cached = 0
     for sample in samples:
         missing = len(env.missing(sample, wanted))
-        cached += len(set(a.key for a in wanted)) - missing
+        cached += len({env.upload_id(sample, a) for a in wanted}) - missing
         if per_image is None:
             low, high = low + missing, high + missing
         else:
@@ -74,18 +74,19 @@ def plan_calls(
 
 
 def identify(
-    paths: Iterable[Path], *, progress: bool = True
+    env: CompressionEnv, paths: Iterable[Path], *, progress: bool = True
 ) -> tuple[list[Sample], list[Skipped]]:
-    """Read and hash every image, nothing decoded or computed: what counting
-    calls needs (``--dry-run``). The samples' features are empty, never for
+    """Read and hash every image for ``env``, nothing decoded or computed: what
+    counting calls needs (``--dry-run``). The samples' features are empty, never for
     deciding; unreadable files are skipped with a reason."""
     samples: list[Sample] = []
     skipped: list[Skipped] = []
     for path in track(list(paths), "reading", enabled=progress):
         try:
-            digest = file_digest(path)
+            data, digest = read_hashed(path)
         except ImageError as err:
             skipped.append(Skipped(str(path), str(err)))
             continue
-        samples.append(Sample(path, digest, np.zeros(0, np.float32)))
+        seen = env.seen_digest(data, digest)
+        samples.append(Sample(path, digest, np.zeros(0, np.float32), seen))
     return samples, skipped

@@ -231,7 +231,7 @@ class CompressionEnv:
                 skipped.append((at, Skipped(str(path), str(hashed))))
                 continue
             data, digest = hashed
-            seen = self._seen_digest(data, digest)
+            seen = self.seen_digest(data, digest)
             cached = self.cache.get_features(seen, self.extractor.cache_name)
             if cached is None:
                 unseen.append((at, path, digest, seen, data))
@@ -239,8 +239,9 @@ class CompressionEnv:
                 found[path] = Sample(path, digest, cached, seen)
         return unseen
 
-    def _seen_digest(self, data: bytes, digest: str) -> str:
-        """:attr:`Sample.seen` of a photo (its header read only when capping)."""
+    def seen_digest(self, data: bytes, digest: str) -> str:
+        """:attr:`Sample.seen` of the photo ``data`` (its header read only when
+        capping)."""
         if self.photo_cap is None:
             return digest
         try:

@@ -172,7 +172,7 @@ def plan_evaluation(settings: EvaluateSettings) -> CallPlan:
         top_k=settings.top_k,
         max_pixels=settings.data.max_pixels,
     ) as (_, env):
-        samples, _ = identify(paths, progress=settings.progress)
+        samples, _ = identify(env, paths, progress=settings.progress)
         return plan_calls(env, samples)
 
 

@@ -67,7 +67,7 @@ TRAIN_PRESETS: Registry[TrainSettings] = Registry(
             agent=PolicySettings(gamma=0.0, standardize=True),
         ),
         # The paper's DQN exactly: gamma 0.95, alpha 1, EfficientNet-Lite0 features.
-        "paper": TrainSettings(),
+        "paper": TrainSettings(photo_cap=0),
         # The survival policy for accuracy targets: one small network over
         # (state, action) learning from every action's answer, about 300 passes
         # over 700 images.

@@ -159,7 +159,7 @@ def plan_training(settings: TrainSettings) -> CallPlan:
         max_pixels=settings.data.max_pixels,
         photo_cap=settings.cap,
     ) as env:
-        samples, _ = identify(paths, progress=settings.progress)
+        samples, _ = identify(env, paths, progress=settings.progress)
         if not settings.budgeted:
             return plan_calls(env, samples)
         queries = settings.queries_per_image or len(env.actions)

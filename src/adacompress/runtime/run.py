@@ -174,7 +174,7 @@ def plan_run(settings: RunSettings) -> CallPlan:
     with open_agent_env(
         settings.cloud, settings.choice, max_pixels=settings.max_pixels
     ) as (_, env):
-        samples, _ = identify(paths, progress=settings.progress)
+        samples, _ = identify(env, paths, progress=settings.progress)
         return plan_calls(env, samples, per_image=(1, 2))
 
 
