@@ -1,10 +1,13 @@
-"""Photos a second through ``compress_many`` against a plain decode + re-encode at
-q=75 of the same photos, in one process and run, on each engine.
+"""Photos a second through ``compress_many`` and ``compress`` (one photo at a time)
+against a plain decode + re-encode at q=75 of the same photos, in one process and
+run, on each engine.
 
     python benchmarks/throughput.py [--agent lite0] [--actions paper] [--images 150]
-        [--threads 2] [--engines onnx torch] [--repeats 2]
+        [--photos LIST_OR_FOLDER] [--threads 2] [--engines onnx torch] [--repeats 2]
 
-The baseline is what an uploader without the agent does (decode the file, encode it
+``--photos`` takes another collection (a folder or a ``.txt`` list): the 12 MP one
+that ``benchmarks/upscaled.py`` writes, say. The baseline is what an uploader without
+the agent does (decode the file, encode it
 at JPEG quality 75). Also timed on ONNX Runtime: the feature pass of training and
 evaluate (``CompressionEnv.prepare``: read, hash, decode, featurise) from an empty
 cache. Each pass is repeated and the fastest kept; the report gives
@@ -21,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from adacompress.core.datasets import DatasetError, builtin_photos, imagenet_split
+from adacompress.core.datasets import DatasetError, builtin_photos, resolve_images
 from adacompress.core.engine import ENGINE_ENV
 from adacompress.device.compressor import Compressor
 from adacompress.exchange.cache import CACHE_ENV
@@ -66,13 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agent", default="lite0")
     parser.add_argument("--actions", default=None)
     parser.add_argument("--images", type=int, default=150)
+    parser.add_argument(
+        "--photos", default=None, help="a folder or .txt list (default: test split)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--engines", nargs="+", default=["onnx", "torch"])
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args(argv)
     threads = configure_threads(args.threads)
     try:
-        paths = imagenet_split("test")[: args.images]
+        paths = resolve_images(args.photos, "test")[: args.images]
     except DatasetError:
         paths = builtin_photos()
     compressors = {}
@@ -91,6 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     for engine, compressor in compressors.items():
         seconds = fastest(lambda c=compressor: c.compress_many(paths), args.repeats)
         result[f"compress_many[{engine}]"] = {
+            "photos_per_s": len(paths) / seconds,
+            "x_reencode": seconds / baseline,
+        }
+        seconds = fastest(
+            lambda c=compressor: [c.compress(path) for path in paths], args.repeats
+        )
+        result[f"compress[{engine}]"] = {
             "photos_per_s": len(paths) / seconds,
             "x_reencode": seconds / baseline,
         }

@@ -9,6 +9,7 @@ an :class:`ImageError` whose message is one line.
 from __future__ import annotations
 
 import io
+import math
 import os
 import stat
 import warnings
@@ -69,12 +70,16 @@ def load_image(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     draft: tuple[int, int] | None = None,
+    min_short_side: int | None = None,
 ) -> Image.Image:
     """Decode any image Pillow reads into an 8-bit RGB image.
 
     EXIF orientation is applied; grayscale, palette, CMYK, 16-bit and alpha images are
     converted (alpha is composited on white, as a viewer shows it). The pixel count
-    is checked from the header, before anything is decoded.
+    is checked from the header, before anything is decoded. A JPEG decodes at a
+    reduced size by DCT scaling (1/2, 1/4 or 1/8: a fraction of the work) when
+    ``draft`` asks for at most that size, or when its shorter side stays at least
+    ``min_short_side`` at that scale.
 
     Raises:
         ImageError: unreadable, empty, truncated, corrupt, unsupported or too large.
@@ -92,6 +97,8 @@ def load_image(
                     f"image too large: {width}x{height} = {width * height:,} pixels "
                     f"(limit {max_pixels:,})"
                 )
+            if min_short_side is not None and draft is None:
+                draft = _draft_size(width, height, min_short_side)
             if draft is not None and image.format == "JPEG":
                 image.draft("RGB", draft)
             image.load()
@@ -105,6 +112,13 @@ def load_image(
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ImageError(f"corrupt or truncated image: {reason}") from None
     return to_rgb(image)
+
+
+def _draft_size(width: int, height: int, min_short_side: int) -> tuple[int, int]:
+    """The size to ask Pillow's ``draft`` for so that the decoded shorter side stays
+    at least ``min_short_side`` (draft keeps at least the size asked)."""
+    scale = min(1.0, min_short_side / max(1, min(width, height)))
+    return max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

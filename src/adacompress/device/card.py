@@ -27,6 +27,7 @@ MAX_CARD_BYTES = 1 << 20
 
 
 PROBE_SOURCES = ("photo", "view")
+MIN_PHOTO_CAP, MAX_PHOTO_CAP = 32, 16384
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ class AgentCard:
         top_k, alpha, beta: the accuracy and reward it was trained with.
         target_accuracy: the accuracy its threshold was calibrated for, if any.
         preprocessing: how photos are prepared (exported agents).
+        photo_cap: photos with a longer shorter side are first reduced to it, and
+            the actions apply to the reduced photo
+            (:mod:`adacompress.device.resolution`); None: every photo as it is.
         limits: the service limits the export's candidate mask was built for.
         versions: the versions that made the export.
     """
@@ -82,9 +86,20 @@ class AgentCard:
     beta: float = 0.0
     target_accuracy: float | None = None
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    photo_cap: int | None = None
     limits: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     format: int = CARD_FORMAT
+
+    def __post_init__(self) -> None:
+        cap = self.photo_cap
+        if cap is not None and not (
+            isinstance(cap, int) and MIN_PHOTO_CAP <= cap <= MAX_PHOTO_CAP
+        ):
+            raise ValueError(
+                f"photo_cap must be a whole number of pixels in {MIN_PHOTO_CAP}.."
+                f"{MAX_PHOTO_CAP}, not {cap!r}"
+            )
 
     @classmethod
     def from_metadata(
@@ -99,6 +114,7 @@ class AgentCard:
             else tuple(a.key for a in get_action_set(action_set))
         )
         target = metadata.get("target_accuracy")
+        cap = metadata.get("photo_cap")
         return cls(
             backend=str(metadata.get("backend", "lite0")),
             features=str(metadata.get("features", "lite0")),
@@ -110,6 +126,7 @@ class AgentCard:
             alpha=float(metadata.get("alpha", 1.0)),
             beta=float(metadata.get("beta", 0.0)),
             target_accuracy=None if target is None else float(target),
+            photo_cap=None if cap is None else int(cap),
         )
 
     @property

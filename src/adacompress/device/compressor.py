@@ -10,8 +10,9 @@ format the receiving service does not take.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,9 +25,10 @@ from adacompress.device.actions import Action
 from adacompress.device.card import AgentCard
 from adacompress.device.codec import encode
 from adacompress.device.features.base import FeatureExtractor
+from adacompress.device.resolution import cap_photo, load_capped
 from adacompress.device.zoo import resolve_agent
 from basekit.extras import require
-from basekit.images import DEFAULT_MAX_PIXELS, ImageError, load_image, to_rgb
+from basekit.images import DEFAULT_MAX_PIXELS, ImageError, to_rgb
 from basekit.threads import model_threads
 
 if TYPE_CHECKING:
@@ -193,14 +195,16 @@ class Compressor:
     # -- compressing -----------------------------------------------------------
 
     def decode(self, source: ImageInput) -> Image.Image:
-        """Any input as 8-bit RGB.
+        """Any input as 8-bit RGB, reduced to the agent's photo cap if larger
+        (decoded at the size needed).
 
         Raises:
             ImageError: unusable input (one line).
         """
+        cap = self.card.photo_cap
         if isinstance(source, Image.Image):
-            return source if source.mode == "RGB" else to_rgb(source)
-        return load_image(source, max_pixels=self.max_pixels)
+            return cap_photo(source if source.mode == "RGB" else to_rgb(source), cap)
+        return load_capped(source, cap, max_pixels=self.max_pixels)
 
     def encode(
         self, image: Image.Image, action: Action, source: ImageInput | None = None
@@ -244,10 +248,10 @@ class Compressor:
         (Pillow releases the GIL), the features a batch at a time."""
         sources = list(sources)
         results: list[Upload | ImageError] = []
-        with ThreadPoolExecutor(max_workers=model_threads()) as pool:
+        with _mapper(len(sources)) as map_:
             for start in range(0, len(sources), self.batch_size):
                 chunk = sources[start : start + self.batch_size]
-                decoded = list(pool.map(self._try_decode, chunk))
+                decoded = list(map_(self._try_decode, chunk))
                 images = {
                     i: image
                     for i, image in enumerate(decoded)
@@ -258,7 +262,7 @@ class Compressor:
                     chosen = self.choose(self.features(list(images.values())))
                     for i, index in zip(images, chosen.tolist(), strict=True):
                         actions[i] = self.actions[int(index)]
-                results.extend(pool.map(self._try_encode, decoded, actions, chunk))
+                results.extend(map_(self._try_encode, decoded, actions, chunk))
         return results
 
     def _try_decode(self, source: ImageInput) -> Image.Image | ImageError:
@@ -277,6 +281,17 @@ class Compressor:
             return self.encode(image, action, source)
         except ImageError as err:
             return err
+
+
+@contextmanager
+def _mapper(count: int) -> Iterator[Callable[..., Iterator[Any]]]:
+    """``map`` over a thread pool for many inputs; the plain one for a single
+    input, which would only pay for the pool."""
+    if count <= 1:
+        yield map
+        return
+    with ThreadPoolExecutor(max_workers=model_threads()) as pool:
+        yield pool.map
 
 
 def _source_bytes(source: ImageInput | None) -> int | None:
