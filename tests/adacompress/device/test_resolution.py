@@ -13,6 +13,7 @@ import pytest
 from adacompress.device.actions import REFERENCE_ACTION, Action, paper_actions
 from adacompress.device.codec import encode, scaled_size
 from adacompress.device.resolution import (
+    DEFAULT_PHOTO_CAP,
     cap_photo,
     capped_digest,
     capped_size,
@@ -124,3 +125,18 @@ def test_the_compressor_sends_the_action_on_the_capped_photo(cap: int | None) ->
     upload = compressor.compress(jpeg((1200, 900), seed=4))
     seen = capped_size((1200, 900), cap)
     assert (upload.width, upload.height) == scaled_size(seen, upload.action.scale)
+
+
+def test_an_export_keeps_the_cap_and_sends_the_same_upload(tmp_path: Path) -> None:
+    from adacompress.device.compressor import Compressor
+    from adacompress.device.export import export_agent
+
+    full = Compressor.load("lite0")
+    assert full.card.photo_cap == DEFAULT_PHOTO_CAP  # the default agents are capped
+    export_agent(full, tmp_path / "agent")
+    exported = Compressor.load(tmp_path / "agent")
+    assert exported.card.photo_cap == DEFAULT_PHOTO_CAP
+    data = jpeg((1600, 1200), seed=5)
+    sent = exported.compress(data)
+    assert sent.data == full.compress(data).data
+    assert min(sent.width, sent.height) <= DEFAULT_PHOTO_CAP
