@@ -34,9 +34,18 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
+from adacompress.cloud.admission import BadRequest, BodyBudget, BodyPace, read_body
 from adacompress.cloud.backends import get_backend
+from adacompress.cloud.connections import (
+    ACCEPT_BACKLOG,
+    ConnectionLimits,
+    GuardedConfig,
+    fit_open_file_limit,
+    quiet_floods,
+)
 from adacompress.cloud.service import TOP_LABELS, Service, ServiceError
 from adacompress.cloud.settings import ServeSettings
 from adacompress.core.labels import Answer, imagenet_classes
@@ -49,10 +58,8 @@ LABEL_DETECTION = ("LABEL_DETECTION", 4)
 INVALID_ARGUMENT_CODE = 3
 """gRPC code used in per-image errors."""
 READING_REQUESTS = 4
-"""Bodies of the largest size the service reads at once (smaller ones: more)."""
-BODY_GRACE_S = 2.0
-SLOWEST_UPLOAD = 256 * 1024
-"""Bytes a second a client must send its body at, after the grace, to be read."""
+"""Bodies of the largest size the service reads at once (smaller ones: more); one
+client address reads at most one."""
 MAX_KEY_BYTES = 4096
 """An API key file larger than this is refused unread."""
 CONFIG_ENV = "ADACOMPRESS_SERVE_CONFIG"
@@ -209,6 +216,10 @@ HEALTH_SCHEMA = {
 }
 
 
+log = logging.getLogger("uvicorn.error")
+"""The service's log: uvicorn's, so that its lines look alike."""
+
+
 class DroppedConnection(Exception):
     """Raised after the response started, so the server closes the connection."""
 
@@ -252,14 +263,6 @@ def error_response(
 def busy(reason: str) -> JSONResponse:
     """503 with ``Retry-After``: the service is busy, not the request wrong."""
     return error_response(503, f"busy: {reason}", {"Retry-After": "1"})
-
-
-class BadRequest(Exception):
-    """A request-level problem; becomes an HTTP error."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def parse_requests(body: Any, max_image_bytes: int) -> list[tuple[str, int]]:
@@ -352,8 +355,8 @@ def read_api_key(settings: ServeSettings) -> str | None:
 def create_app(settings: ServeSettings, service: Service | None = None) -> FastAPI:
     """The FastAPI app serving ``settings.backend`` (or ``service``).
 
-    The event loop only reads requests, each body within a deadline scaled to its
-    declared length (:func:`body_deadline`) and under a budget of bytes read at once;
+    The event loop only reads requests, each body at a minimum pace and under a
+    budget of bytes read at once, reserved as they arrive (:mod:`.admission`);
     parsing, decoding and classifying run in worker threads, at most
     ``max_concurrent`` requests at a time (more get 503 with ``Retry-After``), so
     neither a heavy request nor a slow sender stalls the others.
@@ -364,11 +367,15 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
     api_key = read_api_key(settings)
     model_lock = threading.Lock()
     gate = asyncio.Semaphore(settings.max_concurrent)
-    reading = ByteBudget(READING_REQUESTS * settings.max_request_bytes)
+    reading = BodyBudget(
+        READING_REQUESTS * settings.max_request_bytes, settings.max_request_bytes
+    )
+    pace = BodyPace(settings.body_grace, settings.min_body_rate, settings.body_timeout)
     decoding = DecodeBudget(settings.decode_budget_mb * 1_000_000)
     rng = random.Random(settings.seed)
     app = FastAPI(title="adacompress emulated cloud", docs_url=None, redoc_url=None)
     app.state.faults = {"dropped": 0, "throttled": 0, "unavailable": 0}
+    app.state.connection_limits = connection_limits(settings)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -401,22 +408,18 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
             return busy("too many requests at once")
         # The body is read before a compute slot is taken, so slow senders hold
         # only their own connection; the bytes being read at once are bounded.
-        size = int(declared) if declared.isdigit() else settings.max_request_bytes
-        if not reading.take(size):
-            return busy("too many request bodies arriving")
-        deadline = body_deadline(size, settings.body_timeout)
         try:
-            body = await asyncio.wait_for(
-                read_body(request, settings.max_request_bytes), deadline
-            )
-        except TimeoutError:
-            return error_response(
-                408, f"request body of {size:,} bytes not received in {deadline:g} s"
+            body = await read_body(
+                request, limit=settings.max_request_bytes, budget=reading, pace=pace
             )
         except BadRequest as err:
+            if err.status == 503:
+                return busy(str(err))
             return error_response(err.status, str(err))
-        finally:
-            reading.give(size)
+        except ClientDisconnect:  # nobody to answer; a line, not a traceback
+            host = request.client.host if request.client else "?"
+            log.warning("client closed its connection mid-body (%s)", host)
+            return Response(status_code=400)
         if gate.locked():
             return busy("too many requests at once")
         async with gate:
@@ -467,41 +470,12 @@ class DecodeBudget:
                 self._free.notify_all()
 
 
-class ByteBudget:
-    """Bytes that request bodies may hold at once (used from the event loop only)."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.used = total, 0
-
-    def take(self, size: int) -> bool:
-        """Reserve ``size`` bytes; False when they do not fit."""
-        if self.used + size > self.total:
-            return False
-        self.used += size
-        return True
-
-    def give(self, size: int) -> None:
-        self.used -= size
-
-
-def body_deadline(size: int, limit: float) -> float:
-    """Seconds a body of ``size`` bytes may take to arrive: a grace plus the time at
-    :data:`SLOWEST_UPLOAD` bytes/s, never more than ``limit``."""
-    return min(limit, BODY_GRACE_S + size / SLOWEST_UPLOAD)
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused past ``limit`` bytes.
-
-    Raises:
-        BadRequest: 413 when it is larger.
-    """
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise BadRequest(413, f"request larger than {limit} bytes")
-    return bytes(body)
+def connection_limits(settings: ServeSettings) -> ConnectionLimits:
+    return ConnectionLimits(
+        header_timeout=settings.header_timeout,
+        max_connections=settings.max_connections,
+        max_client_connections=settings.max_client_connections,
+    )
 
 
 def inject_fault(
@@ -625,7 +599,17 @@ def app_from_env() -> FastAPI:
     settings = ServeSettings(**json.loads(os.environ[CONFIG_ENV]))
     configure_threads(max(1, (os.cpu_count() or 1) // settings.workers), torch=False)
     return_large_buffers()
+    quiet_logs()
     return create_app(settings)
+
+
+def quiet_logs() -> None:
+    """Keep injected drops out of the log, and what clients can repeat at will
+    down to a line now and then (once per process)."""
+    errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _QuietDrops) for f in errors.filters):
+        errors.addFilter(_QuietDrops())
+    quiet_floods()
 
 
 def serve(settings: ServeSettings) -> None:
@@ -635,9 +619,11 @@ def serve(settings: ServeSettings) -> None:
     line appears only when the service accepts connections.
     """
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
-    logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+    quiet_logs()
     return_large_buffers()  # decoded images go back to the system when freed
+    limits = fit_open_file_limit(connection_limits(settings))
     app = create_app(settings) if settings.workers == 1 else None
     read_api_key(settings)  # a bad key file fails here, before listening
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -649,7 +635,7 @@ def serve(settings: ServeSettings) -> None:
         raise OSError(
             f"cannot listen on {settings.host}:{settings.port}: {err.strerror}"
         ) from None
-    sock.listen(128)
+    sock.listen(ACCEPT_BACKLOG)
     port = sock.getsockname()[1]
     print(
         f"serving {settings.backend} on http://{settings.host}:{port} "
@@ -657,17 +643,18 @@ def serve(settings: ServeSettings) -> None:
         flush=True,
     )
     if app is not None:
-        config = uvicorn.Config(app, log_level="warning")
-        uvicorn.Server(config).run(sockets=[sock])
+        uvicorn.Server(GuardedConfig(app, limits, log_level="warning")).run([sock])
         return
     os.environ[CONFIG_ENV] = json.dumps(asdict(settings))
-    uvicorn.run(
+    workers = GuardedConfig(
         "adacompress.cloud.server:app_from_env",
+        limits,
         factory=True,
-        fd=sock.fileno(),
         workers=settings.workers,
         log_level="warning",
     )
+    with contextlib.suppress(KeyboardInterrupt):
+        Multiprocess(workers, sockets=[sock]).run()
 
 
 @contextlib.contextmanager
@@ -679,12 +666,14 @@ def running(app: FastAPI, *, host: str = "127.0.0.1", port: int = 0) -> Iterator
     """
     import uvicorn
 
-    logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+    quiet_logs()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    limits = getattr(app.state, "connection_limits", ConnectionLimits())
+    config = GuardedConfig(app, limits, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, daemon=True
     )

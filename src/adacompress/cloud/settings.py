@@ -37,8 +37,21 @@ class ServeSettings:
     max_concurrent: int = 4
     """requests decoded or classified at once; more get 503 with Retry-After"""
     body_timeout: float = 30.0
-    """seconds a client may take to send its request body, at most (a body gets 2 s
-    plus its declared length at 256 KB/s); then 408"""
+    """seconds a client may take to send its request body, at most; then 408"""
+    body_grace: float = 2.0
+    """seconds a client has to start its request body; then 408"""
+    min_body_rate: int = 256 * 1024
+    """bytes a second a request body must average after --body-grace; slower
+    bodies get 408"""
+    header_timeout: float = 10.0
+    """seconds a client has to send a request's headers, from connecting or from
+    the previous answer; then its connection is closed"""
+    max_connections: int = 1000
+    """open connections at once (per worker process; at most the open-file limit
+    less a reserve); more are answered 503 and closed"""
+    max_client_connections: int = 100
+    """open connections at once from one client address; more are answered 503
+    and closed"""
     latency: float = 0.0
     """fault injection: seconds added to every annotate request"""
     throttled: float = 0.0
@@ -73,5 +86,11 @@ class ServeSettings:
                 "--max-concurrent, --decode-budget-mb and the pixel limits must be "
                 "positive"
             )
-        if self.body_timeout <= 0:
-            raise ValueError("--body-timeout must be positive")
+        if min(self.body_timeout, self.body_grace, self.header_timeout) <= 0:
+            raise ValueError(
+                "--body-timeout, --body-grace and --header-timeout must be positive"
+            )
+        if min(self.min_body_rate, self.max_connections) < 1:
+            raise ValueError("--min-body-rate and --max-connections must be positive")
+        if not 1 <= self.max_client_connections <= self.max_connections:
+            raise ValueError("--max-client-connections must be in 1..--max-connections")

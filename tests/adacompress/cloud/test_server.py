@@ -395,8 +395,8 @@ def test_too_many_requests_at_once_get_503_and_the_loop_stays_free(
 
 def test_slow_senders_do_not_stop_other_clients(lite0: EfficientNetLiteCloud) -> None:
     """More slow senders than compute slots (headers, a 1000-byte length, 4 bytes)
-    hold only their own connections, and get 408 after a deadline scaled to the
-    length they declared, not the 30 s limit."""
+    hold only their own connections, and get 408 once they fall behind the pace
+    (the grace, for 4 bytes), not at the 30 s limit."""
     settings = ServeSettings(backend="lite0", max_concurrent=2)
     with running(create_app(settings, lite0)) as base:
         host, port = base.removeprefix("http://").split(":")
