@@ -164,9 +164,7 @@ class CompressionEnv:
             return self.image(sample)
         image = self.photos.get(sample.seen)
         if image is None:
-            image = self._decode(sample.path)
-            if isinstance(image, ImageError):
-                raise image
+            image = load_capped(sample.path, self.photo_cap, max_pixels=self.max_pixels)
         self.photos.keep(sample.seen, image)
         return image
 
