@@ -350,14 +350,29 @@ def load_compressor(
 
     path = resolve_agent(agent, actions)
     policy, metadata = load_policy(path)
-    card = AgentCard.from_metadata(
-        metadata,
-        policy=policy.settings.policy,
-        threshold=policy.settings.sending_threshold,
-    )
+    try:
+        card = AgentCard.from_metadata(
+            metadata,
+            policy=policy.settings.policy,
+            threshold=policy.settings.sending_threshold,
+        )
+        state = get_extractor(card.features)
+        if state.dim != policy.settings.state_dim:
+            raise ValueError(
+                f"its {card.features!r} state has {state.dim} numbers, its "
+                f"policy reads {policy.settings.state_dim}"
+            )
+        if len(card.actions) != policy.settings.n_actions:
+            raise ValueError(
+                f"the policy has {policy.settings.n_actions} actions, the action "
+                f"set {len(card.actions)}"
+            )
+    except (TypeError, ValueError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"damaged agent file: {path} ({reason})") from None
     return Compressor(
         policy,
-        get_extractor(card.features),
+        state,
         card.action_tuple(),
         limits=limits,
         max_pixels=max_pixels,
