@@ -71,6 +71,7 @@ class OnnxGraph:
 
     Args:
         path: the ``.onnx`` file.
+        data: its bytes, when already read (and checked): the file is not read.
 
     Threads: :func:`basekit.threads.model_threads`; after
     :func:`basekit.threads.configure_threads`, one process-wide pool.
@@ -79,7 +80,7 @@ class OnnxGraph:
         ValueError: the file is missing or not a graph ONNX Runtime can run (one line).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, data: bytes | None = None) -> None:
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -98,7 +99,9 @@ class OnnxGraph:
         options.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(
-                str(self.path), options, providers=["CPUExecutionProvider"]
+                str(self.path) if data is None else data,
+                options,
+                providers=["CPUExecutionProvider"],
             )
         except Exception as err:  # onnxruntime raises its own untyped errors
             reason = str(err).splitlines()[0] if str(err) else type(err).__name__

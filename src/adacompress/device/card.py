@@ -10,6 +10,9 @@ beside its ONNX graph; an agent file's metadata is read into the same card.
 from __future__ import annotations
 
 import json
+import math
+import os
+import stat
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,15 +21,23 @@ from typing import Any
 from adacompress.core.limits import UploadLimits
 from adacompress.core.objective import Objective
 from adacompress.device.actions import Action, get_action_set
+from adacompress.device.policies.settings import POLICIES
 
 CARD_FORMAT = 1
 CARD_FILE = "card.json"
-GRAPH_FILE = "agent.onnx"
+GRAPH_FILES = ("state.onnx", "policy.onnx")
+"""The graphs an export writes beside its card (the card holds their SHA-256)."""
 MAX_CARD_BYTES = 1 << 20
 """A card is a few kilobytes; a larger file is refused before it is read."""
-
+MAX_ACTIONS = 256
+MAX_PROBES = 8
+INPUT_SIZES = (32, 512)
+"""The smallest and largest side of the state graph's input."""
+MAX_NAME = 100
+"""The longest name (backend, features, action set, version) a card holds."""
 
 PROBE_SOURCES = ("photo", "view")
+LIMIT_KEYS = ("formats", "min_side", "max_bytes", "candidates")
 MIN_PHOTO_CAP, MAX_PHOTO_CAP = 32, 16384
 
 
@@ -47,11 +58,24 @@ class Preprocessing:
     probe_from: str = "photo"
 
     def __post_init__(self) -> None:
+        _integer("input_size", self.input_size, *INPUT_SIZES)
+        _integer("crop_padding", self.crop_padding, 0, INPUT_SIZES[1])
+        _number("offset", self.offset)
+        if not 1e-6 <= abs(_number("scale", self.scale)) <= 1e6:
+            raise ValueError(f"scale must be between 1e-6 and 1e6, not {self.scale}")
+        _sequence("probe_scales", self.probe_scales, tuple, MAX_PROBES)
+        for value in self.probe_scales:
+            _number("a probe scale", value, 1 / 64, 1.0)
         if self.probe_from not in PROBE_SOURCES:
             raise ValueError(
                 f"probe_from must be one of {', '.join(PROBE_SOURCES)}, "
                 f"not {self.probe_from!r}"
             )
+
+    @property
+    def views(self) -> int:
+        """Views a photo gives the state graph: its own and one per probe."""
+        return 1 + len(self.probe_scales)
 
 
 @dataclass(frozen=True)
@@ -73,6 +97,12 @@ class AgentCard:
             (:mod:`adacompress.device.resolution`); None: every photo as it is.
         limits: the service limits the export's candidate mask was built for.
         versions: the versions that made the export.
+        graphs: the SHA-256 of each graph file of the export (hex), which load
+            checks before reading anything else of them.
+
+    Raises:
+        ValueError: a field of the wrong type or out of range (one line): every
+            check of a card, from a file or an export, is here.
     """
 
     backend: str = "lite0"
@@ -89,9 +119,28 @@ class AgentCard:
     photo_cap: int | None = None
     limits: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    graphs: dict[str, str] = field(default_factory=dict)
     format: int = CARD_FORMAT
 
     def __post_init__(self) -> None:
+        if self.format != CARD_FORMAT or isinstance(self.format, bool):
+            raise ValueError(f"format must be {CARD_FORMAT}, not {self.format!r}")
+        for name in ("backend", "features", "action_set"):
+            _name(name, getattr(self, name))
+        if self.policy not in POLICIES:
+            raise ValueError(f"policy must be one of {', '.join(POLICIES)}")
+        _sequence("actions", self.actions, tuple, MAX_ACTIONS)
+        for key in self.actions:
+            Action.from_key(_name("an action key", key))
+        if self.threshold is not None:
+            _number("threshold", self.threshold, 0.0, 1.0)
+        _integer("top_k", self.top_k, 1, 1000)
+        _number("alpha", self.alpha)
+        _number("beta", self.beta)
+        if self.target_accuracy is not None:
+            _number("target_accuracy", self.target_accuracy, 0.0, 1.0)
+        if not isinstance(self.preprocessing, Preprocessing):
+            raise ValueError("preprocessing must be an object")
         cap = self.photo_cap
         if cap is not None and not (
             isinstance(cap, int) and MIN_PHOTO_CAP <= cap <= MAX_PHOTO_CAP
@@ -100,6 +149,35 @@ class AgentCard:
                 f"photo_cap must be a whole number of pixels in {MIN_PHOTO_CAP}.."
                 f"{MAX_PHOTO_CAP}, not {cap!r}"
             )
+        self._check_limits()
+        _mapping("versions", self.versions, None)
+        for value in self.versions.values():
+            _name("a version", value)
+        _mapping("graphs", self.graphs, GRAPH_FILES)
+        for value in self.graphs.values():
+            if not (isinstance(value, str) and len(value) == 64) or any(
+                c not in "0123456789abcdef" for c in value
+            ):
+                raise ValueError("graphs must map each graph to its SHA-256 (hex)")
+
+    def _check_limits(self) -> None:
+        limits = _mapping("limits", self.limits, LIMIT_KEYS)
+        formats = limits.get("formats")
+        if formats is not None:
+            _sequence("limits.formats", formats, list, 16)
+            for name in formats:
+                _name("a format in limits.formats", name)
+        if limits.get("min_side") is not None:
+            _integer("limits.min_side", limits["min_side"], 1, 1 << 16)
+        if limits.get("max_bytes") is not None:
+            _integer("limits.max_bytes", limits["max_bytes"], 1024, 1 << 40)
+        candidates = limits.get("candidates")
+        if candidates is not None:
+            _sequence("limits.candidates", candidates, list, MAX_ACTIONS)
+            for index in candidates:
+                _integer("a candidate", index, 0, len(self.actions) - 1)
+            if len(set(candidates)) != len(candidates):
+                raise ValueError("limits.candidates lists an action twice")
 
     @classmethod
     def from_metadata(
@@ -165,26 +243,95 @@ class AgentCard:
         """
         path = Path(folder) / CARD_FILE
         try:
-            if path.stat().st_size > MAX_CARD_BYTES:
-                raise ValueError(f"agent card too large: {path}")
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(_read_small(path, MAX_CARD_BYTES).decode("utf-8"))
         except OSError as err:
             raise ValueError(f"cannot read agent card {path}: {err.strerror}") from None
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-            raise ValueError(f"damaged agent card {path}: {err}") from None
+        except (UnicodeDecodeError, ValueError, RecursionError) as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ValueError(f"damaged agent card {path}: {reason}") from None
         if not isinstance(data, dict) or data.get("format") != CARD_FORMAT:
             raise ValueError(f"not an agent card (format {CARD_FORMAT}): {path}")
+        return cls.parse(data, path)
+
+    @classmethod
+    def parse(cls, data: dict[str, Any], path: str | Path) -> AgentCard:
+        """The card the JSON object ``data`` read from ``path`` describes.
+
+        Raises:
+            ValueError: not a valid card (one line naming ``path``).
+        """
         try:
-            prep = _preprocessing(data.pop("preprocessing"))
-            keys = tuple(str(entry["key"]) for entry in data.pop("actions"))
-            card = cls(**data, actions=keys, preprocessing=prep)
-            card.action_tuple()
-        except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"damaged agent card {path}: {err}") from None
-        return card
+            data = dict(data)
+            prep = _mapping("preprocessing", data.pop("preprocessing", {}), None)
+            prep = dict(prep)
+            scales = _sequence("probe_scales", prep.get("probe_scales", []), list)
+            prep["probe_scales"] = tuple(scales)
+            entries = _sequence("actions", data.pop("actions", []), list, MAX_ACTIONS)
+            keys = tuple(
+                _name("an action key", _mapping("an action", entry, None).get("key"))
+                for entry in entries
+            )
+            return cls(**data, actions=keys, preprocessing=Preprocessing(**prep))
+        except (KeyError, TypeError, ValueError, RecursionError) as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ValueError(f"damaged agent card {path}: {reason}") from None
 
 
-def _preprocessing(data: Mapping[str, Any]) -> Preprocessing:
-    return Preprocessing(
-        **{**data, "probe_scales": tuple(float(s) for s in data["probe_scales"])}
-    )
+def _read_small(path: Path, limit: int) -> bytes:
+    """A regular file's bytes, refused unread when larger than ``limit`` (opened
+    without blocking: a FIFO is refused, never waited on)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"over {limit >> 10} KiB")
+    return data
+
+
+# -- the checks every field goes through -------------------------------------------
+
+
+def _integer(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, not {_show(value)}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in {low}..{high}, not {value}")
+    return value
+
+
+def _number(
+    name: str, value: Any, low: float = -math.inf, high: float = math.inf
+) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number, not {_show(value)}")
+    if not math.isfinite(value) or not low <= value <= high:
+        raise ValueError(f"{name} must be a finite number in [{low}, {high}]")
+    return float(value)
+
+
+def _name(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME:
+        raise ValueError(f"{name} must be a name, not {_show(value)}")
+    return value
+
+
+def _sequence(name: str, value: Any, kind: type, most: int = MAX_ACTIONS) -> Any:
+    if not isinstance(value, kind) or len(value) > most:  # type: ignore[arg-type]
+        raise ValueError(f"{name} must be a list of at most {most}, not {_show(value)}")
+    return value
+
+
+def _mapping(name: str, value: Any, keys: tuple[str, ...] | None) -> dict[str, Any]:
+    if not isinstance(value, dict) or len(value) > 64:
+        raise ValueError(f"{name} must be an object, not {_show(value)}")
+    unknown = [k for k in value if keys is not None and k not in keys]
+    if unknown:
+        raise ValueError(f"{name} has unknown keys {unknown[:3]}")
+    return value
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"a {type(value).__name__}"

@@ -10,7 +10,9 @@ Only EfficientNet-Lite states export: the others need torch or code on the devic
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +24,12 @@ from torch import nn
 from adacompress.core.efficientnet import LiteNetwork
 from adacompress.core.engine import OPSET, export_graph
 from adacompress.device.card import CARD_FILE, AgentCard, Preprocessing
-from adacompress.device.exported import POLICY_GRAPH, STATE_GRAPH
+from adacompress.device.exported import (
+    ACTIONS_KEY,
+    CANDIDATES_KEY,
+    POLICY_GRAPH,
+    STATE_GRAPH,
+)
 from adacompress.device.features.lite import (
     CONFIDENCE_TOP,
     LiteFeatures,
@@ -127,6 +134,14 @@ def export_agent(compressor: Compressor, out: str | Path) -> AgentCard:
         (np.zeros((1, s.state_dim), np.float32),),
         (("state",), ("action",)),
     )
+    policy_graph = with_metadata(
+        policy_graph,
+        {
+            ACTIONS_KEY: json.dumps([a.key for a in compressor.actions]),
+            CANDIDATES_KEY: json.dumps(list(compressor.candidates)),
+        },
+    )
+    graphs = {STATE_GRAPH: state_graph, POLICY_GRAPH: policy_graph}
     limits = compressor.limits
     card = replace(
         compressor.card,
@@ -143,12 +158,39 @@ def export_agent(compressor: Compressor, out: str | Path) -> AgentCard:
             "onnxruntime": importlib.metadata.version("onnxruntime"),
             "opset": str(OPSET),
         },
+        graphs={
+            name: hashlib.sha256(data).hexdigest() for name, data in graphs.items()
+        },
     )
     if out.exists() and not (out / CARD_FILE).is_file() and any(out.iterdir()):
         raise ValueError(f"{out} is not empty and holds no exported agent")
     out.mkdir(parents=True, exist_ok=True)
-    for name, data in ((STATE_GRAPH, state_graph), (POLICY_GRAPH, policy_graph)):
+    for name, data in graphs.items():
         atomic_write(out / name, lambda handle, data=data: handle.write(data))  # type: ignore[misc]
     text = card.to_json()
     atomic_write(out / CARD_FILE, lambda handle: handle.write(text.encode()))
     return card
+
+
+def with_metadata(graph: bytes, entries: dict[str, str]) -> bytes:
+    """The ONNX model ``graph`` with ``entries`` added to its ``metadata_props``
+    (field 14 of ``ModelProto``): a repeated field may be appended to a serialized
+    message, so no ``onnx`` round trip is needed."""
+    out = bytearray(graph)
+    for key, value in entries.items():
+        entry = _field(1, key.encode()) + _field(2, value.encode())
+        out += _field(14, entry)
+    return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)

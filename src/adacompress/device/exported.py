@@ -11,6 +11,8 @@ file it came from.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,15 +22,26 @@ from PIL import Image
 
 from adacompress.core.efficientnet import model_input
 from adacompress.core.engine import OnnxGraph
-from adacompress.device.card import CARD_FILE, AgentCard
+from adacompress.device.card import CARD_FILE, GRAPH_FILES, AgentCard
 from adacompress.device.features.lite import log_pixels, state_views
+from adacompress.device.graph_check import (
+    CHECK_BATCH,
+    inspect_graph,
+    output_shapes,
+    read_graph,
+)
 from adacompress.device.policies.settings import PolicySettings
 
 if TYPE_CHECKING:  # torch is not needed to decide
     from adacompress.device.policies.base import LearnedPolicy
 
-STATE_GRAPH = "state.onnx"
-POLICY_GRAPH = "policy.onnx"
+STATE_GRAPH, POLICY_GRAPH = GRAPH_FILES
+ACTIONS_KEY = "adacompress.actions"
+"""The policy graph's metadata entry that lists its actions' keys, in order (JSON)."""
+CANDIDATES_KEY = "adacompress.candidates"
+"""The policy graph's metadata entry that lists the candidates it chooses among."""
+FLOAT32, INT64 = 1, 7
+"""ONNX element types of the state and of the chosen action."""
 
 
 def is_exported(path: str | Path) -> bool:
@@ -42,11 +55,11 @@ class ExportedFeatures:
     Shape: ``extract`` returns (len(images), dim), float32.
     """
 
-    def __init__(self, folder: Path, card: AgentCard, dim: int) -> None:
+    def __init__(self, path: Path, data: bytes, card: AgentCard, dim: int) -> None:
         self.name = card.features
         self.cache_name = f"{card.features}+onnx"
         self.prep = card.preprocessing
-        self.graph = OnnxGraph(folder / STATE_GRAPH)
+        self.graph = OnnxGraph(path, data)
         self.dim = dim
 
     def extract(self, images: list[Image.Image]) -> np.ndarray:
@@ -54,7 +67,14 @@ class ExportedFeatures:
         pixels = model_input(views)
         pixels = pixels.reshape(len(images), -1, *pixels.shape[1:])
         sizes = np.array([[log_pixels(im)] for im in images], dtype=np.float32)
-        return self.graph(pixels, sizes).astype(np.float32)
+        given = {"pixels": pixels, "log_pixels": sizes}
+        states = self.graph(*(given[name] for name in self.graph.input_names))
+        if states.shape != (len(images), self.dim):
+            raise ValueError(
+                f"state graph {self.graph.path} gave {states.shape} states for "
+                f"{len(images)} photos"
+            )
+        return states.astype(np.float32)
 
 
 class ExportedPolicy:
@@ -66,11 +86,15 @@ class ExportedPolicy:
     """
 
     def __init__(
-        self, folder: Path, card: AgentCard, candidates: Sequence[int]
+        self,
+        path: Path,
+        data: bytes,
+        card: AgentCard,
+        candidates: Sequence[int],
+        dim: int,
     ) -> None:
-        self.graph = OnnxGraph(folder / POLICY_GRAPH)
+        self.graph = OnnxGraph(path, data)
         self.candidates = list(candidates)
-        dim = int(self.graph.session.get_inputs()[0].shape[1])
         self.settings = PolicySettings(
             state_dim=dim, n_actions=len(card.actions), policy=card.policy
         )
@@ -91,7 +115,18 @@ class ExportedPolicy:
                 "the agent was exported for other service limits; export it again "
                 "with those limits"
             )
-        return self.graph(np.atleast_2d(states).astype(np.float32)).astype(np.int64)
+        rows = np.atleast_2d(states).astype(np.float32)
+        chosen = self.graph(rows)
+        if (
+            chosen.shape != (len(rows),)
+            or chosen.dtype != np.int64
+            or not np.isin(chosen, self.candidates).all()
+        ):
+            raise ValueError(
+                f"policy graph {self.graph.path} chose no candidate action "
+                f"({chosen.dtype} {chosen.shape}: {chosen.ravel()[:3].tolist()})"
+            )
+        return chosen
 
 
 def load_exported(
@@ -105,8 +140,69 @@ def load_exported(
     folder = Path(folder)
     card = AgentCard.read(folder)
     candidates = card.limits.get("candidates")
-    if not isinstance(candidates, list):
+    if not candidates:
         raise ValueError(f"damaged agent card {folder / CARD_FILE}: no candidates")
-    policy = ExportedPolicy(folder, card, candidates)
-    features = ExportedFeatures(folder, card, policy.settings.state_dim)
+    data = {name: read_graph(folder / name) for name in GRAPH_FILES}
+    for name, content in data.items():
+        vouched = card.graphs.get(name)
+        if vouched is not None and hashlib.sha256(content).hexdigest() != vouched:
+            raise ValueError(
+                f"graph {folder / name} is not the one its card describes (its "
+                "SHA-256 differs): export the agent again"
+            )
+    dim = _check_graphs(folder, card, data, candidates)
+    policy = ExportedPolicy(
+        folder / POLICY_GRAPH, data[POLICY_GRAPH], card, candidates, dim
+    )
+    features = ExportedFeatures(folder / STATE_GRAPH, data[STATE_GRAPH], card, dim)
     return card, features, policy
+
+
+def _check_graphs(
+    folder: Path, card: AgentCard, data: dict[str, bytes], candidates: list[int]
+) -> int:
+    """The state's length, once both graphs are what an export writes for this
+    card: the operators it uses, bounded static shapes, the card's views and input
+    size, the card's actions (graph_check).
+
+    Raises:
+        ValueError: one line naming the graph.
+    """
+    state_path, policy_path = folder / STATE_GRAPH, folder / POLICY_GRAPH
+    state = inspect_graph(data[STATE_GRAPH], state_path)
+    policy = inspect_graph(data[POLICY_GRAPH], policy_path)
+    prep, batch = card.preprocessing, CHECK_BATCH
+    size = prep.input_size
+    inputs = {"pixels": (batch, prep.views, 3, size, size), "log_pixels": (batch, 1)}
+    shapes = output_shapes(state, inputs, state_path)
+    if (
+        [o.dtype for o in state.outputs] != [FLOAT32]
+        or len(shapes) != 1
+        or len(shapes[0]) != 2
+        or shapes[0][0] != batch
+        or not 0 < shapes[0][1] <= 1 << 16
+    ):
+        raise ValueError(f"graph {state_path} does not make one state per photo")
+    dim = shapes[0][1]
+    if output_shapes(policy, {"state": (batch, dim)}, policy_path) != [(batch,)] or [
+        o.dtype for o in policy.outputs
+    ] != [INT64]:
+        raise ValueError(f"graph {policy_path} does not choose one action per photo")
+    listed = {ACTIONS_KEY: list(card.actions), CANDIDATES_KEY: candidates}
+    for key, expected in listed.items():
+        text = policy.metadata.get(key)
+        if text is None and not card.graphs:
+            continue  # exported before graphs named their actions
+        if text is None or _json(text) != expected:
+            raise ValueError(
+                f"graph {policy_path} was exported for other actions than its card "
+                f"lists ({key}): export the agent again"
+            )
+    return dim
+
+
+def _json(text: str) -> object:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None

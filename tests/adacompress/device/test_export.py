@@ -133,7 +133,7 @@ def test_damaged_or_mismatched_exports_are_one_line_errors(
     with pytest.raises(ValueError, match="scale-quality"):
         Compressor.load(folder, actions="scale-quality")
     (folder / "policy.onnx").write_bytes(b"not a graph")
-    with pytest.raises(ValueError, match="not a usable ONNX graph"):
+    with pytest.raises(ValueError, match="SHA-256 differs"):
         Compressor.load(folder)
     for text in ("{", "[]", json.dumps({"format": 1}), "[" * 100_000):
         (folder / "card.json").write_text(text)
