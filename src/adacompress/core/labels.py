@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from basekit.json_text import fits, read_json
+
 
 @dataclass(frozen=True)
 class Label:
@@ -19,6 +21,30 @@ class Label:
 
 Answer = list[Label]
 """A cloud's answer for one image, best label first."""
+
+
+def read_labels(
+    text: object, *, max_labels: int, max_chars: int
+) -> list[tuple[int, str, float]]:
+    """Labels stored as JSON ``[[class id, name, score], ...]`` (a cache, a run's
+    records), read back from a file that may be damaged.
+
+    Raises:
+        ValueError: not at most ``max_labels`` such triples with a finite score
+            (one line).
+    """
+    value = read_json(text, max_chars=max_chars)
+    if not isinstance(value, list) or len(value) > max_labels:
+        raise ValueError(f"labels are not a list of at most {max_labels}")
+    labels = []
+    for item in value:
+        if not isinstance(item, list) or len(item) != 3:
+            raise ValueError("a label is not [class id, name, score]")
+        class_id, name, score = item
+        if not fits(class_id, int) or not fits(name, str) or not fits(score, float):
+            raise ValueError("a label's class id, name or score has the wrong type")
+        labels.append((class_id, name, float(score)))
+    return labels
 
 
 NAME_ID_OFFSET = 1_000_000

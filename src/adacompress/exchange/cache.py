@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adacompress.core.labels import Answer, Label
+from adacompress.core.labels import Answer, Label, read_labels
 from basekit.sqlite import Database
 
 _SCHEMA = """
@@ -41,6 +41,11 @@ CREATE TABLE IF NOT EXISTS features (
 
 CACHE_VERSION = 1
 CACHE_ENV = "ADACOMPRESS_CACHE"
+MAX_LABELS = 1000
+"""Labels kept of an answer (best first; metrics read the top few): a stored answer
+with more is damaged."""
+MAX_ANSWER_CHARS = 1_000_000
+"""Longest stored answer: MAX_LABELS labels with long names fit easily."""
 
 
 def default_cache_path() -> Path:
@@ -111,11 +116,14 @@ class AnswerCache:
         )
         try:
             return {
-                action: Outcome(int(nbytes), _decode(labels))
+                action: Outcome(_nbytes(nbytes), _decode(labels))
                 for action, nbytes, labels in rows
             }
-        except (ValueError, TypeError) as err:
-            raise self._db.error(f"a damaged answer ({err})") from None
+        except ValueError as err:
+            reason = str(err).splitlines()[0][:200]
+            raise self._db.error(
+                f"a damaged answer ({reason}); move the cache away to start over"
+            ) from None
 
     def put_answers(
         self, image_hash: str, service: str, outcomes: dict[str, Outcome]
@@ -130,16 +138,25 @@ class AnswerCache:
                 ],
             )
 
-    def get_features(self, image_hash: str, extractor: str) -> np.ndarray | None:
+    def get_features(
+        self, image_hash: str, extractor: str, *, size: int | None = None
+    ) -> np.ndarray | None:
+        """The cached float32 vector, or None when there is none or it is not one
+        (``size`` values, all finite): features are the caller's to recompute, and
+        :meth:`put_features` then replaces the damaged entry."""
         rows = self._db.query(
             "SELECT vector FROM features WHERE image_hash = ? AND extractor = ?",
             (image_hash, extractor),
         )
         if not rows:
             return None
-        if not isinstance(rows[0][0], bytes) or len(rows[0][0]) % 4:
-            raise self._db.error("a damaged feature vector")
-        return np.frombuffer(rows[0][0], dtype=np.float32).copy()
+        blob = rows[0][0]
+        if not isinstance(blob, bytes) or len(blob) % 4:
+            return None
+        if size is not None and len(blob) != 4 * size:
+            return None
+        vector = np.frombuffer(blob, dtype=np.float32).copy()
+        return vector if np.isfinite(vector).all() else None
 
     def put_features(self, image_hash: str, extractor: str, vector: np.ndarray) -> None:
         with self._db.transaction():
@@ -150,13 +167,24 @@ class AnswerCache:
 
 
 def _encode(answer: Answer) -> str:
-    return json.dumps([[label.class_id, label.name, label.score] for label in answer])
+    return json.dumps(
+        [[label.class_id, label.name, label.score] for label in answer[:MAX_LABELS]]
+    )
 
 
-def _decode(text: str) -> Answer:
+def _decode(text: object) -> Answer:
     return [
-        Label(int(i), str(name), float(score)) for i, name, score in json.loads(text)
+        Label(*label)
+        for label in read_labels(
+            text, max_labels=MAX_LABELS, max_chars=MAX_ANSWER_CHARS
+        )
     ]
+
+
+def _nbytes(value: object) -> int:
+    if type(value) is not int or value < 0:
+        raise ValueError(f"upload size {str(value)[:20]!r} is not a byte count")
+    return value
 
 
 REMEMBERED_IMAGES = 4096

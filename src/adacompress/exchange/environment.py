@@ -230,7 +230,9 @@ class CompressionEnv:
                 continue
             data, digest = hashed
             seen = self.seen_digest(data, digest)
-            cached = self.cache.get_features(seen, self.extractor.cache_name)
+            cached = self.cache.get_features(
+                seen, self.extractor.cache_name, size=self.extractor.dim
+            )
             if cached is None:
                 unseen.append((at, path, digest, seen, data))
             else:

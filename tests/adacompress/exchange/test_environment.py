@@ -68,7 +68,8 @@ def test_features_are_cached_and_order_is_kept(tmp_path: Path) -> None:
     first, _ = env.prepare(paths, progress=False)
     assert [s.path for s in first] == paths
     # An extractor with no extract(): any recomputation would fail.
-    env.extractor = type("Named", (), {"name": "mean", "cache_name": "mean"})()  # type: ignore[assignment]
+    named = {"name": "mean", "cache_name": "mean", "dim": 3}
+    env.extractor = type("Named", (), named)()  # type: ignore[assignment]
     second, _ = env.prepare(list(reversed(paths)), progress=False)
     assert [s.path for s in second] == list(reversed(paths))
     np.testing.assert_array_equal(second[-1].features, first[0].features)

@@ -18,7 +18,11 @@ import numpy as np
 from adacompress.exchange.environment import CompressionEnv, Sample
 from adacompress.exchange.learner import Learner
 from adacompress.runtime.drift.scene_memory import SceneMemory
-from adacompress.runtime.drift.statistics import SceneDrift, scene_statistics
+from adacompress.runtime.drift.statistics import (
+    STATISTICS_SIZE,
+    SceneDrift,
+    scene_statistics,
+)
 from adacompress.runtime.settings import DriftSettings
 from adacompress.runtime.wald import DriftTest
 
@@ -28,7 +32,9 @@ SCENE_STATISTICS = "scene-statistics"
 
 def cached_statistics(env: CompressionEnv, sample: Sample) -> np.ndarray:
     """The scene statistics of ``sample``, computed once and kept in the cache."""
-    stats = env.cache.get_features(sample.digest, SCENE_STATISTICS)
+    stats = env.cache.get_features(
+        sample.digest, SCENE_STATISTICS, size=STATISTICS_SIZE
+    )
     if stats is None:
         stats = scene_statistics(env.image(sample))
         env.cache.put_features(sample.digest, SCENE_STATISTICS, stats)

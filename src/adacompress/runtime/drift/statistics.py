@@ -20,6 +20,8 @@ import numpy as np
 from PIL import Image
 
 THUMBNAIL = 64
+STATISTICS_SIZE = 4
+"""Values of :func:`scene_statistics`: mean R, G, B and the luminance's spread."""
 
 
 def scene_statistics(image: Image.Image) -> np.ndarray:
