@@ -36,8 +36,9 @@ from adacompress.runtime.downshift import CheaperProbe
 from adacompress.runtime.drift.monitor import cached_statistics
 from adacompress.runtime.loop_state import LoopState
 from adacompress.runtime.retrain import retrain_lesson
+from adacompress.runtime.saved_state import check_state
 from adacompress.runtime.settings import RuntimeSettings
-from adacompress.runtime.store import Record, RunStore, Step, Transition
+from adacompress.runtime.store import Record, RunStore, StateError, Step, Transition
 from basekit.images import ImageError
 
 
@@ -79,9 +80,15 @@ class Runtime:
             store.start(self.state_dict(), self.state.agent_blob(), metadata)
         else:
             saved, blob = loaded
+            try:
+                saved = check_state(saved)
+                memory = list(store.transitions(saved["generation"]))
+                self.state.resume(saved, blob, memory)
+            except StateError:
+                raise
+            except ValueError as err:  # never continue, nor start over, from it
+                raise store.damaged(str(err)) from None
             self.rng.bit_generator.state = json.loads(saved["rng"])
-            memory = list(store.transitions(saved["generation"]))
-            self.state.resume(saved, blob, memory)
         self.position = store.next_position()
 
     def state_dict(self) -> dict[str, Any]:

@@ -72,7 +72,18 @@ class LoopState:
         memory: list[Transition],
     ) -> None:
         """Inverse of :meth:`state_dict` and :meth:`agent_blob`, with D's
-        transitions of the current generation."""
+        transitions of the current generation (``state`` checked by
+        :func:`~adacompress.runtime.saved_state.check_state`).
+
+        Raises:
+            ValueError: the agent's state or a transition does not fit the agent.
+        """
+        settings = self.learner.policy.settings
+        for t in memory:
+            if t.state.shape != (settings.state_dim,) or not (
+                t.signals.shape == t.observed.shape == (settings.n_actions,)
+            ):
+                raise ValueError("a transition of D does not fit the agent")
         self.mode, self.generation = state["mode"], state["generation"]
         self.retrains = state["retrains"]
         self.rate = EstimateRate(state["p_est"], state["estimates"])
@@ -81,9 +92,15 @@ class LoopState:
             state["retrain_rewards"],
             state["retrain_accuracies"],
         )
-        self.monitor.load_state_dict(state, blob.pop("remembered_q", None))
+        remembered = blob.pop("remembered_q", None)
+        if remembered is not None and not isinstance(remembered, dict):
+            raise ValueError("the remembered weights are not a state dict")
+        self.monitor.load_state_dict(state, remembered)
         self.downshift = Downshift(**state.get("downshift", {}))
-        self.learner.load_training_state(blob)
+        try:
+            self.learner.load_training_state(blob)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
+            raise ValueError(f"the agent's state ({type(err).__name__})") from None
         self.learner.forget()
         for t in memory:
             self.learner.remember(t.state, t.signals, t.observed)

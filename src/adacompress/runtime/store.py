@@ -13,15 +13,17 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 import numpy as np
 import torch
 from filelock import FileLock, Timeout
 
-from adacompress.core.labels import Answer
+from adacompress.core.labels import Answer, read_labels
+from basekit.json_text import fits, read_json
 from basekit.safe_load import load_tensors
 from basekit.sqlite import Database, StateError
 
@@ -69,6 +71,10 @@ _COLUMNS = (
 
 
 TOP_LABELS_RECORDED = 5
+MAX_STATE_CHARS = 10_000_000
+"""Longest runtime state or metadata JSON (a few kB in practice)."""
+MAX_LABELS_CHARS = 100_000
+"""Longest record's labels (TOP_LABELS_RECORDED of them)."""
 
 
 @dataclass(frozen=True)
@@ -233,13 +239,22 @@ class RunStore:
             return None
         state, blob, stored_text = rows[0]
         try:
-            stored = json.loads(stored_text)
-            runtime = json.loads(state)
-            agent = load_tensors(bytes(blob), what="agent state")
+            stored = read_json(stored_text, max_chars=MAX_STATE_CHARS)
+            runtime = read_json(state, max_chars=MAX_STATE_CHARS)
+        except ValueError as err:
+            raise self.damaged(str(err)) from None
+        if not isinstance(stored, dict) or not isinstance(runtime, dict):
+            raise self.damaged("the state or its metadata is not an object")
+        try:
+            if not isinstance(blob, bytes):
+                raise TypeError(type(blob).__name__)
+            with warnings.catch_warnings():  # torch warns of junk it then refuses
+                warnings.simplefilter("ignore")
+                agent = load_tensors(blob, what="agent state")
         except Exception as err:  # torch raises many types for a damaged blob
-            raise self._db.error(
-                f"damaged runtime state ({type(err).__name__})"
-            ) from None
+            raise self.damaged(f"the agent's state ({type(err).__name__})") from None
+        if not isinstance(agent, dict):
+            raise self.damaged("the agent's state is not a dict")
         for key in ("backend", "features", "actions"):
             if stored.get(key) != metadata.get(key):
                 raise ValueError(
@@ -248,6 +263,15 @@ class RunStore:
                     "--state folder starts a new run)"
                 )
         return runtime, agent
+
+    def damaged(self, reason: str) -> StateError:
+        """The error for a stored state that cannot be used: one line naming the
+        file, saying what is wrong; nothing is written."""
+        reason = reason.splitlines()[0][:200] if reason else "unreadable"
+        return self._db.error(
+            f"damaged runtime state: {reason}; move the folder away (or use another "
+            "--state) to start a new run"
+        )
 
     def next_position(self) -> int:
         row = self._db.query("SELECT MAX(position) FROM records")[0]
@@ -266,6 +290,10 @@ class RunStore:
             "ORDER BY id",
             (generation,),
         )
+        if any(
+            not isinstance(blob, bytes) or len(blob) % 4 for row in rows for blob in row
+        ):
+            raise self.damaged("a transition of D is not float32 values")
         return [
             Transition(*(np.frombuffer(blob, dtype=np.float32).copy() for blob in row))
             for row in rows
@@ -274,26 +302,8 @@ class RunStore:
     def records(self) -> list[Record]:
         rows = self._db.query(f"SELECT {_COLUMNS} FROM records ORDER BY position")
         try:
-            return [
-                Record(
-                    position=row[0],
-                    path=row[1],
-                    state=row[2],
-                    action=row[3],
-                    bytes_uploaded=row[4],
-                    reference_bytes=row[5],
-                    accuracy=row[6],
-                    p_est=row[7],
-                    epsilon=row[8],
-                    labels=[tuple(x) for x in json.loads(row[9])],
-                    error=row[10],
-                    source=row[11],
-                    digest=row[12],
-                    calls=row[13],
-                )
-                for row in rows
-            ]
-        except (ValueError, TypeError) as err:
+            return [_record(row) for row in rows]
+        except ValueError as err:
             raise self._db.error(f"a damaged record ({err})") from None
 
     # -- writing -------------------------------------------------------------
@@ -362,6 +372,23 @@ class RunStore:
                 "DELETE FROM transitions WHERE generation < ?",
                 (state.get("generation", 0),),
             )
+
+
+def _record(row: tuple[Any, ...]) -> Record:
+    """A stored record, each column of its field's type.
+
+    Raises:
+        ValueError: the first column that is not (one line).
+    """
+    values = dict(zip(_COLUMNS.split(", "), row, strict=True))
+    values["labels"] = read_labels(
+        values["labels"], max_labels=TOP_LABELS_RECORDED, max_chars=MAX_LABELS_CHARS
+    )
+    hints = get_type_hints(Record)
+    for name, value in values.items():
+        if name != "labels" and not fits(value, hints[name]):
+            raise ValueError(f"{name} is not {hints[name]}")
+    return Record(**values)
 
 
 def _tensor_blob(obj: Any) -> bytes:
