@@ -12,6 +12,7 @@ import io
 import math
 import os
 import stat
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,7 @@ def load_image(
         ImageError: unreadable, empty, truncated, corrupt, unsupported or too large.
     """
     data = source if isinstance(source, bytes) else read_image_file(source)
+    follow_pillow_limit(max_pixels)
     if not data:
         raise ImageError("empty file (0 bytes)")
     try:
@@ -112,6 +114,20 @@ def load_image(
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ImageError(f"corrupt or truncated image: {reason}") from None
     return to_rgb(image)
+
+
+_PILLOW_LIMIT = threading.Lock()
+
+
+def follow_pillow_limit(max_pixels: int) -> None:
+    """Raise Pillow's own decompression-bomb limit to at least ``max_pixels``, so
+    the limit a caller asks for is the one that holds (Pillow's default would refuse
+    a photo over 89.5 million pixels whatever was asked); below it, ours checks
+    first. Never lowered: another caller's larger limit stays."""
+    with _PILLOW_LIMIT:
+        current = Image.MAX_IMAGE_PIXELS
+        if current is not None and current < max_pixels:
+            Image.MAX_IMAGE_PIXELS = max_pixels
 
 
 def _draft_size(width: int, height: int, min_short_side: int) -> tuple[int, int]:
@@ -173,20 +189,33 @@ class ImageHeader:
     """what :func:`load_image` will hold at its peak: what a service reserves"""
 
 
+HEADER_MAX_PIXELS = 2 * 89_478_485
+"""What :func:`image_header` refuses: Pillow's default bomb limit, held here so that
+a larger ``max_pixels`` given to :func:`load_image` does not move it."""
+
+
 def image_header(data: bytes) -> ImageHeader:
     """The size of ``data`` and what decoding it will cost, from its header alone.
 
     Raises:
-        ImageError: not an image Pillow can read, or over Pillow's bomb limit.
+        ImageError: not an image Pillow can read, or over
+            :data:`HEADER_MAX_PIXELS`.
     """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 width, height = image.size
+                if width * height > HEADER_MAX_PIXELS:  # before getexif loads it
+                    raise ImageError(
+                        f"image too large: {width}x{height} = {width * height:,} "
+                        f"pixels (limit {HEADER_MAX_PIXELS:,})"
+                    )
                 per_pixel = _DECODED_BYTES.get(image.mode, 20)
                 rgb = 0 if image.mode == "RGB" else 4
                 rotated = image.getexif().get(0x0112, 1) not in (1, None)
+    except ImageError:
+        raise
     except Image.DecompressionBombError as err:
         raise ImageError(f"image too large: {err}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,15 +34,28 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "--agent",
         default="lite0",
         help="a shipped agent's name (lite0, lite1-scale-quality, ...), an agent "
-        "file, or a folder from `adacompress export` (default: lite0)",
+        "file, or a folder from `adacompress export`; a shipped name always means "
+        "the shipped agent: give a file or folder as a path, e.g. ./lite0 "
+        "(default: lite0)",
     )
     add_limit_options(parser)
     parser.add_argument(
         "--max-pixels",
-        type=int,
+        type=positive_int,
         default=DEFAULT_MAX_PIXELS,
         help=f"skip images with more pixels (default: {DEFAULT_MAX_PIXELS})",
     )
+
+
+def positive_int(text: str) -> int:
+    """An option's value that must be a whole number above zero."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
 
 
 def add_limit_options(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +93,7 @@ def limits_from(args: argparse.Namespace) -> UploadLimits:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from adacompress.cli.report import print_skipped
+    from adacompress.cli.report import print_skipped, shown
     from adacompress.device.compressor import Compressor
     from adacompress.device.files import compress_files
     from basekit.progress import Progress
@@ -107,5 +121,11 @@ def execute(args: argparse.Namespace) -> int:
         f"uploads {summary['bytes'] / 1e6:.2f} MB = {ratio:.3f} of the sources "
         f"-> {summary['manifest']}"
     )
+    if summary["manifest_ignored"]:
+        print(
+            f"adacompress: warning: {summary['manifest_ignored']} damaged lines of "
+            f"{shown(summary['manifest'])} ignored (their inputs are done again)",
+            file=sys.stderr,
+        )
     print_skipped(summary["skipped"])
     return 1 if summary["skipped"] else 0

@@ -7,6 +7,7 @@ import argparse
 import os
 import shlex
 import sys
+import warnings
 from types import ModuleType
 
 from adacompress import __version__
@@ -21,6 +22,7 @@ from adacompress.cli import (
     ship,
     train,
 )
+from adacompress.cli.termination import EXIT_TERMINATED, Terminated, sigterm_raises
 
 COMMANDS: tuple[ModuleType, ...] = (
     compress,
@@ -64,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compress each photo as far as a cloud vision service allows, "
         "learned from the service's own answers.",
         epilog="exit status: 0 done; 1 some inputs failed or were skipped; 2 usage "
-        "or setup error; 3 service unreachable (rerun to continue); 130 interrupted",
+        "or setup error; 3 service unreachable (rerun to continue); 130 interrupted; "
+        "143 terminated (SIGTERM)",
     )
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {__version__}"
@@ -85,15 +88,22 @@ def main(argv: list[str] | None = None) -> int:
     command = next(c for c in COMMANDS if c.NAME == args.command)
     from adacompress.cloud.service import CircuitOpen
 
+    # Pillow's warnings (corrupt EXIF, ...) are not the user's to act on: each
+    # input gets at most its one line
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
     try:
         from basekit.threads import configure_threads
 
         # serve runs ONNX Runtime only: torch stays unloaded there
         configure_threads(args.threads, env=THREADS_ENV, torch=args.command != "serve")
-        return int(command.execute(args))
+        with sigterm_raises():
+            return int(command.execute(args))
     except CircuitOpen as err:
         print(f"adacompress: {err}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    except Terminated:
+        print("adacompress: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("adacompress: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -26,7 +26,7 @@ from adacompress.device.card import AgentCard
 from adacompress.device.codec import encode
 from adacompress.device.features.base import FeatureExtractor
 from adacompress.device.resolution import cap_photo, load_capped
-from adacompress.device.zoo import resolve_agent
+from adacompress.device.zoo import names_a_path, resolve_agent
 from basekit.extras import require
 from basekit.images import DEFAULT_MAX_PIXELS, ImageError, to_rgb
 from basekit.threads import model_threads
@@ -319,7 +319,7 @@ def load_compressor(
     shipped agent's name or an agent file (torch)."""
     from adacompress.device.exported import is_exported, load_exported
 
-    if is_exported(agent):
+    if names_a_path(agent) and is_exported(agent):
         card, extractor, exported = load_exported(agent)
         if limits == NO_LIMITS:
             limits = card.upload_limits()

@@ -87,20 +87,37 @@ def shipped(name: str, actions: str | None = None) -> ShippedAgent:
     return ZOO[name]
 
 
-def resolve_agent(name_or_path: str | Path, actions: str | None = None) -> Path:
-    """The agent file of a shipped agent's name (see :func:`shipped`) or of a path.
-
-    Raises:
-        ValueError: neither a shipped agent nor an existing file (one line).
-    """
+def names_a_path(name_or_path: str | Path) -> bool:
+    """Whether ``--agent`` names a file or folder rather than a shipped agent: a
+    ``Path``, or text with a slash or ending in ``.pt``. A bare name is always a
+    shipped agent's, so a folder ``lite0/`` beside the user never replaces the
+    shipped ``lite0``; ``./lite0`` loads the folder."""
     text = str(name_or_path)
-    looks_like_path = (
+    return (
         isinstance(name_or_path, Path)
         or text.endswith(".pt")
         or ("/" in text or "\\" in text)
     )
-    if not looks_like_path:
-        return shipped(text, actions).file
+
+
+def resolve_agent(name_or_path: str | Path, actions: str | None = None) -> Path:
+    """The agent file of a shipped agent's name (see :func:`shipped`) or of a path.
+
+    Raises:
+        ValueError: neither a shipped agent nor an existing file (one line; a bare
+            name that is a file or folder here says to give it as a path).
+    """
+    text = str(name_or_path)
+    if not names_a_path(name_or_path):
+        try:
+            return shipped(text, actions).file
+        except ValueError as err:
+            if Path(text).exists():
+                raise ValueError(
+                    f"{err}; to load the file or folder {text!r}, give it as a "
+                    f"path: ./{text}"
+                ) from None
+            raise
     path = Path(name_or_path)
     if not path.is_file():
         raise ValueError(f"agent file not found: {path}")

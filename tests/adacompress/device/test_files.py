@@ -1,10 +1,15 @@
 """``adacompress compress``: uploads and manifest, bad files listed, reruns redo
-nothing, outputs equal to the Python API's."""
+nothing, outputs equal to the Python API's; colliding names, inputs as outputs,
+a folder named like a shipped agent, a damaged manifest, Pillow's warnings."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
+import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +18,7 @@ from PIL import Image
 from adacompress.cli import main
 from adacompress.core.datasets import builtin_photos
 from adacompress.device.compressor import Compressor
-from adacompress.device.files import MANIFEST, expand_inputs
+from adacompress.device.manifest import MANIFEST
 from tests.helpers import write_bad_inputs
 
 
@@ -72,15 +77,6 @@ def test_compress_writes_uploads_and_a_manifest_then_reruns_nothing(
     assert "4 written, 0 already done" in capsys.readouterr().out
 
 
-def test_outputs_keep_relative_paths_and_stay_apart(tmp_path: Path) -> None:
-    (tmp_path / "a").mkdir()
-    for name in ("x.png", "x.jpg", "y.jpeg", ".hidden.jpg"):
-        (tmp_path / "a" / name).write_bytes(b"")
-    planned = {s.name: o.as_posix() for s, o in expand_inputs([tmp_path / "a"])}
-    # Planned without an extension: the upload's format gives it (x.jpg, x.png.jpg).
-    assert planned == {"x.jpg": "x", "x.png": "x.png", "y.jpeg": "y"}
-
-
 def test_a_damaged_manifest_is_a_one_line_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -92,3 +88,125 @@ def test_a_damaged_manifest_is_a_one_line_error(
     err = capsys.readouterr().err.strip()
     assert "damaged manifest" in err and str(out / MANIFEST) in err
     assert "\n" not in err
+
+
+def run(*args: str | Path) -> int:
+    return main(["--quiet", "compress", *map(str, args)])
+
+
+def test_colliding_names_give_distinct_outputs_the_manifest_describes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # compress d1 d2 d3 --out o, a.jpg in each: d2's upload was lost
+    folders = [tmp_path / f"d{i}" for i in (1, 2, 3)]
+    for folder, photo in zip(folders, builtin_photos(), strict=False):
+        folder.mkdir()
+        (folder / "a.jpg").write_bytes(photo.read_bytes())
+    out = tmp_path / "o"
+    assert run(*folders, "--out", out) == 0
+    entries = [json.loads(x) for x in (out / MANIFEST).read_text().splitlines()]
+    assert len({e["output"] for e in entries}) == 3
+    compressor = Compressor.load("lite0")
+    for entry in entries:
+        upload = compressor.compress(entry["source"]).data
+        assert (out / entry["output"]).read_bytes() == upload
+        assert entry["bytes"] == len(upload)
+    capsys.readouterr()
+    assert run(*folders, "--out", out) == 0
+    assert "0 written, 3 already done" in capsys.readouterr().out
+
+
+def test_an_input_is_never_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    original = builtin_photos()[0].read_bytes()
+    (photos / "photo.jpg").write_bytes(original)
+    monkeypatch.chdir(photos)
+    for args in (
+        ["photo.jpg", "--out", "."],
+        [".", "--out", "."],
+        [".", "--out", "up"],
+    ):
+        capsys.readouterr()
+        assert run(*args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("adacompress: error:") and err.count("\n") == 1
+    assert (photos / "photo.jpg").read_bytes() == original
+    assert os.listdir(photos) == ["photo.jpg"]
+
+
+def test_a_folder_named_like_a_shipped_agent_does_not_replace_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lite0").mkdir()
+    (tmp_path / "lite0" / "card.json").write_text("{}")
+    photo = builtin_photos()[0]
+    assert run(photo, "--out", "up") == 0
+    (entry,) = [
+        json.loads(x) for x in (tmp_path / "up" / MANIFEST).read_text().splitlines()
+    ]
+    assert entry["agent"] == "lite0-scale-quality.pt"
+    capsys.readouterr()
+    assert run(photo, "--out", "up2", "--agent", "./lite0") == 2  # asked for: read
+    assert run(photo, "--out", "up2", "--agent", "nonesuch") == 2
+    (tmp_path / "nonesuch").mkdir()
+    assert run(photo, "--out", "up2", "--agent", "nonesuch") == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "give it as a path: ./nonesuch" in err[-1]
+
+
+def test_damaged_manifest_lines_are_one_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo, out = builtin_photos()[0], tmp_path / "out"
+    assert run(photo, "--out", out) == 0
+    with open(out / MANIFEST, "a") as handle:
+        handle.write('{"source": {"a": 1}}\n{"source": "x.jpg", "bytes": "x"}\n')
+        handle.write('{"source": "y.jpg", "output": "/etc/passwd"}\n')
+    capsys.readouterr()
+    assert run(photo, "--out", out) == 0
+    captured = capsys.readouterr()
+    assert "1 already done" in captured.out
+    (line,) = captured.err.splitlines()
+    assert line.startswith("adacompress: warning: 3 damaged lines")
+    assert len((out / MANIFEST).read_text().splitlines()) == 1
+
+
+def test_a_fifo_manifest_is_one_line_not_a_hang(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    os.mkfifo(out / MANIFEST)
+    assert run(builtin_photos()[0], "--out", out) == 2
+    assert "not a regular file" in capsys.readouterr().err
+
+
+def test_max_pixels_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    for value in ("-1", "0", "x"):
+        with pytest.raises(SystemExit) as stop:
+            run("a.jpg", "--out", "o", "--max-pixels", value)
+        assert stop.value.code == 2
+        assert "positive whole number" in capsys.readouterr().err
+
+
+def test_pillow_warnings_stay_off_stderr(tmp_path: Path) -> None:
+    # an EXIF tag whose data lies past the end: Pillow warns as it reads it
+    tiff = b"II*\x00" + struct.pack("<IHHHII", 8, 1, 0x010E, 2, 100, 1000)
+    buffer = io.BytesIO()
+    Image.open(builtin_photos()[0]).save(
+        buffer, "JPEG", exif=b"Exif\x00\x00" + tiff + b"\0\0\0\0"
+    )
+    (tmp_path / "exif.jpg").write_bytes(buffer.getvalue())
+    done = subprocess.run(
+        [sys.executable, "-m", "adacompress", "--quiet", "compress", "exif.jpg"]
+        + ["--out", "out"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0 and done.stderr == ""
