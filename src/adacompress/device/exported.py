@@ -142,20 +142,40 @@ def load_exported(
     candidates = card.limits.get("candidates")
     if not candidates:
         raise ValueError(f"damaged agent card {folder / CARD_FILE}: no candidates")
-    data = {name: read_graph(folder / name) for name in GRAPH_FILES}
-    for name, content in data.items():
-        vouched = card.graphs.get(name)
-        if vouched is not None and hashlib.sha256(content).hexdigest() != vouched:
-            raise ValueError(
-                f"graph {folder / name} is not the one its card describes (its "
-                "SHA-256 differs): export the agent again"
-            )
+    data = _vouched_graphs(folder, card)
     dim = _check_graphs(folder, card, data, candidates)
     policy = ExportedPolicy(
         folder / POLICY_GRAPH, data[POLICY_GRAPH], card, candidates, dim
     )
     features = ExportedFeatures(folder / STATE_GRAPH, data[STATE_GRAPH], card, dim)
     return card, features, policy
+
+
+def _vouched_graphs(folder: Path, card: AgentCard) -> dict[str, bytes]:
+    """The bytes of each graph, read bounded (graph_check.read_graph) and checked
+    against the SHA-256 the card holds before anything parses them. A card holds
+    the hashes of every graph or (exported before cards held them) of none; then
+    the graphs are judged by what they hold alone.
+
+    Raises:
+        ValueError: one line naming the card or the graph.
+    """
+    if card.graphs and set(card.graphs) != set(GRAPH_FILES):
+        raise ValueError(
+            f"damaged agent card {folder / CARD_FILE}: it vouches for "
+            f"{', '.join(sorted(card.graphs))} only, not every graph"
+        )
+    data = {}
+    for name in GRAPH_FILES:
+        content = read_graph(folder / name)
+        vouched = card.graphs.get(name)
+        if vouched is not None and hashlib.sha256(content).hexdigest() != vouched:
+            raise ValueError(
+                f"graph {folder / name} is not the one its card describes (its "
+                "SHA-256 differs): export the agent again"
+            )
+        data[name] = content
+    return data
 
 
 def _check_graphs(

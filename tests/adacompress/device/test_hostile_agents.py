@@ -349,6 +349,10 @@ FOLDERS: dict[str, tuple[Callable[[Path], None], str]] = {
     "actions-trimmed": (_card(_trim_actions), "other actions"),
     "actions-reversed": (_card(_reverse_actions), "other actions"),
     "graph-hash-text": (_value("graphs", to={"state.onnx": "x"}), "SHA-256"),
+    "graph-hash-partial": (
+        _card(lambda card: card["graphs"].pop("policy.onnx")),
+        "not every graph",
+    ),
     "missing-input": (
         _policy_graph(
             [helper.make_node("ArgMax", ["x"], ["action"], axis=1, keepdims=0)],
@@ -438,6 +442,25 @@ def test_the_export_vouches_for_its_graphs_and_actions(exported: Path) -> None:
     assert json.loads(metadata["adacompress.actions"]) == [
         a["key"] for a in card["actions"]
     ]
+
+
+def test_the_hashes_are_checked_before_any_graph_is_parsed(
+    tmp_path: Path, exported: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder from elsewhere: a graph its card does not vouch for is refused
+    from its bytes alone; neither the ONNX reader nor ONNX Runtime sees it."""
+    folder = tmp_path / "agent"
+    shutil.copytree(exported, folder)
+    (folder / "state.onnx").write_bytes(b"\x08" * 64)
+
+    def parsed(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a graph was parsed before its hash was checked")
+
+    monkeypatch.setattr("adacompress.device.graph_check.read_model", parsed)
+    monkeypatch.setattr("adacompress.device.exported.OnnxGraph", parsed)
+    with pytest.raises(ValueError, match="SHA-256") as err:
+        Compressor.load(folder)
+    assert str(folder / "state.onnx") in str(err.value)
 
 
 def test_an_export_without_hashes_loads_when_its_graphs_pass(
