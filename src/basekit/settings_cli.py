@@ -14,6 +14,7 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import re
 import textwrap
 import types
 import typing
@@ -23,6 +24,9 @@ from functools import cache
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+STATES_DEFAULT = re.compile(r"\bdefault:|\(default\b|\bby default\b|\bthe default\b")
+"""A help text that matches says what its default is: none is appended to it."""
 
 
 @cache
@@ -129,7 +133,9 @@ def _add_option(
         shown = "none"
     where = f"{default_from} default: {shown}" if default_from else f"default: {shown}"
     allowed = list(choices) if choices is not None else None
-    help_text = f"{doc}{extra or ''} ({where})"
+    help_text = f"{doc}{extra or ''}"
+    if not STATES_DEFAULT.search(help_text):  # one default an option, not two
+        help_text += f" ({where})"
     help_text = help_text.replace("%", "%%")
     if kind is bool:
         parser.add_argument(

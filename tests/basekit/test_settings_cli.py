@@ -66,3 +66,27 @@ def test_preset_defaults_and_overrides() -> None:
     with pytest.raises(ValueError, match=r"unknown preset 'three' \(known: one, two\)"):
         presets.get("three")
     assert merged(Outer(), {"inner": {"sizes": ()}}).inner == Inner("lite0", ())
+
+
+@dataclass
+class Documented:
+    """Fields whose help says their default, and one whose help does not."""
+
+    cache: str | None = None
+    """where answers go (default: $CACHE or the user's cache folder)"""
+    host: str = "127.0.0.1"
+    """address to bind (loopback by default)"""
+    steps: int = 10
+    """how many steps"""
+
+
+def test_a_help_that_states_its_default_gets_no_second_one() -> None:
+    p = argparse.ArgumentParser()
+    add_settings(p, Documented)
+    helps = {a.dest: a.help for a in p._actions}
+    assert (
+        helps["cache"]
+        == "where answers go (default: $CACHE or the user's cache folder)"
+    )
+    assert helps["host"] == "address to bind (loopback by default)"
+    assert helps["steps"] == "how many steps (default: 10)"

@@ -4,10 +4,12 @@ paths that do not depend on the working directory."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,10 +17,12 @@ import torch
 
 from adacompress import __version__
 from adacompress.cli import main
+from adacompress.cli.main import build_parser
 from adacompress.cloud.settings import ServeSettings
 from adacompress.core.datasets import builtin_photos, data_root
 from adacompress.exchange.cache import default_cache_path
 from basekit import progress
+from basekit.settings_cli import STATES_DEFAULT
 from tests.helpers import write_bad_inputs
 
 
@@ -209,3 +213,21 @@ def test_scenery_skips_bad_files_and_warns_about_a_short_stream(
     report = json.loads((tmp_path / "s.json").read_text())
     skipped = {Path(p["path"]).name for p in report["problems"]}
     assert {"zero.jpg", "truncated.jpg"} <= skipped
+
+
+def test_every_option_states_at_most_one_default() -> None:
+    """``(default: X) (default: none)`` on one option was two answers to one
+    question (issue 32): a help text that says its default gets no generated one."""
+
+    def helps(parser: argparse.ArgumentParser, name: str) -> Iterator[tuple[str, str]]:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for command, sub in action.choices.items():
+                    yield from helps(sub, command)
+            elif action.help:
+                yield f"{name} {'/'.join(action.option_strings)}", action.help
+
+    found = list(helps(build_parser(), "adacompress"))
+    assert len(found) > 100
+    twice = [(o, h) for o, h in found if len(STATES_DEFAULT.findall(h)) > 1]
+    assert twice == []
