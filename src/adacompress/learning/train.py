@@ -142,8 +142,16 @@ def train(
         log["calibration"] = asdict(calibration)
     if found is not None:
         log["survey"] = found.summary()
-    atomic_write_json(out.with_suffix(".json"), log)
+    atomic_write_json(out.with_suffix(".json"), portable_log(log, out))
     return log
+
+
+def portable_log(log: dict[str, Any], out: Path) -> dict[str, Any]:
+    """``log`` as written beside the agent ``out``: the agent named by its file name
+    alone, so a log that ships in the package never carries the builder's checkout
+    path (issue 32)."""
+    settings = {**log["settings"], "out": out.name}
+    return {**log, "settings": settings, "agent_file": out.name}
 
 
 def plan_training(settings: TrainSettings) -> CallPlan:

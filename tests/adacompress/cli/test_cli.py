@@ -43,6 +43,8 @@ def test_train_smoke_then_evaluate_twice(tmp_path: Path) -> None:
     log = json.loads(agent_path.with_suffix(".json").read_text())
     assert log["history"][-1]["step"] == 200
     assert log["settings"]["agent"]["gamma"] == 0.0
+    # the log names its agent as it lies beside it, never by the builder's path
+    assert log["agent_file"] == log["settings"]["out"] == "agent.pt"
     assert 0.0 <= log["history"][-1]["charts/accuracy"] <= 1.0
     assert log["history"][-1]["charts/epsilon"] < 1.0  # learning calls happened
     agent, meta = load_policy(agent_path)
