@@ -219,32 +219,19 @@ class Compressor:
         """The upload the agent chooses for one image.
 
         Raises:
-            ImageError: unusable input (one line).
+            ImageError: unusable input, or no setting fits it under the service's
+                limits (one line naming the input).
         """
-        return self.compress_many([source])[0]
+        result = self.compress_many([source])[0]
+        if isinstance(result, ImageError):
+            raise ImageError(f"{_describe(source)}: {result}")
+        return result
 
-    def compress_many(self, sources: Iterable[ImageInput]) -> list[Upload]:
-        """:meth:`compress` for many images, features extracted in batches.
-
-        Raises:
-            ImageError: the first unusable input (the message names it).
-        """
-        sources = list(sources)
-        uploads = []
-        for source, result in zip(
-            sources, self.try_compress_many(sources), strict=True
-        ):
-            if isinstance(result, ImageError):
-                raise ImageError(f"{_describe(source)}: {result}")
-            uploads.append(result)
-        return uploads
-
-    def try_compress_many(
-        self, sources: Iterable[ImageInput]
-    ) -> list[Upload | ImageError]:
-        """Like :meth:`compress_many`, but an unusable input (or one that no setting
-        fits under the service's limits) gives its :class:`ImageError` in its
-        place instead of stopping. Decoding and encoding run in a thread pool
+    def compress_many(self, sources: Iterable[ImageInput]) -> list[Upload | ImageError]:
+        """:meth:`compress` for many images, one result an input, in order: its
+        upload, or the :class:`ImageError` that says why it has none (unusable, or
+        no setting fits it under the service's limits). One bad input never costs
+        the others their uploads. Decoding and encoding run in a thread pool
         (Pillow releases the GIL), the features a batch at a time."""
         sources = list(sources)
         results: list[Upload | ImageError] = []

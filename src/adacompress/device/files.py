@@ -93,7 +93,7 @@ def _compress(
     saved = time.monotonic()
 
     def flush() -> None:
-        results = compressor.try_compress_many([data for *_, data in chunk])
+        results = compressor.compress_many([data for *_, data in chunk])
         for (key, stem, digest, _), result in zip(chunk, results, strict=True):
             if isinstance(result, ImageError):
                 entries[key] = Entry(key, skipped=str(result), sha256=digest)

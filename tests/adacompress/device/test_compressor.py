@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -50,6 +52,25 @@ def test_compress_many_batches_but_chooses_as_one_by_one(
     assert [u.data for u in many] == [u.data for u in one_by_one]
 
 
+def test_one_photo_starts_no_thread_pool(
+    compressor: Compressor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """compress() of one photo, what most API users call, paid for a thread pool
+    each call (issue 32; fixed with the photo cap): many photos share one."""
+    pools: list[int] = []
+
+    class Counted(ThreadPoolExecutor):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            pools.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr("adacompress.device.compressor.ThreadPoolExecutor", Counted)
+    compressor.compress(PHOTOS[0])
+    assert pools == []
+    compressor.compress_many(PHOTOS[:3])
+    assert pools == [1]
+
+
 def test_the_choice_is_greedy_and_never_dominated(compressor: Compressor) -> None:
     features = compressor.features([compressor.decode(p) for p in PHOTOS])
     choices = compressor.choose(features)
@@ -68,9 +89,24 @@ def test_bad_inputs_are_one_line_errors(compressor: Compressor, tmp_path: Path) 
         with pytest.raises(ImageError, match=word) as caught:
             compressor.compress(tmp_path / name)
         assert "\n" not in str(caught.value) and name in str(caught.value)
-    results = compressor.try_compress_many([PHOTOS[0], tmp_path / "zero.jpg"])
-    assert not isinstance(results[0], ImageError)
-    assert isinstance(results[1], ImageError)
+
+
+def test_compress_many_gives_each_input_its_upload_or_its_error(
+    compressor: Compressor, tmp_path: Path
+) -> None:
+    """A bad file among good ones costs the good ones nothing: one result an input,
+    in order (it stopped at the first bad file, issue 32)."""
+    write_bad_inputs(tmp_path)
+    sources = [tmp_path / "zero.jpg", PHOTOS[0], tmp_path / "notes.png", PHOTOS[1]]
+    results = compressor.compress_many(sources)
+    assert [type(r).__name__ for r in results] == [
+        "ImageError",
+        "Upload",
+        "ImageError",
+        "Upload",
+    ]
+    assert "empty" in str(results[0]) and "not an image" in str(results[2])
+    assert results[1] == compressor.compress(PHOTOS[0])
 
 
 def test_limits_are_honoured() -> None:
@@ -82,11 +118,11 @@ def test_limits_are_honoured() -> None:
 def test_a_photo_no_setting_fits_is_its_own_error() -> None:
     """An upload limit no setting meets fails that photo, not the batch."""
     tight = Compressor.load("lite0", limits=UploadLimits(min_side=4000, max_bytes=1024))
-    results = tight.try_compress_many(PHOTOS[:3])
+    results = tight.compress_many(PHOTOS[:3])
     assert all(isinstance(r, ImageError) for r in results)
     assert "under 1,024 bytes" in str(results[0])
     with pytest.raises(ImageError, match="under 1,024 bytes"):
-        tight.compress_many(PHOTOS[:1])
+        tight.compress(PHOTOS[0])
 
 
 def test_unknown_agents_are_one_line_errors() -> None:
