@@ -1,12 +1,13 @@
 """Self-supervised training: PIRL, NPID (lambda = 0) and the covariant Jigsaw baseline.
 
 Reads top to bottom: the settings dataclass, what each method is built from, one
-training step, the loop. SGD with momentum, cosine learning rate, weight decay on
-weights only (not on BatchNorm or biases). Every process of a ``torchrun`` launch
-(gloo on CPU, nccl on GPU) sees its slice of each global batch; gradients are averaged
-with one all-reduce after ``backward`` (what DDP does, without its single-forward
-restriction: PIRL runs the encoder on images and patches separately) and the memory
-bank is updated from the all-gathered batch, so every process holds the same bank.
+training step, the loop. SGD with momentum, cosine learning rate (optionally scaled
+with the global batch and warmed up), weight decay on weights only (not on BatchNorm
+or biases). Every process of a ``torchrun`` launch (gloo on CPU, NCCL on GPU) sees
+its slice of each global batch; torch's ``DistributedDataParallel`` averages the
+gradients (optionally with synchronised BatchNorm) and the memory bank is updated
+from the all-gathered batch, so every process holds the same bank
+(:mod:`pirl.distributed`).
 
 The images come from one of two data paths: ``files`` decodes and augments every
 image with PIL in loader processes (:mod:`pirl.data`, :mod:`pirl.transforms`);
@@ -15,17 +16,21 @@ whole batches in torch (:mod:`pirl.tensor_data`, :mod:`pirl.batch_transforms`);
 ``auto`` takes the tensor path when the decoded images fit a memory limit.
 
 A checkpoint (model, optimiser, schedule position, memory bank with its sampling
-generator) is written after every epoch, on Ctrl-C and when the time budget or
-``max_steps`` stops the run; ``resume`` continues exactly: the data order and every
-augmentation are keyed by ``(seed, epoch, index)`` (see :mod:`pirl.data`).
+generator) is written after every epoch, every ``checkpoint_every`` steps, on
+Ctrl-C, on SIGTERM (what a cluster sends before it preempts a job) and when the time
+budget or ``max_steps`` stops the run; ``resume`` continues exactly: the data order
+and every augmentation are keyed by ``(seed, epoch, index)`` (see :mod:`pirl.data`),
+and the log is cut back to the checkpoint's step.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import math
-import os
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -33,16 +38,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from basekit.atomic import atomic_torch_save, atomic_write_json
+from basekit.atomic import atomic_torch_save, atomic_write, atomic_write_json
 from basekit.safe_load import load_tensors
 from pirl.batch_transforms import BatchViews
 from pirl.data import DataError, EpochBatchSampler, ImageDataset, ImageSource
+from pirl.distributed import (
+    Group,
+    any_process,
+    data_parallel,
+    join,
+    mean_over_processes,
+)
 from pirl.jigsaw_baseline import (
     JigsawClassifier,
     max_hamming_permutations,
@@ -97,6 +108,12 @@ class TrainSettings:
     """images per step and process"""
     lr: float = 0.06
     """peak learning rate (SGD)"""
+    reference_batch: int | None = None
+    """linear scaling rule (Goyal et al., 2017): the peak learning rate is --lr x
+    global batch (batch size x processes) / this; default: --lr as given"""
+    warmup_epochs: float = 0.0
+    """linear learning-rate warm-up over these epochs, for large global batches
+    (Goyal et al., 2017)"""
     momentum: float = 0.9
     """SGD momentum"""
     weight_decay: float = 5e-4
@@ -143,12 +160,18 @@ class TrainSettings:
     """stop after this much training time; the cosine schedule then ends with it"""
     max_steps: int | None = None
     """stop after this many steps (does not change the schedule)"""
+    checkpoint_every: int | None = None
+    """also write the checkpoint every this many steps (it is always written after
+    every epoch, on Ctrl-C, on SIGTERM and at a stop)"""
     resume: bool = False
     """continue from out/checkpoint.pt"""
     device: str = "auto"
     """auto | cpu | cuda"""
     amp: bool = True
-    """bfloat16 autocast on CUDA (no effect on CPU)"""
+    """bfloat16 autocast on CUDA (no effect on CPU); the loss stays float32"""
+    sync_bn: bool = False
+    """several processes: BatchNorm statistics of the global batch, not of each
+    process's slice"""
     channels_last: bool = True
     """keep weights and activations channels-last (NHWC): the faster convolution
     layout of oneDNN on CPU and of tensor cores on GPU"""
@@ -245,26 +268,25 @@ def cosine_lr(base: float, progress: float) -> float:
     return base * 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
 
 
+def peak_lr(settings: TrainSettings, world: int) -> float:
+    """``--lr``, scaled linearly with the global batch when ``reference_batch`` is
+    set (Goyal et al., 2017, "Accurate, Large Minibatch SGD", section 2.1)."""
+    if settings.reference_batch is None:
+        return settings.lr
+    if settings.reference_batch <= 0:
+        raise ValueError(
+            f"reference_batch must be positive: {settings.reference_batch}"
+        )
+    return settings.lr * settings.batch_size * world / settings.reference_batch
+
+
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """Linear warm-up: ``(step + 1) / warmup_steps`` until it reaches 1 (Goyal et
+    al., 2017, section 2.2, gradual warm-up)."""
+    return 1.0 if warmup_steps <= 0 else min(1.0, (step + 1) / warmup_steps)
+
+
 # --- one step -----------------------------------------------------------------------
-
-
-def average_gradients(model: nn.Module) -> None:
-    """All-reduce the mean gradient over processes (no-op in a single process)."""
-    if not (dist.is_initialized() and dist.get_world_size() > 1):
-        return
-    world = dist.get_world_size()
-    for p in model.parameters():
-        if p.grad is not None:
-            dist.all_reduce(p.grad)
-            p.grad /= world
-
-
-def mean_over_processes(value: torch.Tensor) -> float:
-    if dist.is_initialized() and dist.get_world_size() > 1:
-        value = value.detach().clone()
-        dist.all_reduce(value)
-        value /= dist.get_world_size()
-    return float(value)
 
 
 def pirl_step(
@@ -279,18 +301,19 @@ def pirl_step(
     world: int = 1,
     autocast: contextlib.AbstractContextManager[Any] | None = None,
 ) -> float:
-    """One PIRL/NPID step: loss, backward, averaged gradients, SGD, bank update.
+    """One PIRL/NPID step: loss, backward, SGD, bank update.
+
+    ``model`` is the ``DistributedDataParallel`` wrapper in several processes (it
+    averages the gradients). The embeddings may be computed under ``autocast``; the
+    loss never is (its logits, exp and log stay float32).
 
     Returns the loss averaged over all processes (= the loss of the global batch).
     """
     with autocast or contextlib.nullcontext():
         f, g = model(images, pretext)
-        loss = criterion(
-            f.float(), None if g is None else g.float(), indices, rank=rank, world=world
-        )
+    loss = criterion(f, g, indices, rank=rank, world=world)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    average_gradients(model)
     optimizer.step()
     criterion.update(indices, f.detach())  # the bank moves after the loss
     return mean_over_processes(loss.detach())
@@ -306,10 +329,10 @@ def jigsaw_step(
 ) -> float:
     """One covariant Jigsaw step: cross-entropy over the permutation set."""
     with autocast or contextlib.nullcontext():
-        loss = F.cross_entropy(model(patches).float(), labels)
+        logits = model(patches)
+    loss = F.cross_entropy(logits.float(), labels)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    average_gradients(model)
     optimizer.step()
     return mean_over_processes(loss.detach())
 
@@ -317,39 +340,75 @@ def jigsaw_step(
 # --- the loop -----------------------------------------------------------------------
 
 
-def process_group() -> tuple[int, int]:
-    """``(rank, world)``; joins the ``torchrun`` process group when launched by it."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
-    if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+class Preempted(Exception):
+    """SIGTERM stopped the run; its checkpoint is saved (``--resume`` continues)."""
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device(name)
+class Terminations:
+    """Counts SIGTERM while installed (main thread only): the loop then stops at the
+    end of its step, saves and raises :class:`Preempted`, instead of dying with
+    the work since the last checkpoint."""
+
+    def __init__(self) -> None:
+        self.received = False
+        self.previous: Any = None
+        self.installed = threading.current_thread() is threading.main_thread()
+
+    def __enter__(self) -> Terminations:
+        if self.installed:
+            self.previous = signal.signal(signal.SIGTERM, self.handle)
+        return self
+
+    def handle(self, signum: int, frame: Any) -> None:
+        self.received = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self.installed:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
+def ignore_sigterm(worker_id: int) -> None:
+    """Data-loader workers leave SIGTERM to the training process, which stops them
+    after saving (a cluster signals every process of the job)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class Logger:
-    """CSV log (appended across resumes) and TensorBoard when it is installed."""
+    """CSV log (appended across resumes, cut back to the checkpoint's step when a
+    run resumes) and TensorBoard when it is installed."""
 
-    def __init__(self, folder: Path, enabled: bool) -> None:
+    def __init__(self, folder: Path, enabled: bool, *, resume_step: int = 0) -> None:
         self.path = folder / LOG
         self.enabled = enabled
         self.writer: Any = None
         if enabled:
+            if resume_step:
+                self.trim(resume_step)
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.writer = SummaryWriter(str(folder / "tensorboard"))
+                # purge_step hides the events a resumed run writes again
+                purge = resume_step + 1 if resume_step else None
+                self.writer = SummaryWriter(
+                    str(folder / "tensorboard"), purge_step=purge
+                )
             except ImportError:  # tensorboard not installed: CSV only
                 self.writer = None
+
+    def trim(self, step: int) -> None:
+        """Drop the rows after ``step`` (logged after the checkpoint, so repeated)."""
+        if not self.path.exists():
+            return
+        with self.path.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        kept = [r for r in rows if float(r.get("charts/step") or 0) <= step]
+        if len(kept) == len(rows) or not rows:
+            return
+        text = io.StringIO()
+        out = csv.DictWriter(text, fieldnames=list(rows[0]))
+        out.writeheader()
+        out.writerows(kept)
+        atomic_write(self.path, lambda handle: handle.write(text.getvalue().encode()))
 
     def log(self, row: dict[str, float]) -> None:
         if not self.enabled:
@@ -389,26 +448,33 @@ def batches(
         start=start,
     )
     if isinstance(dataset, DecodedDataset):  # one item is a whole batch
+        workers = 0 if settings.workers is None else settings.workers
         yield from DataLoader(
             dataset,
             sampler=sampler,
             batch_size=None,
-            num_workers=0 if settings.workers is None else settings.workers,
+            num_workers=workers,
+            worker_init_fn=ignore_sigterm if workers else None,
         )
     else:
+        workers = 1 if settings.workers is None else settings.workers
         yield from DataLoader(
             dataset,
             batch_sampler=sampler,
-            num_workers=1 if settings.workers is None else settings.workers,
+            num_workers=workers,
+            worker_init_fn=ignore_sigterm if workers else None,
         )
 
 
 @dataclass
 class Parts:
-    """What one training run optimises: the model, its loss (None for jigsaw,
-    which classifies), the optimiser, and the jigsaw's permutations."""
+    """What one training run optimises: the model, what runs its forward (the
+    ``DistributedDataParallel`` wrapper in several processes, else the model), its
+    loss (None for jigsaw, which classifies), the optimiser, and the jigsaw's
+    permutations."""
 
     model: nn.Module
+    net: nn.Module
     criterion: PIRLLoss | None
     optimizer: torch.optim.Optimizer
     permutations: torch.Tensor | None
@@ -428,15 +494,20 @@ def open_source(settings: TrainSettings) -> ImageSource:
 
 
 def build_parts(
-    settings: TrainSettings, n: int, device: torch.device, world: int
+    settings: TrainSettings, n: int, device: torch.device
 ) -> tuple[Parts, Any]:
     """The model, loss and optimiser on ``device``, and the method's transform."""
     model, criterion, transform, permutations = build_method(settings, n)
-    if device.type == "cuda" and world > 1:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device)
     if settings.channels_last:
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    # pirl at lambda 0 computes g but never uses it: DDP must be told
+    unused = settings.method == "pirl" and settings.lam == 0
+    net = data_parallel(
+        model, device, sync_bn=settings.sync_bn, find_unused_parameters=unused
+    )
+    if net is not model:  # the synchronised BatchNorm replaced modules of the model
+        model = net.module  # type: ignore[assignment]
     if criterion is not None:
         criterion.to(device)
     optimizer = torch.optim.SGD(
@@ -444,29 +515,42 @@ def build_parts(
         lr=settings.lr,
         momentum=settings.momentum,
     )
-    return Parts(model, criterion, optimizer, permutations), transform
+    return Parts(model, net, criterion, optimizer, permutations), transform
 
 
 def start_or_resume(
-    settings: TrainSettings, parts: Parts, checkpoint: Path, n: int, rank: int
+    settings: TrainSettings, parts: Parts, checkpoint: Path, n: int, group: Group
 ) -> dict[str, Any]:
     """The run's progress: from ``checkpoint`` (``--resume``), else from zero (the
     output folder made, an old log removed).
 
     Raises:
         DataError: nothing to resume.
-        ValueError: the checkpoint was made with other data or another method.
+        ValueError: the checkpoint was made with other data, another method or
+            another number of processes.
     """
     if not settings.resume:
-        if rank == 0:
+        if group.rank == 0:
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
             (checkpoint.parent / LOG).unlink(missing_ok=True)
         return {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "elapsed": 0.0}
     if not checkpoint.exists():
         raise DataError(f"nothing to resume: {checkpoint} does not exist")
     saved = load_tensors(checkpoint, what="pirl checkpoint")
-    if saved["n_data"] != n or saved["settings"]["method"] != settings.method:
-        raise ValueError("checkpoint was made with other data or another method")
+    if saved["n_data"] != n:
+        raise ValueError(
+            f"checkpoint was made on {saved['n_data']} images, this run has {n}"
+        )
+    if saved["settings"]["method"] != settings.method:
+        raise ValueError(
+            f"checkpoint was made by method {saved['settings']['method']}, "
+            f"this run is {settings.method}"
+        )
+    if saved.get("world", 1) != group.world:
+        raise ValueError(
+            f"checkpoint was made by {saved.get('world', 1)} processes, this run has "
+            f"{group.world}: resume with the same number (the batches depend on it)"
+        )
     parts.model.load_state_dict(saved["model"])
     parts.optimizer.load_state_dict(saved["optimizer"])
     if parts.criterion is not None:
@@ -514,7 +598,7 @@ def train_step(
         patches, perms = views[0]
         labels = permutation_labels(perms, parts.permutations).to(device)  # type: ignore[arg-type]
         return jigsaw_step(
-            parts.model, parts.optimizer, patches.to(device), labels, autocast=autocast
+            parts.net, parts.optimizer, patches.to(device), labels, autocast=autocast
         )
     assert parts.criterion is not None
     images = views[0].to(device)
@@ -523,7 +607,7 @@ def train_step(
         keep = max(1, round(settings.pretext_fraction * len(pretext)))
         pretext = pretext[:keep].to(device)
     return pirl_step(
-        parts.model,
+        parts.net,
         parts.criterion,
         parts.optimizer,
         images,
@@ -536,13 +620,13 @@ def train_step(
 
 
 class Clock:
-    """Training time across resumes, and when to stop: the time budget or
-    ``max_steps`` (every process stops at the same step)."""
+    """Training time across resumes, and when to stop: the time budget,
+    ``max_steps`` or SIGTERM (every process stops at the same step)."""
 
     def __init__(
-        self, settings: TrainSettings, state: dict[str, Any], world: int
+        self, settings: TrainSettings, state: dict[str, Any], group: Group
     ) -> None:
-        self.settings, self.state, self.world = settings, state, world
+        self.settings, self.state, self.device = settings, state, group.device
         self.budget_s = (
             None if settings.budget_minutes is None else settings.budget_minutes * 60
         )
@@ -559,16 +643,14 @@ class Clock:
             progress = max(progress, self.elapsed() / self.budget_s)
         return progress
 
-    def should_stop(self) -> bool:
+    def should_stop(self, terminated: bool = False) -> bool:
         s = self.settings
-        stop = (self.budget_s is not None and self.elapsed() >= self.budget_s) or (
-            s.max_steps is not None and self.state["global_step"] >= s.max_steps
+        stop = (
+            terminated
+            or (self.budget_s is not None and self.elapsed() >= self.budget_s)
+            or (s.max_steps is not None and self.state["global_step"] >= s.max_steps)
         )
-        if self.world > 1:  # every process stops at the same step
-            flag = torch.tensor(float(stop))
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            stop = bool(flag)
-        return bool(stop)
+        return any_process(stop, self.device)  # every process stops at the same step
 
 
 def train(
@@ -579,9 +661,17 @@ def train(
     Raises:
         DataError: no usable data, or fewer images than one global batch.
         ValueError: inconsistent settings (or a resume with different ones).
+        Preempted: SIGTERM arrived; the checkpoint was saved first.
     """
-    rank, world = process_group()
-    device = pick_device(settings.device)
+    with Terminations() as terminations:
+        return _train(settings, source, terminations)
+
+
+def _train(
+    settings: TrainSettings, source: ImageSource | None, terminations: Terminations
+) -> dict[str, Any]:
+    group = join(settings.device)
+    rank, world, device = group.rank, group.world, group.device
     out = Path(settings.out)
     source = source if source is not None else open_source(settings)
     n = len(source)
@@ -590,7 +680,13 @@ def train(
         raise DataError(
             f"{n} usable images, fewer than one batch of {settings.batch_size * world}"
         )
-    parts, transform = build_parts(settings, n, device, world)
+    if settings.checkpoint_every is not None and settings.checkpoint_every <= 0:
+        raise ValueError(
+            f"checkpoint_every must be positive: {settings.checkpoint_every}"
+        )
+    base_lr = peak_lr(settings, world)
+    warmup_steps = round(settings.warmup_epochs * steps_per_epoch)
+    parts, transform = build_parts(settings, n, device)
     dataset = build_dataset(settings, source, transform, device)
     data_path = "tensor" if isinstance(dataset, DecodedDataset) else "files"
     autocast = (
@@ -600,7 +696,7 @@ def train(
     )
     total_steps = settings.epochs * steps_per_epoch
     checkpoint = out / CHECKPOINT
-    state = start_or_resume(settings, parts, checkpoint, n, rank)
+    state = start_or_resume(settings, parts, checkpoint, n, group)
 
     def save() -> None:
         if rank == 0:
@@ -613,11 +709,12 @@ def train(
                 **asdict(settings),
                 "n_data": n,
                 "world": world,
+                "peak_lr": base_lr,
                 "skipped": len(source.skipped),
                 "data_path_used": data_path,
             },
         )
-    logger = Logger(out, enabled=rank == 0)
+    logger = Logger(out, enabled=rank == 0, resume_step=int(state["global_step"]))
     bar = tqdm(
         total=total_steps,
         initial=int(state["global_step"]),
@@ -625,19 +722,20 @@ def train(
         desc=settings.method,
     )
     parts.model.train()
-    clock = Clock(settings, state, world)
+    clock = Clock(settings, state, group)
     last_loss = float("nan")
     window_images, window_start = 0, time.monotonic()
-    stopped = clock.should_stop()
+    stopped = clock.should_stop(terminations.received)
     try:
         while not stopped and state["epoch"] < settings.epochs:
             epoch = int(state["epoch"])
             for views, indices in batches(
                 dataset, settings, epoch, int(state["step_in_epoch"]), rank, world
             ):
-                lr = cosine_lr(settings.lr, clock.progress(total_steps))
-                for group in parts.optimizer.param_groups:
-                    group["lr"] = lr
+                lr = cosine_lr(base_lr, clock.progress(total_steps))
+                lr *= warmup_factor(int(state["global_step"]), warmup_steps)
+                for group_ in parts.optimizer.param_groups:
+                    group_["lr"] = lr
                 last_loss = train_step(
                     settings, parts, views, indices, device, autocast, rank, world
                 )
@@ -660,9 +758,12 @@ def train(
                         }
                     )
                     window_images, window_start = 0, now
-                stopped = clock.should_stop()
+                stopped = clock.should_stop(terminations.received)
                 if stopped:
                     break
+                every = settings.checkpoint_every
+                if every and state["global_step"] % every == 0:
+                    save()
             if not stopped:
                 state["epoch"] += 1
                 state["step_in_epoch"] = 0
@@ -676,6 +777,11 @@ def train(
         logger.close()
     if stopped and int(state["global_step"]) == 0:
         save()  # stopped before the first step: still leave a checkpoint
+    if any_process(terminations.received, device):  # all wait for rank 0's save
+        raise Preempted(
+            f"stopped by SIGTERM at step {int(state['global_step'])}, checkpoint "
+            f"saved to {checkpoint}; continue with --resume"
+        )
     images_seen = int(state["global_step"]) * settings.batch_size * world
     return {
         "method": settings.method,
