@@ -183,7 +183,24 @@ class PIRLLoss(nn.Module):
         Both terms use the same negatives. Shape: f (batch, dim), g (k, dim) for the
         first ``k <= batch`` images, both L2-normalised; indices (batch,). ``g`` may be
         None when lambda is 0.
+
+        Always float32 and outside autocast, whatever the caller runs under: a
+        bfloat16 logit ``s/tau`` keeps about two significant digits, too few for
+        the exp and log that compare each negative with the positive.
         """
+        with torch.autocast(f.device.type, enabled=False):
+            return self._loss(
+                f.float(), None if g is None else g.float(), indices, rank, world
+            )
+
+    def _loss(
+        self,
+        f: torch.Tensor,
+        g: torch.Tensor | None,
+        indices: torch.Tensor,
+        rank: int,
+        world: int,
+    ) -> torch.Tensor:
         bank = self.memory_bank
         memory = bank(indices).to(f.dtype)
         own = None

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import pirl.loss as pirl_loss
 from pirl.loss import PIRLLoss, info_nce_loss, nce_loss
 
 
@@ -149,3 +150,34 @@ def test_gradient_flows_to_both_embeddings() -> None:
     criterion(f, g, torch.tensor([1, 2])).backward()
     assert f.grad is not None and g.grad is not None
     assert float(f.grad.abs().sum()) > 0 and float(g.grad.abs().sum()) > 0
+
+
+@pytest.mark.parametrize("loss", ["nce", "infonce"])
+def test_the_loss_is_float32_under_bfloat16_autocast(
+    loss: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, torch.dtype] = {}
+    originals = {"nce": pirl_loss.nce_loss, "infonce": pirl_loss.info_nce_loss}
+
+    def spy(positive: torch.Tensor, negatives: torch.Tensor, **kw: object) -> object:
+        seen.update(positive=positive.dtype, negatives=negatives.dtype)
+        return originals[loss](positive, negatives, **kw)  # type: ignore[operator]
+
+    monkeypatch.setattr(
+        pirl_loss, {"nce": "nce_loss", "infonce": "info_nce_loss"}[loss], spy
+    )
+    criterion = PIRLLoss(30, dim=8, n_negatives=6, loss=loss, norm_constant=1.0)
+    layer = torch.nn.Linear(8, 8)
+    x = unit(4, 8, seed=12).float()
+    layer.requires_grad_(False)
+    state = criterion.memory_bank.generator.get_state()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        f = torch.nn.functional.normalize(layer(x), dim=1)  # bf16, as a model gives
+        g = torch.nn.functional.normalize(layer(x.flip(0)), dim=1)
+        assert f.dtype == torch.bfloat16
+        value = criterion(f, g, torch.arange(4))
+    assert seen == {"positive": torch.float32, "negatives": torch.float32}
+    assert value.dtype == torch.float32
+    criterion.memory_bank.generator.set_state(state)  # the same negatives
+    want = criterion(f.float(), g.float(), torch.arange(4))
+    assert value.item() == pytest.approx(want.item(), rel=1e-6)
