@@ -10,7 +10,7 @@ Imports nothing from ``adacompress``; see README.md beside this file.
 
 from pirl.batch_transforms import BatchViews
 from pirl.data import ImageDataset, ImageSource
-from pirl.evaluate import load_encoder
+from pirl.evaluate import extract_features, load_encoder
 from pirl.jigsaw_baseline import JigsawClassifier, max_hamming_permutations
 from pirl.loss import PIRLLoss, info_nce_loss, nce_loss
 from pirl.memory_bank import MemoryBank
@@ -37,6 +37,7 @@ __all__ = [
     "Rotation",
     "TrainSettings",
     "Views",
+    "extract_features",
     "info_nce_loss",
     "load_encoder",
     "max_hamming_permutations",

@@ -14,7 +14,8 @@ the files; both give the same view (the centre square at ``image_size``).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from basekit.atomic import atomic_torch_save
 from basekit.safe_load import load_tensors
 from pirl.batch_transforms import to_float
 from pirl.data import DataError, ImageDataset, ImageSource
+from pirl.distributed import pick_device
 from pirl.resnet import resnet
 from pirl.tensor_data import DEFAULT_MEMORY_LIMIT_GB, DecodedImages, takes_tensor_path
 from pirl.transforms import EvalView, normalize
@@ -65,6 +67,8 @@ class EvalSettings:
     """linear probe peak learning rate (Adam)"""
     batch_size: int = 256
     """images per forward pass"""
+    device: str = "auto"
+    """where the encoder runs: auto | cpu | cuda"""
     workers: int = 1
     """data-loading worker processes (files path)"""
     data_path: str = "auto"
@@ -87,11 +91,21 @@ class EvalSettings:
     """show progress bars"""
 
 
+Log = Callable[[str], None]
+"""Where progress lines go (one line each)."""
+
+
 def load_encoder(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """The encoder of a training checkpoint or of an exported file, plus its meta.
 
-    Only tensors and plain data are read (``weights_only``): a crafted file is
-    refused, never executed.
+    The encoder is in eval mode (BatchNorm uses its running statistics), ready to
+    extract features; call ``.train()`` to fine-tune it. Only tensors and plain
+    data are read (``weights_only``): a crafted file is refused, never executed.
+
+    Examples:
+        >>> encoder, meta = load_encoder("out/pirl/checkpoint.pt")
+        >>> features = extract_features(encoder, ImageSource("photos"),
+        ...                             image_size=meta["image_size"])  # (n, dim)
 
     Raises:
         ValueError: the file is neither, or holds more than plain data (one line).
@@ -122,7 +136,7 @@ def load_encoder(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         raise ValueError(f"{path} is not a pirl checkpoint or encoder")
     encoder = resnet(meta["arch"], width=meta["width"], cifar_stem=meta["cifar_stem"])
     encoder.load_state_dict(state)
-    return encoder, meta
+    return encoder.eval(), meta
 
 
 def export_encoder(checkpoint: str | Path, out: str | Path) -> dict[str, Any]:
@@ -144,8 +158,10 @@ def extract_features(
     data_path: str = "auto",
     memory_limit_gb: float = DEFAULT_MEMORY_LIMIT_GB,
     cache_dir: str | Path | None = None,
+    log: Log | None = None,
 ) -> torch.Tensor:
-    """Pooled encoder features of every image, encoder in eval mode.
+    """Pooled encoder features of every image, encoder in eval mode (its mode is
+    given back), on ``device``; ``log`` gets a progress line now and then.
 
     Shape: returns (len(source), encoder.out_dim).
     """
@@ -167,7 +183,14 @@ def extract_features(
         batches = (x for x, _ in loader)
     was_training = encoder.training
     encoder.eval()
-    parts = [encoder(x.to(device)).float().cpu() for x in batches]
+    parts, done, started, last = [], 0, time.monotonic(), time.monotonic()
+    for x in batches:
+        parts.append(encoder(x.to(device)).float().cpu())
+        done += len(x)
+        if log is not None and (time.monotonic() - last > 10 or done == n):
+            last = time.monotonic()
+            rate = done / max(last - started, 1e-9)
+            log(f"features: {done}/{n} images ({rate:.0f} images/s)")
     encoder.train(was_training)
     return torch.cat(parts)
 
@@ -267,24 +290,35 @@ def evaluate_encoder(
     data_path: str = "auto",
     memory_limit_gb: float = DEFAULT_MEMORY_LIMIT_GB,
     cache_dir: str | Path | None = None,
+    device: torch.device | str = "cpu",
+    log: Log | None = None,
 ) -> dict[str, Any]:
-    """kNN and linear-probe top-1 of a frozen encoder, as fractions in [0, 1]."""
+    """kNN and linear-probe top-1 of a frozen encoder, as fractions in [0, 1].
+
+    The encoder runs on ``device``; the classifiers run on the CPU."""
     if train.classes != test.classes:
         raise DataError("train and test images have different classes")
     y_train, y_test = labelled(train), labelled(test)
-    x_train, x_test = (
-        extract_features(
-            encoder,
-            source,
-            image_size=image_size,
-            batch_size=batch_size,
-            workers=workers,
-            data_path=data_path,
-            memory_limit_gb=memory_limit_gb,
-            cache_dir=cache_dir,
+    say = log or (lambda line: None)
+    features = []
+    for name, source in (("train", train), ("test", test)):
+        say(f"{name}: {len(source)} images")
+        features.append(
+            extract_features(
+                encoder,
+                source,
+                image_size=image_size,
+                batch_size=batch_size,
+                workers=workers,
+                device=device,
+                data_path=data_path,
+                memory_limit_gb=memory_limit_gb,
+                cache_dir=cache_dir,
+                log=log,
+            )
         )
-        for source in (train, test)
-    )
+    x_train, x_test = features
+    say(f"kNN (k = {k})")
     result: dict[str, Any] = {
         "n_train": len(train),
         "n_test": len(test),
@@ -293,6 +327,7 @@ def evaluate_encoder(
         "linear_top1": None,
     }
     if linear_epochs > 0:
+        say(f"linear probe ({linear_epochs} epochs)")
         result["linear_top1"] = linear_probe(
             x_train,
             y_train,
@@ -305,8 +340,10 @@ def evaluate_encoder(
     return result
 
 
-def evaluate(settings: EvalSettings) -> dict[str, Any]:
-    """``pirl eval``: load (or randomly initialise) the encoder and score it."""
+def evaluate(settings: EvalSettings, *, log: Log | None = None) -> dict[str, Any]:
+    """``pirl eval``: load (or randomly initialise) the encoder and score it;
+    ``log`` gets progress lines."""
+    device = pick_device(settings.device)
     if settings.checkpoint:
         encoder, meta = load_encoder(settings.checkpoint)
     else:
@@ -336,7 +373,7 @@ def evaluate(settings: EvalSettings) -> dict[str, Any]:
     )
     image_size = settings.image_size or int(meta.get("image_size", 32))
     result = evaluate_encoder(
-        encoder,
+        encoder.to(device),
         train,
         test,
         image_size=image_size,
@@ -350,6 +387,8 @@ def evaluate(settings: EvalSettings) -> dict[str, Any]:
         data_path=settings.data_path,
         memory_limit_gb=settings.memory_limit_gb,
         cache_dir=settings.cache_dir,
+        device=device,
+        log=log,
     )
     skipped = [
         {"path": s.name, "error": s.reason} for s in train.skipped + test.skipped

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import pytest
@@ -299,3 +300,115 @@ def test_a_crafted_checkpoint_is_refused_not_executed(
     err = capsys.readouterr().err.strip()
     assert "refused" in err and "\n" not in err
     assert not marker.exists()
+
+
+def failing_at(step: int, real: object, action: object) -> object:
+    """A ``pirl_step`` that runs ``action`` instead of the ``step``-th step."""
+    calls = {"n": 0}
+
+    def stepped(*args: object, **kwargs: object) -> float:
+        calls["n"] += 1
+        if calls["n"] == step:
+            action()  # type: ignore[operator]
+        return real(*args, **kwargs)  # type: ignore[operator,no-any-return]
+
+    return stepped
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_143(
+    image_folder: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import os
+    import signal
+
+    import pirl.train as train_module
+
+    straight = tmp_path / "straight"
+    args = cli_args(**TINY, data=image_folder, max_steps=7)
+    assert main(["--quiet", "train", *args, "--out", str(straight)]) == 0
+    real = train_module.pirl_step
+    term = failing_at(3, real, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    monkeypatch.setattr(train_module, "pirl_step", term)
+    out = tmp_path / "run"
+    assert main(["--quiet", "train", *args, "--out", str(out)]) == 143
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("pirl: stopped by SIGTERM at step 3, checkpoint saved")
+    assert "--resume" in err
+    saved = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert saved["state"]["global_step"] == 3  # the step it was in finished
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler given back
+    monkeypatch.setattr(train_module, "pirl_step", real)
+    assert main(["--quiet", "train", *args, "--out", str(out), "--resume"]) == 0
+    assert losses(out) == pytest.approx(losses(straight), rel=1e-5)
+
+
+def test_checkpoint_every_and_the_log_cut_back_on_resume(
+    image_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pirl.train as train_module
+
+    base = dict(TINY, data=str(image_folder), max_steps=7)
+    straight = tmp_path / "straight"
+    train(TrainSettings(**base, out=str(straight)))  # type: ignore[arg-type]
+
+    def crash() -> None:
+        raise RuntimeError("killed")  # as SIGKILL: nothing saved on the way out
+
+    real = train_module.pirl_step
+    monkeypatch.setattr(train_module, "pirl_step", failing_at(5, real, crash))
+    out = tmp_path / "run"
+    every = TrainSettings(**base, out=str(out), checkpoint_every=3)  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="killed"):
+        train(every)
+    assert len(losses(out)) == 4  # steps 1-4 logged, the checkpoint is at step 3
+    saved = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert saved["state"]["global_step"] == 3
+    monkeypatch.setattr(train_module, "pirl_step", real)
+    every.resume = True
+    train(every)
+    assert losses(out) == pytest.approx(losses(straight), rel=1e-5)  # no repeats
+    with (out / "log.csv").open() as handle:
+        steps = [int(float(r["charts/step"])) for r in csv.DictReader(handle)]
+    assert steps == list(range(1, 8))
+
+
+def test_warmup_and_linear_scaling_set_the_learning_rate(
+    image_folder: Path, tmp_path: Path
+) -> None:
+    settings = TrainSettings(
+        **TINY,  # type: ignore[arg-type]
+        data=str(image_folder),
+        out=str(tmp_path),
+        max_steps=4,
+        lr=0.1,
+        reference_batch=4,  # batch 8 in one process: twice the reference
+        warmup_epochs=0.8,  # 5 steps an epoch: 4 warm-up steps
+    )
+    train(settings)
+    with (tmp_path / "log.csv").open() as handle:
+        lrs = [float(r["charts/lr"]) for r in csv.DictReader(handle)]
+    total = 3 * 5  # the cosine spans 3 epochs of 5 steps
+    want = [
+        0.2 * (1 + math.cos(math.pi * step / total)) / 2 * min(1, (step + 1) / 4)
+        for step in range(4)
+    ]
+    assert lrs == pytest.approx(want, rel=1e-9)
+
+
+def test_version_and_threads_after_the_subcommand(
+    image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith("pirl ")
+    args = cli_args(**TINY, data=image_folder, out=tmp_path, max_steps=1)
+    assert main(["train", *args, "--threads", "1", "--quiet"]) == 0
+    assert torch.get_num_threads() == 1
+    assert main(["train", "--device", "cuda", *args]) in (0, 2)  # one line if none
+    if not torch.cuda.is_available():
+        assert capsys.readouterr().err.endswith("no CUDA device is available\n")
