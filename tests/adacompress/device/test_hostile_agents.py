@@ -97,6 +97,9 @@ AGENT_FILES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "epsilon-text": (_set("epsilon", "x"), "epsilon"),
     "metadata-list": (_set("metadata", [1]), "metadata must be"),
     "settings-unknown": (_settings(surprise=1), "PolicySettings fields"),
+    # found by benchmarks/fuzz_untrusted.py: a tensor's != is a tensor
+    "format-tensor": (_set("format", torch.ones(2)), "not an agent file"),
+    "format-true": (_set("format", True), "not an agent file"),
 }
 
 

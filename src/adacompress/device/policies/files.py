@@ -74,7 +74,10 @@ def load_policy(path: str | Path) -> tuple[LearnedPolicy, dict[str, object]]:
         ValueError: missing, unreadable or not an agent file (one line).
     """
     payload = load_tensors(path, what="agent file")
-    if not isinstance(payload, dict) or payload.get("format") != AGENT_FORMAT:
+    # the format is compared as an int: a tensor's != is a tensor, whose truth a
+    # tensor of two values refuses with a RuntimeError (fuzz_untrusted.py)
+    kind = payload.get("format") if isinstance(payload, dict) else None
+    if type(kind) is not int or kind != AGENT_FORMAT:
         raise ValueError(f"not an agent file (format {AGENT_FORMAT}): {path}")
     try:
         settings = checked_settings(payload["settings"])
