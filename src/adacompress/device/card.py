@@ -9,8 +9,8 @@ beside its ONNX graph; an agent file's metadata is read into the same card.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import math
 import os
 import stat
 from collections.abc import Mapping
@@ -18,23 +18,41 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adacompress.core.efficientnet import CROP_PADDING, PIXEL_OFFSET, PIXEL_SCALE
 from adacompress.core.limits import UploadLimits
 from adacompress.core.objective import Objective
 from adacompress.device.actions import Action, get_action_set
+from adacompress.device.card_fields import MAX_ITEMS as MAX_ACTIONS
+from adacompress.device.card_fields import MAX_TEXT
+from adacompress.device.card_fields import digest as _digest
+from adacompress.device.card_fields import integer as _integer
+from adacompress.device.card_fields import mapping as _mapping
+from adacompress.device.card_fields import name_ as _name
+from adacompress.device.card_fields import number as _number
+from adacompress.device.card_fields import sequence as _sequence
+from adacompress.device.card_spec import (
+    MAX_REFERENCES,
+    Algorithm,
+    Metric,
+    Reference,
+    TensorSpec,
+    Weights,
+)
 from adacompress.device.policies.settings import POLICIES
 
-CARD_FORMAT = 1
+CARD_FORMAT = 2
+FORMATS_READ = (1, 2)
+"""Format 1 (adacompress 0.4.0's exports) has no name, version, origin, metrics,
+tensors, algorithm or reference vectors; it still loads."""
 CARD_FILE = "card.json"
 GRAPH_FILES = ("state.onnx", "policy.onnx")
 """The graphs an export writes beside its card (the card holds their SHA-256)."""
 MAX_CARD_BYTES = 1 << 20
 """A card is a few kilobytes; a larger file is refused before it is read."""
-MAX_ACTIONS = 256
 MAX_PROBES = 8
 INPUT_SIZES = (32, 512)
 """The smallest and largest side of the state graph's input."""
-MAX_NAME = 100
-"""The longest name (backend, features, action set, version) a card holds."""
+MAX_METRICS = 16
 
 PROBE_SOURCES = ("photo", "view")
 LIMIT_KEYS = ("formats", "min_side", "max_bytes", "candidates")
@@ -51,9 +69,9 @@ class Preprocessing:
     detail a cloud's view would keep at that scale (cheap: small images only)."""
 
     input_size: int = 224
-    crop_padding: int = 32
-    offset: float = 127.0
-    scale: float = 128.0
+    crop_padding: int = CROP_PADDING
+    offset: float = PIXEL_OFFSET
+    scale: float = PIXEL_SCALE
     probe_scales: tuple[float, ...] = ()
     probe_from: str = "photo"
 
@@ -80,9 +98,13 @@ class Preprocessing:
 
 @dataclass(frozen=True)
 class AgentCard:
-    """An agent's description (see the module docstring).
+    """An agent's description (see the module docstring; docs/agent-card.md).
 
     Attributes:
+        name: the agent's name (a shipped agent's, or its file's stem).
+        version: the adacompress version that made the card.
+        source_sha256: the SHA-256 of the agent file it was exported from.
+        intended_use: what it is for, and what not, in words.
         backend: the service it was trained against.
         features: the registered name of its state extractor.
         action_set: the name of its action set (``paper``, ``scale-quality``, ...).
@@ -99,12 +121,21 @@ class AgentCard:
         versions: the versions that made the export.
         graphs: the SHA-256 of each graph file of the export (hex), which load
             checks before reading anything else of them.
+        weights: where the frozen network inside the state graph comes from.
+        metrics: what the agent did on held-out photos, with the commands.
+        tensors: the graphs' inputs and outputs (checked against the graphs).
+        algorithm: the fixed steps around the graphs, by name.
+        reference: reference vectors (their photos' SHA-256 checked on load).
 
     Raises:
         ValueError: a field of the wrong type or out of range (one line): every
             check of a card, from a file or an export, is here.
     """
 
+    name: str = "agent"
+    version: str = "unversioned"
+    source_sha256: str | None = None
+    intended_use: str | None = None
     backend: str = "lite0"
     features: str = "lite0"
     action_set: str = "paper"
@@ -120,13 +151,22 @@ class AgentCard:
     limits: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     graphs: dict[str, str] = field(default_factory=dict)
+    weights: Weights | None = None
+    metrics: tuple[Metric, ...] = ()
+    tensors: tuple[TensorSpec, ...] = ()
+    algorithm: Algorithm = field(default_factory=Algorithm)
+    reference: tuple[Reference, ...] = ()
     format: int = CARD_FORMAT
 
     def __post_init__(self) -> None:
-        if self.format != CARD_FORMAT or isinstance(self.format, bool):
+        if self.format not in FORMATS_READ or isinstance(self.format, bool):
             raise ValueError(f"format must be {CARD_FORMAT}, not {self.format!r}")
-        for name in ("backend", "features", "action_set"):
+        for name in ("name", "version", "backend", "features", "action_set"):
             _name(name, getattr(self, name))
+        if self.source_sha256 is not None:
+            _digest("source_sha256", self.source_sha256)
+        if self.intended_use is not None:
+            _name("intended_use", self.intended_use, MAX_TEXT)
         if self.policy not in POLICIES:
             raise ValueError(f"policy must be one of {', '.join(POLICIES)}")
         _sequence("actions", self.actions, tuple, MAX_ACTIONS)
@@ -154,11 +194,27 @@ class AgentCard:
         for value in self.versions.values():
             _name("a version", value)
         _mapping("graphs", self.graphs, GRAPH_FILES)
-        for value in self.graphs.values():
-            if not (isinstance(value, str) and len(value) == 64) or any(
-                c not in "0123456789abcdef" for c in value
-            ):
-                raise ValueError("graphs must map each graph to its SHA-256 (hex)")
+        for key, value in self.graphs.items():
+            _digest(f"graphs[{key!r}]", value)
+        parts = {
+            "weights": (self.weights, Weights),
+            "algorithm": (self.algorithm, Algorithm),
+        }
+        for name, (part, kind) in parts.items():
+            if part is not None and not isinstance(part, kind):
+                raise ValueError(f"{name} must be an object")
+        lists = {
+            "metrics": (self.metrics, Metric, MAX_METRICS),
+            "tensors": (self.tensors, TensorSpec, 8),
+            "reference": (self.reference, Reference, MAX_REFERENCES),
+        }
+        for name, (items, kind, most) in lists.items():
+            _sequence(name, items, tuple, most)
+            if not all(isinstance(item, kind) for item in items):
+                raise ValueError(f"{name} must be a list of objects")
+        files = [r.file for r in self.reference]
+        if len(set(files)) != len(files):
+            raise ValueError("reference lists a photo twice")
 
     def _check_limits(self) -> None:
         limits = _mapping("limits", self.limits, LIMIT_KEYS)
@@ -181,9 +237,16 @@ class AgentCard:
 
     @classmethod
     def from_metadata(
-        cls, metadata: Mapping[str, Any], *, policy: str = "q", threshold: float | None
+        cls,
+        metadata: Mapping[str, Any],
+        *,
+        policy: str = "q",
+        threshold: float | None,
+        name: str = "agent",
+        source_sha256: str | None = None,
     ) -> AgentCard:
-        """The card of an agent file: its saved metadata and policy settings."""
+        """The card of an agent file: its saved metadata and policy settings, its
+        name (the file's stem) and the SHA-256 of its bytes."""
         action_set = str(metadata.get("action_set", "paper"))
         keys = metadata.get("actions")
         actions = (
@@ -194,6 +257,8 @@ class AgentCard:
         target = metadata.get("target_accuracy")
         cap = metadata.get("photo_cap")
         return cls(
+            name=name,
+            source_sha256=source_sha256,
             backend=str(metadata.get("backend", "lite0")),
             features=str(metadata.get("features", "lite0")),
             action_set=action_set,
@@ -234,6 +299,11 @@ class AgentCard:
         ]
         return json.dumps(data, indent=2) + "\n"
 
+    def digest(self) -> str:
+        """The SHA-256 of the card as JSON: with the SHA-256 of every other file of
+        the export inside, it names the whole export's content."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
     @classmethod
     def read(cls, folder: str | Path) -> AgentCard:
         """The card of an exported agent.
@@ -243,13 +313,19 @@ class AgentCard:
         """
         path = Path(folder) / CARD_FILE
         try:
-            data = json.loads(_read_small(path, MAX_CARD_BYTES).decode("utf-8"))
+            data = json.loads(read_small(path, MAX_CARD_BYTES).decode("utf-8"))
+        except FileNotFoundError:
+            raise ValueError(
+                f"{folder} is not an exported agent: it holds no {CARD_FILE} "
+                f"(`adacompress export` writes {CARD_FILE}, "
+                f"{' and '.join(GRAPH_FILES)} there)"
+            ) from None
         except OSError as err:
             raise ValueError(f"cannot read agent card {path}: {err.strerror}") from None
         except (UnicodeDecodeError, ValueError, RecursionError) as err:
             reason = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise ValueError(f"damaged agent card {path}: {reason}") from None
-        if not isinstance(data, dict) or data.get("format") != CARD_FORMAT:
+        if not isinstance(data, dict) or data.get("format") not in FORMATS_READ:
             raise ValueError(f"not an agent card (format {CARD_FORMAT}): {path}")
         return cls.parse(data, path)
 
@@ -271,15 +347,37 @@ class AgentCard:
                 _name("an action key", _mapping("an action", entry, None).get("key"))
                 for entry in entries
             )
-            return cls(**data, actions=keys, preprocessing=Preprocessing(**prep))
+            parts: dict[str, Any] = {}
+            if data.get("weights") is not None:
+                parts["weights"] = Weights.from_json(data.pop("weights"))
+            if "algorithm" in data:
+                parts["algorithm"] = Algorithm.from_json(data.pop("algorithm"))
+            lists: dict[str, tuple[Any, int]] = {
+                "metrics": (Metric, MAX_METRICS),
+                "tensors": (TensorSpec, 8),
+                "reference": (Reference, MAX_REFERENCES),
+            }
+            for name, (kind, most) in lists.items():
+                items = _sequence(name, data.pop(name, []), list, most)
+                parts[name] = tuple(kind.from_json(item) for item in items)
+            return cls(
+                **data,
+                **parts,
+                actions=keys,
+                preprocessing=Preprocessing(**prep),
+            )
         except (KeyError, TypeError, ValueError, RecursionError) as err:
             reason = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise ValueError(f"damaged agent card {path}: {reason}") from None
 
 
-def _read_small(path: Path, limit: int) -> bytes:
+def read_small(path: Path, limit: int) -> bytes:
     """A regular file's bytes, refused unread when larger than ``limit`` (opened
-    without blocking: a FIFO is refused, never waited on)."""
+    without blocking: a FIFO is refused, never waited on).
+
+    Raises:
+        OSError: cannot be opened. ValueError: not a regular file, or too large.
+    """
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     with os.fdopen(fd, "rb") as handle:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -288,50 +386,3 @@ def _read_small(path: Path, limit: int) -> bytes:
     if len(data) > limit:
         raise ValueError(f"over {limit >> 10} KiB")
     return data
-
-
-# -- the checks every field goes through -------------------------------------------
-
-
-def _integer(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer, not {_show(value)}")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be in {low}..{high}, not {value}")
-    return value
-
-
-def _number(
-    name: str, value: Any, low: float = -math.inf, high: float = math.inf
-) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a number, not {_show(value)}")
-    if not math.isfinite(value) or not low <= value <= high:
-        raise ValueError(f"{name} must be a finite number in [{low}, {high}]")
-    return float(value)
-
-
-def _name(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME:
-        raise ValueError(f"{name} must be a name, not {_show(value)}")
-    return value
-
-
-def _sequence(name: str, value: Any, kind: type, most: int = MAX_ACTIONS) -> Any:
-    if not isinstance(value, kind) or len(value) > most:  # type: ignore[arg-type]
-        raise ValueError(f"{name} must be a list of at most {most}, not {_show(value)}")
-    return value
-
-
-def _mapping(name: str, value: Any, keys: tuple[str, ...] | None) -> dict[str, Any]:
-    if not isinstance(value, dict) or len(value) > 64:
-        raise ValueError(f"{name} must be an object, not {_show(value)}")
-    unknown = [k for k in value if keys is not None and k not in keys]
-    if unknown:
-        raise ValueError(f"{name} has unknown keys {unknown[:3]}")
-    return value
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else f"a {type(value).__name__}"

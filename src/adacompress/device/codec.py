@@ -18,8 +18,14 @@ from basekit.images import ImageError
 Resized = dict[tuple[int, int], Image.Image]
 """Downscaled copies of one image by size, shared by its encodes."""
 
-_FALLBACK_QUALITIES = (50, 30, 15, 5)
+RESAMPLING = Image.Resampling.LANCZOS
+"""How a photo is downscaled before it is encoded (and to the photo cap)."""
+FALLBACK_QUALITIES = (50, 30, 15, 5)
 """Qualities tried, in order, when an upload is over the byte limit."""
+FALLBACK_SCALE = 0.75
+"""Then the size is stepped down by this factor at a time, at the lowest quality."""
+WEBP_METHOD = 4
+"""libwebp's speed/size trade-off (its default)."""
 
 
 def scaled_size(
@@ -67,13 +73,13 @@ def encode(
     data = _encode(image, size, action.quality, action.format, resized)
     if limits.max_bytes is None or len(data) <= limits.max_bytes:
         return data
-    for quality in (q for q in _FALLBACK_QUALITIES if q < action.quality):
+    for quality in (q for q in FALLBACK_QUALITIES if q < action.quality):
         data = _encode(image, size, quality, action.format, resized)
         if len(data) <= limits.max_bytes:
             return data
     while min(size) > limits.min_side:
-        size = scaled_size(size, 0.75, limits.min_side)
-        data = _encode(image, size, _FALLBACK_QUALITIES[-1], action.format, resized)
+        size = scaled_size(size, FALLBACK_SCALE, limits.min_side)
+        data = _encode(image, size, FALLBACK_QUALITIES[-1], action.format, resized)
         if len(data) <= limits.max_bytes:
             return data
     raise ImageError(
@@ -91,11 +97,11 @@ def _encode(
 ) -> bytes:
     if size != image.size:
         if size not in resized:
-            resized[size] = image.resize(size, Image.Resampling.LANCZOS)
+            resized[size] = image.resize(size, RESAMPLING)
         image = resized[size]
     buffer = io.BytesIO()
     if format_ == "webp":
-        image.save(buffer, format="WEBP", quality=quality, method=4)
+        image.save(buffer, format="WEBP", quality=quality, method=WEBP_METHOD)
     else:
         image.save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()

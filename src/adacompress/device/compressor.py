@@ -9,6 +9,7 @@ format the receiving service does not take.
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -83,6 +84,9 @@ class Compressor:
         metadata: what the agent file says about its training.
         source: where the agent came from (its file or export folder), for
             messages and reports.
+        digest: the SHA-256 of what the agent is made of (its agent file's bytes,
+            or its export's card, which holds the SHA-256 of every other file):
+            with ``card.name``, what a manifest records of it.
 
     Examples:
         >>> compressor = Compressor.load("lite0")
@@ -102,6 +106,7 @@ class Compressor:
         card: AgentCard | None = None,
         metadata: dict[str, Any] | None = None,
         source: str = "",
+        digest: str = "",
     ) -> None:
         if len(actions) != policy.settings.n_actions:
             raise ValueError(
@@ -117,6 +122,7 @@ class Compressor:
         self.metadata = dict(metadata or {})
         self.source = source
         """where the agent came from: its agent file or its export folder"""
+        self.digest = digest
         self.card = card or AgentCard.from_metadata(
             self.metadata,
             policy=policy.settings.policy,
@@ -304,9 +310,9 @@ def load_compressor(
 ) -> Compressor:
     """:meth:`Compressor.load`: an exported folder (ONNX Runtime, no torch), else a
     shipped agent's name or an agent file (torch)."""
-    from adacompress.device.exported import is_exported, load_exported
+    from adacompress.device.exported import is_agent_folder, load_exported
 
-    if names_a_path(agent) and is_exported(agent):
+    if names_a_path(agent) and is_agent_folder(agent):
         card, extractor, exported = load_exported(agent)
         if limits == NO_LIMITS:
             limits = card.upload_limits()
@@ -318,6 +324,7 @@ def load_compressor(
             max_pixels=max_pixels,
             card=card,
             source=str(agent),
+            digest=card.digest(),
         )
         if compressor.candidates != exported.candidates:
             raise ValueError(
@@ -337,11 +344,14 @@ def load_compressor(
 
     path = resolve_agent(agent, actions)
     policy, metadata = load_policy(path)
+    digest = file_digest(path)
     try:
         card = AgentCard.from_metadata(
             metadata,
             policy=policy.settings.policy,
             threshold=policy.settings.sending_threshold,
+            name=path.stem,
+            source_sha256=digest,
         )
         state = get_extractor(card.features)
         if state.dim != policy.settings.state_dim:
@@ -366,4 +376,14 @@ def load_compressor(
         card=card,
         metadata=metadata,
         source=str(path),
+        digest=digest,
     ).checked(actions)
+
+
+def file_digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes (an agent file: tens of kilobytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

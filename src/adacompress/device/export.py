@@ -18,12 +18,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import PIL
+import PIL.features
 import torch
 from torch import nn
 
 from adacompress.core.efficientnet import LiteNetwork
 from adacompress.core.engine import OPSET, export_graph
 from adacompress.device.card import CARD_FILE, AgentCard, Preprocessing
+from adacompress.device.card_spec import REFERENCE_FOLDER
+from adacompress.device.compressor import load_compressor
+from adacompress.device.export_card import (
+    described,
+    graph_metadata,
+    policy_doc,
+    state_doc,
+)
 from adacompress.device.exported import (
     ACTIONS_KEY,
     CANDIDATES_KEY,
@@ -35,6 +45,7 @@ from adacompress.device.features.lite import (
     LiteFeatures,
     ScaleConfidenceFeatures,
 )
+from adacompress.device.reference import reference_photos, reference_vectors
 from basekit.atomic import atomic_write
 
 if TYPE_CHECKING:
@@ -115,7 +126,9 @@ def _state_module(compressor: Compressor) -> tuple[LiteState, Preprocessing]:
 
 def export_agent(compressor: Compressor, out: str | Path) -> AgentCard:
     """Write ``compressor``'s agent to the folder ``out`` (replaced if it holds an
-    export): ``card.json``, ``state.onnx``, ``policy.onnx``.
+    export): ``card.json``, ``state.onnx``, ``policy.onnx`` and the reference
+    photos in ``reference/``, whose expected state, action and upload the card
+    records, as the export loaded back makes them.
 
     Raises:
         ValueError: the agent's state does not export (one line).
@@ -123,8 +136,30 @@ def export_agent(compressor: Compressor, out: str | Path) -> AgentCard:
     out = Path(out)
     state, prep = _state_module(compressor)
     s = compressor.policy.settings
-    views = 1 + len(prep.probe_scales)
-    pixels = np.zeros((1, views, 3, prep.input_size, prep.input_size), np.float32)
+    limits = compressor.limits
+    card = described(
+        replace(
+            compressor.card,
+            preprocessing=prep,
+            limits={
+                "formats": None if limits.formats is None else sorted(limits.formats),
+                "min_side": limits.min_side,
+                "max_bytes": limits.max_bytes,
+                "candidates": list(compressor.candidates),
+            },
+            versions={
+                "adacompress": importlib.metadata.version("adacompress"),
+                "torch": torch.__version__,
+                "onnxruntime": importlib.metadata.version("onnxruntime"),
+                "opset": str(OPSET),
+                "pillow": PIL.__version__,
+                "libjpeg-turbo": str(PIL.features.version("libjpeg_turbo")),
+            },
+        ),
+        limits,
+        s.state_dim,
+    )
+    pixels = np.zeros((1, prep.views, 3, prep.input_size, prep.input_size), np.float32)
     sizes = np.zeros((1, 1), np.float32)
     state_graph = export_graph(
         state, (pixels, sizes), (("pixels", "log_pixels"), ("state",))
@@ -134,49 +169,58 @@ def export_agent(compressor: Compressor, out: str | Path) -> AgentCard:
         (np.zeros((1, s.state_dim), np.float32),),
         (("state",), ("action",)),
     )
-    policy_graph = with_metadata(
-        policy_graph,
-        {
-            ACTIONS_KEY: json.dumps([a.key for a in compressor.actions]),
-            CANDIDATES_KEY: json.dumps(list(compressor.candidates)),
-        },
-    )
-    graphs = {STATE_GRAPH: state_graph, POLICY_GRAPH: policy_graph}
-    limits = compressor.limits
+    graphs = {
+        STATE_GRAPH: with_metadata(
+            state_graph, graph_metadata(card, "state"), state_doc(card)
+        ),
+        POLICY_GRAPH: with_metadata(
+            policy_graph,
+            {
+                ACTIONS_KEY: json.dumps([a.key for a in compressor.actions]),
+                CANDIDATES_KEY: json.dumps(list(compressor.candidates)),
+                **graph_metadata(card, "policy"),
+            },
+            policy_doc(card),
+        ),
+    }
     card = replace(
-        compressor.card,
-        preprocessing=prep,
-        limits={
-            "formats": None if limits.formats is None else sorted(limits.formats),
-            "min_side": limits.min_side,
-            "max_bytes": limits.max_bytes,
-            "candidates": list(compressor.candidates),
-        },
-        versions={
-            "adacompress": importlib.metadata.version("adacompress"),
-            "torch": torch.__version__,
-            "onnxruntime": importlib.metadata.version("onnxruntime"),
-            "opset": str(OPSET),
-        },
+        card,
         graphs={
             name: hashlib.sha256(data).hexdigest() for name, data in graphs.items()
         },
     )
     if out.exists() and not (out / CARD_FILE).is_file() and any(out.iterdir()):
         raise ValueError(f"{out} is not empty and holds no exported agent")
-    out.mkdir(parents=True, exist_ok=True)
-    for name, data in graphs.items():
+    (out / REFERENCE_FOLDER).mkdir(parents=True, exist_ok=True)
+    photos = reference_photos()
+    files = {
+        **graphs,
+        **{f"{REFERENCE_FOLDER}/{photo.name}": photo.data for photo in photos},
+    }
+    for name, data in files.items():
         atomic_write(out / name, lambda handle, data=data: handle.write(data))  # type: ignore[misc]
-    text = card.to_json()
-    atomic_write(out / CARD_FILE, lambda handle: handle.write(text.encode()))
+    _write_card(out, card)  # loaded back to make the reference vectors
+    exported = load_compressor(out)
+    card = replace(card, reference=reference_vectors(exported, photos))
+    _write_card(out, card)
     return card
 
 
-def with_metadata(graph: bytes, entries: dict[str, str]) -> bytes:
+def _write_card(out: Path, card: AgentCard) -> None:
+    text = card.to_json()
+    atomic_write(out / CARD_FILE, lambda handle: handle.write(text.encode()))
+
+
+def with_metadata(
+    graph: bytes, entries: dict[str, str], doc_string: str | None = None
+) -> bytes:
     """The ONNX model ``graph`` with ``entries`` added to its ``metadata_props``
-    (field 14 of ``ModelProto``): a repeated field may be appended to a serialized
-    message, so no ``onnx`` round trip is needed."""
+    (field 14 of ``ModelProto``) and ``doc_string`` as its doc string (field 6): a
+    repeated field may be appended to a serialized message, and a later value of a
+    singular one replaces the earlier, so no ``onnx`` round trip is needed."""
     out = bytearray(graph)
+    if doc_string is not None:
+        out += _field(6, doc_string.encode())
     for key, value in entries.items():
         entry = _field(1, key.encode()) + _field(2, value.encode())
         out += _field(14, entry)

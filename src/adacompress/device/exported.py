@@ -22,7 +22,8 @@ from PIL import Image
 
 from adacompress.core.efficientnet import model_input
 from adacompress.core.engine import OnnxGraph
-from adacompress.device.card import CARD_FILE, GRAPH_FILES, AgentCard
+from adacompress.device.card import CARD_FILE, GRAPH_FILES, AgentCard, read_small
+from adacompress.device.card_spec import graph_tensors
 from adacompress.device.features.lite import log_pixels, state_views
 from adacompress.device.graph_check import (
     CHECK_BATCH,
@@ -42,11 +43,15 @@ CANDIDATES_KEY = "adacompress.candidates"
 """The policy graph's metadata entry that lists the candidates it chooses among."""
 FLOAT32, INT64 = 1, 7
 """ONNX element types of the state and of the chosen action."""
+MAX_REFERENCE_BYTES = 4 << 20
+"""The largest reference photo read (an export's are under 100 KB)."""
 
 
-def is_exported(path: str | Path) -> bool:
-    """Whether ``path`` is a folder holding an exported agent."""
-    return Path(path, CARD_FILE).is_file()
+def is_agent_folder(path: str | Path) -> bool:
+    """Whether ``path`` names a folder: an exported agent's, or one that
+    :func:`load_exported` refuses naming what it lacks (a folder is never an agent
+    file)."""
+    return Path(path).is_dir()
 
 
 class ExportedFeatures:
@@ -64,7 +69,7 @@ class ExportedFeatures:
 
     def extract(self, images: list[Image.Image]) -> np.ndarray:
         views = [view for im in images for view in state_views(im, self.prep)]
-        pixels = model_input(views)
+        pixels = model_input(views, self.prep.offset, self.prep.scale)
         pixels = pixels.reshape(len(images), -1, *pixels.shape[1:])
         sizes = np.array([[log_pixels(im)] for im in images], dtype=np.float32)
         given = {"pixels": pixels, "log_pixels": sizes}
@@ -143,7 +148,14 @@ def load_exported(
     if not candidates:
         raise ValueError(f"damaged agent card {folder / CARD_FILE}: no candidates")
     data = _vouched_graphs(folder, card)
+    _check_references(folder, card)
     dim = _check_graphs(folder, card, data, candidates)
+    prep = card.preprocessing
+    if card.tensors and card.tensors != graph_tensors(prep.input_size, prep.views, dim):
+        raise ValueError(
+            f"damaged agent card {folder / CARD_FILE}: the tensors it lists are "
+            "not its graphs'"
+        )
     policy = ExportedPolicy(
         folder / POLICY_GRAPH, data[POLICY_GRAPH], card, candidates, dim
     )
@@ -176,6 +188,31 @@ def _vouched_graphs(folder: Path, card: AgentCard) -> dict[str, bytes]:
             )
         data[name] = content
     return data
+
+
+def _check_references(folder: Path, card: AgentCard) -> None:
+    """Each reference photo the card lists is there, a bounded regular file, with
+    the SHA-256 the card holds (the card's own checks keep each path a plain name
+    under ``reference/``).
+
+    Raises:
+        ValueError: one line naming the photo.
+    """
+    for reference in card.reference:
+        path = folder / reference.file
+        try:
+            content = read_small(path, MAX_REFERENCE_BYTES)
+        except OSError as err:
+            raise ValueError(
+                f"cannot read reference photo {path}: {err.strerror or err}"
+            ) from None
+        except ValueError as err:
+            raise ValueError(f"reference photo {path}: {err}") from None
+        if hashlib.sha256(content).hexdigest() != reference.sha256:
+            raise ValueError(
+                f"reference photo {path} is not the one its card describes (its "
+                "SHA-256 differs): export the agent again"
+            )
 
 
 def _check_graphs(

@@ -7,8 +7,9 @@ and one run at a time writes to the folder
 (:mod:`~adacompress.device.out_folder`). ``manifest.jsonl``
 (:mod:`~adacompress.device.manifest`) has one line per input the folder has seen,
 this run's and earlier runs': what was written and why, or why the input was
-skipped. A rerun redoes nothing that is done (same content, same agent, same
-limits, the output there unchanged) and retries the rest.
+skipped. A rerun redoes nothing that is done (same content, same agent -- its
+name and the SHA-256 of what it is made of --, same limits, the output there
+unchanged) and retries the rest.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def _compress(
     earlier_outputs = [PurePosixPath(e.output) for e in plan.kept.values() if e.output]
     folder.remove_stale_temps([PurePosixPath(MANIFEST), *outputs, *earlier_outputs])
 
-    agent = Path(compressor.source).name
+    agent, agent_sha256 = compressor.card.name, compressor.digest
     made_under = limits_text(compressor.limits)
     entries = dict(plan.kept)
     """every entry, earlier runs' first: this run's replace theirs in place"""
@@ -114,6 +115,7 @@ def _compress(
                 mime=result.mime,
                 limits=made_under,
                 output_sha256=hashlib.sha256(result.data).hexdigest(),
+                agent_sha256=agent_sha256,
             )
         chunk.clear()
 
@@ -133,6 +135,7 @@ def _compress(
                 and done.skipped is None
                 and done.sha256 == digest
                 and done.agent == agent
+                and done.agent_sha256 == agent_sha256
                 and (done.limits or "") == made_under
                 and folder.intact(done)
             ):

@@ -56,6 +56,9 @@ class Entry:
     """the upload limits it was made under (:func:`limits_text`)"""
     output_sha256: str | None = None
     """of the output's content: a replaced output is not taken for done"""
+    agent_sha256: str | None = None
+    """of what the agent is made of (``Compressor.digest``): with ``agent``, its
+    name, what identifies it"""
 
     @classmethod
     def parse(cls, data: Any) -> Entry:

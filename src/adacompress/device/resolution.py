@@ -18,6 +18,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from adacompress.device.codec import RESAMPLING
 from basekit.images import DEFAULT_MAX_PIXELS, load_image
 
 DEFAULT_PHOTO_CAP = 512
@@ -41,7 +42,7 @@ def cap_photo(image: Image.Image, cap: int | None) -> Image.Image:
     size = capped_size(image.size, cap)
     if size == image.size:
         return image
-    return image.resize(size, Image.Resampling.LANCZOS)
+    return image.resize(size, RESAMPLING)
 
 
 def load_capped(

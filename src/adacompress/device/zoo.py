@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from adacompress.core.efficientnet import VARIANTS
+from adacompress.device.card_spec import Metric
 from basekit.settings_cli import unknown_choice
 
 DEFAULT_ACTIONS = "scale-quality"
@@ -66,6 +67,40 @@ ZOO: dict[str, ShippedAgent] = {
     )
 }
 """Every shipped agent by name."""
+
+
+TEST_SPLIT = "imagenet-samples test split (300 photos, never trained on)"
+BSDS500_TEST = "BSDS500 test (200 scenes, another collection)"
+
+
+def _measured(
+    backend: str, actions: str, test: tuple[float, float], bsds: tuple[float, float]
+) -> tuple[Metric, ...]:
+    flag = "" if actions == DEFAULT_ACTIONS else f" --actions {actions}"
+    command = f"adacompress evaluate --backend {backend}{flag}"
+    return (
+        Metric(TEST_SPLIT, *test, f"{command} --split test"),
+        Metric(BSDS500_TEST, *bsds, f"{command} --images ../shared/data/bsds500/test"),
+    )
+
+
+MEASURED: dict[str, tuple[Metric, ...]] = {
+    "lite0-scale-quality": _measured(
+        "lite0", "scale-quality", (0.251, 0.997), (0.444, 0.980)
+    ),
+    "lite1-scale-quality": _measured(
+        "lite1", "scale-quality", (0.240, 0.983), (0.410, 0.965)
+    ),
+    "lite2-scale-quality": _measured(
+        "lite2", "scale-quality", (0.265, 0.990), (0.494, 1.000)
+    ),
+    "lite0-paper": _measured("lite0", "paper", (0.345, 0.990), (0.443, 0.980)),
+    "lite1-paper": _measured("lite1", "paper", (0.346, 0.993), (0.460, 0.975)),
+    "lite2-paper": _measured("lite2", "paper", (0.337, 0.990), (0.387, 0.970)),
+}
+"""What each exportable shipped agent uploads (bytes over the q=75 reference's)
+and keeps (reference top-1 within the top-5) against its emulated backend, with
+no upload limits; docs/agent-card.md lists them with where each was measured."""
 
 
 def shipped_agents() -> list[str]:

@@ -63,6 +63,16 @@ CARD_PATHS = [
     ("versions",),
     ("graphs",),
     ("photo_cap",),
+    ("name",),
+    ("version",),
+    ("source_sha256",),
+    ("intended_use",),
+    ("weights",),
+    ("metrics",),
+    ("tensors",),
+    ("algorithm",),
+    ("algorithm", "fallback_qualities"),
+    ("reference",),
 ]
 
 

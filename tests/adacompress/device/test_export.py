@@ -91,6 +91,7 @@ def test_the_card_spells_out_actions_limits_and_versions(tmp_path: Path) -> None
     assert data["backend"] == "lite1" and data["policy"] == "survival"
     assert 0.9 < data["threshold"] <= 1.0 and data["target_accuracy"] == 0.99
     assert {"torch", "onnxruntime", "adacompress"} <= set(data["versions"])
+    assert data["metrics"] == []  # measured without limits: not this agent's
     card = AgentCard.read(tmp_path)
     assert card.upload_limits() == limits
     assert Compressor.load(tmp_path).limits == limits
@@ -120,6 +121,39 @@ def test_export_and_compress_through_the_command_line(
         == 0
     )
     assert len((out / "manifest.jsonl").read_text().splitlines()) == 3
+
+
+def test_the_manifest_names_an_export_by_name_and_content(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It recorded the folder's name alone (issue 32): two different exports in
+    folders of one name were one agent to a rerun."""
+    folder = tmp_path / "agent"
+    card = export_agent(Compressor.load("lite0", actions="paper"), folder)
+    photo, out = str(builtin_photos()[0]), tmp_path / "uploads"
+    assert main(["compress", photo, "--agent", str(folder), "--out", str(out)]) == 0
+    (entry,) = [
+        json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()
+    ]
+    assert entry["agent"] == card.name == "lite0-paper"
+    assert entry["agent_sha256"] == card.digest() == AgentCard.read(folder).digest()
+    export_agent(Compressor.load("lite0"), folder)  # another agent, the same folder
+    capsys.readouterr()
+    assert main(["compress", photo, "--agent", str(folder), "--out", str(out)]) == 0
+    assert "1 written" in capsys.readouterr().out
+
+
+def test_a_folder_without_a_card_says_what_it_lacks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It said "agent file not found" (issue 32)."""
+    (tmp_path / "agent").mkdir()
+    photo = str(builtin_photos()[0])
+    args = ["compress", photo, "--agent", str(tmp_path / "agent"), "--out", "o"]
+    assert main([*args[:-1], str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "holds no card.json" in err and "adacompress export" in err
+    assert err.count("\n") == 1
 
 
 def test_damaged_or_mismatched_exports_are_one_line_errors(

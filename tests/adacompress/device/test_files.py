@@ -4,6 +4,7 @@ a folder named like a shipped agent, a damaged manifest, Pillow's warnings."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -19,6 +20,7 @@ from adacompress.cli import main
 from adacompress.core.datasets import builtin_photos
 from adacompress.device.compressor import Compressor
 from adacompress.device.manifest import MANIFEST
+from adacompress.device.zoo import shipped
 from tests.helpers import write_bad_inputs
 
 
@@ -148,7 +150,11 @@ def test_a_folder_named_like_a_shipped_agent_does_not_replace_it(
     (entry,) = [
         json.loads(x) for x in (tmp_path / "up" / MANIFEST).read_text().splitlines()
     ]
-    assert entry["agent"] == "lite0-scale-quality.pt"
+    assert entry["agent"] == "lite0-scale-quality"
+    shipped_file = shipped("lite0-scale-quality").file
+    assert (
+        entry["agent_sha256"] == hashlib.sha256(shipped_file.read_bytes()).hexdigest()
+    )
     capsys.readouterr()
     assert run(photo, "--out", "up2", "--agent", "./lite0") == 2  # asked for: read
     assert run(photo, "--out", "up2", "--agent", "nonesuch") == 2

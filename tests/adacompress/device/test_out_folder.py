@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from adacompress.core.limits import NO_LIMITS
 from adacompress.device.actions import Action
+from adacompress.device.card import AgentCard
 from adacompress.device.compressor import Upload
 from adacompress.device.files import compress_files
 from adacompress.device.manifest import MANIFEST, Entry
@@ -28,6 +29,8 @@ class EchoCompressor:
     output tells which input it came from."""
 
     source = "echo.pt"
+    card = AgentCard(name="echo")
+    digest = "e" * 64
     limits = NO_LIMITS
     batch_size = 3
 

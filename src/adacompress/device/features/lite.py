@@ -17,6 +17,7 @@ from PIL import Image
 
 from adacompress.core.efficientnet import (
     CROP_PADDING,
+    VIEW_RESAMPLING,
     LiteNetwork,
     model_input,
     model_view,
@@ -24,7 +25,7 @@ from adacompress.core.efficientnet import (
 )
 from adacompress.core.engine import engine_tag
 from adacompress.device.card import Preprocessing
-from adacompress.device.codec import scaled_size
+from adacompress.device.codec import RESAMPLING, scaled_size
 from adacompress.device.features.base import register_extractor
 
 CONFIDENCE_TOP = 10
@@ -87,8 +88,7 @@ def probe_views(image: Image.Image, scales: tuple[float, ...]) -> list[Image.Ima
     """``image`` and its copies downscaled by each of ``scales`` as the encoder
     downscales them (Lanczos, no JPEG)."""
     return [image] + [
-        image.resize(scaled_size(image.size, s), Image.Resampling.LANCZOS)
-        for s in scales
+        image.resize(scaled_size(image.size, s), RESAMPLING) for s in scales
     ]
 
 
@@ -113,8 +113,8 @@ def blurred_probes(
         if kept >= size:
             probes.append(view)
             continue
-        small = view.resize((kept, kept), Image.Resampling.LANCZOS)
-        probes.append(small.resize((size, size), Image.Resampling.BICUBIC))
+        small = view.resize((kept, kept), RESAMPLING)
+        probes.append(small.resize((size, size), VIEW_RESAMPLING))
     return probes
 
 
@@ -122,8 +122,10 @@ def state_views(image: Image.Image, prep: Preprocessing) -> list[Image.Image]:
     """The network's view of ``image`` and its probe views, as ``prep`` says."""
     if prep.probe_from == "photo":
         photos = probe_views(image, prep.probe_scales)
-        return [model_view(photo, prep.input_size) for photo in photos]
-    view = model_view(image, prep.input_size)
+        return [
+            model_view(photo, prep.input_size, prep.crop_padding) for photo in photos
+        ]
+    view = model_view(image, prep.input_size, prep.crop_padding)
     return [view, *blurred_probes(view, image.size, prep.probe_scales)]
 
 
