@@ -64,7 +64,8 @@ def add_limit_options(parser: argparse.ArgumentParser) -> None:
         "--min-side",
         type=int,
         default=None,
-        help="never write an upload with a shorter side below this (default: 1)",
+        help="never write an upload with a shorter side below this: a photo already "
+        "smaller is skipped with its reason, not enlarged (default: 1)",
     )
     parser.add_argument(
         "--max-bytes",

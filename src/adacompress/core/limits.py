@@ -23,8 +23,9 @@ class UploadLimits:
 
     Real services refuse images outside these (Rekognition: JPEG or PNG, 80 px,
     5 MiB inline). An action in a format the service does not take is never chosen
-    or sent; the encoder raises a too-small downscale to the minimum side, and steps
-    the quality (then the size) down until the bytes fit.
+    or sent; the encoder raises a too-small downscale to the minimum side, refuses
+    a photo already under it (never enlarged: it is skipped with that reason), and
+    steps the quality (then the size) down until the bytes fit.
     """
 
     min_side: int = 1

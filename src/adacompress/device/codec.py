@@ -33,7 +33,8 @@ def scaled_size(
 ) -> tuple[int, int]:
     """``size`` times ``scale``, but the shorter side never below ``min_side``.
 
-    An image already smaller than ``min_side`` is left at its size (never upscaled).
+    A size already smaller than ``min_side`` is left as it is (never enlarged:
+    :func:`encode` refuses such an image).
     """
     width, height = size
     shortest = min(width, height)
@@ -59,14 +60,24 @@ def encode(
     ``limits`` are honoured (see :class:`UploadLimits`). ``resized`` keeps each
     downscaled copy of ``image`` by size, for the next encodes of the same image.
 
+    An image whose shorter side is already under ``limits.min_side`` is refused,
+    not enlarged: enlarging adds no detail for the service to see, sends more bytes
+    than the photo holds, and makes an upload the agent never learned about.
+
     Raises:
         ValueError: the service does not take the action's format (nothing is sent).
-        ImageError: no setting fits the image under ``limits.max_bytes``.
+        ImageError: the image is smaller than ``limits.min_side``, or no setting
+            fits it under ``limits.max_bytes``.
     """
     if not limits.accepts(action.format):
         raise ValueError(
             f"the service does not take {action.format} uploads "
             f"(it takes {', '.join(sorted(limits.formats or ()))})"
+        )
+    if min(image.size) < limits.min_side:
+        raise ImageError(
+            f"its shorter side is {min(image.size)} px, under the service's "
+            f"minimum of {limits.min_side} px (photos are not enlarged)"
         )
     size = scaled_size(image.size, action.scale, limits.min_side)
     resized = {} if resized is None else resized

@@ -202,12 +202,15 @@ class Compressor:
 
     def decode(self, source: ImageInput) -> Image.Image:
         """Any input as 8-bit RGB, reduced to the agent's photo cap if larger
-        (decoded at the size needed).
+        (decoded at the size needed); never below the service's minimum side,
+        which a reduced photo must still meet.
 
         Raises:
             ImageError: unusable input (one line).
         """
         cap = self.card.photo_cap
+        if cap is not None:
+            cap = max(cap, self.limits.min_side)
         if isinstance(source, Image.Image):
             return cap_photo(source if source.mode == "RGB" else to_rgb(source), cap)
         return load_capped(source, cap, max_pixels=self.max_pixels)

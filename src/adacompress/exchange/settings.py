@@ -15,8 +15,9 @@ class CloudSettings:
     """cloud service: lite0, lite1, lite2 (emulated), rekognition (AWS), or the
     http(s):// URL of a Google Vision-shaped service"""
     min_side: int | None = None
-    """never upload an image with a shorter side below this (default: the backend's
-    own limit, 80 for rekognition)"""
+    """never upload an image with a shorter side below this; an image already
+    smaller is skipped, not enlarged (default: the backend's own limit, 80 for
+    rekognition)"""
     max_bytes: int | None = None
     """never upload more bytes than this per image (default: the backend's limit)"""
     cache: str | None = None

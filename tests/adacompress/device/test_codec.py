@@ -64,8 +64,12 @@ def test_min_side_raises_a_too_small_downscale_but_never_upscales() -> None:
     # 0.25 would give 80x60: the shorter side is lifted to 80 instead.
     assert decoded_size(encode(image, Action(35, 0.25), limits)) == (107, 80)
     assert decoded_size(encode(image, Action(35, 0.5), limits)) == (160, 120)
-    small = photo(3, (100, 60))  # already under the minimum: sent as it is
-    assert decoded_size(encode(small, Action(35, 0.5), limits)) == (100, 60)
+    # Already under the minimum: refused, never enlarged. It was sent as it was,
+    # an upload the service refuses, though --help said none is made (issue 32).
+    small = photo(3, (100, 60))
+    with pytest.raises(ImageError, match="shorter side is 60 px, under .* 80 px"):
+        encode(small, Action(35, 0.5), limits)
+    assert decoded_size(encode(small, Action(35, 0.5), UploadLimits(60))) == (100, 60)
 
 
 def test_max_bytes_steps_quality_then_size_down_until_it_fits() -> None:

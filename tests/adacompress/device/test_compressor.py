@@ -18,7 +18,7 @@ from adacompress.core.datasets import builtin_photos
 from adacompress.core.limits import UploadLimits
 from adacompress.device.compressor import Compressor
 from basekit.images import ImageError
-from tests.helpers import write_bad_inputs
+from tests.helpers import photo, write_bad_inputs
 
 PHOTOS = builtin_photos()[:6]
 
@@ -117,7 +117,7 @@ def test_limits_are_honoured() -> None:
 
 def test_a_photo_no_setting_fits_is_its_own_error() -> None:
     """An upload limit no setting meets fails that photo, not the batch."""
-    tight = Compressor.load("lite0", limits=UploadLimits(min_side=4000, max_bytes=1024))
+    tight = Compressor.load("lite0", limits=UploadLimits(min_side=300, max_bytes=1024))
     results = tight.compress_many(PHOTOS[:3])
     assert all(isinstance(r, ImageError) for r in results)
     assert "under 1,024 bytes" in str(results[0])
@@ -203,3 +203,15 @@ def _counts(keys: object) -> dict[str, int]:
     for key in keys:  # type: ignore[attr-defined]
         out[key] = out.get(key, 0) + 1
     return out
+
+
+def test_the_photo_cap_never_goes_below_the_services_minimum_side() -> None:
+    """A photo over the cap is reduced to it, but never below the side the service
+    needs: else every large photo would be skipped under a minimum above the cap."""
+    big = photo(5, (1000, 800))
+    capped = Compressor.load("lite0")
+    assert capped.card.photo_cap == 512 and min(capped.decode(big).size) == 512
+    strict = Compressor.load("lite0", limits=UploadLimits(min_side=600))
+    assert min(strict.decode(big).size) == 600
+    upload = strict.compress(big)
+    assert min(upload.width, upload.height) >= 600

@@ -164,6 +164,39 @@ def test_a_folder_named_like_a_shipped_agent_does_not_replace_it(
     assert "give it as a path: ./nonesuch" in err[-1]
 
 
+def test_a_photo_under_the_minimum_side_is_skipped_with_its_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An 8x8 photo with --min-side 80 was written as an 8x8 upload, exit 0
+    (issue 32): the service would refuse it, and --help says none is made."""
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(tmp_path / "tiny8.png")
+    out = tmp_path / "out"
+    assert (
+        run(
+            tmp_path / "tiny8.png",
+            builtin_photos()[0],
+            "--out",
+            out,
+            "--min-side",
+            "80",
+        )
+        == 1
+    )
+    entries = [json.loads(x) for x in (out / MANIFEST).read_text().splitlines()]
+    tiny = next(e for e in entries if e["source"].endswith("tiny8.png"))
+    assert (
+        tiny["output"] is None
+        and "under the service's minimum of 80 px" in tiny["skipped"]
+    )
+    photo = next(e for e in entries if e is not tiny)
+    assert min(photo["width"], photo["height"]) >= 80
+    shown = capsys.readouterr()
+    assert "tiny8.png" in shown.out + shown.err
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".jpg") == [
+        Path(photo["output"]).name
+    ]
+
+
 def test_damaged_manifest_lines_are_one_warning(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
