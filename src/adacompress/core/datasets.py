@@ -215,12 +215,18 @@ class PhotoFile:
         return self.source, self.digest
 
 
+def photo_source(path: Path) -> str:
+    """Where ``path`` leads (symlinks resolved): with its content's digest, what
+    identifies a photo to a run."""
+    try:
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        return str(Path(path).absolute())
+
+
 def read_photo(path: Path) -> PhotoFile:
     """``path`` read and hashed (an unreadable file gets no digest nor bytes)."""
-    try:
-        source = str(Path(path).resolve())
-    except (OSError, RuntimeError):  # a symlink loop
-        source = str(Path(path).absolute())
+    source = photo_source(path)
     try:
         data, digest = read_hashed(path)
     except ImageError:

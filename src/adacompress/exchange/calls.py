@@ -22,12 +22,15 @@ from basekit.progress import track
 
 @dataclass(frozen=True)
 class CallPlan:
-    """The calls a command will make at most, and what the cache already holds."""
+    """The calls a command will make at most, and what the cache already holds;
+    ``done``: images left out because an earlier run finished them (a rerun of
+    ``run`` skips those)."""
 
     images: int
     new_at_most: int
     new_at_least: int
     cached: int
+    done: int = 0
 
     def describe(self, command: str, *, dry_run: bool = True) -> str:
         span = (
@@ -36,9 +39,15 @@ class CallPlan:
             else f"{self.new_at_least} to {self.new_at_most}"
         )
         verb, tail = ("would make", "; nothing was sent") if dry_run else ("makes", "")
+        if self.done and not self.images:
+            return (
+                f"{command} {verb} no new calls: all {self.done} images are done "
+                f"already{tail}"
+            )
+        done = f"; {self.done} images done already" if self.done else ""
         return (
             f"{command} {verb} {span} new calls for {self.images} images "
-            f"({self.cached} answers already cached){tail}"
+            f"({self.cached} answers already cached{done}){tail}"
         )
 
 

@@ -11,7 +11,7 @@ import re
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from adacompress.cloud.service import CircuitOpen
 from adacompress.core.datasets import (
     PhotoFile,
     builtin_photos,
+    photo_source,
     read_photo,
     resolve_images,
 )
@@ -30,7 +31,7 @@ from adacompress.exchange.environment import open_agent_env
 from adacompress.exchange.settings import CloudSettings
 from adacompress.runtime.loop import Runtime
 from adacompress.runtime.settings import RunSettings, RuntimeSettings
-from adacompress.runtime.store import Record, RunStore
+from adacompress.runtime.store import STORE_FILE, Record, RunStore
 from basekit.atomic import atomic_write_json
 from basekit.images import DEFAULT_MAX_PIXELS
 from basekit.progress import Progress
@@ -118,9 +119,13 @@ def pending(
     finished = store.done()
     for path in paths:
         photo = read_photo(path)
-        legacy = (str(path), None)  # records from before identities
-        done = photo.identity in finished or legacy in finished
-        yield path, None if done else photo
+        yield path, None if is_done(photo, finished) else photo
+
+
+def is_done(photo: PhotoFile, finished: set[tuple[str, str | None]]) -> bool:
+    """Whether a run whose store finished ``finished`` is done with ``photo``."""
+    legacy = (str(photo.path), None)  # records from before identities
+    return photo.identity in finished or legacy in finished
 
 
 def summarize(records: list[Record], backend: str) -> dict[str, Any]:
@@ -169,13 +174,34 @@ def summarize(records: list[Record], backend: str) -> dict[str, Any]:
 
 def plan_run(settings: RunSettings) -> CallPlan:
     """The calls :func:`run` would make at most: one an image in inference, two in
-    an estimate or a retrain step, less what is cached (nothing is sent)."""
+    an estimate or a retrain step, less what is cached, for the images its state
+    folder has not finished (a rerun skips those); nothing is sent."""
     paths = list(input_paths(settings.images))
+    finished = finished_in(
+        Path(settings.state or default_state_dir(settings.cloud.backend))
+    )
     with open_agent_env(
         settings.cloud, settings.choice, max_pixels=settings.max_pixels
     ) as (_, env):
         samples, _ = identify(env, paths, progress=settings.progress)
-        return plan_calls(env, samples, per_image=(1, 2))
+        todo = [
+            s
+            for s in samples
+            if not is_done(
+                PhotoFile(s.path, photo_source(s.path), s.digest, None), finished
+            )
+        ]
+        plan = plan_calls(env, todo, per_image=(1, 2))
+    return replace(plan, done=len(samples) - len(todo))
+
+
+def finished_in(state_dir: Path) -> set[tuple[str, str | None]]:
+    """The photos the run stored in ``state_dir`` finished (none without a store:
+    nothing is created)."""
+    if not (state_dir / STORE_FILE).is_file():
+        return set()
+    with RunStore(state_dir) as store:
+        return store.done()
 
 
 def default_state_dir(backend: str) -> Path:

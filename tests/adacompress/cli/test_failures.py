@@ -237,3 +237,27 @@ def test_resume_knows_images_by_content_and_path_not_by_order(
     photo(9, (240, 180)).save(folder / "p0.png")
     assert main(["--quiet", "run", "--images", "in", "--state", "state", *never]) == 0
     assert json.loads((state / "report.json").read_text())["attempts"] == 5
+
+
+def test_a_dry_run_counts_only_what_a_rerun_would_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a finished run --dry-run said "would make 14 to 28 new calls" where a
+    rerun makes none (issue 32): it counts the images the state has not finished."""
+    folder, state = photos(tmp_path / "in", 3), tmp_path / "state"
+    args = ["--quiet", "run", "--images", str(folder), "--state", str(state)]
+    assert main([*args, "--dry-run"]) == 0
+    assert "for 3 images" in capsys.readouterr().out
+    assert not state.exists()  # a dry run creates nothing
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main([*args, "--dry-run"]) == 0
+    assert "would make no new calls: all 3 images are done" in capsys.readouterr().out
+    assert main(args) == 0
+    report = json.loads((state / "report.json").read_text())
+    assert report["calls"]["new"] == sum(r["calls"] for r in report["records"])
+    assert len(report["records"]) == 3  # the rerun did nothing
+    photo(9).save(folder / "new.jpg")
+    assert main([*args, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "for 1 images" in out and "3 images done already" in out
