@@ -23,3 +23,15 @@ def imagenet_dir() -> Path:
     if not folder.is_dir():
         pytest.skip(f"imagenet-samples not found at {folder} (set ADACOMPRESS_DATA)")
     return folder
+
+
+@pytest.fixture(scope="session")
+def lite0_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default agent (lite0-scale-quality) exported once a session; read it,
+    never change it (copy it first)."""
+    from adacompress.device.compressor import Compressor
+    from adacompress.device.export import export_agent
+
+    folder = tmp_path_factory.mktemp("export") / "lite0"
+    export_agent(Compressor.load("lite0"), folder)
+    return folder

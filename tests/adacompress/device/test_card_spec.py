@@ -22,6 +22,7 @@ from adacompress.core.efficientnet import weights_path
 from adacompress.device.card import AgentCard
 from adacompress.device.compressor import Compressor
 from adacompress.device.reference import reference_photos
+from adacompress.device.resolution import DEFAULT_PHOTO_CAP
 from adacompress.device.zoo import MEASURED, shipped
 from basekit.images import ImageError
 
@@ -111,7 +112,7 @@ def test_the_reference_vectors_are_what_the_export_makes(exported: Path) -> None
     rotated = next(r for r in card.reference if "exif" in r.file)
     assert rotated.size == (180, 320)
     large = next(r for r in card.reference if r.file == "reference/large.jpg")
-    assert min(large.size) == card.photo_cap == 512
+    assert min(large.size) == card.photo_cap == DEFAULT_PHOTO_CAP
 
 
 def test_both_graphs_carry_a_doc_string_and_metadata(exported: Path) -> None:
@@ -221,3 +222,15 @@ def test_a_card_of_the_first_format_still_loads(tmp_path: Path, exported: Path) 
     assert old.card.name == "agent" and old.card.reference == ()
     photo = exported / "reference" / "rgb.jpg"
     assert old.compress(photo).data == Compressor.load(exported).compress(photo).data
+
+
+def test_the_documented_metrics_are_the_ones_cards_carry() -> None:
+    """docs/agent-card.md's table is MEASURED, row by row, with its commands."""
+    text = (Path(__file__).resolve().parents[3] / "docs" / "agent-card.md").read_text()
+    for name, (test, bsds) in MEASURED.items():
+        row = (
+            f"| {name} | {test.size:.3f} ({test.accuracy:.3f}) | "
+            f"{bsds.size:.3f} ({bsds.accuracy:.3f}) |"
+        )
+        assert row in text, row
+    assert "--split test" in text and "--images ../shared/data/bsds500/test" in text
