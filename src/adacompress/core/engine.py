@@ -111,9 +111,22 @@ class OnnxGraph:
         self.input_names = [i.name for i in self.session.get_inputs()]
 
     def __call__(self, *inputs: np.ndarray) -> np.ndarray:
-        """The graph's first output for ``inputs``, in the order of its inputs."""
+        """The graph's first output for ``inputs``, in the order of its inputs.
+
+        Raises:
+            ValueError: ONNX Runtime could not run it on them (one line naming the
+                graph): a graph from elsewhere may load and still fail on an input.
+        """
         feed = dict(zip(self.input_names, inputs, strict=True))
-        return np.asarray(self.session.run(None, feed)[0])
+        try:
+            return np.asarray(self.session.run(None, feed)[0])
+        except MemoryError:
+            raise
+        except Exception as err:  # onnxruntime raises its own untyped errors
+            reason = " ".join(str(err).split())[:300] or type(err).__name__
+            raise ValueError(
+                f"ONNX graph {self.path} could not run ({reason})"
+            ) from err
 
 
 _pool_threads: int | None = None

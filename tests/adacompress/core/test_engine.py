@@ -83,6 +83,27 @@ def test_unknown_engines_and_broken_graphs_are_one_line_errors(
     assert "\n" not in str(err.value)
 
 
+def test_a_graph_that_fails_on_its_input_is_a_one_line_error(tmp_path: Path) -> None:
+    """A graph from elsewhere can load and still fail at a run (a fixed batch fed
+    another): one line naming it, not ONNX Runtime's own exception (issue 31)."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "fixed",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    runner = OnnxGraph(tmp_path / "fixed.onnx", model.SerializeToString())
+    assert runner(np.ones((2, 3), np.float32)).shape == (2, 3)
+    with pytest.raises(ValueError, match="could not run") as err:
+        runner(np.ones((1, 3), np.float32))
+    assert str(tmp_path / "fixed.onnx") in str(err.value)
+    assert "\n" not in str(err.value)
+
+
 @pytest.mark.parametrize("configured", [False, True])
 def test_only_a_process_that_set_its_threads_shares_one_pool(
     graphs: Path, configured: bool

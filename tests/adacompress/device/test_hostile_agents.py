@@ -173,6 +173,7 @@ def _policy_graph(
     inits: list[onnx.TensorProto] = (),  # type: ignore[assignment]
     *,
     input_name: str = "state",
+    input_shape: list[Any] | None = None,
     output_type: int = TensorProto.INT64,
     output_shape: list[Any] | None = None,
 ) -> Callable[[Path], None]:
@@ -182,7 +183,7 @@ def _policy_graph(
             "crafted",
             [
                 helper.make_tensor_value_info(
-                    input_name, TensorProto.FLOAT, ["batch", 11]
+                    input_name, TensorProto.FLOAT, input_shape or ["batch", 11]
                 )
             ],
             [
@@ -380,6 +381,15 @@ FOLDERS: dict[str, tuple[Callable[[Path], None], str]] = {
             output_shape=["batch", 1],
         ),
         "one action per photo",
+    ),
+    # found by benchmarks/fuzz_untrusted.py: a fixed batch passed the check and
+    # failed at ONNX Runtime on the first photo (a traceback)
+    "batch-fixed": (
+        _policy_graph(
+            [helper.make_node("ArgMax", ["state"], ["action"], axis=1, keepdims=0)],
+            input_shape=[16, 11],
+        ),
+        "input 'state'",
     ),
     "not-onnx": (
         lambda f: ((f / "policy.onnx").write_bytes(b"\xff" * 64), vouch(f)),
