@@ -8,11 +8,14 @@ and are computed that way (no overflow at ``tau = 0.07``).
 
 Normalisation constant ``Z``: the formula is ``Z = 1``. With ``tau = 0.07``,
 ``exp(s/tau)`` of an unrelated pair (``s`` about 0) is already far above ``N/|D|``,
-so every negative gets ``h`` near 1 and the loss is thousands (measured: 250 -> 720
-over the first 6 steps, rising). NPID (Wu et al., 2018) and VISSL's
-``NCELossWithMemory`` divide ``exp(s/tau)`` by ``Z = |D| * mean(exp(s/tau))``
-estimated on the first batch and then kept fixed; :class:`PIRLLoss` does that by
-default (``norm_constant=None``); ``norm_constant=1.0`` is the formula's literal form.
+so every negative gets ``h`` near 1 and the loss is thousands. NPID (Wu et al.,
+2018) and VISSL's ``NCELossWithMemory`` divide ``exp(s/tau)`` by ``Z = |D| *
+mean(exp(s/tau))`` estimated on the first batch and then kept fixed
+(``norm_constant=None``). That first batch sees a bank of random vectors; as the
+bank fills with real embeddings the negatives' similarities rise, the fixed ``Z``
+falls far short, and the loss climbs again. ``z_momentum=m`` re-estimates ``Z``
+every step as a moving average instead, so the negatives' term stays near one.
+``norm_constant=1.0`` is the formula's literal form.
 
 Negatives are drawn uniformly from the bank. By default one draw of ``N`` slots is
 shared by the whole batch (an image's own slot is masked out of its row): the
@@ -21,8 +24,8 @@ similarities are then one ``(batch, dim) x (dim, N)`` product. Drawing ``N`` per
 -- and measured 25 images/s instead of hundreds on the 2-core CPU; it stays available
 as ``shared_negatives=False``.
 
-InfoNCE (option): cross-entropy of the positive among ``[positive, negatives]``
-with logits ``s/tau``.
+InfoNCE (``pirl train``'s default): cross-entropy of the positive among
+``[positive, negatives]`` with logits ``s/tau``.
 
 PIRL: ``L = lambda * L(m_I, g(v_{I^t})) + (1 - lambda) * L(m_I, f(v_I))``, lambda =
 0.5; lambda = 0 is NPID (Wu et al., 2018) and needs no pretext view at all.
@@ -89,6 +92,8 @@ class PIRLLoss(nn.Module):
         seed: seed of the bank (initial entries and negative sampling).
         norm_constant: NCE's ``Z``; None estimates it on the first batch (NPID,
             VISSL), 1.0 is the literal formula.
+        z_momentum: NCE: re-estimate ``Z`` every step (from the image term's
+            negatives) as a moving average with this momentum; None keeps it.
         shared_negatives: one draw of negatives for the whole batch (default) or
             one per image.
 
@@ -110,6 +115,7 @@ class PIRLLoss(nn.Module):
         momentum: float = 0.5,
         seed: int = 0,
         norm_constant: float | None = None,
+        z_momentum: float | None = None,
         shared_negatives: bool = True,
     ) -> None:
         super().__init__()
@@ -121,13 +127,17 @@ class PIRLLoss(nn.Module):
         self.lam, self.temperature = lam, temperature
         self.n_negatives, self.loss, self.n_data = n_negatives, loss, n_data
         self.shared_negatives = shared_negatives
+        if z_momentum is not None and not 0.0 <= z_momentum < 1.0:
+            raise ValueError(f"z_momentum must be in [0, 1), got {z_momentum}")
+        self.z_momentum = z_momentum
         log_z = math.nan if norm_constant is None else math.log(norm_constant)
         self.log_z: torch.Tensor
         self.register_buffer("log_z", torch.tensor(log_z, dtype=torch.float64))
 
     @torch.no_grad()
     def estimate_log_z(self, negative: torch.Tensor) -> None:
-        """``log Z = log(|D| * mean exp(s/tau))`` over this batch's negatives (once).
+        """``log Z = log(|D| * mean exp(s/tau))`` over this batch's negatives: set
+        the first time, then (with ``z_momentum``) mixed into the running ``Z``.
 
         Averaged over processes so that every process uses the same ``Z``.
         """
@@ -136,7 +146,13 @@ class PIRLLoss(nn.Module):
         if dist.is_initialized() and dist.get_world_size() > 1:
             dist.all_reduce(mean)
             mean /= dist.get_world_size()
-        self.log_z.fill_(float(torch.log(mean * self.n_data)))
+        batch_z = mean * self.n_data
+        if torch.isnan(self.log_z) or self.z_momentum is None:
+            self.log_z.fill_(float(torch.log(batch_z)))
+        else:
+            m = self.z_momentum
+            z = m * self.log_z.exp() + (1 - m) * batch_z.to(self.log_z)
+            self.log_z.fill_(float(torch.log(z)))
 
     def contrast(
         self,
@@ -144,6 +160,8 @@ class PIRLLoss(nn.Module):
         negatives: torch.Tensor,
         v: torch.Tensor,
         own: torch.Tensor | None = None,
+        *,
+        estimate: bool = False,
     ) -> torch.Tensor:
         """``L(m_I, v)`` with the given negatives.
 
@@ -158,8 +176,9 @@ class PIRLLoss(nn.Module):
         if own is not None:  # I' != I: the own slot contributes nothing
             negative = negative.masked_fill(own, -math.inf)
         if self.loss == "nce":
-            if torch.isnan(self.log_z):
-                self.estimate_log_z(negative)
+            running = estimate and self.z_momentum is not None and self.training
+            if torch.isnan(self.log_z) or running:
+                self.estimate_log_z(negative.detach())
             return nce_loss(
                 positive,
                 negative,
@@ -212,7 +231,7 @@ class PIRLLoss(nn.Module):
                 indices, self.n_negatives, rank=rank, world=world
             )
         negatives = bank(ids).to(f.dtype)
-        loss = (1 - self.lam) * self.contrast(memory, negatives, f, own)
+        loss = (1 - self.lam) * self.contrast(memory, negatives, f, own, estimate=True)
         if self.lam > 0:
             if g is None:
                 raise ValueError("lambda > 0 needs the pretext embedding g")

@@ -97,10 +97,10 @@ class TrainSettings:
     """3x3 stride-1 stem without max-pool (for small images such as CIFAR's 32 px)"""
     image_size: int = 32
     """side of the whole-image view in pixels"""
-    grid_size: int = 48
-    """jigsaw: the random crop is resized to this before the 3x3 cut (48 on 32-px
-    images = upsampling by 1.5)"""
-    patch_size: int = 12
+    grid_size: int = 30
+    """jigsaw: the random crop is resized to this before the 3x3 cut (30 on 32-px
+    images: no upsampling; chosen on a validation split, see README.md)"""
+    patch_size: int = 8
     """jigsaw: side of the random crop inside each cell (cell = grid_size // 3)"""
     epochs: int = 200
     """epochs; the cosine schedule spans them (or the time budget if shorter)"""
@@ -127,8 +127,13 @@ class TrainSettings:
     """NCE temperature tau"""
     n_negatives: int = 4096
     """negatives per image drawn from the memory bank (paper: 32000)"""
-    loss: str = "nce"
-    """contrastive loss: nce (paper) | infonce"""
+    loss: str = "infonce"
+    """contrastive loss: infonce | nce (the paper's; with a Z kept from the first
+    batch its logged loss climbs as the memory bank fills, see --z-momentum)"""
+    z_momentum: float | None = None
+    """nce: re-estimate the normalising constant Z every step as a moving average
+    with this momentum (e.g. 0.9); default: estimate it on the first batch and keep
+    it (NPID, VISSL)"""
     shared_negatives: bool = True
     """one draw of negatives for the whole batch (fast on CPU) instead of per image"""
     bank_momentum: float = 0.5
@@ -228,6 +233,7 @@ def build_method(
         loss=settings.loss,
         momentum=settings.bank_momentum,
         seed=settings.seed,
+        z_momentum=settings.z_momentum,
         shared_negatives=settings.shared_negatives,
     )
     return PIRLModel(encoder, pretext=pretext), criterion, transform, None

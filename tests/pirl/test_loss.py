@@ -181,3 +181,27 @@ def test_the_loss_is_float32_under_bfloat16_autocast(
     criterion.memory_bank.generator.set_state(state)  # the same negatives
     want = criterion(f.float(), g.float(), torch.arange(4))
     assert value.item() == pytest.approx(want.item(), rel=1e-6)
+
+
+def test_running_z_follows_the_negatives() -> None:
+    kept = PIRLLoss(100, dim=8, lam=0.0, n_negatives=20, seed=0)
+    running = PIRLLoss(100, dim=8, lam=0.0, n_negatives=20, seed=0, z_momentum=0.9)
+    f = unit(4, 8, seed=8).float()
+    for criterion in (kept, running):
+        criterion(f, None, torch.arange(4))
+    first = float(running.log_z)
+    assert float(kept.log_z) == first  # the first batch sets Z either way
+    # the bank fills with copies of one direction: negatives' similarity rises
+    for criterion in (kept, running):
+        criterion.memory_bank.bank[:] = torch.nn.functional.normalize(
+            torch.ones(100, 8), dim=1
+        )
+    v = torch.nn.functional.normalize(torch.ones(4, 8), dim=1)
+    kept(v, None, torch.arange(4))
+    running(v, None, torch.arange(4))
+    assert float(kept.log_z) == first
+    batch_z = 100 * math.exp(1 / 0.07)  # every negative at s = 1
+    want = math.log(0.9 * math.exp(first) + 0.1 * batch_z)
+    assert float(running.log_z) == pytest.approx(want, rel=1e-6)
+    with pytest.raises(ValueError, match="z_momentum"):
+        PIRLLoss(10, z_momentum=1.0)
