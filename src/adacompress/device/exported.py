@@ -166,16 +166,17 @@ def load_exported(
 def _vouched_graphs(folder: Path, card: AgentCard) -> dict[str, bytes]:
     """The bytes of each graph, read bounded (graph_check.read_graph) and checked
     against the SHA-256 the card holds before anything parses them. A card holds
-    the hashes of every graph or (exported before cards held them) of none; then
-    the graphs are judged by what they hold alone.
+    the hashes of every graph or, of format 1 (exported before cards held them),
+    of none; then the graphs are judged by what they hold alone.
 
     Raises:
         ValueError: one line naming the card or the graph.
     """
-    if card.graphs and set(card.graphs) != set(GRAPH_FILES):
+    if (card.graphs or card.format > 1) and set(card.graphs) != set(GRAPH_FILES):
+        vouched = ", ".join(sorted(card.graphs)) or "no graph"
         raise ValueError(
-            f"damaged agent card {folder / CARD_FILE}: it vouches for "
-            f"{', '.join(sorted(card.graphs))} only, not every graph"
+            f"damaged agent card {folder / CARD_FILE}: it vouches for {vouched}, "
+            "not every graph"
         )
     data = {}
     for name in GRAPH_FILES:

@@ -357,6 +357,7 @@ FOLDERS: dict[str, tuple[Callable[[Path], None], str]] = {
         _card(lambda card: card["graphs"].pop("policy.onnx")),
         "not every graph",
     ),
+    "graph-hash-none": (_card(lambda card: card.pop("graphs")), "not every graph"),
     "missing-input": (
         _policy_graph(
             [helper.make_node("ArgMax", ["x"], ["action"], axis=1, keepdims=0)],
@@ -479,11 +480,11 @@ def test_the_hashes_are_checked_before_any_graph_is_parsed(
 def test_an_export_without_hashes_loads_when_its_graphs_pass(
     tmp_path: Path, exported: Path
 ) -> None:
-    """Exports made before the card held hashes still load: their graphs are
-    judged by what they hold."""
+    """Exports made before the card held hashes (format 1) still load: their
+    graphs are judged by what they hold."""
     folder = tmp_path / "agent"
     shutil.copytree(exported, folder)
-    _card(lambda card: card.pop("graphs"))(folder)
+    _card(lambda card: (card.pop("graphs"), card.update(format=1)))(folder)
     assert Compressor.load(folder).actions == Compressor.load(exported).actions
 
 
