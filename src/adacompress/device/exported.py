@@ -173,9 +173,9 @@ def _vouched_graphs(folder: Path, card: AgentCard) -> dict[str, bytes]:
         ValueError: one line naming the card or the graph.
     """
     if (card.graphs or card.format > 1) and set(card.graphs) != set(GRAPH_FILES):
-        vouched = ", ".join(sorted(card.graphs)) or "no graph"
+        listed = ", ".join(sorted(card.graphs)) or "no graph"
         raise ValueError(
-            f"damaged agent card {folder / CARD_FILE}: it vouches for {vouched}, "
+            f"damaged agent card {folder / CARD_FILE}: it vouches for {listed}, "
             "not every graph"
         )
     data = {}
