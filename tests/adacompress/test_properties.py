@@ -67,15 +67,16 @@ def test_an_encode_decodes_within_the_limits(
     limits = UploadLimits(min_side=min_side, max_bytes=max_bytes)
     try:
         data = encode(image, action, limits)
-    except ImageError:  # nothing fits: only when a byte limit is set
-        assert max_bytes is not None
+    except ImageError:  # under the minimum side, or nothing fits the bytes
+        assert min(image.size) < min_side or max_bytes is not None
         return
+    assert min(image.size) >= min_side  # a smaller photo is refused, not sent
     with Image.open(io.BytesIO(data)) as sent:
         sent.load()
         size = sent.size
     assert FORMATS[action.format][0].endswith(sent.format.lower())
     assert max_bytes is None or len(data) <= max_bytes
-    assert min(size) >= min(min_side, min(image.size))  # never under the floor...
+    assert min(size) >= min_side  # never under the floor...
     assert size[0] <= image.width and size[1] <= image.height  # ...never upscaled
     if max_bytes is None:
         assert size == scaled_size(image.size, action.scale, min_side)
