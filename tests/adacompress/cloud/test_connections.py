@@ -110,10 +110,19 @@ def test_dripping_headers_are_closed_at_the_header_timeout(
 def test_a_thousand_dripping_connections_are_closed_at_the_header_timeout(
     lite0: EfficientNetLiteCloud,
 ) -> None:
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < 2500:  # both ends live in this process
-        pytest.skip(f"needs 2,500 open files (ulimit -n is {soft})")
-    dripping_header_attack(lite0, 1000, header_timeout=5.0)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= 2500:
+        dripping_header_attack(lite0, 1000, header_timeout=5.0)
+        return
+    if hard != resource.RLIM_INFINITY and hard < 2500:  # both ends live here
+        pytest.skip(f"needs 2,500 open files (ulimit -Hn is {hard})")
+    # raise the soft limit for the test rather than skip the acceptance test on a
+    # machine whose default is 1,024
+    resource.setrlimit(resource.RLIMIT_NOFILE, (2500, hard))
+    try:
+        dripping_header_attack(lite0, 1000, header_timeout=5.0)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def closes_with(sock: socket.socket) -> str:
