@@ -2,13 +2,13 @@
 and enlarged (Lanczos) to 4000x3000 (12 MP, portrait photos 3000x4000), saved as a
 camera does (JPEG quality 92), with a list file for ``--images``.
 
-    python benchmarks/upscaled.py [--images 60] [--out out/test-12mp]
+    python benchmarks/upscaled.py [--images 60] [--split test] [--out out/test-12mp]
 
 An enlarged photo has no more detail than its source: it tests what resolution
 alone does to the agent (its state, its relative downscales, the time to decode),
 not what a real 12 MP sensor's detail does (``../shared/data/phone-unsplash``, where
-present, is that collection). Only timings and scores are taken from it; nothing is
-chosen on it.
+present, is that collection). From the test split, only timings and scores are taken; a
+design is chosen on ``--split train``.
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ def enlarge(image: Image.Image, size: tuple[int, int] = SIZE) -> Image.Image:
     return image.resize((width, height), Image.Resampling.LANCZOS, box=box)
 
 
-def build(out: Path, count: int) -> Path:
-    """Writes the first ``count`` test photos enlarged under ``out`` (those already
-    there are kept) and returns the list file."""
+def build(out: Path, count: int, split: str = "test") -> Path:
+    """Writes the first ``count`` photos of ``split`` enlarged under ``out`` (those
+    already there are kept) and returns the list file."""
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for source in imagenet_split("test")[:count]:
+    for source in imagenet_split(split)[:count]:
         path = out / f"{source.stem}.jpg"
         if not path.exists():
             tmp = path.with_suffix(".tmp")
@@ -55,9 +55,11 @@ def build(out: Path, count: int) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=60)
-    parser.add_argument("--out", type=Path, default=Path("out/test-12mp"))
+    parser.add_argument("--split", choices=("train", "test"), default="test")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    print(build(args.out, args.images))
+    out = args.out or Path(f"out/{args.split}-12mp")
+    print(build(out, args.images, args.split))
     return 0
 
 

@@ -134,7 +134,7 @@ def reference_photos() -> list[ReferencePhoto]:
         ),
         ReferencePhoto(
             "large.jpg",
-            "1280x1040 JPEG: over twice a 512 px photo cap, decoded at half size "
+            "1280x1040 JPEG: over twice a 448 px photo cap, decoded at half size "
             "(DCT scaling), then reduced to the cap",
             _encoded(
                 Image.fromarray(scene(1280, 1040, 9, grain=2)), "JPEG", quality=75

@@ -21,10 +21,11 @@ from PIL import Image
 from adacompress.device.codec import RESAMPLING
 from basekit.images import DEFAULT_MAX_PIXELS, load_image
 
-DEFAULT_PHOTO_CAP = 512
+DEFAULT_PHOTO_CAP = 448
 """Short side, in pixels, of the largest photo the default agents see: about the
-95th percentile of their training photos' short sides, and twice the emulated
-clouds' input."""
+90th percentile of their training photos' short sides (median 372), chosen by
+train photos enlarged to 12 MP against caps of 320, 384 and 512 (docs/results.md,
+"Phone-size photos")."""
 
 
 def capped_size(size: tuple[int, int], cap: int | None) -> tuple[int, int]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Container, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -454,6 +454,8 @@ def open_agent_env(
     compressor = Compressor.load(
         choice.name(cloud.backend), actions=choice.actions, max_pixels=max_pixels
     )
+    if choice.photo_cap is not None:
+        compressor.card = replace(compressor.card, photo_cap=choice.photo_cap or None)
     with open_env(
         cloud,
         actions=compressor.actions,

@@ -17,6 +17,7 @@ from adacompress.cli import main
 from adacompress.core.datasets import builtin_photos
 from adacompress.core.limits import UploadLimits
 from adacompress.device.compressor import Compressor
+from adacompress.device.resolution import DEFAULT_PHOTO_CAP
 from basekit.images import ImageError
 from tests.helpers import photo, write_bad_inputs
 
@@ -210,7 +211,8 @@ def test_the_photo_cap_never_goes_below_the_services_minimum_side() -> None:
     needs: else every large photo would be skipped under a minimum above the cap."""
     big = photo(5, (1000, 800))
     capped = Compressor.load("lite0")
-    assert capped.card.photo_cap == 512 and min(capped.decode(big).size) == 512
+    assert capped.card.photo_cap == DEFAULT_PHOTO_CAP
+    assert min(capped.decode(big).size) == DEFAULT_PHOTO_CAP
     strict = Compressor.load("lite0", limits=UploadLimits(min_side=600))
     assert min(strict.decode(big).size) == 600
     upload = strict.compress(big)

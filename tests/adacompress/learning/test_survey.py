@@ -108,12 +108,16 @@ def test_dry_run_counts_the_calls_and_sends_nothing(
     ]
     assert main([*args, "--dry-run"]) == 0
     # 14 images x 10 qualities (q=75 is the reference), and the reference apart
-    # for the two photos above the agent's 512 px cap (hubble_deep_field, retina).
-    assert "would make 142 new calls for 14 images (0 answers" in (
+    # for the ten photos above the agent's 448 px cap (all but chelsea, coffee,
+    # coins and rocket).
+    assert "would make 150 new calls for 14 images (0 answers" in (
         capsys.readouterr().out
     )
+    # --photo-cap 0 measures the agent without its cap: the reference is action 75
+    assert main([*args, "--photo-cap", "0", "--dry-run"]) == 0
+    assert "would make 140 new calls" in capsys.readouterr().out
     assert main(args[1:]) == 0  # said before it starts, on stderr
-    assert "adacompress: evaluate makes 142 new calls" in capsys.readouterr().err
+    assert "adacompress: evaluate makes 150 new calls" in capsys.readouterr().err
     assert main([*args, "--dry-run"]) == 0
     assert "would make 0 new calls" in capsys.readouterr().out
     budget = [*ARGS, "--queries-per-image", "2", "--dry-run", "--cache", str(cache)]
