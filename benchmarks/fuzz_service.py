@@ -31,6 +31,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.core.result import Err
 
+from _common import add_smoke, memory_mb, smoke_path
 from served import serving
 
 KEY = "fuzz-key"
@@ -122,20 +123,15 @@ def campaign(base: str, examples: int, seed_base: int) -> dict[str, Any]:
     return {"counts": dict(sorted(counts.items())), "failures": failures}
 
 
-def rss_mb(pid: int) -> dict[str, float]:
-    status = Path(f"/proc/{pid}/status")
-    if not status.exists():
-        return {}
-    fields = dict(line.split(":", 1) for line in status.read_text().splitlines())
-    return {k: int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM")}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=2500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=Path("out/fuzz_service.json"))
+    add_smoke(parser)
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.examples, args.json = 2, smoke_path(args.json)
     with tempfile.TemporaryDirectory() as tmp:
         key_file = Path(tmp, "key")
         key_file.write_text(KEY)
@@ -143,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             start = time.monotonic()
             report = campaign(base, args.examples, args.seed)
             report["seconds"] = round(time.monotonic() - start, 1)
-            report["server_memory_mb"] = rss_mb(server.pid)
+            report["server_memory_mb"] = memory_mb(server.pid)
             report["server_alive"] = server.poll() is None
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")

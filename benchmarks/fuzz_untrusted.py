@@ -60,6 +60,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _common import memory_mb
+
 TARGETS = (
     "card",
     "agent_file",
@@ -297,20 +299,11 @@ class Tally:
         }
 
 
-def _status_mb(field: str) -> float | None:
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return None
-    found = re.search(rf"{field}:\s+(\d+) kB", status)
-    return int(found[1]) / 1024 if found else None
-
-
 def peak_rss_mb() -> float:
     """This process's peak resident memory since :func:`reset_peak`: VmHWM
     (Linux; ``ru_maxrss`` would carry the parent's peak over the exec, and cannot
     be reset), else ``ru_maxrss``."""
-    peak = _status_mb("VmHWM")
+    peak = memory_mb().get("VmHWM")
     if peak is None:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return peak
@@ -323,7 +316,7 @@ def reset_peak() -> float | None:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
         return None
-    return _status_mb("VmRSS")
+    return memory_mb().get("VmRSS")
 
 
 class Lazy:

@@ -17,13 +17,13 @@ import base64
 import io
 import json
 import threading
-from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 from PIL import Image
 
+from _common import add_smoke, memory_mb
 from served import serving
 
 ANNOTATE = "/v1/images:annotate"
@@ -56,14 +56,6 @@ def jpeg_header(side: int = 5656) -> bytes:
     return buffer.getvalue()[:900]
 
 
-def memory_mb(pid: int) -> dict[str, float]:
-    fields = dict(
-        line.split(":", 1)
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-    )
-    return {k: int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM")}
-
-
 def attack(payload: dict[str, Any], concurrent: int) -> dict[str, Any]:
     with serving() as (base, server):
         small = io.BytesIO()
@@ -94,11 +86,14 @@ def attack(payload: dict[str, Any], concurrent: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrent", type=int, default=4)
+    add_smoke(parser)
     args = parser.parse_args(argv)
+    png, jpeg = (600, 600) if args.smoke else (6000, 5656)
+    concurrent = 1 if args.smoke else args.concurrent
     report = {
-        "16-bit PNG 6000x6000": attack(request(sixteen_bit_png()), args.concurrent),
-        "two JPEG headers of 5656x5656": attack(
-            request(jpeg_header(), jpeg_header()), args.concurrent
+        f"16-bit PNG {png}x{png}": attack(request(sixteen_bit_png(png)), concurrent),
+        f"two JPEG headers of {jpeg}x{jpeg}": attack(
+            request(jpeg_header(jpeg), jpeg_header(jpeg)), concurrent
         ),
     }
     print(json.dumps(report, indent=2))

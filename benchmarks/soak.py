@@ -35,6 +35,7 @@ from typing import Any
 
 from PIL import Image
 
+from _common import add_smoke, memory_mb, smoke_path
 from adacompress.core.datasets import imagenet_split
 from adacompress.runtime.store import FINAL_STATES, Record, RunStore
 from served import serving
@@ -98,15 +99,6 @@ def run_command(base: str, listing: Path, state: Path, cache: Path) -> list[str]
     ]
 
 
-def rss_mb(pid: int) -> float | None:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    line = next((x for x in status.splitlines() if x.startswith("VmRSS:")), None)
-    return int(line.split()[1]) / 1024 if line else None
-
-
 def soak(
     command: list[str], kills: int, window: tuple[float, float], rng: random.Random
 ) -> dict[str, Any]:
@@ -123,7 +115,7 @@ def soak(
         killed = False
         while process.poll() is None:
             time.sleep(0.5)
-            rss = rss_mb(process.pid)
+            rss = memory_mb(process.pid).get("VmRSS")
             if rss is not None and time.monotonic() - started > WARM_UP_S:
                 memory.append(rss)
             if done_kills < kills and time.monotonic() >= kill_at:
@@ -189,7 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds after a start at which a kill may come (uniform)",
     )
     parser.add_argument("--json", type=Path, default=Path("out/soak.json"))
+    add_smoke(parser)
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.photos, args.kills, args.kill_after = 6, 1, (1.0, 2.0)
+        args.json = smoke_path(args.json)
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
