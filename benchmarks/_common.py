@@ -12,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 SMOKE_HELP = (
     "a few images, one repeat, tiny steps, output in a temporary folder: checks "
@@ -69,3 +70,8 @@ def smoke_path(path: str | Path) -> Path:
     """``path``'s name under :data:`SMOKE_OUT`: a smoke run never overwrites a
     real run's output."""
     return SMOKE_OUT / Path(path).name
+
+
+SMOKE_OVERRIDES: dict[str, Any] = {"steps": 20, "calibration_folds": 2}
+"""Training overrides of a smoke run: a few steps, cross-validation that fits
+:data:`SMOKE_IMAGES` images."""

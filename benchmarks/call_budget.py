@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from _common import SMOKE_OVERRIDES, add_smoke, limit_splits, smoke_path
 from adacompress.core.datasets import imagenet_split
 from adacompress.device.actions import get_action_set
 from adacompress.device.features import get_extractor
@@ -39,6 +40,8 @@ from basekit.atomic import atomic_write_json
 from basekit.threads import configure_threads
 
 ACTIONS, FEATURES = "scale-quality", "confidence-scales"
+OVERRIDES: dict[str, Any] = {}
+"""More training overrides (a smoke run's few steps)."""
 
 
 def settings_for(
@@ -58,6 +61,7 @@ def settings_for(
             "out": str(out),
             "progress": False,
             "check_choice": check,
+            **OVERRIDES,
         },
     )
 
@@ -109,8 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="surveys by weighted bisection alone (train --no-check-choice)",
     )
+    add_smoke(parser)
     args = parser.parse_args(argv)
     configure_threads()
+    if args.smoke:
+        limit_splits()
+        OVERRIDES.update(SMOKE_OVERRIDES)
+        args.backends, args.budgets = args.backends[:1], [1]
+        args.json = smoke_path(args.json)
     out = args.json.parent / "call_budget"
     report: dict[str, Any] = {"target": args.target, "budgets": args.budgets}
     for backend in args.backends:

@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from _common import SMOKE_OUT, add_smoke, limit_splits
 from adacompress.device.zoo import AgentChoice, shipped
 from adacompress.exchange.settings import CloudSettings
 from adacompress.learning.evaluate import best_fixed, evaluate
@@ -81,15 +82,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=["lite0", "lite1", "lite2"])
     parser.add_argument("--out", default="out/bench")
+    add_smoke(parser)
     args = parser.parse_args(argv)
     configure_threads()
+    if args.smoke:
+        limit_splits()
+        args.backends, args.out = args.backends[:1], SMOKE_OUT / "bench"
     out = Path(args.out)
     rows = []
     for backend in args.backends:
         agents = {"ours (shipped)": shipped(backend, "paper").file}
         for setting, gamma in (("paper", 0.95), ("paper, gamma=0", 0.0)):
             path = out / f"{backend}-{TAGS[setting]}.pt"
-            overrides = {"cloud": {"backend": backend}, "agent": {"gamma": gamma}}
+            overrides: dict[str, Any] = {
+                "cloud": {"backend": backend},
+                "agent": {"gamma": gamma},
+            }
+            if args.smoke:
+                overrides["steps"] = 20
             paper = TRAIN_PRESETS.get("paper", overrides)
             train(replace(paper, out=str(path), progress=False))
             agents[setting] = path

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from _common import SMOKE_OVERRIDES, add_smoke, limit_splits, smoke_path
 from adacompress.core.datasets import imagenet_split
 from adacompress.device.features import get_extractor
 from adacompress.device.zoo import AgentChoice
@@ -127,10 +128,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--target-accuracy", type=float, default=0.99)
     parser.add_argument("--json", type=Path, default=Path("out/features.json"))
+    add_smoke(parser)
     args = parser.parse_args(argv)
     configure_threads()
+    overrides: dict[str, Any] = {}
+    if args.smoke:
+        limit_splits()
+        overrides = SMOKE_OVERRIDES
+        args.backends, args.extractors = args.backends[:1], ["confidence", "stats"]
+        args.json = smoke_path(args.json)
     out = args.json.parent / "features"
-    timing = {name: ms_per_image(spec(name, args.pirl)) for name in args.extractors}
+    timing = {
+        name: ms_per_image(spec(name, args.pirl), 2 if args.smoke else 50)
+        for name in args.extractors
+    }
     report: dict[str, Any] = {"target_accuracy": args.target_accuracy}
     if args.json.is_file():  # add to an earlier run at the same target
         earlier = json.loads(args.json.read_text())
@@ -150,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                         "out": str(agent),
                         "target_accuracy": args.target_accuracy,
                         "progress": False,
+                        **overrides,
                     },
                 )
             )

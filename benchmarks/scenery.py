@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from _common import SMOKE_OUT, add_smoke, limit_splits
 from adacompress.device.zoo import AgentChoice
 from adacompress.exchange.settings import CloudSettings
 from adacompress.experiments.scenery import scenery
@@ -143,7 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--tag", default="", help="suffix of the output names")
     parser.add_argument("--out", default="out/scenery")
+    add_smoke(parser)
     args = parser.parse_args(argv)
+    if args.smoke:
+        limit_splits()
+        args.backends, args.presets, args.seeds = args.backends[:1], ["default"], [0]
+        args.passes, args.out = [1, 1, 1], SMOKE_OUT / "scenery"
     changes = {
         key: json.loads(value)
         for key, _, value in (item.partition("=") for item in args.set)

@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from _common import SMOKE_OVERRIDES, add_smoke, limit_splits, smoke_path
 from adacompress.core.datasets import imagenet_split
 from adacompress.device.actions import get_action_set
 from adacompress.device.features import get_extractor
@@ -38,6 +39,8 @@ from basekit.threads import configure_threads
 ACTIONS = "scale-quality"
 TRAIN_IMAGES = 700  # imagenet-samples' train split, what the CV calibrates on
 PRESET = {"q": "alpha-dqn-scale-quality", "survival": "shipped-scale-quality"}
+OVERRIDES: dict[str, Any] = {}
+"""More training overrides (a smoke run's few steps)."""
 
 
 def settings_for(
@@ -55,6 +58,7 @@ def settings_for(
             "progress": False,
             "features": features,
             "target_accuracy": None,
+            **OVERRIDES,
         },
     )
 
@@ -239,8 +243,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=Path("out/targets.json"))
     parser.add_argument("--features", default="confidence")
     parser.add_argument("--policy", choices=sorted(PRESET), default="q")
+    add_smoke(parser)
     args = parser.parse_args(argv)
     configure_threads()
+    if args.smoke:
+        limit_splits()
+        OVERRIDES.update(SMOKE_OVERRIDES)
+        args.backends, args.targets = args.backends[:1], args.targets[-1:]
+        args.json = smoke_path(args.json)
     suffix = "" if args.policy == "q" else f"-{args.policy}"
     out = args.json.parent / f"targets-{args.features}{suffix}"
     out.mkdir(parents=True, exist_ok=True)

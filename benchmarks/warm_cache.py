@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from _common import add_smoke, limit_splits
 from adacompress.core.datasets import imagenet_split
 from adacompress.device.actions import get_action_set
 from adacompress.device.features import get_extractor
@@ -25,8 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", nargs="+", default=["lite0", "lite1", "lite2"])
     parser.add_argument("--split", default="all")
     parser.add_argument("--actions", default="paper")
+    add_smoke(parser)
     args = parser.parse_args(argv)
     configure_threads()
+    if args.smoke:
+        limit_splits()
+        args.backends = args.backends[:1]
     paths = imagenet_split(args.split)
     extractor = get_extractor("lite0")
     for backend in args.backends:
