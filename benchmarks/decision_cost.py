@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import add_smoke
 from adacompress.core.datasets import DatasetError, builtin_photos, imagenet_split
 from adacompress.core.efficientnet import model_input, model_view
 from adacompress.core.engine import ENGINE_ENV
@@ -64,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="extractor to time (default: the shipped agent's)",
     )
+    add_smoke(parser)
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.images = 3
     threads = configure_threads(args.threads)
     deciders = {}
     exports = tempfile.TemporaryDirectory()

@@ -21,12 +21,14 @@ import time
 
 import numpy as np
 
+from _common import SMOKE_OUT, add_smoke
 from adacompress.cloud.backends import get_backend
 from adacompress.core.datasets import resolve_images
 from adacompress.device.compressor import Compressor
 from adacompress.device.resolution import cap_photo, load_capped
 from basekit.images import load_image, read_image_file
 from basekit.threads import configure_threads
+from upscaled import build
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agent", default="lite1")
     parser.add_argument("--images", type=int, default=60)
     parser.add_argument("--threads", type=int, default=2)
+    add_smoke(parser)
     args = parser.parse_args(argv)
+    if args.smoke:  # two enlarged photos, as upscaled.py --smoke makes them
+        args.images = 2
+        args.photos = str(build(SMOKE_OUT / "test-12mp", args.images))
     threads = configure_threads(args.threads)
     compressor = Compressor.load(args.agent)
     cap = compressor.card.photo_cap

@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import add_smoke
 from adacompress.cli import main as cli
 from adacompress.core.datasets import imagenet_split
 from adacompress.core.engine import ENGINE_ENV
@@ -43,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="lite2")
     parser.add_argument("--images", type=int, default=60)
     parser.add_argument("--threads", type=int, default=2)
+    add_smoke(parser)
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.backend, args.images = "lite0", 1
     threads = configure_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         listing = Path(tmp, "photos.txt")

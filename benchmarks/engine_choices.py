@@ -18,6 +18,7 @@ import os
 
 import numpy as np
 
+from _common import add_smoke, limit_splits
 from adacompress.core.datasets import imagenet_split
 from adacompress.core.engine import ENGINE_ENV
 from adacompress.device.compressor import Compressor
@@ -32,8 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="test")
     parser.add_argument("--threads", type=int, default=2)
+    add_smoke(parser)
     args = parser.parse_args(argv)
     configure_threads(args.threads)
+    if args.smoke:
+        limit_splits(2)
     paths = imagenet_split(args.split)
     agents: dict[str, dict[str, Compressor]] = {}
     for engine in ENGINES:

@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import add_smoke
 from adacompress.core.datasets import DatasetError, builtin_photos, resolve_images
 from adacompress.core.engine import ENGINE_ENV
 from adacompress.device.compressor import Compressor
@@ -75,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--engines", nargs="+", default=["onnx", "torch"])
     parser.add_argument("--repeats", type=int, default=2)
+    add_smoke(parser)
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.images, args.repeats = 3, 1
     threads = configure_threads(args.threads)
     try:
         paths = resolve_images(args.photos, "test")[: args.images]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from _common import SMOKE_OUT, add_smoke
 from adacompress.core.datasets import imagenet_split
 from basekit.images import load_image
 
@@ -57,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=60)
     parser.add_argument("--split", choices=("train", "test"), default="test")
     parser.add_argument("--out", type=Path, default=None)
+    add_smoke(parser)
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.images, args.out = 2, SMOKE_OUT / f"{args.split}-12mp"
     out = args.out or Path(f"out/{args.split}-12mp")
     print(build(out, args.images, args.split))
     return 0
