@@ -28,16 +28,20 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import SMOKE_OUT, add_smoke
 from base_tree import ROOT, checked_out
 
 FORWARD_REPEATS = 5
 
 
-def cold_evaluate(src: Path, backend: str, split: str, env: dict[str, str]) -> float:
-    """Seconds of ``adacompress evaluate`` from an empty answer cache."""
+def cold_evaluate(
+    src: Path, backend: str, images: list[str], env: dict[str, str]
+) -> float:
+    """Seconds of ``adacompress evaluate`` from an empty answer cache; ``images``:
+    its options that say which (``--split test``)."""
     with tempfile.TemporaryDirectory() as tmp:
         command = [str(Path(sys.executable).parent / "adacompress"), "evaluate"]
-        command += ["--quiet", "--backend", backend, "--split", split]
+        command += ["--quiet", "--backend", backend, *images]
         start = time.perf_counter()
         subprocess.run(
             command,
@@ -58,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="lite2")
     parser.add_argument("--split", default="test")
     parser.add_argument("--threads", type=int, default=2)
+    add_smoke(parser)
     args = parser.parse_args(argv)
     from adacompress.core.datasets import DATA_ENV, data_root, imagenet_split
     from adacompress.core.efficientnet import VARIANTS, LiteNetwork
@@ -81,11 +86,19 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(FORWARD_REPEATS):
         cloud(batch)
     forward_ms = 1000 * (time.perf_counter() - start) / (FORWARD_REPEATS * len(batch))
-    uploads = len(imagenet_split(args.split)) * len(get_action_set(DEFAULT_ACTIONS))
-    seconds = {"here": cold_evaluate(here, args.backend, args.split, env)}
+    photos = imagenet_split(args.split)
+    images = ["--split", args.split]
+    if args.smoke:  # two photos, against this commit's tree
+        photos, args.base, args.backend = photos[:2], "HEAD", "lite0"
+        listing = SMOKE_OUT / "cold_evaluate.txt"
+        listing.parent.mkdir(parents=True, exist_ok=True)
+        listing.write_text("".join(f"{p}\n" for p in photos))
+        images = ["--images", str(listing.resolve())]
+    uploads = len(photos) * len(get_action_set(DEFAULT_ACTIONS))
+    seconds = {"here": cold_evaluate(here, args.backend, images, env)}
     print(f"here: {seconds['here']:.1f} s", flush=True)
     with checked_out(args.base) as base:
-        seconds[args.base] = cold_evaluate(base, args.backend, args.split, env)
+        seconds[args.base] = cold_evaluate(base, args.backend, images, env)
     report = {
         "backend": args.backend,
         "split": args.split,

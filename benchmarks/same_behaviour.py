@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from _common import SMOKE_IMAGES, add_smoke
 from base_tree import ROOT, checked_out
 
 IGNORED = {"agent_file", "state", "plot"}
@@ -83,8 +84,18 @@ Check = tuple[str, list[str], Callable[[Path], Any]]
 """A name, command arguments (``{out}``: its output folder), what to compare."""
 
 
-def checks(data: Path, lists: Path, quick: bool) -> list[Check]:
+def checks(data: Path, lists: Path, quick: bool, smoke: bool = False) -> list[Check]:
     test80, train80 = str(lists / "test80.txt"), str(lists / "train80.txt")
+    if smoke:  # one evaluation and one short training, on the lists' few photos
+        evaluate = ["evaluate", "--backend", "lite0", "--images", test80]
+        train = ["train", "--images", train80, "--steps", "20"]
+        train += ["--calibration-folds", "2", "--backend", "lite0"]
+        train += ["--features", "confidence", "--policy", "survival"]
+        train += ["--full-information", "--target-accuracy", "0.97"]
+        return [
+            ("evaluate lite0", [*evaluate, "--json", "{out}/r.json"], report),
+            ("train survival", [*train, "--out", "{out}/a.pt"], agent),
+        ]
     out: list[Check] = []
     for backend in ("lite0", "lite1", "lite2"):
         for actions in ("scale-quality", "paper"):
@@ -164,9 +175,15 @@ def run(src: Path, args: list[str], out: Path, env: dict[str, str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", required=True, help="the commit to compare with")
+    parser.add_argument("--base", help="the commit to compare with (required)")
     parser.add_argument("--quick", action="store_true", help="skip the trainings")
+    add_smoke(parser)
     args = parser.parse_args(argv)
+    if args.base is None and not args.smoke:
+        parser.error("the following arguments are required: --base")
+    if args.smoke:  # against this commit, on a few photos: 20 s
+        args.base = "HEAD"
+    photos = SMOKE_IMAGES if args.smoke else 80
     from adacompress.core.datasets import data_root, imagenet_split
 
     data = data_root()
@@ -176,10 +193,10 @@ def main(argv: list[str] | None = None) -> int:
         lists = tmp_path / "lists"
         lists.mkdir()
         for split in ("test", "train"):
-            paths = imagenet_split(split)[:80]
+            paths = imagenet_split(split)[:photos]
             (lists / f"{split}80.txt").write_text("\n".join(map(str, paths)))
         differ = 0
-        for name, command, compare in checks(data, lists, args.quick):
+        for name, command, compare in checks(data, lists, args.quick, args.smoke):
             results = []
             for label, src in (("base", base_src), ("here", ROOT / "src")):
                 out = tmp_path / label / name.replace(" ", "_")

@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from _common import add_smoke, smoke_path
 from adacompress.core.datasets import builtin_photos
 from adacompress.device.actions import REFERENCE_ACTION
 from adacompress.device.codec import encode
@@ -102,7 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--json", default="out/bench/service_load.json")
+    add_smoke(parser)
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.requests, args.clients, args.batches = 4, 2, [1, 2]
+        args.json = str(smoke_path(args.json))
 
     photo = next(p for p in builtin_photos() if p.name == "chelsea.png")
     content = base64.b64encode(encode(load_image(photo), REFERENCE_ACTION)).decode()
