@@ -3,8 +3,20 @@
 The index is the image's position in a fixed, sorted list: the memory bank keeps one
 entry per index (docs/formulas.md, "Memory bank"). Class subfolders are optional; when
 every image sits in exactly one subfolder level the folder names are the labels (used
-only by evaluation). Every file with an image suffix is decoded once when the source is
-opened; unusable ones are listed in ``skipped`` with a one-line reason and left out.
+only by evaluation).
+
+Opening a source reads every image's header, not its pixels (issue 36: decoding all of
+ImageNet took 0.6 h per process, on every rank, start, resume and evaluation): a file
+that is not a regular file, over the size limit, empty, not an image Pillow
+identifies, or over the pixel limit is listed in ``skipped`` with a one-line reason
+and left out. Pixels are decoded when an image is used. An image whose header is
+sound but whose pixels are not (a truncated or corrupt file) is found only then: it
+is replaced by a mid-grey image of its header's size, with one warning line on
+stderr naming the file (once per process), so a long run goes on and stays
+reproducible -- the index, and with it the memory bank's size, stays that of the
+open, and the same file gives the same grey image on every run and resume. Stopping
+instead would leave the researcher no way on: removing the file changes the index,
+which no checkpoint can resume from.
 
 Randomness is keyed: a sample is drawn with the key ``(index, seed, epoch)`` and its
 augmentation uses ``numpy.random.default_rng(key)``, so a batch is the same whichever
@@ -15,6 +27,9 @@ from __future__ import annotations
 
 import copy
 import os
+import stat
+import sys
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -22,13 +37,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Sampler
 
 from basekit.images import (
     DEFAULT_MAX_FILE_BYTES,
     DEFAULT_MAX_PIXELS,
     ImageError,
+    follow_pillow_limit,
     load_image,
     read_image_file,
 )
@@ -36,6 +52,9 @@ from basekit.images import (
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
 )
+
+PLACEHOLDER_GREY = (128, 128, 128)
+"""The colour of the image that stands in for one whose pixels cannot be decoded."""
 
 Key = tuple[int, int, int]
 """``(index, seed, epoch)``: which image, and the seed of its augmentation."""
@@ -125,13 +144,19 @@ class ImageSource:
             names = [names[i] for i in sorted(keep)]
         self.skipped: list[Skipped] = []
         self.names: list[str] = []
+        self.sizes: list[tuple[int, int]] = []
+        """each image's width and height, from its header"""
+        self.unreadable: dict[str, str] = {}
+        """images met whose pixels could not be decoded, with the reason (this
+        process's)"""
         for name in names:
             try:
-                self.load_name(name)
+                size = self.header(name)
             except ImageError as err:
                 self.skipped.append(Skipped(name, str(err)))
             else:
                 self.names.append(name)
+                self.sizes.append(size)
         if not self.names:
             where = f"{self.path}" + (f" under {under!r}" if under else "")
             raise DataError(
@@ -154,10 +179,45 @@ class ImageSource:
             part = copy.copy(self)
             indices = [i for i in range(len(self)) if keep(i)]
             part.names = [self.names[i] for i in indices]
+            part.sizes = [self.sizes[i] for i in indices]
             if self.labels is not None:
                 part.labels = [self.labels[i] for i in indices]
             parts.append(part)
         return parts[0], parts[1]
+
+    def _archive(self) -> zipfile.ZipFile:
+        if self._zip is None or self._zip_pid != os.getpid():
+            self._zip = zipfile.ZipFile(self.path)  # one handle per worker process
+            self._zip_pid = os.getpid()
+        return self._zip
+
+    def _checked_size(self, name: str) -> int:
+        """The size in bytes of a file or zip member (declared), checked before
+        anything is read.
+
+        Raises:
+            ImageError: not a regular file, or over the size limit.
+        """
+        if self.is_zip:
+            size = self._archive().getinfo(name).file_size
+            if size > self.max_bytes:
+                raise ImageError(
+                    f"zip member too large: {size:,} bytes declared "
+                    f"(limit {self.max_bytes:,})"
+                )
+            return size
+        try:
+            info = os.stat(self.path / name)
+        except OSError as err:
+            raise ImageError(f"cannot read file: {err.strerror or err}") from None
+        if not stat.S_ISREG(info.st_mode):  # a FIFO would block the read
+            kind = "folder" if stat.S_ISDIR(info.st_mode) else "special file"
+            raise ImageError(f"not a regular file ({kind})")
+        if info.st_size > self.max_bytes:
+            raise ImageError(
+                f"file too large: {info.st_size:,} bytes (limit {self.max_bytes:,})"
+            )
+        return info.st_size
 
     def read(self, name: str) -> bytes:
         """The bytes of one image; a zip member's declared size is checked before
@@ -168,16 +228,49 @@ class ImageSource:
         """
         if not self.is_zip:
             return read_image_file(self.path / name, max_bytes=self.max_bytes)
-        if self._zip is None or self._zip_pid != os.getpid():
-            self._zip = zipfile.ZipFile(self.path)  # one handle per worker process
-            self._zip_pid = os.getpid()
-        info = self._zip.getinfo(name)
-        if info.file_size > self.max_bytes:
-            raise ImageError(
-                f"zip member too large: {info.file_size:,} bytes declared "
-                f"(limit {self.max_bytes:,})"
+        self._checked_size(name)
+        return self._archive().read(name)
+
+    def header(self, name: str) -> tuple[int, int]:
+        """The width and height that ``name``'s header declares. Only the header
+        is read (Pillow's ``Image.open``): no pixel is decoded.
+
+        Raises:
+            ImageError: not a regular file, empty, over the size or pixel limit,
+                or not an image Pillow identifies (one line).
+        """
+        follow_pillow_limit(self.max_pixels)
+        try:
+            if self._checked_size(name) == 0:
+                raise ImageError("empty file (0 bytes)")
+            opened = (
+                self._archive().open(name)
+                if self.is_zip
+                else open(self.path / name, "rb")  # noqa: SIM115 - closed below
             )
-        return self._zip.read(name)
+            with opened, warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(opened) as image:
+                    width, height = image.size
+        except ImageError:
+            raise
+        except UnidentifiedImageError:
+            raise ImageError("not an image Pillow can read") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+            raise ImageError(f"image too large: {err}") from None
+        except (zipfile.BadZipFile, KeyError) as err:
+            raise ImageError(f"cannot read: {err}") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ImageError(f"corrupt image header: {reason}") from None
+        if width * height > self.max_pixels:
+            raise ImageError(
+                f"image too large: {width}x{height} = {width * height:,} pixels "
+                f"(limit {self.max_pixels:,})"
+            )
+        if width <= 0 or height <= 0:
+            raise ImageError(f"image has no pixels: {width}x{height}")
+        return width, height
 
     def load_name(self, name: str) -> Image.Image:
         try:
@@ -187,8 +280,36 @@ class ImageSource:
         return load_image(data, max_pixels=self.max_pixels)
 
     def load(self, index: int) -> Image.Image:
-        """The image at ``index`` as 8-bit RGB."""
+        """The image at ``index`` as 8-bit RGB, decoded now.
+
+        Raises:
+            ImageError: its pixels cannot be decoded (truncated, corrupt), or the
+                file changed since the source was opened.
+        """
         return self.load_name(self.names[index])
+
+    def where(self, name: str) -> str:
+        """A file's path, or ``ZIP:member``, for messages."""
+        return f"{self.path}:{name}" if self.is_zip else str(self.path / name)
+
+    def load_or_grey(self, index: int) -> Image.Image:
+        """:meth:`load`; for an image whose pixels cannot be decoded, a mid-grey
+        image of its header's size instead, with one warning line on stderr naming
+        the file (once per file and process; the reason kept in ``unreadable``)."""
+        try:
+            return self.load(index)
+        except ImageError as err:
+            name = self.names[index]
+            if name not in self.unreadable:
+                self.unreadable[name] = str(err)
+                print(
+                    f"pirl: warning: {self.where(name)}: {err}; a grey image stands "
+                    f"in for it (image {index} of {len(self)}); replace the file, "
+                    "or remove it and start a new run",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            return Image.new("RGB", self.sizes[index], PLACEHOLDER_GREY)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -216,7 +337,9 @@ class ImageDataset(Dataset[tuple[Any, int]]):
         transform: ``(PIL image, numpy Generator) -> views``.
 
     A key is an ``int`` index (augmentation seeded by the index alone) or a
-    :data:`Key` ``(index, seed, epoch)`` from :class:`EpochBatchSampler`.
+    :data:`Key` ``(index, seed, epoch)`` from :class:`EpochBatchSampler`. An
+    image whose pixels cannot be decoded gives the views of a grey image with a
+    warning (:meth:`ImageSource.load_or_grey`).
     """
 
     def __init__(
@@ -232,7 +355,7 @@ class ImageDataset(Dataset[tuple[Any, int]]):
 
     def __getitem__(self, key: int | Key) -> tuple[Any, int]:
         index, rng = key_generator(key)
-        return self.transform(self.source.load(index), rng), index
+        return self.transform(self.source.load_or_grey(index), rng), index
 
 
 class EpochBatchSampler(Sampler[list[Key]]):

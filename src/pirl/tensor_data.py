@@ -6,7 +6,10 @@ on small images. Here every image is decoded once into one file of shape
 batch is one gather from it followed by the batched transforms of
 :mod:`pirl.batch_transforms`. Images of another size are resized (shorter side) and
 centre-cropped to ``side`` on the way in, so the random crops are drawn from that
-square; CIFAR-10's 32-px images are stored as they are.
+square; CIFAR-10's 32-px images are stored as they are. An image whose pixels cannot
+be decoded (its header could: :mod:`pirl.data`) is stored mid-grey, as the files path
+shows it, with a warning line; the header counts them and each open of the file
+repeats the count in one line.
 
 The file is found by what it holds: the source's resolved path, its image names and
 ``side``. Its header records a signature of the source (a zip's size and
@@ -36,15 +39,16 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from basekit.atomic import atomic_write
-from basekit.images import ImageError
 from pirl.batch_transforms import BatchViews
-from pirl.data import DataError, ImageSource, Key, key_generator
+from pirl.data import ImageSource, Key, key_generator
 from pirl.transforms import center_square
 
 DATA_PATHS = ("auto", "tensor", "files")
 DEFAULT_MEMORY_LIMIT_GB = 4.0
 CACHE_ENV = "PIRL_CACHE"
 MAGIC = b"pirl-decoded-images v1\n"
+MAX_LISTED = 10
+"""Unreadable images named in a decoded file's header (it holds 4 KiB)."""
 HEADER_BYTES = 4096
 """The pixels start here (the header is JSON padded with spaces)."""
 
@@ -115,6 +119,19 @@ def read_header(path: Path) -> dict[str, Any]:
     return header
 
 
+def unreadable_in(path: Path) -> tuple[int, list[str]]:
+    """How many images a decoded-images file holds grey, and the first names (its
+    header is untrusted input: anything malformed reads as none)."""
+    try:
+        header = read_header(path)
+    except (OSError, ValueError):
+        return 0, []
+    names, count = header.get("unreadable", []), header.get("n_unreadable", 0)
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return 0, []
+    return (count if isinstance(count, int) else len(names)), names
+
+
 def pixels_crc(path: Path, chunk: int = 1 << 24) -> int:
     crc = 0
     with path.open("rb") as handle:
@@ -155,30 +172,34 @@ def header_bytes(header: dict[str, Any]) -> bytes:
 
 def decode_into(
     path: Path, source: ImageSource, expected: dict[str, Any], progress: bool
-) -> None:
-    """Decode every image of ``source`` into ``path`` (atomically).
-
-    Raises:
-        DataError: an image that was readable when the source was opened is not.
-    """
+) -> list[str]:
+    """Decode every image of ``source`` into ``path`` (atomically). An image whose
+    pixels cannot be decoded is stored grey, with a warning line
+    (:meth:`~pirl.data.ImageSource.load_or_grey`); returns their names, the first
+    :data:`MAX_LISTED` of them kept in the file's header with their count."""
     side = expected["side"]
+    unreadable: list[str] = []
 
     def write(handle: IO[bytes]) -> None:
         handle.write(b"\0" * HEADER_BYTES)
         crc = 0
         names = tqdm(source.names, desc="decoding", disable=not progress)
         for index, name in enumerate(names):
-            try:
-                image = center_square(source.load(index), side)
-            except ImageError as err:
-                raise DataError(f"{name}: {err}") from None
-            pixels = np.asarray(image, dtype=np.uint8).tobytes()
+            image = source.load_or_grey(index)
+            if name in source.unreadable:
+                unreadable.append(name)
+            pixels = np.asarray(center_square(image, side), dtype=np.uint8).tobytes()
             crc = zlib.crc32(pixels, crc)
             handle.write(pixels)
         handle.seek(0)
-        handle.write(header_bytes({**expected, "crc32": crc}))
+        listed = {
+            "unreadable": unreadable[:MAX_LISTED],
+            "n_unreadable": len(unreadable),
+        }
+        handle.write(header_bytes({**expected, "crc32": crc, **listed}))
 
     atomic_write(path, write)
+    return unreadable
 
 
 class DecodedImages:
@@ -215,7 +236,6 @@ class DecodedImages:
         missing, made from an older source, or damaged.
 
         Raises:
-            DataError: an image became unreadable since the source was opened.
             OSError: the cache folder cannot be written.
         """
         folder = Path(cache_dir) if cache_dir else default_cache_dir()
@@ -240,6 +260,15 @@ class DecodedImages:
                         file=sys.stderr,
                     )
                 decode_into(path, source, expected, progress)
+            else:
+                count, names = unreadable_in(path)
+                if count and names:
+                    print(
+                        f"pirl: warning: decoded cache {path}: {count} image(s) "
+                        f"could not be decoded and are grey, the first "
+                        f"{source.where(names[0])}",
+                        file=sys.stderr,
+                    )
         return cls(path, len(source), side)
 
     def __len__(self) -> int:

@@ -1,16 +1,25 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image, ImageFile
 from torch.utils.data import DataLoader
 
-from pirl.data import DataError, EpochBatchSampler, ImageDataset, ImageSource
+from basekit.images import ImageError
+from pirl.data import (
+    PLACEHOLDER_GREY,
+    DataError,
+    EpochBatchSampler,
+    ImageDataset,
+    ImageSource,
+)
 from pirl.transforms import EvalView
-from tests.helpers import write_bad_inputs
+from tests.helpers import jpeg_bytes, photo, write_bad_inputs
 
 
 def test_folder_and_zip_list_the_same_images(
@@ -37,15 +46,72 @@ def test_bad_images_are_skipped_with_a_reason(
     tmp_path: Path, image_folder: Path
 ) -> None:
     expected = write_bad_inputs(image_folder / "bad")
+    del expected["truncated.jpg"]  # its header is sound: indexed, grey when read
     (image_folder / "README.txt").write_text("not an image, ignored")
     source = ImageSource(image_folder)
-    assert len(source) == 40
+    assert len(source) == 41 and "bad/truncated.jpg" in source.names
     reasons = {Path(s.name).name: s.reason for s in source.skipped}
     assert set(reasons) == set(expected)
     for name, word in expected.items():
         assert word in reasons[name].lower(), (name, reasons[name])
         assert "\n" not in reasons[name]
-    assert source.classes == ["a", "b"]  # the skipped folder is no class
+    assert source.classes == ["a", "b", "bad"]  # truncated.jpg is indexed
+
+
+def truncated_photo(folder: Path) -> Path:
+    """A 160 x 120 JPEG cut in half: its header is whole, its pixels are not."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = jpeg_bytes(photo(1))
+    path = folder / "truncated.jpg"
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.mark.parametrize("archived", [False, True], ids=["folder", "zip"])
+def test_opening_reads_headers_and_a_truncated_image_fails_only_when_read(
+    image_folder: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    archived: bool,
+) -> None:
+    truncated_photo(image_folder / "c")
+    path = image_folder
+    if archived:
+        path = tmp_path / "images.zip"
+        with zipfile.ZipFile(path, "w") as archive:
+            for file in sorted(image_folder.rglob("*.*")):
+                archive.write(file, file.relative_to(image_folder).as_posix())
+    source = ImageSource(path)  # a full decode would have skipped it
+    assert len(source) == 41 and source.skipped == []
+    index = source.names.index("c/truncated.jpg")
+    assert source.sizes[index] == (160, 120)
+    with pytest.raises(ImageError, match="truncated"):
+        source.load(index)
+    assert capsys.readouterr().err == ""
+    dataset = ImageDataset(source, EvalView(32))
+    for _ in range(2):  # the same grey every time, one warning line per process
+        views, got = dataset[(index, 0, 0)]
+        assert got == index and torch.equal(views, dataset[index][0])
+    (warning,) = capsys.readouterr().err.splitlines()
+    assert warning.startswith("pirl: warning: ") and "truncated.jpg" in warning
+    assert "a grey image stands in for it" in warning
+    assert source.load_or_grey(index).getpixel((5, 5)) == PLACEHOLDER_GREY
+    assert list(source.unreadable) == ["c/truncated.jpg"]
+    other, _ = dataset[index - 1 if index else index + 1]
+    assert other.std() > 0  # the other images are decoded as ever
+
+
+def test_opening_decodes_no_pixels(
+    image_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_decoding(self: Image.Image) -> None:
+        raise AssertionError("pixels decoded while indexing")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Image.Image, "load", no_decoding)
+        patch.setattr(ImageFile.ImageFile, "load", no_decoding)
+        source = ImageSource(image_folder)
+    assert len(source) == 40 and source.load(0).mode == "RGB"
 
 
 def test_unusable_sources_give_one_line_errors(tmp_path: Path) -> None:

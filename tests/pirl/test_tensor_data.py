@@ -17,7 +17,7 @@ from pirl.batch_transforms import BatchViews
 from pirl.data import EpochBatchSampler, ImageSource
 from pirl.tensor_data import HEADER_BYTES, DecodedDataset, DecodedImages
 from pirl.transforms import ImageView, Jigsaw, Views
-from tests.helpers import photo
+from tests.helpers import jpeg_bytes, photo
 from tests.pirl.helpers import tiny_image
 
 
@@ -156,3 +156,25 @@ def test_dataset_batches_match_in_worker_processes(image_zip: Path) -> None:
         assert torch.equal(views_a[1][0], views_b[1][0])
     first_keys = next(iter(sampler))
     assert loaded[0][0][1].tolist() == [k[0] for k in first_keys]
+
+
+def test_an_image_whose_pixels_fail_is_stored_grey_and_counted(
+    image_folder: Path, decoded_cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = jpeg_bytes(photo(1))  # 160 x 120: the first half holds the header
+    (image_folder / "a" / "cut.jpg").write_bytes(data[: len(data) // 2])
+    source = ImageSource(image_folder)
+    assert len(source) == 41  # the index, and so the memory bank, keeps it
+    index = source.names.index("a/cut.jpg")
+    images = DecodedImages.open(source, side=32)
+    assert (images.batch([index]) == 128).all()
+    assert images.batch([index + 1]).float().std() > 0
+    (warning,) = capsys.readouterr().err.splitlines()
+    assert "a/cut.jpg: corrupt or truncated image" in warning
+    (path,) = cached_files(decoded_cache)
+    header = tensor_data.read_header(path)
+    assert header["unreadable"] == ["a/cut.jpg"] and header["n_unreadable"] == 1
+    DecodedImages.open(ImageSource(image_folder), side=32)  # reused: one line again
+    (again,) = capsys.readouterr().err.splitlines()
+    assert "1 image(s) could not be decoded and are grey" in again
+    assert again.endswith("a/cut.jpg")

@@ -11,7 +11,7 @@ import torch
 
 from pirl.cli import main
 from pirl.train import TrainSettings, train
-from tests.helpers import write_bad_inputs, write_odd_but_valid
+from tests.helpers import jpeg_bytes, photo, write_bad_inputs, write_odd_but_valid
 
 TINY = dict(
     arch="resnet10",
@@ -43,8 +43,16 @@ def losses(folder: Path) -> list[float]:
     ],
 )
 def test_resume_reproduces_the_next_steps(
-    image_folder: Path, tmp_path: Path, method: str, fraction: float, data_path: str
+    image_folder: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    method: str,
+    fraction: float,
+    data_path: str,
 ) -> None:
+    # one image whose pixels are cut short: a grey stand-in, the same on resume
+    data = jpeg_bytes(photo(1))
+    (image_folder / "a" / "truncated.jpg").write_bytes(data[: len(data) // 2])
     base = dict(
         TINY,
         data=str(image_folder),
@@ -59,7 +67,8 @@ def test_resume_reproduces_the_next_steps(
     train(TrainSettings(**base, out=str(split), max_steps=3))  # type: ignore[arg-type]
     summary = train(TrainSettings(**base, out=str(split), max_steps=7, resume=True))  # type: ignore[arg-type]
     assert summary["steps"] == 7  # 5 steps an epoch: the resume crosses an epoch
-    assert summary["data_path"] == data_path
+    assert summary["data_path"] == data_path and summary["n_data"] == 41
+    assert "truncated.jpg: corrupt or truncated image" in capsys.readouterr().err
     assert losses(split) == pytest.approx(losses(straight), rel=1e-5)
     a = torch.load(straight / "checkpoint.pt", weights_only=False)
     b = torch.load(split / "checkpoint.pt", weights_only=False)
@@ -93,7 +102,7 @@ def test_cli_smoke_train_eval_export(
     pretext: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    write_bad_inputs(image_folder / "bad")  # skipped with a reason, no crash
+    write_bad_inputs(image_folder / "bad")  # skipped with a reason or grey, no crash
     write_odd_but_valid(image_folder / "odd")  # 160x120, CMYK, 16-bit, alpha...: used
     out = tmp_path / method
     args = cli_args(
@@ -104,8 +113,11 @@ def test_cli_smoke_train_eval_export(
         == 0
     )
     captured = capsys.readouterr()
-    assert "6 steps" in captured.out and "on 45 images" in captured.out
-    assert "skipped bad/truncated.jpg: corrupt or truncated" in captured.err
+    assert "6 steps" in captured.out and "on 46 images" in captured.out
+    assert "skipped bad/notes.png: not an image" in captured.err
+    # its header is sound: indexed, and grey with a warning once its pixels fail
+    assert "bad/truncated.jpg: corrupt or truncated image" in captured.err
+    assert "a grey image stands in for it" in captured.err
     assert "Traceback" not in captured.err
     assert (out / "checkpoint.pt").exists() and (out / "settings.json").exists()
     assert len(losses(out)) == 6
