@@ -47,6 +47,7 @@ from typing import Any
 
 import torch
 
+from _common import SMOKE_OUT, add_smoke
 from basekit.atomic import atomic_write_json
 from basekit.threads import configure_threads
 from pirl.data import ImageSource
@@ -83,6 +84,11 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         help="loader processes (default: 1 on the files path, 0 on the tensor path)",
     )
     p.add_argument("--threads", type=int, default=None)
+
+
+def smoke_training(args: argparse.Namespace) -> None:
+    """A smoke run's encoder and training options: tiny (with 64 images)."""
+    args.width, args.batch_size, args.n_negatives = 8, 16, 64
 
 
 def training_settings(
@@ -140,7 +146,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "set (for choosing settings; the rest is the training pool)",
     )
     p.add_argument("--linear-epochs", type=int, default=100)
+    add_smoke(p)
     args = p.parse_args(argv)
+    if args.smoke:  # one epoch of 64 images, a tiny encoder and bank, two methods
+        args.epochs, args.budget_minutes, args.seeds = 1, None, [0]
+        args.methods, args.lams = "pirl,random", None
+        args.train_limit = args.eval_train_limit = 64
+        args.test_limit, args.linear_epochs = 32, 1
+        smoke_training(args)
+        args.json = str(SMOKE_OUT / "pirl_cifar10.json")
+        args.out_dir = str(SMOKE_OUT / "pirl_runs")
     if args.epochs is None and args.budget_minutes is None:
         args.epochs = 10
     return args

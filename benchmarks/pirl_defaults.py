@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from _common import SMOKE_OUT, add_smoke
 from basekit.atomic import atomic_write_json
 from basekit.threads import configure_threads
 from pirl.data import ImageSource
@@ -67,7 +68,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out-dir", default="out/bench/pirl_defaults")
     p.add_argument("--json", default="out/bench/pirl_defaults.json")
-    return p.parse_args(argv)
+    add_smoke(p)
+    args = p.parse_args(argv)
+    if args.smoke:  # one epoch of 256 images at the defaults (two steps), one variant
+        args.variants, args.images, args.epochs = ["infonce", "random"], 256, 1
+        args.log_every, args.eval_train, args.eval_test = 1, 64, 32
+        args.out_dir = str(SMOKE_OUT / "pirl_defaults")
+        args.json = str(SMOKE_OUT / "pirl_defaults.json")
+    return args
 
 
 def logged(folder: Path) -> list[tuple[int, float]]:

@@ -15,8 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+from _common import SMOKE_OUT, add_smoke, limit_splits
 from adacompress.core.datasets import imagenet_split
 from basekit.threads import configure_threads
 from pirl.evaluate import export_encoder
@@ -31,8 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arch", default="resnet10")
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    add_smoke(parser)
     args = parser.parse_args(argv)
     configure_threads()
+    tiny: dict[str, Any] = {}
+    if args.smoke:  # one epoch of six images, a tiny encoder
+        limit_splits()
+        args.out, args.width = SMOKE_OUT / "pirl-imagenet", 8
+        tiny = {"epochs": 1, "budget_minutes": None, "batch_size": 4}
+        tiny["n_negatives"] = 4
     with tempfile.TemporaryDirectory() as tmp:
         for path in imagenet_split("train"):
             Path(tmp, path.name).symlink_to(path.resolve())
@@ -54,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             progress=True,
         )
+        settings = replace(settings, **tiny)
         result = train(settings)
     meta = export_encoder(args.out / "checkpoint.pt", args.out / "encoder.pt")
     print(json.dumps({"train": result, "export": meta}, default=str)[:2000])

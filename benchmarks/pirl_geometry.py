@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import torch
 
+from _common import add_smoke
 from basekit.threads import configure_threads
 from pirl.jigsaw_baseline import JigsawClassifier
 from pirl.model import PIRLModel
@@ -73,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         "--encoders", default="resnet10:16,resnet18:16", help="arch:width,..."
     )
     parser.add_argument("--channels-last", action="store_true")
+    add_smoke(parser)
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.batch_size, args.encoders = 4, "resnet10:8"
     threads = configure_threads(args.threads)
     b = args.batch_size
     layout = "NHWC" if args.channels_last else "NCHW"

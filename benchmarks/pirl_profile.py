@@ -18,10 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import add_smoke
 from basekit.threads import configure_threads
 from pirl.data import ImageSource
 from pirl.train import train
-from pirl_cifar10 import add_training_options, training_settings
+from pirl_cifar10 import add_training_options, smoke_training, training_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--top", type=int, default=15)
     add_training_options(p)
+    add_smoke(p)
     args = p.parse_args(argv)
+    if args.smoke:
+        args.limit, args.warmup, args.steps, args.top = 64, 1, 2, 5
+        smoke_training(args)
     threads = configure_threads(args.threads)
     source = ImageSource(args.data, under="train", limit=args.limit)
     with tempfile.TemporaryDirectory() as tmp:

@@ -27,12 +27,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import add_smoke, smoke_path
 from basekit.atomic import atomic_write_json
 from basekit.threads import configure_threads
 from pirl.data import ImageSource
 from pirl.tensor_data import DecodedImages
 from pirl.train import train
-from pirl_cifar10 import add_training_options, training_settings
+from pirl_cifar10 import add_training_options, smoke_training, training_settings
 
 METHODS = ("pirl", "npid", "jigsaw")
 CONFIGS = ("files/w1/nchw", "files/w1/nhwc", "tensor/w1/nhwc", "tensor/w0/nhwc")
@@ -50,7 +51,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--json", default="out/bench/pirl_throughput.json")
     add_training_options(p)
+    add_smoke(p)
     args = p.parse_args(argv)
+    if args.smoke:  # one method, the first and last configuration
+        args.methods, args.configs = "pirl", [CONFIGS[0], CONFIGS[-1]]
+        args.limit, args.warmup, args.steps, args.rounds = 64, 1, 2, 1
+        args.json = str(smoke_path(args.json))
+        smoke_training(args)
     args.methods = [x for x in args.methods.split(",") if x]
     for config in args.configs:
         path, workers, layout = config.split("/")
