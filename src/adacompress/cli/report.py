@@ -73,6 +73,14 @@ def print_run(summary: dict[str, Any]) -> None:
             else ""
         )
     )
+    if summary.get("certificate"):
+        print(f"  {summary['certificate']['text']}")
+    if summary.get("threshold"):
+        control = summary["threshold"]
+        print(
+            f"  threshold {control['start']:.4f} -> {control['now']:.4f} after "
+            f"{control['updates']} estimates (aiming at {control['aim']:.3f} lost)"
+        )
     for problem in summary["problems"]:
         print(f"  {problem['state']} {problem['path']}: {problem['error']}")
 

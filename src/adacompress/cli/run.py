@@ -55,7 +55,14 @@ def execute(args: argparse.Namespace) -> int:
     if records:
         json_path = Path(settings.json or Path(report["state"]) / "report.json")
         plot = Path(settings.plot or json_path.with_suffix(".png"))
-        plot_or_note(plot_run, records, plot)
+        certificate = report.get("certificate") or {}
+        plot_or_note(
+            plot_run,
+            records,
+            plot,
+            title=certificate.get("text", ""),
+            kept_at_least=certificate.get("kept_at_least"),
+        )
     print_run(report)
     if report["stopped"]:
         print(f"adacompress: {report['stopped']}", file=sys.stderr)

@@ -30,6 +30,7 @@ from adacompress.cloud.service import ServiceError
 from adacompress.core.datasets import PhotoFile, read_photo
 from adacompress.device.actions import REFERENCE_ACTION
 from adacompress.device.compressor import Compressor
+from adacompress.device.policies.survival import SurvivalPolicy, cheapest_trusted
 from adacompress.exchange.environment import CompressionEnv, Sample
 from adacompress.exchange.learner import Learner
 from adacompress.runtime.downshift import CheaperProbe
@@ -73,6 +74,18 @@ class Runtime:
         self.rng = np.random.default_rng(settings.seed)
         self.state = LoopState(self.learner, settings)
         self.probe = CheaperProbe(env, self.candidates, settings)
+        target = self.objective.target
+        self.alpha = 1.0 - (target if target is not None else 0.99)
+        """the share of lost answers the threshold control aims at"""
+        self.controlled: SurvivalPolicy | None = None
+        """the survival policy whose threshold the control moves (None: frozen)"""
+        if settings.control.threshold_control:
+            if not isinstance(self.policy, SurvivalPolicy):
+                raise ValueError(
+                    "--threshold-control needs a survival agent: a Q-network agent has "
+                    "no threshold to move"
+                )
+            self.controlled = self.policy
         self._identity: tuple[str, str | None] = ("", None)
         self._calls_before = 0
         loaded = store.load(metadata)
@@ -89,6 +102,8 @@ class Runtime:
             except ValueError as err:  # never continue, nor start over, from it
                 raise store.damaged(str(err)) from None
             self.rng.bit_generator.state = json.loads(saved["rng"])
+        if self.controlled is not None:
+            self.state.control.begin(self.policy.settings.threshold)
         self.position = store.next_position()
 
     def state_dict(self) -> dict[str, Any]:
@@ -106,6 +121,9 @@ class Runtime:
         ``photo`` (the file read and hashed once) is read here when not given.
         """
         draw = float(self.rng.random())  # drawn for every image: resumable sequence
+        # The rate is fixed before the photo is seen (a drift it shows raises the
+        # next photo's): the estimates stay a random sample, not chosen by the photo.
+        p_est = self.state.next_p_est()
         probe_draw = (
             float(self.rng.random()) if self.settings.downshifting.downshift else 1.0
         )
@@ -115,11 +133,13 @@ class Runtime:
             self.env.remember_file(path, photo.data, photo.digest)
         self._calls_before = self.env.cache.stats.new
         try:
-            return self._process(path, draw, probe_draw)
+            return self._process(path, draw, p_est, probe_draw)
         finally:
             self.env.release_photos()  # the next photo needs none of this one
 
-    def _process(self, path: Path, draw: float, probe_draw: float) -> Record:
+    def _process(
+        self, path: Path, draw: float, p_est: float, probe_draw: float
+    ) -> Record:
         try:
             sample = self._sample(path)
             if self.state.watching:
@@ -129,9 +149,9 @@ class Runtime:
         try:
             if self.state.mode == "retrain":
                 return self._retrain_step(path, sample)
-            if draw <= self.state.rate.p_est:
-                return self._estimate(path, sample)
-            return self._inference(path, sample, probe_draw)
+            if draw <= p_est:
+                return self._estimate(path, sample, p_est)
+            return self._inference(path, sample, p_est, probe_draw)
         except (ServiceError, ImageError) as err:
             return self._commit(path, "failed", Step(error=str(err)))
 
@@ -141,12 +161,25 @@ class Runtime:
             raise ImageError(skipped[0].error)
         return samples[0]
 
-    def _inference(self, path: Path, sample: Sample, probe_draw: float) -> Record:
+    def _choice(self, sample: Sample) -> int:
+        """The agent's greedy choice: at the controlled threshold when there is one."""
+        policy = self.controlled
+        if policy is None:
+            return self.policy.act(sample.features, candidates=self.candidates)
+        allowed = policy.allowed(self.candidates)
+        survival = policy.survival(sample.features[None])[:, allowed]
+        cost = np.asarray(policy.cost(), dtype=np.float64)[allowed]
+        threshold = self.state.control.threshold
+        return int(allowed[cheapest_trusted(survival, threshold, cost)[0]])
+
+    def _inference(
+        self, path: Path, sample: Sample, p_est: float, probe_draw: float
+    ) -> Record:
         shift = self.state.downshift
-        index = int(self.policy.choose(sample.features[None], self.candidates)[0])
-        index = self.probe.lowered(shift, sample, index)
+        index = self.probe.lowered(shift, sample, self._choice(sample))
         action = self.env.actions[index]
         outcome = self.env.outcomes(sample, [action])[action]
+        self.state.certificate.answer(p_est)
         uploaded = outcome.nbytes
         probing = probe_draw < self.settings.downshifting.downshift_probe
         if probing and shift.searching:
@@ -159,11 +192,18 @@ class Runtime:
         )
         return self._commit(path, "inference", step)
 
-    def _estimate(self, path: Path, sample: Sample) -> Record:
+    def _estimate(self, path: Path, sample: Sample, p_est: float) -> Record:
         state = self.state
-        index = self.policy.act(sample.features, candidates=self.candidates)
-        index = self.probe.lowered(state.downshift, sample, index)
+        index = self.probe.lowered(state.downshift, sample, self._choice(sample))
         result, labels, uploaded = self.env.step_with_reference(sample, index)
+        state.certificate.answer(p_est)
+        state.certificate.estimate(result.accuracy, p_est)
+        if self.controlled is not None:
+            # An estimate drawn at a higher rate stands for fewer photos.
+            weight = (self.settings.estimate.p_est_initial or p_est) / p_est
+            state.control.update(
+                result.accuracy, weight, self.alpha, self.settings.control
+            )
         if result.accuracy < 1.0:
             state.downshift.lost()
         uploaded += self.probe.probe(

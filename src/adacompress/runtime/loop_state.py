@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from adacompress.exchange.learner import Learner
+from adacompress.runtime.certificate import KeptCertificate
+from adacompress.runtime.control import ThresholdControl
 from adacompress.runtime.downshift import Downshift
 from adacompress.runtime.drift.monitor import DriftMonitor
 from adacompress.runtime.p_est import EstimateRate
@@ -41,6 +43,8 @@ class LoopState:
         self.retrain = RetrainProgress()
         self.monitor = DriftMonitor(settings.drift)
         self.downshift = Downshift()
+        self.control = ThresholdControl()
+        self.certificate = KeptCertificate()
         self.agent_changed = False
         """the agent's weights changed outside a retrain (a scene's agent back)"""
 
@@ -56,6 +60,8 @@ class LoopState:
             **asdict(self.retrain),
             **self.monitor.state_dict(),
             "downshift": asdict(self.downshift),
+            "control": asdict(self.control),
+            "certificate": asdict(self.certificate),
         }
 
     def agent_blob(self) -> dict[str, Any]:
@@ -97,6 +103,8 @@ class LoopState:
             raise ValueError("the remembered weights are not a state dict")
         self.monitor.load_state_dict(state, remembered)
         self.downshift = Downshift(**state.get("downshift", {}))
+        self.control = ThresholdControl(**state.get("control", {}))
+        self.certificate = KeptCertificate(**state.get("certificate", {}))
         try:
             self.learner.load_training_state(blob)
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
@@ -114,6 +122,13 @@ class LoopState:
         self.monitor.add_estimate(accuracy)
         if was_testing and not self.monitor.testing:
             self.downshift.search()  # the agent passed the drift test
+
+    def next_p_est(self) -> float:
+        """The estimate rate of the next photo, fixed before it is seen: held up
+        while a drift test runs (a drift that photo shows raises the one after)."""
+        if self.watching and self.monitor.testing:
+            self.rate.hold(self.settings.drift.drift_p_est)
+        return self.rate.p_est
 
     def calls_for_retrain(self) -> bool:
         """The recent accuracy fell, or the drift test says the agent now fails."""

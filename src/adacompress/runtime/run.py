@@ -60,9 +60,11 @@ def run_stream(
     progress: bool = True,
     total: int | None = None,
     by_position: bool = False,
+    live: dict[str, Any] | None = None,
 ) -> tuple[list[Record], str | None]:
     """Process ``paths``, resuming from ``state_dir``; return every record and why
-    the run stopped early (None when it did not).
+    the run stopped early (None when it did not). ``live``, when given, receives
+    the run's certificate and threshold at its end (:func:`live_summary`).
 
     A rerun skips the images whose latest record is final, retries those that failed
     and processes new ones wherever they come. With ``by_position`` (a stream that
@@ -82,6 +84,7 @@ def run_stream(
         }
         runtime = Runtime(env, compressor, settings, store, metadata=metadata)
         bar = Progress(total, "run", enabled=progress)
+        confidence = runtime.settings.control.certificate_confidence
         saved, stopped = 0, None
         recent: list[float] = []
         for path, photo in pending(paths, store, by_position):
@@ -97,13 +100,50 @@ def run_stream(
             if record.accuracy is not None:
                 recent = [*recent, record.accuracy][-50:]
             bar.update(
+                1,
                 state=record.state[:5],
                 acc=f"{np.mean(recent):.2f}" if recent else "-",
                 p_est=f"{record.p_est:.2f}",
                 saved=f"{saved / 1e6:.1f}MB",
+                **live_postfix(runtime, confidence if progress else None),
             )
         bar.close()
+        if live is not None:
+            live.update(live_summary(runtime))
         return store.records(), stopped
+
+
+def live_postfix(runtime: Runtime, confidence: float | None) -> dict[str, str]:
+    """The progress line's certificate (``kept ≥0.986 (95%, 212 est)``) and the
+    controlled threshold, if any (nothing is computed without a progress line)."""
+    if confidence is None:
+        return {}
+    certificate = runtime.state.certificate
+    shown = {
+        "kept": f"≥{certificate.kept_at_least(confidence):.3f} "
+        f"({confidence:.0%}, {certificate.estimates} est)"
+    }
+    if runtime.controlled is not None:
+        shown["threshold"] = f"{runtime.state.control.threshold:.4f}"
+    return shown
+
+
+def live_summary(runtime: Runtime) -> dict[str, Any]:
+    """The live certificate, and where the threshold control left the threshold."""
+    confidence = runtime.settings.control.certificate_confidence
+    control = runtime.state.control
+    return {
+        "certificate": runtime.state.certificate.summary(confidence),
+        "threshold": None
+        if runtime.controlled is None
+        else {
+            "start": runtime.policy.settings.threshold,
+            "now": control.threshold,
+            "updates": control.updates,
+            "weighted_miss_rate": control.miss_rate(),
+            "aim": runtime.alpha,
+        },
+    }
 
 
 def pending(
@@ -219,6 +259,7 @@ def run(settings: RunSettings) -> tuple[dict[str, Any], list[Record]]:
     if settings.images != "-":
         paths_list = list(paths)
         total, paths = len(paths_list), iter(paths_list)
+    live: dict[str, Any] = {}
     records, stopped = run_stream(
         paths,
         cloud=settings.cloud,
@@ -228,8 +269,10 @@ def run(settings: RunSettings) -> tuple[dict[str, Any], list[Record]]:
         max_pixels=settings.max_pixels,
         progress=settings.progress,
         total=total,
+        live=live,
     )
     report = summarize(records, settings.cloud.backend)
+    report.update(live)
     report["stopped"] = stopped
     report["records"] = [r.__dict__ for r in records]
     report["state"] = str(state_dir)

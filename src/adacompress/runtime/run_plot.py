@@ -19,8 +19,10 @@ def plot_run(
     change_points: Sequence[int] = (),
     caller_accuracy: Sequence[float] | None = None,
     title: str = "",
+    kept_at_least: float | None = None,
 ) -> None:
-    """The paper's Fig. 4: accuracy, p_est, state and upload size per step."""
+    """The paper's Fig. 4: accuracy, p_est, state and upload size per step; with
+    ``kept_at_least``, the run's certificate (a line on the accuracy panel)."""
     steps = [r.position for r in records]
     fig, axes = pyplot().subplots(4, 1, figsize=(11, 8), sharex=True)
     ax_acc, ax_p, ax_state, ax_size = axes
@@ -41,6 +43,13 @@ def plot_run(
             ms=3,
             color="tab:red",
             label="agent accuracy at estimates/retrain (rolling 10)",
+        )
+    if kept_at_least is not None:
+        ax_acc.axhline(
+            kept_at_least,
+            color="tab:green",
+            ls=":",
+            label=f"certified kept rate (at least {kept_at_least:.3f})",
         )
     ax_acc.set_ylabel("accuracy")
     ax_acc.set_ylim(-0.05, 1.05)

@@ -12,6 +12,8 @@ from typing import Any, get_type_hints
 
 import numpy as np
 
+from adacompress.runtime.certificate import KeptCertificate
+from adacompress.runtime.control import ThresholdControl
 from adacompress.runtime.downshift import Downshift
 from adacompress.runtime.drift.scene_memory import SceneMemory
 from adacompress.runtime.drift.statistics import STATISTICS_SIZE, SceneDrift
@@ -70,7 +72,30 @@ def check_state(state: object) -> dict[str, Any]:
         )
         if shift.get("level", 0) < 0 or shift.get("steps_down", 0) < 0:
             raise ValueError("downshift: level or steps_down is negative")
+    _check_control(state)
     return state
+
+
+def _check_control(state: dict[str, Any]) -> None:
+    """The threshold control's and the certificate's state (absent in a state
+    folder from before them)."""
+    if "control" in state:
+        control = check_fields(
+            state["control"], ThresholdControl, optional=True, what="control"
+        )
+        numbers = [v for v in control.values() if v is not None]
+        if not all(np.isfinite(v) for v in numbers):
+            raise ValueError("control: a value is not finite")
+        if control.get("updates", 0) < 0 or control.get("weight", 0.0) < 0:
+            raise ValueError("control: updates or weight is negative")
+    if "certificate" in state:
+        kept = check_fields(
+            state["certificate"], KeptCertificate, optional=True, what="certificate"
+        )
+        if not all(np.isfinite(v) and v >= 0 for v in kept.values()):
+            raise ValueError("certificate: a value is negative or not finite")
+        if kept.get("lowest_p", 1.0) > 1.0:
+            raise ValueError("certificate: lowest_p is not a probability")
 
 
 def _part(state: dict[str, Any], cls: type) -> dict[str, Any]:

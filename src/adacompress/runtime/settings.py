@@ -178,6 +178,43 @@ class DownshiftSettings:
 
 
 @dataclass
+class ControlSettings:
+    """Online threshold control (docs/formulas.md, "Threshold control") and the live
+    certificate on the kept rate."""
+
+    threshold_control: bool = False
+    """move a survival agent's threshold after every estimate, adaptive conformal
+    inference style, so that the share of lost answers on estimates converges to
+    1 - target (the agent's target; 0.99 without one). Off: the agent's calibrated
+    threshold, frozen (the paper has none)"""
+    control_step: float = 0.5
+    """gamma: the step of the threshold's logit per estimate at the resting rate
+    p_est_initial (a lost answer raises it by gamma * (1 - alpha), a kept one lowers it
+    by gamma * alpha; an estimate at a higher p_est counts p_est_initial / p_est)"""
+    control_lowest: float = 0.5
+    """the threshold never goes below this survival (it may only go lower when no
+    answer is lost, so the floor costs no accuracy)"""
+    certificate_confidence: float = 0.95
+    """confidence of the live lower bound on the kept rate (a confidence sequence,
+    valid at every image at once)"""
+
+    def __post_init__(self) -> None:
+        if not self.control_step > 0:
+            raise ValueError(
+                f"--control-step must be positive, got {self.control_step}"
+            )
+        if not 0 < self.control_lowest < 1:
+            raise ValueError(
+                f"--control-lowest must be in (0, 1), got {self.control_lowest}"
+            )
+        if not 0 < self.certificate_confidence < 1:
+            raise ValueError(
+                "--certificate-confidence must be in (0, 1), got "
+                f"{self.certificate_confidence}"
+            )
+
+
+@dataclass
 class RuntimeSettings:
     """Every constant of the loop, by the part it tunes; the defaults are ours,
     chosen on the scenery run. Each part of the runtime gets its own group."""
@@ -190,6 +227,8 @@ class RuntimeSettings:
     """scene drift"""
     downshifting: DownshiftSettings = field(default_factory=DownshiftSettings)
     """adapting downwards"""
+    control: ControlSettings = field(default_factory=ControlSettings)
+    """threshold control and the live certificate"""
     skip_dominated: bool = True
     """never choose nor explore an action that uploads more than the reference with
     no accuracy to gain (quality above 75 at full size: the reference itself is always
@@ -203,6 +242,11 @@ class RuntimeSettings:
             raise ValueError(
                 "downshift test: need drift_test_error + downshift_shift < 1, got "
                 f"{error} and {shift}"
+            )
+        if self.downshifting.downshift and self.control.threshold_control:
+            raise ValueError(
+                "--downshift and --threshold-control both lower what is sent; the "
+                "threshold control subsumes the downshift: use one"
             )
 
     @classmethod

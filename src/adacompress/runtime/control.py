@@ -1,0 +1,85 @@
+"""Online threshold control: every estimate's kept/lost outcome moves a survival
+agent's threshold (docs/formulas.md, "Threshold control").
+
+Adaptive conformal inference (Gibbs & Candès, NeurIPS 2021) on the threshold's
+logit: ``θ ← θ + γ·w·(err − α)`` with ``err`` 1 when the estimate lost the answer,
+``α = 1 − target`` and ``w = p_est_initial / p_est`` (an estimate drawn at a higher
+rate stands for fewer images, so the estimates weigh as an unbiased sample of the
+stream). A lost answer raises the threshold by ``γ·w·(1 − α)``, a kept one lowers it by
+``γ·w·α``: in the long run the weighted share of lost answers on estimates is at most
+``α`` on *any* sequence of photos, since ``γ·Σ w·(err − α)`` is the threshold's total
+climb, which its ceiling bounds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from adacompress.runtime.settings import ControlSettings
+
+HIGHEST_LOGIT = 12.0
+"""The ceiling of the threshold's logit (survival 0.999994): above it no candidate
+is trusted and the agent sends the one likeliest to keep the answer."""
+
+
+def logit(p: float) -> float:
+    p = min(max(p, 1e-9), 1.0 - 1e-9)
+    return math.log(p / (1.0 - p))
+
+
+def survival_threshold(value: float) -> float:
+    """The survival the threshold's logit ``value`` stands for."""
+    return float(1.0 / (1.0 + np.exp(-value)))
+
+
+@dataclass
+class ThresholdControl:
+    """The controlled threshold and what it has seen.
+
+    Args:
+        value: the threshold's logit now (None: the agent's own, not yet started).
+        start: the logit it started from (the agent's calibrated threshold).
+        updates: estimates that moved it.
+        weight: the estimates' total weight ``Σ w``.
+        lost: the weight of the estimates that lost the answer ``Σ w·err``.
+    """
+
+    value: float | None = None
+    start: float | None = None
+    updates: int = 0
+    weight: float = 0.0
+    lost: float = 0.0
+
+    def begin(self, threshold: float) -> None:
+        """Start from the agent's calibrated ``threshold`` (once per run)."""
+        if self.value is None:
+            self.value = self.start = min(logit(threshold), HIGHEST_LOGIT)
+
+    @property
+    def threshold(self) -> float:
+        """The survival a candidate needs to be sent now."""
+        if self.value is None:
+            raise ValueError("the threshold control has not started")
+        return survival_threshold(self.value)
+
+    def update(
+        self, accuracy: float, weight: float, alpha: float, settings: ControlSettings
+    ) -> None:
+        """One estimate: ``accuracy`` (1: the agent's upload kept the answer) at
+        ``weight`` ``p_est_initial / p_est``."""
+        if self.value is None:
+            raise ValueError("the threshold control has not started")
+        err = 1.0 - accuracy
+        moved = self.value + settings.control_step * weight * (err - alpha)
+        lowest = logit(settings.control_lowest)
+        self.value = float(min(max(moved, lowest), HIGHEST_LOGIT))
+        self.updates += 1
+        self.weight += weight
+        self.lost += weight * err
+
+    def miss_rate(self) -> float | None:
+        """The weighted share of estimates that lost the answer (None: none yet)."""
+        return self.lost / self.weight if self.weight else None
