@@ -26,6 +26,8 @@ worker decodes it, and a resumed run sees exactly the images it would have seen.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import os
 import stat
 import sys
@@ -37,9 +39,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import PIL
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Sampler
 
+from basekit.atomic import atomic_write_json
 from basekit.images import (
     DEFAULT_MAX_FILE_BYTES,
     DEFAULT_MAX_PIXELS,
@@ -55,6 +59,12 @@ IMAGE_SUFFIXES = frozenset(
 
 PLACEHOLDER_GREY = (128, 128, 128)
 """The colour of the image that stands in for one whose pixels cannot be decoded."""
+
+CACHE_ENV = "PIRL_CACHE"
+INDEX_VERSION = 1
+"""Of the cached index's JSON (:class:`ImageSource`'s ``cache_index``)."""
+IndexEntry = list[int] | str
+"""An image's ``[width, height]``, or why it is skipped."""
 
 Key = tuple[int, int, int]
 """``(index, seed, epoch)``: which image, and the seed of its augmentation."""
@@ -89,6 +99,15 @@ class ImageSource:
         seed: seed of that subset.
         max_pixels: skip images with more pixels than this.
         max_bytes: skip files (or zip members) larger than this, unread.
+        cache_index: keep the index (each image's size, or why it was skipped) in a
+            JSON file in ``cache_dir``, found again by the names, sizes and
+            modification times of the files (a zip's own), the limits and the
+            Pillow version, so every later open -- other ranks, resumes, eval --
+            reads no image at all. Written atomically under a file lock (the first
+            rank indexes, the others wait and read it); read as untrusted input
+            (anything malformed is indexed again); a cache folder that cannot be
+            written means no cache.
+        cache_dir: where; ``$PIRL_CACHE``, else ``pirl`` in the user's cache folder.
 
     Raises:
         DataError: the path is missing, not a folder or zip, or holds no usable image.
@@ -108,6 +127,8 @@ class ImageSource:
         seed: int = 0,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         max_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        cache_index: bool = True,
+        cache_dir: str | Path | None = None,
     ) -> None:
         self.path = Path(path)
         self.max_pixels = max_pixels
@@ -120,13 +141,12 @@ class ImageSource:
             base = self.path / prefix if prefix else self.path
             if not base.is_dir():
                 raise DataError(f"no folder {base}")
-            candidates = sorted(
-                p.relative_to(self.path).as_posix()
-                for p in base.rglob("*")
-                if not p.is_dir() and not p.name.startswith(".")
-            )
+            stamps = _listing(self.path, base)
+            candidates = sorted(stamps)
         elif self.path.is_file() and zipfile.is_zipfile(self.path):
             self.is_zip = True
+            info = self.path.stat()
+            stamps = {"": (info.st_size, info.st_mtime_ns)}  # the zip's own
             with zipfile.ZipFile(self.path) as archive:
                 candidates = sorted(
                     info.filename
@@ -149,14 +169,17 @@ class ImageSource:
         self.unreadable: dict[str, str] = {}
         """images met whose pixels could not be decoded, with the reason (this
         process's)"""
-        for name in names:
-            try:
-                size = self.header(name)
-            except ImageError as err:
-                self.skipped.append(Skipped(name, str(err)))
+        entries = None
+        if cache_index:
+            entries = self._cached_index(names, stamps, cache_dir)
+        if entries is None:
+            entries = self._index(names)
+        for name, entry in zip(names, entries, strict=True):
+            if isinstance(entry, str):
+                self.skipped.append(Skipped(name, entry))
             else:
                 self.names.append(name)
-                self.sizes.append(size)
+                self.sizes.append((entry[0], entry[1]))
         if not self.names:
             where = f"{self.path}" + (f" under {under!r}" if under else "")
             raise DataError(
@@ -167,6 +190,81 @@ class ImageSource:
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def _index(self, names: Sequence[str]) -> list[IndexEntry]:
+        """Each name's ``[width, height]`` from its header, or why it is skipped."""
+        entries: list[IndexEntry] = []
+        for name in names:
+            try:
+                entries.append(list(self.header(name)))
+            except ImageError as err:
+                entries.append(str(err))
+        return entries
+
+    def _cached_index(
+        self,
+        names: Sequence[str],
+        stamps: dict[str, tuple[int, int]],
+        cache_dir: str | Path | None,
+    ) -> list[IndexEntry] | None:
+        """The index from the cache, made and stored first when it is not there;
+        None when the cache folder cannot be used."""
+        from filelock import FileLock
+
+        digest = hashlib.sha256(
+            f"{INDEX_VERSION}\0{self.path.resolve()}\0{self.max_pixels}\0"
+            f"{self.max_bytes}\0{PIL.__version__}\n".encode()
+        )
+        for name in [""] if self.is_zip else names:
+            size, mtime = stamps.get(name, (-1, -1))
+            digest.update(f"{name}\0{size}\0{mtime}\n".encode())
+        if self.is_zip:
+            digest.update("\n".join(names).encode())
+        key = digest.hexdigest()
+        folder = Path(cache_dir) if cache_dir else default_cache_dir()
+        path = folder / f"index-{self.path.name}-{key[:20]}.json"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            entries = self._read_index(path, key, len(names))
+            if entries is not None:
+                return entries
+            with FileLock(str(path) + ".lock"):
+                entries = self._read_index(path, key, len(names))  # another rank's
+                if entries is None:
+                    entries = self._index(names)
+                    atomic_write_json(
+                        path, {"format": INDEX_VERSION, "key": key, "entries": entries}
+                    )
+        except OSError:
+            return None
+        return entries
+
+    def _read_index(self, path: Path, key: str, n: int) -> list[IndexEntry] | None:
+        """A cached index, checked as untrusted input: None unless it is a regular
+        JSON file with this key and ``n`` entries, each a reason or a size within
+        the pixel limit."""
+        try:
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                return None
+            data = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("key") != key:
+            return None
+        entries = data.get("entries")
+        if not isinstance(entries, list) or len(entries) != n:
+            return None
+        for entry in entries:
+            if isinstance(entry, str):
+                continue
+            if not (
+                isinstance(entry, list)
+                and len(entry) == 2
+                and all(type(v) is int and v > 0 for v in entry)
+                and entry[0] * entry[1] <= self.max_pixels
+            ):
+                return None
+        return entries
 
     def split(self, held: int, *, seed: int = 0) -> tuple[ImageSource, ImageSource]:
         """``(rest, held_out)``: a seeded random ``held`` images apart from the rest,
@@ -315,6 +413,33 @@ class ImageSource:
         state = self.__dict__.copy()
         state["_zip"] = None  # zip handles do not cross process boundaries
         return state
+
+
+def _listing(root: Path, base: Path) -> dict[str, tuple[int, int]]:
+    """Every file below ``base`` (hidden ones left out) by its name relative to
+    ``root``, with its size and modification time (``(-1, -1)`` if it cannot be
+    stat-ed: a broken link, found unusable when indexed)."""
+    stamps: dict[str, tuple[int, int]] = {}
+    for file in base.rglob("*"):
+        if file.name.startswith("."):
+            continue
+        try:
+            info = file.stat()
+        except OSError:
+            stamps[file.relative_to(root).as_posix()] = (-1, -1)
+            continue
+        if not stat.S_ISDIR(info.st_mode):
+            stamps[file.relative_to(root).as_posix()] = (info.st_size, info.st_mtime_ns)
+    return stamps
+
+
+def default_cache_dir() -> Path:
+    """``$PIRL_CACHE``, else ``pirl`` in the user's cache folder."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    from platformdirs import user_cache_path
+
+    return user_cache_path("pirl")
 
 
 def _labels_from_folders(

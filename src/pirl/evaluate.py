@@ -77,8 +77,8 @@ class EvalSettings:
     memory_limit_gb: float = DEFAULT_MEMORY_LIMIT_GB
     """auto: the largest decoded dataset that takes the tensor path"""
     cache_dir: str | None = None
-    """folder of decoded datasets (default: $PIRL_CACHE, else the user's cache
-    folder)"""
+    """folder of dataset indexes and decoded datasets (default: $PIRL_CACHE,
+    else the user's cache folder)"""
     limit_train: int | None = None
     """use a seeded random subset of this many training images"""
     limit_test: int | None = None
@@ -364,12 +364,14 @@ def evaluate(settings: EvalSettings, *, log: Log | None = None) -> dict[str, Any
         under=settings.train_under,
         limit=settings.limit_train,
         seed=settings.seed,
+        cache_dir=settings.cache_dir,
     )
     test = ImageSource(
         settings.data,
         under=settings.test_under,
         limit=settings.limit_test,
         seed=settings.seed,
+        cache_dir=settings.cache_dir,
     )
     image_size = settings.image_size or int(meta.get("image_size", 32))
     result = evaluate_encoder(

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import zlib
 from collections.abc import Sequence
@@ -40,26 +39,18 @@ from tqdm import tqdm
 
 from basekit.atomic import atomic_write
 from pirl.batch_transforms import BatchViews
-from pirl.data import ImageSource, Key, key_generator
+from pirl.data import CACHE_ENV, ImageSource, Key, default_cache_dir, key_generator
 from pirl.transforms import center_square
+
+__all__ = ["CACHE_ENV", "DecodedDataset", "DecodedImages", "default_cache_dir"]
 
 DATA_PATHS = ("auto", "tensor", "files")
 DEFAULT_MEMORY_LIMIT_GB = 4.0
-CACHE_ENV = "PIRL_CACHE"
 MAGIC = b"pirl-decoded-images v1\n"
 MAX_LISTED = 10
 """Unreadable images named in a decoded file's header (it holds 4 KiB)."""
 HEADER_BYTES = 4096
 """The pixels start here (the header is JSON padded with spaces)."""
-
-
-def default_cache_dir() -> Path:
-    """``$PIRL_CACHE``, else ``pirl`` in the user's cache folder."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    from platformdirs import user_cache_path
-
-    return user_cache_path("pirl")
 
 
 def decoded_bytes(n: int, side: int) -> int:

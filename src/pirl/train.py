@@ -157,8 +157,8 @@ class TrainSettings:
     """tensor path: side of the decoded images (default: --image-size); images of
     another size are resized (shorter side) and centre-cropped to it"""
     cache_dir: str | None = None
-    """tensor path: folder of decoded datasets (default: $PIRL_CACHE, else the
-    user's cache folder)"""
+    """folder of dataset indexes and, on the tensor path, decoded datasets
+    (default: $PIRL_CACHE, else the user's cache folder)"""
     limit: int | None = None
     """train on a seeded random subset of this many images"""
     budget_minutes: float | None = None
@@ -495,7 +495,11 @@ def open_source(settings: TrainSettings) -> ImageSource:
     if not settings.data:
         raise DataError("no training data given (--data)")
     return ImageSource(
-        settings.data, under=settings.under, limit=settings.limit, seed=settings.seed
+        settings.data,
+        under=settings.under,
+        limit=settings.limit,
+        seed=settings.seed,
+        cache_dir=settings.cache_dir,
     )
 
 

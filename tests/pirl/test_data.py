@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -20,6 +21,7 @@ from pirl.data import (
 )
 from pirl.transforms import EvalView
 from tests.helpers import jpeg_bytes, photo, write_bad_inputs
+from tests.pirl.helpers import tiny_image
 
 
 def test_folder_and_zip_list_the_same_images(
@@ -189,3 +191,69 @@ def test_zip_members_are_checked_by_declared_size_before_reading(
     assert len(source) == 3
     assert [s.name for s in source.skipped] == ["bomb.png"]
     assert "zip member too large: 3,000,000 bytes declared" in source.skipped[0].reason
+
+
+def index_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("index-*.json"))
+
+
+def test_the_index_is_cached_and_a_later_open_reads_no_image(
+    image_folder: Path, decoded_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_bad_inputs(image_folder / "bad")
+    first = ImageSource(image_folder)
+    (cached,) = index_files(decoded_cache)
+
+    def no_reading(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an image was opened")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Image, "open", no_reading)
+        again = ImageSource(image_folder)
+    assert again.names == first.names and again.sizes == first.sizes
+    assert again.skipped == first.skipped and len(again.skipped) == 4
+    assert again.load(0).mode == "RGB"
+    # a changed file (size or modification time) means a new index
+    tiny_image(999, size=40).save(image_folder / first.names[0])
+    changed = ImageSource(image_folder)
+    assert changed.sizes[0] == (40, 40) and len(index_files(decoded_cache)) == 2
+    # without the cache nothing is written
+    ImageSource(image_folder, limit=5, cache_index=False)
+    assert len(index_files(decoded_cache)) == 2
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        b"",
+        b"not json",
+        b"[1, 2]",
+        b'{"key": "other", "entries": []}',
+        "entries",  # the right key, entries replaced below
+    ],
+)
+def test_a_damaged_index_cache_is_untrusted_and_made_again(
+    image_folder: Path, decoded_cache: Path, damage: bytes | str
+) -> None:
+    expected = ImageSource(image_folder)
+    (cached,) = index_files(decoded_cache)
+    if damage == "entries":
+        data = json.loads(cached.read_text())
+        data["entries"][0] = [10**6, 10**6]  # over the pixel limit
+        data["entries"][1] = {"width": 3}
+        cached.write_text(json.dumps(data))
+    else:
+        assert isinstance(damage, bytes)
+        cached.write_bytes(damage)
+    source = ImageSource(image_folder)
+    assert source.names == expected.names and source.sizes == expected.sizes
+    assert json.loads(cached.read_text())["entries"][0] == list(expected.sizes[0])
+
+
+def test_an_unwritable_cache_folder_means_no_cache(
+    image_folder: Path, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache folder would be")
+    source = ImageSource(image_folder, cache_dir=blocked / "cache")
+    assert len(source) == 40

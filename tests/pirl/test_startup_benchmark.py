@@ -24,4 +24,4 @@ def test_startup_benchmark_smoke(
         runpy.run_path(str(script), run_name="__main__")
     assert stop.value.code == 0
     out = capsys.readouterr().out
-    assert "| open |" in out and "| decode |" in out and "decode / open:" in out
+    assert "| open |" in out and "| cached |" in out and "decode / open:" in out
