@@ -43,7 +43,7 @@ import PIL
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Sampler
 
-from basekit.atomic import atomic_write_json
+from basekit.atomic import atomic_write
 from basekit.images import (
     DEFAULT_MAX_FILE_BYTES,
     DEFAULT_MAX_PIXELS,
@@ -232,19 +232,22 @@ class ImageSource:
                 entries = self._read_index(path, key, len(names))  # another rank's
                 if entries is None:
                     entries = self._index(names)
-                    atomic_write_json(
-                        path, {"format": INDEX_VERSION, "key": key, "entries": entries}
+                    text = json.dumps(
+                        {"format": INDEX_VERSION, "key": key, "entries": entries},
+                        separators=(",", ":"),
                     )
+                    atomic_write(path, lambda handle: handle.write(text.encode()))
         except OSError:
             return None
         return entries
 
     def _read_index(self, path: Path, key: str, n: int) -> list[IndexEntry] | None:
         """A cached index, checked as untrusted input: None unless it is a regular
-        JSON file with this key and ``n`` entries, each a reason or a size within
-        the pixel limit."""
+        JSON file of a plausible size with this key and ``n`` entries, each a
+        reason or a size within the pixel limit."""
         try:
-            if not stat.S_ISREG(os.stat(path).st_mode):
+            info = os.stat(path)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > 65_536 + 1024 * n:
                 return None
             data = json.loads(path.read_bytes())
         except (OSError, ValueError):

@@ -230,6 +230,7 @@ def test_the_index_is_cached_and_a_later_open_reads_no_image(
         b"[1, 2]",
         b'{"key": "other", "entries": []}',
         "entries",  # the right key, entries replaced below
+        "padded",  # the right index, but larger than any index of 40 images
     ],
 )
 def test_a_damaged_index_cache_is_untrusted_and_made_again(
@@ -242,12 +243,15 @@ def test_a_damaged_index_cache_is_untrusted_and_made_again(
         data["entries"][0] = [10**6, 10**6]  # over the pixel limit
         data["entries"][1] = {"width": 3}
         cached.write_text(json.dumps(data))
+    elif damage == "padded":
+        cached.write_text(cached.read_text() + " " * 200_000)
     else:
         assert isinstance(damage, bytes)
         cached.write_bytes(damage)
     source = ImageSource(image_folder)
     assert source.names == expected.names and source.sizes == expected.sizes
     assert json.loads(cached.read_text())["entries"][0] == list(expected.sizes[0])
+    assert cached.stat().st_size < 100_000
 
 
 def test_an_unwritable_cache_folder_means_no_cache(
