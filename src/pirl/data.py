@@ -6,17 +6,18 @@ every image sits in exactly one subfolder level the folder names are the labels 
 only by evaluation).
 
 Opening a source reads every image's header, not its pixels (issue 36: decoding all of
-ImageNet took 0.6 h per process, on every rank, start, resume and evaluation): a file
-that is not a regular file, over the size limit, empty, not an image Pillow
-identifies, or over the pixel limit is listed in ``skipped`` with a one-line reason
-and left out. Pixels are decoded when an image is used. An image whose header is
-sound but whose pixels are not (a truncated or corrupt file) is found only then: it
-is replaced by a mid-grey image of its header's size, with one warning line on
-stderr naming the file (once per process), so a long run goes on and stays
-reproducible -- the index, and with it the memory bank's size, stays that of the
-open, and the same file gives the same grey image on every run and resume. Stopping
-instead would leave the researcher no way on: removing the file changes the index,
-which no checkpoint can resume from.
+ImageNet took 0.6 h per process, on every rank, start, resume and evaluation), and
+caches that index once per dataset (``cache_index``): a file that is not a regular
+file, over the size limit, empty, not an image Pillow identifies, or over the pixel
+limit is listed in ``skipped`` with a one-line reason and left out. Pixels are
+decoded when an image is used. An image whose header is sound but whose pixels are
+not (a truncated or corrupt file) is found only then: a mid-grey image of its
+header's size stands in for it, with one warning line on stderr naming the file
+(once per process; loader workers are made again each epoch). So a long run goes on
+and stays reproducible: the index, and with it the memory bank's size, stays that of
+the open, and the same file gives the same grey image on every run and resume.
+Stopping instead would leave the researcher no way on: removing the file changes the
+index, which no checkpoint can resume from.
 
 Randomness is keyed: a sample is drawn with the key ``(index, seed, epoch)`` and its
 augmentation uses ``numpy.random.default_rng(key)``, so a batch is the same whichever
