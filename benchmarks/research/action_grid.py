@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,9 @@ from adacompress.exchange.environment import open_env
 from adacompress.exchange.settings import CloudSettings
 from adacompress.learning.evaluate import collect
 from basekit.threads import configure_threads
+
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+from _common import add_smoke, limit_splits  # noqa: E402  (benchmarks/_common.py)
 
 QUALITIES = tuple(range(5, 100, 10))
 SCALES = (1.0, 0.75, 0.5, 0.35, 0.25)
@@ -70,8 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         "--formats", nargs="+", default=["jpeg"], choices=("jpeg", "webp")
     )
     parser.add_argument("--json", type=Path)
+    add_smoke(parser)
     args = parser.parse_args(argv)
     configure_threads()
+    if args.smoke:
+        limit_splits(2)
     grid = [Action(q, s, f) for f in args.formats for s in SCALES for q in QUALITIES]
     paths = imagenet_split("fit")[: args.images]
     with open_env(

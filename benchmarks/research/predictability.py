@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
+import logistic_fit
 import numpy as np
 import torch
 from logistic_fit import fit_logits
@@ -25,6 +28,9 @@ from adacompress.exchange.environment import open_env
 from adacompress.exchange.settings import CloudSettings
 from adacompress.learning.evaluate import collect
 from basekit.threads import configure_threads
+
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+from _common import add_smoke, limit_splits  # noqa: E402  (benchmarks/_common.py)
 
 QUALITIES = (5, 15)
 
@@ -60,8 +66,13 @@ def logistic_auc(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=["lite0", "lite1", "lite2"])
+    add_smoke(parser)
     args = parser.parse_args(argv)
     configure_threads()
+    if args.smoke:
+        limit_splits()
+        logistic_fit.STEPS = 5
+        args.backends = args.backends[:1]
     actions = get_action_set("paper")
     splits = {name: imagenet_split(name) for name in ("fit", "val")}
     results = {}

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,9 @@ from adacompress.exchange.settings import CloudSettings
 from basekit.atomic import atomic_write_json
 from basekit.images import load_image
 from basekit.threads import configure_threads
+
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+from _common import add_smoke, limit_splits  # noqa: E402  (benchmarks/_common.py)
 
 # The JPEG spec's example tables (ITU-T T.81, Annex K.1), in natural (row) order.
 LUMINANCE = np.array(
@@ -254,8 +258,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="lite1")
     parser.add_argument("--images", type=int, default=150)
     parser.add_argument("--json", type=Path, default=None)
+    add_smoke(parser)
     args = parser.parse_args(argv)
     configure_threads()
+    if args.smoke:
+        limit_splits(2)
+        args.backend = "lite0"
     # The check that the family's (0, 1) member is the codec's own encoding.
     probe = load_image(imagenet_split("fit")[0])
     plain = io.BytesIO()

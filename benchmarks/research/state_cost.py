@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -53,9 +54,19 @@ from basekit.atomic import atomic_write_json
 from basekit.images import load_image
 from basekit.threads import configure_threads
 
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+from _common import (  # noqa: E402  (benchmarks/_common.py)
+    SMOKE_OVERRIDES,
+    add_smoke,
+    limit_splits,
+    smoke_path,
+)
+
 TARGETS = (0.98, 0.985, 0.99)
 CALIBRATION_PHOTOS = 64
 INT8 = "confidence-probes+int8"
+OVERRIDES: dict[str, Any] = {}
+"""More training overrides (a smoke run's few steps)."""
 
 
 def quantized(folder: Path) -> Path:
@@ -152,6 +163,7 @@ def cv_sizes(state: str, backend: str, out: Path) -> dict[str, float | None]:
             "features": state,
             "out": str(out / f"{backend}-{state}.pt"),
             "progress": False,
+            **OVERRIDES,
         },
     )
     table = train(settings)["calibration"]["table"]
@@ -170,7 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=60)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=Path("out/state_cost.json"))
+    add_smoke(parser)
     args = parser.parse_args(argv)
+    if args.smoke:
+        limit_splits()
+        OVERRIDES.update(SMOKE_OVERRIDES)
+        args.backends, args.images = args.backends[:1], 2
+        args.json = smoke_path(args.json)
     with tempfile.TemporaryDirectory() as tmp:
         int8 = quantized(Path(tmp))
         configure_threads(args.threads)

@@ -59,10 +59,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import logistic_fit
 import numpy as np
 import torch
 from logistic_fit import fit_logits
@@ -79,6 +81,13 @@ from adacompress.learning.evaluate import collect
 from basekit.atomic import atomic_write_json
 from basekit.images import load_image
 from basekit.threads import configure_threads
+
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+from _common import (  # noqa: E402  (benchmarks/_common.py)
+    add_smoke,
+    limit_splits,
+    smoke_path,
+)
 
 BACKENDS = ("lite0", "lite1", "lite2")
 LOCAL = "lite0"  # the backend whose network is the device's local classifier
@@ -386,8 +395,14 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="K of the student rows: confidence + K pooled-feature components",
     )
+    add_smoke(parser)
     args = parser.parse_args(argv)
     configure_threads()
+    if args.smoke:  # ten images: five-fold cross-validation needs a few a fold
+        limit_splits(10)
+        logistic_fit.STEPS = 5
+        args.backends, args.probes = [LOCAL], [2]
+        args.json = smoke_path(args.json)
     keys = [a.key for a in get_action_set(args.actions)]
     backends = list(dict.fromkeys([LOCAL, *args.backends]))  # the probes need LOCAL
     tables = {b: backend_table(b, args.actions) for b in backends}
