@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import zipfile
 from pathlib import Path
 
@@ -261,3 +262,41 @@ def test_an_unwritable_cache_folder_means_no_cache(
     blocked.write_text("a file where the cache folder would be")
     source = ImageSource(image_folder, cache_dir=blocked / "cache")
     assert len(source) == 40
+
+
+def _open_and_report(folder: Path, cache: Path, out: Path) -> None:
+    source = ImageSource(folder, cache_dir=cache)
+    out.write_text(json.dumps([source.names, source.sizes]))
+
+
+def test_ranks_opening_at_once_index_once(
+    image_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import multiprocessing
+
+    calls = tmp_path / "calls"
+    index = ImageSource._index
+
+    def counted(self: ImageSource, names: list[str]) -> list[object]:
+        with calls.open("a") as handle:
+            handle.write(f"{os.getpid()}\n")
+        time.sleep(0.5)  # without the lock, the other rank would index meanwhile
+        return index(self, names)  # type: ignore[return-value]
+
+    monkeypatch.setattr(ImageSource, "_index", counted)
+    context = multiprocessing.get_context("fork")
+    ranks = [
+        context.Process(
+            target=_open_and_report,
+            args=(image_folder, tmp_path / "cache", tmp_path / f"rank{r}.json"),
+        )
+        for r in range(2)
+    ]
+    for rank in ranks:
+        rank.start()
+    for rank in ranks:
+        rank.join(60)
+        assert rank.exitcode == 0
+    assert len(calls.read_text().splitlines()) == 1  # the other rank read it
+    results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert results[0] == results[1] and len(results[0][0]) == 40
