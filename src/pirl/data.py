@@ -406,8 +406,8 @@ class ImageSource:
                 self.unreadable[name] = str(err)
                 print(
                     f"pirl: warning: {self.where(name)}: {err}; a grey image stands "
-                    f"in for it (image {index} of {len(self)}); replace the file, "
-                    "or remove it and start a new run",
+                    f"in for it (index {index} of {len(self)} images); replace the "
+                    "file, or remove it and start a new run",
                     file=sys.stderr,
                     flush=True,
                 )
