@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_threads()
     if args.smoke:
-        limit_splits()
+        limit_splits(4)
         OVERRIDES.update(SMOKE_OVERRIDES)
         args.backends, args.budgets = args.backends[:1], [1]
         args.json = smoke_path(args.json)

@@ -70,8 +70,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", default="out/bench/pirl_defaults.json")
     add_smoke(p)
     args = p.parse_args(argv)
-    if args.smoke:  # one epoch of 256 images at the defaults (two steps), one variant
-        args.variants, args.images, args.epochs = ["infonce", "random"], 256, 1
+    if args.smoke:  # one epoch of 128 images at the defaults (one step), one variant
+        args.variants, args.images, args.epochs = ["infonce", "random"], 128, 1
         args.log_every, args.eval_train, args.eval_test = 1, 64, 32
         args.out_dir = str(SMOKE_OUT / "pirl_defaults")
         args.json = str(SMOKE_OUT / "pirl_defaults.json")
