@@ -45,6 +45,8 @@ class ThresholdControl:
         updates: estimates that moved it.
         weight: the estimates' total weight ``Σ w``.
         lost: the weight of the estimates that lost the answer ``Σ w·err``.
+        remembered: the logit of the agent the drift monitor remembers (the
+            threshold belongs to the weights it was steered for).
     """
 
     value: float | None = None
@@ -52,6 +54,7 @@ class ThresholdControl:
     updates: int = 0
     weight: float = 0.0
     lost: float = 0.0
+    remembered: float | None = None
 
     def begin(self, threshold: float) -> None:
         """Start from the agent's calibrated ``threshold`` (once per run)."""
@@ -79,6 +82,22 @@ class ThresholdControl:
         self.updates += 1
         self.weight += weight
         self.lost += weight * err
+
+    def retrain_starts(self, remembered: bool) -> None:
+        """The serving weights are put aside (``remembered``): so is their
+        threshold."""
+        if remembered:
+            self.remembered = self.value
+
+    def retrain_ends(self) -> None:
+        """New weights: they start from the agent's calibrated threshold."""
+        if self.value is not None:
+            self.value = self.start
+
+    def swapped(self) -> None:
+        """The remembered weights came back: their threshold with them."""
+        if self.value is not None and self.remembered is not None:
+            self.value, self.remembered = self.remembered, self.value
 
     def miss_rate(self) -> float | None:
         """The weighted share of estimates that lost the answer (None: none yet)."""

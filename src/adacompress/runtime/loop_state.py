@@ -149,6 +149,7 @@ class LoopState:
         if self.monitor.watch(stats, self.learner):
             self.agent_changed = True
             self.downshift.reset(search=True)
+            self.control.swapped()
         if self.monitor.testing:
             self.rate.hold(self.settings.drift.drift_p_est)
             if not was_testing:
@@ -161,7 +162,9 @@ class LoopState:
         self.mode = "retrain"
         self.retrain.restart()
         self.downshift.reset(search=False)
+        before = self.monitor.remembered
         self.monitor.retrain_starts(self.learner)
+        self.control.retrain_starts(self.monitor.remembered is not before)
         self.flush_memory()
         self.learner.restart_exploration(
             warmup_steps=s.retrain_warmup,
@@ -174,6 +177,7 @@ class LoopState:
         self.retrains += 1
         self.rate.reset(self.settings.estimate)
         self.monitor.retrain_ends()
+        self.control.retrain_ends()
         self.downshift.reset(search=True)
         self.flush_memory()
         self.learner.stop_exploring()

@@ -247,3 +247,29 @@ def test_the_certificate_tightens_as_estimates_come() -> None:
     assert KeptCertificate().kept_at_least(0.95) == 0.0
     assert KeptCertificate(answered=5, lowest_p=0.0).kept_at_least(0.95) == 0.0
     assert "kept ≥ 0." in many.text(0.95) and "1000 estimates" in many.text(0.95)
+
+
+def test_the_threshold_belongs_to_the_weights_it_was_steered_for(
+    tmp_path: Path,
+) -> None:
+    """A retrain puts the serving weights aside with their threshold; the new
+    weights start from the calibrated one; a swap back brings the old one back."""
+    runtime = make_runtime(tmp_path, CONTROLLED, [], policy=GradedSurvival())
+    state, control = runtime.state, runtime.state.control
+    start = control.value
+    control.value = 7.0  # steered up on a hard scene
+    state.start_retrain()
+    assert control.remembered is None  # no scene was left: no weights put aside
+    state.end_retrain()
+    assert control.value == start
+    control.value = 7.0
+    control.retrain_starts(True)  # as when the monitor remembers the weights
+    control.retrain_ends()
+    assert (control.value, control.remembered) == (start, 7.0)
+    control.value = 3.0
+    control.swapped()
+    assert (control.value, control.remembered) == (7.0, 3.0)
+    plain = ThresholdControl(value=5.0, start=4.0)
+    plain.retrain_starts(False)
+    plain.swapped()  # nothing remembered: nothing to swap
+    assert plain.value == 5.0 and plain.remembered is None
