@@ -3,13 +3,18 @@ budget as they arrive (in all, and per client address), never from the length a
 client declares, and a body must keep up a minimum pace or get 408.
 
 A client that declares 32 MB and sends one byte so holds one byte, for at most
-the grace; only bytes that really arrive can fill the budget.
+the grace; only bytes that really arrive can fill the budget. What decoding
+will hold is reserved the same way (:class:`DecodeBudget`), from image headers
+before anything is decoded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -108,3 +113,40 @@ async def read_body(
             body += chunk
     finally:
         budget.give(client, len(body))
+
+
+class DecodeBudget:
+    """Bytes of decoded pixels the service holds at once, across requests and
+    worker threads: a request reserves what its images will cost
+    (:func:`basekit.images.image_header`) before anything is decoded."""
+
+    def __init__(self, total: int, wait: float = 30.0) -> None:
+        self.total, self.used, self.wait = total, 0, wait
+        self._free = threading.Condition()
+
+    @contextlib.contextmanager
+    def holding(self, size: int) -> Iterator[None]:
+        """Hold ``size`` bytes while the block runs.
+
+        Raises:
+            BadRequest: 413 when ``size`` is over the whole budget, 503 when it
+                does not come free within ``wait`` seconds.
+        """
+        if size > self.total:
+            raise BadRequest(
+                413,
+                f"decoding needs {size / 1e6:,.0f} MB, more than the "
+                f"{self.total / 1e6:,.0f} MB the service decodes at once",
+            )
+        with self._free:
+            if not self._free.wait_for(
+                lambda: self.used + size <= self.total, self.wait
+            ):
+                raise BadRequest(503, "decoding other requests")
+            self.used += size
+        try:
+            yield
+        finally:
+            with self._free:
+                self.used -= size
+                self._free.notify_all()
