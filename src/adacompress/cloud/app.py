@@ -104,17 +104,9 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
     cloud = service if service is not None else get_backend(settings.backend)
     if hasattr(cloud, "batch_size"):
         cloud.batch_size = MAX_IMAGES  # one request = one model batch
-    api_key = read_api_key(settings)
-    model_lock = threading.Lock()
-    gate = asyncio.Semaphore(settings.max_concurrent)
-    reading = BodyBudget(
-        READING_REQUESTS * settings.max_request_bytes, settings.max_request_bytes
-    )
-    pace = BodyPace(settings.body_grace, settings.min_body_rate, settings.body_timeout)
-    decoding = DecodeBudget(settings.decode_budget_mb * 1_000_000)
-    rng = random.Random(settings.seed)
+    annotator = Annotator(settings, cloud, read_api_key(settings))
     app = FastAPI(title="adacompress emulated cloud", docs_url=None, redoc_url=None)
-    app.state.faults = {"dropped": 0, "throttled": 0, "unavailable": 0}
+    app.state.faults = annotator.faults
     app.state.connection_limits = connection_limits(settings)
 
     @app.exception_handler(HTTPException)
@@ -128,29 +120,80 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "backend": cloud.name}
 
-    def classify(images: list[bytes]) -> list[Answer]:
-        with model_lock:
-            return cloud.classify(images)
-
     @app.post("/v1/images:annotate", openapi_extra=ANNOTATE_OPENAPI)
     async def annotate(request: Request) -> Response:
-        given = request.headers.get("x-goog-api-key") or request.query_params.get("key")
-        if api_key and not hmac.compare_digest(
-            (given or "").encode(), api_key.encode()
-        ):
-            return error_response(403, "missing or invalid API key")
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > settings.max_request_bytes:
-            return error_response(
-                413, f"request larger than {settings.max_request_bytes} bytes"
-            )
-        if gate.locked():  # refused before the client sends its body
-            return busy("too many requests at once")
+        return await annotator.annotate(request)
+
+    return app
+
+
+class Annotator:
+    """One annotate request's path: the key, the declared length and a free slot
+    (before the body is read), the body (under its budget and pace), a fault draw,
+    then :func:`answer` in a worker thread."""
+
+    def __init__(self, settings: ServeSettings, cloud: Service, api_key: str | None):
+        self.settings, self.cloud, self.api_key = settings, cloud, api_key
+        self.model_lock = threading.Lock()
+        self.gate = asyncio.Semaphore(settings.max_concurrent)
+        self.reading = BodyBudget(
+            READING_REQUESTS * settings.max_request_bytes, settings.max_request_bytes
+        )
+        self.pace = BodyPace(
+            settings.body_grace, settings.min_body_rate, settings.body_timeout
+        )
+        self.decoding = DecodeBudget(settings.decode_budget_mb * 1_000_000)
+        self.rng = random.Random(settings.seed)
+        self.faults = {"dropped": 0, "throttled": 0, "unavailable": 0}
+
+    def classify(self, images: list[bytes]) -> list[Answer]:
+        with self.model_lock:
+            return self.cloud.classify(images)
+
+    async def annotate(self, request: Request) -> Response:
+        refused = self.refused(request)
+        if refused is not None:
+            return refused
         # The body is read before a compute slot is taken, so slow senders hold
         # only their own connection; the bytes being read at once are bounded.
+        body = await self.body(request)
+        if isinstance(body, Response):
+            return body
+        if self.gate.locked():
+            return busy("too many requests at once")
+        async with self.gate:
+            fault = inject_fault(self.settings, self.rng, self.faults)
+            if fault is not None:
+                return fault
+            if self.settings.latency > 0:
+                await asyncio.sleep(self.settings.latency)
+            return await run_in_threadpool(
+                answer, body, self.settings, self.classify, self.decoding
+            )
+
+    def refused(self, request: Request) -> Response | None:
+        """Why the request is refused before its body is read, if it is."""
+        given = request.headers.get("x-goog-api-key") or request.query_params.get("key")
+        if self.api_key and not hmac.compare_digest(
+            (given or "").encode(), self.api_key.encode()
+        ):
+            return error_response(403, "missing or invalid API key")
+        limit = self.settings.max_request_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return error_response(413, f"request larger than {limit} bytes")
+        if self.gate.locked():  # refused before the client sends its body
+            return busy("too many requests at once")
+        return None
+
+    async def body(self, request: Request) -> bytes | Response:
+        """The request's body, or the answer when it cannot be read."""
         try:
-            body = await read_body(
-                request, limit=settings.max_request_bytes, budget=reading, pace=pace
+            return await read_body(
+                request,
+                limit=self.settings.max_request_bytes,
+                budget=self.reading,
+                pace=self.pace,
             )
         except BadRequest as err:
             if err.status == 503:
@@ -160,17 +203,6 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
             host = request.client.host if request.client else "?"
             log.warning("client closed its connection mid-body (%s)", host)
             return Response(status_code=400)
-        if gate.locked():
-            return busy("too many requests at once")
-        async with gate:
-            fault = inject_fault(settings, rng, app.state.faults)
-            if fault is not None:
-                return fault
-            if settings.latency > 0:
-                await asyncio.sleep(settings.latency)
-            return await run_in_threadpool(answer, body, settings, classify, decoding)
-
-    return app
 
 
 def connection_limits(settings: ServeSettings) -> ConnectionLimits:
