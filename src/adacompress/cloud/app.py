@@ -18,7 +18,6 @@ import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -38,11 +37,17 @@ from adacompress.cloud.connections import ConnectionLimits
 from adacompress.cloud.faults import inject_fault
 from adacompress.cloud.service import Service, ServiceError
 from adacompress.cloud.settings import ServeSettings
-from adacompress.cloud.wire import (
-    ANNOTATE_OPENAPI,
-    HEALTH_SCHEMA,
+from adacompress.cloud.vision import (
     MAX_IMAGES,
+    AnnotateResponse,
+    Health,
+    ImageAnswer,
+    dump,
+)
+from adacompress.cloud.wire import (
+    ANNOTATE_ROUTE,
     busy,
+    document_request,
     error_response,
     image_error,
     label_annotations,
@@ -113,17 +118,15 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return error_response(exc.status_code, str(exc.detail))
 
-    @app.get(
-        "/healthz",
-        responses={200: {"content": {"application/json": {"schema": HEALTH_SCHEMA}}}},
-    )
+    @app.get("/healthz", response_model=Health)
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "backend": cloud.name}
 
-    @app.post("/v1/images:annotate", openapi_extra=ANNOTATE_OPENAPI)
+    @app.post("/v1/images:annotate", **ANNOTATE_ROUTE)
     async def annotate(request: Request) -> Response:
         return await annotator.annotate(request)
 
+    document_request(app)
     return app
 
 
@@ -233,7 +236,7 @@ def answer(
         return error_response(400, "body is not valid JSON")
     except BadRequest as err:
         return error_response(err.status, str(err))
-    responses: list[dict[str, Any]] = [{} for _ in parsed]
+    responses = [ImageAnswer() for _ in parsed]
     checked: list[tuple[int, bytes, int]] = []
     pixels = 0
     for i, (content, _) in enumerate(parsed):
@@ -277,7 +280,7 @@ def answer(
 def _classified(
     checked: list[tuple[int, bytes, int]],
     parsed: list[tuple[str, int]],
-    responses: list[dict[str, Any]],
+    responses: list[ImageAnswer],
     settings: ServeSettings,
     classify: Callable[[list[bytes]], list[Answer]],
 ) -> Response:
@@ -296,5 +299,5 @@ def _classified(
         except ServiceError as err:
             return error_response(500, str(err))
         for (i, _), labels in zip(good, answers, strict=True):
-            responses[i] = {"labelAnnotations": label_annotations(labels, parsed[i][1])}
-    return JSONResponse({"responses": responses})
+            responses[i] = label_annotations(labels, parsed[i][1])
+    return JSONResponse(dump(AnnotateResponse(responses=responses)))

@@ -1,5 +1,6 @@
-"""Google Vision's ``images:annotate`` wire format as ``adacompress serve`` speaks it:
-what a request may hold, the answer's labels, and the error bodies.
+"""How ``adacompress serve`` reads and writes Google Vision's ``images:annotate``
+format (stated once in :mod:`.vision`): the request's checks, the answer's labels,
+the error bodies, and the annotate operation as OpenAPI documents it.
 
 Request-level problems get an HTTP error ``{"error": {"code", "message", "status"}}``;
 a bad image inside a good request gets ``responses[i].error {code, message}`` (gRPC
@@ -10,17 +11,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from pydantic.json_schema import models_json_schema
 
 from adacompress.cloud.admission import BadRequest
 from adacompress.cloud.service import TOP_LABELS
+from adacompress.cloud.vision import (
+    INVALID_ARGUMENT_CODE,
+    LABEL_DETECTION,
+    MAX_IMAGES,
+    AnnotateRequest,
+    AnnotateResponse,
+    ErrorBody,
+    ErrorDetail,
+    ImageAnswer,
+    ImageStatus,
+    LabelAnnotation,
+    dump,
+)
 from adacompress.core.labels import Answer, imagenet_classes
 
-MAX_IMAGES = 16
-LABEL_DETECTION = ("LABEL_DETECTION", 4)
-"""The feature type as Google's enum name or its number."""
-INVALID_ARGUMENT_CODE = 3
-"""gRPC code used in per-image errors."""
 STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
     403: "PERMISSION_DENIED",
@@ -33,123 +44,13 @@ STATUS_NAMES = {
 }
 
 
-_ERROR_SCHEMA = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["code", "message", "status"],
-            "properties": {
-                "code": {"type": "integer"},
-                "message": {"type": "string"},
-                "status": {"type": "string"},
-            },
-        }
-    },
-}
-_IMAGE_ERROR_SCHEMA = {
-    "type": "object",
-    "required": ["code", "message"],
-    "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
-}
-"""One image's error inside a 200 answer, as Google sends it (``google.rpc.Status``)."""
-_LABEL_SCHEMA = {
-    "type": "object",
-    "required": ["mid", "description", "score"],
-    "properties": {
-        "mid": {"type": "string"},
-        "description": {"type": "string"},
-        "score": {"type": "number", "minimum": 0, "maximum": 1},
-        "topicality": {"type": "number"},
-    },
-}
-_IMAGE_REQUEST_SCHEMA = {
-    "type": "object",
-    "required": ["image", "features"],
-    "properties": {
-        "image": {
-            "type": "object",
-            "required": ["content"],
-            "properties": {"content": {"type": "string", "format": "byte"}},
-        },
-        "features": {
-            "type": "array",
-            "minItems": 1,
-            "items": {
-                "type": "object",
-                "properties": {"type": {"type": ["string", "integer"]}},
-            },
-            "contains": {
-                "type": "object",
-                "required": ["type"],
-                "properties": {
-                    "type": {"enum": list(LABEL_DETECTION)},
-                    "maxResults": {"type": "integer", "minimum": 1},
-                },
-            },
-        },
-    },
-}
-_JSON_ERROR = {"content": {"application/json": {"schema": _ERROR_SCHEMA}}}
-ANNOTATE_OPENAPI: dict[str, Any] = {
-    "parameters": [
-        {
-            "name": "x-goog-api-key",
-            "in": "header",
-            "required": False,
-            "schema": {"type": "string"},
-        },
-        {"name": "key", "in": "query", "required": False, "schema": {"type": "string"}},
-    ],
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["requests"],
-                    "properties": {
-                        "requests": {
-                            "type": "array",
-                            "minItems": 1,
-                            "maxItems": MAX_IMAGES,
-                            "items": _IMAGE_REQUEST_SCHEMA,
-                        }
-                    },
-                }
-            }
-        },
-    },
+_REQUEST_REF = "#/components/schemas/{model}"
+ANNOTATE_ROUTE: dict[str, Any] = {
+    "response_model": AnnotateResponse,
     "responses": {
-        "200": {
-            "description": "one answer per image: its labels, or its error",
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["responses"],
-                        "properties": {
-                            "responses": {
-                                "type": "array",
-                                "items": {
-                                    "type": "object",
-                                    "properties": {
-                                        "labelAnnotations": {
-                                            "type": "array",
-                                            "items": _LABEL_SCHEMA,
-                                        },
-                                        "error": _IMAGE_ERROR_SCHEMA,
-                                    },
-                                },
-                            }
-                        },
-                    }
-                }
-            },
-        },
+        200: {"description": "one answer per image: its labels, or its error"},
         **{
-            str(code): {"description": name, **_JSON_ERROR}
+            code: {"model": ErrorBody, "description": name}
             for code, name in (
                 (400, "a bad request"),
                 (403, "a missing or wrong key"),
@@ -161,28 +62,63 @@ ANNOTATE_OPENAPI: dict[str, Any] = {
             )
         },
     },
+    "openapi_extra": {
+        "parameters": [
+            {
+                "name": "x-goog-api-key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+            },
+            {
+                "name": "key",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+            },
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": _REQUEST_REF.format(model="AnnotateRequest")}
+                }
+            },
+        },
+    },
 }
-"""The annotate operation as OpenAPI documents it (the handler reads the raw body
-itself, so the schema is stated here): what clients and the fuzzing campaign see."""
-HEALTH_SCHEMA = {
-    "type": "object",
-    "required": ["status", "backend"],
-    "properties": {"status": {"type": "string"}, "backend": {"type": "string"}},
-}
+"""How the annotate route is documented: its answers are models FastAPI states;
+its body is read raw (bounded, deep JSON refused before parsing), so the request
+model joins the document through :func:`document_request`."""
+
+
+def document_request(app: FastAPI) -> None:
+    """Add :class:`~adacompress.cloud.vision.AnnotateRequest`'s schemas to the
+    OpenAPI components of ``app`` (the route refers to it)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            _, defs = models_json_schema(
+                [(AnnotateRequest, "validation")], ref_template=_REQUEST_REF
+            )
+            components = document.setdefault("components", {})
+            components.setdefault("schemas", {}).update(defs["$defs"])
+        return app.openapi_schema or build()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def error_response(
     status: int, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     """Google's HTTP-level error body."""
-    body = {
-        "error": {
-            "code": status,
-            "message": message,
-            "status": STATUS_NAMES.get(status, "UNKNOWN"),
-        }
-    }
-    return JSONResponse(body, status_code=status, headers=headers)
+    status_name = STATUS_NAMES.get(status, "UNKNOWN")
+    body = ErrorBody(
+        error=ErrorDetail(code=status, message=message, status=status_name)
+    )
+    return JSONResponse(dump(body), status_code=status, headers=headers)
 
 
 def busy(reason: str) -> JSONResponse:
@@ -192,6 +128,10 @@ def busy(reason: str) -> JSONResponse:
 
 def parse_requests(body: Any, max_image_bytes: int) -> list[tuple[str, int]]:
     """``(base64 content, maxResults)`` per image of an annotate body.
+
+    Checks what :class:`~adacompress.cloud.vision.AnnotateRequest` documents, by
+    hand and in order, so that each problem gets its one-line message and an
+    image too large is refused before anything else is made of it.
 
     Raises:
         BadRequest: missing or malformed fields, too many or too large images.
@@ -234,19 +174,22 @@ def parse_requests(body: Any, max_image_bytes: int) -> list[tuple[str, int]]:
     return parsed
 
 
-def label_annotations(answer: Answer, max_results: int) -> list[dict[str, Any]]:
+def label_annotations(answer: Answer, max_results: int) -> ImageAnswer:
     """Labels as Google's ``labelAnnotations``; ``mid`` carries the ImageNet wnid."""
     classes = imagenet_classes()
-    return [
-        {
-            "mid": classes[label.class_id][0] if 0 <= label.class_id < 1000 else "",
-            "description": label.name,
-            "score": label.score,
-            "topicality": label.score,
-        }
-        for label in answer[:max_results]
-    ]
+    return ImageAnswer(
+        labelAnnotations=[
+            LabelAnnotation(
+                mid=classes[label.class_id][0] if 0 <= label.class_id < 1000 else "",
+                description=label.name,
+                score=label.score,
+                topicality=label.score,
+            )
+            for label in answer[:max_results]
+        ]
+    )
 
 
-def image_error(message: str) -> dict[str, Any]:
-    return {"error": {"code": INVALID_ARGUMENT_CODE, "message": message}}
+def image_error(message: str) -> ImageAnswer:
+    """One image's error inside a 200 answer (gRPC code 3, as Google does)."""
+    return ImageAnswer(error=ImageStatus(code=INVALID_ARGUMENT_CODE, message=message))
