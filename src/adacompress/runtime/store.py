@@ -14,7 +14,7 @@ import io
 import json
 import sqlite3
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -33,43 +33,6 @@ LOCK_FILE = "run.lock"
 FINAL_STATES = ("inference", "estimate", "retrain", "skipped")
 """A record in one of these states means the image is done; ``failed`` is retried."""
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (
-    position INTEGER PRIMARY KEY,
-    path TEXT NOT NULL,
-    state TEXT NOT NULL,
-    action TEXT,
-    bytes_uploaded INTEGER NOT NULL,
-    reference_bytes INTEGER,
-    accuracy REAL,
-    p_est REAL NOT NULL,
-    epsilon REAL NOT NULL,
-    labels TEXT NOT NULL,
-    error TEXT,
-    source TEXT,
-    digest TEXT,
-    calls INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS runtime (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    state TEXT NOT NULL,
-    agent BLOB NOT NULL,
-    metadata TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS transitions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    generation INTEGER NOT NULL,
-    state BLOB NOT NULL,
-    rewards BLOB NOT NULL,
-    observed BLOB NOT NULL
-);
-"""
-_COLUMNS = (
-    "position, path, state, action, bytes_uploaded, reference_bytes, accuracy, "
-    "p_est, epsilon, labels, error, source, digest, calls"
-)
-
-
 TOP_LABELS_RECORDED = 5
 MAX_STATE_CHARS = 10_000_000
 """Longest runtime state or metadata JSON (a few kB in practice)."""
@@ -77,12 +40,49 @@ MAX_LABELS_CHARS = 100_000
 """Longest record's labels (TOP_LABELS_RECORDED of them)."""
 
 
+def _column(sql: str, stored_as: str | None = None) -> dict[str, str]:
+    """A field's column: its SQLite declaration, and its name in the file where that
+    is not the field's (a name kept so that older stores read as they are)."""
+    return {"sql": sql, "column": stored_as or ""}
+
+
+@dataclass(frozen=True)
+class Record:
+    """What happened to one input image: one row of the ``records`` table, whose
+    columns are these fields, in this order (:data:`RECORD_COLUMNS`)."""
+
+    position: int = field(metadata=_column("INTEGER PRIMARY KEY"))
+    path: str = field(metadata=_column("TEXT NOT NULL"))
+    state: str = field(metadata=_column("TEXT NOT NULL"))
+    """inference, estimate, retrain, skipped (bad image) or failed (service error)"""
+    action: str | None = field(metadata=_column("TEXT"))
+    bytes_uploaded: int = field(metadata=_column("INTEGER NOT NULL"))
+    reference_bytes: int | None = field(metadata=_column("INTEGER"))
+    accuracy: float | None = field(metadata=_column("REAL"))
+    p_est: float = field(metadata=_column("REAL NOT NULL"))
+    epsilon: float = field(metadata=_column("REAL NOT NULL"))
+    labels: list[tuple[int, str, float]] = field(metadata=_column("TEXT NOT NULL"))
+    """the top labels, stored as JSON"""
+    error: str | None = field(default=None, metadata=_column("TEXT"))
+    source: str | None = field(default=None, metadata=_column("TEXT"))
+    """the resolved path (None in runs from before identities)"""
+    digest: str | None = field(default=None, metadata=_column("TEXT"))
+    """SHA-256 of the file's bytes (None when it could not be read)"""
+    calls: int = field(default=0, metadata=_column("INTEGER NOT NULL DEFAULT 0"))
+    """new (paid) calls to the service this image took"""
+
+    @property
+    def identity(self) -> tuple[str, str | None]:
+        return (self.source or self.path, self.digest)
+
+
 @dataclass(frozen=True)
 class Step:
-    """What happened to one image, before it becomes a :class:`Record`."""
+    """What happened to one image, before it becomes a :class:`Record` (the
+    fields of the same name)."""
 
     action: str | None = None
-    uploaded: int = 0
+    bytes_uploaded: int = 0
     reference_bytes: int | None = None
     accuracy: float | None = None
     labels: Answer = field(default_factory=list)
@@ -101,62 +101,33 @@ class Step:
     ) -> Record:
         """The image's record: this step, in ``state``, with the runtime's state
         after it (its top labels rounded, as stored)."""
+        own = {f.name: getattr(self, f.name) for f in fields(self)}
+        own["labels"] = [
+            (label.class_id, label.name, round(label.score, 6))
+            for label in self.labels[:TOP_LABELS_RECORDED]
+        ]
+        source, digest = identity
         return Record(
             position=position,
             path=str(path),
             state=state,
-            action=self.action,
-            bytes_uploaded=self.uploaded,
-            reference_bytes=self.reference_bytes,
-            accuracy=self.accuracy,
             p_est=p_est,
             epsilon=epsilon,
-            labels=[
-                (label.class_id, label.name, round(label.score, 6))
-                for label in self.labels[:TOP_LABELS_RECORDED]
-            ],
-            error=self.error,
-            source=identity[0],
-            digest=identity[1],
+            source=source,
+            digest=digest,
             calls=calls,
+            **own,
         )
 
 
 @dataclass(frozen=True)
-class Record:
-    """What happened to one input image."""
-
-    position: int
-    path: str
-    state: str
-    """inference, estimate, retrain, skipped (bad image) or failed (service error)"""
-    action: str | None
-    bytes_uploaded: int
-    reference_bytes: int | None
-    accuracy: float | None
-    p_est: float
-    epsilon: float
-    labels: list[tuple[int, str, float]]
-    error: str | None = None
-    source: str | None = None
-    """the resolved path (None in runs from before identities)"""
-    digest: str | None = None
-    """SHA-256 of the file's bytes (None when it could not be read)"""
-    calls: int = 0
-    """new (paid) calls to the service this image took"""
-
-    @property
-    def identity(self) -> tuple[str, str | None]:
-        return (self.source or self.path, self.digest)
-
-
-@dataclass(frozen=True)
 class Transition:
-    """One row of the memory buffer D (the next state is the same image's)."""
+    """One row of the memory buffer D (the next state is the same image's): one
+    row of the ``transitions`` table, after its ``id`` and ``generation``."""
 
-    state: np.ndarray
-    signals: np.ndarray
-    observed: np.ndarray
+    state: np.ndarray = field(metadata=_column("BLOB NOT NULL"))
+    signals: np.ndarray = field(metadata=_column("BLOB NOT NULL", stored_as="rewards"))
+    observed: np.ndarray = field(metadata=_column("BLOB NOT NULL"))
 
     @classmethod
     def one_action(
@@ -167,6 +138,39 @@ class Transition:
         observed = np.zeros(n_actions, dtype=np.float32)
         signals[index], observed[index] = signal, 1.0
         return cls(state, signals, observed)
+
+
+def _columns(cls: type) -> dict[str, Field[Any]]:
+    """``cls``'s fields by the name of their column in the file."""
+    return {f.metadata["column"] or f.name: f for f in fields(cls)}
+
+
+RECORD_COLUMNS = _columns(Record)
+TRANSITION_COLUMNS = _columns(Transition)
+
+
+def _table(name: str, columns: dict[str, Field[Any]], *before: str) -> str:
+    declared = [*before, *(f"{c} {f.metadata['sql']}" for c, f in columns.items())]
+    body = ",\n    ".join(declared)
+    return f"CREATE TABLE IF NOT EXISTS {name} (\n    {body}\n);\n"
+
+
+_SCHEMA = (
+    _table("records", RECORD_COLUMNS)
+    + """CREATE TABLE IF NOT EXISTS runtime (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    state TEXT NOT NULL,
+    agent BLOB NOT NULL,
+    metadata TEXT NOT NULL
+);
+"""
+    + _table(
+        "transitions",
+        TRANSITION_COLUMNS,
+        "id INTEGER PRIMARY KEY AUTOINCREMENT",
+        "generation INTEGER NOT NULL",
+    )
+)
 
 
 def _migrate(db: sqlite3.Connection, old: int) -> None:
@@ -286,8 +290,8 @@ class RunStore:
 
     def transitions(self, generation: int) -> list[Transition]:
         rows = self._db.query(
-            "SELECT state, rewards, observed FROM transitions WHERE generation = ? "
-            "ORDER BY id",
+            f"SELECT {', '.join(TRANSITION_COLUMNS)} FROM transitions "
+            "WHERE generation = ? ORDER BY id",
             (generation,),
         )
         if any(
@@ -300,7 +304,9 @@ class RunStore:
         ]
 
     def records(self) -> list[Record]:
-        rows = self._db.query(f"SELECT {_COLUMNS} FROM records ORDER BY position")
+        rows = self._db.query(
+            f"SELECT {', '.join(RECORD_COLUMNS)} FROM records ORDER BY position"
+        )
         try:
             return [_record(row) for row in rows]
         except ValueError as err:
@@ -328,26 +334,7 @@ class RunStore:
     ) -> None:
         """Record one image and the state after it, atomically."""
         with self._db.transaction():
-            self._db.execute(
-                f"INSERT INTO records ({_COLUMNS}) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.position,
-                    record.path,
-                    record.state,
-                    record.action,
-                    record.bytes_uploaded,
-                    record.reference_bytes,
-                    record.accuracy,
-                    record.p_est,
-                    record.epsilon,
-                    json.dumps(record.labels),
-                    record.error,
-                    record.source,
-                    record.digest,
-                    record.calls,
-                ),
-            )
+            self._db.execute(*_insert("records", RECORD_COLUMNS, record))
             self._db.execute(
                 "UPDATE runtime SET state = ? WHERE id = 1", (json.dumps(state),)
             )
@@ -358,14 +345,9 @@ class RunStore:
             if transition is not None:
                 generation, t = transition
                 self._db.execute(
-                    "INSERT INTO transitions (generation, state, rewards, observed) "
-                    "VALUES (?, ?, ?, ?)",
-                    (
-                        generation,
-                        _array_blob(t.state),
-                        _array_blob(t.signals),
-                        _array_blob(t.observed),
-                    ),
+                    *_insert(
+                        "transitions", TRANSITION_COLUMNS, t, generation=generation
+                    )
                 )
             # Older generations of D are never read again.
             self._db.execute(
@@ -380,7 +362,9 @@ def _record(row: tuple[Any, ...]) -> Record:
     Raises:
         ValueError: the first column that is not (one line).
     """
-    values = dict(zip(_COLUMNS.split(", "), row, strict=True))
+    values = {
+        f.name: value for f, value in zip(RECORD_COLUMNS.values(), row, strict=True)
+    }
     values["labels"] = read_labels(
         values["labels"], max_labels=TOP_LABELS_RECORDED, max_chars=MAX_LABELS_CHARS
     )
@@ -389,6 +373,28 @@ def _record(row: tuple[Any, ...]) -> Record:
         if name != "labels" and not fits(value, hints[name]):
             raise ValueError(f"{name} is not {hints[name]}")
     return Record(**values)
+
+
+def _insert(
+    table: str, columns: dict[str, Field[Any]], row: object, **more: object
+) -> tuple[str, tuple[Any, ...]]:
+    """The ``INSERT`` of ``row`` (a :class:`Record` or :class:`Transition`) into
+    ``table``, with ``more`` columns before its own: labels as JSON, arrays as
+    float32 bytes."""
+    values = [*more.values()]
+    for f in columns.values():
+        value = getattr(row, f.name)
+        if f.name == "labels":
+            value = json.dumps(value)
+        elif f.metadata["sql"].startswith("BLOB"):
+            value = _array_blob(value)
+        values.append(value)
+    names = [*more, *columns]
+    sql = (
+        f"INSERT INTO {table} ({', '.join(names)}) "
+        f"VALUES ({', '.join('?' * len(names))})"
+    )
+    return sql, tuple(values)
 
 
 def _tensor_blob(obj: Any) -> bytes:
