@@ -5,7 +5,8 @@ API.
 ``labelAnnotations`` entry becomes a :class:`Label`. Label ids: the emulator puts the
 ImageNet wnid in ``mid``, mapped back to the class index; any other ``mid`` (the real
 API's ``/m/...`` ids) gets :func:`name_class_id` of the description, so metrics then
-compare label names.
+compare label names. Requests and labels are :mod:`adacompress.cloud.vision`'s
+models, the ones the emulator answers with.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from functools import partial
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
 from adacompress.cloud.clients.retry import (
     RetryPolicy,
@@ -27,11 +29,18 @@ from adacompress.cloud.clients.retry import (
     parse_retry_after,
 )
 from adacompress.cloud.service import ServiceError, ServiceUnreachable
+from adacompress.cloud.vision import (
+    MAX_IMAGES,
+    AnnotateRequest,
+    ImageAnswer,
+    dump,
+    one_line,
+)
 from adacompress.core.labels import Answer, Label, name_class_id, wnid_class_ids
 from adacompress.core.limits import GOOGLE_VISION_FORMATS, UploadLimits
 
 ANNOTATE_PATH = "/v1/images:annotate"
-MAX_IMAGES_PER_REQUEST = 16
+MAX_IMAGES_PER_REQUEST = MAX_IMAGES
 MAX_REQUEST_BYTES = 10 * 1000 * 1000
 """Google Vision's cap on one JSON request."""
 MAX_IMAGE_BYTES = 7 * 1024 * 1024
@@ -51,16 +60,8 @@ def annotate_url(base: str) -> str:
 
 def annotate_request(images: Sequence[bytes], max_results: int) -> dict[str, Any]:
     """The JSON body of one ``images:annotate`` call."""
-    feature = {"type": "LABEL_DETECTION", "maxResults": max_results}
-    return {
-        "requests": [
-            {
-                "image": {"content": base64.b64encode(data).decode()},
-                "features": [feature],
-            }
-            for data in images
-        ]
-    }
+    contents = [base64.b64encode(data).decode() for data in images]
+    return dump(AnnotateRequest.labels(contents, max_results))
 
 
 def parse_labels(response: Any) -> Answer:
@@ -73,29 +74,19 @@ def parse_labels(response: Any) -> Answer:
     """
     if not isinstance(response, dict):
         raise ValueError(f"a response is {type(response).__name__}, not an object")
-    items = response.get("labelAnnotations", [])
-    if items is None:
-        items = []
-    if not isinstance(items, list):
-        raise ValueError("labelAnnotations is not a list")
+    try:
+        answer = ImageAnswer.model_validate(response)
+    except ValidationError as err:
+        raise ValueError(one_line(err)) from None
     known = wnid_class_ids()
-    labels = []
-    for item in items:
-        if not isinstance(item, dict):
-            raise ValueError("a label is not an object")
-        name, mid, score = (
-            item.get("description"),
-            item.get("mid", ""),
-            item.get("score"),
+    labels = [
+        Label(
+            known.get(item.mid, name_class_id(item.description)),
+            item.description,
+            min(1.0, max(0.0, item.score)),
         )
-        if not isinstance(name, str) or not isinstance(mid, str):
-            raise ValueError("a label's description or mid is not text")
-        if isinstance(score, bool) or not isinstance(score, int | float):
-            raise ValueError(f"a label's score is {score!r}, not a number")
-        if score != score:  # NaN
-            raise ValueError("a label's score is NaN")
-        class_id = known.get(mid, name_class_id(name))
-        labels.append(Label(class_id, name, min(1.0, max(0.0, float(score)))))
+        for item in answer.labelAnnotations or []
+    ]
     return sorted(labels, key=lambda label: -label.score)
 
 
