@@ -9,7 +9,8 @@ cache: ``evaluate`` of every shipped agent on the test split, three scenery runs
 (the default agent, the paper-action agent, the paper's runtime preset), a ``run``
 with ``--downshift`` (its per-image records compared), three short trainings (the
 alpha-DQN with its calibration, the survival policy with full information, the
-survival policy from a survey) and two short PIRL trainings (their weights).
+survival policy from a survey; each agent file byte for byte and its whole log,
+calibration included) and two short PIRL trainings (their weights).
 Reports are compared without timings and without the agent file's path (shipped
 files may be renamed). Prints one line per check and exits 1 if any differs.
 ``--quick`` skips the trainings.
@@ -77,9 +78,26 @@ def run_records(out: Path) -> Any:
     return report(out), records(out / "state")
 
 
+def agent_file(path: Path) -> Any:
+    """Everything an agent file holds -- settings (the calibrated threshold, the
+    action costs), metadata (alpha), epsilon -- its tensors byte for byte."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return str(value.dtype), tuple(value.shape), value.numpy().tobytes()
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(torch.load(path, weights_only=True))
+
+
 def agent(out: Path) -> Any:
+    """The agent file and its whole log (history, calibration table, survey
+    summary, service calls), without timings."""
     log = json.loads((out / "a.json").read_text())
-    return weights(out / "a.pt", "network"), normalised(log["history"])
+    log.pop("command")  # names the output folder
+    return agent_file(out / "a.pt"), normalised(log)
 
 
 def pirl_weights(out: Path) -> Any:

@@ -188,17 +188,12 @@ class ThresholdSearch(CrossValidation):
         """threshold, cv_accuracy, cv_size_ratio for every threshold of the grid."""
         samples, env = self.samples, self.env
         cost = np.asarray(action_cost(env, samples))
-        n, n_actions = len(samples), len(env.actions)
-        survival, kept, nbytes = (np.zeros((n, n_actions)) for _ in range(3))
-        reference = np.zeros(n)
+        survival = np.zeros((len(samples), len(env.actions)))
         for held, policy in self.fold_policies():
             for i in held:
                 survival[i] = policy.belief(samples[i].features)[0]
-                results = env.step_all(samples[i])
-                kept[i] = [r.accuracy for r in results]
-                nbytes[i] = [r.nbytes for r in results]
-                reference[i] = results[0].reference_bytes
-        return threshold_table(survival, kept, nbytes, reference, cost)
+        table = Survey.full(env, samples)
+        return threshold_table(survival, table.kept, table.sizes, table.reference, cost)
 
     def for_target(self, target: float) -> Calibration:
         """The threshold with the smallest cross-validated size whose

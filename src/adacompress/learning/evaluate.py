@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from adacompress.cloud.service import ServiceError
-from adacompress.device.actions import REFERENCE_ACTION, Action
+from adacompress.device.actions import Action
 from adacompress.exchange.cache import Outcome
 from adacompress.exchange.calls import CallPlan, identify, plan_calls
 from adacompress.exchange.environment import (
@@ -28,6 +28,7 @@ from adacompress.exchange.environment import (
     open_agent_env,
 )
 from adacompress.learning.settings import EvaluateSettings
+from adacompress.learning.survey import Survey, answer_all
 from basekit.atomic import atomic_write_json
 from basekit.images import ImageError
 from basekit.progress import Progress
@@ -49,7 +50,6 @@ def collect(
 
     A chunk of photos at a time, so each photo is decoded once for both.
     """
-    wanted = [REFERENCE_ACTION, *env.actions]
     kept: list[Sample] = []
     outcomes: list[dict[Action, Outcome]] = []
     skipped: list[Skipped] = []
@@ -60,7 +60,7 @@ def collect(
         skipped.extend(unusable)
         for sample in samples:
             try:
-                outcomes.append(env.outcomes(sample, wanted))
+                outcomes.append(answer_all(env, sample))
                 kept.append(sample)
             except (ServiceError, ImageError) as err:
                 skipped.append(Skipped(str(sample.path), str(err)))
@@ -74,18 +74,16 @@ def summarize(
     env: CompressionEnv, collected: Collected, choices: Sequence[int] | None
 ) -> dict[str, Any]:
     """The report body: agent (if ``choices``), every fixed action, and the oracle."""
-    reference_bytes = sum(o[REFERENCE_ACTION].nbytes for o in collected.outcomes)
+    table = Survey.full(env, collected.samples, collected.outcomes)
+    reference_bytes = int(table.reference.sum())
 
-    def scores(picks: Sequence[Action]) -> dict[str, float]:
-        results = [
-            env.score(o[REFERENCE_ACTION], o[a])
-            for o, a in zip(collected.outcomes, picks, strict=True)
-        ]
-        total = sum(r.nbytes for r in results)
+    def scores(columns: Sequence[int]) -> dict[str, float]:
+        accuracy, strict, nbytes = table.pick(columns)
+        total = int(nbytes.sum())
         return {
             "size_ratio": total / reference_bytes if reference_bytes else float("nan"),
-            "accuracy": float(np.mean([r.accuracy for r in results])),
-            "strict_accuracy": float(np.mean([r.strict_accuracy for r in results])),
+            "accuracy": float(np.mean(accuracy)),
+            "strict_accuracy": float(np.mean(strict)),
         }
 
     n = len(collected.outcomes)
@@ -93,21 +91,17 @@ def summarize(
     if n == 0:
         return report
     if choices is not None:
-        picks = [env.actions[i] for i in choices]
-        counts = Counter(action.key for action in picks)
+        counts = Counter(env.actions[i].key for i in choices)
         report["agent"] = {
-            **scores(picks),
+            **scores(choices),
             "actions": {a.key: counts.get(a.key, 0) for a in env.actions},
         }
         report["images"] = [
-            per_image(env, sample, outcome, action)
-            for sample, outcome, action in zip(
-                collected.samples, collected.outcomes, picks, strict=True
-            )
+            per_image(table, row, env.actions[column], column)
+            for row, column in enumerate(choices)
         ]
-    report["fixed"] = {a.key: scores([a] * n) for a in env.actions}
-    oracle = [oracle_action(env, o) for o in collected.outcomes]
-    oracle_scores = scores(oracle)
+    report["fixed"] = {a.key: scores([j] * n) for j, a in enumerate(env.actions)}
+    oracle_scores = scores(oracle_columns(table))
     report["oracle"] = {
         "size_ratio": oracle_scores["size_ratio"],
         "accuracy": oracle_scores["accuracy"],
@@ -115,30 +109,25 @@ def summarize(
     return report
 
 
-def per_image(
-    env: CompressionEnv, sample: Sample, outcome: dict[Action, Outcome], action: Action
-) -> dict[str, Any]:
+def per_image(table: Survey, row: int, action: Action, column: int) -> dict[str, Any]:
     """One image's row of the report: the agent's action and how it scored."""
-    result = env.score(outcome[REFERENCE_ACTION], outcome[action])
+    assert table.strict is not None
     return {
-        "path": str(sample.path),
+        "path": str(table.samples[row].path),
         "action": action.key,
-        "bytes": result.nbytes,
-        "reference_bytes": result.reference_bytes,
-        "accuracy": result.accuracy,
-        "strict_accuracy": result.strict_accuracy,
+        "bytes": int(table.sizes[row, column]),
+        "reference_bytes": int(table.reference[row]),
+        "accuracy": float(table.kept[row, column]),
+        "strict_accuracy": float(table.strict[row, column]),
     }
 
 
-def oracle_action(env: CompressionEnv, outcomes: dict[Action, Outcome]) -> Action:
-    """The smallest upload that keeps accuracy; the reference where none does."""
-    reference = outcomes[REFERENCE_ACTION]
-    keeping = [
-        a for a in env.actions if env.score(reference, outcomes[a]).accuracy == 1.0
-    ]
-    if not keeping:
-        return REFERENCE_ACTION
-    return min(keeping, key=lambda a: outcomes[a].nbytes)
+def oracle_columns(table: Survey) -> list[int]:
+    """Each image's smallest upload that keeps accuracy; the reference (-1) where
+    none does."""
+    keeping = table.kept == 1.0
+    smallest = np.where(keeping, table.sizes, np.inf).argmin(axis=1)
+    return [int(j) if keeping[i].any() else -1 for i, j in enumerate(smallest)]
 
 
 def best_fixed(report: dict[str, Any], min_accuracy: float) -> tuple[str, dict] | None:

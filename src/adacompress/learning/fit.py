@@ -73,10 +73,12 @@ def fit_policy(
         action = learner.act(sample.features, explore=True)
         try:
             if full_information:
-                results = env.step_all(sample)
-                result = results[action]
+                answered = Survey.full(env, [sample])
+                kept, ratios = answered.kept[0], answered.ratios[0]
+                accuracy, ratio = float(kept[action]), float(ratios[action])
             else:
                 result = env.step(sample, action)
+                accuracy, ratio = result.accuracy, result.size_ratio
         except (ServiceError, ImageError) as err:
             skipped.append(Skipped(str(sample.path), str(err)))
             samples = [s for s in samples if s.path != sample.path]
@@ -86,20 +88,23 @@ def fit_policy(
             continue
         if full_information:
             signals = np.array(
-                [policy.signal(r.accuracy, r.size_ratio, objective) for r in results],
+                [
+                    policy.signal(float(a), float(r), objective)
+                    for a, r in zip(kept, ratios, strict=True)
+                ],
                 dtype=np.float32,
             )
             loss = learner.observe_all(sample.features, signals, next_sample.features)
         else:
-            signal = policy.signal(result.accuracy, result.size_ratio, objective)
+            signal = policy.signal(accuracy, ratio, objective)
             loss = learner.observe(
                 sample.features, action, signal, next_sample.features
             )
         if loss is not None:
             losses.append(loss)
-        window["reward"].append(objective.reward(result.accuracy, result.size_ratio))
-        window["accuracy"].append(result.accuracy)
-        window["size_ratio"].append(result.size_ratio)
+        window["reward"].append(objective.reward(accuracy, ratio))
+        window["accuracy"].append(accuracy)
+        window["size_ratio"].append(ratio)
         if (step + 1) % LOG_EVERY == 0 or step + 1 == steps:
             row = {
                 "step": step + 1,
@@ -131,15 +136,11 @@ def action_cost(env: CompressionEnv, samples: list[Sample]) -> tuple[float, ...]
     Raises:
         DatasetError: the service failed on every image.
     """
-    ratios = []
-    for sample in samples:
-        try:
-            ratios.append([r.size_ratio for r in env.step_all(sample)])
-        except (ServiceError, ImageError):
-            continue  # fit_policy drops this image when it meets it
-    if not ratios:
+    # an image the service fails on is left out: fit_policy drops it when it meets it
+    table = Survey.full(env, samples, skipped=[])
+    if not table.samples:
         raise DatasetError("no image could be uploaded at every action")
-    return tuple(round(float(c), 6) for c in np.mean(ratios, axis=0))
+    return tuple(round(float(c), 6) for c in np.mean(table.ratios, axis=0))
 
 
 def fit_table(

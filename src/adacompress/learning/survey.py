@@ -11,14 +11,20 @@ survey; it then says where.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from adacompress.cloud.service import ServiceError
 from adacompress.device.actions import REFERENCE_ACTION, Action
-from adacompress.exchange.environment import CompressionEnv, Sample, Skipped
+from adacompress.exchange.cache import Outcome
+from adacompress.exchange.environment import (
+    CompressionEnv,
+    Sample,
+    Skipped,
+    StepResult,
+)
 from adacompress.exchange.monotone import dominance, next_query, propagate
 from basekit.images import ImageError
 from basekit.progress import Progress
@@ -31,7 +37,10 @@ Belief = Callable[["Survey"], Predictor]
 
 @dataclass
 class Survey:
-    """What the cloud said about each surveyed image, and what follows from it.
+    """What the cloud said about each surveyed image, and what follows from it: the
+    image × action table learning consumes, dense when every action was asked
+    (:meth:`full`), sparse with its monotone implications when a budget was
+    (:func:`survey`).
 
     Attributes:
         samples: the surveyed images, in survey order.
@@ -42,6 +51,11 @@ class Survey:
         reference: bytes of each reference upload. Shape: (n,).
         calls: new cloud calls the survey made (references included).
         stopped: why it stopped before the last image (None: it did not).
+        skipped: the images the service failed on.
+        strict: top-1 accuracy per image and action (a full table only).
+        reference_kept: what each reference keeps of its own answer, its accuracy
+            and strict accuracy alike: 0 where the reference got no label (a full
+            table only).
     """
 
     samples: list[Sample]
@@ -52,6 +66,73 @@ class Survey:
     calls: int = 0
     stopped: str | None = None
     skipped: list[Skipped] = field(default_factory=list)
+    strict: np.ndarray | None = None
+    reference_kept: np.ndarray | None = None
+
+    @classmethod
+    def full(
+        cls,
+        env: CompressionEnv,
+        samples: list[Sample],
+        found: Sequence[dict[Action, Outcome]] | None = None,
+        *,
+        skipped: list[Skipped] | None = None,
+    ) -> Survey:
+        """The dense table: every action's answer on every image, scored against the
+        reference. ``found``: each image's answers already fetched (default: looked
+        up now, one lookup an image). With ``skipped``, an image the service fails
+        on is left out and listed there; without, the error is raised.
+
+        Raises:
+            ServiceError, ImageError: an image failed and ``skipped`` is None.
+        """
+        rows: list[Sample] = []
+        table: list[list[StepResult]] = []
+        reference_kept: list[float] = []
+        for at, sample in enumerate(samples):
+            try:
+                answers = answer_all(env, sample) if found is None else found[at]
+            except (ServiceError, ImageError) as err:
+                if skipped is None:
+                    raise
+                skipped.append(Skipped(str(sample.path), str(err)))
+                continue
+            reference = answers[REFERENCE_ACTION]
+            rows.append(sample)
+            table.append([env.score(reference, answers[a]) for a in env.actions])
+            reference_kept.append(env.score(reference, reference).accuracy)
+        shape = (len(rows), len(env.actions))
+
+        def column(read: Callable[[StepResult], float]) -> np.ndarray:
+            return np.array([[read(r) for r in row] for row in table]).reshape(shape)
+
+        return cls(
+            rows,
+            column(lambda r: r.accuracy),
+            np.ones(shape, bool),
+            column(lambda r: r.nbytes).astype(float),
+            np.array([row[0].reference_bytes for row in table], float),
+            strict=column(lambda r: r.strict_accuracy),
+            reference_kept=np.array(reference_kept),
+        )
+
+    def pick(self, columns: Sequence[int]) -> tuple[np.ndarray, ...]:
+        """Accuracy, strict accuracy and bytes of one column per image, ``-1`` the
+        reference upload itself (a full table only)."""
+        assert self.strict is not None and self.reference_kept is not None
+        rows, at = np.arange(len(self.samples)), np.asarray(columns, int)
+        own = at < 0
+
+        def of(table: np.ndarray, itself: np.ndarray) -> np.ndarray:
+            if not len(rows):
+                return np.zeros(0)
+            return np.where(own, itself, table[rows, np.maximum(at, 0)])
+
+        return (
+            of(self.kept, self.reference_kept),
+            of(self.strict, self.reference_kept),
+            of(self.sizes, self.reference),
+        )
 
     @property
     def features(self) -> np.ndarray:
@@ -84,6 +165,16 @@ class Survey:
             "stopped": self.stopped,
             "skipped": len(self.skipped),
         }
+
+
+def answer_all(env: CompressionEnv, sample: Sample) -> dict[Action, Outcome]:
+    """Every action's answer on ``sample`` and the reference's (one lookup).
+
+    Raises:
+        ServiceError: the service failed or refused an upload.
+        ImageError: the image no longer decodes.
+    """
+    return env.outcomes(sample, [REFERENCE_ACTION, *env.actions])
 
 
 def prior_belief(survey: Survey) -> Predictor:
@@ -216,8 +307,7 @@ def _ask(
     known = np.full(n_actions, np.nan)
     asked = np.zeros(n_actions, dtype=bool)
     if queries is None:  # full information: every action, nothing implied
-        found = env.outcomes(sample, [REFERENCE_ACTION, *env.actions])
-        known[:] = [env.score(reference, found[a]).accuracy for a in env.actions]
+        known[:] = Survey.full(env, [sample]).kept[0]
         asked[:] = True
     else:
         for _ in range(queries):
