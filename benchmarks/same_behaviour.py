@@ -7,7 +7,8 @@ Checks out ``--base`` in a temporary git worktree and runs the same commands wit
 each tree's sources (``PYTHONPATH``), in this environment, against the same answer
 cache: ``evaluate`` of every shipped agent on the test split, three scenery runs
 (the default agent, the paper-action agent, the paper's runtime preset), a ``run``
-with ``--downshift`` (its per-image records compared), three short trainings (the
+with ``--downshift`` (its per-image records compared), ``evaluate`` over HTTP (the
+tree's ``adacompress serve`` answering its REST client), three short trainings (the
 alpha-DQN with its calibration, the survival policy with full information, the
 survival policy from a survey; each agent file byte for byte and its whole log,
 calibration included) and two short PIRL trainings (their weights).
@@ -19,22 +20,25 @@ files may be renamed). Prints one line per check and exits 1 if any differs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from _common import SMOKE_IMAGES, add_smoke
+from adacompress.device.zoo import shipped
 from base_tree import ROOT, checked_out
 
-IGNORED = {"agent_file", "state", "plot"}
+IGNORED = {"agent_file", "state", "plot", "cache"}
 """Report keys that differ between identical runs (paths), besides timings."""
 TIMINGS = ("second", "elapsed", "duration", "time")
 
@@ -148,10 +152,17 @@ def checks(data: Path, lists: Path, quick: bool, smoke: bool = False) -> list[Ch
             run_records,
         ),
     ]
-    if quick:
-        return out
+    rest = ["--serve", "evaluate", "--backend", "{url}", "--images", test80]
+    rest += ["--agent", str(shipped("lite0", "paper").file)]
+    rest += ["--cache", "{out}/cache.sqlite", "--json", "{out}/r.json"]
+    out.append(("evaluate lite0 over HTTP (serve + REST client)", rest, report))
+    return out if quick else out + trainings(data, train80)
+
+
+def trainings(data: Path, train80: str) -> list[Check]:
+    """Three short trainings and two short PIRL trainings."""
     train = ["train", "--images", train80, "--steps", "300", "--calibration-folds", "3"]
-    out += [
+    out: list[Check] = [
         (
             "train alpha-DQN, calibrated",
             [*train, "--preset", "alpha-dqn-scale-quality", "--backend", "lite0"]
@@ -183,7 +194,45 @@ def checks(data: Path, lists: Path, quick: bool, smoke: bool = False) -> list[Ch
     return out
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+SERVE_PORT = free_port()
+"""The port both trees' services listen on, in turn."""
+
+
+@contextlib.contextmanager
+def serving(src: Path, port: int, env: dict[str, str]) -> Iterator[str]:
+    """``adacompress serve --backend lite0`` of the tree at ``src``; its URL.
+
+    Both trees get the same port, so that the reports name the same backend."""
+    command = [str(Path(sys.executable).parent / "adacompress"), "serve"]
+    command += ["--backend", "lite0", "--port", str(port)]
+    server = subprocess.Popen(
+        command,
+        env={**env, "PYTHONPATH": str(src)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        line = server.stdout.readline() if server.stdout else ""
+        if " on http://" not in line:
+            raise RuntimeError(f"adacompress serve did not start: {line!r}")
+        yield line.split(" on ")[1].split()[0]
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
 def run(src: Path, args: list[str], out: Path, env: dict[str, str]) -> None:
+    if args[0] == "--serve":  # the REST client against the same tree's service
+        with serving(src, SERVE_PORT, env) as url:
+            run(src, [a.replace("{url}", url) for a in args[1:]], out, env)
+        return
     tool = "pirl" if args[0] == "--pirl" else "adacompress"
     args = [a.replace("{out}", str(out)) for a in args if a != "--pirl"]
     command = [str(Path(sys.executable).parent / tool)]
