@@ -27,7 +27,7 @@ space limit of ``--memory-mb``, as the issue's probes ran):
 - ``answer_cache``: ``AnswerCache.get_answers`` / ``get_features`` with any value
   stored in any column, and byte-mutated cache files.
 - ``run_state``: what resuming a run reads (``RunStore.load``, ``check_state``,
-  ``transitions``, ``LoopState.resume``, ``records``) with any value in any column,
+  ``transitions``, ``RunState.resume``, ``records``) with any value in any column,
   a saved state with fields replaced or dropped, and byte-mutated state files.
 
 Reported per target: examples run; results; one-line errors; distinct outcomes
@@ -1086,7 +1086,7 @@ class RunStateTarget:
         from adacompress.device.policies.q import DQNPolicy
         from adacompress.device.policies.settings import PolicySettings
         from adacompress.exchange.learner import Learner
-        from adacompress.runtime.loop_state import LoopState
+        from adacompress.runtime.run_state import RunState
         from adacompress.runtime.saved_state import check_state
         from adacompress.runtime.settings import RuntimeSettings
         from adacompress.runtime.store import Record, RunStore, Transition
@@ -1094,7 +1094,7 @@ class RunStateTarget:
         self.np, self.sqlite3, self.shutil = np, sqlite3, shutil
         self.check_state, self.store_type = check_state, RunStore
         policy = DQNPolicy(PolicySettings(state_dim=3, n_actions=10, seed=0))
-        self.loop = LoopState(Learner(policy), RuntimeSettings())
+        self.loop = RunState(Learner(policy), RuntimeSettings())
         self.state = {
             **self.loop.state_dict(),
             "rng": json.dumps(np.random.default_rng(0).bit_generator.state),

@@ -12,7 +12,7 @@ connections and slow answers (seeded), and ``kill -9``s the run at random moment
 until it finishes. Reported: photos with a final
 record in each run (none lost), photos with more than one (none sent twice), photos
 whose final record differs from the reference's in anything but the paid calls
-(state, action, bytes, accuracy, labels), the paid calls of each, and the run's
+(kind, action, bytes, accuracy, labels), the paid calls of each, and the run's
 resident memory over the soak once its models are loaded (the medians of the first
 and last fifths of the samples, and the largest, MB; Linux).
 """
@@ -37,7 +37,7 @@ from PIL import Image
 
 from _common import add_smoke, memory_mb, smoke_path
 from adacompress.core.datasets import imagenet_split
-from adacompress.runtime.store import FINAL_STATES, Record, RunStore
+from adacompress.runtime.store import FINAL_KINDS, Record, RunStore
 from served import serving
 
 WARM_UP_S = 8.0
@@ -150,7 +150,7 @@ def finals(state: Path) -> tuple[dict[tuple[str, str | None], list[Record]], int
         records = store.records()
     by_photo: dict[tuple[str, str | None], list[Record]] = {}
     for record in records:
-        if record.state in FINAL_STATES:
+        if record.kind in FINAL_KINDS:
             by_photo.setdefault(record.identity, []).append(record)
     return by_photo, sum(record.calls for record in records)
 
@@ -158,7 +158,7 @@ def finals(state: Path) -> tuple[dict[tuple[str, str | None], list[Record]], int
 def outcome(record: Record) -> tuple[Any, ...]:
     labels = [tuple(label) for label in record.labels]
     return (
-        record.state,
+        record.kind,
         record.action,
         record.bytes_uploaded,
         record.reference_bytes,

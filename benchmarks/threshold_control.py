@@ -106,11 +106,11 @@ def run_arm(
         live = live_summary(runtime)
         # Scored outside the run's paid calls: the agent's upload against the
         # reference's answer, for every photo it answered from its upload.
-        unique = sorted({Path(r.path) for r in records if r.state in ANSWERED})
+        unique = sorted({Path(r.path) for r in records if r.kind in ANSWERED})
         samples = {s.path: s for s in env.prepare(unique, progress=False)[0]}
         kept_by_step: list[float | None] = []
         for r in records:
-            if r.state not in ANSWERED or r.action is None:
+            if r.kind not in ANSWERED or r.action is None:
                 kept_by_step.append(None)
                 continue
             action = Action.from_key(r.action)
@@ -132,7 +132,7 @@ def score_arm(
     inference = [
         k
         for r, k in zip(records, kept_by_step, strict=True)
-        if k is not None and r.state == "inference"
+        if k is not None and r.kind == "inference"
     ]
     answered = [k for k in kept_by_step if k is not None]
     # The certificate at every photo: the lost answers so far never above its bound.
@@ -142,7 +142,7 @@ def score_arm(
             bound, last = most_lost(10**9, *state, 1.0 - confidence), state
         lost += 0.0 if k is None else 1.0 - k
         held = held and lost <= bound + 1e-9
-    sent = [r for r in records if r.state == "inference" and r.reference_bytes]
+    sent = [r for r in records if r.kind == "inference" and r.reference_bytes]
     paid = sum(r.bytes_uploaded for r in records)
     reference = sum(r.reference_bytes or 0 for r in records)
     threshold = live["threshold"]
@@ -156,8 +156,8 @@ def score_arm(
             if sent
             else None
         ),
-        "estimates": sum(r.state == "estimate" for r in records),
-        "retrain_steps": sum(r.state == "retrain" for r in records),
+        "estimates": sum(r.kind == "estimate" for r in records),
+        "retrain_steps": sum(r.kind == "retrain" for r in records),
         "threshold_start": None if threshold is None else threshold["start"],
         "threshold_end": None if threshold is None else threshold["now"],
         "certificate": live["certificate"]["kept_at_least"],

@@ -74,7 +74,7 @@ def test_run_reads_and_decodes_each_photo_once(
     store = RunStore(tmp_path / "state")
     runtime = Runtime(env, compressor, always, store, metadata=metadata)
     records = [runtime.process(path) for path in paths]
-    assert [r.state for r in records] == ["estimate"] * 4
+    assert [r.kind for r in records] == ["estimate"] * 4
     assert sum(r.calls for r in records) >= 8  # reference and choice, each photo
     assert sum(decodes.values()) == len(paths)
     assert sorted(reads.values()) == [1] * len(paths)

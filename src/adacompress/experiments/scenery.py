@@ -33,7 +33,7 @@ from basekit.atomic import atomic_write_json
 
 RECOVERY_WINDOW = 50
 RECOVERY_ACCURACY = 0.95
-AGENT_STATES = ("inference", "estimate")
+AGENT_KINDS = ("inference", "estimate")
 
 
 def build_stream(
@@ -120,13 +120,13 @@ def score_steps(
     """Per step: the agent's upload scored against the reference (None where it made
     no choice), and whether the caller's labels contain the reference's top-1."""
     with open_agent_env(settings.cloud, settings.choice) as (_, env):
-        unique = sorted({Path(r.path) for r in records if r.state not in ("skipped",)})
+        unique = sorted({Path(r.path) for r in records if r.kind not in ("skipped",)})
         samples = {s.path: s for s in env.prepare(unique, progress=False)[0]}
         agent_correct: list[float | None] = []
         caller_correct: list[float] = []
         for r in records:
             sample = samples.get(Path(r.path))
-            if sample is None or r.state == "failed" or r.action is None:
+            if sample is None or r.kind == "failed" or r.action is None:
                 agent_correct.append(None)
                 caller_correct.append(0.0)
                 continue
@@ -152,8 +152,8 @@ def analyse(
     n = len(records)
     night_start = phases.index("night")
     night_end = night_start + phases.count("night")
-    states = [r.state for r in records]
-    night_retrain = [i for i in range(night_start, night_end) if states[i] == "retrain"]
+    kinds = [r.kind for r in records]
+    night_retrain = [i for i in range(night_start, night_end) if kinds[i] == "retrain"]
 
     def mean(values: list[float]) -> float | None:
         return float(np.mean(values)) if values else None
@@ -168,19 +168,19 @@ def analyse(
             [
                 agent_correct[i]  # type: ignore[misc]
                 for i in indices
-                if states[i] in AGENT_STATES and agent_correct[i] is not None
+                if kinds[i] in AGENT_KINDS and agent_correct[i] is not None
             ]
         )
 
     first_retrain = night_retrain[0] if night_retrain else night_end
     last_retrain = night_retrain[-1] + 1 if night_retrain else None
     first_return = next(
-        (i for i in range(first_retrain, night_end) if states[i] != "retrain"), None
+        (i for i in range(first_retrain, night_end) if kinds[i] != "retrain"), None
     )
     summary = summarize(records, backend)
     actions: dict[str, Counter[str]] = {"day": Counter(), "night": Counter()}
     for r, phase in zip(records, phases, strict=True):
-        if r.state in AGENT_STATES and r.action is not None:
+        if r.kind in AGENT_KINDS and r.action is not None:
             actions["night" if phase == "night" else "day"][r.action] += 1
     keys = [a for a in sorted({r.action for r in records if r.action}, key=_quality)]
     return {
@@ -201,10 +201,10 @@ def analyse(
             ),
         },
         "recovery_steps": recovery_steps(
-            caller_correct, states, night_start, night_end, first_return
+            caller_correct, kinds, night_start, night_end, first_return
         ),
         "traffic_ratio": summary["traffic_ratio"],
-        "traffic_by_state": traffic_by_state(records),
+        "traffic_by_state": traffic_by_kind(records),
         "traffic_by_phase": traffic_by_phase(records, phases),
         "retrains": summary["retrains"],
         "estimates": summary["estimates"],
@@ -217,15 +217,15 @@ def analyse(
     }
 
 
-def traffic_by_state(records: list[Record]) -> dict[str, float]:
-    """Each state's share of the traffic ratio (they add up to it)."""
+def traffic_by_kind(records: list[Record]) -> dict[str, float]:
+    """Each kind of step's share of the traffic ratio (they add up to it)."""
     reference = sum(r.reference_bytes or 0 for r in records)
     if not reference:
         return {}
     shares: Counter[str] = Counter()
     for r in records:
-        shares[r.state] += r.bytes_uploaded
-    return {state: shares[state] / reference for state in sorted(shares)}
+        shares[r.kind] += r.bytes_uploaded
+    return {kind: shares[kind] / reference for kind in sorted(shares)}
 
 
 def traffic_by_phase(records: list[Record], phases: list[str]) -> dict[str, float]:
@@ -242,7 +242,7 @@ def traffic_by_phase(records: list[Record], phases: list[str]) -> dict[str, floa
 
 def recovery_steps(
     caller_correct: list[float],
-    states: list[str],
+    kinds: list[str],
     night_start: int,
     night_end: int,
     back_in_inference: int | None,
@@ -254,7 +254,7 @@ def recovery_steps(
     rolled = rolling(night, RECOVERY_WINDOW)
     start = max(RECOVERY_WINDOW - 1, (back_in_inference or night_start) - night_start)
     for k in range(start, len(night)):
-        if rolled[k] >= RECOVERY_ACCURACY and states[night_start + k] == "inference":
+        if rolled[k] >= RECOVERY_ACCURACY and kinds[night_start + k] == "inference":
             return k + 1
     return None
 

@@ -35,8 +35,8 @@ from adacompress.exchange.environment import CompressionEnv, Sample
 from adacompress.exchange.learner import Learner
 from adacompress.runtime.downshift import CheaperProbe
 from adacompress.runtime.drift.monitor import cached_statistics
-from adacompress.runtime.loop_state import LoopState
 from adacompress.runtime.retrain import retrain_lesson
+from adacompress.runtime.run_state import RunState
 from adacompress.runtime.saved_state import check_state
 from adacompress.runtime.settings import RuntimeSettings
 from adacompress.runtime.store import Record, RunStore, StateError, Step, Transition
@@ -72,7 +72,7 @@ class Runtime:
             compressor.candidates if settings.skip_dominated else compressor.accepted
         )
         self.rng = np.random.default_rng(settings.seed)
-        self.state = LoopState(self.learner, settings)
+        self.state = RunState(self.learner, settings)
         self.probe = CheaperProbe(env, self.candidates, settings)
         target = self.objective.target
         self.alpha = 1.0 - (target if target is not None else 0.99)
@@ -216,7 +216,9 @@ class Runtime:
             len(self.env.actions),
         )
         # Stored in D, not learned from: the policy learns only while retraining.
-        self.learner.remember(transition.state, transition.signals, transition.observed)
+        self.learner.remember(
+            transition.features, transition.signals, transition.observed
+        )
         action = self.env.actions[index]
         counted = self.settings.estimate.count_reference_estimates
         if counted or not self.env.is_reference(sample, action):
@@ -263,7 +265,7 @@ class Runtime:
     def _commit(
         self,
         path: Path,
-        state: str,
+        kind: str,
         step: Step,
         *,
         agent: bool = False,
@@ -273,7 +275,7 @@ class Runtime:
         record = step.record(
             self.position,
             path,
-            state,
+            kind,
             p_est=self.state.rate.p_est,
             epsilon=self.learner.epsilon,
             identity=self._identity,

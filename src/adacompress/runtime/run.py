@@ -25,6 +25,7 @@ from adacompress.core.datasets import (
     read_photo,
     resolve_images,
 )
+from adacompress.device.compressor import Compressor
 from adacompress.device.zoo import AgentChoice
 from adacompress.exchange.calls import CallPlan, identify, plan_calls
 from adacompress.exchange.environment import open_agent_env
@@ -75,13 +76,7 @@ def run_stream(
         open_agent_env(cloud, choice, max_pixels=max_pixels) as (compressor, env),
         RunStore(state_dir) as store,
     ):
-        metadata = {
-            "backend": cloud.backend,
-            "features": compressor.card.features,
-            "actions": [a.key for a in compressor.actions],
-            "agent_file": compressor.source,
-            "settings": asdict(settings),
-        }
+        metadata = run_metadata(cloud, compressor, settings)
         runtime = Runtime(env, compressor, settings, store, metadata=metadata)
         bar = Progress(total, "run", enabled=progress)
         confidence = runtime.settings.control.certificate_confidence
@@ -101,7 +96,7 @@ def run_stream(
                 recent = [*recent, record.accuracy][-50:]
             bar.update(
                 1,
-                state=record.state[:5],
+                state=record.kind[:5],
                 acc=f"{np.mean(recent):.2f}" if recent else "-",
                 p_est=f"{record.p_est:.2f}",
                 saved=f"{saved / 1e6:.1f}MB",
@@ -111,6 +106,20 @@ def run_stream(
         if live is not None:
             live.update(live_summary(runtime))
         return store.records(), stopped
+
+
+def run_metadata(
+    cloud: CloudSettings, compressor: Compressor, settings: RuntimeSettings
+) -> dict[str, Any]:
+    """What identifies a run: a resumed run must have the same backend, features
+    and actions."""
+    return {
+        "backend": cloud.backend,
+        "features": compressor.card.features,
+        "actions": [a.key for a in compressor.actions],
+        "agent_file": compressor.source,
+        "settings": asdict(settings),
+    }
 
 
 def live_postfix(runtime: Runtime, confidence: float | None) -> dict[str, str]:
@@ -176,26 +185,26 @@ def summarize(records: list[Record], backend: str) -> dict[str, Any]:
     """
     last_try = {r.identity: r.position for r in records}
     current = [
-        r for r in records if r.state != "failed" or last_try[r.identity] == r.position
+        r for r in records if r.kind != "failed" or last_try[r.identity] == r.position
     ]
-    states = Counter(r.state for r in current)
+    kinds = Counter(r.kind for r in current)
     known = [r.accuracy for r in records if r.accuracy is not None]
     uploaded = sum(r.bytes_uploaded for r in records)
     reference = sum(r.reference_bytes or 0 for r in records)
     retrains = sum(
         1
         for before, after in zip(records, records[1:], strict=False)
-        if before.state == "retrain" and after.state != "retrain"
+        if before.kind == "retrain" and after.kind != "retrain"
     )
     return {
         "backend": backend,
         "images": len(current),
         "attempts": len(records),
-        "states": dict(states),
+        "states": dict(kinds),
         "bytes_uploaded": uploaded,
         "reference_bytes": reference,
         "traffic_ratio": uploaded / reference if reference else None,
-        "estimates": states.get("estimate", 0),
+        "estimates": kinds.get("estimate", 0),
         "calls": {
             "new": sum(r.calls for r in records),
             "per_image": (
@@ -205,7 +214,7 @@ def summarize(records: list[Record], backend: str) -> dict[str, Any]:
         "retrains": retrains,
         "accuracy_when_known": float(np.mean(known)) if known else None,
         "problems": [
-            {"position": r.position, "path": r.path, "state": r.state, "error": r.error}
+            {"position": r.position, "path": r.path, "state": r.kind, "error": r.error}
             for r in current
             if r.error
         ],
@@ -274,7 +283,7 @@ def run(settings: RunSettings) -> tuple[dict[str, Any], list[Record]]:
     report = summarize(records, settings.cloud.backend)
     report.update(live)
     report["stopped"] = stopped
-    report["records"] = [r.__dict__ for r in records]
+    report["records"] = [r.stored() for r in records]
     report["state"] = str(state_dir)
     atomic_write_json(Path(settings.json or state_dir / "report.json"), report)
     return report, records

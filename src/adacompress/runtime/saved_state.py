@@ -28,8 +28,8 @@ MAX_RNG_CHARS = 10_000
 
 
 def check_state(state: object) -> dict[str, Any]:
-    """``state`` if it is a runtime state :meth:`LoopState.resume
-    <adacompress.runtime.loop_state.LoopState.resume>` and the runtime's generator
+    """``state`` if it is a runtime state :meth:`RunState.resume
+    <adacompress.runtime.run_state.RunState.resume>` and the runtime's generator
     can take.
 
     Raises:

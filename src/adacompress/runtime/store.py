@@ -30,8 +30,8 @@ from basekit.sqlite import Database, StateError
 STORE_VERSION = 3
 STORE_FILE = "run.sqlite"
 LOCK_FILE = "run.lock"
-FINAL_STATES = ("inference", "estimate", "retrain", "skipped")
-"""A record in one of these states means the image is done; ``failed`` is retried."""
+FINAL_KINDS = ("inference", "estimate", "retrain", "skipped")
+"""A record of one of these kinds means the image is done; ``failed`` is retried."""
 
 TOP_LABELS_RECORDED = 5
 MAX_STATE_CHARS = 10_000_000
@@ -53,8 +53,9 @@ class Record:
 
     position: int = field(metadata=_column("INTEGER PRIMARY KEY"))
     path: str = field(metadata=_column("TEXT NOT NULL"))
-    state: str = field(metadata=_column("TEXT NOT NULL"))
-    """inference, estimate, retrain, skipped (bad image) or failed (service error)"""
+    kind: str = field(metadata=_column("TEXT NOT NULL", stored_as="state"))
+    """how it was handled: inference, estimate, retrain, skipped (bad image) or
+    failed (service error)"""
     action: str | None = field(metadata=_column("TEXT"))
     bytes_uploaded: int = field(metadata=_column("INTEGER NOT NULL"))
     reference_bytes: int | None = field(metadata=_column("INTEGER"))
@@ -75,6 +76,10 @@ class Record:
     def identity(self) -> tuple[str, str | None]:
         return (self.source or self.path, self.digest)
 
+    def stored(self) -> dict[str, Any]:
+        """The record by its column names (as reports have always shown it)."""
+        return {column: getattr(self, f.name) for column, f in RECORD_COLUMNS.items()}
+
 
 @dataclass(frozen=True)
 class Step:
@@ -92,15 +97,15 @@ class Step:
         self,
         position: int,
         path: Path,
-        state: str,
+        kind: str,
         *,
         p_est: float,
         epsilon: float,
         identity: tuple[str, str | None],
         calls: int,
     ) -> Record:
-        """The image's record: this step, in ``state``, with the runtime's state
-        after it (its top labels rounded, as stored)."""
+        """The image's record: this step, handled as ``kind``, with the run's
+        ``p_est`` and ``epsilon`` after it (its top labels rounded, as stored)."""
         own = {f.name: getattr(self, f.name) for f in fields(self)}
         own["labels"] = [
             (label.class_id, label.name, round(label.score, 6))
@@ -110,7 +115,7 @@ class Step:
         return Record(
             position=position,
             path=str(path),
-            state=state,
+            kind=kind,
             p_est=p_est,
             epsilon=epsilon,
             source=source,
@@ -122,22 +127,22 @@ class Step:
 
 @dataclass(frozen=True)
 class Transition:
-    """One row of the memory buffer D (the next state is the same image's): one
-    row of the ``transitions`` table, after its ``id`` and ``generation``."""
+    """One row of the memory buffer D (the next features are the same image's):
+    one row of the ``transitions`` table, after its ``id`` and ``generation``."""
 
-    state: np.ndarray = field(metadata=_column("BLOB NOT NULL"))
+    features: np.ndarray = field(metadata=_column("BLOB NOT NULL", stored_as="state"))
     signals: np.ndarray = field(metadata=_column("BLOB NOT NULL", stored_as="rewards"))
     observed: np.ndarray = field(metadata=_column("BLOB NOT NULL"))
 
     @classmethod
     def one_action(
-        cls, state: np.ndarray, index: int, signal: float, n_actions: int
+        cls, features: np.ndarray, index: int, signal: float, n_actions: int
     ) -> Transition:
         """What one upload taught: ``signal`` for action ``index`` alone."""
         signals = np.zeros(n_actions, dtype=np.float32)
         observed = np.zeros(n_actions, dtype=np.float32)
         signals[index], observed[index] = signal, 1.0
-        return cls(state, signals, observed)
+        return cls(features, signals, observed)
 
 
 def _columns(cls: type) -> dict[str, Field[Any]]:
@@ -285,8 +290,8 @@ class RunStore:
         """Identities of the images whose latest record is final (not ``failed``)."""
         latest: dict[tuple[str, str | None], str] = {}
         for record in self.records():
-            latest[record.identity] = record.state
-        return {key for key, state in latest.items() if state in FINAL_STATES}
+            latest[record.identity] = record.kind
+        return {key for key, kind in latest.items() if kind in FINAL_KINDS}
 
     def transitions(self, generation: int) -> list[Transition]:
         rows = self._db.query(
@@ -407,4 +412,4 @@ def _array_blob(array: np.ndarray) -> bytes:
     return np.asarray(array, dtype=np.float32).tobytes()
 
 
-__all__ = ["FINAL_STATES", "Record", "RunStore", "StateError", "Transition"]
+__all__ = ["FINAL_KINDS", "Record", "RunStore", "StateError", "Transition"]

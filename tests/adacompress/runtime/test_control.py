@@ -113,7 +113,7 @@ def test_run_moves_the_threshold_with_each_estimate(tmp_path: Path) -> None:
         before = runtime.state.control.threshold
         record = runtime.process(path)
         after = runtime.state.control.threshold
-        if record.state == "estimate":
+        if record.kind == "estimate":
             assert (after > before) == (record.accuracy == 0.0) or after == before
             seen.append((record.action, record.accuracy))
         else:
@@ -143,7 +143,7 @@ def test_the_control_is_committed_and_a_resumed_run_continues_identically(
     assert resumed.state.certificate == halves.state.certificate
     assert check_state(saved)["control"]["value"] == resumed.state.control.value
     got = [resumed.process(p) for p in paths[12:]]
-    key = ("state", "action", "accuracy", "bytes_uploaded")
+    key = ("kind", "action", "accuracy", "bytes_uploaded")
     assert [[getattr(r, k) for k in key] for r in got] == [
         [getattr(r, k) for k in key] for r in expected[12:]
     ]

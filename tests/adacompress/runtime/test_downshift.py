@@ -144,7 +144,7 @@ def test_other_images_probe_only_while_searching(tmp_path: Path) -> None:
     # answer) and on easy pictures the level goes down.
     easy = make(tmp_path / "easy", SizeCloud(threshold=0), inference)
     records = [easy.process(p) for p in paths * 4]
-    assert {r.state for r in records} == {"inference"}
+    assert {r.kind for r in records} == {"inference"}
     assert easy.state.downshift.steps_down >= 1 and easy.state.downshift.searching
     # Tight: the first lost probe ends the search; from then on one upload an image.
     tight = make(tmp_path / "tight", SizeCloud(threshold=q75), inference)

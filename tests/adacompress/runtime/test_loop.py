@@ -106,7 +106,7 @@ def test_inference_estimate_retrain_transitions(tmp_path: Path) -> None:
     )
     runtime = make_runtime(tmp_path, always, [Q75, Q5])
     records = [runtime.process(p) for p in paths * 2]
-    states = [r.state for r in records]
+    states = [r.kind for r in records]
     # estimate (ok), estimate (q5 fails -> mean 0.5 < 0.9 -> retrain), 3 retrain steps,
     # then back to estimating with p_est reset.
     assert states[:5] == ["estimate", "estimate", "retrain", "retrain", "retrain"]
@@ -143,7 +143,7 @@ def test_estimates_of_the_reference_itself_do_not_dilute_a_drop(
     )
     paths = write_photos(tmp_path / "img", 4)
     ours = make_runtime(tmp_path / "ours", always, [Q75, Q75, Q5, Q5])
-    states = [ours.process(p).state for p in paths]
+    states = [ours.process(p).kind for p in paths]
     # The two q75 estimates cannot fail and are left out of the window: the retrain
     # comes after two real failures, with nothing to average them away.
     assert states == ["estimate", "estimate", "estimate", "estimate"]
@@ -154,7 +154,7 @@ def test_estimates_of_the_reference_itself_do_not_dilute_a_drop(
         always.changed(count_reference_estimates=True),
         [Q75, Q75, Q5, Q5],
     )
-    states = [paper.process(p).state for p in paths[:3]]
+    states = [paper.process(p).kind for p in paths[:3]]
     assert paper.state.mode == "retrain"  # window [1, 0] after the third
     assert paper.state.rate.estimates[-2:] == [1.0, 0.0]
 
@@ -163,7 +163,7 @@ def test_inference_uploads_only_the_choice(tmp_path: Path) -> None:
     never = RuntimeSettings.of(p_est_initial=0.0, p_est_min=0.0, p_est_max=0.0)
     runtime = make_runtime(tmp_path, never, [Q5])
     record = runtime.process(write_photos(tmp_path / "img", 1)[0])
-    assert record.state == "inference" and record.action == "5"
+    assert record.kind == "inference" and record.action == "5"
     assert record.accuracy is None
     assert record.bytes_uploaded < record.reference_bytes  # type: ignore[operator]
     assert record.labels and record.labels[0][0] == 1  # the flipped answer, as served
@@ -296,7 +296,7 @@ def test_after_a_drift_a_sequential_test_decides_whether_to_retrain(
     # Night answers that survive (q95): the test runs to "keep", then p_est falls.
     kept = make_runtime(tmp_path / "kept", settings, [9])
     records = [kept.process(p) for p in day + night]
-    states = [r.state for r in records]
+    states = [r.kind for r in records]
     assert states[:10] == ["inference"] * 10
     first = states.index("estimate")
     assert 10 <= first <= 16  # the drift is noticed within the night's first images
@@ -315,7 +315,7 @@ def test_after_a_drift_a_sequential_test_decides_whether_to_retrain(
     # Night answers that fail (q5): two failures in a row mean a retrain.
     failing = make_runtime(tmp_path / "failing", settings, [Q5])
     records = [failing.process(p) for p in day + night[:20]]
-    states = [r.state for r in records]
+    states = [r.kind for r in records]
     first = states.index("estimate")
     assert states[first : first + 3] == ["estimate", "estimate", "retrain"]
     assert [r.accuracy for r in records[first : first + 2]] == [0.0, 0.0]
@@ -331,9 +331,9 @@ def test_bad_images_and_failed_uploads_are_recorded(tmp_path: Path) -> None:
     runtime = make_runtime(tmp_path, RuntimeSettings(), [Q75])
     bad = sorted((tmp_path / "bad").iterdir())
     records = [runtime.process(p) for p in [*bad, *good]]
-    assert [r.state for r in records[:-1]] == ["skipped"] * len(expected)
+    assert [r.kind for r in records[:-1]] == ["skipped"] * len(expected)
     assert all(r.error and "\n" not in r.error for r in records[:-1])
-    assert records[-1].state in ("inference", "estimate")
+    assert records[-1].kind in ("inference", "estimate")
 
     class Down(SizeCloud):
         def classify(self, images: Sequence[bytes]) -> list:  # type: ignore[type-arg]
@@ -345,7 +345,7 @@ def test_bad_images_and_failed_uploads_are_recorded(tmp_path: Path) -> None:
     fresh = tmp_path / "fresh.png"  # not in the cache: the service must be asked
     photo(99, (200, 150)).save(fresh)
     failed = runtime.process(fresh)
-    assert failed.state == "failed" and "503" in (failed.error or "")
+    assert failed.kind == "failed" and "503" in (failed.error or "")
     assert [r.position for r in runtime.store.records()] == list(range(len(bad) + 2))
 
 
@@ -422,7 +422,7 @@ def test_kill_9_then_resume_loses_and_repeats_nothing(tmp_path: Path) -> None:
     b = json.loads((tmp_path / "killed" / "report.json").read_text())["records"]
     assert [r["position"] for r in b] == list(range(16))
     assert [r["path"] for r in b] == [r["path"] for r in a]
-    for key in ("state", "action", "bytes_uploaded", "accuracy", "p_est"):
+    for key in ("kind", "action", "bytes_uploaded", "accuracy", "p_est"):
         assert [r[key] for r in b] == [r[key] for r in a], key
 
 
@@ -458,7 +458,7 @@ def test_runtime_over_http_matches_in_process(tmp_path: Path) -> None:
             **common,
         )  # type: ignore[arg-type]
     assert stopped is None
-    for key in ("state", "action", "bytes_uploaded", "accuracy"):
+    for key in ("kind", "action", "bytes_uploaded", "accuracy"):
         assert [getattr(r, key) for r in remote] == [getattr(r, key) for r in local]
 
 
@@ -472,7 +472,7 @@ def test_a_survival_agent_learns_the_accuracy_not_the_reward(tmp_path: Path) -> 
     ):
         runtime = make_runtime(tmp_path / name, always, [Q5], policy)
         record = runtime.process(path)
-        assert record.state == "estimate" and record.accuracy == 0.0
+        assert record.kind == "estimate" and record.accuracy == 0.0
         stored[name] = float(runtime.learner.memory.signals[0, Q5])
     assert stored["survival"] == 0.0  # what survived, for the cross-entropy
     assert stored["q"] != 0.0  # the reward: alpha * 0 - size ratio

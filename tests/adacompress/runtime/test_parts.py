@@ -155,11 +155,11 @@ def test_the_summary_counts_a_retried_failure_once_and_repeats_each_time() -> No
     from adacompress.runtime.run import summarize
     from adacompress.runtime.store import Record
 
-    def record(position: int, name: str, state: str, calls: int = 1) -> Record:
+    def record(position: int, name: str, kind: str, calls: int = 1) -> Record:
         return Record(
             position,
             name,
-            state,
+            kind,
             "15",
             10,
             100,
@@ -167,7 +167,7 @@ def test_the_summary_counts_a_retried_failure_once_and_repeats_each_time() -> No
             0.1,
             0.0,
             [],
-            "503" if state == "failed" else None,
+            "503" if kind == "failed" else None,
             name,
             "d" + name,
             calls,

@@ -25,7 +25,7 @@ from adacompress.exchange.cache import AnswerCache
 from adacompress.exchange.environment import CompressionEnv
 from adacompress.exchange.learner import Learner
 from adacompress.runtime.loop import Runtime
-from adacompress.runtime.loop_state import LoopState
+from adacompress.runtime.run_state import RunState
 from adacompress.runtime.saved_state import check_state
 from adacompress.runtime.settings import RuntimeSettings
 from adacompress.runtime.store import RunStore, StateError
@@ -209,14 +209,14 @@ json_values = st.recursive(
 
 
 @pytest.fixture(scope="module")
-def loop_state() -> Iterator[LoopState]:
-    yield LoopState(Learner(policy()), ALWAYS)
+def run_state() -> Iterator[RunState]:
+    yield RunState(Learner(policy()), ALWAYS)
 
 
 @FUZZ
 @given(data=st.data())
 def test_fuzz_a_checked_state_resumes_and_any_other_is_refused(
-    saved: dict[str, Any], loop_state: LoopState, data: st.DataObject
+    saved: dict[str, Any], run_state: RunState, data: st.DataObject
 ) -> None:
     """A saved state with any field replaced by any JSON (or dropped): refused
     with a ValueError by :func:`check_state`, or resumed without error."""
@@ -232,8 +232,8 @@ def test_fuzz_a_checked_state_resumes_and_any_other_is_refused(
     except ValueError as err:
         assert "\n" not in str(err)
         return
-    blob = loop_state.agent_blob()
-    loop_state.resume(checked, blob, [])
+    blob = run_state.agent_blob()
+    run_state.resume(checked, blob, [])
     np.random.default_rng(0).bit_generator.state = json.loads(checked["rng"])
 
 

@@ -92,9 +92,9 @@ def test_rows_written_by_the_old_schema_read_with_their_fields(tmp_path: Path) -
     with RunStore(tmp_path / "old") as store:
         [record] = store.records()
         [transition] = store.transitions(0)
-    assert (record.state, record.bytes_uploaded, record.calls) == ("estimate", 10, 2)
+    assert (record.kind, record.bytes_uploaded, record.calls) == ("estimate", 10, 2)
     assert record.labels == [(1, "cat", 0.9)] and record.identity == ("/a.jpg", "abc")
-    np.testing.assert_array_equal(transition.state, features)
+    np.testing.assert_array_equal(transition.features, features)
     np.testing.assert_array_equal(transition.signals, rewards)
     np.testing.assert_array_equal(transition.observed, observed)
 

@@ -25,8 +25,8 @@ from adacompress.runtime.settings import RuntimeSettings
 from adacompress.runtime.store import Transition
 
 
-class LoopState:
-    """The loop's state between images (see the module docstring).
+class RunState:
+    """The run's state between images (see the module docstring).
 
     Args:
         learner: the deployed policy as it learns (its replay memory is D).
@@ -86,7 +86,7 @@ class LoopState:
         """
         settings = self.learner.policy.settings
         for t in memory:
-            if t.state.shape != (settings.state_dim,) or not (
+            if t.features.shape != (settings.state_dim,) or not (
                 t.signals.shape == t.observed.shape == (settings.n_actions,)
             ):
                 raise ValueError("a transition of D does not fit the agent")
@@ -111,7 +111,7 @@ class LoopState:
             raise ValueError(f"the agent's state ({type(err).__name__})") from None
         self.learner.forget()
         for t in memory:
-            self.learner.remember(t.state, t.signals, t.observed)
+            self.learner.remember(t.features, t.signals, t.observed)
 
     # -- changes ---------------------------------------------------------------
 
