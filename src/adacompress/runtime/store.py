@@ -180,11 +180,11 @@ _SCHEMA = (
 
 def _migrate(db: sqlite3.Connection, old: int) -> None:
     """An older state file: its records gain the identity and the call count."""
-    if old < 2:
-        db.execute("ALTER TABLE records ADD COLUMN source TEXT")
-        db.execute("ALTER TABLE records ADD COLUMN digest TEXT")
-    if old < 3:
-        db.execute("ALTER TABLE records ADD COLUMN calls INTEGER NOT NULL DEFAULT 0")
+    added = {2: ("source", "digest"), 3: ("calls",)}
+    for version, names in added.items():
+        for name in names if old < version else ():
+            sql = RECORD_COLUMNS[name].metadata["sql"]
+            db.execute(f"ALTER TABLE records ADD COLUMN {name} {sql}")
 
 
 class RunStore:

@@ -9,6 +9,7 @@ from contextlib import closing
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from adacompress.runtime.loop import Runtime
 from adacompress.runtime.store import RunStore
@@ -71,6 +72,27 @@ def test_a_new_store_has_the_columns_of_the_old_schema(tmp_path: Path) -> None:
     old = old_store(tmp_path / "old")
     RunStore(tmp_path / "new").close()
     assert columns(tmp_path / "new" / "run.sqlite") == columns(old)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_version_gains_the_columns_added_since(
+    tmp_path: Path, version: int
+) -> None:
+    added = {1: ("source", "digest", "calls"), 2: ("calls",)}[version]
+    lines = [
+        line
+        for line in OLD_SCHEMA.splitlines()
+        if (line.split() or [""])[0] not in added
+    ]
+    schema = "\n".join(lines).replace("TEXT,\n);", "TEXT\n);", 1)
+    folder = tmp_path / "older"
+    folder.mkdir()
+    with closing(sqlite3.connect(folder / "run.sqlite")) as db:
+        db.executescript(schema)
+        db.execute(f"PRAGMA user_version = {version}")
+        db.commit()
+    RunStore(folder).close()
+    assert columns(folder / "run.sqlite") == columns(old_store(tmp_path / "old"))
 
 
 def test_rows_written_by_the_old_schema_read_with_their_fields(tmp_path: Path) -> None:
