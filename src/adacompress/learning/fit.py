@@ -1,12 +1,16 @@
 """The training loop: a policy learns from a cloud's answers on prepared images.
 
-Each step shows the next image (a seeded reshuffle every pass), the policy picks an
-action (epsilon-greedy), the environment uploads it and the reference and returns the
-result; with full information every action's answer is learned from at once.
+One loop (:func:`learn`) for every fitter: each step shows the next image (a seeded
+reshuffle every pass) and what is learned of it. :func:`fit_policy` asks the
+environment: the policy picks an action (epsilon-greedy), the environment uploads it
+and the reference and returns the result; with full information every action's
+answer is learned from at once. :func:`fit_table` asks nothing: it learns every
+known outcome of a :class:`~adacompress.learning.survey.Survey`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -24,6 +28,99 @@ from basekit.images import ImageError
 from basekit.progress import Progress
 
 LOG_EVERY = 100
+
+Observe = Callable[[int, int], tuple[float | None, dict[str, float]] | None]
+"""One step on image ``i`` (``following`` shown next): the learning call's loss (None
+when none happened) and the step's charts, or None when the image was dropped."""
+
+
+class Shuffled:
+    """Which image each step shows: a seeded reshuffle of ``n`` every pass."""
+
+    def __init__(self, rng: np.random.Generator, n: int) -> None:
+        self.rng = rng
+        self.restart(n)
+
+    def restart(self, n: int) -> None:
+        """A fresh reshuffle of ``n`` images (one was dropped)."""
+        self.n = n
+        self.order = list(self.rng.permutation(n))
+
+    def next(self) -> tuple[int, int]:
+        """The image this step shows and the one shown after it."""
+        if len(self.order) < 2:
+            self.order += list(self.rng.permutation(self.n))
+        shown, following = self.order[0], self.order[1]
+        self.order.pop(0)
+        return shown, following
+
+
+def set_up(
+    agent: PolicySettings,
+    features: np.ndarray,
+    cost: Callable[[], tuple[float, ...]],
+) -> tuple[LearnedPolicy, Learner]:
+    """The policy of ``agent`` (sized by the caller), its action costs (each
+    action's mean size ratio, from ``cost``) when it orders actions by cost, its
+    features scaled to ``features`` when it standardises, and its learner."""
+    if POLICY_KINDS[agent.policy].orders_by_cost:
+        agent = replace(agent, action_cost=cost())
+    policy = make_policy(agent)
+    learner = Learner(policy)
+    if agent.standardize:
+        policy.fit_feature_scaling(features)
+    return policy, learner
+
+
+def learn(
+    policy: LearnedPolicy,
+    learner: Learner,
+    shuffled: Shuffled,
+    observe: Observe,
+    *,
+    steps: int,
+    progress: bool = False,
+) -> list[dict[str, float]]:
+    """``steps`` steps of ``observe`` on the images ``shuffled`` shows; returns the
+    log: every :data:`LOG_EVERY` steps, the mean of each chart, epsilon and the mean
+    loss."""
+    history: list[dict[str, float]] = []
+    window: dict[str, list[float]] = {}
+    losses: list[float] = []
+    bar = Progress(steps, "train", enabled=progress, unit="steps")
+    for step in range(steps):
+        bar.update()
+        seen = observe(*shuffled.next())
+        if seen is None:
+            continue
+        loss, charts = seen
+        if loss is not None:
+            losses.append(loss)
+        for key, value in charts.items():
+            window.setdefault(key, []).append(value)
+        if (step + 1) % LOG_EVERY == 0 or step + 1 == steps:
+            row: dict[str, float] = {"step": step + 1}
+            row |= {f"charts/{k}": float(np.mean(v)) for k, v in window.items()}
+            row["charts/epsilon"] = learner.epsilon
+            mean_loss = float(np.mean(losses)) if losses else float("nan")
+            row[f"losses/{policy.loss_name}"] = mean_loss
+            history.append(row)
+            if window:
+                reward, accuracy = row["charts/reward"], row["charts/accuracy"]
+                eps = learner.epsilon
+                bar.update(
+                    0, reward=f"{reward:.3f}", acc=f"{accuracy:.3f}", eps=f"{eps:.3f}"
+                )
+            window, losses = {}, []
+    bar.close()
+    policy.progress = learner.progress
+    return history
+
+
+def mean_cost(ratios: np.ndarray) -> tuple[float, ...]:
+    """Each action's mean size ratio over images (``ratios``: (n, actions)), as
+    ``PolicySettings.action_cost`` keeps it."""
+    return tuple(round(float(c), 6) for c in np.mean(ratios, axis=0))
 
 
 def fit_policy(
@@ -46,88 +143,74 @@ def fit_policy(
     if len(samples) < 2:
         raise DatasetError(f"need at least 2 usable images, found {len(samples)}")
     skipped = skipped if skipped is not None else []
-    agent = replace(
+    samples = list(samples)
+    sized = replace(
         agent,
         n_actions=len(env.actions),
         state_dim=env.extractor.dim,
         per_action=getattr(env.extractor, "per_action", 0),
     )
-    if POLICY_KINDS[agent.policy].orders_by_cost:
-        agent = replace(agent, action_cost=action_cost(env, samples))
-    policy = make_policy(agent)
-    learner = Learner(policy)
-    rng = np.random.default_rng(agent.seed)
-    history: list[dict[str, float]] = []
-    if agent.standardize:
-        policy.fit_feature_scaling(np.stack([s.features for s in samples]))
-    order = list(rng.permutation(len(samples)))
-    window: dict[str, list[float]] = {"reward": [], "accuracy": [], "size_ratio": []}
-    losses: list[float] = []
-    bar = Progress(steps, "train", enabled=progress, unit="steps")
-    for step in range(steps):
-        bar.update()
-        if len(order) < 2:
-            order += list(rng.permutation(len(samples)))
-        sample, next_sample = samples[order[0]], samples[order[1]]
-        order.pop(0)
+    features = np.stack([s.features for s in samples])
+    policy, learner = set_up(sized, features, lambda: action_cost(env, samples))
+    shuffled = Shuffled(np.random.default_rng(agent.seed), len(samples))
+
+    def observe(
+        shown: int, following: int
+    ) -> tuple[float | None, dict[str, float]] | None:
+        sample, next_sample = samples[shown], samples[following]
         action = learner.act(sample.features, explore=True)
         try:
-            if full_information:
-                answered = Survey.full(env, [sample])
-                kept, ratios = answered.kept[0], answered.ratios[0]
-                accuracy, ratio = float(kept[action]), float(ratios[action])
-            else:
-                result = env.step(sample, action)
-                accuracy, ratio = result.accuracy, result.size_ratio
+            accuracy, ratio, signals = ask(
+                env, sample, action, policy, objective, full_information
+            )
         except (ServiceError, ImageError) as err:
             skipped.append(Skipped(str(sample.path), str(err)))
-            samples = [s for s in samples if s.path != sample.path]
-            order = list(rng.permutation(len(samples)))
+            samples[:] = [s for s in samples if s.path != sample.path]
+            shuffled.restart(len(samples))
             if len(samples) < 2:
                 raise DatasetError("too few usable images left") from None
-            continue
-        if full_information:
-            signals = np.array(
-                [
-                    policy.signal(float(a), float(r), objective)
-                    for a, r in zip(kept, ratios, strict=True)
-                ],
-                dtype=np.float32,
-            )
+            return None
+        if signals is not None:
             loss = learner.observe_all(sample.features, signals, next_sample.features)
         else:
             signal = policy.signal(accuracy, ratio, objective)
             loss = learner.observe(
                 sample.features, action, signal, next_sample.features
             )
-        if loss is not None:
-            losses.append(loss)
-        window["reward"].append(objective.reward(accuracy, ratio))
-        window["accuracy"].append(accuracy)
-        window["size_ratio"].append(ratio)
-        if (step + 1) % LOG_EVERY == 0 or step + 1 == steps:
-            row = {
-                "step": step + 1,
-                "charts/reward": float(np.mean(window["reward"])),
-                "charts/accuracy": float(np.mean(window["accuracy"])),
-                "charts/size_ratio": float(np.mean(window["size_ratio"])),
-                "charts/epsilon": learner.epsilon,
-                f"losses/{policy.loss_name}": (
-                    float(np.mean(losses)) if losses else float("nan")
-                ),
-            }
-            history.append(row)
-            bar.update(
-                0,
-                reward=f"{row['charts/reward']:.3f}",
-                acc=f"{row['charts/accuracy']:.3f}",
-                eps=f"{learner.epsilon:.3f}",
-            )
-            window = {key: [] for key in window}
-            losses = []
-    bar.close()
-    policy.progress = learner.progress
+        charts = {"reward": objective.reward(accuracy, ratio), "accuracy": accuracy}
+        return loss, charts | {"size_ratio": ratio}
+
+    history = learn(policy, learner, shuffled, observe, steps=steps, progress=progress)
     return policy, history
+
+
+def ask(
+    env: CompressionEnv,
+    sample: Sample,
+    action: int,
+    policy: LearnedPolicy,
+    objective: Objective,
+    full_information: bool,
+) -> tuple[float, float, np.ndarray | None]:
+    """The action's accuracy and size ratio on ``sample``, and with full
+    information every action's signal (every answer, one lookup).
+
+    Raises:
+        ServiceError, ImageError: as the environment's lookups.
+    """
+    if not full_information:
+        result = env.step(sample, action)
+        return result.accuracy, result.size_ratio, None
+    answered = Survey.full(env, [sample])
+    kept, ratios = answered.kept[0], answered.ratios[0]
+    signals = np.array(
+        [
+            policy.signal(float(a), float(r), objective)
+            for a, r in zip(kept, ratios, strict=True)
+        ],
+        dtype=np.float32,
+    )
+    return float(kept[action]), float(ratios[action]), signals
 
 
 def action_cost(env: CompressionEnv, samples: list[Sample]) -> tuple[float, ...]:
@@ -140,7 +223,7 @@ def action_cost(env: CompressionEnv, samples: list[Sample]) -> tuple[float, ...]
     table = Survey.full(env, samples, skipped=[])
     if not table.samples:
         raise DatasetError("no image could be uploaded at every action")
-    return tuple(round(float(c), 6) for c in np.mean(table.ratios, axis=0))
+    return mean_cost(table.ratios)
 
 
 def fit_table(
@@ -163,47 +246,21 @@ def fit_table(
     if n < 2:
         raise DatasetError(f"need at least 2 surveyed images, found {n}")
     ratios = survey.ratios
-    agent = replace(agent, n_actions=n_actions, state_dim=features.shape[1])
-    if POLICY_KINDS[agent.policy].orders_by_cost:
-        cost = tuple(round(float(c), 6) for c in ratios.mean(axis=0))
-        agent = replace(agent, action_cost=cost)
-    policy = make_policy(agent)
-    learner = Learner(policy)
-    if agent.standardize:
-        policy.fit_feature_scaling(features)
+    sized = replace(agent, n_actions=n_actions, state_dim=features.shape[1])
+    policy, learner = set_up(sized, features, lambda: mean_cost(ratios))
     observed = (~np.isnan(kept)).astype(np.float32)
     outcome = np.nan_to_num(kept).astype(np.float32)
     signals = policy.signal(outcome, ratios, objective)
-    rng = np.random.default_rng(agent.seed)
-    order = list(rng.permutation(n))
-    history: list[dict[str, float]] = []
-    losses: list[float] = []
-    bar = Progress(steps, "train", enabled=progress, unit="steps")
-    for step in range(steps):
-        bar.update()
-        if len(order) < 2:
-            order += list(rng.permutation(n))
-        i, following = order[0], order[1]
-        order.pop(0)
+
+    def observe(shown: int, following: int) -> tuple[float | None, dict[str, float]]:
         loss = learner.observe_all(
-            features[i],
-            signals[i].astype(np.float32),
+            features[shown],
+            signals[shown].astype(np.float32),
             features[following],
-            observed[i],
+            observed[shown],
         )
-        if loss is not None:
-            losses.append(loss)
-        if (step + 1) % LOG_EVERY == 0 or step + 1 == steps:
-            history.append(
-                {
-                    "step": step + 1,
-                    "charts/epsilon": learner.epsilon,
-                    f"losses/{policy.loss_name}": (
-                        float(np.mean(losses)) if losses else float("nan")
-                    ),
-                }
-            )
-            losses = []
-    bar.close()
-    policy.progress = learner.progress
+        return loss, {}
+
+    shuffled = Shuffled(np.random.default_rng(agent.seed), n)
+    history = learn(policy, learner, shuffled, observe, steps=steps, progress=progress)
     return policy, history
