@@ -65,6 +65,39 @@ def folds_of(n: int, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+class KFold:
+    """k folds of ``n`` training images (fixed by ``FOLD_SEED``), one policy per
+    fold: the check and the loop every calibration search shares, whatever knob it
+    tunes.
+
+    Raises:
+        ValueError: not 2 to n/2 folds.
+    """
+
+    def __init__(self, n: int, folds: int) -> None:
+        if not 2 <= folds <= n // 2:
+            raise ValueError(f"need 2..{n // 2} folds for {n} images, got {folds}")
+        self.n, self.folds = n, folds
+
+    def policies(
+        self, fit: Callable[[np.ndarray, int], LearnedPolicy]
+    ) -> Iterator[tuple[np.ndarray, LearnedPolicy]]:
+        """``(held-out indices, fit(the other folds' indices, fold number))`` per
+        fold."""
+        for k, (rest, held) in enumerate(folds_of(self.n, self.folds)):
+            yield held, fit(rest, k)
+
+
+def out_of_fold_table(
+    table: Survey, survival: np.ndarray, cost: np.ndarray
+) -> list[dict[str, float]]:
+    """:func:`threshold_table` of out-of-fold ``survival`` on ``table``; an outcome
+    the table does not know counts at its predicted survival (the expected accuracy,
+    from a model that never saw the image)."""
+    expected = np.where(np.isnan(table.kept), survival, table.kept)
+    return threshold_table(survival, expected, table.sizes, table.reference, cost)
+
+
 class CrossValidation:
     """k folds of the training images (fixed by ``FOLD_SEED``), one policy per fold.
 
@@ -85,11 +118,7 @@ class CrossValidation:
         *,
         objective: Objective = Objective(),
     ) -> None:
-        if not 2 <= folds <= len(samples) // 2:
-            raise ValueError(
-                f"need 2..{len(samples) // 2} folds for {len(samples)} images, "
-                f"got {folds}"
-            )
+        self.kfold = KFold(len(samples), folds)
         self.env = env
         self.samples = samples
         self.fit = fit
@@ -101,9 +130,12 @@ class CrossValidation:
     ) -> Iterator[tuple[np.ndarray, LearnedPolicy]]:
         """``(held-out indices, policy trained on the other folds)`` per fold, for
         ``objective`` (default: the search's own)."""
-        objective = objective or self.objective
-        for k, (rest, held) in enumerate(folds_of(len(self.samples), self.folds)):
-            yield held, self.fit([self.samples[i] for i in rest], k, objective)
+        wanted = objective or self.objective
+
+        def fit(rest: np.ndarray, k: int) -> LearnedPolicy:
+            return self.fit([self.samples[i] for i in rest], k, wanted)
+
+        return self.kfold.policies(fit)
 
 
 class AlphaSearch(CrossValidation):
@@ -192,8 +224,7 @@ class ThresholdSearch(CrossValidation):
         for held, policy in self.fold_policies():
             for i in held:
                 survival[i] = policy.belief(samples[i].features)[0]
-        table = Survey.full(env, samples)
-        return threshold_table(survival, table.kept, table.sizes, table.reference, cost)
+        return out_of_fold_table(Survey.full(env, samples), survival, cost)
 
     def for_target(self, target: float) -> Calibration:
         """The threshold with the smallest cross-validated size whose
@@ -279,21 +310,20 @@ class SurveyThresholdSearch:
         *,
         alpha: float = 1.0,
     ) -> None:
-        n = len(survey.samples)
-        if not 2 <= folds <= n // 2:
-            raise ValueError(f"need 2..{n // 2} folds for {n} images, got {folds}")
+        self.kfold = KFold(len(survey.samples), folds)
         self.survey, self.fit, self.folds, self.alpha = survey, fit, folds, alpha
 
     @cached_property
     def table(self) -> list[dict[str, float]]:
         survey = self.survey
         survival = np.zeros(survey.kept.shape)
-        for k, (rest, held) in enumerate(folds_of(len(survey.samples), self.folds)):
-            policy = self.fit(survey.subset(rest), k)
+
+        def fit(rest: np.ndarray, k: int) -> LearnedPolicy:
+            return self.fit(survey.subset(rest), k)
+
+        for held, policy in self.kfold.policies(fit):
             survival[held] = policy.belief(survey.features[held])
-        expected = np.where(np.isnan(survey.kept), survival, survey.kept)
-        cost = survey.ratios.mean(axis=0)
-        return threshold_table(survival, expected, survey.sizes, survey.reference, cost)
+        return out_of_fold_table(survey, survival, survey.ratios.mean(axis=0))
 
     def for_target(self, target: float) -> Calibration:
         return threshold_for(self.table, target, alpha=self.alpha, folds=self.folds)
