@@ -663,6 +663,198 @@ class Clock:
         return any_process(stop, self.device)  # every process stops at the same step
 
 
+def check_batches(settings: TrainSettings, n: int, world: int) -> int:
+    """Steps per epoch of ``n`` images.
+
+    Raises:
+        DataError: fewer images than one global batch.
+        ValueError: a checkpoint interval that is not positive.
+    """
+    steps_per_epoch = EpochBatchSampler.steps_per_epoch(n, settings.batch_size, world)
+    if steps_per_epoch == 0:
+        raise DataError(
+            f"{n} usable images, fewer than one batch of {settings.batch_size * world}"
+        )
+    if settings.checkpoint_every is not None and settings.checkpoint_every <= 0:
+        raise ValueError(
+            f"checkpoint_every must be positive: {settings.checkpoint_every}"
+        )
+    return steps_per_epoch
+
+
+@dataclass
+class Schedule:
+    """The learning rate of each step: cosine from the peak over the run (or its
+    time budget), linearly warmed up over the first ``warmup_steps``."""
+
+    peak: float
+    warmup_steps: int
+    total_steps: int
+
+    @classmethod
+    def of(cls, settings: TrainSettings, steps_per_epoch: int, world: int) -> Schedule:
+        peak = peak_lr(settings, world)
+        warmup_steps = round(settings.warmup_epochs * steps_per_epoch)
+        return cls(peak, warmup_steps, settings.epochs * steps_per_epoch)
+
+    def lr(self, clock: Clock, step: int) -> float:
+        lr = cosine_lr(self.peak, clock.progress(self.total_steps))
+        lr *= warmup_factor(step, self.warmup_steps)
+        return lr
+
+
+def autocast_for(settings: TrainSettings, device: torch.device) -> Any:
+    """bfloat16 autocast on CUDA when ``--amp``; None (float32) otherwise."""
+    if settings.amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return None
+
+
+def write_run_settings(
+    out: Path, settings: TrainSettings, source: ImageSource, run: dict[str, Any]
+) -> None:
+    """``settings.json``: the settings and what this run made of them."""
+    atomic_write_json(
+        out / "settings.json",
+        {
+            **asdict(settings),
+            "n_data": len(source),
+            "world": run["world"],
+            "peak_lr": run["peak_lr"],
+            "skipped": len(source.skipped),
+            "data_path_used": run["data_path"],
+        },
+    )
+
+
+class TrainingLoop:
+    """The epochs of one run: a step per batch, a log row every ``log_every``
+    steps, a checkpoint after every epoch (and every ``checkpoint_every`` steps),
+    until the epochs are done or the :class:`Clock` says stop.
+
+    Made after the run's progress is known (started or resumed): it cuts the log
+    back to that step, and the clock starts then."""
+
+    def __init__(
+        self,
+        settings: TrainSettings,
+        parts: Parts,
+        dataset: ImageDataset | DecodedDataset,
+        n: int,
+        group: Group,
+        state: dict[str, Any],
+        schedule: Schedule,
+        checkpoint: Path,
+        terminations: Terminations,
+    ) -> None:
+        self.settings, self.parts, self.dataset = settings, parts, dataset
+        self.group, self.state, self.schedule = group, state, schedule
+        self.checkpoint, self.terminations = checkpoint, terminations
+        self.n = n
+        self.autocast = autocast_for(settings, group.device)
+        rank, step = group.rank, int(state["global_step"])
+        self.logger = Logger(Path(settings.out), enabled=rank == 0, resume_step=step)
+        self.bar = tqdm(
+            total=schedule.total_steps,
+            initial=step,
+            disable=not (settings.progress and rank == 0),
+            desc=settings.method,
+        )
+        parts.model.train()
+        self.clock = Clock(settings, state, group)
+        self.last_loss = float("nan")
+        self.window_images, self.window_start = 0, time.monotonic()
+        self.stopped = self.clock.should_stop(terminations.received)
+
+    def save(self) -> None:
+        if self.group.rank == 0:
+            save_checkpoint(
+                self.checkpoint,
+                self.parts,
+                self.state,
+                self.settings,
+                self.n,
+                self.group.world,
+            )
+
+    def run(self) -> None:
+        """Train until done or stopped; a Ctrl-C saves the checkpoint first."""
+        state = self.state
+        try:
+            while not self.stopped and state["epoch"] < self.settings.epochs:
+                self.run_epoch(int(state["epoch"]))
+        except KeyboardInterrupt:
+            state["elapsed"] = self.clock.elapsed()
+            self.save()
+            raise
+        finally:
+            self.bar.close()
+            self.logger.close()
+
+    def run_epoch(self, epoch: int) -> None:
+        """The rest of ``epoch`` (from the step it was left at), then a checkpoint."""
+        state, group, every = self.state, self.group, self.settings.checkpoint_every
+        start = int(state["step_in_epoch"])
+        for views, indices in batches(
+            self.dataset, self.settings, epoch, start, group.rank, group.world
+        ):
+            self.step(epoch, views, indices)
+            self.stopped = self.clock.should_stop(self.terminations.received)
+            if self.stopped:
+                break
+            if every and state["global_step"] % every == 0:
+                self.save()
+        if not self.stopped:
+            state["epoch"] += 1
+            state["step_in_epoch"] = 0
+        self.save()
+
+    def step(self, epoch: int, views: Any, indices: torch.Tensor) -> None:
+        """One optimiser step at the schedule's learning rate, counted and logged."""
+        settings, state, parts, group = (
+            self.settings,
+            self.state,
+            self.parts,
+            self.group,
+        )
+        lr = self.schedule.lr(self.clock, int(state["global_step"]))
+        for param_group in parts.optimizer.param_groups:
+            param_group["lr"] = lr
+        self.last_loss = train_step(
+            settings,
+            parts,
+            views,
+            indices,
+            group.device,
+            self.autocast,
+            group.rank,
+            group.world,
+        )
+        state["global_step"] += 1
+        state["step_in_epoch"] += 1
+        state["elapsed"] = self.clock.elapsed()
+        self.window_images += settings.batch_size * group.world
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{self.last_loss:.3f}")
+        if state["global_step"] % settings.log_every == 0:
+            self.log(epoch, lr)
+
+    def log(self, epoch: int, lr: float) -> None:
+        """A log row; the throughput is over the steps since the last row."""
+        now = time.monotonic()
+        self.logger.log(
+            {
+                "charts/step": self.state["global_step"],
+                "charts/epoch": epoch,
+                "charts/lr": lr,
+                "charts/images_per_s": self.window_images / (now - self.window_start),
+                "charts/elapsed_s": self.state["elapsed"],
+                "losses/loss": self.last_loss,
+            }
+        )
+        self.window_images, self.window_start = 0, now
+
+
 def train(
     settings: TrainSettings, *, source: ImageSource | None = None
 ) -> dict[str, Any]:
@@ -680,129 +872,54 @@ def train(
 def _train(
     settings: TrainSettings, source: ImageSource | None, terminations: Terminations
 ) -> dict[str, Any]:
+    """Prepare (data, model, progress), loop, and summarise."""
     group = join(settings.device)
-    rank, world, device = group.rank, group.world, group.device
-    out = Path(settings.out)
     source = source if source is not None else open_source(settings)
     n = len(source)
-    steps_per_epoch = EpochBatchSampler.steps_per_epoch(n, settings.batch_size, world)
-    if steps_per_epoch == 0:
-        raise DataError(
-            f"{n} usable images, fewer than one batch of {settings.batch_size * world}"
-        )
-    if settings.checkpoint_every is not None and settings.checkpoint_every <= 0:
-        raise ValueError(
-            f"checkpoint_every must be positive: {settings.checkpoint_every}"
-        )
-    base_lr = peak_lr(settings, world)
-    warmup_steps = round(settings.warmup_epochs * steps_per_epoch)
-    parts, transform = build_parts(settings, n, device)
-    dataset = build_dataset(settings, source, transform, device)
+    steps_per_epoch = check_batches(settings, n, group.world)
+    schedule = Schedule.of(settings, steps_per_epoch, group.world)
+    parts, transform = build_parts(settings, n, group.device)
+    dataset = build_dataset(settings, source, transform, group.device)
     data_path = "tensor" if isinstance(dataset, DecodedDataset) else "files"
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if settings.amp and device.type == "cuda"
-        else None
-    )
-    total_steps = settings.epochs * steps_per_epoch
-    checkpoint = out / CHECKPOINT
+    checkpoint = Path(settings.out) / CHECKPOINT
     state = start_or_resume(settings, parts, checkpoint, n, group)
-
-    def save() -> None:
-        if rank == 0:
-            save_checkpoint(checkpoint, parts, state, settings, n, world)
-
-    if rank == 0:
-        atomic_write_json(
-            out / "settings.json",
-            {
-                **asdict(settings),
-                "n_data": n,
-                "world": world,
-                "peak_lr": base_lr,
-                "skipped": len(source.skipped),
-                "data_path_used": data_path,
-            },
-        )
-    logger = Logger(out, enabled=rank == 0, resume_step=int(state["global_step"]))
-    bar = tqdm(
-        total=total_steps,
-        initial=int(state["global_step"]),
-        disable=not (settings.progress and rank == 0),
-        desc=settings.method,
+    if group.rank == 0:
+        run = {"world": group.world, "peak_lr": schedule.peak, "data_path": data_path}
+        write_run_settings(Path(settings.out), settings, source, run)
+    loop = TrainingLoop(
+        settings, parts, dataset, n, group, state, schedule, checkpoint, terminations
     )
-    parts.model.train()
-    clock = Clock(settings, state, group)
-    last_loss = float("nan")
-    window_images, window_start = 0, time.monotonic()
-    stopped = clock.should_stop(terminations.received)
-    try:
-        while not stopped and state["epoch"] < settings.epochs:
-            epoch = int(state["epoch"])
-            for views, indices in batches(
-                dataset, settings, epoch, int(state["step_in_epoch"]), rank, world
-            ):
-                lr = cosine_lr(base_lr, clock.progress(total_steps))
-                lr *= warmup_factor(int(state["global_step"]), warmup_steps)
-                for group_ in parts.optimizer.param_groups:
-                    group_["lr"] = lr
-                last_loss = train_step(
-                    settings, parts, views, indices, device, autocast, rank, world
-                )
-                state["global_step"] += 1
-                state["step_in_epoch"] += 1
-                state["elapsed"] = clock.elapsed()
-                window_images += settings.batch_size * world
-                bar.update(1)
-                bar.set_postfix(loss=f"{last_loss:.3f}")
-                if state["global_step"] % settings.log_every == 0:
-                    now = time.monotonic()
-                    logger.log(
-                        {
-                            "charts/step": state["global_step"],
-                            "charts/epoch": epoch,
-                            "charts/lr": lr,
-                            "charts/images_per_s": window_images / (now - window_start),
-                            "charts/elapsed_s": state["elapsed"],
-                            "losses/loss": last_loss,
-                        }
-                    )
-                    window_images, window_start = 0, now
-                stopped = clock.should_stop(terminations.received)
-                if stopped:
-                    break
-                every = settings.checkpoint_every
-                if every and state["global_step"] % every == 0:
-                    save()
-            if not stopped:
-                state["epoch"] += 1
-                state["step_in_epoch"] = 0
-            save()
-    except KeyboardInterrupt:
-        state["elapsed"] = clock.elapsed()
-        save()
-        raise
-    finally:
-        bar.close()
-        logger.close()
-    if stopped and int(state["global_step"]) == 0:
-        save()  # stopped before the first step: still leave a checkpoint
-    if any_process(terminations.received, device):  # all wait for rank 0's save
+    loop.run()
+    if loop.stopped and int(state["global_step"]) == 0:
+        loop.save()  # stopped before the first step: still leave a checkpoint
+    if any_process(terminations.received, group.device):  # all wait for rank 0's save
         raise Preempted(
             f"stopped by SIGTERM at step {int(state['global_step'])}, checkpoint "
             f"saved to {checkpoint}; continue with --resume"
         )
+    return summary(settings, source, loop, steps_per_epoch, data_path)
+
+
+def summary(
+    settings: TrainSettings,
+    source: ImageSource,
+    loop: TrainingLoop,
+    steps_per_epoch: int,
+    data_path: str,
+) -> dict[str, Any]:
+    """What ``train`` returns: how far the run got, how fast, its last loss."""
+    state, world = loop.state, loop.group.world
     images_seen = int(state["global_step"]) * settings.batch_size * world
     return {
         "method": settings.method,
         "data_path": data_path,
-        "n_data": n,
+        "n_data": len(source),
         "skipped": [{"path": s.name, "error": s.reason} for s in source.skipped],
         "steps": int(state["global_step"]),
         "epochs": int(state["epoch"]) + int(state["step_in_epoch"]) / steps_per_epoch,
         "images_seen": images_seen,
         "elapsed_s": float(state["elapsed"]),
         "images_per_s": images_seen / max(float(state["elapsed"]), 1e-9),
-        "last_loss": last_loss,
-        "checkpoint": str(checkpoint),
+        "last_loss": loop.last_loss,
+        "checkpoint": str(loop.checkpoint),
     }
