@@ -9,7 +9,7 @@ full information every action's answer is learned from at once.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -18,12 +18,12 @@ import torch
 
 from adacompress.core.datasets import DatasetError
 from adacompress.core.objective import Objective
-from adacompress.device.actions import get_action_set
-from adacompress.device.features import get_extractor
+from adacompress.device.actions import Action, get_action_set
+from adacompress.device.features import FeatureExtractor, get_extractor
 from adacompress.device.policies.base import LearnedPolicy
 from adacompress.device.policies.files import POLICY_KINDS, save_policy
 from adacompress.exchange.calls import CallPlan, identify, plan_calls
-from adacompress.exchange.environment import CompressionEnv, Sample, open_env
+from adacompress.exchange.environment import CompressionEnv, Sample, Skipped, open_env
 from adacompress.learning.calibrate import (
     SEARCHES,
     AlphaSearch,
@@ -50,21 +50,16 @@ def train(
 ) -> dict[str, Any]:
     """Train an agent; write it to ``settings.out`` and its log beside it.
 
-    With ``settings.target_accuracy`` set, the reward weight (or the survival
-    threshold) is first calibrated on the training images by k-fold
-    cross-validation (:mod:`adacompress.learning.calibrate`), unless that
-    ``calibration`` is given (benchmarks share one search between targets).
-    ``command`` is recorded in the log: how to make this agent again.
+    Top to bottom: prepare the images, survey them when a budget limits the
+    questions, calibrate, fit, save. With ``settings.target_accuracy`` set, the
+    reward weight (or the survival threshold) is first calibrated on the training
+    images by k-fold cross-validation (:mod:`adacompress.learning.calibrate`),
+    unless that ``calibration`` is given (benchmarks share one search between
+    targets). ``command`` is recorded in the log: how to make this agent again.
     """
-    if settings.data.images is None and settings.data.split == "test":
-        raise DatasetError("refusing to train on the held-out test split")
     started = time.perf_counter()
-    actions = get_action_set(settings.actions)
-    extractor = get_extractor(settings.features)
-    per_action = getattr(extractor, "per_action", 0)  # a state with a block an action
-    settings = replace(settings, agent=replace(settings.agent, per_action=per_action))
+    settings, actions, extractor = prepare(settings)
     paths = settings.data.paths()
-    found: Survey | None = None
     with open_env(
         settings.cloud,
         actions=actions,
@@ -74,59 +69,15 @@ def train(
         photo_cap=settings.cap,
     ) as env:
         samples, skipped = env.prepare(paths, progress=settings.progress)
-        if settings.budgeted:
-            found = survey_for(env, samples, settings)
+        found = survey_for(env, samples, settings) if settings.budgeted else None
+        if found is not None:
             skipped += found.skipped
-            if settings.target_accuracy is not None and calibration is None:
-                calibration = SurveyThresholdSearch(
-                    found,
-                    table_fitter(settings),
-                    settings.calibration_folds,
-                    alpha=settings.alpha,
-                ).for_target(settings.target_accuracy)
-            if calibration is not None:
-                settings = calibrated(settings, calibration)
-            policy, history = fit_table(
-                found,
-                settings.agent,
-                steps=settings.steps,
-                objective=settings.objective,
-                progress=settings.progress,
-            )
-        else:
-            if settings.target_accuracy is not None:
-                if calibration is None:
-                    calibration = calibrate(
-                        env, samples, settings, settings.target_accuracy
-                    )
-                settings = calibrated(settings, calibration)
-            policy, history = fit_policy(
-                env,
-                samples,
-                settings.agent,
-                steps=settings.steps,
-                objective=settings.objective,
-                full_information=settings.full_information,
-                progress=settings.progress,
-                skipped=skipped,
-            )
+        settings, calibration = calibrate_for(
+            env, samples, found, settings, calibration
+        )
+        policy, history = fit(env, samples, found, settings, skipped)
         stats = asdict(env.cache.stats)
-    out = Path(settings.out)
-    save_policy(
-        policy,
-        out,
-        backend=settings.cloud.backend,
-        features=portable_features(settings.features),
-        action_set=settings.actions,
-        actions=[a.key for a in actions],
-        top_k=settings.top_k,
-        alpha=settings.alpha,
-        beta=settings.beta,
-        target_accuracy=settings.target_accuracy,
-        photo_cap=settings.cap,
-        train_images=len(samples),
-        steps=settings.steps,
-    )
+    out = save_agent(policy, settings, actions, len(samples))
     log: dict[str, Any] = {
         "command": command,
         "settings": asdict(settings),
@@ -144,6 +95,106 @@ def train(
         log["survey"] = found.summary()
     atomic_write_json(out.with_suffix(".json"), portable_log(log, out))
     return log
+
+
+def prepare(
+    settings: TrainSettings,
+) -> tuple[TrainSettings, Sequence[Action], FeatureExtractor]:
+    """The action set and the feature extractor ``settings`` name, and the settings
+    with the extractor's per-action block recorded in the agent's.
+
+    Raises:
+        DatasetError: the settings name the held-out test split.
+    """
+    if settings.data.images is None and settings.data.split == "test":
+        raise DatasetError("refusing to train on the held-out test split")
+    actions = get_action_set(settings.actions)
+    extractor = get_extractor(settings.features)
+    per_action = getattr(extractor, "per_action", 0)  # a state with a block an action
+    settings = replace(settings, agent=replace(settings.agent, per_action=per_action))
+    return settings, actions, extractor
+
+
+def calibrate_for(
+    env: CompressionEnv,
+    samples: list[Sample],
+    found: Survey | None,
+    settings: TrainSettings,
+    calibration: Calibration | None,
+) -> tuple[TrainSettings, Calibration | None]:
+    """``settings`` calibrated for their target accuracy, and the calibration: the
+    one given, else searched on the survey ``found`` or on ``samples`` (None: no
+    target, none given). A given calibration without a target applies to a survey's
+    training alone (the other is logged with it, as before)."""
+    target = settings.target_accuracy
+    if calibration is None and target is not None:
+        if found is not None:
+            calibration = SurveyThresholdSearch(
+                found,
+                table_fitter(settings),
+                settings.calibration_folds,
+                alpha=settings.alpha,
+            ).for_target(target)
+        else:
+            calibration = calibrate(env, samples, settings, target)
+    if calibration is not None and (found is not None or target is not None):
+        settings = calibrated(settings, calibration)
+    return settings, calibration
+
+
+def fit(
+    env: CompressionEnv,
+    samples: list[Sample],
+    found: Survey | None,
+    settings: TrainSettings,
+    skipped: list[Skipped],
+) -> tuple[LearnedPolicy, list[dict[str, float]]]:
+    """The policy fitted to the survey ``found``, or by asking the environment about
+    ``samples`` (no survey), and its training history."""
+    if found is not None:
+        return fit_table(
+            found,
+            settings.agent,
+            steps=settings.steps,
+            objective=settings.objective,
+            progress=settings.progress,
+        )
+    return fit_policy(
+        env,
+        samples,
+        settings.agent,
+        steps=settings.steps,
+        objective=settings.objective,
+        full_information=settings.full_information,
+        progress=settings.progress,
+        skipped=skipped,
+    )
+
+
+def save_agent(
+    policy: LearnedPolicy,
+    settings: TrainSettings,
+    actions: Sequence[Action],
+    n_images: int,
+) -> Path:
+    """Write the agent to ``settings.out`` (its log goes beside it); its path."""
+    out = Path(settings.out)
+    save_policy(
+        policy,
+        out,
+        backend=settings.cloud.backend,
+        features=portable_features(settings.features),
+        action_set=settings.actions,
+        actions=[a.key for a in actions],
+        top_k=settings.top_k,
+        alpha=settings.alpha,
+        beta=settings.beta,
+        target_accuracy=settings.target_accuracy,
+        photo_cap=settings.cap,
+        train_images=n_images,
+        steps=settings.steps,
+    )
+    return out
 
 
 def portable_log(log: dict[str, Any], out: Path) -> dict[str, Any]:
