@@ -101,13 +101,8 @@ class ImageSource:
         max_pixels: skip images with more pixels than this.
         max_bytes: skip files (or zip members) larger than this, unread.
         cache_index: keep the index (each image's size, or why it was skipped) in a
-            JSON file in ``cache_dir``, found again by the names, sizes and
-            modification times of the files (a zip's own), the limits and the
-            Pillow version, so every later open -- other ranks, resumes, eval --
-            reads no image at all. Written atomically under a file lock (the first
-            rank indexes, the others wait and read it); read as untrusted input
-            (anything malformed is indexed again); a cache folder that cannot be
-            written means no cache.
+            JSON file in ``cache_dir`` (see :func:`cached_index`), so every later
+            open -- other ranks, resumes, eval -- reads no image at all.
         cache_dir: where; ``$PIRL_CACHE``, else ``pirl`` in the user's cache folder.
 
     Raises:
@@ -137,50 +132,22 @@ class ImageSource:
         self._zip: zipfile.ZipFile | None = None
         self._zip_pid = -1
         prefix = (under.strip("/") + "/") if under else ""
-        if self.path.is_dir():
-            self.is_zip = False
-            base = self.path / prefix if prefix else self.path
-            if not base.is_dir():
-                raise DataError(f"no folder {base}")
-            stamps = _listing(self.path, base)
-            candidates = sorted(stamps)
-        elif self.path.is_file() and zipfile.is_zipfile(self.path):
-            self.is_zip = True
-            info = self.path.stat()
-            stamps = {"": (info.st_size, info.st_mtime_ns)}  # the zip's own
-            with zipfile.ZipFile(self.path) as archive:
-                candidates = sorted(
-                    info.filename
-                    for info in archive.infolist()
-                    if not info.is_dir() and info.filename.startswith(prefix)
-                )
-        elif self.path.exists():
-            raise DataError(f"{self.path} is neither a folder nor a zip archive")
-        else:
-            raise DataError(f"{self.path} does not exist")
+        self.is_zip, stamps, candidates = _candidates(self.path, prefix)
         names = [n for n in candidates if Path(n).suffix.lower() in IMAGE_SUFFIXES]
         self.ignored = len(candidates) - len(names)
         if limit is not None and limit < len(names):
             keep = np.random.default_rng(seed).choice(len(names), limit, replace=False)
             names = [names[i] for i in sorted(keep)]
-        self.skipped: list[Skipped] = []
-        self.names: list[str] = []
-        self.sizes: list[tuple[int, int]] = []
-        """each image's width and height, from its header"""
         self.unreadable: dict[str, str] = {}
         """images met whose pixels could not be decoded, with the reason (this
         process's)"""
         entries = None
         if cache_index:
-            entries = self._cached_index(names, stamps, cache_dir)
+            entries = cached_index(self, names, stamps, cache_dir)
         if entries is None:
             entries = self._index(names)
-        for name, entry in zip(names, entries, strict=True):
-            if isinstance(entry, str):
-                self.skipped.append(Skipped(name, entry))
-            else:
-                self.names.append(name)
-                self.sizes.append((entry[0], entry[1]))
+        # sizes: each usable image's width and height, from its header
+        self.skipped, self.names, self.sizes = _usable(names, entries)
         if not self.names:
             where = f"{self.path}" + (f" under {under!r}" if under else "")
             raise DataError(
@@ -200,74 +167,6 @@ class ImageSource:
                 entries.append(list(self.header(name)))
             except ImageError as err:
                 entries.append(str(err))
-        return entries
-
-    def _cached_index(
-        self,
-        names: Sequence[str],
-        stamps: dict[str, tuple[int, int]],
-        cache_dir: str | Path | None,
-    ) -> list[IndexEntry] | None:
-        """The index from the cache, made and stored first when it is not there;
-        None when the cache folder cannot be used."""
-        from filelock import FileLock
-
-        digest = hashlib.sha256(
-            f"{INDEX_VERSION}\0{self.path.resolve()}\0{self.max_pixels}\0"
-            f"{self.max_bytes}\0{PIL.__version__}\n".encode()
-        )
-        for name in [""] if self.is_zip else names:
-            size, mtime = stamps.get(name, (-1, -1))
-            digest.update(f"{name}\0{size}\0{mtime}\n".encode())
-        if self.is_zip:
-            digest.update("\n".join(names).encode())
-        key = digest.hexdigest()
-        folder = Path(cache_dir) if cache_dir else default_cache_dir()
-        path = folder / f"index-{self.path.name}-{key[:20]}.json"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            entries = self._read_index(path, key, len(names))
-            if entries is not None:
-                return entries
-            with FileLock(str(path) + ".lock"):
-                entries = self._read_index(path, key, len(names))  # another rank's
-                if entries is None:
-                    entries = self._index(names)
-                    text = json.dumps(
-                        {"format": INDEX_VERSION, "key": key, "entries": entries},
-                        separators=(",", ":"),
-                    )
-                    atomic_write(path, lambda handle: handle.write(text.encode()))
-        except OSError:
-            return None
-        return entries
-
-    def _read_index(self, path: Path, key: str, n: int) -> list[IndexEntry] | None:
-        """A cached index, checked as untrusted input: None unless it is a regular
-        JSON file of a plausible size with this key and ``n`` entries, each a
-        reason or a size within the pixel limit."""
-        try:
-            info = os.stat(path)
-            if not stat.S_ISREG(info.st_mode) or info.st_size > 65_536 + 1024 * n:
-                return None
-            data = json.loads(path.read_bytes())
-        except (OSError, ValueError):
-            return None
-        if not isinstance(data, dict) or data.get("key") != key:
-            return None
-        entries = data.get("entries")
-        if not isinstance(entries, list) or len(entries) != n:
-            return None
-        for entry in entries:
-            if isinstance(entry, str):
-                continue
-            if not (
-                isinstance(entry, list)
-                and len(entry) == 2
-                and all(type(v) is int and v > 0 for v in entry)
-                and entry[0] * entry[1] <= self.max_pixels
-            ):
-                return None
         return entries
 
     def split(self, held: int, *, seed: int = 0) -> tuple[ImageSource, ImageSource]:
@@ -301,25 +200,9 @@ class ImageSource:
             ImageError: not a regular file, or over the size limit.
         """
         if self.is_zip:
-            size = self._archive().getinfo(name).file_size
-            if size > self.max_bytes:
-                raise ImageError(
-                    f"zip member too large: {size:,} bytes declared "
-                    f"(limit {self.max_bytes:,})"
-                )
-            return size
-        try:
-            info = os.stat(self.path / name)
-        except OSError as err:
-            raise ImageError(f"cannot read file: {err.strerror or err}") from None
-        if not stat.S_ISREG(info.st_mode):  # a FIFO would block the read
-            kind = "folder" if stat.S_ISDIR(info.st_mode) else "special file"
-            raise ImageError(f"not a regular file ({kind})")
-        if info.st_size > self.max_bytes:
-            raise ImageError(
-                f"file too large: {info.st_size:,} bytes (limit {self.max_bytes:,})"
-            )
-        return info.st_size
+            declared = self._archive().getinfo(name).file_size
+            return _checked_member_size(declared, self.max_bytes)
+        return _checked_file_size(self.path / name, self.max_bytes)
 
     def read(self, name: str) -> bytes:
         """The bytes of one image; a zip member's declared size is checked before
@@ -350,28 +233,15 @@ class ImageSource:
                 if self.is_zip
                 else open(self.path / name, "rb")  # noqa: SIM115 - closed below
             )
-            with opened, warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(opened) as image:
-                    width, height = image.size
+            with opened:
+                width, height = _declared_size(opened)
         except ImageError:
             raise
-        except UnidentifiedImageError:
-            raise ImageError("not an image Pillow can read") from None
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-            raise ImageError(f"image too large: {err}") from None
         except (zipfile.BadZipFile, KeyError) as err:
             raise ImageError(f"cannot read: {err}") from None
         except (OSError, SyntaxError, ValueError, EOFError) as err:
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise ImageError(f"corrupt image header: {reason}") from None
-        if width * height > self.max_pixels:
-            raise ImageError(
-                f"image too large: {width}x{height} = {width * height:,} pixels "
-                f"(limit {self.max_pixels:,})"
-            )
-        if width <= 0 or height <= 0:
-            raise ImageError(f"image has no pixels: {width}x{height}")
+            raise _corrupt_header(err) from None
+        _check_pixels(width, height, self.max_pixels)
         return width, height
 
     def load_name(self, name: str) -> Image.Image:
@@ -417,6 +287,206 @@ class ImageSource:
         state = self.__dict__.copy()
         state["_zip"] = None  # zip handles do not cross process boundaries
         return state
+
+
+def _usable(
+    names: Sequence[str], entries: Sequence[IndexEntry]
+) -> tuple[list[Skipped], list[str], list[tuple[int, int]]]:
+    """The skipped files, and the usable images' names and sizes, of an index."""
+    skipped, usable, sizes = [], [], []
+    for name, entry in zip(names, entries, strict=True):
+        if isinstance(entry, str):
+            skipped.append(Skipped(name, entry))
+        else:
+            usable.append(name)
+            sizes.append((entry[0], entry[1]))
+    return skipped, usable, sizes
+
+
+def _candidates(
+    path: Path, prefix: str
+) -> tuple[bool, dict[str, tuple[int, int]], list[str]]:
+    """Whether ``path`` is a zip, the stamps that key its index cache (each file's
+    size and modification time; a zip's own under ``""``), and its files below
+    ``prefix`` in sorted order.
+
+    Raises:
+        DataError: missing, not a folder or zip, or no folder ``prefix`` in it.
+    """
+    if path.is_dir():
+        base = path / prefix if prefix else path
+        if not base.is_dir():
+            raise DataError(f"no folder {base}")
+        stamps = _listing(path, base)
+        return False, stamps, sorted(stamps)
+    if path.is_file() and zipfile.is_zipfile(path):
+        info = path.stat()
+        stamps = {"": (info.st_size, info.st_mtime_ns)}  # the zip's own
+        with zipfile.ZipFile(path) as archive:
+            candidates = sorted(
+                info.filename
+                for info in archive.infolist()
+                if not info.is_dir() and info.filename.startswith(prefix)
+            )
+        return True, stamps, candidates
+    if path.exists():
+        raise DataError(f"{path} is neither a folder nor a zip archive")
+    raise DataError(f"{path} does not exist")
+
+
+# --- the index: each image's size from its header, or why it is skipped ----------
+
+
+def index_key(
+    source: ImageSource, names: Sequence[str], stamps: dict[str, tuple[int, int]]
+) -> str:
+    """What a cached index is found by: the names, sizes and modification times of
+    the files (a zip's own), the limits and the Pillow version."""
+    digest = hashlib.sha256(
+        f"{INDEX_VERSION}\0{source.path.resolve()}\0{source.max_pixels}\0"
+        f"{source.max_bytes}\0{PIL.__version__}\n".encode()
+    )
+    for name in [""] if source.is_zip else names:
+        size, mtime = stamps.get(name, (-1, -1))
+        digest.update(f"{name}\0{size}\0{mtime}\n".encode())
+    if source.is_zip:
+        digest.update("\n".join(names).encode())
+    return digest.hexdigest()
+
+
+def cached_index(
+    source: ImageSource,
+    names: Sequence[str],
+    stamps: dict[str, tuple[int, int]],
+    cache_dir: str | Path | None,
+) -> list[IndexEntry] | None:
+    """The index from the cache, made and stored first when it is not there;
+    None when the cache folder cannot be used.
+
+    It is found by :func:`index_key`, written atomically under a file lock (the
+    first rank indexes, the others wait and read it) and read as untrusted input
+    (anything malformed is indexed again, see :func:`read_index`)."""
+    from filelock import FileLock
+
+    key = index_key(source, names, stamps)
+    folder = Path(cache_dir) if cache_dir else default_cache_dir()
+    path = folder / f"index-{source.path.name}-{key[:20]}.json"
+    n, max_pixels = len(names), source.max_pixels
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        entries = read_index(path, key, n, max_pixels)
+        if entries is not None:
+            return entries
+        with FileLock(str(path) + ".lock"):
+            entries = read_index(path, key, n, max_pixels)  # another rank's
+            if entries is None:
+                entries = source._index(names)
+                text = json.dumps(
+                    {"format": INDEX_VERSION, "key": key, "entries": entries},
+                    separators=(",", ":"),
+                )
+                atomic_write(path, lambda handle: handle.write(text.encode()))
+    except OSError:
+        return None
+    return entries
+
+
+def read_index(
+    path: Path, key: str, n: int, max_pixels: int
+) -> list[IndexEntry] | None:
+    """A cached index, checked as untrusted input: None unless it is a regular
+    JSON file of a plausible size with this key and ``n`` entries, each a
+    reason or a size within the pixel limit."""
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > 65_536 + 1024 * n:
+            return None
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("key") != key:
+        return None
+    entries = data.get("entries")
+    if not isinstance(entries, list) or len(entries) != n:
+        return None
+    for entry in entries:
+        if isinstance(entry, str):
+            continue
+        if not (
+            isinstance(entry, list)
+            and len(entry) == 2
+            and all(type(v) is int and v > 0 for v in entry)
+            and entry[0] * entry[1] <= max_pixels
+        ):
+            return None
+    return entries
+
+
+# --- the files ------------------------------------------------------------------
+
+
+def _checked_member_size(size: int, max_bytes: int) -> int:
+    """A zip member's declared ``size``; ImageError over ``max_bytes``."""
+    if size > max_bytes:
+        raise ImageError(
+            f"zip member too large: {size:,} bytes declared (limit {max_bytes:,})"
+        )
+    return size
+
+
+def _checked_file_size(path: Path, max_bytes: int) -> int:
+    """The size of the file at ``path``, stat-ed, not read.
+
+    Raises:
+        ImageError: cannot be stat-ed, not a regular file, or over ``max_bytes``.
+    """
+    try:
+        info = os.stat(path)
+    except OSError as err:
+        raise ImageError(f"cannot read file: {err.strerror or err}") from None
+    if not stat.S_ISREG(info.st_mode):  # a FIFO would block the read
+        kind = "folder" if stat.S_ISDIR(info.st_mode) else "special file"
+        raise ImageError(f"not a regular file ({kind})")
+    if info.st_size > max_bytes:
+        raise ImageError(
+            f"file too large: {info.st_size:,} bytes (limit {max_bytes:,})"
+        )
+    return info.st_size
+
+
+def _declared_size(opened: Any) -> tuple[int, int]:
+    """The width and height in the header of an open image file (Pillow's
+    ``Image.open``: no pixel is decoded).
+
+    Raises:
+        ImageError: not an image Pillow identifies, or over Pillow's pixel limit.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(opened) as image:
+                width, height = image.size
+                return width, height
+    except UnidentifiedImageError:
+        raise ImageError("not an image Pillow can read") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ImageError(f"image too large: {err}") from None
+
+
+def _corrupt_header(err: BaseException) -> ImageError:
+    reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return ImageError(f"corrupt image header: {reason}")
+
+
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    """Raises ImageError for a size over ``max_pixels`` or without pixels."""
+    if width * height > max_pixels:
+        raise ImageError(
+            f"image too large: {width}x{height} = {width * height:,} pixels "
+            f"(limit {max_pixels:,})"
+        )
+    if width <= 0 or height <= 0:
+        raise ImageError(f"image has no pixels: {width}x{height}")
 
 
 def _listing(root: Path, base: Path) -> dict[str, tuple[int, int]]:
