@@ -17,6 +17,7 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -300,35 +301,65 @@ def evaluate_encoder(
         raise DataError("train and test images have different classes")
     y_train, y_test = labelled(train), labelled(test)
     say = log or (lambda line: None)
-    features = []
-    for name, source in (("train", train), ("test", test)):
-        say(f"{name}: {len(source)} images")
-        features.append(
-            extract_features(
-                encoder,
-                source,
-                image_size=image_size,
-                batch_size=batch_size,
-                workers=workers,
-                device=device,
-                data_path=data_path,
-                memory_limit_gb=memory_limit_gb,
-                cache_dir=cache_dir,
-                log=log,
-            )
-        )
-    x_train, x_test = features
-    say(f"kNN (k = {k})")
-    result: dict[str, Any] = {
+    features_of = partial(
+        extract_features,
+        encoder,
+        image_size=image_size,
+        batch_size=batch_size,
+        workers=workers,
+        device=device,
+        data_path=data_path,
+        memory_limit_gb=memory_limit_gb,
+        cache_dir=cache_dir,
+        log=log,
+    )
+    say(f"train: {len(train)} images")
+    x_train = features_of(train)
+    say(f"test: {len(test)} images")
+    x_test = features_of(test)
+    scores = score_features(
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        k=k,
+        t=t,
+        linear_epochs=linear_epochs,
+        linear_lr=linear_lr,
+        seed=seed,
+        say=say,
+    )
+    return {
         "n_train": len(train),
         "n_test": len(test),
         "feature_dim": int(x_train.shape[1]),
+        **scores,
+    }
+
+
+def score_features(
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    *,
+    k: int,
+    t: float,
+    linear_epochs: int,
+    linear_lr: float,
+    seed: int,
+    say: Log,
+) -> dict[str, float | None]:
+    """kNN top-1 and linear-probe top-1 (None when ``linear_epochs`` is 0) of
+    classifiers fitted on the train features and scored on the test features."""
+    say(f"kNN (k = {k})")
+    scores: dict[str, float | None] = {
         "knn_top1": knn_top1(x_train, y_train, x_test, y_test, k=k, t=t),
         "linear_top1": None,
     }
     if linear_epochs > 0:
         say(f"linear probe ({linear_epochs} epochs)")
-        result["linear_top1"] = linear_probe(
+        scores["linear_top1"] = linear_probe(
             x_train,
             y_train,
             x_test,
@@ -337,7 +368,7 @@ def evaluate_encoder(
             lr=linear_lr,
             seed=seed,
         )
-    return result
+    return scores
 
 
 def evaluate(settings: EvalSettings, *, log: Log | None = None) -> dict[str, Any]:
