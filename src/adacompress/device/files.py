@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from adacompress.device.compressor import Compressor
+from adacompress.device.compressor import Compressor, Upload
 from adacompress.device.manifest import (
     MANIFEST,
     UPLOAD_EXTENSIONS,
@@ -30,7 +30,7 @@ from adacompress.device.manifest import (
     write_manifest,
 )
 from adacompress.device.out_folder import OutFolder
-from adacompress.device.output_names import expand_inputs, plan_outputs
+from adacompress.device.output_names import OutputPlan, expand_inputs, plan_outputs
 from basekit.images import ImageError, read_image_file
 
 SAVE_EVERY_S = 5.0
@@ -75,98 +75,152 @@ def _compress(
     manifest = folder.checked(MANIFEST)
     earlier = read_manifest(manifest)
     plan = plan_outputs(found, earlier.entries)
+    _clear_way(folder, plan)
+    run = _Run(compressor, folder, manifest, plan)
+    try:
+        for source, _ in found:
+            run.take(source)
+            if run.chunk_full():
+                run.flush()
+                if on_progress:
+                    on_progress(run.done, len(found))
+                run.save_if_due()
+        run.flush()
+    finally:  # also when interrupted: what was written stays recorded
+        run.save()
+    if on_progress:
+        on_progress(run.done, len(found))
+    return run.summary(found, ignored=earlier.ignored + plan.dropped)
+
+
+def _clear_way(folder: OutFolder, plan: OutputPlan) -> None:
+    """Refuse every output this run may write before anything is written, then
+    remove temporary files an interrupted run left beside them."""
     outputs = [
         PurePosixPath(f"{stem}{extension}")
         for stem in plan.stems.values()
         for extension in UPLOAD_EXTENSIONS
     ]
-    for output in outputs:  # refused before anything is written
+    for output in outputs:
         folder.checked(output)
     earlier_outputs = [PurePosixPath(e.output) for e in plan.kept.values() if e.output]
     folder.remove_stale_temps([PurePosixPath(MANIFEST), *outputs, *earlier_outputs])
 
-    agent, agent_sha256 = compressor.card.name, compressor.digest
-    made_under = limits_text(compressor.limits)
-    entries = dict(plan.kept)
-    """every entry, earlier runs' first: this run's replace theirs in place"""
-    chunk: list[tuple[str, PurePosixPath, str, bytes]] = []
-    counts = {"written": 0, "reused": 0, "done": 0}
-    saved = time.monotonic()
 
-    def flush() -> None:
-        results = compressor.compress_many([data for *_, data in chunk])
-        for (key, stem, digest, _), result in zip(chunk, results, strict=True):
+class _Run:
+    """One compress run's progress: the manifest's entries, the chunk of inputs
+    waiting to be compressed, and what was written, reused and looked at."""
+
+    def __init__(
+        self,
+        compressor: Compressor,
+        folder: OutFolder,
+        manifest: Path,
+        plan: OutputPlan,
+    ) -> None:
+        self.compressor = compressor
+        self.folder = folder
+        self.manifest = manifest
+        self.plan = plan
+        self.agent, self.agent_sha256 = compressor.card.name, compressor.digest
+        self.made_under = limits_text(compressor.limits)
+        self.entries = dict(plan.kept)
+        """every entry, earlier runs' first: this run's replace theirs in place"""
+        self.chunk: list[tuple[str, PurePosixPath, str, bytes]] = []
+        self.written = 0
+        self.reused = 0
+        self.done = 0
+        self.saved = time.monotonic()
+
+    def take(self, source: Path) -> None:
+        """Read one input: record it as skipped or reused, or queue it in the
+        chunk."""
+        key = str(source)
+        self.done += 1
+        try:
+            data = read_image_file(source)
+        except ImageError as err:
+            self.entries[key] = Entry(key, skipped=str(err))
+            return
+        digest = hashlib.sha256(data).hexdigest()
+        if self._already_done(key, digest):
+            self.reused += 1
+            return
+        self.chunk.append((key, self.plan.stems[key], digest, data))
+
+    def _already_done(self, key: str, digest: str) -> bool:
+        """An earlier run wrote this input's upload from the same content, agent
+        and limits, and the output is there unchanged."""
+        done = self.plan.kept.get(key)
+        return (
+            done is not None
+            and done.skipped is None
+            and done.sha256 == digest
+            and done.agent == self.agent
+            and done.agent_sha256 == self.agent_sha256
+            and (done.limits or "") == self.made_under
+            and self.folder.intact(done)
+        )
+
+    def chunk_full(self) -> bool:
+        return len(self.chunk) >= self.compressor.batch_size
+
+    def flush(self) -> None:
+        """Compress the chunk, write each upload and record its entry."""
+        results = self.compressor.compress_many([data for *_, data in self.chunk])
+        for (key, stem, digest, _), result in zip(self.chunk, results, strict=True):
             if isinstance(result, ImageError):
-                entries[key] = Entry(key, skipped=str(result), sha256=digest)
+                self.entries[key] = Entry(key, skipped=str(result), sha256=digest)
                 continue
-            output = PurePosixPath(f"{stem}{result.extension}")
-            folder.write(output, result.data)
-            counts["written"] += 1
-            entries[key] = Entry(
-                key,
-                output.as_posix(),
-                result.action.key,
-                result.nbytes,
-                result.source_bytes,
-                result.width,
-                result.height,
-                digest,
-                agent,
-                mime=result.mime,
-                limits=made_under,
-                output_sha256=hashlib.sha256(result.data).hexdigest(),
-                agent_sha256=agent_sha256,
-            )
-        chunk.clear()
+            self.entries[key] = self._write(key, stem, digest, result)
+        self.chunk.clear()
 
-    try:
-        for source, _ in found:
-            key = str(source)
-            counts["done"] += 1
-            try:
-                data = read_image_file(source)
-            except ImageError as err:
-                entries[key] = Entry(key, skipped=str(err))
-                continue
-            digest = hashlib.sha256(data).hexdigest()
-            done = plan.kept.get(key)
-            if (
-                done is not None
-                and done.skipped is None
-                and done.sha256 == digest
-                and done.agent == agent
-                and done.agent_sha256 == agent_sha256
-                and (done.limits or "") == made_under
-                and folder.intact(done)
-            ):
-                counts["reused"] += 1
-                continue
-            chunk.append((key, plan.stems[key], digest, data))
-            if len(chunk) >= compressor.batch_size:
-                flush()
-                if on_progress:
-                    on_progress(counts["done"], len(found))
-                if time.monotonic() - saved >= SAVE_EVERY_S:
-                    write_manifest(manifest, entries.values())
-                    saved = time.monotonic()
-        flush()
-    finally:  # also when interrupted: what was written stays recorded
-        write_manifest(manifest, entries.values())
-    if on_progress:
-        on_progress(counts["done"], len(found))
-    ours = [entries[str(source)] for source, _ in found]
-    kept = [e for e in ours if e.skipped is None]
-    return {
-        "inputs": len(ours),
-        "written": counts["written"],
-        "reused": counts["reused"],
-        "skipped": [
-            {"path": e.source, "error": e.skipped}
-            for e in ours
-            if e.skipped is not None
-        ],
-        "bytes": sum(e.bytes or 0 for e in kept),
-        "source_bytes": sum(e.source_bytes or 0 for e in kept),
-        "manifest": str(manifest),
-        "manifest_ignored": earlier.ignored + plan.dropped,
-    }
+    def _write(
+        self, key: str, stem: PurePosixPath, digest: str, result: Upload
+    ) -> Entry:
+        output = PurePosixPath(f"{stem}{result.extension}")
+        self.folder.write(output, result.data)
+        self.written += 1
+        return Entry(
+            key,
+            output.as_posix(),
+            result.action.key,
+            result.nbytes,
+            result.source_bytes,
+            result.width,
+            result.height,
+            digest,
+            self.agent,
+            mime=result.mime,
+            limits=self.made_under,
+            output_sha256=hashlib.sha256(result.data).hexdigest(),
+            agent_sha256=self.agent_sha256,
+        )
+
+    def save_if_due(self) -> None:
+        if time.monotonic() - self.saved >= SAVE_EVERY_S:
+            self.save()
+            self.saved = time.monotonic()
+
+    def save(self) -> None:
+        write_manifest(self.manifest, self.entries.values())
+
+    def summary(
+        self, found: list[tuple[Path, PurePosixPath]], *, ignored: int
+    ) -> dict[str, Any]:
+        ours = [self.entries[str(source)] for source, _ in found]
+        kept = [e for e in ours if e.skipped is None]
+        return {
+            "inputs": len(ours),
+            "written": self.written,
+            "reused": self.reused,
+            "skipped": [
+                {"path": e.source, "error": e.skipped}
+                for e in ours
+                if e.skipped is not None
+            ],
+            "bytes": sum(e.bytes or 0 for e in kept),
+            "source_bytes": sum(e.source_bytes or 0 for e in kept),
+            "manifest": str(self.manifest),
+            "manifest_ignored": ignored,
+        }
