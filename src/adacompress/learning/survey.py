@@ -208,85 +208,127 @@ def survey(
     ``count_cached`` every answer asked counts as a call, cached or not: what a
     first survey against a new cloud pays (budget experiments on a warm cache).
     """
-    n_actions = len(env.actions)
     up = dominance(env.actions)
     order = np.random.default_rng(seed).permutation(len(samples))
-    rows: list[int] = []
-    kept: list[np.ndarray] = []
-    asked: list[np.ndarray] = []
-    sizes: list[np.ndarray] = []
-    reference: list[float] = []
-    calls, stopped = 0, None
+    table = _Rows(samples, len(env.actions))
+    budget = _CallBudget(env, call_budget, count_cached)
+    stopped: str | None = None
     skipped: list[Skipped] = []
     bar = Progress(len(samples), "survey", enabled=progress)
-
-    def so_far() -> Survey:
-        empty = np.zeros((0, n_actions))
-        return Survey(
-            [samples[i] for i in rows],
-            np.array(kept) if kept else empty,
-            np.array(asked, bool) if asked else empty.astype(bool),
-            np.array(sizes) if sizes else empty,
-            np.array(reference),
-            calls,
-            stopped,
-            skipped,
-        )
-
-    paid: set[tuple[str, str]] = set()  # (image, action) answers counted so far
-
-    def cost(sample: Sample, wanted: list[Action]) -> int:
-        if not count_cached:
-            return len(env.missing(sample, wanted))
-        return len({env.upload_id(sample, a) for a in wanted} - paid)
-
-    def affordable(sample: Sample, action_index: int | None) -> bool:
-        wanted = [REFERENCE_ACTION]
-        if action_index is not None:
-            wanted.append(env.actions[action_index])
-        return call_budget is None or calls + cost(sample, wanted) <= call_budget
-
-    predict = prior_belief(so_far())
+    predict = prior_belief(table.survey(budget.calls, stopped, skipped))
     for position, index in enumerate(order):
         sample = samples[index]
         if position and position % refit_every == 0:
-            predict = belief(so_far())
-        if not affordable(sample, None):
-            stopped = (
-                f"the budget of {call_budget} calls was spent after {len(rows)} of "
-                f"{len(samples)} images"
-            )
+            predict = belief(table.survey(budget.calls, stopped, skipped))
+        if not budget.affords(sample, None):
+            stopped = budget.spent(len(table.rows), len(samples))
             break
         try:
-            row_sizes = env.sizes(sample)
-            row, row_asked, new = _ask(
+            sizes = env.sizes(sample)
+            row, asked, new = _ask(
                 env,
                 sample,
                 queries,
                 up,
                 predict(sample.features[None])[0],
-                affordable,
+                budget.affords,
                 trust,
-                row_sizes,
+                sizes,
             )
         except (ServiceError, ImageError) as err:
             skipped.append(Skipped(str(sample.path), str(err)))
             continue
-        if count_cached:
-            asked_keys = [REFERENCE_ACTION] + [
-                a for a, was in zip(env.actions, row_asked, strict=True) if was
-            ]
-            new = cost(sample, asked_keys)
-            paid.update(env.upload_id(sample, a) for a in asked_keys)
-        calls += new
-        rows.append(int(index))
-        reference.append(row[0])
-        kept.append(row[1:])
-        asked.append(row_asked)
-        sizes.append(row_sizes)
-        bar.update(calls=calls)
+        budget.pay(sample, asked, new)
+        table.add(int(index), row, asked, sizes)
+        bar.update(calls=budget.calls)
     bar.close()
-    return so_far()
+    return table.survey(budget.calls, stopped, skipped)
+
+
+@dataclass
+class _CallBudget:
+    """The survey's calls so far, and whether the next image's fit in ``limit``
+    (None: no limit). With ``count_cached``, every answer asked counts once, cached
+    or not."""
+
+    env: CompressionEnv
+    limit: int | None
+    count_cached: bool
+    calls: int = 0
+    paid: set[tuple[str, str]] = field(default_factory=set)
+    """(image, action) answers counted so far (``count_cached`` only)."""
+
+    def cost(self, sample: Sample, wanted: list[Action]) -> int:
+        """The calls asking ``wanted`` about ``sample`` counts."""
+        if not self.count_cached:
+            return len(self.env.missing(sample, wanted))
+        return len({self.env.upload_id(sample, a) for a in wanted} - self.paid)
+
+    def affords(self, sample: Sample, action_index: int | None) -> bool:
+        """Whether the reference of ``sample`` and the action at ``action_index``
+        (None: the reference alone) fit in what is left."""
+        wanted = [REFERENCE_ACTION]
+        if action_index is not None:
+            wanted.append(self.env.actions[action_index])
+        return (
+            self.limit is None or self.calls + self.cost(sample, wanted) <= self.limit
+        )
+
+    def spent(self, surveyed: int, images: int) -> str:
+        """Why the survey stopped after ``surveyed`` of ``images`` images."""
+        return (
+            f"the budget of {self.limit} calls was spent after {surveyed} of "
+            f"{images} images"
+        )
+
+    def pay(self, sample: Sample, asked: np.ndarray, new: int) -> None:
+        """Count one image's questions: the ``new`` calls they made, or with
+        ``count_cached`` the reference and every action ``asked``."""
+        if self.count_cached:
+            asked_keys = [REFERENCE_ACTION] + [
+                a for a, was in zip(self.env.actions, asked, strict=True) if was
+            ]
+            new = self.cost(sample, asked_keys)
+            self.paid.update(self.env.upload_id(sample, a) for a in asked_keys)
+        self.calls += new
+
+
+@dataclass
+class _Rows:
+    """The survey's table as it grows: one row per surveyed image of ``samples``."""
+
+    samples: list[Sample]
+    n_actions: int
+    rows: list[int] = field(default_factory=list)
+    kept: list[np.ndarray] = field(default_factory=list)
+    asked: list[np.ndarray] = field(default_factory=list)
+    sizes: list[np.ndarray] = field(default_factory=list)
+    reference: list[float] = field(default_factory=list)
+
+    def add(
+        self, index: int, row: np.ndarray, asked: np.ndarray, sizes: np.ndarray
+    ) -> None:
+        """Image ``index``'s row: ``[reference bytes, outcome per action...]``, the
+        actions asked and every action's size."""
+        self.rows.append(index)
+        self.reference.append(row[0])
+        self.kept.append(row[1:])
+        self.asked.append(asked)
+        self.sizes.append(sizes)
+
+    def survey(self, calls: int, stopped: str | None, skipped: list[Skipped]) -> Survey:
+        """The rows so far as a :class:`Survey`."""
+        empty = np.zeros((0, self.n_actions))
+        return Survey(
+            [self.samples[i] for i in self.rows],
+            np.array(self.kept) if self.kept else empty,
+            np.array(self.asked, bool) if self.asked else empty.astype(bool),
+            np.array(self.sizes) if self.sizes else empty,
+            np.array(self.reference),
+            calls,
+            stopped,
+            skipped,
+        )
 
 
 def _ask(
