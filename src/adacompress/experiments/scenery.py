@@ -149,22 +149,71 @@ def analyse(
     backend: str,
 ) -> dict[str, Any]:
     """The report keys of the scenery issue, from the per-step scores."""
-    n = len(records)
     night_start = phases.index("night")
     night_end = night_start + phases.count("night")
     kinds = [r.kind for r in records]
     night_retrain = [i for i in range(night_start, night_end) if kinds[i] == "retrain"]
+    first_retrain = night_retrain[0] if night_retrain else night_end
+    first_return = next(
+        (i for i in range(first_retrain, night_end) if kinds[i] != "retrain"), None
+    )
+    summary = summarize(records, backend)
+    return {
+        "backend": backend,
+        "steps": len(records),
+        "change_points": [night_start, night_end],
+        "accuracy": _caller_accuracy(caller_correct, phases),
+        "agent_accuracy": _agent_accuracy(
+            agent_correct, kinds, night_start, night_end, night_retrain
+        ),
+        "recovery_steps": recovery_steps(
+            caller_correct, kinds, night_start, night_end, first_return
+        ),
+        "traffic_ratio": summary["traffic_ratio"],
+        "traffic_by_state": traffic_by_kind(records),
+        "traffic_by_phase": traffic_by_phase(records, phases),
+        "retrains": summary["retrains"],
+        "estimates": summary["estimates"],
+        "actions": _actions_by_phase(records, phases),
+        "retrain_steps": len(night_retrain),
+        "problems": summary["problems"],
+    }
 
-    def mean(values: list[float]) -> float | None:
-        return float(np.mean(values)) if values else None
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def _caller_accuracy(
+    caller_correct: list[float], phases: list[str]
+) -> dict[str, float | None]:
+    """The caller's accuracy overall and in each phase."""
 
     def caller(phase: str) -> float | None:
-        return mean(
+        return _mean(
             [c for c, p in zip(caller_correct, phases, strict=True) if p == phase]
         )
 
-    def agent(indices: range | list[int]) -> float | None:
-        return mean(
+    return {
+        "overall": _mean(caller_correct),
+        "day_before": caller("day_before"),
+        "night": caller("night"),
+        "day_after": caller("day_after"),
+    }
+
+
+def _agent_accuracy(
+    agent_correct: list[float | None],
+    kinds: list[str],
+    night_start: int,
+    night_end: int,
+    night_retrain: list[int],
+) -> dict[str, float | None]:
+    """The agent's accuracy on the steps it chose, before the night, in the night
+    before it retrained and in the night after its last retraining."""
+
+    def agent(indices: range) -> float | None:
+        return _mean(
             [
                 agent_correct[i]  # type: ignore[misc]
                 for i in indices
@@ -174,46 +223,28 @@ def analyse(
 
     first_retrain = night_retrain[0] if night_retrain else night_end
     last_retrain = night_retrain[-1] + 1 if night_retrain else None
-    first_return = next(
-        (i for i in range(first_retrain, night_end) if kinds[i] != "retrain"), None
-    )
-    summary = summarize(records, backend)
+    return {
+        "day_before": agent(range(0, night_start)),
+        "night_before_retrain": agent(range(night_start, first_retrain)),
+        "night_after_retrain": (
+            agent(range(last_retrain, night_end)) if last_retrain else None
+        ),
+    }
+
+
+def _actions_by_phase(
+    records: list[Record], phases: list[str]
+) -> dict[str, dict[str, int]]:
+    """How often the agent chose each action by day and by night, actions from
+    the lowest quality up."""
     actions: dict[str, Counter[str]] = {"day": Counter(), "night": Counter()}
     for r, phase in zip(records, phases, strict=True):
         if r.kind in AGENT_KINDS and r.action is not None:
             actions["night" if phase == "night" else "day"][r.action] += 1
     keys = [a for a in sorted({r.action for r in records if r.action}, key=_quality)]
     return {
-        "backend": backend,
-        "steps": n,
-        "change_points": [night_start, night_end],
-        "accuracy": {
-            "overall": mean(caller_correct),
-            "day_before": caller("day_before"),
-            "night": caller("night"),
-            "day_after": caller("day_after"),
-        },
-        "agent_accuracy": {
-            "day_before": agent(range(0, night_start)),
-            "night_before_retrain": agent(range(night_start, first_retrain)),
-            "night_after_retrain": (
-                agent(range(last_retrain, night_end)) if last_retrain else None
-            ),
-        },
-        "recovery_steps": recovery_steps(
-            caller_correct, kinds, night_start, night_end, first_return
-        ),
-        "traffic_ratio": summary["traffic_ratio"],
-        "traffic_by_state": traffic_by_kind(records),
-        "traffic_by_phase": traffic_by_phase(records, phases),
-        "retrains": summary["retrains"],
-        "estimates": summary["estimates"],
-        "actions": {
-            phase: {key: counts.get(key, 0) for key in keys}
-            for phase, counts in actions.items()
-        },
-        "retrain_steps": len(night_retrain),
-        "problems": summary["problems"],
+        phase: {key: counts.get(key, 0) for key in keys}
+        for phase, counts in actions.items()
     }
 
 
