@@ -422,7 +422,8 @@ def test_kill_9_then_resume_loses_and_repeats_nothing(tmp_path: Path) -> None:
     b = json.loads((tmp_path / "killed" / "report.json").read_text())["records"]
     assert [r["position"] for r in b] == list(range(16))
     assert [r["path"] for r in b] == [r["path"] for r in a]
-    for key in ("kind", "action", "bytes_uploaded", "accuracy", "p_est"):
+    # reports keep the column names: a record's kind is "state" there
+    for key in ("state", "action", "bytes_uploaded", "accuracy", "p_est"):
         assert [r[key] for r in b] == [r[key] for r in a], key
 
 
