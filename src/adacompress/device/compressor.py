@@ -313,28 +313,51 @@ def load_compressor(
 ) -> Compressor:
     """:meth:`Compressor.load`: an exported folder (ONNX Runtime, no torch), else a
     shipped agent's name or an agent file (torch)."""
-    from adacompress.device.exported import is_agent_folder, load_exported
+    from adacompress.device.exported import is_agent_folder
 
     if names_a_path(agent) and is_agent_folder(agent):
-        card, extractor, exported = load_exported(agent)
-        if limits == NO_LIMITS:
-            limits = card.upload_limits()
-        compressor = Compressor(
-            exported,
-            extractor,
-            card.action_tuple(),
-            limits=limits,
-            max_pixels=max_pixels,
-            card=card,
-            source=str(agent),
-            digest=card.digest(),
+        return _load_export(agent, actions, limits, max_pixels)
+    return _load_agent_file(agent, actions, limits, max_pixels)
+
+
+def _load_export(
+    folder: str | Path,
+    actions: str | None,
+    limits: UploadLimits,
+    max_pixels: int,
+) -> Compressor:
+    """The agent ``adacompress export`` wrote to ``folder``, run by ONNX Runtime;
+    the limits it was exported for unless others are given."""
+    from adacompress.device.exported import load_exported
+
+    card, extractor, exported = load_exported(folder)
+    if limits == NO_LIMITS:
+        limits = card.upload_limits()
+    compressor = Compressor(
+        exported,
+        extractor,
+        card.action_tuple(),
+        limits=limits,
+        max_pixels=max_pixels,
+        card=card,
+        source=str(folder),
+        digest=card.digest(),
+    )
+    if compressor.candidates != exported.candidates:
+        raise ValueError(
+            f"agent {folder} was exported for other service limits; export "
+            "it again with these"
         )
-        if compressor.candidates != exported.candidates:
-            raise ValueError(
-                f"agent {agent} was exported for other service limits; export "
-                "it again with these"
-            )
-        return compressor.checked(actions)
+    return compressor.checked(actions)
+
+
+def _load_agent_file(
+    agent: str | Path,
+    actions: str | None,
+    limits: UploadLimits,
+    max_pixels: int,
+) -> Compressor:
+    """A shipped agent's name or an agent file, run by torch."""
     require(
         "torch",
         extra="train",
@@ -342,12 +365,36 @@ def load_compressor(
         feature="an agent file (a device without torch loads what "
         "`adacompress export` writes)",
     )
-    from adacompress.device.features import get_extractor
     from adacompress.device.policies.files import load_policy
 
     path = resolve_agent(agent, actions)
     policy, metadata = load_policy(path)
     digest = file_digest(path)
+    card, state = _agent_file_card(path, policy, metadata, digest)
+    return Compressor(
+        policy,
+        state,
+        card.action_tuple(),
+        limits=limits,
+        max_pixels=max_pixels,
+        card=card,
+        metadata=metadata,
+        source=str(path),
+        digest=digest,
+    ).checked(actions)
+
+
+def _agent_file_card(
+    path: Path, policy: LearnedPolicy, metadata: dict[str, object], digest: str
+) -> tuple[AgentCard, FeatureExtractor]:
+    """The card an agent file's metadata describes and the feature extractor it
+    names, checked against the policy's sizes.
+
+    Raises:
+        ValueError: the file is damaged (one line).
+    """
+    from adacompress.device.features import get_extractor
+
     try:
         card = AgentCard.from_metadata(
             metadata,
@@ -370,17 +417,7 @@ def load_compressor(
     except (TypeError, ValueError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ValueError(f"damaged agent file: {path} ({reason})") from None
-    return Compressor(
-        policy,
-        state,
-        card.action_tuple(),
-        limits=limits,
-        max_pixels=max_pixels,
-        card=card,
-        metadata=metadata,
-        source=str(path),
-        digest=digest,
-    ).checked(actions)
+    return card, state
 
 
 def file_digest(path: Path) -> str:

@@ -135,9 +135,22 @@ def export_agent(compressor: Compressor, out: str | Path) -> AgentCard:
     """
     out = Path(out)
     state, prep = _state_module(compressor)
-    s = compressor.policy.settings
+    card = _export_card(compressor, prep)
+    graphs = _graphs(compressor, state, prep, card)
+    card = replace(
+        card,
+        graphs={
+            name: hashlib.sha256(data).hexdigest() for name, data in graphs.items()
+        },
+    )
+    return _write_export(out, card, graphs)
+
+
+def _export_card(compressor: Compressor, prep: Preprocessing) -> AgentCard:
+    """The agent's card as exported: its preprocessing, the limits and candidate
+    formats it was exported for, and the versions that made it."""
     limits = compressor.limits
-    card = described(
+    return described(
         replace(
             compressor.card,
             preprocessing=prep,
@@ -157,8 +170,16 @@ def export_agent(compressor: Compressor, out: str | Path) -> AgentCard:
             },
         ),
         limits,
-        s.state_dim,
+        compressor.policy.settings.state_dim,
     )
+
+
+def _graphs(
+    compressor: Compressor, state: LiteState, prep: Preprocessing, card: AgentCard
+) -> dict[str, bytes]:
+    """The state and policy ONNX graphs, each file's bytes with the card's
+    metadata in them."""
+    state_dim = compressor.policy.settings.state_dim
     pixels = np.zeros((1, prep.views, 3, prep.input_size, prep.input_size), np.float32)
     sizes = np.zeros((1, 1), np.float32)
     state_graph = export_graph(
@@ -166,10 +187,10 @@ def export_agent(compressor: Compressor, out: str | Path) -> AgentCard:
     )
     policy_graph = export_graph(
         PolicyChoice(compressor).eval(),
-        (np.zeros((1, s.state_dim), np.float32),),
+        (np.zeros((1, state_dim), np.float32),),
         (("state",), ("action",)),
     )
-    graphs = {
+    return {
         STATE_GRAPH: with_metadata(
             state_graph, graph_metadata(card, "state"), state_doc(card)
         ),
@@ -183,12 +204,11 @@ def export_agent(compressor: Compressor, out: str | Path) -> AgentCard:
             policy_doc(card),
         ),
     }
-    card = replace(
-        card,
-        graphs={
-            name: hashlib.sha256(data).hexdigest() for name, data in graphs.items()
-        },
-    )
+
+
+def _write_export(out: Path, card: AgentCard, graphs: dict[str, bytes]) -> AgentCard:
+    """Write the graphs, the reference photos and the card to ``out``; the card
+    with the reference vectors the export loaded back makes."""
     if out.exists() and not (out / CARD_FILE).is_file() and any(out.iterdir()):
         raise ValueError(f"{out} is not empty and holds no exported agent")
     (out / REFERENCE_FOLDER).mkdir(parents=True, exist_ok=True)
