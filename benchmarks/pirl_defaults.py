@@ -101,6 +101,18 @@ def main(argv: list[str] | None = None) -> int:
         },
         "variants": {},
     }
+
+    def knn(encoder: torch.nn.Module) -> dict[str, Any]:
+        """kNN on the evaluation images, the same way for every variant."""
+        return evaluate_encoder(
+            encoder,
+            eval_train,
+            eval_test,
+            linear_epochs=0,
+            seed=args.seed,
+            cache_dir=Path(args.out_dir) / "cache",
+        )
+
     for name in args.variants:
         if name == "random":
             torch.manual_seed(args.seed)
@@ -108,14 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             encoder: torch.nn.Module = resnet(
                 defaults.arch, width=defaults.width, cifar_stem=defaults.cifar_stem
             )
-            scores = evaluate_encoder(
-                encoder,
-                eval_train,
-                eval_test,
-                linear_epochs=0,
-                seed=args.seed,
-                cache_dir=Path(args.out_dir) / "cache",
-            )
+            scores = knn(encoder)
             report["variants"][name] = {"knn_top1": scores["knn_top1"]}
             print(f"{name:>12}: kNN {scores['knn_top1']:.4f}", flush=True)
             continue
@@ -136,14 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         minutes = (time.monotonic() - started) / 60
         curve = logged(folder)
         encoder, _ = load_encoder(summary["checkpoint"])
-        scores = evaluate_encoder(
-            encoder,
-            eval_train,
-            eval_test,
-            linear_epochs=0,
-            seed=args.seed,
-            cache_dir=Path(args.out_dir) / "cache",
-        )
+        scores = knn(encoder)
         report["variants"][name] = {
             "settings": VARIANTS[name],
             "first_loss": curve[0][1],
