@@ -87,7 +87,8 @@ class PIRLLoss(nn.Module):
         lam: weight ``lambda`` of the pretext term; 0 gives NPID.
         temperature: ``tau``.
         n_negatives: negatives per image, drawn uniformly from the bank.
-        loss: ``"nce"`` (paper) or ``"infonce"``.
+        loss: ``"infonce"`` (the default, as ``pirl train``'s: it learns at any
+            budget) or ``"nce"`` (the paper's, with ``Z`` below).
         momentum: memory bank momentum.
         seed: seed of the bank (initial entries and negative sampling).
         norm_constant: NCE's ``Z``; None estimates it on the first batch (NPID,
@@ -98,7 +99,7 @@ class PIRLLoss(nn.Module):
             one per image.
 
     Examples:
-        >>> criterion = PIRLLoss(n_data=50_000, n_negatives=4096)
+        >>> criterion = PIRLLoss(n_data=50_000, n_negatives=4096)  # InfoNCE
         >>> loss = criterion(f, g, indices)  # f, g: (batch, 128) unit vectors
         >>> loss.backward(); criterion.update(indices, f)
     """
@@ -111,7 +112,7 @@ class PIRLLoss(nn.Module):
         lam: float = 0.5,
         temperature: float = 0.07,
         n_negatives: int = 4096,
-        loss: str = "nce",
+        loss: str = "infonce",
         momentum: float = 0.5,
         seed: int = 0,
         norm_constant: float | None = None,

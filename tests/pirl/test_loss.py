@@ -112,6 +112,7 @@ def test_pirl_loss_is_the_lambda_mix_with_shared_negatives(
         lam=lam,
         n_negatives=12,
         seed=1,
+        loss="nce",
         norm_constant=3.0,
         shared_negatives=shared,
     )
@@ -132,7 +133,7 @@ def test_pirl_loss_is_the_lambda_mix_with_shared_negatives(
 
 
 def test_npid_needs_no_pretext_and_z_is_estimated_once() -> None:
-    criterion = PIRLLoss(100, dim=8, lam=0.0, n_negatives=20, seed=0)
+    criterion = PIRLLoss(100, dim=8, lam=0.0, n_negatives=20, seed=0, loss="nce")
     assert torch.isnan(criterion.log_z)
     f = unit(4, 8, seed=8).float()
     criterion(f, None, torch.arange(4))
@@ -144,7 +145,7 @@ def test_npid_needs_no_pretext_and_z_is_estimated_once() -> None:
 
 
 def test_gradient_flows_to_both_embeddings() -> None:
-    criterion = PIRLLoss(30, dim=8, n_negatives=5, norm_constant=1.0)
+    criterion = PIRLLoss(30, dim=8, n_negatives=5, loss="nce", norm_constant=1.0)
     f = unit(2, 8, seed=10).float().requires_grad_()
     g = unit(2, 8, seed=11).float().requires_grad_()
     criterion(f, g, torch.tensor([1, 2])).backward()
@@ -184,8 +185,10 @@ def test_the_loss_is_float32_under_bfloat16_autocast(
 
 
 def test_running_z_follows_the_negatives() -> None:
-    kept = PIRLLoss(100, dim=8, lam=0.0, n_negatives=20, seed=0)
-    running = PIRLLoss(100, dim=8, lam=0.0, n_negatives=20, seed=0, z_momentum=0.9)
+    kept = PIRLLoss(100, dim=8, lam=0.0, n_negatives=20, seed=0, loss="nce")
+    running = PIRLLoss(
+        100, dim=8, lam=0.0, n_negatives=20, seed=0, loss="nce", z_momentum=0.9
+    )
     f = unit(4, 8, seed=8).float()
     for criterion in (kept, running):
         criterion(f, None, torch.arange(4))
@@ -205,3 +208,10 @@ def test_running_z_follows_the_negatives() -> None:
     assert float(running.log_z) == pytest.approx(want, rel=1e-6)
     with pytest.raises(ValueError, match="z_momentum"):
         PIRLLoss(10, z_momentum=1.0)
+
+
+def test_the_library_loss_defaults_to_what_pirl_train_uses() -> None:
+    # the old library default (NCE with Z from the first batch) climbs as the bank fills
+    from pirl.train import TrainSettings
+
+    assert PIRLLoss(10).loss == TrainSettings().loss == "infonce"
