@@ -107,15 +107,17 @@ def margin(answer: Answer) -> float:
 
 
 def backend_table(
-    backend: str, actions: str, split: str = "train"
+    backend: str, actions: str, split: str = "train", paths: list[Path] | None = None
 ) -> dict[str, np.ndarray]:
-    """Per image x action: survived, bytes, cloud top-1 score; plus the state."""
+    """Per image x action: survived, bytes, cloud top-1 score; plus the state. The
+    images are ``split``'s, or ``paths`` when given."""
     with open_env(
         CloudSettings(backend),
         actions=get_action_set(actions),
         extractor=get_extractor("confidence-scales"),
     ) as env:
-        collected = collect(env, imagenet_split(split), progress=False)
+        photos = imagenet_split(split) if paths is None else paths
+        collected = collect(env, photos, progress=False)
     rows = collected.outcomes
     ref_class = [o[REFERENCE_ACTION].answer[0].class_id for o in rows]
     ref_score = [o[REFERENCE_ACTION].answer[0].score for o in rows]
