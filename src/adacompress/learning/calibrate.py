@@ -1,36 +1,39 @@
 """Meet an accuracy target at the smallest size, calibrated on training images only.
 
-A user thinks in "keep 99% of the answers", not in reward weights. The reward
-``R = α·A − Δs`` trades accuracy against bytes: the larger ``α``, the more accuracy
-the agent buys. k-fold cross-validation on the training images estimates, for one
-``α``, the accuracy an agent trained on the other folds reaches on images it has never
-seen; a binary search over a geometric grid of ``α`` then finds the smallest ``α``
-whose cross-validated accuracy reaches the target -- the smallest uploads that keep it.
-For the survival policy (``PolicySettings.policy="survival"``) the knob is the threshold
-on predicted survival instead: one k-fold pass predicts every training image's
-survival per action out of fold, and the threshold with the smallest size whose
-accuracy reaches the target is chosen (:class:`ThresholdSearch`).
-The held-out test images play no part.
+A user thinks in "keep 99% of the answers", not in reward weights. One k-fold
+cross-validation (:class:`CalibrationSearch`) estimates what an agent trained on the
+other folds reaches on images it has never seen, and tunes the knob the policy says
+it tunes (``LearnedPolicy.tunes``):
+
+- ``alpha`` (q policy): the reward ``R = α·A − Δs`` trades accuracy against bytes;
+  a binary search over a geometric grid finds the smallest ``α`` whose
+  cross-validated accuracy reaches the target -- the smallest uploads that keep it.
+- ``threshold`` (survival policy): one k-fold pass predicts every training image's
+  survival per action out of fold, and the threshold with the smallest size whose
+  accuracy reaches the target is chosen.
+
+The training images come as a survey's table or as images asked online
+(:class:`~adacompress.learning.fit.Online`); how each is split, predicted and
+priced is kept in a small adapter of its own. The held-out test images play no part.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
 
 from adacompress.core.objective import Objective, check_target
 from adacompress.device.policies.base import LearnedPolicy
 from adacompress.device.policies.survival import cheapest_trusted
-from adacompress.exchange.environment import CompressionEnv, Sample
-from adacompress.learning.fit import action_cost
+from adacompress.exchange.environment import StepResult
+from adacompress.learning.fit import Online, action_cost
 from adacompress.learning.survey import Survey
 
-FitFn = Callable[[list[Sample], int, Objective], LearnedPolicy]
-"""Trains a policy on some images with a seed (the fold's number) for an
-objective."""
+FitFn = Callable[[Survey | Online, int, Objective], LearnedPolicy]
+"""Trains a policy on some training images (the other folds') with a seed (the
+fold's number) for an objective."""
 
 ALPHA_GRID = tuple(float(a) for a in np.geomspace(0.5, 64.0, 15))
 """Candidate reward weights, a factor √2 apart."""
@@ -38,6 +41,8 @@ THRESHOLD_GRID = tuple(float(1 - m) for m in np.geomspace(0.7, 1e-4, 120))
 """Candidate survival thresholds of the survival policy, 0.3 to 0.9999, denser
 towards 1."""
 FOLD_SEED = 7
+KNOBS = ("alpha", "threshold")
+"""What a calibration can tune (``LearnedPolicy.tunes``)."""
 
 
 @dataclass
@@ -65,27 +70,168 @@ def folds_of(n: int, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-class KFold:
-    """k folds of ``n`` training images (fixed by ``FOLD_SEED``), one policy per
-    fold: the check and the loop every calibration search shares, whatever knob it
-    tunes.
+class CalibrationSearch:
+    """k folds of the training images (fixed by ``FOLD_SEED``), one policy per fold,
+    tuning ``tunes`` for any number of targets (each value is cross-validated once).
+
+    Args:
+        data: the training images: a survey's table, or images asked online.
+        fit: trains a policy on the other folds' images (seeded by the fold).
+        tunes: the knob, ``alpha`` or ``threshold`` (``LearnedPolicy.tunes``).
+        folds: number of cross-validation folds.
+        objective: what the policies learn (the alpha search varies its ``alpha``;
+            the threshold search reports it unchanged).
 
     Raises:
-        ValueError: not 2 to n/2 folds.
+        ValueError: not 2 to n/2 folds; an unknown knob; ``alpha`` on a survey.
     """
 
-    def __init__(self, n: int, folds: int) -> None:
+    def __init__(
+        self,
+        data: Survey | Online,
+        fit: FitFn,
+        *,
+        tunes: str,
+        folds: int = 5,
+        objective: Objective = Objective(),
+    ) -> None:
+        n = len(data.samples)
         if not 2 <= folds <= n // 2:
             raise ValueError(f"need 2..{n // 2} folds for {n} images, got {folds}")
-        self.n, self.folds = n, folds
+        if tunes not in KNOBS or (tunes == "alpha" and isinstance(data, Survey)):
+            raise ValueError(f"cannot calibrate {tunes!r} on {type(data).__name__}")
+        self.data, self.fit, self.tunes = data, fit, tunes
+        self.folds, self.objective = folds, objective
+        self.adapter = _Asked(data) if isinstance(data, Online) else _Surveyed(data)
+        self.results: dict[float, dict[str, float]] = {}
+        """The alpha search's rows measured so far, by alpha."""
+        self._threshold_table: list[dict[str, float]] | None = None
 
-    def policies(
-        self, fit: Callable[[np.ndarray, int], LearnedPolicy]
+    def for_target(self, target: float) -> Calibration:
+        """What meets ``target`` on cross-validation: the smallest ``alpha`` of
+        :data:`ALPHA_GRID`, or the threshold with the smallest size (the most
+        careful one if none reaches it)."""
+        check_target(target)
+        if self.tunes == "alpha":
+            chosen, reached = smallest_meeting(
+                lambda alpha: self.cross_validate(alpha)["cv_accuracy"] >= target,
+                ALPHA_GRID,
+            )
+            return Calibration(
+                target_accuracy=target,
+                alpha=chosen,
+                reached=reached,
+                folds=self.folds,
+                table=[self.results[a] for a in sorted(self.results)],
+            )
+        return threshold_for(
+            self.threshold_table(), target, alpha=self.objective.alpha, folds=self.folds
+        )
+
+    def fold_policies(
+        self, objective: Objective
     ) -> Iterator[tuple[np.ndarray, LearnedPolicy]]:
-        """``(held-out indices, fit(the other folds' indices, fold number))`` per
-        fold."""
-        for k, (rest, held) in enumerate(folds_of(self.n, self.folds)):
-            yield held, fit(rest, k)
+        """``(held-out indices, policy trained on the other folds for
+        objective)`` per fold."""
+        for k, (rest, held) in enumerate(folds_of(len(self.data.samples), self.folds)):
+            yield held, self.fit(self.data.subset(rest), k, objective)
+
+    def cross_validate(self, alpha: float) -> dict[str, float]:
+        """Accuracy and size ratio on every image, each scored by an agent that
+        was trained on the other folds with this ``alpha``."""
+        if alpha in self.results:
+            return self.results[alpha]
+        correct, kept, reference = 0.0, 0, 0
+        for held, policy in self.fold_policies(self.objective.with_alpha(alpha)):
+            for result in self.adapter.held_out(policy, held):
+                correct += result.accuracy
+                kept += result.nbytes
+                reference += result.reference_bytes
+        row = {
+            "alpha": alpha,
+            "cv_accuracy": correct / len(self.data.samples),
+            "cv_size_ratio": kept / reference,
+        }
+        self.results[alpha] = row
+        return row
+
+    def threshold_table(self) -> list[dict[str, float]]:
+        """threshold, cv_accuracy, cv_size_ratio for every threshold of the grid,
+        on out-of-fold survival predictions (one k-fold pass, on first use)."""
+        if self._threshold_table is None:
+            cost = self.adapter.cost()
+            survival = np.zeros((len(self.data.samples), self.adapter.n_actions))
+            for held, policy in self.fold_policies(self.objective):
+                survival[held] = self.adapter.survival(policy, held)
+            self._threshold_table = out_of_fold_table(
+                self.adapter.table(), survival, cost
+            )
+        return self._threshold_table
+
+
+class _Asked:
+    """Images asked online, as the search sees them: the environment scores a held-out
+    image's chosen action, survival is predicted one image at a time, and the action
+    costs are the rounded ones the final agent keeps."""
+
+    def __init__(self, data: Online) -> None:
+        self.env, self.samples = data.env, data.samples
+        self.n_actions = len(self.env.actions)
+
+    def held_out(self, policy: LearnedPolicy, held: np.ndarray) -> Iterator[StepResult]:
+        for i in held:
+            sample = self.samples[i]
+            yield self.env.step(sample, policy.act(sample.features))
+
+    def survival(self, policy: LearnedPolicy, held: np.ndarray) -> np.ndarray:
+        return np.array([policy.belief(self.samples[i].features)[0] for i in held])
+
+    def cost(self) -> np.ndarray:
+        return np.asarray(action_cost(self.env, self.samples))
+
+    def table(self) -> Survey:
+        return Survey.full(self.env, self.samples)
+
+
+class _Surveyed:
+    """A survey, as the search sees it: survival is predicted for a fold's images at
+    once, and the action costs are the survey's mean size ratios as they are."""
+
+    def __init__(self, data: Survey) -> None:
+        self.survey = data
+        self.n_actions = data.kept.shape[1]
+
+    def held_out(self, policy: LearnedPolicy, held: np.ndarray) -> Iterator[StepResult]:
+        raise ValueError("a survey calibrates the survival threshold only")
+
+    def survival(self, policy: LearnedPolicy, held: np.ndarray) -> np.ndarray:
+        return policy.belief(self.survey.features[held])
+
+    def cost(self) -> np.ndarray:
+        return self.survey.ratios.mean(axis=0)
+
+    def table(self) -> Survey:
+        return self.survey
+
+
+def smallest_meeting(
+    meets: Callable[[float], bool], grid: tuple[float, ...]
+) -> tuple[float, bool]:
+    """The smallest value of ``grid`` that ``meets`` the target, found by binary
+    search (meeting it is monotone along the grid), and whether one does (if
+    none, the largest)."""
+    low, high = 0, len(grid) - 1
+    if not meets(grid[high]):
+        return grid[high], False
+    if meets(grid[low]):
+        return grid[low], True
+    while high - low > 1:
+        middle = (low + high) // 2
+        if meets(grid[middle]):
+            high = middle
+        else:
+            low = middle
+    return grid[high], True
 
 
 def out_of_fold_table(
@@ -96,149 +242,6 @@ def out_of_fold_table(
     from a model that never saw the image)."""
     expected = np.where(np.isnan(table.kept), survival, table.kept)
     return threshold_table(survival, expected, table.sizes, table.reference, cost)
-
-
-class CrossValidation:
-    """k folds of the training images (fixed by ``FOLD_SEED``), one policy per fold.
-
-    Args:
-        env: the training environment.
-        samples: the training images.
-        fit: trains a policy on the other folds' images (seeded by the fold).
-        folds: number of cross-validation folds.
-        objective: what the policies learn (a search may vary its ``alpha``).
-    """
-
-    def __init__(
-        self,
-        env: CompressionEnv,
-        samples: list[Sample],
-        fit: FitFn,
-        folds: int = 5,
-        *,
-        objective: Objective = Objective(),
-    ) -> None:
-        self.kfold = KFold(len(samples), folds)
-        self.env = env
-        self.samples = samples
-        self.fit = fit
-        self.folds = folds
-        self.objective = objective
-
-    def fold_policies(
-        self, objective: Objective | None = None
-    ) -> Iterator[tuple[np.ndarray, LearnedPolicy]]:
-        """``(held-out indices, policy trained on the other folds)`` per fold, for
-        ``objective`` (default: the search's own)."""
-        wanted = objective or self.objective
-
-        def fit(rest: np.ndarray, k: int) -> LearnedPolicy:
-            return self.fit([self.samples[i] for i in rest], k, wanted)
-
-        return self.kfold.policies(fit)
-
-
-class AlphaSearch(CrossValidation):
-    """Cross-validated accuracy and size per ``alpha``, computed once each.
-
-    Args: as :class:`CrossValidation` (each run replaces the objective's ``alpha``).
-    """
-
-    @cached_property
-    def results(self) -> dict[float, dict[str, float]]:
-        """The rows measured so far, by alpha."""
-        return {}
-
-    def cross_validate(self, alpha: float) -> dict[str, float]:
-        """Accuracy and size ratio on every image, each scored by an agent that
-        was trained on the other folds with this ``alpha``."""
-        if alpha in self.results:
-            return self.results[alpha]
-        correct, kept, reference = 0.0, 0, 0
-        for held, policy in self.fold_policies(self.objective.with_alpha(alpha)):
-            for i in held:
-                sample = self.samples[i]
-                choice = policy.act(sample.features)
-                result = self.env.step(sample, choice)
-                correct += result.accuracy
-                kept += result.nbytes
-                reference += result.reference_bytes
-        row = {
-            "alpha": alpha,
-            "cv_accuracy": correct / len(self.samples),
-            "cv_size_ratio": kept / reference,
-        }
-        self.results[alpha] = row
-        return row
-
-    def for_target(
-        self, target: float, grid: tuple[float, ...] = ALPHA_GRID
-    ) -> Calibration:
-        """The smallest ``alpha`` of ``grid`` whose cross-validated accuracy reaches
-        ``target`` (binary search: accuracy grows with alpha)."""
-        check_target(target)
-
-        def meets(index: int) -> bool:
-            return self.cross_validate(grid[index])["cv_accuracy"] >= target
-
-        low, high = 0, len(grid) - 1
-        if not meets(high):
-            chosen, reached = high, False
-        elif meets(low):
-            chosen, reached = low, True
-        else:
-            while high - low > 1:
-                middle = (low + high) // 2
-                if meets(middle):
-                    high = middle
-                else:
-                    low = middle
-            chosen, reached = high, True
-        return Calibration(
-            target_accuracy=target,
-            alpha=grid[chosen],
-            reached=reached,
-            folds=self.folds,
-            table=[self.results[a] for a in sorted(self.results)],
-        )
-
-
-class ThresholdSearch(CrossValidation):
-    """The survival policy's cross-validated accuracy and size per threshold.
-
-    One k-fold pass (computed on first use): each fold's agent predicts the held-out
-    images' survival per action; every threshold of :data:`THRESHOLD_GRID` is then
-    scored on those out-of-fold predictions with the action costs of all images
-    (what the final agent uses).
-
-    Args: as :class:`CrossValidation` (``fit`` trains survival policies; the
-    objective's ``alpha`` is reported unchanged).
-    """
-
-    @cached_property
-    def table(self) -> list[dict[str, float]]:
-        """threshold, cv_accuracy, cv_size_ratio for every threshold of the grid."""
-        samples, env = self.samples, self.env
-        cost = np.asarray(action_cost(env, samples))
-        survival = np.zeros((len(samples), len(env.actions)))
-        for held, policy in self.fold_policies():
-            for i in held:
-                survival[i] = policy.belief(samples[i].features)[0]
-        return out_of_fold_table(Survey.full(env, samples), survival, cost)
-
-    def for_target(self, target: float) -> Calibration:
-        """The threshold with the smallest cross-validated size whose
-        cross-validated accuracy reaches ``target`` (the largest if none does)."""
-        return threshold_for(
-            self.table, target, alpha=self.objective.alpha, folds=self.folds
-        )
-
-
-SEARCHES: dict[str, type[AlphaSearch] | type[ThresholdSearch]] = {
-    "alpha": AlphaSearch,
-    "threshold": ThresholdSearch,
-}
-"""The search for each knob a policy tunes (``LearnedPolicy.tunes``)."""
 
 
 def threshold_table(
@@ -285,45 +288,3 @@ def threshold_for(
         table=table,
         threshold=best["threshold"],
     )
-
-
-class SurveyThresholdSearch:
-    """The survival threshold calibrated on a survey: k folds of the surveyed images,
-    each scored by a policy fitted to the others.
-
-    Where a held-out image's outcome for the chosen action is not known (never asked
-    and not implied), the out-of-fold predicted survival stands in for it: the
-    expected accuracy, from a model that never saw the image.
-
-    Args:
-        survey: the training images and what is known of them.
-        fit: trains a survival policy on a sub-survey (seeded by the fold).
-        folds: number of folds.
-        alpha: the reward weight the calibration reports unchanged.
-    """
-
-    def __init__(
-        self,
-        survey: Survey,
-        fit: Callable[[Survey, int], LearnedPolicy],
-        folds: int = 5,
-        *,
-        alpha: float = 1.0,
-    ) -> None:
-        self.kfold = KFold(len(survey.samples), folds)
-        self.survey, self.fit, self.folds, self.alpha = survey, fit, folds, alpha
-
-    @cached_property
-    def table(self) -> list[dict[str, float]]:
-        survey = self.survey
-        survival = np.zeros(survey.kept.shape)
-
-        def fit(rest: np.ndarray, k: int) -> LearnedPolicy:
-            return self.fit(survey.subset(rest), k)
-
-        for held, policy in self.kfold.policies(fit):
-            survival[held] = policy.belief(survey.features[held])
-        return out_of_fold_table(survey, survival, survey.ratios.mean(axis=0))
-
-    def for_target(self, target: float) -> Calibration:
-        return threshold_for(self.table, target, alpha=self.alpha, folds=self.folds)

@@ -11,7 +11,7 @@ known outcome of a :class:`~adacompress.learning.survey.Survey`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -32,6 +32,23 @@ LOG_EVERY = 100
 Observe = Callable[[int, int], tuple[float | None, dict[str, float]] | None]
 """One step on image ``i`` (``following`` shown next): the learning call's loss (None
 when none happened) and the step's charts, or None when the image was dropped."""
+
+
+@dataclass
+class Online:
+    """Training images the environment answers as the policy asks about them (the
+    paper's online learning), rather than a survey's table: the chosen action's
+    answer each step, or every action's with ``full_information``. Images the
+    service fails on are dropped and listed in ``skipped``."""
+
+    env: CompressionEnv
+    samples: list[Sample]
+    full_information: bool = False
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def subset(self, rows: np.ndarray) -> Online:
+        """The images at ``rows``, asked the same way (a fold's training images)."""
+        return Online(self.env, [self.samples[i] for i in rows], self.full_information)
 
 
 class Shuffled:

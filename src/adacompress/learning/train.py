@@ -9,7 +9,7 @@ full information every action's answer is learned from at once.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -24,14 +24,8 @@ from adacompress.device.policies.base import LearnedPolicy
 from adacompress.device.policies.files import POLICY_KINDS, save_policy
 from adacompress.exchange.calls import CallPlan, identify, plan_calls
 from adacompress.exchange.environment import CompressionEnv, Sample, Skipped, open_env
-from adacompress.learning.calibrate import (
-    SEARCHES,
-    AlphaSearch,
-    Calibration,
-    SurveyThresholdSearch,
-    ThresholdSearch,
-)
-from adacompress.learning.fit import fit_policy, fit_table
+from adacompress.learning.calibrate import Calibration, CalibrationSearch, FitFn
+from adacompress.learning.fit import Online, fit_policy, fit_table
 from adacompress.learning.settings import TrainSettings
 from adacompress.learning.survey import Predictor, Survey, prior_belief, survey
 from basekit.atomic import atomic_write_json
@@ -128,15 +122,7 @@ def calibrate_for(
     training alone (the other is logged with it, as before)."""
     target = settings.target_accuracy
     if calibration is None and target is not None:
-        if found is not None:
-            calibration = SurveyThresholdSearch(
-                found,
-                table_fitter(settings),
-                settings.calibration_folds,
-                alpha=settings.alpha,
-            ).for_target(target)
-        else:
-            calibration = calibrate(env, samples, settings, target)
+        calibration = search_for(env, samples, settings, found).for_target(target)
     if calibration is not None and (found is not None or target is not None):
         settings = calibrated(settings, calibration)
     return settings, calibration
@@ -237,12 +223,12 @@ def survey_for(
     if queries is None:
         assert settings.call_budget is not None
         queries = max(1, settings.call_budget // max(1, len(samples)) - 1)
-    fit = table_fitter(settings, steps=min(settings.steps, BELIEF_STEPS))
+    fit = fitter(settings, steps=min(settings.steps, BELIEF_STEPS))
 
     def belief(so_far: Survey) -> Predictor:
         if len(so_far.samples) < BELIEF_MIN_IMAGES:
             return prior_belief(so_far)
-        return fit(so_far, settings.agent.seed).belief
+        return fit(so_far, settings.agent.seed, settings.objective).belief
 
     return survey(
         env,
@@ -261,15 +247,24 @@ def survey_for(
     )
 
 
-def table_fitter(
-    settings: TrainSettings, steps: int | None = None
-) -> Callable[[Survey, int], LearnedPolicy]:
-    """Fits ``settings``' policy to a (sub-)survey with a given seed."""
+def fitter(settings: TrainSettings, steps: int | None = None) -> FitFn:
+    """Fits ``settings``' policy to some training images -- a (sub-)survey, or
+    images asked online -- with a given seed and objective."""
 
-    def fit(part: Survey, seed: int) -> LearnedPolicy:
+    def fit(part: Survey | Online, seed: int, objective: Objective) -> LearnedPolicy:
         agent = replace(settings.agent, seed=seed)
-        policy, _ = fit_table(
-            part, agent, steps=steps or settings.steps, objective=settings.objective
+        if isinstance(part, Survey):
+            policy, _ = fit_table(
+                part, agent, steps=steps or settings.steps, objective=objective
+            )
+            return policy
+        policy, _ = fit_policy(
+            part.env,
+            part.samples,
+            agent,
+            steps=steps or settings.steps,
+            objective=objective,
+            full_information=part.full_information,
         )
         return policy
 
@@ -293,32 +288,21 @@ def portable_features(spec: str) -> str:
 
 
 def search_for(
-    env: CompressionEnv, samples: list[Sample], settings: TrainSettings
-) -> AlphaSearch | ThresholdSearch:
-    """The search of the policy: reward weight (q) or threshold (survival); one
+    env: CompressionEnv,
+    samples: list[Sample],
+    settings: TrainSettings,
+    found: Survey | None = None,
+) -> CalibrationSearch:
+    """The calibration search of the policy's knob (reward weight for q, threshold
+    for survival) on the survey ``found``, or on ``samples`` asked online; one
     search answers any number of targets."""
-
-    def fit(fold: list[Sample], seed: int, objective: Objective) -> LearnedPolicy:
-        agent = replace(settings.agent, seed=seed)
-        policy, _ = fit_policy(
-            env,
-            fold,
-            agent,
-            steps=settings.steps,
-            objective=objective,
-            full_information=settings.full_information,
-        )
-        return policy
-
-    search = SEARCHES[POLICY_KINDS[settings.agent.policy].tunes]
-    return search(
-        env, samples, fit, settings.calibration_folds, objective=settings.objective
+    data = (
+        found if found is not None else Online(env, samples, settings.full_information)
     )
-
-
-def calibrate(
-    env: CompressionEnv, samples: list[Sample], settings: TrainSettings, target: float
-) -> Calibration:
-    """What meets ``target`` on cross-validation: the smallest reward weight (q
-    policy) or the survival threshold of the smallest size (survival policy)."""
-    return search_for(env, samples, settings).for_target(target)
+    return CalibrationSearch(
+        data,
+        fitter(settings),
+        tunes=POLICY_KINDS[settings.agent.policy].tunes,
+        folds=settings.calibration_folds,
+        objective=settings.objective,
+    )

@@ -13,14 +13,19 @@ from adacompress.device.actions import get_action_set
 from adacompress.device.features import get_extractor
 from adacompress.device.policies.files import load_policy
 from adacompress.device.zoo import shipped
-from adacompress.learning.calibrate import ALPHA_GRID, THRESHOLD_GRID, AlphaSearch
+from adacompress.learning.calibrate import (
+    ALPHA_GRID,
+    THRESHOLD_GRID,
+    CalibrationSearch,
+)
 
 
-class TableSearch(AlphaSearch):
-    """The search over a known accuracy-per-alpha curve (no agents trained)."""
+class TableSearch(CalibrationSearch):
+    """The alpha search over a known accuracy-per-alpha curve (no agents trained)."""
 
     def __init__(self, curve: dict[float, float]) -> None:
         self.curve = curve
+        self.tunes = "alpha"
         self.results = {}
         self.folds = 5
         self.asked: list[float] = []
