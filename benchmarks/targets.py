@@ -30,6 +30,7 @@ from adacompress.device.zoo import AgentChoice, shipped
 from adacompress.exchange.environment import open_env
 from adacompress.exchange.settings import CloudSettings
 from adacompress.learning.evaluate import best_fixed, evaluate
+from adacompress.learning.fit import Online
 from adacompress.learning.presets import TRAIN_PRESETS
 from adacompress.learning.settings import EvaluateSettings, TrainSettings
 from adacompress.learning.train import search_for, train
@@ -76,7 +77,7 @@ def calibrations(
         top_k=base.top_k,
     ) as env:
         samples, _ = env.prepare(imagenet_split("train"), progress=False)
-        search = search_for(env, samples, base)
+        search = search_for(Online(env, samples, base.full_information), base)
         found = {t: search.for_target(t) for t in targets}
     for target, c in found.items():
         knob = f"threshold {c.threshold:.4f}" if c.threshold else f"alpha {c.alpha:.2f}"

@@ -1,11 +1,12 @@
-"""The training loop: a policy learns from a cloud's answers on prepared images.
+"""Fitting a policy to the cloud's answers on prepared images: :func:`fit`.
 
-One loop (:func:`learn`) for every fitter: each step shows the next image (a seeded
-reshuffle every pass) and what is learned of it. :func:`fit_policy` asks the
-environment: the policy picks an action (epsilon-greedy), the environment uploads it
-and the reference and returns the result; with full information every action's
-answer is learned from at once. :func:`fit_table` asks nothing: it learns every
-known outcome of a :class:`~adacompress.learning.survey.Survey`.
+One loop (:func:`learn`): each step shows the next image (a seeded reshuffle every
+pass) and what is learned of it. What a step learns depends on the training data:
+from a :class:`~adacompress.learning.survey.Survey` every known outcome of the image
+(nothing is asked); from images asked :class:`Online` (the paper's DQN), the policy
+picks an action (epsilon-greedy), the environment uploads it and the reference and
+returns the result, and with full information every action's answer is learned from
+at once.
 """
 
 from __future__ import annotations
@@ -140,27 +141,69 @@ def mean_cost(ratios: np.ndarray) -> tuple[float, ...]:
     return tuple(round(float(c), 6) for c in np.mean(ratios, axis=0))
 
 
-def fit_policy(
-    env: CompressionEnv,
-    samples: list[Sample],
+def fit(
+    data: Survey | Online,
     agent: PolicySettings,
     *,
     steps: int,
     objective: Objective = Objective(),
-    full_information: bool = False,
     progress: bool = False,
-    skipped: list[Skipped] | None = None,
 ) -> tuple[LearnedPolicy, list[dict[str, float]]]:
-    """``steps`` training steps on prepared ``samples``, learning what ``objective``
-    asks; returns the policy and its log (namespaced metrics every
-    :data:`LOG_EVERY` steps).
+    """``steps`` training steps on ``data``, learning what ``objective`` asks;
+    returns the policy and its log (namespaced metrics every :data:`LOG_EVERY`
+    steps).
 
-    Images the service fails on are dropped (and appended to ``skipped``).
+    Raises:
+        DatasetError: fewer than 2 usable images (online: left after dropping those
+            the service fails on, which are listed in ``data.skipped``).
     """
+    if isinstance(data, Survey):
+        lesson = from_survey(data, agent, objective)
+    else:
+        lesson = online(data, agent, objective)
+    return lesson[0], learn(*lesson, steps=steps, progress=progress)
+
+
+Lesson = tuple[LearnedPolicy, Learner, Shuffled, Observe]
+"""A policy, its learner, the order images are shown in and what a step learns."""
+
+
+def from_survey(survey: Survey, agent: PolicySettings, objective: Objective) -> Lesson:
+    """Learning what ``survey`` knows, asking nothing more: each step's image with
+    every known outcome (answered or implied); unknown ones are masked out of the
+    loss. Each policy learns its own signal of the outcomes (sizes are known for
+    every action)."""
+    features, kept = survey.features, survey.kept
+    n, n_actions = kept.shape
+    if n < 2:
+        raise DatasetError(f"need at least 2 surveyed images, found {n}")
+    ratios = survey.ratios
+    sized = replace(agent, n_actions=n_actions, state_dim=features.shape[1])
+    policy, learner = set_up(sized, features, lambda: mean_cost(ratios))
+    observed = (~np.isnan(kept)).astype(np.float32)
+    outcome = np.nan_to_num(kept).astype(np.float32)
+    signals = policy.signal(outcome, ratios, objective)
+
+    def observe(shown: int, following: int) -> tuple[float | None, dict[str, float]]:
+        loss = learner.observe_all(
+            features[shown],
+            signals[shown].astype(np.float32),
+            features[following],
+            observed[shown],
+        )
+        return loss, {}
+
+    shuffled = Shuffled(np.random.default_rng(agent.seed), n)
+    return policy, learner, shuffled, observe
+
+
+def online(data: Online, agent: PolicySettings, objective: Objective) -> Lesson:
+    """Learning by asking the environment: each step's image at the action the
+    policy picks (every action with full information). Images the service fails on
+    are dropped (and listed in ``data.skipped``)."""
+    env, skipped, samples = data.env, data.skipped, list(data.samples)
     if len(samples) < 2:
         raise DatasetError(f"need at least 2 usable images, found {len(samples)}")
-    skipped = skipped if skipped is not None else []
-    samples = list(samples)
     sized = replace(
         agent,
         n_actions=len(env.actions),
@@ -178,7 +221,7 @@ def fit_policy(
         action = learner.act(sample.features, explore=True)
         try:
             accuracy, ratio, signals = ask(
-                env, sample, action, policy, objective, full_information
+                env, sample, action, policy, objective, data.full_information
             )
         except (ServiceError, ImageError) as err:
             skipped.append(Skipped(str(sample.path), str(err)))
@@ -197,8 +240,7 @@ def fit_policy(
         charts = {"reward": objective.reward(accuracy, ratio), "accuracy": accuracy}
         return loss, charts | {"size_ratio": ratio}
 
-    history = learn(policy, learner, shuffled, observe, steps=steps, progress=progress)
-    return policy, history
+    return policy, learner, shuffled, observe
 
 
 def ask(
@@ -236,48 +278,8 @@ def action_cost(env: CompressionEnv, samples: list[Sample]) -> tuple[float, ...]
     Raises:
         DatasetError: the service failed on every image.
     """
-    # an image the service fails on is left out: fit_policy drops it when it meets it
+    # an image the service fails on is left out: online() drops it when it meets it
     table = Survey.full(env, samples, skipped=[])
     if not table.samples:
         raise DatasetError("no image could be uploaded at every action")
     return mean_cost(table.ratios)
-
-
-def fit_table(
-    survey: Survey,
-    agent: PolicySettings,
-    *,
-    steps: int,
-    objective: Objective = Objective(),
-    progress: bool = False,
-) -> tuple[LearnedPolicy, list[dict[str, float]]]:
-    """Train on what a survey knows, asking nothing more: each step shows the next
-    image (a seeded reshuffle every pass) with every known outcome (answered or
-    implied); unknown ones are masked out of the loss.
-
-    Each policy learns its own signal of the outcomes (sizes are known for every
-    action).
-    """
-    features, kept = survey.features, survey.kept
-    n, n_actions = kept.shape
-    if n < 2:
-        raise DatasetError(f"need at least 2 surveyed images, found {n}")
-    ratios = survey.ratios
-    sized = replace(agent, n_actions=n_actions, state_dim=features.shape[1])
-    policy, learner = set_up(sized, features, lambda: mean_cost(ratios))
-    observed = (~np.isnan(kept)).astype(np.float32)
-    outcome = np.nan_to_num(kept).astype(np.float32)
-    signals = policy.signal(outcome, ratios, objective)
-
-    def observe(shown: int, following: int) -> tuple[float | None, dict[str, float]]:
-        loss = learner.observe_all(
-            features[shown],
-            signals[shown].astype(np.float32),
-            features[following],
-            observed[shown],
-        )
-        return loss, {}
-
-    shuffled = Shuffled(np.random.default_rng(agent.seed), n)
-    history = learn(policy, learner, shuffled, observe, steps=steps, progress=progress)
-    return policy, history

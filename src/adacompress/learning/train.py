@@ -1,9 +1,10 @@
 """Train a policy on images against one cloud (docs/formulas.md, "Training
 environment").
 
-Each step shows the next image (a seeded reshuffle every pass), the policy picks an
-action, the environment uploads it and the reference and returns the result; with
-full information every action's answer is learned from at once.
+:func:`train` reads top to bottom: prepare the images; survey them when a budget
+limits the questions (else they are asked online as the policy learns); calibrate
+for a target accuracy (:mod:`~adacompress.learning.calibrate`); fit
+(:func:`~adacompress.learning.fit.fit`); save the agent and its log.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from adacompress.device.policies.files import POLICY_KINDS, save_policy
 from adacompress.exchange.calls import CallPlan, identify, plan_calls
 from adacompress.exchange.environment import CompressionEnv, Sample, Skipped, open_env
 from adacompress.learning.calibrate import Calibration, CalibrationSearch, FitFn
-from adacompress.learning.fit import Online, fit_policy, fit_table
+from adacompress.learning.fit import Online, fit
 from adacompress.learning.settings import TrainSettings
 from adacompress.learning.survey import Predictor, Survey, prior_belief, survey
 from basekit.atomic import atomic_write_json
@@ -63,13 +64,15 @@ def train(
         photo_cap=settings.cap,
     ) as env:
         samples, skipped = env.prepare(paths, progress=settings.progress)
-        found = survey_for(env, samples, settings) if settings.budgeted else None
-        if found is not None:
-            skipped += found.skipped
-        settings, calibration = calibrate_for(
-            env, samples, found, settings, calibration
+        data = training_data(env, samples, skipped, settings)
+        settings, calibration = calibrate_for(data, settings, calibration)
+        policy, history = fit(
+            data,
+            settings.agent,
+            steps=settings.steps,
+            objective=settings.objective,
+            progress=settings.progress,
         )
-        policy, history = fit(env, samples, found, settings, skipped)
         stats = asdict(env.cache.stats)
     out = save_agent(policy, settings, actions, len(samples))
     log: dict[str, Any] = {
@@ -85,8 +88,8 @@ def train(
     }
     if calibration is not None:
         log["calibration"] = asdict(calibration)
-    if found is not None:
-        log["survey"] = found.summary()
+    if isinstance(data, Survey):
+        log["survey"] = data.summary()
     atomic_write_json(out.with_suffix(".json"), portable_log(log, out))
     return log
 
@@ -109,52 +112,35 @@ def prepare(
     return settings, actions, extractor
 
 
-def calibrate_for(
+def training_data(
     env: CompressionEnv,
     samples: list[Sample],
-    found: Survey | None,
+    skipped: list[Skipped],
     settings: TrainSettings,
-    calibration: Calibration | None,
+) -> Survey | Online:
+    """What the agent learns from: the survey of ``samples`` when a budget limits
+    the questions (the images it skipped added to ``skipped``), else ``samples``
+    asked online (the images the service fails on will be added there)."""
+    if not settings.budgeted:
+        return Online(env, samples, settings.full_information, skipped)
+    found = survey_for(env, samples, settings)
+    skipped += found.skipped
+    return found
+
+
+def calibrate_for(
+    data: Survey | Online, settings: TrainSettings, calibration: Calibration | None
 ) -> tuple[TrainSettings, Calibration | None]:
     """``settings`` calibrated for their target accuracy, and the calibration: the
-    one given, else searched on the survey ``found`` or on ``samples`` (None: no
-    target, none given). A given calibration without a target applies to a survey's
-    training alone (the other is logged with it, as before)."""
+    one given, else searched on ``data`` (None: no target, none given). A given
+    calibration without a target applies to a survey's training alone (the other
+    is logged with it, as before)."""
     target = settings.target_accuracy
     if calibration is None and target is not None:
-        calibration = search_for(env, samples, settings, found).for_target(target)
-    if calibration is not None and (found is not None or target is not None):
+        calibration = search_for(data, settings).for_target(target)
+    if calibration is not None and (isinstance(data, Survey) or target is not None):
         settings = calibrated(settings, calibration)
     return settings, calibration
-
-
-def fit(
-    env: CompressionEnv,
-    samples: list[Sample],
-    found: Survey | None,
-    settings: TrainSettings,
-    skipped: list[Skipped],
-) -> tuple[LearnedPolicy, list[dict[str, float]]]:
-    """The policy fitted to the survey ``found``, or by asking the environment about
-    ``samples`` (no survey), and its training history."""
-    if found is not None:
-        return fit_table(
-            found,
-            settings.agent,
-            steps=settings.steps,
-            objective=settings.objective,
-            progress=settings.progress,
-        )
-    return fit_policy(
-        env,
-        samples,
-        settings.agent,
-        steps=settings.steps,
-        objective=settings.objective,
-        full_information=settings.full_information,
-        progress=settings.progress,
-        skipped=skipped,
-    )
 
 
 def save_agent(
@@ -251,24 +237,14 @@ def fitter(settings: TrainSettings, steps: int | None = None) -> FitFn:
     """Fits ``settings``' policy to some training images -- a (sub-)survey, or
     images asked online -- with a given seed and objective."""
 
-    def fit(part: Survey | Online, seed: int, objective: Objective) -> LearnedPolicy:
+    def fit_part(
+        part: Survey | Online, seed: int, objective: Objective
+    ) -> LearnedPolicy:
         agent = replace(settings.agent, seed=seed)
-        if isinstance(part, Survey):
-            policy, _ = fit_table(
-                part, agent, steps=steps or settings.steps, objective=objective
-            )
-            return policy
-        policy, _ = fit_policy(
-            part.env,
-            part.samples,
-            agent,
-            steps=steps or settings.steps,
-            objective=objective,
-            full_information=part.full_information,
-        )
+        policy, _ = fit(part, agent, steps=steps or settings.steps, objective=objective)
         return policy
 
-    return fit
+    return fit_part
 
 
 def calibrated(settings: TrainSettings, calibration: Calibration) -> TrainSettings:
@@ -287,18 +263,9 @@ def portable_features(spec: str) -> str:
     return f"{kind}:{Path(path).resolve()}" if colon else spec
 
 
-def search_for(
-    env: CompressionEnv,
-    samples: list[Sample],
-    settings: TrainSettings,
-    found: Survey | None = None,
-) -> CalibrationSearch:
+def search_for(data: Survey | Online, settings: TrainSettings) -> CalibrationSearch:
     """The calibration search of the policy's knob (reward weight for q, threshold
-    for survival) on the survey ``found``, or on ``samples`` asked online; one
-    search answers any number of targets."""
-    data = (
-        found if found is not None else Online(env, samples, settings.full_information)
-    )
+    for survival) on ``data``; one search answers any number of targets."""
     return CalibrationSearch(
         data,
         fitter(settings),
