@@ -15,12 +15,11 @@ downwards as well as upwards.
 
 Every decision is taken from the current image's own draw and state; every image,
 including bad files and failed uploads, gets a record; all state is committed per
-image (:mod:`~adacompress.runtime.store`), so a killed run resumes exactly.
+image (:mod:`~adacompress.runtime.saved_state`), so a killed run resumes exactly.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +29,16 @@ from adacompress.cloud.service import ServiceError
 from adacompress.core.datasets import PhotoFile, read_photo
 from adacompress.device.actions import REFERENCE_ACTION
 from adacompress.device.compressor import Compressor
-from adacompress.device.policies.survival import SurvivalPolicy, cheapest_trusted
 from adacompress.exchange.environment import CompressionEnv, Sample
 from adacompress.exchange.learner import Learner
+from adacompress.runtime.choice import AgentChoice
 from adacompress.runtime.downshift import CheaperProbe
 from adacompress.runtime.drift.monitor import cached_statistics
 from adacompress.runtime.retrain import retrain_lesson
 from adacompress.runtime.run_state import RunState
-from adacompress.runtime.saved_state import check_state
+from adacompress.runtime.saved_state import commit_image, start_or_resume
 from adacompress.runtime.settings import RuntimeSettings
-from adacompress.runtime.store import Record, RunStore, StateError, Step, Transition
+from adacompress.runtime.store import Record, RunStore, Step, Transition
 from basekit.images import ImageError
 
 
@@ -74,44 +73,14 @@ class Runtime:
         self.rng = np.random.default_rng(settings.seed)
         self.state = RunState(self.learner, settings)
         self.probe = CheaperProbe(env, self.candidates, settings)
-        target = self.objective.target
-        self.alpha = 1.0 - (target if target is not None else 0.99)
-        """the share of lost answers the threshold control aims at"""
-        self.controlled: SurvivalPolicy | None = None
-        """the survival policy whose threshold the control moves (None: frozen)"""
-        if settings.control.threshold_control:
-            if not isinstance(self.policy, SurvivalPolicy):
-                raise ValueError(
-                    "--threshold-control needs a survival agent: a Q-network agent has "
-                    "no threshold to move"
-                )
-            self.controlled = self.policy
+        self.choice = AgentChoice(
+            self.policy, self.candidates, self.objective, settings
+        )
         self._identity: tuple[str, str | None] = ("", None)
         self._calls_before = 0
-        loaded = store.load(metadata)
-        if loaded is None:
-            store.start(self.state_dict(), self.state.agent_blob(), metadata)
-        else:
-            saved, blob = loaded
-            try:
-                saved = check_state(saved)
-                memory = list(store.transitions(saved["generation"]))
-                self.state.resume(saved, blob, memory)
-            except StateError:
-                raise
-            except ValueError as err:  # never continue, nor start over, from it
-                raise store.damaged(str(err)) from None
-            self.rng.bit_generator.state = json.loads(saved["rng"])
-        if self.controlled is not None:
-            self.state.control.begin(self.policy.settings.threshold)
+        start_or_resume(store, self.state, self.rng, metadata)
+        self.choice.begin(self.state.control)
         self.position = store.next_position()
-
-    def state_dict(self) -> dict[str, Any]:
-        """The runtime's own state as flat JSON (the policy's is kept beside it)."""
-        return {
-            **self.state.state_dict(),
-            "rng": json.dumps(self.rng.bit_generator.state),
-        }
 
     # -- one image -------------------------------------------------------------
 
@@ -161,22 +130,12 @@ class Runtime:
             raise ImageError(skipped[0].error)
         return samples[0]
 
-    def _choice(self, sample: Sample) -> int:
-        """The agent's greedy choice: at the controlled threshold when there is one."""
-        policy = self.controlled
-        if policy is None:
-            return self.policy.act(sample.features, candidates=self.candidates)
-        allowed = policy.allowed(self.candidates)
-        survival = policy.survival(sample.features[None])[:, allowed]
-        cost = np.asarray(policy.cost(), dtype=np.float64)[allowed]
-        threshold = self.state.control.threshold
-        return int(allowed[cheapest_trusted(survival, threshold, cost)[0]])
-
     def _inference(
         self, path: Path, sample: Sample, p_est: float, probe_draw: float
     ) -> Record:
         shift = self.state.downshift
-        index = self.probe.lowered(shift, sample, self._choice(sample))
+        choice = self.choice.choose(sample, self.state.control)
+        index = self.probe.lowered(shift, sample, choice)
         action = self.env.actions[index]
         outcome = self.env.outcomes(sample, [action])[action]
         self.state.certificate.answer(p_est)
@@ -194,16 +153,12 @@ class Runtime:
 
     def _estimate(self, path: Path, sample: Sample, p_est: float) -> Record:
         state = self.state
-        index = self.probe.lowered(state.downshift, sample, self._choice(sample))
+        choice = self.choice.choose(sample, state.control)
+        index = self.probe.lowered(state.downshift, sample, choice)
         result, labels, uploaded = self.env.step_with_reference(sample, index)
         state.certificate.answer(p_est)
         state.certificate.estimate(result.accuracy, p_est)
-        if self.controlled is not None:
-            # An estimate drawn at a higher rate stands for fewer photos.
-            weight = (self.settings.estimate.p_est_initial or p_est) / p_est
-            state.control.update(
-                result.accuracy, weight, self.alpha, self.settings.control
-            )
+        self.choice.estimated(state.control, result.accuracy, p_est)
         if result.accuracy < 1.0:
             state.downshift.lost()
         uploaded += self.probe.probe(
@@ -281,14 +236,8 @@ class Runtime:
             identity=self._identity,
             calls=self.env.cache.stats.new - self._calls_before,
         )
-        agent = agent or self.state.agent_changed
-        self.state.agent_changed = False
-        generation = self.state.generation
-        self.store.commit(
-            record,
-            self.state_dict(),
-            agent=self.state.agent_blob() if agent else None,
-            transition=(generation, transition) if transition else None,
+        commit_image(
+            self.store, self.state, self.rng, record, agent=agent, transition=transition
         )
         self.position += 1
         return record

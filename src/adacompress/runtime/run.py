@@ -132,7 +132,7 @@ def live_postfix(runtime: Runtime, confidence: float | None) -> dict[str, str]:
         "kept": f"≥{certificate.kept_at_least(confidence):.3f} "
         f"({confidence:.0%}, {certificate.estimates} est)"
     }
-    if runtime.controlled is not None:
+    if runtime.choice.controlled is not None:
         shown["threshold"] = f"{runtime.state.control.threshold:.4f}"
     return shown
 
@@ -144,13 +144,13 @@ def live_summary(runtime: Runtime) -> dict[str, Any]:
     return {
         "certificate": runtime.state.certificate.summary(confidence),
         "threshold": None
-        if runtime.controlled is None
+        if runtime.choice.controlled is None
         else {
             "start": runtime.policy.settings.threshold,
             "now": control.threshold,
             "updates": control.updates,
             "weighted_miss_rate": control.miss_rate(),
-            "aim": runtime.alpha,
+            "aim": runtime.choice.alpha,
         },
     }
 

@@ -1,13 +1,15 @@
-"""The runtime state read back from a ``--state`` folder, checked before it is used.
+"""The runtime state written to a ``--state`` folder, and read back from it, checked
+before it is used.
 
 The folder may sit on a shared disk and be damaged or crafted: each field of the flat
-JSON that :meth:`Runtime.state_dict <adacompress.runtime.loop.Runtime.state_dict>`
-writes must have its type and range, so a damaged state is one line naming the folder
-rather than a traceback, or a run that continues from nonsense.
+JSON that :func:`saved_state` writes must have its type and range, so a damaged state
+is one line naming the folder rather than a traceback, or a run that continues from
+nonsense.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, get_type_hints
 
 import numpy as np
@@ -19,12 +21,73 @@ from adacompress.runtime.drift.scene_memory import SceneMemory
 from adacompress.runtime.drift.statistics import STATISTICS_SIZE, SceneDrift
 from adacompress.runtime.p_est import EstimateRate
 from adacompress.runtime.retrain import RetrainProgress
+from adacompress.runtime.run_state import RunState
+from adacompress.runtime.store import Record, RunStore, StateError, Transition
 from adacompress.runtime.wald import DriftTest
 from basekit.json_text import check_fields, fits, read_json
 
 MODES = ("inference", "retrain")
 MAX_RNG_CHARS = 10_000
 """A generator's state is a few hundred characters of JSON."""
+
+
+def saved_state(state: RunState, rng: np.random.Generator) -> dict[str, Any]:
+    """The run's state and its generator's as flat JSON (the learner's is kept
+    beside it: :meth:`RunState.agent_blob
+    <adacompress.runtime.run_state.RunState.agent_blob>`)."""
+    return {**state.state_dict(), "rng": json.dumps(rng.bit_generator.state)}
+
+
+def start_or_resume(
+    store: RunStore,
+    state: RunState,
+    rng: np.random.Generator,
+    metadata: dict[str, Any],
+) -> None:
+    """Start a new run in ``store``, or carry on the one it holds: ``state`` and
+    ``rng`` as they were after its last image.
+
+    Raises:
+        ValueError: the store belongs to another run than ``metadata`` says.
+        StateError: the stored state is damaged (never continued, nor started over).
+    """
+    loaded = store.load(metadata)
+    if loaded is None:
+        store.start(saved_state(state, rng), state.agent_blob(), metadata)
+        return
+    saved, blob = loaded
+    try:
+        saved = check_state(saved)
+        memory = list(store.transitions(saved["generation"]))
+        state.resume(saved, blob, memory)
+    except StateError:
+        raise
+    except ValueError as err:  # never continue, nor start over, from it
+        raise store.damaged(str(err)) from None
+    rng.bit_generator.state = json.loads(saved["rng"])
+
+
+def commit_image(
+    store: RunStore,
+    state: RunState,
+    rng: np.random.Generator,
+    record: Record,
+    *,
+    agent: bool,
+    transition: Transition | None,
+) -> None:
+    """Commit an image's ``record`` and the state after it, in one transaction: the
+    agent's too when it changed (``agent``, or a scene's agent came back), and the
+    image's ``transition`` into D's current generation."""
+    agent = agent or state.agent_changed
+    state.agent_changed = False
+    generation = state.generation
+    store.commit(
+        record,
+        saved_state(state, rng),
+        agent=state.agent_blob() if agent else None,
+        transition=(generation, transition) if transition else None,
+    )
 
 
 def check_state(state: object) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from adacompress.device.policies.survival import SurvivalPolicy
 from adacompress.runtime.certificate import KeptCertificate, most_lost
 from adacompress.runtime.control import HIGHEST_LOGIT, ThresholdControl, logit
 from adacompress.runtime.run import live_postfix, live_summary
-from adacompress.runtime.saved_state import check_state
+from adacompress.runtime.saved_state import check_state, saved_state
 from adacompress.runtime.settings import ControlSettings, RuntimeSettings
 from tests.adacompress.runtime.test_loop import ScriptedAgent, make_runtime, write_scene
 
@@ -136,7 +136,7 @@ def test_the_control_is_committed_and_a_resumed_run_continues_identically(
     halves = make_runtime(tmp_path / "half", CONTROLLED, [], policy=GradedSurvival())
     for path in paths[:12]:
         halves.process(path)
-    saved = halves.state_dict()
+    saved = saved_state(halves.state, halves.rng)
     halves.store.close()  # as after kill -9: what is committed is all there is
     resumed = make_runtime(tmp_path / "half", CONTROLLED, [], policy=GradedSurvival())
     assert resumed.state.control == halves.state.control
