@@ -1,0 +1,280 @@
+"""Which threshold controller keeps the accuracy target on a shifted stream? Replayed
+on the cloud's full answer tables, thousands of streams a minute.
+
+    python benchmarks/research/control_sim.py [--backends lite0 lite1 lite2]
+        [--streams test bsds500 dark ...] [--photos 1000] [--seeds 20]
+
+For every photo of a stream and every candidate upload of the shipped default agent:
+the agent's predicted survival, whether the cloud kept the reference's answer, and
+the bytes (the cloud asked once per candidate; answers cached). A stream is the
+photos in shuffled passes up to ``--photos``; each photo is an estimate with
+probability ``--p-est`` (drawn before it is seen, as ``run`` does): the caller gets
+the reference's answer, and the controller sees whether the agent's upload kept it
+(and, for the ``recal`` controllers, whether the next ``--extra`` cheaper candidates
+would have, one paid call each). Printed per backend, stream and controller: the
+true kept rate over the photos answered from the agent's upload alone (the bar:
+>= target - 0.005 on every stream), its worst stream, the uploads' bytes against
+q=75 and the calls paid. Controllers:
+
+- ``frozen``: the shipped threshold.
+- ``aci``: ``run --threshold-control`` today: the threshold's logit moves by
+  ``gamma * (err - alpha)`` after each estimate.
+- ``recal``: a logistic recalibration of the agent's survival on the stream,
+  ``P(kept) = sigmoid(a * logit(s) + b)``, fitted (MAP, prior at the offline
+  calibration) on every candidate an estimate saw; the threshold is the lowest one
+  whose predicted kept rate over the photos seen so far reaches the target plus
+  ``--margin``.
+
+Choices are made on the train split's streams; test and shifted-test streams only
+score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adacompress.core.datasets import imagenet_split, list_images
+from adacompress.device.actions import REFERENCE_ACTION
+from adacompress.device.policies.survival import cheapest_trusted
+from adacompress.device.zoo import AgentChoice
+from adacompress.exchange.cache import default_cache_path
+from adacompress.exchange.environment import open_agent_env
+from adacompress.exchange.settings import CloudSettings
+from adacompress.experiments.shifts import SHIFTS, make_shifted_folder
+from adacompress.learning.evaluate import collect
+from basekit.threads import configure_threads
+
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+from _common import add_smoke, limit_splits, smoke_path  # noqa: E402
+
+BSDS500_TEST = Path("../shared/data/bsds500/test")
+TABLES = Path("out/control_sim")
+
+
+def stream_photos(stream: str) -> list[Path]:
+    """A stream's distinct photos: a split, BSDS500 test, or ``SHIFT[-of-SOURCE]``
+    (a shift of the test split, or of ``SOURCE``: ``dark-of-train``)."""
+    if stream in ("train", "test"):
+        return imagenet_split(stream)
+    if stream == "bsds500":
+        return list_images(BSDS500_TEST)
+    shift, _, source = stream.partition("-of-")
+    if shift not in SHIFTS:
+        raise SystemExit(f"unknown stream {stream!r}")
+    made, _ = make_shifted_folder(
+        stream_photos(source or "test"), default_cache_path().parent / "shifts", shift
+    )
+    return made
+
+
+def table(backend: str, stream: str, folder: Path) -> dict[str, np.ndarray]:
+    """The stream's survival, kept and bytes per photo and candidate (saved once)."""
+    path = folder / f"{backend}-{stream}.npz"
+    if path.exists():
+        with np.load(path) as saved:
+            return dict(saved)
+    with open_agent_env(CloudSettings(backend), AgentChoice()) as (compressor, env):
+        collected = collect(env, stream_photos(stream), progress=False)
+        policy = compressor.learned
+        candidates = np.asarray(compressor.candidates)
+        features = np.stack([s.features for s in collected.samples])
+        survival = policy.survival(features)[:, candidates]
+        cost = np.asarray(policy.cost(), dtype=np.float64)[candidates]
+        chosen = cheapest_trusted(survival, policy.settings.threshold, cost)
+        assert (candidates[chosen] == compressor.choose(features)).all()
+        actions = [env.actions[c] for c in candidates]
+        rows = collected.outcomes
+        found = {
+            "survival": survival,
+            "cost": cost,
+            "threshold": np.array(policy.settings.threshold),
+            "kept": np.array(
+                [
+                    [env.score(o[REFERENCE_ACTION], o[a]).accuracy for a in actions]
+                    for o in rows
+                ]
+            ),
+            "nbytes": np.array([[o[a].nbytes for a in actions] for o in rows], float),
+            "ref": np.array([o[REFERENCE_ACTION].nbytes for o in rows], float),
+        }
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **found)
+    return found
+
+
+def logit(p: np.ndarray | float) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+class Recalibration:
+    """MAP logistic recalibration ``P(kept) = sigmoid(a * logit(s) + b)``; the prior
+    (``strength`` pseudo-observations' worth) sits at ``a = 1, b = b0``."""
+
+    def __init__(self, b0: float, strength: float) -> None:
+        self.prior = np.array([1.0, b0])
+        self.precision = strength
+        self.x: list[float] = []
+        self.y: list[float] = []
+        self.w = self.prior.copy()
+
+    def add(self, s: float, kept: float) -> None:
+        self.x.append(float(logit(s)))
+        self.y.append(kept)
+        x, y = np.array(self.x), np.array(self.y)
+        w = self.w.copy()
+        for _ in range(8):  # Newton
+            p = 1 / (1 + np.exp(-(w[0] * x + w[1])))
+            grad = np.array([((p - y) * x).sum(), (p - y).sum()])
+            grad += self.precision * (w - self.prior)
+            h = p * (1 - p)
+            hess = np.array(
+                [[(h * x * x).sum(), (h * x).sum()], [(h * x).sum(), h.sum()]]
+            ) + self.precision * np.eye(2)
+            w = w - np.linalg.solve(hess, grad)
+        self.w = w
+
+    def kept(self, s: np.ndarray) -> np.ndarray:
+        return 1 / (1 + np.exp(-(self.w[0] * logit(s) + self.w[1])))
+
+
+def offset_at(t: dict[str, np.ndarray], target: float) -> float:
+    """The prior's ``b``: the offset that makes the survival model's predicted kept
+    rate at the shipped threshold equal ``target`` on these (training) photos."""
+    chosen = cheapest_trusted(t["survival"], float(t["threshold"]), t["cost"])
+    s = t["survival"][np.arange(len(chosen)), chosen]
+    lo, hi = -10.0, 10.0
+    for _ in range(60):
+        b = (lo + hi) / 2
+        if (1 / (1 + np.exp(-(logit(s) + b)))).mean() < target:
+            lo = b
+        else:
+            hi = b
+    return (lo + hi) / 2
+
+
+def simulate(
+    t: dict[str, np.ndarray],
+    controller: str,
+    args: argparse.Namespace,
+    seed: int,
+    b0: float,
+) -> dict[str, float]:
+    """One stream: the true kept rate on inference photos, bytes, calls."""
+    rng = np.random.default_rng(seed)
+    n = len(t["ref"])
+    order = np.concatenate([rng.permutation(n) for _ in range(args.photos // n + 1)])
+    order = order[: args.photos]
+    estimate = rng.random(args.photos) < args.p_est
+    alpha = 1 - args.target
+    theta = float(logit(float(t["threshold"])))
+    grid = np.linspace(logit(0.3), logit(0.9995), 200)
+    recal = Recalibration(b0, args.prior) if controller == "recal" else None
+    seen_surv: list[np.ndarray] = []
+    kept, sent, ref, calls = [], 0.0, 0.0, 0
+    by_cost = np.argsort(t["cost"])
+    for step, i in enumerate(order):
+        surv = t["survival"][i]
+        threshold = 1 / (1 + np.exp(-theta))
+        a = int(cheapest_trusted(surv[None], threshold, t["cost"])[0])
+        if not estimate[step]:
+            kept.append(t["kept"][i, a])
+            sent += t["nbytes"][i, a]
+            ref += t["ref"][i]
+            calls += 1
+        else:
+            calls += 2
+            if controller == "aci":
+                theta += args.gamma * ((1 - t["kept"][i, a]) - alpha)
+            elif recal is not None:
+                recal.add(surv[a], t["kept"][i, a])
+                rank = int(np.flatnonzero(by_cost == a)[0])
+                for extra in by_cost[max(0, rank - args.extra) : rank][::-1]:
+                    recal.add(surv[extra], t["kept"][i, extra])
+                    calls += 1
+        seen_surv.append(surv)
+        if recal is not None and (estimate[step] or step % 25 == 0):
+            theta = choose_threshold(recal, np.array(seen_surv), t["cost"], grid, args)
+    return {
+        "kept": float(np.mean(kept)),
+        "sent": sent / ref,
+        "calls": calls / args.photos,
+    }
+
+
+def choose_threshold(
+    recal: Recalibration,
+    seen: np.ndarray,
+    cost: np.ndarray,
+    grid: np.ndarray,
+    args: argparse.Namespace,
+) -> float:
+    """The lowest threshold logit whose predicted kept rate over ``seen`` reaches
+    the target plus the margin."""
+    kept = recal.kept(seen)
+    goal = args.target + args.margin
+    for theta in grid:
+        chosen = cheapest_trusted(seen, 1 / (1 + np.exp(-theta)), cost)
+        if kept[np.arange(len(seen)), chosen].mean() >= goal:
+            return float(theta)
+    return float(grid[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", nargs="+", default=["lite0", "lite1", "lite2"])
+    parser.add_argument(
+        "--streams", nargs="+", default=["train", "test", "bsds500", "dark"]
+    )
+    parser.add_argument("--controllers", nargs="+", default=["frozen", "aci", "recal"])
+    parser.add_argument("--photos", type=int, default=1000)
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--target", type=float, default=0.99)
+    parser.add_argument("--p-est", type=float, default=0.05)
+    parser.add_argument("--gamma", type=float, default=2.0)
+    parser.add_argument("--extra", type=int, default=2, help="recal: cheaper calls")
+    parser.add_argument("--prior", type=float, default=20.0, help="recal: strength")
+    parser.add_argument("--margin", type=float, default=0.0)
+    add_smoke(parser)
+    args = parser.parse_args(argv)
+    configure_threads()
+    folder = TABLES
+    if args.smoke:
+        limit_splits(10)
+        args.backends, args.streams = ["lite0"], ["test"]
+        args.seeds, args.photos = 2, 50
+        folder = smoke_path(TABLES)
+    report: dict[str, Any] = {}
+    for backend in args.backends:
+        train = table(backend, "train", folder)
+        b0 = offset_at(train, args.target)
+        for stream in args.streams:
+            t = table(backend, stream, folder)
+            for controller in args.controllers:
+                runs = [simulate(t, controller, args, s, b0) for s in range(args.seeds)]
+                kept = [r["kept"] for r in runs]
+                row = {
+                    "kept_mean": float(np.mean(kept)),
+                    "kept_worst": float(np.min(kept)),
+                    "kept_p10": float(np.quantile(kept, 0.1)),
+                    "sent": float(np.mean([r["sent"] for r in runs])),
+                    "calls": float(np.mean([r["calls"] for r in runs])),
+                }
+                report[f"{backend}/{stream}/{controller}"] = row
+                print(
+                    f"{backend:6} {stream:10} {controller:7} "
+                    f"kept {row['kept_mean']:.4f}"
+                    f" (p10 {row['kept_p10']:.3f}, worst {row['kept_worst']:.3f}) "
+                    f"sent {row['sent']:.3f} calls/photo {row['calls']:.3f}",
+                    flush=True,
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
