@@ -40,7 +40,7 @@ import numpy as np
 
 from adacompress.core.datasets import imagenet_split, list_images
 from adacompress.device.actions import REFERENCE_ACTION
-from adacompress.device.policies.survival import cheapest_trusted
+from adacompress.device.policies.survival import SurvivalPolicy, cheapest_trusted
 from adacompress.device.zoo import AgentChoice
 from adacompress.exchange.cache import default_cache_path
 from adacompress.exchange.environment import open_agent_env
@@ -81,6 +81,8 @@ def table(backend: str, stream: str, folder: Path) -> dict[str, np.ndarray]:
     with open_agent_env(CloudSettings(backend), AgentChoice()) as (compressor, env):
         collected = collect(env, stream_photos(stream), progress=False)
         policy = compressor.learned
+        if not isinstance(policy, SurvivalPolicy):
+            raise SystemExit(f"{backend}'s default agent is not a survival agent")
         candidates = np.asarray(compressor.candidates)
         features = np.stack([s.features for s in collected.samples])
         survival = policy.survival(features)[:, candidates]
