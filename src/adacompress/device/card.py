@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import stat
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,7 +28,15 @@ from adacompress.device.card_fields import mapping as _mapping
 from adacompress.device.card_fields import name_ as _name
 from adacompress.device.card_fields import number as _number
 from adacompress.device.card_fields import sequence as _sequence
+from adacompress.device.card_file import (
+    CARD_FORMAT,
+    FORMATS_READ,
+    GRAPH_FILES,
+    card_arguments,
+    read_card_json,
+)
 from adacompress.device.card_spec import (
+    MAX_METRICS,
     MAX_REFERENCES,
     Algorithm,
     Metric,
@@ -40,19 +46,9 @@ from adacompress.device.card_spec import (
 )
 from adacompress.device.policies.settings import POLICIES
 
-CARD_FORMAT = 2
-FORMATS_READ = (1, 2)
-"""Format 1 (adacompress 0.4.0's exports) has no name, version, origin, metrics,
-tensors, algorithm or reference vectors; it still loads."""
-CARD_FILE = "card.json"
-GRAPH_FILES = ("state.onnx", "policy.onnx")
-"""The graphs an export writes beside its card (the card holds their SHA-256)."""
-MAX_CARD_BYTES = 1 << 20
-"""A card is a few kilobytes; a larger file is refused before it is read."""
 MAX_PROBES = 8
 INPUT_SIZES = (32, 512)
 """The smallest and largest side of the state graph's input."""
-MAX_METRICS = 16
 
 PROBE_SOURCES = ("photo", "view")
 LIMIT_KEYS = ("formats", "min_side", "max_bytes", "candidates")
@@ -129,7 +125,7 @@ class AgentCard:
 
     Raises:
         ValueError: a field of the wrong type or out of range (one line): every
-            check of a card, from a file or an export, is here.
+            check of a card, from a file or an export, is :func:`check_card`.
     """
 
     name: str = "agent"
@@ -159,81 +155,7 @@ class AgentCard:
     format: int = CARD_FORMAT
 
     def __post_init__(self) -> None:
-        if self.format not in FORMATS_READ or isinstance(self.format, bool):
-            raise ValueError(f"format must be {CARD_FORMAT}, not {self.format!r}")
-        for name in ("name", "version", "backend", "features", "action_set"):
-            _name(name, getattr(self, name))
-        if self.source_sha256 is not None:
-            _digest("source_sha256", self.source_sha256)
-        if self.intended_use is not None:
-            _name("intended_use", self.intended_use, MAX_TEXT)
-        if self.policy not in POLICIES:
-            raise ValueError(f"policy must be one of {', '.join(POLICIES)}")
-        _sequence("actions", self.actions, tuple, MAX_ACTIONS)
-        for key in self.actions:
-            Action.from_key(_name("an action key", key))
-        if self.threshold is not None:
-            _number("threshold", self.threshold, 0.0, 1.0)
-        _integer("top_k", self.top_k, 1, 1000)
-        _number("alpha", self.alpha)
-        _number("beta", self.beta)
-        if self.target_accuracy is not None:
-            _number("target_accuracy", self.target_accuracy, 0.0, 1.0)
-        if not isinstance(self.preprocessing, Preprocessing):
-            raise ValueError("preprocessing must be an object")
-        cap = self.photo_cap
-        if cap is not None and not (
-            isinstance(cap, int) and MIN_PHOTO_CAP <= cap <= MAX_PHOTO_CAP
-        ):
-            raise ValueError(
-                f"photo_cap must be a whole number of pixels in {MIN_PHOTO_CAP}.."
-                f"{MAX_PHOTO_CAP}, not {cap!r}"
-            )
-        self._check_limits()
-        _mapping("versions", self.versions, None)
-        for value in self.versions.values():
-            _name("a version", value)
-        _mapping("graphs", self.graphs, GRAPH_FILES)
-        for key, value in self.graphs.items():
-            _digest(f"graphs[{key!r}]", value)
-        parts = {
-            "weights": (self.weights, Weights),
-            "algorithm": (self.algorithm, Algorithm),
-        }
-        for name, (part, kind) in parts.items():
-            if part is not None and not isinstance(part, kind):
-                raise ValueError(f"{name} must be an object")
-        lists = {
-            "metrics": (self.metrics, Metric, MAX_METRICS),
-            "tensors": (self.tensors, TensorSpec, 8),
-            "reference": (self.reference, Reference, MAX_REFERENCES),
-        }
-        for name, (items, kind, most) in lists.items():
-            _sequence(name, items, tuple, most)
-            if not all(isinstance(item, kind) for item in items):
-                raise ValueError(f"{name} must be a list of objects")
-        files = [r.file for r in self.reference]
-        if len(set(files)) != len(files):
-            raise ValueError("reference lists a photo twice")
-
-    def _check_limits(self) -> None:
-        limits = _mapping("limits", self.limits, LIMIT_KEYS)
-        formats = limits.get("formats")
-        if formats is not None:
-            _sequence("limits.formats", formats, list, 16)
-            for name in formats:
-                _name("a format in limits.formats", name)
-        if limits.get("min_side") is not None:
-            _integer("limits.min_side", limits["min_side"], 1, 1 << 16)
-        if limits.get("max_bytes") is not None:
-            _integer("limits.max_bytes", limits["max_bytes"], 1024, 1 << 40)
-        candidates = limits.get("candidates")
-        if candidates is not None:
-            _sequence("limits.candidates", candidates, list, MAX_ACTIONS)
-            for index in candidates:
-                _integer("a candidate", index, 0, len(self.actions) - 1)
-            if len(set(candidates)) != len(candidates):
-                raise ValueError("limits.candidates lists an action twice")
+        check_card(self)
 
     @classmethod
     def from_metadata(
@@ -311,23 +233,7 @@ class AgentCard:
         Raises:
             ValueError: missing, too large, not JSON or not a card (one line).
         """
-        path = Path(folder) / CARD_FILE
-        try:
-            data = json.loads(read_small(path, MAX_CARD_BYTES).decode("utf-8"))
-        except FileNotFoundError:
-            raise ValueError(
-                f"{folder} is not an exported agent: it holds no {CARD_FILE} "
-                f"(`adacompress export` writes {CARD_FILE}, "
-                f"{' and '.join(GRAPH_FILES)} there)"
-            ) from None
-        except OSError as err:
-            raise ValueError(f"cannot read agent card {path}: {err.strerror}") from None
-        except (UnicodeDecodeError, ValueError, RecursionError) as err:
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise ValueError(f"damaged agent card {path}: {reason}") from None
-        if not isinstance(data, dict) or data.get("format") not in FORMATS_READ:
-            raise ValueError(f"not an agent card (format {CARD_FORMAT}): {path}")
-        return cls.parse(data, path)
+        return cls.parse(*read_card_json(folder))
 
     @classmethod
     def parse(cls, data: dict[str, Any], path: str | Path) -> AgentCard:
@@ -337,52 +243,100 @@ class AgentCard:
             ValueError: not a valid card (one line naming ``path``).
         """
         try:
-            data = dict(data)
-            prep = _mapping("preprocessing", data.pop("preprocessing", {}), None)
-            prep = dict(prep)
-            scales = _sequence("probe_scales", prep.get("probe_scales", []), list)
-            prep["probe_scales"] = tuple(scales)
-            entries = _sequence("actions", data.pop("actions", []), list, MAX_ACTIONS)
-            keys = tuple(
-                _name("an action key", _mapping("an action", entry, None).get("key"))
-                for entry in entries
-            )
-            parts: dict[str, Any] = {}
-            if data.get("weights") is not None:
-                parts["weights"] = Weights.from_json(data.pop("weights"))
-            if "algorithm" in data:
-                parts["algorithm"] = Algorithm.from_json(data.pop("algorithm"))
-            lists: dict[str, tuple[Any, int]] = {
-                "metrics": (Metric, MAX_METRICS),
-                "tensors": (TensorSpec, 8),
-                "reference": (Reference, MAX_REFERENCES),
-            }
-            for name, (kind, most) in lists.items():
-                items = _sequence(name, data.pop(name, []), list, most)
-                parts[name] = tuple(kind.from_json(item) for item in items)
-            return cls(
-                **data,
-                **parts,
-                actions=keys,
-                preprocessing=Preprocessing(**prep),
-            )
+            arguments, prep = card_arguments(data)
+            return cls(**arguments, preprocessing=Preprocessing(**prep))
         except (KeyError, TypeError, ValueError, RecursionError) as err:
             reason = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise ValueError(f"damaged agent card {path}: {reason}") from None
 
 
-def read_small(path: Path, limit: int) -> bytes:
-    """A regular file's bytes, refused unread when larger than ``limit`` (opened
-    without blocking: a FIFO is refused, never waited on).
+def check_card(card: AgentCard) -> None:
+    """Every check of a card, from a file or an export: each field's type and range
+    (the card is read from untrusted files).
 
     Raises:
-        OSError: cannot be opened. ValueError: not a regular file, or too large.
+        ValueError: the first field that is wrong (one line).
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError("not a regular file")
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise ValueError(f"over {limit >> 10} KiB")
-    return data
+    if card.format not in FORMATS_READ or isinstance(card.format, bool):
+        raise ValueError(f"format must be {CARD_FORMAT}, not {card.format!r}")
+    for name in ("name", "version", "backend", "features", "action_set"):
+        _name(name, getattr(card, name))
+    if card.source_sha256 is not None:
+        _digest("source_sha256", card.source_sha256)
+    if card.intended_use is not None:
+        _name("intended_use", card.intended_use, MAX_TEXT)
+    if card.policy not in POLICIES:
+        raise ValueError(f"policy must be one of {', '.join(POLICIES)}")
+    _sequence("actions", card.actions, tuple, MAX_ACTIONS)
+    for key in card.actions:
+        Action.from_key(_name("an action key", key))
+    if card.threshold is not None:
+        _number("threshold", card.threshold, 0.0, 1.0)
+    _integer("top_k", card.top_k, 1, 1000)
+    _number("alpha", card.alpha)
+    _number("beta", card.beta)
+    if card.target_accuracy is not None:
+        _number("target_accuracy", card.target_accuracy, 0.0, 1.0)
+    if not isinstance(card.preprocessing, Preprocessing):
+        raise ValueError("preprocessing must be an object")
+    cap = card.photo_cap
+    if cap is not None and not (
+        isinstance(cap, int) and MIN_PHOTO_CAP <= cap <= MAX_PHOTO_CAP
+    ):
+        raise ValueError(
+            f"photo_cap must be a whole number of pixels in {MIN_PHOTO_CAP}.."
+            f"{MAX_PHOTO_CAP}, not {cap!r}"
+        )
+    _check_export(card)
+
+
+def _check_export(card: AgentCard) -> None:
+    """What an export adds to an agent file's card: the service limits, the
+    versions, the graphs' SHA-256 and the spec's parts."""
+    _check_limits(card.limits, len(card.actions))
+    _mapping("versions", card.versions, None)
+    for value in card.versions.values():
+        _name("a version", value)
+    _mapping("graphs", card.graphs, GRAPH_FILES)
+    for key, value in card.graphs.items():
+        _digest(f"graphs[{key!r}]", value)
+    parts = {
+        "weights": (card.weights, Weights),
+        "algorithm": (card.algorithm, Algorithm),
+    }
+    for name, (part, kind) in parts.items():
+        if part is not None and not isinstance(part, kind):
+            raise ValueError(f"{name} must be an object")
+    lists = {
+        "metrics": (card.metrics, Metric, MAX_METRICS),
+        "tensors": (card.tensors, TensorSpec, 8),
+        "reference": (card.reference, Reference, MAX_REFERENCES),
+    }
+    for name, (items, kind, most) in lists.items():
+        _sequence(name, items, tuple, most)
+        if not all(isinstance(item, kind) for item in items):
+            raise ValueError(f"{name} must be a list of objects")
+    files = [r.file for r in card.reference]
+    if len(set(files)) != len(files):
+        raise ValueError("reference lists a photo twice")
+
+
+def _check_limits(limits: dict[str, Any], n_actions: int) -> None:
+    """The service limits an export's candidate mask was built for."""
+    limits = _mapping("limits", limits, LIMIT_KEYS)
+    formats = limits.get("formats")
+    if formats is not None:
+        _sequence("limits.formats", formats, list, 16)
+        for name in formats:
+            _name("a format in limits.formats", name)
+    if limits.get("min_side") is not None:
+        _integer("limits.min_side", limits["min_side"], 1, 1 << 16)
+    if limits.get("max_bytes") is not None:
+        _integer("limits.max_bytes", limits["max_bytes"], 1024, 1 << 40)
+    candidates = limits.get("candidates")
+    if candidates is not None:
+        _sequence("limits.candidates", candidates, list, MAX_ACTIONS)
+        for index in candidates:
+            _integer("a candidate", index, 0, n_actions - 1)
+        if len(set(candidates)) != len(candidates):
+            raise ValueError("limits.candidates lists an action twice")

@@ -33,6 +33,7 @@ from basekit.images import ALPHA_BACKGROUND
 T = TypeVar("T")
 
 MAX_REFERENCES = 16
+MAX_METRICS = 16
 MAX_STATE = 1 << 16
 REFERENCE_FOLDER = "reference"
 REFERENCE_NAME = re.compile(r"^reference/[a-z0-9][a-z0-9-]{0,40}\.(jpg|png|gif|tif)$")

@@ -25,7 +25,8 @@ from torch import nn
 
 from adacompress.core.efficientnet import LiteNetwork
 from adacompress.core.engine import OPSET, export_graph
-from adacompress.device.card import CARD_FILE, AgentCard, Preprocessing
+from adacompress.device.card import AgentCard, Preprocessing
+from adacompress.device.card_file import CARD_FILE
 from adacompress.device.card_spec import REFERENCE_FOLDER
 from adacompress.device.compressor import load_compressor
 from adacompress.device.export_card import (

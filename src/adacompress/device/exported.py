@@ -22,7 +22,8 @@ from PIL import Image
 
 from adacompress.core.efficientnet import model_input
 from adacompress.core.engine import OnnxGraph
-from adacompress.device.card import CARD_FILE, GRAPH_FILES, AgentCard, read_small
+from adacompress.device.card import AgentCard
+from adacompress.device.card_file import CARD_FILE, GRAPH_FILES, read_small
 from adacompress.device.card_spec import graph_tensors
 from adacompress.device.features.lite import log_pixels, state_views
 from adacompress.device.graph_check import (
