@@ -55,12 +55,13 @@ def settings_for(
             "features": FEATURES,
             "data": {"split": "train"},
             "target_accuracy": target,
-            "call_budget": budget,
-            "budget_counts_cached": True,
-            "full_information": True,
+            "answers": {
+                "call_budget": budget,
+                "budget_counts_cached": True,
+                "full_information": True,
+            },
             "out": str(out),
             "progress": False,
-            "check_choice": check,
             **OVERRIDES,
         },
     )

@@ -96,11 +96,26 @@ def agent_file(path: Path) -> Any:
     return plain(torch.load(path, weights_only=True))
 
 
+def flat_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """A training log's settings with the ``answers`` group's fields at the top, as
+    logs kept them before the group existed (issue 33): the five answer modes moved
+    into one group, their values did not."""
+    if not isinstance(settings.get("answers"), dict):
+        return settings
+    answers, rest = settings["answers"], dict(settings)
+    del rest["answers"]
+    if answers.keys() & rest.keys():
+        raise ValueError(f"answers and settings share {answers.keys() & rest.keys()}")
+    return rest | answers
+
+
 def agent(out: Path) -> Any:
     """The agent file and its whole log (history, calibration table, survey
-    summary, service calls), without timings."""
+    summary, service calls), without timings; its settings flat (logs before
+    issue 33 had no ``answers`` group)."""
     log = json.loads((out / "a.json").read_text())
     log.pop("command")  # names the output folder
+    log["settings"] = flat_settings(log["settings"])
     return agent_file(out / "a.pt"), normalised(log)
 
 

@@ -55,7 +55,7 @@ def settings_for(
             "actions": ACTIONS,
             "data": {"split": "train"},
             "out": str(out),
-            "full_information": True,
+            "answers": {"full_information": True},
             "progress": False,
             "features": features,
             "target_accuracy": None,
@@ -77,7 +77,7 @@ def calibrations(
         top_k=base.top_k,
     ) as env:
         samples, _ = env.prepare(imagenet_split("train"), progress=False)
-        search = search_for(Online(env, samples, base.full_information), base)
+        search = search_for(Online(env, samples, base.answers.full_information), base)
         found = {t: search.for_target(t) for t in targets}
     for target, c in found.items():
         knob = f"threshold {c.threshold:.4f}" if c.threshold else f"alpha {c.alpha:.2f}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from adacompress.device.policies.settings import PolicySettings
-from adacompress.learning.settings import TrainSettings
+from adacompress.learning.settings import AnswerSettings, TrainSettings
 from basekit.registry import Registry
 
 SURVIVAL_POLICY = PolicySettings(
@@ -25,7 +25,7 @@ SHIPPED_SCALE_QUALITY = TrainSettings(
     actions="scale-quality",
     features="confidence@160",
     target_accuracy=0.99,
-    full_information=True,
+    answers=AnswerSettings(full_information=True),
     steps=1000,
     agent=SURVIVAL_POLICY,
 )
@@ -62,7 +62,7 @@ TRAIN_PRESETS: Registry[TrainSettings] = Registry(
             actions="scale-quality",
             features="confidence-scales",
             target_accuracy=0.99,
-            full_information=True,
+            answers=AnswerSettings(full_information=True),
             alpha=4.0,
             agent=PolicySettings(gamma=0.0, standardize=True),
         ),
@@ -73,7 +73,7 @@ TRAIN_PRESETS: Registry[TrainSettings] = Registry(
         # over 700 images.
         "survival": TrainSettings(
             features="confidence",
-            full_information=True,
+            answers=AnswerSettings(full_information=True),
             steps=1000,
             agent=SURVIVAL_POLICY,
         ),

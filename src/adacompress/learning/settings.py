@@ -46,6 +46,60 @@ class ImageSettings:
 
 
 @dataclass
+class AnswerSettings:
+    """How the agent learns from the cloud's answers: the chosen action's alone, every
+    action's (full information), or a survey of few per image within a budget."""
+
+    full_information: bool = False
+    """learn from every action's answer on each image (each training image is uploaded
+    at every action once, then cached) instead of the chosen action's only"""
+    queries_per_image: int | None = None
+    """learn from few answers: ask about at most this many actions per training image
+    besides its reference, each chosen to settle the most outcomes (survival is
+    nearly monotone in scale and quality), the rest implied (survival policy)"""
+    call_budget: int | None = None
+    """ask the cloud at most this many new calls in all, references counted; the
+    survey stops when it is spent and learning uses what it has (survival policy)"""
+    check_choice: bool = True
+    """survey: ask first about the action the policy would send (the cheapest one it
+    trusts at the target); off: bisection weighted by uncertainty alone"""
+    budget_counts_cached: bool = False
+    """count answers already in the cache as calls too, as a first training against
+    a new cloud would pay (for budget experiments on a warm cache)"""
+
+    @property
+    def budgeted(self) -> bool:
+        """Learns from a survey of few answers per image (:mod:`~.survey`)."""
+        return self.queries_per_image is not None or self.call_budget is not None
+
+    def check(self, agent: PolicySettings) -> None:
+        """Whether these modes fit together and suit ``agent``'s policy (the one
+        place they are validated; the training settings call it).
+
+        Raises:
+            ValueError: a survey for a policy that does not predict survival, a
+                survey of no query or a budget below one image's, or a survival
+                policy told to learn from the chosen action's answer alone.
+        """
+        if self.budgeted and not agent.predicts_survival:
+            raise ValueError(
+                "learning from few answers per image (--queries-per-image, "
+                "--call-budget) needs --policy survival"
+            )
+        if self.queries_per_image is not None and self.queries_per_image < 1:
+            raise ValueError("--queries-per-image must be at least 1")
+        if self.call_budget is not None and self.call_budget < 2:
+            raise ValueError(
+                "--call-budget must be at least 2 (a reference and a query)"
+            )
+        if agent.predicts_survival and not (self.full_information or self.budgeted):
+            raise ValueError(
+                "the survival policy learns from many actions' answers on each image: "
+                "add --full-information, or --queries-per-image / --call-budget"
+            )
+
+
+@dataclass
 class TrainSettings:
     """Settings of ``adacompress train`` (the policy's own are in PolicySettings)."""
 
@@ -81,22 +135,8 @@ class TrainSettings:
     --threshold (survival policy)"""
     calibration_folds: int = 5
     """folds of the cross-validation behind --target-accuracy"""
-    full_information: bool = False
-    """learn from every action's answer on each image (each training image is uploaded
-    at every action once, then cached) instead of the chosen action's only"""
-    queries_per_image: int | None = None
-    """learn from few answers: ask about at most this many actions per training image
-    besides its reference, each chosen to settle the most outcomes (survival is
-    nearly monotone in scale and quality), the rest implied (survival policy)"""
-    call_budget: int | None = None
-    """ask the cloud at most this many new calls in all, references counted; the
-    survey stops when it is spent and learning uses what it has (survival policy)"""
-    check_choice: bool = True
-    """survey: ask first about the action the policy would send (the cheapest one it
-    trusts at the target); off: bisection weighted by uncertainty alone"""
-    budget_counts_cached: bool = False
-    """count answers already in the cache as calls too, as a first training against
-    a new cloud would pay (for budget experiments on a warm cache)"""
+    answers: AnswerSettings = field(default_factory=AnswerSettings)
+    """how the agent learns from the cloud's answers"""
     progress: bool = True
     """show progress bars"""
     agent: PolicySettings = field(default_factory=PolicySettings)
@@ -116,23 +156,7 @@ class TrainSettings:
                     f"--photo-cap must be 0 or in {MIN_PHOTO_CAP}..{MAX_PHOTO_CAP}, "
                     f"got {self.photo_cap}"
                 )
-        budgeted = self.queries_per_image is not None or self.call_budget is not None
-        if budgeted and not self.agent.predicts_survival:
-            raise ValueError(
-                "learning from few answers per image (--queries-per-image, "
-                "--call-budget) needs --policy survival"
-            )
-        if self.queries_per_image is not None and self.queries_per_image < 1:
-            raise ValueError("--queries-per-image must be at least 1")
-        if self.call_budget is not None and self.call_budget < 2:
-            raise ValueError(
-                "--call-budget must be at least 2 (a reference and a query)"
-            )
-        if self.agent.predicts_survival and not (self.full_information or budgeted):
-            raise ValueError(
-                "the survival policy learns from many actions' answers on each image: "
-                "add --full-information, or --queries-per-image / --call-budget"
-            )
+        self.answers.check(self.agent)
 
     @property
     def objective(self) -> Objective:
@@ -144,11 +168,6 @@ class TrainSettings:
     def cap(self) -> int | None:
         """The photo cap in force (None: photos as they are)."""
         return self.photo_cap or None
-
-    @property
-    def budgeted(self) -> bool:
-        """Learns from a survey of few answers per image (:mod:`~.survey`)."""
-        return self.queries_per_image is not None or self.call_budget is not None
 
 
 @dataclass

@@ -121,8 +121,8 @@ def training_data(
     """What the agent learns from: the survey of ``samples`` when a budget limits
     the questions (the images it skipped added to ``skipped``), else ``samples``
     asked online (the images the service fails on will be added there)."""
-    if not settings.budgeted:
-        return Online(env, samples, settings.full_information, skipped)
+    if not settings.answers.budgeted:
+        return Online(env, samples, settings.answers.full_information, skipped)
     found = survey_for(env, samples, settings)
     skipped += found.skipped
     return found
@@ -191,11 +191,12 @@ def plan_training(settings: TrainSettings) -> CallPlan:
         photo_cap=settings.cap,
     ) as env:
         samples, _ = identify(env, paths, progress=settings.progress)
-        if not settings.budgeted:
+        answers = settings.answers
+        if not answers.budgeted:
             return plan_calls(env, samples)
-        queries = settings.queries_per_image or len(env.actions)
+        queries = answers.queries_per_image or len(env.actions)
         return plan_calls(
-            env, samples, per_image=(1, 1 + queries), budget=settings.call_budget
+            env, samples, per_image=(1, 1 + queries), budget=answers.call_budget
         )
 
 
@@ -205,10 +206,11 @@ def survey_for(
     """The survey of ``settings``: at most ``queries_per_image`` per image, or as
     many as ``call_budget`` affords over the images (a reference and a query at
     least), guided by the survival model fitted so far."""
-    queries = settings.queries_per_image
+    answers = settings.answers
+    queries = answers.queries_per_image
     if queries is None:
-        assert settings.call_budget is not None
-        queries = max(1, settings.call_budget // max(1, len(samples)) - 1)
+        assert answers.call_budget is not None
+        queries = max(1, answers.call_budget // max(1, len(samples)) - 1)
     fit = fitter(settings, steps=min(settings.steps, BELIEF_STEPS))
 
     def belief(so_far: Survey) -> Predictor:
@@ -220,14 +222,14 @@ def survey_for(
         env,
         samples,
         queries=queries,
-        call_budget=settings.call_budget,
+        call_budget=answers.call_budget,
         belief=belief,
         seed=settings.agent.seed,
-        count_cached=settings.budget_counts_cached,
+        count_cached=answers.budget_counts_cached,
         progress=settings.progress,
         trust=(
             (settings.target_accuracy or settings.agent.threshold)
-            if settings.check_choice
+            if answers.check_choice
             else None
         ),
     )
