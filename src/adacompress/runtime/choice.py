@@ -16,7 +16,7 @@ from adacompress.runtime.control import ThresholdControl
 from adacompress.runtime.settings import RuntimeSettings
 
 
-class AgentChoice:
+class ActionChoice:
     """The agent's choice among ``candidates``, at the controlled threshold when the
     settings turn the control on.
 

@@ -31,7 +31,7 @@ from adacompress.device.actions import REFERENCE_ACTION
 from adacompress.device.compressor import Compressor
 from adacompress.exchange.environment import CompressionEnv, Sample
 from adacompress.exchange.learner import Learner
-from adacompress.runtime.choice import AgentChoice
+from adacompress.runtime.choice import ActionChoice
 from adacompress.runtime.downshift import CheaperProbe
 from adacompress.runtime.drift.monitor import cached_statistics
 from adacompress.runtime.retrain import retrain_lesson
@@ -73,7 +73,7 @@ class Runtime:
         self.rng = np.random.default_rng(settings.seed)
         self.state = RunState(self.learner, settings)
         self.probe = CheaperProbe(env, self.candidates, settings)
-        self.choice = AgentChoice(
+        self.choice = ActionChoice(
             self.policy, self.candidates, self.objective, settings
         )
         self._identity: tuple[str, str | None] = ("", None)
