@@ -161,19 +161,6 @@ class Compressor:
             agent, actions=actions, limits=limits, max_pixels=max_pixels
         )
 
-    def checked(self, actions: str | None) -> Compressor:
-        """Itself, if it was trained with the action set ``actions`` (None: any).
-
-        Raises:
-            ValueError: another action set (one line).
-        """
-        if actions is not None and self.card.action_set != actions:
-            raise ValueError(
-                f"agent {self.source} was trained with actions "
-                f"{self.card.action_set!r}, not {actions!r}"
-            )
-        return self
-
     @property
     def learned(self) -> LearnedPolicy:
         """The policy with its network, to train or retrain: an agent file's (an
@@ -348,7 +335,7 @@ def _load_export(
             f"agent {folder} was exported for other service limits; export "
             "it again with these"
         )
-    return compressor.checked(actions)
+    return _trained_with(compressor, actions)
 
 
 def _load_agent_file(
@@ -371,7 +358,7 @@ def _load_agent_file(
     policy, metadata = load_policy(path)
     digest = file_digest(path)
     card, state = _agent_file_card(path, policy, metadata, digest)
-    return Compressor(
+    compressor = Compressor(
         policy,
         state,
         card.action_tuple(),
@@ -381,7 +368,24 @@ def _load_agent_file(
         metadata=metadata,
         source=str(path),
         digest=digest,
-    ).checked(actions)
+    )
+    return _trained_with(compressor, actions)
+
+
+def _trained_with(compressor: Compressor, actions: str | None) -> Compressor:
+    """The loaded ``compressor``, if it was trained with the action set ``actions``
+    (None: any).
+
+    Raises:
+        ValueError: another action set (one line).
+    """
+    card = compressor.card
+    if actions is not None and card.action_set != actions:
+        raise ValueError(
+            f"agent {compressor.source} was trained with actions "
+            f"{card.action_set!r}, not {actions!r}"
+        )
+    return compressor
 
 
 def _agent_file_card(
