@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -70,76 +71,147 @@ def _encoded(image: Image.Image, format_: str, **options: object) -> bytes:
     return buffer.getvalue()
 
 
-def reference_photos() -> list[ReferencePhoto]:
-    """The reference photos, in the card's order."""
-    rgb = Image.fromarray(scene(320, 240, 1))
+def _picture(
+    width: int,
+    height: int,
+    seed: int,
+    grain: int = 20,
+    mode: str = "RGB",
+    colors: int | None = None,
+) -> Callable[[], Image.Image]:
+    """A :func:`scene` of that size as a picture in ``mode`` (a palette of
+    ``colors``), drawn when asked."""
+
+    def drawn() -> Image.Image:
+        image = Image.fromarray(scene(width, height, seed, grain))
+        if mode == "RGB":
+            return image
+        return (
+            image.convert(mode)
+            if colors is None
+            else image.convert(mode, colors=colors)
+        )
+
+    return drawn
+
+
+def _alpha() -> Image.Image:
+    """An RGBA picture whose alpha ramps from 0 to 255, with a transparent corner."""
     alpha = Image.fromarray(scene(300, 200, 2, grain=4)).convert("RGBA")
     ramp = np.tile(np.linspace(0, 255, 300).astype(np.uint8), (200, 1))
     ramp[:60, :90] = 0  # a fully transparent corner
     alpha.putalpha(Image.fromarray(ramp))
-    gray = np.asarray(Image.fromarray(scene(256, 192, 3, 6)).convert("L"), np.uint16)
-    gray16 = Image.fromarray((gray * 257).astype(np.uint16))
-    dark16 = Image.fromarray((gray // 2).astype(np.uint16))
-    rotated = Image.fromarray(scene(320, 180, 4))
+    return alpha
+
+
+def _sixteen_bits(full_range: bool) -> Callable[[], Image.Image]:
+    """A 16-bit grayscale picture over 0..65535 (``full_range``), else one whose
+    values stay under 256."""
+
+    def drawn() -> Image.Image:
+        gray = np.asarray(
+            Image.fromarray(scene(256, 192, 3, 6)).convert("L"), np.uint16
+        )
+        return Image.fromarray(
+            (gray * 257 if full_range else gray // 2).astype(np.uint16)
+        )
+
+    return drawn
+
+
+def _orientation(value: int) -> bytes:
+    """EXIF data holding only the orientation ``value``."""
     exif = Image.Exif()
-    exif[EXIF_ORIENTATION] = 6  # shown turned 90 degrees clockwise: 180 x 320
-    palette = Image.fromarray(scene(160, 120, 6)).convert("P", colors=64)
+    exif[EXIF_ORIENTATION] = value
+    return exif.tobytes()
+
+
+@dataclass(frozen=True)
+class PhotoRecipe:
+    """How one reference photo is made: its file name in ``reference/``, what it
+    tests, the picture drawn, and the format and options it is saved with."""
+
+    name: str
+    what: str
+    picture: Callable[[], Image.Image]
+    format: str
+    options: Mapping[str, object] = field(default_factory=dict)
+
+
+RECIPES = (
+    PhotoRecipe(
+        "rgb.jpg", "an 8-bit RGB JPEG", _picture(320, 240, 1), "JPEG", {"quality": 90}
+    ),
+    PhotoRecipe(
+        "alpha.png",
+        "RGBA PNG, alpha from 0 to 255: composited onto white",
+        _alpha,
+        "PNG",
+    ),
+    PhotoRecipe(
+        "gray16.png",
+        "16-bit grayscale PNG over 0..65535: scaled to 8 bits",
+        _sixteen_bits(full_range=True),
+        "PNG",
+    ),
+    PhotoRecipe(
+        "dark16.png",
+        "16-bit grayscale PNG whose values stay under 256: kept as they are",
+        _sixteen_bits(full_range=False),
+        "PNG",
+    ),
+    PhotoRecipe(
+        "gray.jpg",
+        "8-bit grayscale JPEG, portrait",
+        _picture(240, 320, 5, mode="L"),
+        "JPEG",
+        {"quality": 90},
+    ),
+    PhotoRecipe(
+        "exif-rotated.jpg",
+        "JPEG stored 320x180 with EXIF orientation 6: seen 180x320",
+        _picture(320, 180, 4),
+        "JPEG",
+        # shown turned 90 degrees clockwise: 180 x 320
+        {"quality": 90, "exif": _orientation(6)},
+    ),
+    PhotoRecipe(
+        "cmyk.jpg",
+        "CMYK JPEG (Adobe): converted to RGB as Pillow does",
+        _picture(200, 200, 7, mode="CMYK"),
+        "JPEG",
+        {"quality": 90},
+    ),
+    PhotoRecipe(
+        "palette.gif",
+        "palette GIF with a transparent colour: composited onto white",
+        _picture(160, 120, 6, mode="P", colors=64),
+        "GIF",
+        {"transparency": 0},
+    ),
+    PhotoRecipe(
+        "tiny.png",
+        "24x16 RGB PNG: under any service's minimum side",
+        _picture(24, 16, 8),
+        "PNG",
+    ),
+    PhotoRecipe(
+        "large.jpg",
+        "1280x1040 JPEG: over twice a 448 px photo cap, decoded at half size "
+        "(DCT scaling), then reduced to the cap",
+        _picture(1280, 1040, 9, grain=2),
+        "JPEG",
+        {"quality": 75},
+    ),
+)
+"""The reference photos, in the card's order."""
+
+
+def reference_photos() -> list[ReferencePhoto]:
+    """The reference photos, in the card's order, made and encoded."""
     return [
-        ReferencePhoto(
-            "rgb.jpg", "an 8-bit RGB JPEG", _encoded(rgb, "JPEG", quality=90)
-        ),
-        ReferencePhoto(
-            "alpha.png",
-            "RGBA PNG, alpha from 0 to 255: composited onto white",
-            _encoded(alpha, "PNG"),
-        ),
-        ReferencePhoto(
-            "gray16.png",
-            "16-bit grayscale PNG over 0..65535: scaled to 8 bits",
-            _encoded(gray16, "PNG"),
-        ),
-        ReferencePhoto(
-            "dark16.png",
-            "16-bit grayscale PNG whose values stay under 256: kept as they are",
-            _encoded(dark16, "PNG"),
-        ),
-        ReferencePhoto(
-            "gray.jpg",
-            "8-bit grayscale JPEG, portrait",
-            _encoded(
-                Image.fromarray(scene(240, 320, 5)).convert("L"), "JPEG", quality=90
-            ),
-        ),
-        ReferencePhoto(
-            "exif-rotated.jpg",
-            "JPEG stored 320x180 with EXIF orientation 6: seen 180x320",
-            _encoded(rotated, "JPEG", quality=90, exif=exif.tobytes()),
-        ),
-        ReferencePhoto(
-            "cmyk.jpg",
-            "CMYK JPEG (Adobe): converted to RGB as Pillow does",
-            _encoded(
-                Image.fromarray(scene(200, 200, 7)).convert("CMYK"), "JPEG", quality=90
-            ),
-        ),
-        ReferencePhoto(
-            "palette.gif",
-            "palette GIF with a transparent colour: composited onto white",
-            _encoded(palette, "GIF", transparency=0),
-        ),
-        ReferencePhoto(
-            "tiny.png",
-            "24x16 RGB PNG: under any service's minimum side",
-            _encoded(Image.fromarray(scene(24, 16, 8)), "PNG"),
-        ),
-        ReferencePhoto(
-            "large.jpg",
-            "1280x1040 JPEG: over twice a 448 px photo cap, decoded at half size "
-            "(DCT scaling), then reduced to the cap",
-            _encoded(
-                Image.fromarray(scene(1280, 1040, 9, grain=2)), "JPEG", quality=75
-            ),
-        ),
+        ReferencePhoto(r.name, r.what, _encoded(r.picture(), r.format, **r.options))
+        for r in RECIPES
     ]
 
 
