@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
             collected = collect(env, paths)
             print(
                 f"{backend}: {len(collected.samples)} images, "
-                f"{len(collected.skipped)} skipped, new={env.cache.stats.new} "
-                f"cached={env.cache.stats.cached}, {time.perf_counter() - start:.0f} s"
+                f"{len(collected.skipped)} skipped, new={env.calls().new} "
+                f"cached={env.calls().cached}, {time.perf_counter() - start:.0f} s"
             )
     return 0
 

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from adacompress.core.labels import Answer, Label
+from adacompress.core.limits import NO_LIMITS
 from adacompress.device.actions import paper_actions
 from adacompress.device.policies.settings import PolicySettings
 from adacompress.exchange.cache import AnswerCache
@@ -27,7 +28,8 @@ class SizeCloud:
     It decodes every upload like a real service, and counts its calls.
     """
 
-    name = "size-cloud"
+    name = cache_name = "size-cloud"
+    limits = NO_LIMITS
 
     def __init__(self, threshold: int = 3000) -> None:
         self.calls = 0

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from adacompress.core.labels import Answer
+from adacompress.core.limits import UploadLimits
 
 TOP_LABELS = 10
 """Labels a service is asked for per image."""
@@ -33,14 +34,22 @@ class CircuitOpen(Exception):
 
 
 class Service(Protocol):
-    """Anything that labels encoded images.
-
-    A service may also carry ``limits`` (:class:`adacompress.core.limits.UploadLimits`):
-    the smallest side and largest upload it accepts; the encoder then stays inside
-    them.
-    """
+    """Anything that labels encoded images, what it accepts, and the name its
+    answers are cached under."""
 
     name: str
+
+    @property
+    def limits(self) -> UploadLimits:
+        """the smallest side, largest upload and formats it accepts (the encoder
+        stays inside them; :data:`~adacompress.core.limits.NO_LIMITS`: any)"""
+        ...
+
+    @property
+    def cache_name(self) -> str:
+        """the name its answers are cached under (its ``name``, unless answers of
+        services of one name may differ)"""
+        ...
 
     def classify(self, images: Sequence[bytes]) -> list[Answer]:
         """Answer each encoded image with its ranked labels, in order."""
@@ -69,10 +78,12 @@ class CircuitBreaker:
         self.last_error = ""
 
     @property
-    def limits(self) -> object:
-        from adacompress.core.limits import NO_LIMITS
+    def limits(self) -> UploadLimits:
+        return self.service.limits
 
-        return getattr(self.service, "limits", NO_LIMITS)
+    @property
+    def cache_name(self) -> str:
+        return self.service.cache_name
 
     def classify(self, images: Sequence[bytes]) -> list[Answer]:
         if self.failures >= self.max_failures:

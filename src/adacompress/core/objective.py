@@ -48,6 +48,18 @@ def check_target(target: float) -> None:
 
 
 @dataclass(frozen=True)
+class StepResult:
+    """What one upload is worth against its reference: accuracy, strict (top-1)
+    accuracy, size ratio, and both sizes in bytes."""
+
+    accuracy: float
+    strict_accuracy: float
+    size_ratio: float
+    nbytes: int
+    reference_bytes: int
+
+
+@dataclass(frozen=True)
 class Objective:
     """The trade-off an agent is trained for and judged by.
 
@@ -72,6 +84,24 @@ class Objective:
     def accuracy(self, reference: Answer, compressed: Answer) -> float:
         """``A_c`` at this objective's ``top_k``."""
         return accuracy(reference, compressed, top_k=self.top_k)
+
+    def score(
+        self,
+        reference: Answer,
+        compressed: Answer,
+        *,
+        nbytes: int,
+        reference_bytes: int,
+    ) -> StepResult:
+        """What an upload of ``nbytes`` answered ``compressed`` is worth against the
+        reference upload's answer and size."""
+        return StepResult(
+            accuracy=self.accuracy(reference, compressed),
+            strict_accuracy=strict_accuracy(reference, compressed),
+            size_ratio=size_ratio(nbytes, reference_bytes),
+            nbytes=nbytes,
+            reference_bytes=reference_bytes,
+        )
 
     def reward(self, acc: Value, ratio: Value) -> Value:
         """``R = α·A_c − Δs + β`` of one upload, or elementwise of arrays."""

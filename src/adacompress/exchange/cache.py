@@ -65,14 +65,6 @@ class Outcome:
     answer: Answer
 
 
-@dataclass
-class CacheStats:
-    """How many answers came from the service and how many from the cache."""
-
-    new: int = 0
-    cached: int = 0
-
-
 class AnswerCache:
     """SQLite store for cloud answers and features; safe to share across runs.
 
@@ -92,7 +84,6 @@ class AnswerCache:
             version=CACHE_VERSION,
             migrate=lambda db, old: None,  # the unversioned cache has this schema
         )
-        self.stats = CacheStats()
 
     def close(self) -> None:
         self._db.close()

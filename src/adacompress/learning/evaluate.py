@@ -191,7 +191,7 @@ def evaluate(settings: EvaluateSettings) -> dict[str, Any]:
             "actions_set": compressor.card.action_set,
             **target_report(compressor.card.target_accuracy, body),
             **body,
-            "service_calls": asdict(env.cache.stats),
+            "service_calls": asdict(env.calls()),
             "skipped": [asdict(s) for s in collected.skipped],
             "agent_file": compressor.source,
         }

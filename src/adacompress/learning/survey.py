@@ -343,7 +343,7 @@ def _ask(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """One image: ``[reference bytes, outcome per action...]``, which actions were
     asked, and the new calls made (``cost``: each action's size)."""
-    before = env.cache.stats.new
+    before = env.calls().new
     n_actions = len(env.actions)
     reference = env.outcomes(sample, [REFERENCE_ACTION])[REFERENCE_ACTION]
     known = np.full(n_actions, np.nan)
@@ -364,5 +364,5 @@ def _ask(
     return (
         np.concatenate([[reference.nbytes], known]),
         asked,
-        env.cache.stats.new - before,
+        env.calls().new - before,
     )

@@ -73,7 +73,7 @@ def train(
             objective=settings.objective,
             progress=settings.progress,
         )
-        stats = asdict(env.cache.stats)
+        stats = asdict(env.calls())
     out = save_agent(policy, settings, actions, len(samples))
     log: dict[str, Any] = {
         "command": command,

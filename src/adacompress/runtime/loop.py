@@ -100,7 +100,7 @@ class Runtime:
         self._identity = photo.identity
         if photo.data is not None and photo.digest is not None:
             self.env.remember_file(path, photo.data, photo.digest)
-        self._calls_before = self.env.cache.stats.new
+        self._calls_before = self.env.calls().new
         try:
             return self._process(path, draw, p_est, probe_draw)
         finally:
@@ -234,7 +234,7 @@ class Runtime:
             p_est=self.state.rate.p_est,
             epsilon=self.learner.epsilon,
             identity=self._identity,
-            calls=self.env.cache.stats.new - self._calls_before,
+            calls=self.env.calls().new - self._calls_before,
         )
         commit_image(
             self.store, self.state, self.rng, record, agent=agent, transition=transition

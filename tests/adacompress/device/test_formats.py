@@ -106,7 +106,7 @@ def test_the_compressor_chooses_only_formats_the_service_takes(tmp_path: Path) -
 
 
 class JpegOnlyService:
-    name = "jpeg-only"
+    name = cache_name = "jpeg-only"
     limits = REKOGNITION
 
     def classify(self, images: object) -> list:

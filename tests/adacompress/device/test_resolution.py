@@ -108,7 +108,7 @@ def test_below_the_cap_nothing_changes(tmp_path: Path) -> None:
     assert capped.is_reference(a, Action(75))
     _, _, uploaded = capped.step_with_reference(a, index)
     assert uploaded == capped.reference_bytes(a)  # the same upload, sent once
-    assert capped.cache.stats.new == 10  # the reference and action 75 are one call
+    assert capped.calls().new == 10  # the reference and action 75 are one call
 
 
 @pytest.mark.parametrize("cap", [None, 256])

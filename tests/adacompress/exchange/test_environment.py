@@ -35,14 +35,14 @@ def test_answers_are_cached_across_runs(tmp_path: Path) -> None:
     samples, _ = env.prepare(paths, progress=False)
     for sample in samples:
         env.step_all(sample)
-    assert cloud.calls == 30 and env.cache.stats.new == 30
+    assert cloud.calls == 30 and env.calls().new == 30
     env.cache.close()
 
     again = make_env(tmp_path, cloud)  # a new process would see the same file
     samples, _ = again.prepare(paths, progress=False)
     first = [again.step_all(s) for s in samples]
     assert cloud.calls == 30, "no new service calls"
-    assert again.cache.stats.new == 0 and again.cache.stats.cached == 30
+    assert again.calls().new == 0 and again.calls().cached == 30
     assert [r.accuracy for r in first[0]] == [
         r.accuracy for r in again.step_all(samples[0])
     ]
@@ -57,7 +57,7 @@ def test_answers_in_memory_are_bounded_and_agree_with_the_cache(
     env = make_env(tmp_path, cloud)
     samples, _ = env.prepare(paths, progress=False)
     first = [env.step_all(sample) for sample in samples]
-    assert len(env.answers) == 2  # a long stream does not grow memory
+    assert len(env.answers.recent) == 2  # a long stream does not grow memory
     again = [env.step_all(sample) for sample in samples]  # the first from SQLite
     assert again == first and cloud.calls == 30
 
@@ -69,7 +69,7 @@ def test_features_are_cached_and_order_is_kept(tmp_path: Path) -> None:
     assert [s.path for s in first] == paths
     # An extractor with no extract(): any recomputation would fail.
     named = {"name": "mean", "cache_name": "mean", "dim": 3}
-    env.extractor = type("Named", (), named)()  # type: ignore[assignment]
+    env.intake.extractor = type("Named", (), named)()  # type: ignore[assignment]
     second, _ = env.prepare(list(reversed(paths)), progress=False)
     assert [s.path for s in second] == list(reversed(paths))
     np.testing.assert_array_equal(second[-1].features, first[0].features)

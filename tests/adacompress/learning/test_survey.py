@@ -14,6 +14,7 @@ from adacompress.cloud.backends import BACKENDS
 from adacompress.cloud.emulated import EfficientNetLiteCloud
 from adacompress.core.datasets import builtin_photos
 from adacompress.core.labels import Answer
+from adacompress.core.limits import NO_LIMITS
 from adacompress.device.actions import get_action_set
 from adacompress.device.features import get_extractor
 from adacompress.exchange.environment import open_env
@@ -42,7 +43,7 @@ def test_a_survey_asks_few_questions_and_implies_the_rest(tmp_path: Path) -> Non
         few = survey(env, samples, queries=3)
         assert few.asked.sum(axis=1).max() <= 3
         assert few.calls <= 6 * 4  # a reference and three questions an image
-        assert few.calls == env.cache.stats.new
+        assert few.calls == env.calls().new
         full = survey(env, samples, queries=None)
     assert full.asked.all() and not np.isnan(full.kept).any()
     order = [full.samples.index(s) for s in few.samples]
@@ -56,7 +57,8 @@ def test_a_survey_asks_few_questions_and_implies_the_rest(tmp_path: Path) -> Non
 class CountingCloud:
     """The emulated lite0 behind a counter of the images it is asked about."""
 
-    name = "counting-lite0"
+    name = cache_name = "counting-lite0"
+    limits = NO_LIMITS
 
     def __init__(self) -> None:
         self.inner = EfficientNetLiteCloud("lite0")

@@ -181,6 +181,8 @@ class GoogleRestClient:
         if not 1 <= batch_size <= MAX_IMAGES_PER_REQUEST:
             raise ValueError(f"batch_size must be in 1..{MAX_IMAGES_PER_REQUEST}")
         self.name = base_url.rstrip("/")
+        self.cache_name = self.name
+        """its answers are cached under its URL"""
         self.url = annotate_url(base_url)
         if api_key is None:
             api_key = next(

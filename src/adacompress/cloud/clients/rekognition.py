@@ -98,7 +98,7 @@ class RekognitionClient:
         'Cat'
     """
 
-    name = "rekognition"
+    name = cache_name = "rekognition"
 
     limits = UploadLimits(
         min_side=MIN_SIDE, max_bytes=MAX_BYTES, formats=REKOGNITION_FORMATS
