@@ -60,7 +60,7 @@ class Calibration:
     """the survival policy's calibrated threshold (None for the q policy)"""
 
 
-def folds_of(n: int, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def _folds_of(n: int, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(training indices, held-out indices)`` of each fold, fixed by FOLD_SEED."""
     order = np.random.default_rng(FOLD_SEED).permutation(n)
     out = []
@@ -105,7 +105,7 @@ class CalibrationSearch:
         self.adapter = _Asked(data) if isinstance(data, Online) else _Surveyed(data)
         self.results: dict[float, dict[str, float]] = {}
         """The alpha search's rows measured so far, by alpha."""
-        self._threshold_table: list[dict[str, float]] | None = None
+        self._thresholds: list[dict[str, float]] | None = None
 
     def for_target(self, target: float) -> Calibration:
         """What meets ``target`` on cross-validation: the smallest ``alpha`` of
@@ -113,7 +113,7 @@ class CalibrationSearch:
         careful one if none reaches it)."""
         check_target(target)
         if self.tunes == "alpha":
-            chosen, reached = smallest_meeting(
+            chosen, reached = _smallest_meeting(
                 lambda alpha: self.cross_validate(alpha)["cv_accuracy"] >= target,
                 ALPHA_GRID,
             )
@@ -124,7 +124,7 @@ class CalibrationSearch:
                 folds=self.folds,
                 table=[self.results[a] for a in sorted(self.results)],
             )
-        return threshold_for(
+        return _threshold_for(
             self.threshold_table(), target, alpha=self.objective.alpha, folds=self.folds
         )
 
@@ -133,7 +133,7 @@ class CalibrationSearch:
     ) -> Iterator[tuple[np.ndarray, LearnedPolicy]]:
         """``(held-out indices, policy trained on the other folds for
         objective)`` per fold."""
-        for k, (rest, held) in enumerate(folds_of(len(self.data.samples), self.folds)):
+        for k, (rest, held) in enumerate(_folds_of(len(self.data.samples), self.folds)):
             yield held, self.fit(self.data.subset(rest), k, objective)
 
     def cross_validate(self, alpha: float) -> dict[str, float]:
@@ -158,15 +158,13 @@ class CalibrationSearch:
     def threshold_table(self) -> list[dict[str, float]]:
         """threshold, cv_accuracy, cv_size_ratio for every threshold of the grid,
         on out-of-fold survival predictions (one k-fold pass, on first use)."""
-        if self._threshold_table is None:
+        if self._thresholds is None:
             cost = self.adapter.cost()
             survival = np.zeros((len(self.data.samples), self.adapter.n_actions))
             for held, policy in self.fold_policies(self.objective):
                 survival[held] = self.adapter.survival(policy, held)
-            self._threshold_table = out_of_fold_table(
-                self.adapter.table(), survival, cost
-            )
-        return self._threshold_table
+            self._thresholds = _out_of_fold_table(self.adapter.table(), survival, cost)
+        return self._thresholds
 
 
 class _Asked:
@@ -214,7 +212,7 @@ class _Surveyed:
         return self.survey
 
 
-def smallest_meeting(
+def _smallest_meeting(
     meets: Callable[[float], bool], grid: tuple[float, ...]
 ) -> tuple[float, bool]:
     """The smallest value of ``grid`` that ``meets`` the target, found by binary
@@ -234,17 +232,17 @@ def smallest_meeting(
     return grid[high], True
 
 
-def out_of_fold_table(
+def _out_of_fold_table(
     table: Survey, survival: np.ndarray, cost: np.ndarray
 ) -> list[dict[str, float]]:
-    """:func:`threshold_table` of out-of-fold ``survival`` on ``table``; an outcome
+    """:func:`_survival_rule_table` of out-of-fold ``survival`` on ``table``; an outcome
     the table does not know counts at its predicted survival (the expected accuracy,
     from a model that never saw the image)."""
     expected = np.where(np.isnan(table.kept), survival, table.kept)
-    return threshold_table(survival, expected, table.sizes, table.reference, cost)
+    return _survival_rule_table(survival, expected, table.sizes, table.reference, cost)
 
 
-def threshold_table(
+def _survival_rule_table(
     survival: np.ndarray,
     kept: np.ndarray,
     nbytes: np.ndarray,
@@ -270,7 +268,7 @@ def threshold_table(
     return table
 
 
-def threshold_for(
+def _threshold_for(
     table: list[dict[str, float]], target: float, *, alpha: float, folds: int
 ) -> Calibration:
     """The threshold of ``table`` with the smallest size whose accuracy reaches

@@ -1,6 +1,6 @@
 """Fitting a policy to the cloud's answers on prepared images: :func:`fit`.
 
-One loop (:func:`learn`): each step shows the next image (a seeded reshuffle every
+One loop (:func:`_learn`): each step shows the next image (a seeded reshuffle every
 pass) and what is learned of it. What a step learns depends on the training data:
 from a :class:`~adacompress.learning.survey.Survey` every known outcome of the image
 (nothing is asked); from images asked :class:`Online` (the paper's DQN), the policy
@@ -52,7 +52,7 @@ class Online:
         return Online(self.env, [self.samples[i] for i in rows], self.full_information)
 
 
-class Shuffled:
+class _Shuffled:
     """Which image each step shows: a seeded reshuffle of ``n`` every pass."""
 
     def __init__(self, rng: np.random.Generator, n: int) -> None:
@@ -73,7 +73,7 @@ class Shuffled:
         return shown, following
 
 
-def set_up(
+def _set_up(
     agent: PolicySettings,
     features: np.ndarray,
     cost: Callable[[], tuple[float, ...]],
@@ -90,10 +90,10 @@ def set_up(
     return policy, learner
 
 
-def learn(
+def _learn(
     policy: LearnedPolicy,
     learner: Learner,
-    shuffled: Shuffled,
+    shuffled: _Shuffled,
     observe: Observe,
     *,
     steps: int,
@@ -135,7 +135,7 @@ def learn(
     return history
 
 
-def mean_cost(ratios: np.ndarray) -> tuple[float, ...]:
+def _mean_cost(ratios: np.ndarray) -> tuple[float, ...]:
     """Each action's mean size ratio over images (``ratios``: (n, actions)), as
     ``PolicySettings.action_cost`` keeps it."""
     return tuple(round(float(c), 6) for c in np.mean(ratios, axis=0))
@@ -158,17 +158,19 @@ def fit(
             the service fails on, which are listed in ``data.skipped``).
     """
     if isinstance(data, Survey):
-        lesson = from_survey(data, agent, objective)
+        lesson = _from_survey(data, agent, objective)
     else:
-        lesson = online(data, agent, objective)
-    return lesson[0], learn(*lesson, steps=steps, progress=progress)
+        lesson = _online(data, agent, objective)
+    return lesson[0], _learn(*lesson, steps=steps, progress=progress)
 
 
-Lesson = tuple[LearnedPolicy, Learner, Shuffled, Observe]
+_Lesson = tuple[LearnedPolicy, Learner, _Shuffled, Observe]
 """A policy, its learner, the order images are shown in and what a step learns."""
 
 
-def from_survey(survey: Survey, agent: PolicySettings, objective: Objective) -> Lesson:
+def _from_survey(
+    survey: Survey, agent: PolicySettings, objective: Objective
+) -> _Lesson:
     """Learning what ``survey`` knows, asking nothing more: each step's image with
     every known outcome (answered or implied); unknown ones are masked out of the
     loss. Each policy learns its own signal of the outcomes (sizes are known for
@@ -179,7 +181,7 @@ def from_survey(survey: Survey, agent: PolicySettings, objective: Objective) -> 
         raise DatasetError(f"need at least 2 surveyed images, found {n}")
     ratios = survey.ratios
     sized = replace(agent, n_actions=n_actions, state_dim=features.shape[1])
-    policy, learner = set_up(sized, features, lambda: mean_cost(ratios))
+    policy, learner = _set_up(sized, features, lambda: _mean_cost(ratios))
     observed = (~np.isnan(kept)).astype(np.float32)
     outcome = np.nan_to_num(kept).astype(np.float32)
     signals = policy.signal(outcome, ratios, objective)
@@ -193,11 +195,11 @@ def from_survey(survey: Survey, agent: PolicySettings, objective: Objective) -> 
         )
         return loss, {}
 
-    shuffled = Shuffled(np.random.default_rng(agent.seed), n)
+    shuffled = _Shuffled(np.random.default_rng(agent.seed), n)
     return policy, learner, shuffled, observe
 
 
-def online(data: Online, agent: PolicySettings, objective: Objective) -> Lesson:
+def _online(data: Online, agent: PolicySettings, objective: Objective) -> _Lesson:
     """Learning by asking the environment: each step's image at the action the
     policy picks (every action with full information). Images the service fails on
     are dropped (and listed in ``data.skipped``)."""
@@ -211,8 +213,8 @@ def online(data: Online, agent: PolicySettings, objective: Objective) -> Lesson:
         per_action=getattr(env.extractor, "per_action", 0),
     )
     features = np.stack([s.features for s in samples])
-    policy, learner = set_up(sized, features, lambda: action_cost(env, samples))
-    shuffled = Shuffled(np.random.default_rng(agent.seed), len(samples))
+    policy, learner = _set_up(sized, features, lambda: action_cost(env, samples))
+    shuffled = _Shuffled(np.random.default_rng(agent.seed), len(samples))
 
     def observe(
         shown: int, following: int
@@ -220,7 +222,7 @@ def online(data: Online, agent: PolicySettings, objective: Objective) -> Lesson:
         sample, next_sample = samples[shown], samples[following]
         action = learner.act(sample.features, explore=True)
         try:
-            accuracy, ratio, signals = ask(
+            accuracy, ratio, signals = _ask(
                 env, sample, action, policy, objective, data.full_information
             )
         except (ServiceError, ImageError) as err:
@@ -243,7 +245,7 @@ def online(data: Online, agent: PolicySettings, objective: Objective) -> Lesson:
     return policy, learner, shuffled, observe
 
 
-def ask(
+def _ask(
     env: CompressionEnv,
     sample: Sample,
     action: int,
@@ -278,8 +280,8 @@ def action_cost(env: CompressionEnv, samples: list[Sample]) -> tuple[float, ...]
     Raises:
         DatasetError: the service failed on every image.
     """
-    # an image the service fails on is left out: online() drops it when it meets it
+    # an image the service fails on is left out: _online() drops it when it meets it
     table = Survey.full(env, samples, skipped=[])
     if not table.samples:
         raise DatasetError("no image could be uploaded at every action")
-    return mean_cost(table.ratios)
+    return _mean_cost(table.ratios)
