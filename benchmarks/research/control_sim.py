@@ -103,10 +103,35 @@ def table(backend: str, stream: str, folder: Path) -> dict[str, np.ndarray]:
             ),
             "nbytes": np.array([[o[a].nbytes for a in actions] for o in rows], float),
             "ref": np.array([o[REFERENCE_ACTION].nbytes for o in rows], float),
+            "top1": np.array([[o[a].answer[0].score for a in actions] for o in rows]),
+            "margin": np.array(
+                [[margin(o[a].answer) for a in actions] for o in rows], float
+            ),
         }
     folder.mkdir(parents=True, exist_ok=True)
     np.savez(path, **found)
     return found
+
+
+def margin(answer: Any) -> float:
+    """The top-1 score's lead over the second label's."""
+    return answer[0].score - (answer[1].score if len(answer) > 1 else 0.0)
+
+
+def feedback_model(t: dict[str, np.ndarray]) -> np.ndarray:
+    """Logistic weights: P(lost) from what the cloud answered to an upload (its top-1
+    score and margin), fitted on every (training photo, candidate)."""
+    x = np.column_stack(
+        [t["top1"].ravel(), t["margin"].ravel(), np.ones(t["top1"].size)]
+    )
+    y = 1 - t["kept"].ravel()
+    w = np.zeros(3)
+    for _ in range(25):
+        p = 1 / (1 + np.exp(-(x @ w)))
+        grad = x.T @ (p - y) + 1e-3 * w
+        hess = (x * (p * (1 - p))[:, None]).T @ x + 1e-3 * np.eye(3)
+        w -= np.linalg.solve(hess, grad)
+    return w
 
 
 def logit(p: np.ndarray | float) -> np.ndarray:
@@ -166,6 +191,9 @@ def simulate(
     args: argparse.Namespace,
     seed: int,
     b0: float,
+    beta: float,
+    fb: np.ndarray,
+    fb_rate: float,
 ) -> dict[str, float]:
     """One stream: the true kept rate on inference photos, bytes, calls."""
     rng = np.random.default_rng(seed)
@@ -179,6 +207,7 @@ def simulate(
     recal = Recalibration(b0, args.prior) if controller == "recal" else None
     seen_surv: list[np.ndarray] = []
     kept, sent, ref, calls = [], 0.0, 0.0, 0
+    lost_seen = predicted_seen = 0.0
     by_cost = np.argsort(t["cost"])
     for step, i in enumerate(order):
         surv = t["survival"][i]
@@ -189,10 +218,29 @@ def simulate(
             sent += t["nbytes"][i, a]
             ref += t["ref"][i]
             calls += 1
+            if controller in ("feedback", "scaled"):
+                z = fb[0] * t["top1"][i, a] + fb[1] * t["margin"][i, a] + fb[2]
+                predicted = 1 / (1 + np.exp(-z))
+                if controller == "feedback":
+                    theta += args.feedback_step * (predicted - fb_rate)
+                else:  # the proxy rescaled by what the estimates saw
+                    scale = (lost_seen + args.prior * alpha) / (
+                        predicted_seen + args.prior * fb_rate
+                    )
+                    theta += args.feedback_step * (scale * predicted - alpha)
         else:
             calls += 2
-            if controller == "aci":
+            if controller == "scaled":
+                z = fb[0] * t["top1"][i, a] + fb[1] * t["margin"][i, a] + fb[2]
+                lost_seen += 1 - t["kept"][i, a]
+                predicted_seen += 1 / (1 + np.exp(-z))
+            if controller in ("aci", "feedback"):
                 theta += args.gamma * ((1 - t["kept"][i, a]) - alpha)
+            elif controller == "ladder":
+                lower = ladder(surv, theta, t["cost"], args)
+                calls += len(set(lower) - {a})
+                err = np.mean([1 - t["kept"][i, c] for c in lower])
+                theta += args.gamma * (err - beta)
             elif recal is not None:
                 recal.add(surv[a], t["kept"][i, a])
                 rank = int(np.flatnonzero(by_cost == a)[0])
@@ -207,6 +255,54 @@ def simulate(
         "sent": sent / ref,
         "calls": calls / args.photos,
     }
+
+
+def ladder(
+    surv: np.ndarray, theta: float, cost: np.ndarray, args: argparse.Namespace
+) -> list[int]:
+    """What the agent would send at thresholds ``--step`` logits below ``theta``,
+    1 .. ``--extra`` steps down."""
+    return [
+        int(
+            cheapest_trusted(
+                surv[None], 1 / (1 + np.exp(-(theta - k * args.step))), cost
+            )[0]
+        )
+        for k in range(1, args.extra + 1)
+    ]
+
+
+def ladder_rate(
+    t: dict[str, np.ndarray], target: float, args: argparse.Namespace
+) -> float:
+    """The ladder's lost rate on these (training) photos at the threshold that keeps
+    ``target`` of the answers there: what the ladder controller steers to."""
+    n = len(t["ref"])
+    rows = np.arange(n)
+    for theta in np.linspace(logit(0.3), logit(0.99999), 400):
+        chosen = cheapest_trusted(t["survival"], 1 / (1 + np.exp(-theta)), t["cost"])
+        if t["kept"][rows, chosen].mean() >= target:
+            break
+    lost = [
+        np.mean(
+            [
+                1 - t["kept"][i, c]
+                for c in ladder(t["survival"][i], theta, t["cost"], args)
+            ]
+        )
+        for i in range(n)
+    ]
+    return float(np.mean(lost))
+
+
+def feedback_rate(t: dict[str, np.ndarray], fb: np.ndarray, target: float) -> float:
+    """The feedback model's mean predicted loss on these (training) photos' uploads
+    at the shipped threshold (chosen out of fold for the target; in sample the
+    agent looks better than it is): what the feedback controller steers to."""
+    rows = np.arange(len(t["ref"]))
+    chosen = cheapest_trusted(t["survival"], float(t["threshold"]), t["cost"])
+    z = fb[0] * t["top1"][rows, chosen] + fb[1] * t["margin"][rows, chosen] + fb[2]
+    return float((1 / (1 + np.exp(-z))).mean())
 
 
 def choose_threshold(
@@ -242,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--extra", type=int, default=2, help="recal: cheaper calls")
     parser.add_argument("--prior", type=float, default=20.0, help="recal: strength")
     parser.add_argument("--margin", type=float, default=0.0)
+    parser.add_argument("--step", type=float, default=1.0, help="ladder: logits")
+    parser.add_argument("--feedback-step", type=float, default=0.1)
     add_smoke(parser)
     args = parser.parse_args(argv)
     configure_threads()
@@ -255,10 +353,21 @@ def main(argv: list[str] | None = None) -> int:
     for backend in args.backends:
         train = table(backend, "train", folder)
         b0 = offset_at(train, args.target)
+        beta = ladder_rate(train, args.target, args)
+        fb = feedback_model(train)
+        fb_rate = feedback_rate(train, fb, args.target)
+        print(
+            f"{backend}: ladder rate on train {beta:.4f}, feedback {fb}, its rate "
+            f"{fb_rate:.4f}",
+            flush=True,
+        )
         for stream in args.streams:
             t = table(backend, stream, folder)
             for controller in args.controllers:
-                runs = [simulate(t, controller, args, s, b0) for s in range(args.seeds)]
+                runs = [
+                    simulate(t, controller, args, s, b0, beta, fb, fb_rate)
+                    for s in range(args.seeds)
+                ]
                 kept = [r["kept"] for r in runs]
                 row = {
                     "kept_mean": float(np.mean(kept)),
