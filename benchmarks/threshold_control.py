@@ -3,19 +3,20 @@ of at least 1,000 photos with the shipped agent's threshold frozen and with
 ``--threshold-control``, per backend.
 
     python benchmarks/threshold_control.py [--backends lite0,lite1] [--photos 1000]
-        [--stream test|bsds500] [--shift none|dark] [--seed 0] [--smoke]
+        [--stream test|bsds500] [--shift none|dark|noisy|...] [--seed 0] [--smoke]
 
 The stream: the held-out test split (300 photos) or BSDS500 test, repeated in
-shuffled orders (seeded) up to ``--photos``; ``--shift dark`` uses the same photos at
-night (:mod:`adacompress.experiments.night`: darker, noisier). For every photo the
-agent answered from its own upload (inference and estimate) the emulated cloud is
-asked afterwards, outside the run's paid calls, whether that upload kept the
-reference's answer: that is the *true* kept rate. Printed per backend and arm: the
-true kept rate over the photos answered from the agent's upload alone (inference)
-and over inference and estimates (what the certificate bounds), the bytes the run
-paid against always uploading q=75 and the agent's own uploads against q=75, the
-estimates paid, the threshold at the end, the certificate at the end, and whether
-it held at every photo. The test split only scores: nothing here chooses a setting.
+shuffled orders (seeded) up to ``--photos``; ``--shift`` uses the same photos
+shifted (:mod:`adacompress.experiments.shifts`: dark, noisy, blurred, small,
+grayscale, mixed). For every photo the agent answered from its own upload (inference
+and estimate) the emulated cloud is asked afterwards, outside the run's paid calls,
+whether that upload kept the reference's answer: that is the *true* kept rate.
+Printed per backend and arm: the true kept rate over the photos answered from the
+agent's upload alone (inference) and over inference and estimates (what the
+certificate bounds), the bytes the run paid against always uploading q=75 and the
+agent's own uploads against q=75, the estimates paid, the threshold at the end, the
+certificate at the end, and whether it held at every photo. The test split only
+scores: nothing here chooses a setting.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from adacompress.device.zoo import AgentChoice
 from adacompress.exchange.cache import default_cache_path
 from adacompress.exchange.environment import open_agent_env
 from adacompress.exchange.settings import CloudSettings
-from adacompress.experiments.night import make_night_folder
+from adacompress.experiments.shifts import SHIFTS, make_shifted_folder
 from adacompress.runtime.certificate import most_lost
 from adacompress.runtime.loop import Runtime
 from adacompress.runtime.run import live_summary
@@ -54,8 +55,8 @@ def photos(stream: str, shift: str, cache: Path) -> list[Path]:
         base = imagenet_split(stream)
     else:
         base = list_images(BSDS500_TEST)
-    if shift == "dark":
-        base, _ = make_night_folder(base, cache.parent / "night")
+    if shift != "none":
+        base, _ = make_shifted_folder(base, cache.parent / "shifts", shift)
     return base
 
 
@@ -212,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seeds", type=int, default=1, help="streams (shuffles and draws) per arm"
     )
-    parser.add_argument("--shift", choices=("none", "dark"), default="none")
+    parser.add_argument("--shift", choices=("none", *SHIFTS), default="none")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", default=None, help="answer cache (SQLite)")
     parser.add_argument("--json", type=Path, default=None, help="write the figures")
