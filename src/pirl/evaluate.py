@@ -50,9 +50,9 @@ class EvalSettings:
     """sub-folder of --data with the images the classifiers are fitted on"""
     test_under: str = "test"
     """sub-folder of --data with the images they are scored on"""
-    arch: str = "resnet18"
+    arch: str = "resnet10"
     """random encoder only: architecture"""
-    width: int = 32
+    width: int = 16
     """random encoder only: first-stage channels"""
     cifar_stem: bool = True
     """random encoder only: CIFAR stem"""

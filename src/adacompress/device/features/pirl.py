@@ -32,6 +32,10 @@ DEFAULT_IMAGE_SIZE = 32
 """Input side when the file does not record one (``pirl eval``'s default too)."""
 
 
+RANDOM_ENCODER = ("resnet18", 32, True)
+"""Architecture, width and CIFAR stem of the bare ``random`` extractor."""
+
+
 class PirlFeatures:
     """A frozen PIRL encoder on the uncompressed image.
 
@@ -114,17 +118,12 @@ class PirlFeatures:
     def from_random(
         cls, seed: int = 0, *, like: str | Path | None = None
     ) -> PirlFeatures:
-        """An untrained encoder from ``seed``: ``pirl train``'s default architecture,
-        or that of the encoder file ``like`` (same input size too) -- the control
-        for that encoder. The global random state is left as it was.
+        """An untrained encoder from ``seed``: ResNet-18 width 32 with a CIFAR stem
+        at ``pirl train``'s default input size (the ``random`` control as it has
+        always been), or that of the encoder file ``like`` (same input size too) --
+        the control for that encoder. The global random state is left as it was.
         """
-        defaults = TrainSettings()
-        arch, width, stem, size = (
-            defaults.arch,
-            defaults.width,
-            defaults.cifar_stem,
-            defaults.image_size,
-        )
+        arch, width, stem, size = (*RANDOM_ENCODER, TrainSettings().image_size)
         name = "random" if seed == 0 else f"random@{seed}"
         if like is not None:
             like = Path(like)
