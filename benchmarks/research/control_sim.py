@@ -213,6 +213,8 @@ def simulate(
         surv = t["survival"][i]
         threshold = 1 / (1 + np.exp(-theta))
         a = int(cheapest_trusted(surv[None], threshold, t["cost"])[0])
+        if args.fallback == "dearest" and not (surv >= threshold).any():
+            a = int(np.argmax(t["cost"]))  # nothing trusted: the safest upload
         if not estimate[step]:
             kept.append(t["kept"][i, a])
             sent += t["nbytes"][i, a]
@@ -340,6 +342,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--margin", type=float, default=0.0)
     parser.add_argument("--step", type=float, default=1.0, help="ladder: logits")
     parser.add_argument("--feedback-step", type=float, default=0.1)
+    parser.add_argument(
+        "--fallback",
+        choices=("likeliest", "dearest"),
+        default="likeliest",
+        help="when no candidate is trusted: the likeliest to keep (the agent's "
+        "rule) or the dearest",
+    )
     add_smoke(parser)
     args = parser.parse_args(argv)
     configure_threads()
