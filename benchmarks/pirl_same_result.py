@@ -35,7 +35,7 @@ def run_tree(
     out = work / tree.name
     command = [sys.executable, str(tree / "benchmarks" / "pirl_cifar10.py")]
     command += ["--epochs", str(args.epochs), "--seeds", "0", "--threads", "2"]
-    command += ["--methods", "pirl,jigsaw,npid"]
+    command += ["--methods", args.methods]
     command += ["--train-limit", str(args.train_limit)]
     command += ["--eval-train-limit", str(args.train_limit)]
     command += ["--test-limit", str(args.test_limit), "--linear-epochs", "5"]
@@ -59,11 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--train-limit", type=int, default=4000)
     parser.add_argument("--test-limit", type=int, default=1000)
+    parser.add_argument("--methods", default="pirl,jigsaw,npid")
     parser.add_argument("--json", type=Path, default=None)
     add_smoke(parser)
     args = parser.parse_args(argv)
     if args.smoke:
-        args.train_limit, args.test_limit = 256, 128
+        args.train_limit, args.test_limit, args.methods = 256, 128, "pirl"
     with tempfile.TemporaryDirectory() as tmp, checked_out(args.base) as base_src:
         work = Path(tmp)
         here = run_tree(ROOT, ROOT / "src", work, args)
