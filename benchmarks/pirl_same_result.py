@@ -55,7 +55,7 @@ def run_tree(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", required=True, help="commit to compare with")
+    parser.add_argument("--base", help="commit to compare with (smoke: HEAD)")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--train-limit", type=int, default=4000)
     parser.add_argument("--test-limit", type=int, default=1000)
@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.smoke:
         args.train_limit, args.test_limit, args.methods = 256, 128, "pirl"
+        args.base = args.base or "HEAD"
+    if args.base is None:
+        parser.error("--base is required")
     with tempfile.TemporaryDirectory() as tmp, checked_out(args.base) as base_src:
         work = Path(tmp)
         here = run_tree(ROOT, ROOT / "src", work, args)

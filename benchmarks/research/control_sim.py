@@ -54,6 +54,8 @@ from _common import add_smoke, limit_splits, smoke_path  # noqa: E402
 
 BSDS500_TEST = Path("../shared/data/bsds500/test")
 TABLES = Path("out/control_sim")
+TABLE_VERSION = 2
+"""Part of a saved table's name: bump it when a table gains or changes a column."""
 
 
 def stream_photos(stream: str) -> list[Path]:
@@ -74,7 +76,7 @@ def stream_photos(stream: str) -> list[Path]:
 
 def table(backend: str, stream: str, folder: Path) -> dict[str, np.ndarray]:
     """The stream's survival, kept and bytes per photo and candidate (saved once)."""
-    path = folder / f"{backend}-{stream}.npz"
+    path = folder / f"{backend}-{stream}-v{TABLE_VERSION}.npz"
     if path.exists():
         with np.load(path) as saved:
             return dict(saved)
