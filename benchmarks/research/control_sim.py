@@ -24,6 +24,14 @@ q=75 and the calls paid. Controllers:
   calibration) on every candidate an estimate saw; the threshold is the lowest one
   whose predicted kept rate over the photos seen so far reaches the target plus
   ``--margin``.
+- ``ladder``: ACI on what the agent would have sent 1 .. ``--extra`` steps of
+  ``--step`` logits lower (one paid call each), steered to that rate on the training
+  photos.
+- ``feedback``: ``aci``, and after every answered upload the logit moves by
+  ``--feedback-step * (m - m0)``: m a logistic model's probability that the upload
+  lost the answer from the cloud's confidence in it (top-1 score, margin; fitted on
+  the training photos' answers), m0 its mean at the shipped threshold there.
+``--fallback dearest`` sends the dearest candidate when none is trusted.
 
 Choices are made on the train split's streams; test and shifted-test streams only
 score.
@@ -209,7 +217,6 @@ def simulate(
     recal = Recalibration(b0, args.prior) if controller == "recal" else None
     seen_surv: list[np.ndarray] = []
     kept, sent, ref, calls = [], 0.0, 0.0, 0
-    lost_seen = predicted_seen = 0.0
     by_cost = np.argsort(t["cost"])
     for step, i in enumerate(order):
         surv = t["survival"][i]
@@ -222,22 +229,12 @@ def simulate(
             sent += t["nbytes"][i, a]
             ref += t["ref"][i]
             calls += 1
-            if controller in ("feedback", "scaled"):
+            if controller == "feedback":
                 z = fb[0] * t["top1"][i, a] + fb[1] * t["margin"][i, a] + fb[2]
                 predicted = 1 / (1 + np.exp(-z))
-                if controller == "feedback":
-                    theta += args.feedback_step * (predicted - fb_rate)
-                else:  # the proxy rescaled by what the estimates saw
-                    scale = (lost_seen + args.prior * alpha) / (
-                        predicted_seen + args.prior * fb_rate
-                    )
-                    theta += args.feedback_step * (scale * predicted - alpha)
+                theta += args.feedback_step * (predicted - fb_rate)
         else:
             calls += 2
-            if controller == "scaled":
-                z = fb[0] * t["top1"][i, a] + fb[1] * t["margin"][i, a] + fb[2]
-                lost_seen += 1 - t["kept"][i, a]
-                predicted_seen += 1 / (1 + np.exp(-z))
             if controller in ("aci", "feedback"):
                 theta += args.gamma * ((1 - t["kept"][i, a]) - alpha)
             elif controller == "ladder":
