@@ -213,6 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seeds", type=int, default=1, help="streams (shuffles and draws) per arm"
     )
+    parser.add_argument(
+        "--arms",
+        default="frozen,controlled",
+        help="comma-separated: frozen (the calibrated threshold), controlled (run's "
+        "threshold control)",
+    )
     parser.add_argument("--shift", choices=("none", *SHIFTS), default="none")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", default=None, help="answer cache (SQLite)")
@@ -234,7 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"settings": vars(args) | {"json": str(args.json)}}
     for backend in args.backends.split(","):
         cloud = CloudSettings(backend, cache=str(cache))
-        for arm, controlled in (("frozen", False), ("controlled", True)):
+        for arm in args.arms.split(","):
+            if arm not in ("frozen", "controlled"):
+                parser.error(f"unknown arm {arm!r}")
+            controlled = arm == "controlled"
             runs = []
             for seed in range(args.seed, args.seed + args.seeds):
                 stream = build_stream(distinct, args.photos, seed)

@@ -50,6 +50,7 @@ from adacompress.core.datasets import imagenet_split, list_images
 from adacompress.device.actions import REFERENCE_ACTION
 from adacompress.device.policies.survival import SurvivalPolicy, cheapest_trusted
 from adacompress.device.zoo import AgentChoice
+from adacompress.exchange.answer_feedback import fit_weights
 from adacompress.exchange.cache import default_cache_path
 from adacompress.exchange.environment import open_agent_env
 from adacompress.exchange.settings import CloudSettings
@@ -130,18 +131,16 @@ def margin(answer: Any) -> float:
 
 def feedback_model(t: dict[str, np.ndarray]) -> np.ndarray:
     """Logistic weights: P(lost) from what the cloud answered to an upload (its top-1
-    score and margin), fitted on every (training photo, candidate)."""
-    x = np.column_stack(
-        [t["top1"].ravel(), t["margin"].ravel(), np.ones(t["top1"].size)]
-    )
-    y = 1 - t["kept"].ravel()
-    w = np.zeros(3)
-    for _ in range(25):
-        p = 1 / (1 + np.exp(-(x @ w)))
-        grad = x.T @ (p - y) + 1e-3 * w
-        hess = (x * (p * (1 - p))[:, None]).T @ x + 1e-3 * np.eye(3)
-        w -= np.linalg.solve(hess, grad)
-    return w
+    score and margin), fitted on every (training photo, candidate): the agent file's
+    answer feedback (:mod:`adacompress.exchange.answer_feedback`)."""
+    return np.array(fit_weights(t["top1"], t["margin"], 1 - t["kept"]))
+
+
+def lost_proxy(t: dict[str, np.ndarray], fb: np.ndarray, i: int, a: int) -> float:
+    """The feedback model's probability that upload ``a`` of photo ``i`` lost the
+    answer, from the cloud's confidence in it."""
+    z = fb[0] * t["top1"][i, a] + fb[1] * t["margin"][i, a] + fb[2]
+    return float(1 / (1 + np.exp(-z)))
 
 
 def logit(p: np.ndarray | float) -> np.ndarray:
@@ -204,6 +203,7 @@ def simulate(
     beta: float,
     fb: np.ndarray,
     fb_rate: float,
+    ref_rate: float = 0.0,
 ) -> dict[str, float]:
     """One stream: the true kept rate on inference photos, bytes, calls."""
     rng = np.random.default_rng(seed)
@@ -217,6 +217,7 @@ def simulate(
     recal = Recalibration(b0, args.prior) if controller == "recal" else None
     seen_surv: list[np.ndarray] = []
     kept, sent, ref, calls = [], 0.0, 0.0, 0
+    offset_sum, offset_n = 0.0, 0  # the proxy's excess on this stream's estimates
     by_cost = np.argsort(t["cost"])
     for step, i in enumerate(order):
         surv = t["survival"][i]
@@ -229,14 +230,22 @@ def simulate(
             sent += t["nbytes"][i, a]
             ref += t["ref"][i]
             calls += 1
-            if controller == "feedback":
-                z = fb[0] * t["top1"][i, a] + fb[1] * t["margin"][i, a] + fb[2]
-                predicted = 1 / (1 + np.exp(-z))
-                theta += args.feedback_step * (predicted - fb_rate)
+            if controller in ("feedback", "offset", "relative"):
+                offset = offset_sum / (offset_n + args.offset_prior)
+                predicted = lost_proxy(t, fb, i, a)
+                theta += args.feedback_step * (predicted - fb_rate - offset)
         else:
             calls += 2
-            if controller in ("aci", "feedback"):
-                theta += args.gamma * ((1 - t["kept"][i, a]) - alpha)
+            if controller in ("aci", "feedback", "offset", "relative"):
+                err = 1 - t["kept"][i, a]
+                theta += args.gamma * (err - alpha)
+                if controller == "offset":
+                    offset_sum += lost_proxy(t, fb, i, a) - err - (fb_rate - alpha)
+                    offset_n += 1
+                elif controller == "relative":
+                    dearest = int(np.argmax(t["cost"]))
+                    offset_sum += lost_proxy(t, fb, i, dearest) - ref_rate
+                    offset_n += 1
             elif controller == "ladder":
                 lower = ladder(surv, theta, t["cost"], args)
                 calls += len(set(lower) - {a})
@@ -342,6 +351,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step", type=float, default=1.0, help="ladder: logits")
     parser.add_argument("--feedback-step", type=float, default=0.1)
     parser.add_argument(
+        "--offset-prior",
+        type=float,
+        default=20.0,
+        help="offset: the pseudo-estimates (at no offset) the proxy's offset starts "
+        "from",
+    )
+    parser.add_argument(
         "--fallback",
         choices=("likeliest", "dearest"),
         default="likeliest",
@@ -364,6 +380,22 @@ def main(argv: list[str] | None = None) -> int:
         beta = ladder_rate(train, args.target, args)
         fb = feedback_model(train)
         fb_rate = feedback_rate(train, fb, args.target)
+        dearest = np.argmax(train["cost"])
+        ref_rate = float(
+            np.mean(
+                1
+                / (
+                    1
+                    + np.exp(
+                        -(
+                            fb[0] * train["top1"][:, dearest]
+                            + fb[1] * train["margin"][:, dearest]
+                            + fb[2]
+                        )
+                    )
+                )
+            )
+        )
         print(
             f"{backend}: ladder rate on train {beta:.4f}, feedback {fb}, its rate "
             f"{fb_rate:.4f}",
@@ -373,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
             t = table(backend, stream, folder)
             for controller in args.controllers:
                 runs = [
-                    simulate(t, controller, args, s, b0, beta, fb, fb_rate)
+                    simulate(t, controller, args, s, b0, beta, fb, fb_rate, ref_rate)
                     for s in range(args.seeds)
                 ]
                 kept = [r["kept"] for r in runs]

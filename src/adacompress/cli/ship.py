@@ -31,12 +31,40 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="write them here instead of the package's agents folder",
     )
     parser.add_argument("--cache", default=None, help="answer cache (SQLite)")
+    parser.add_argument(
+        "--recalibrate",
+        action="store_true",
+        help="only rewrite the agents' calibration-side fields (the survival "
+        "threshold and its offline guarantee, Learn-then-Test on the out-of-fold "
+        "training photos and BSDS500 train+val), weights untouched",
+    )
+    parser.add_argument(
+        "--delta",
+        type=float,
+        default=0.05,
+        help="with --recalibrate: 1 - the guarantee's confidence (default 0.05)",
+    )
+    parser.add_argument(
+        "--answer-feedback",
+        action="store_true",
+        help="only fit the survival agents' answer feedback (what the threshold "
+        "control reads in the cloud's answers) on the training photos and write it "
+        "into their files, weights untouched",
+    )
 
 
 def execute(args: argparse.Namespace) -> int:
-    from adacompress.learning.ship import ship
+    from adacompress.learning.ship import add_answer_feedback, ship
 
     out_dir = Path(args.out_dir) if args.out_dir else None
+    if args.recalibrate:
+        return _recalibrate(args, out_dir)
+    if args.answer_feedback:
+        for name in args.names or list(ZOO):
+            found = add_answer_feedback(name, out_dir=out_dir, cache=args.cache)
+            said = "no threshold to steer" if found is None else f"{found}"
+            print(f"{name}: answer feedback {said}", flush=True)
+        return 0
     for log in ship(args.names, out_dir=out_dir, cache=args.cache):
         calibration = log.get("calibration") or {}
         threshold = calibration.get("threshold")
@@ -51,4 +79,18 @@ def execute(args: argparse.Namespace) -> int:
             f"images -> {log['agent_file']}",
             flush=True,
         )
+    return 0
+
+
+def _recalibrate(args: argparse.Namespace, out_dir: Path | None) -> int:
+    from adacompress.learning.recalibrate import recalibrate
+
+    for record in recalibrate(
+        args.names, folder=out_dir, delta=args.delta, cache=args.cache
+    ):
+        found = record.get("guarantee") or {}
+        threshold = record.get("threshold")
+        knob = "no threshold" if threshold is None else f"threshold {threshold:.4f}"
+        said = found.get("statement") or found.get("note")
+        print(f"{record['name']}: {knob}; guarantee: {said}", flush=True)
     return 0

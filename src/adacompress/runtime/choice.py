@@ -1,6 +1,7 @@
 """Which action the running agent sends for an image: the policy's greedy choice, or,
 with threshold control, the cheapest candidate trusted at the threshold that the
-estimates move (:mod:`~adacompress.runtime.control`)."""
+estimates and the cloud's answers move (:mod:`~adacompress.runtime.control`), the
+dearest when none is."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from adacompress.core.labels import Label
 from adacompress.core.objective import Objective
 from adacompress.device.policies.base import LearnedPolicy
 from adacompress.device.policies.survival import SurvivalPolicy, cheapest_trusted
+from adacompress.exchange.answer_feedback import AnswerFeedback
 from adacompress.exchange.environment import Sample
 from adacompress.runtime.control import ThresholdControl
 from adacompress.runtime.settings import RuntimeSettings
@@ -18,10 +21,11 @@ from adacompress.runtime.settings import RuntimeSettings
 
 class ActionChoice:
     """The agent's choice among ``candidates``, at the controlled threshold when the
-    settings turn the control on.
+    settings turn the control on and the agent has a threshold (a survival agent).
 
-    Raises:
-        ValueError: threshold control asked of an agent that has no threshold.
+    Args:
+        feedback: the agent's answer feedback (None: the estimates alone move the
+            threshold).
     """
 
     def __init__(
@@ -30,19 +34,16 @@ class ActionChoice:
         candidates: Sequence[int],
         objective: Objective,
         settings: RuntimeSettings,
+        feedback: AnswerFeedback | None = None,
     ) -> None:
         self.policy, self.candidates, self.settings = policy, candidates, settings
+        self.feedback = feedback
         target = objective.target
         self.alpha = 1.0 - (target if target is not None else 0.99)
         """the share of lost answers the threshold control aims at"""
         self.controlled: SurvivalPolicy | None = None
         """the survival policy whose threshold the control moves (None: frozen)"""
-        if settings.control.threshold_control:
-            if not isinstance(policy, SurvivalPolicy):
-                raise ValueError(
-                    "--threshold-control needs a survival agent: a Q-network agent has "
-                    "no threshold to move"
-                )
+        if settings.control.threshold_control and isinstance(policy, SurvivalPolicy):
             self.controlled = policy
 
     def begin(self, control: ThresholdControl) -> None:
@@ -59,7 +60,18 @@ class ActionChoice:
         survival = policy.survival(sample.features[None])[:, allowed]
         cost = np.asarray(policy.cost(), dtype=np.float64)[allowed]
         threshold = control.threshold
+        if not (survival >= threshold).any():
+            # Nothing trusted: the dearest upload, so a climbing threshold only ever
+            # adds safety (the likeliest to survive may be a cheap one).
+            return int(allowed[int(np.argmax(cost))])
         return int(allowed[cheapest_trusted(survival, threshold, cost)[0]])
+
+    def answered(self, control: ThresholdControl, answer: Sequence[Label]) -> None:
+        """The cloud's answer to an upload sent alone moves the controlled threshold
+        by its feedback (if there is a control and a feedback model)."""
+        step = self.settings.control.feedback_step
+        if self.controlled is not None and self.feedback is not None and step > 0:
+            control.nudge(step * self.feedback.excess(answer), self.settings.control)
 
     def estimated(
         self, control: ThresholdControl, accuracy: float, p_est: float

@@ -1,5 +1,6 @@
 """Online threshold control: every estimate's kept/lost outcome moves a survival
-agent's threshold (docs/formulas.md, "Threshold control").
+agent's threshold, and so does what the cloud answers to every other upload
+(docs/formulas.md, "Threshold control").
 
 Adaptive conformal inference (Gibbs & Candès, NeurIPS 2021) on the threshold's
 logit: ``θ ← θ + γ·w·(err − α)`` with ``err`` 1 when the estimate lost the answer,
@@ -8,7 +9,10 @@ rate stands for fewer images, so the estimates weigh as an unbiased sample of th
 stream). A lost answer raises the threshold by ``γ·w·(1 − α)``, a kept one lowers it by
 ``γ·w·α``: in the long run the weighted share of lost answers on estimates is at most
 ``α`` on *any* sequence of photos, since ``γ·Σ w·(err − α)`` is the threshold's total
-climb, which its ceiling bounds.
+climb, which its ceiling bounds. Between estimates each upload answered alone moves
+it by ``feedback_step · (m − m₀)`` (:mod:`~adacompress.exchange.answer_feedback`):
+free evidence, many times more of it than estimates, that reacts to a harder stream
+before the first lost estimate does.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from adacompress.runtime.settings import ControlSettings
 
 HIGHEST_LOGIT = 12.0
 """The ceiling of the threshold's logit (survival 0.999994): above it no candidate
-is trusted and the agent sends the one likeliest to keep the answer."""
+is trusted and the agent sends the dearest."""
 
 
 def logit(p: float) -> float:
@@ -82,6 +86,14 @@ class ThresholdControl:
         self.updates += 1
         self.weight += weight
         self.lost += weight * err
+
+    def nudge(self, step: float, settings: ControlSettings) -> None:
+        """Move the threshold's logit by ``step`` (an answer's feedback), within its
+        floor and ceiling."""
+        if self.value is None:
+            raise ValueError("the threshold control has not started")
+        lowest = logit(settings.control_lowest)
+        self.value = float(min(max(self.value + step, lowest), HIGHEST_LOGIT))
 
     def retrain_starts(self, remembered: bool) -> None:
         """The serving weights are put aside (``remembered``): so is their

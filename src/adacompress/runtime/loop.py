@@ -29,6 +29,7 @@ from adacompress.cloud.service import ServiceError
 from adacompress.core.datasets import PhotoFile, read_photo
 from adacompress.device.actions import REFERENCE_ACTION
 from adacompress.device.compressor import Compressor
+from adacompress.exchange.answer_feedback import AnswerFeedback
 from adacompress.exchange.environment import CompressionEnv, Sample
 from adacompress.exchange.learner import Learner
 from adacompress.runtime.choice import ActionChoice
@@ -73,8 +74,9 @@ class Runtime:
         self.rng = np.random.default_rng(settings.seed)
         self.state = RunState(self.learner, settings)
         self.probe = CheaperProbe(env, self.candidates, settings)
+        feedback = AnswerFeedback.from_metadata(compressor.metadata)
         self.choice = ActionChoice(
-            self.policy, self.candidates, self.objective, settings
+            self.policy, self.candidates, self.objective, settings, feedback
         )
         self._identity: tuple[str, str | None] = ("", None)
         self._calls_before = 0
@@ -139,6 +141,7 @@ class Runtime:
         action = self.env.actions[index]
         outcome = self.env.outcomes(sample, [action])[action]
         self.state.certificate.answer(p_est)
+        self.choice.answered(self.state.control, outcome.answer)
         uploaded = outcome.nbytes
         probing = probe_draw < self.settings.downshifting.downshift_probe
         if probing and shift.searching:

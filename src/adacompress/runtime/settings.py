@@ -158,7 +158,8 @@ class DownshiftSettings:
     sent, and when they keep the answers (a sequential test) the runtime sends one
     step cheaper; a lost answer raises it again. Off (the default, and the paper):
     only lost answers change the agent; on the scenery stream it did not pay for
-    its probes (docs/results.md)"""
+    its probes (docs/results.md). It replaces the threshold control, which subsumes
+    it: with --downshift the threshold stays the agent's"""
     downshift_probe: float = 0.5
     """while the agent's calibration is in doubt (a run's start, after a retrain or
     a drift), the share of images outside estimates that probe too (estimates
@@ -182,17 +183,27 @@ class ControlSettings:
     """Online threshold control (docs/formulas.md, "Threshold control") and the live
     certificate on the kept rate."""
 
-    threshold_control: bool = False
-    """move a survival agent's threshold after every estimate, adaptive conformal
-    inference style, so that the share of lost answers on estimates converges to
-    1 - target (the agent's target; 0.99 without one). Off: the agent's calibrated
-    threshold, frozen (the paper has none)"""
+    threshold_control: bool = True
+    """move a survival agent's threshold while it runs, so that the share of lost
+    answers converges to 1 - target (the agent's target; 0.99 without one): after
+    every estimate by its outcome (adaptive conformal inference), after every other
+    upload by what the cloud's answer says of it (--feedback-step); when no
+    candidate is trusted the dearest is sent. Off: the agent's calibrated threshold,
+    frozen (the paper has none; a Q-network agent has no threshold and is never
+    controlled)"""
     control_step: float = 2.0
     """gamma: the step of the threshold's logit per estimate at the resting rate
     p_est_initial (a lost answer raises it by gamma * (1 - alpha), a kept one lowers it
     by gamma * alpha; an estimate at a higher p_est counts p_est_initial / p_est);
     chosen on the training photos (benchmarks/threshold_control.py --stream train:
     0.5 barely moves in 1,000 photos, 5 falls under the target)"""
+    feedback_step: float = 0.2
+    """the step of the threshold's logit after each upload answered alone, times
+    how much less sure the cloud is of the answer than of the agent's uploads on its
+    training photos (the agent file's answer feedback; an agent without one moves on
+    estimates alone); chosen on streams of the training photos and their shifts
+    (benchmarks/research/control_sim.py: the smallest step keeping every one >= target
+    - 0.005); 0: estimates alone"""
     control_lowest: float = 0.5
     """the threshold never goes below this survival (it may only go lower when no
     answer is lost, so the floor costs no accuracy)"""
@@ -204,6 +215,10 @@ class ControlSettings:
         if not self.control_step > 0:
             raise ValueError(
                 f"--control-step must be positive, got {self.control_step}"
+            )
+        if not 0 <= self.feedback_step <= 10:
+            raise ValueError(
+                f"--feedback-step must be in [0, 10], got {self.feedback_step}"
             )
         if not 0 < self.control_lowest < 1:
             raise ValueError(
@@ -246,10 +261,9 @@ class RuntimeSettings:
                 f"{error} and {shift}"
             )
         if self.downshifting.downshift and self.control.threshold_control:
-            raise ValueError(
-                "--downshift and --threshold-control both lower what is sent; the "
-                "threshold control subsumes the downshift: use one"
-            )
+            # Both lower what is sent; the downshift, asked for, replaces the
+            # control (which subsumes it and is on by default).
+            self.control = replace(self.control, threshold_control=False)
 
     @classmethod
     def of(cls, **values: Any) -> RuntimeSettings:
@@ -306,6 +320,7 @@ RUNTIME_PRESETS: Registry[RuntimeSettings] = Registry(
                 retrain_implied=False,
             ),
             drift=DriftSettings(drift_window=0, scene_memory=False),
+            control=ControlSettings(threshold_control=False),
             skip_dominated=False,
         ),
     },

@@ -70,8 +70,9 @@ def test_the_threshold_stays_between_its_floor_and_ceiling() -> None:
     assert control.threshold == pytest.approx(0.6)
     with pytest.raises(ValueError, match="control-step"):
         ControlSettings(control_step=0.0)
-    with pytest.raises(ValueError, match="downshift"):
-        RuntimeSettings.of(downshift=True, threshold_control=True)
+    # The downshift, asked for, replaces the control (on by default).
+    assert RuntimeSettings().control.threshold_control
+    assert not RuntimeSettings.of(downshift=True).control.threshold_control
 
 
 class GradedSurvival(SurvivalPolicy):
@@ -168,8 +169,9 @@ def check_state_part(part: dict[str, object]) -> None:
 
 
 def test_a_q_network_agent_has_no_threshold_to_control(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no threshold"):
-        make_runtime(tmp_path, CONTROLLED, [5], policy=ScriptedAgent([5]))
+    runtime = make_runtime(tmp_path, CONTROLLED, [5], policy=ScriptedAgent([5]))
+    assert runtime.choice.controlled is None
+    assert live_summary(runtime)["threshold"] is None
 
 
 def test_the_progress_line_and_the_report_carry_the_certificate(
@@ -273,3 +275,102 @@ def test_the_threshold_belongs_to_the_weights_it_was_steered_for(
     plain.retrain_starts(False)
     plain.swapped()  # nothing remembered: nothing to swap
     assert plain.value == 5.0 and plain.remembered is None
+
+
+# -- the answers' feedback and the fallback ----------------------------------------
+
+
+class CheapIsLikeliest(SurvivalPolicy):
+    """A survival policy that trusts cheaper actions more: action i survives with
+    predicted probability sigmoid(3 - i), so the likeliest is the cheapest."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            PolicySettings(
+                state_dim=3, n_actions=10, seed=0, policy="survival", threshold=0.99
+            )
+        )
+        self.progress = TrainingProgress(epsilon=0.0)
+
+    def scores(self, states: np.ndarray) -> np.ndarray:
+        rows = len(np.atleast_2d(states))
+        return np.tile(3.0 - np.arange(10, dtype=np.float32), (rows, 1))
+
+
+def test_when_no_candidate_is_trusted_the_dearest_is_sent(tmp_path: Path) -> None:
+    """A climbing threshold only adds safety: with nothing trusted the controlled
+    agent sends its dearest candidate, not the (cheap) likeliest one."""
+    paths = write_scene(tmp_path / "img", 1, 128.0, seed=7, shape=(96, 128))
+    runtime = make_runtime(tmp_path, CONTROLLED, [], policy=CheapIsLikeliest())
+    samples, _ = runtime.env.prepare(paths, progress=False)
+    # sigmoid(3) = 0.95 < 0.99: nothing is trusted. The control sends the dearest
+    # candidate (q75: dearer ones upload more than the reference), the frozen rule
+    # the likeliest (q5).
+    assert runtime.choice.choose(samples[0], runtime.state.control) == 7
+    frozen = make_runtime(
+        tmp_path / "frozen",
+        CONTROLLED.changed(threshold_control=False),
+        [],
+        policy=CheapIsLikeliest(),
+    )
+    assert frozen.choice.choose(samples[0], frozen.state.control) == 0
+
+
+FEEDBACK = {"answer_feedback": {"weights": [0.0, 0.0, 0.0], "rate": 0.4}}
+"""A model that says 0.5 of every answer: 0.1 above its resting rate."""
+
+
+def test_every_answer_sent_alone_moves_the_threshold_by_its_feedback(
+    tmp_path: Path,
+) -> None:
+    settings = CONTROLLED.changed(p_est_initial=0.0, p_est_min=0.0, p_est_max=0.0)
+    paths = write_scene(tmp_path / "img", 10, 128.0, seed=8, shape=(96, 128))
+    runtime = make_runtime(
+        tmp_path, settings, [], policy=GradedSurvival(), agent_metadata=FEEDBACK
+    )
+    control = runtime.state.control
+    start = control.value
+    assert start is not None
+    records = [runtime.process(p) for p in paths]
+    assert {r.kind for r in records} == {"inference"}
+    step = settings.control.feedback_step * 0.1
+    assert control.value == pytest.approx(start + step * len(paths))
+    assert control.updates == 0  # no estimate: the ACI part has not moved
+    # Without a model (or with --feedback-step 0) only estimates move it.
+    still = make_runtime(
+        tmp_path / "still",
+        settings.changed(feedback_step=0.0),
+        [],
+        policy=GradedSurvival(),
+        agent_metadata=FEEDBACK,
+    )
+    for path in paths:
+        still.process(path)
+    assert still.state.control.value == pytest.approx(start)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"weights": [1.0, 2.0], "rate": 0.1},
+        {"weights": [1.0, 2.0, float("nan")], "rate": 0.1},
+        {"weights": [1.0, 2.0, 1e9], "rate": 0.1},
+        {"weights": [1.0, 2.0, "3"], "rate": 0.1},
+        {"weights": [1.0, 2.0, True], "rate": 0.1},
+        {"weights": [1.0, 2.0, 3.0], "rate": 1.0},
+        {"weights": [1.0, 2.0, 3.0], "rate": 0.1, "code": "os.system"},
+        "weights",
+    ],
+)
+def test_a_crafted_answer_feedback_is_refused_in_one_line(
+    tmp_path: Path, raw: object
+) -> None:
+    with pytest.raises(ValueError, match="answer_feedback") as err:
+        make_runtime(
+            tmp_path,
+            CONTROLLED,
+            [],
+            policy=GradedSurvival(),
+            agent_metadata={"answer_feedback": raw},
+        )
+    assert "\n" not in str(err.value)

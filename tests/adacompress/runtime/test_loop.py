@@ -75,6 +75,7 @@ def make_runtime(
     settings: RuntimeSettings,
     script: Sequence[int],
     policy: LearnedPolicy | None = None,
+    agent_metadata: dict[str, object] | None = None,
 ) -> Runtime:
     env = CompressionEnv(
         SizeCloud(),
@@ -83,7 +84,10 @@ def make_runtime(
         extractor=MeanFeatures(),
     )
     compressor = Compressor(
-        policy or ScriptedAgent(script), MeanFeatures(), paper_actions()
+        policy or ScriptedAgent(script),
+        MeanFeatures(),
+        paper_actions(),
+        metadata=agent_metadata,
     )
     store = RunStore(tmp_path / "state")
     return Runtime(env, compressor, settings, store, metadata=METADATA)
