@@ -39,6 +39,7 @@ from adacompress.device.card_spec import (
     MAX_METRICS,
     MAX_REFERENCES,
     Algorithm,
+    Guarantee,
     Metric,
     Reference,
     TensorSpec,
@@ -109,6 +110,9 @@ class AgentCard:
         threshold: the survival an action needs to be sent (survival policy).
         top_k, alpha, beta: the accuracy and reward it was trained with.
         target_accuracy: the accuracy its threshold was calibrated for, if any.
+        guarantee: the offline promise behind its threshold (target, confidence,
+            method, calibration photos, misses), or why there is none; None on
+            cards made before it (they still load).
         preprocessing: how photos are prepared (exported agents).
         photo_cap: photos with a longer shorter side are first reduced to it, and
             the actions apply to the reduced photo
@@ -142,6 +146,7 @@ class AgentCard:
     alpha: float = 1.0
     beta: float = 0.0
     target_accuracy: float | None = None
+    guarantee: Guarantee | None = None
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     photo_cap: int | None = None
     limits: dict[str, Any] = field(default_factory=dict)
@@ -178,6 +183,7 @@ class AgentCard:
         )
         target = metadata.get("target_accuracy")
         cap = metadata.get("photo_cap")
+        promise = metadata.get("guarantee")
         return cls(
             name=name,
             source_sha256=source_sha256,
@@ -191,6 +197,7 @@ class AgentCard:
             alpha=float(metadata.get("alpha", 1.0)),
             beta=float(metadata.get("beta", 0.0)),
             target_accuracy=None if target is None else float(target),
+            guarantee=None if promise is None else Guarantee.from_json(promise),
             photo_cap=None if cap is None else int(cap),
         )
 
@@ -277,6 +284,8 @@ def check_card(card: AgentCard) -> None:
     _number("beta", card.beta)
     if card.target_accuracy is not None:
         _number("target_accuracy", card.target_accuracy, 0.0, 1.0)
+    if card.guarantee is not None and not isinstance(card.guarantee, Guarantee):
+        raise ValueError("guarantee must be an object")
     if not isinstance(card.preprocessing, Preprocessing):
         raise ValueError("preprocessing must be an object")
     cap = card.photo_cap

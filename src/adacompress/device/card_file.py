@@ -22,6 +22,7 @@ from adacompress.device.card_spec import (
     MAX_METRICS,
     MAX_REFERENCES,
     Algorithm,
+    Guarantee,
     Metric,
     Reference,
     TensorSpec,
@@ -84,6 +85,8 @@ def card_arguments(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
     parts: dict[str, Any] = {}
     if data.get("weights") is not None:
         parts["weights"] = Weights.from_json(data.pop("weights"))
+    if data.get("guarantee") is not None:
+        parts["guarantee"] = Guarantee.from_json(data.pop("guarantee"))
     if "algorithm" in data:
         parts["algorithm"] = Algorithm.from_json(data.pop("algorithm"))
     lists: dict[str, tuple[Any, int]] = {

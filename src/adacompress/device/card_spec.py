@@ -266,3 +266,96 @@ class Reference:
             state=tuple(state),
             upload=upload,
         )
+
+
+MAX_CALIBRATION_SETS = 8
+MAX_PHOTOS = 1 << 30
+GUARANTEE_METHODS = ("learn-then-test", "none")
+
+
+@dataclass(frozen=True)
+class CalibrationPhotos:
+    """One collection of calibration photos behind a guarantee, and how many."""
+
+    name: str
+    photos: int
+
+    def __post_init__(self) -> None:
+        name_("guarantee.calibration's name", self.name)
+        integer("guarantee.calibration's photos", self.photos, 1, MAX_PHOTOS)
+
+    @classmethod
+    def from_json(cls, data: Any) -> CalibrationPhotos:
+        return _build(cls, data, "guarantee.calibration")
+
+
+@dataclass(frozen=True)
+class Guarantee:
+    """The offline promise behind the threshold (docs/agent-card.md): with
+    probability at least ``confidence`` over the calibration photos, the agent keeps
+    at least ``target`` of the answers on photos drawn like them -- when ``holds``.
+    ``method`` ``none``: no promise, and ``note`` says why.
+
+    Attributes:
+        method: ``learn-then-test`` or ``none``.
+        holds: whether the method found a threshold it can promise.
+        target: the accuracy promised (kept share of the answers).
+        confidence: the probability the promise holds, over the calibration photos.
+        calibration: the calibration photos, per collection.
+        misses: the calibration photos the threshold lost.
+        note: the promise, or why there is none, in words.
+    """
+
+    method: str
+    holds: bool
+    target: float | None = None
+    confidence: float | None = None
+    calibration: tuple[CalibrationPhotos, ...] = ()
+    misses: int | None = None
+    note: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in GUARANTEE_METHODS:
+            raise ValueError(
+                f"guarantee.method must be one of {', '.join(GUARANTEE_METHODS)}"
+            )
+        if not isinstance(self.holds, bool):
+            raise ValueError(
+                f"guarantee.holds must be true or false, not {self.holds!r}"
+            )
+        sequence("guarantee.calibration", self.calibration, tuple, MAX_CALIBRATION_SETS)
+        if not all(isinstance(c, CalibrationPhotos) for c in self.calibration):
+            raise ValueError("guarantee.calibration must be a list of objects")
+        if self.note is not None:
+            name_("guarantee.note", self.note, MAX_TEXT)
+        if self.method == "none":
+            if self.holds or self.calibration or self.misses is not None:
+                raise ValueError("guarantee.method none promises nothing")
+            return
+        number("guarantee.target", self.target, 0.0, 1.0)
+        number("guarantee.confidence", self.confidence, 0.0, 1.0)
+        if not self.calibration:
+            raise ValueError("guarantee.calibration must name its photos")
+        photos = sum(c.photos for c in self.calibration)
+        integer("guarantee.misses", self.misses, 0, photos)
+
+    @property
+    def photos(self) -> int:
+        """Calibration photos in all."""
+        return sum(c.photos for c in self.calibration)
+
+    @classmethod
+    def from_json(cls, data: Any) -> Guarantee:
+        values = mapping("guarantee", data, None)
+        items = sequence(
+            "guarantee.calibration",
+            values.get("calibration", []),
+            list,
+            MAX_CALIBRATION_SETS,
+        )
+        return _build(
+            cls,
+            data,
+            "guarantee",
+            calibration=tuple(CalibrationPhotos.from_json(c) for c in items),
+        )
