@@ -15,7 +15,7 @@ from adacompress.device.policies.base import LearnedPolicy
 from adacompress.device.policies.survival import SurvivalPolicy, cheapest_trusted
 from adacompress.exchange.answer_feedback import AnswerFeedback
 from adacompress.exchange.environment import Sample
-from adacompress.runtime.control import ThresholdControl
+from adacompress.runtime.control import HIGHEST_LOGIT, ThresholdControl, logit
 from adacompress.runtime.settings import RuntimeSettings
 
 
@@ -41,6 +41,8 @@ class ActionChoice:
         target = objective.target
         self.alpha = 1.0 - (target if target is not None else 0.99)
         """the share of lost answers the threshold control aims at"""
+        self.highest = HIGHEST_LOGIT
+        """the logit of the highest survival among the last photo's candidates"""
         self.controlled: SurvivalPolicy | None = None
         """the survival policy whose threshold the control moves (None: frozen)"""
         if settings.control.threshold_control and isinstance(policy, SurvivalPolicy):
@@ -60,6 +62,7 @@ class ActionChoice:
         survival = policy.survival(sample.features[None])[:, allowed]
         cost = np.asarray(policy.cost(), dtype=np.float64)[allowed]
         threshold = control.threshold
+        self.highest = logit(float(survival.max()))
         if not (survival >= threshold).any():
             # Nothing trusted: the dearest upload, so a climbing threshold only ever
             # adds safety (the likeliest to survive may be a cheap one).
@@ -71,7 +74,8 @@ class ActionChoice:
         by its feedback (if there is a control and a feedback model)."""
         step = self.settings.control.feedback_step
         if self.controlled is not None and self.feedback is not None and step > 0:
-            control.nudge(step * self.feedback.excess(answer), self.settings.control)
+            excess = self.feedback.excess(answer)
+            control.nudge(step * excess, self.settings.control, self.highest)
 
     def estimated(
         self, control: ThresholdControl, accuracy: float, p_est: float

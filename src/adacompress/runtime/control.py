@@ -49,8 +49,8 @@ class ThresholdControl:
         updates: estimates that moved it.
         weight: the estimates' total weight ``Σ w``.
         lost: the weight of the estimates that lost the answer ``Σ w·err``.
-        remembered: the logit of the agent the drift monitor remembers (the
-            threshold belongs to the weights it was steered for).
+        remembered: the logit of the agent the drift monitor remembers (None:
+            none is remembered).
     """
 
     value: float | None = None
@@ -87,13 +87,20 @@ class ThresholdControl:
         self.weight += weight
         self.lost += weight * err
 
-    def nudge(self, step: float, settings: ControlSettings) -> None:
+    def nudge(
+        self, step: float, settings: ControlSettings, highest: float = HIGHEST_LOGIT
+    ) -> None:
         """Move the threshold's logit by ``step`` (an answer's feedback), within its
-        floor and ceiling."""
+        floor and ceiling; a rise stops at ``highest``, the logit of the answered
+        photo's best candidate (above it nothing more is trusted, and a higher
+        threshold would only delay the way back)."""
         if self.value is None:
             raise ValueError("the threshold control has not started")
         lowest = logit(settings.control_lowest)
-        self.value = float(min(max(self.value + step, lowest), HIGHEST_LOGIT))
+        moved = self.value + step
+        if step > 0:
+            moved = min(moved, max(self.value, highest))
+        self.value = float(min(max(moved, lowest), HIGHEST_LOGIT))
 
     def retrain_starts(self, remembered: bool) -> None:
         """The serving weights are put aside (``remembered``): so is their
@@ -107,9 +114,11 @@ class ThresholdControl:
             self.value = self.start
 
     def swapped(self) -> None:
-        """The remembered weights came back: their threshold with them."""
+        """The remembered weights came back: they start again from the calibrated
+        threshold (what theirs was steered to includes the climb on the scene that
+        put them aside)."""
         if self.value is not None and self.remembered is not None:
-            self.value, self.remembered = self.remembered, self.value
+            self.value, self.remembered = self.start, self.value
 
     def miss_rate(self) -> float | None:
         """The weighted share of estimates that lost the answer (None: none yet)."""

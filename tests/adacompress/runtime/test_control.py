@@ -254,8 +254,9 @@ def test_the_certificate_tightens_as_estimates_come() -> None:
 def test_the_threshold_belongs_to_the_weights_it_was_steered_for(
     tmp_path: Path,
 ) -> None:
-    """A retrain puts the serving weights aside with their threshold; the new
-    weights start from the calibrated one; a swap back brings the old one back."""
+    """A retrain puts the serving weights aside; the new weights start from the
+    calibrated threshold, and so do the old ones when a swap brings them back (the
+    threshold they had was steered up on the scene that put them aside)."""
     runtime = make_runtime(tmp_path, CONTROLLED, [], policy=GradedSurvival())
     state, control = runtime.state, runtime.state.control
     start = control.value
@@ -270,7 +271,7 @@ def test_the_threshold_belongs_to_the_weights_it_was_steered_for(
     assert (control.value, control.remembered) == (start, 7.0)
     control.value = 3.0
     control.swapped()
-    assert (control.value, control.remembered) == (7.0, 3.0)
+    assert (control.value, control.remembered) == (start, 3.0)
     plain = ThresholdControl(value=5.0, start=4.0)
     plain.retrain_starts(False)
     plain.swapped()  # nothing remembered: nothing to swap
@@ -336,6 +337,14 @@ def test_every_answer_sent_alone_moves_the_threshold_by_its_feedback(
     step = settings.control.feedback_step * 0.1
     assert control.value == pytest.approx(start + step * len(paths))
     assert control.updates == 0  # no estimate: the ACI part has not moved
+    # A rise stops at the answered photo's best candidate (nothing more to trust).
+    highest = control.value + 0.01
+    control.nudge(1.0, settings.control, highest)
+    assert control.value == pytest.approx(highest)
+    control.nudge(1.0, settings.control, highest - 1.0)  # already above: stays
+    assert control.value == pytest.approx(highest)
+    control.nudge(-1.0, settings.control, highest - 5.0)  # falls freely
+    assert control.value == pytest.approx(highest - 1.0)
     # Without a model (or with --feedback-step 0) only estimates move it.
     still = make_runtime(
         tmp_path / "still",
