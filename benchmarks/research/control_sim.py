@@ -31,7 +31,15 @@ q=75 and the calls paid. Controllers:
   ``--feedback-step * (m - m0)``: m a logistic model's probability that the upload
   lost the answer from the cloud's confidence in it (top-1 score, margin; fitted on
   the training photos' answers), m0 its mean at the shipped threshold there.
-``--fallback dearest`` sends the dearest candidate when none is trusted.
+- ``offset``: ``feedback`` with the proxy's offset on this stream learned from the
+  estimates, ``d = Σ (m − err − (m0 − alpha)) / (n + --offset-prior)``, subtracted
+  from ``m − m0``.
+- ``relative``: ``feedback`` with the offset learned from the cloud's confidence in
+  the estimates' dearest candidate (the reference, nearly) against the training
+  photos', ``d = Σ (m_ref − m_ref0) / (n + --offset-prior)``.
+``--fallback dearest`` sends the dearest candidate when none is trusted. ``run``'s
+controller is ``feedback`` with that fallback (and a rise that stops at the photo's
+best candidate).
 
 Choices are made on the train split's streams; test and shifted-test streams only
 score.
@@ -305,6 +313,13 @@ def ladder_rate(
     return float(np.mean(lost))
 
 
+def reference_rate(t: dict[str, np.ndarray], fb: np.ndarray) -> float:
+    """The feedback model's mean over these (training) photos' dearest candidate:
+    where the ``relative`` controller's offset rests."""
+    dearest = int(np.argmax(t["cost"]))
+    return float(np.mean([lost_proxy(t, fb, i, dearest) for i in range(len(t["ref"]))]))
+
+
 def feedback_rate(t: dict[str, np.ndarray], fb: np.ndarray, target: float) -> float:
     """The feedback model's mean predicted loss on these (training) photos' uploads
     at the shipped threshold (chosen out of fold for the target; in sample the
@@ -380,22 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         beta = ladder_rate(train, args.target, args)
         fb = feedback_model(train)
         fb_rate = feedback_rate(train, fb, args.target)
-        dearest = np.argmax(train["cost"])
-        ref_rate = float(
-            np.mean(
-                1
-                / (
-                    1
-                    + np.exp(
-                        -(
-                            fb[0] * train["top1"][:, dearest]
-                            + fb[1] * train["margin"][:, dearest]
-                            + fb[2]
-                        )
-                    )
-                )
-            )
-        )
+        ref_rate = reference_rate(train, fb)
         print(
             f"{backend}: ladder rate on train {beta:.4f}, feedback {fb}, its rate "
             f"{fb_rate:.4f}",
