@@ -5,9 +5,10 @@ reference's answer: free evidence on every photo the agent sends alone
 A logistic model ``P(lost) = sigmoid(w_top1 · top1 + w_margin · margin + w_bias)`` of
 the answer's top-1 score and its lead over the second label, fitted on every
 (training photo, candidate upload) the agent was trained on, and ``rate``: its mean
-over the agent's own uploads at its calibrated threshold on those photos. An answer
-the cloud is less sure of than that says the stream is harder than training; the
-threshold control climbs by the difference.
+over the agent's own uploads on those photos at ``threshold``, the one that meets the
+accuracy target there on average (cross-validated; the running system's control
+starts from it). An answer the cloud is less sure of than that says the stream is
+harder than training; the threshold control climbs by the difference.
 """
 
 from __future__ import annotations
@@ -38,11 +39,12 @@ def confidence(answer: Sequence[Label]) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class AnswerFeedback:
-    """The model: ``weights`` (top-1, margin, bias) and the agent's resting
-    ``rate``."""
+    """The model: ``weights`` (top-1, margin, bias), and the agent's resting
+    ``rate`` at survival ``threshold``."""
 
     weights: tuple[float, float, float]
     rate: float
+    threshold: float
 
     def __post_init__(self) -> None:
         if len(self.weights) != 3 or not all(
@@ -55,6 +57,8 @@ class AnswerFeedback:
             )
         if not isinstance(self.rate, float) or not 0.0 < self.rate < 1.0:
             raise ValueError("answer_feedback: rate must be a number in (0, 1)")
+        if not isinstance(self.threshold, float) or not 0.0 < self.threshold < 1.0:
+            raise ValueError("answer_feedback: threshold must be a number in (0, 1)")
 
     def lost(self, top1: float | np.ndarray, margin: float | np.ndarray) -> Any:
         """The model's probability that an upload lost the answer."""
@@ -67,7 +71,11 @@ class AnswerFeedback:
         return float(self.lost(*confidence(answer))) - self.rate
 
     def to_metadata(self) -> dict[str, Any]:
-        return {"weights": list(self.weights), "rate": self.rate}
+        return {
+            "weights": list(self.weights),
+            "rate": self.rate,
+            "threshold": self.threshold,
+        }
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, Any]) -> AnswerFeedback | None:
@@ -79,18 +87,21 @@ class AnswerFeedback:
         raw = metadata.get(METADATA_KEY)
         if raw is None:
             return None
-        if not isinstance(raw, dict) or set(raw) != {"weights", "rate"}:
-            raise ValueError("answer_feedback must hold exactly weights and rate")
+        if not isinstance(raw, dict) or set(raw) != {"weights", "rate", "threshold"}:
+            raise ValueError(
+                "answer_feedback must hold exactly weights, rate and threshold"
+            )
         weights = raw["weights"]
         if not isinstance(weights, list | tuple) or len(weights) != 3:
             raise ValueError("answer_feedback: weights must be 3 numbers")
         numbers = [w for w in weights if type(w) in (int, float)]
-        rate = raw["rate"]
-        if len(numbers) != 3 or type(rate) not in (int, float):
-            raise ValueError("answer_feedback: weights and rate must be numbers")
-        return cls(
-            (float(numbers[0]), float(numbers[1]), float(numbers[2])), float(rate)
-        )
+        rate, threshold = raw["rate"], raw["threshold"]
+        if len(numbers) != 3 or not {type(rate), type(threshold)} <= {int, float}:
+            raise ValueError(
+                "answer_feedback: weights, rate and threshold must be numbers"
+            )
+        w0, w1, w2 = (float(w) for w in numbers)
+        return cls((w0, w1, w2), float(rate), float(threshold))
 
 
 def fit_weights(

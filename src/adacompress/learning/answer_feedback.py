@@ -55,6 +55,6 @@ def fit_answer_feedback(
     at = policy.settings.threshold if threshold is None else threshold
     chosen = cheapest_trusted(survival, at, cost)
     rows = np.arange(len(chosen))
-    model = AnswerFeedback(weights, 0.5)
+    model = AnswerFeedback(weights, 0.5, at)
     rate = float(np.mean(model.lost(top1[rows, chosen], margin[rows, chosen])))
-    return AnswerFeedback(weights, rate)
+    return AnswerFeedback(weights, rate, at)

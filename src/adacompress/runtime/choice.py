@@ -49,9 +49,13 @@ class ActionChoice:
             self.controlled = policy
 
     def begin(self, control: ThresholdControl) -> None:
-        """Start the control from the agent's calibrated threshold (if it is on)."""
+        """Start the control (if it is on) from the threshold the answer feedback
+        rests at, the one that meets the target on average; without one, from the
+        agent's own (which may be a safer, guaranteed one)."""
         if self.controlled is not None:
-            control.begin(self.controlled.settings.threshold)
+            feedback = self.feedback
+            own = self.controlled.settings.threshold
+            control.begin(own if feedback is None else feedback.threshold)
 
     def choose(self, sample: Sample, control: ThresholdControl) -> int:
         """The agent's greedy choice: at the controlled threshold when there is one."""

@@ -32,7 +32,7 @@ def test_the_fit_recovers_a_known_logistic_model() -> None:
 
 
 def test_a_less_sure_answer_has_a_positive_excess() -> None:
-    model = AnswerFeedback((-10.0, 0.0, 5.0), rate=0.1)
+    model = AnswerFeedback((-10.0, 0.0, 5.0), rate=0.1, threshold=0.99)
     unsure = [Label(1, "a", 0.3), Label(2, "b", 0.25)]
     sure = [Label(1, "a", 0.95), Label(2, "b", 0.01)]
     assert model.excess(unsure) > 0 > model.excess(sure)

@@ -317,8 +317,11 @@ def test_when_no_candidate_is_trusted_the_dearest_is_sent(tmp_path: Path) -> Non
     assert frozen.choice.choose(samples[0], frozen.state.control) == 0
 
 
-FEEDBACK = {"answer_feedback": {"weights": [0.0, 0.0, 0.0], "rate": 0.4}}
-"""A model that says 0.5 of every answer: 0.1 above its resting rate."""
+FEEDBACK = {
+    "answer_feedback": {"weights": [0.0, 0.0, 0.0], "rate": 0.4, "threshold": 0.99}
+}
+"""A model that says 0.5 of every answer: 0.1 above its resting rate (at the agent's
+own threshold)."""
 
 
 def test_every_answer_sent_alone_moves_the_threshold_by_its_feedback(
@@ -333,6 +336,8 @@ def test_every_answer_sent_alone_moves_the_threshold_by_its_feedback(
     start = control.value
     assert start is not None
     records = [runtime.process(p) for p in paths]
+    # It started where the feedback rests (here the agent's own threshold).
+    assert control.start == pytest.approx(logit(0.99))
     assert {r.kind for r in records} == {"inference"}
     step = settings.control.feedback_step * 0.1
     assert control.value == pytest.approx(start + step * len(paths))
@@ -361,13 +366,15 @@ def test_every_answer_sent_alone_moves_the_threshold_by_its_feedback(
 @pytest.mark.parametrize(
     "raw",
     [
-        {"weights": [1.0, 2.0], "rate": 0.1},
-        {"weights": [1.0, 2.0, float("nan")], "rate": 0.1},
-        {"weights": [1.0, 2.0, 1e9], "rate": 0.1},
-        {"weights": [1.0, 2.0, "3"], "rate": 0.1},
-        {"weights": [1.0, 2.0, True], "rate": 0.1},
-        {"weights": [1.0, 2.0, 3.0], "rate": 1.0},
-        {"weights": [1.0, 2.0, 3.0], "rate": 0.1, "code": "os.system"},
+        {"weights": [1.0, 2.0], "rate": 0.1, "threshold": 0.9},
+        {"weights": [1.0, 2.0, float("nan")], "rate": 0.1, "threshold": 0.9},
+        {"weights": [1.0, 2.0, 1e9], "rate": 0.1, "threshold": 0.9},
+        {"weights": [1.0, 2.0, "3"], "rate": 0.1, "threshold": 0.9},
+        {"weights": [1.0, 2.0, True], "rate": 0.1, "threshold": 0.9},
+        {"weights": [1.0, 2.0, 3.0], "rate": 1.0, "threshold": 0.9},
+        {"weights": [1.0, 2.0, 3.0], "rate": 0.1, "threshold": 1.5},
+        {"weights": [1.0, 2.0, 3.0], "rate": 0.1},
+        {"weights": [1.0, 2.0, 3.0], "rate": 0.1, "threshold": 0.9, "code": "x"},
         "weights",
     ],
 )
@@ -383,3 +390,21 @@ def test_a_crafted_answer_feedback_is_refused_in_one_line(
             agent_metadata={"answer_feedback": raw},
         )
     assert "\n" not in str(err.value)
+
+
+def test_the_control_starts_where_the_answer_feedback_rests(tmp_path: Path) -> None:
+    """An agent shipped at a safer, guaranteed threshold is steered from the one
+    that meets the target on average, where its answer feedback was fitted."""
+    resting = {"answer_feedback": {**FEEDBACK["answer_feedback"], "threshold": 0.95}}
+    runtime = make_runtime(
+        tmp_path, CONTROLLED, [], policy=GradedSurvival(), agent_metadata=resting
+    )
+    assert runtime.state.control.threshold == pytest.approx(0.95)
+    frozen = make_runtime(
+        tmp_path / "frozen",
+        CONTROLLED.changed(threshold_control=False),
+        [],
+        policy=GradedSurvival(),
+        agent_metadata=resting,
+    )
+    assert frozen.choice.controlled is None  # the frozen agent keeps its own
