@@ -224,6 +224,25 @@ def test_a_card_of_the_first_format_still_loads(tmp_path: Path, exported: Path) 
     assert old.compress(photo).data == Compressor.load(exported).compress(photo).data
 
 
+def test_the_card_carries_the_offline_guarantee(exported: Path) -> None:
+    """issue 34: the shipped default's guarantee travels into its export."""
+    promise = json.loads((exported / "card.json").read_text())["guarantee"]
+    assert promise["method"] == "learn-then-test"
+    assert promise["target"] == 0.99 and promise["confidence"] == 0.95
+    assert sum(c["photos"] for c in promise["calibration"]) == 1000
+    assert isinstance(promise["holds"], bool) and promise["note"]
+    loaded = Compressor.load(exported).card.guarantee
+    assert loaded is not None and loaded == Compressor.load("lite0").card.guarantee
+
+
+def test_a_card_without_a_guarantee_still_loads(tmp_path: Path, exported: Path) -> None:
+    folder = edited(tmp_path, exported, edit_card(lambda c: c.pop("guarantee")))
+    old = Compressor.load(folder)
+    assert old.card.guarantee is None
+    photo = exported / "reference" / "rgb.jpg"
+    assert old.compress(photo).data == Compressor.load(exported).compress(photo).data
+
+
 def test_the_documented_metrics_are_the_ones_cards_carry() -> None:
     """docs/agent-card.md's table is MEASURED, row by row, with its commands."""
     text = (Path(__file__).resolve().parents[3] / "docs" / "agent-card.md").read_text()

@@ -60,6 +60,17 @@ def _metadata(**changes: Any) -> Callable[[dict[str, Any]], None]:
     return edit
 
 
+PROMISE: dict[str, Any] = {
+    "method": "learn-then-test",
+    "holds": True,
+    "target": 0.99,
+    "confidence": 0.95,
+    "calibration": [{"name": "photos", "photos": 10}],
+    "misses": 0,
+    "note": "a promise",
+}
+"""A sound guarantee, which the crafted ones below each break in one place."""
+
 AGENT_FILES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     # HIGH 5: dimensions bounded before a network is built
     "hidden-25000": (_settings(hidden=[25000, 25000]), "hidden must be"),
@@ -96,6 +107,12 @@ AGENT_FILES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "features-unknown": (_metadata(features="nope"), "nope"),
     "epsilon-text": (_set("epsilon", "x"), "epsilon"),
     "metadata-list": (_set("metadata", [1]), "metadata must be"),
+    # issue 34: the offline guarantee is read into the card, checked like it
+    "guarantee-list": (_metadata(guarantee=[1]), "guarantee must be"),
+    "guarantee-misses": (
+        _metadata(guarantee={**PROMISE, "misses": 11}),
+        "guarantee.misses",
+    ),
     "settings-unknown": (_settings(surprise=1), "PolicySettings fields"),
     # found by benchmarks/fuzz_untrusted.py: a tensor's != is a tensor
     "format-tensor": (_set("format", torch.ones(2)), "not an agent file"),
@@ -391,6 +408,50 @@ FOLDERS: dict[str, tuple[Callable[[Path], None], str]] = {
             input_shape=[16, 11],
         ),
         "input 'state'",
+    ),
+    # issue 34: the offline guarantee (typed, ranged, bounded)
+    "guarantee-list": (_value("guarantee", to=[1]), "guarantee must be"),
+    "guarantee-target-2": (
+        _value("guarantee", to={**PROMISE, "target": 2}),
+        "guarantee.target",
+    ),
+    "guarantee-confidence-nan": (
+        _value("guarantee", to={**PROMISE, "confidence": float("nan")}),
+        "guarantee.confidence",
+    ),
+    "guarantee-holds-text": (
+        _value("guarantee", to={**PROMISE, "holds": "yes"}),
+        "guarantee.holds",
+    ),
+    "guarantee-method": (
+        _value("guarantee", to={**PROMISE, "method": "trust me"}),
+        "guarantee.method",
+    ),
+    "guarantee-none-holds": (
+        _value("guarantee", to={"method": "none", "holds": True}),
+        "promises nothing",
+    ),
+    "guarantee-calibration-5000": (
+        _value("guarantee", to={**PROMISE, "calibration": [{"name": "a"}] * 5000}),
+        "guarantee.calibration",
+    ),
+    "guarantee-photos-text": (
+        _value(
+            "guarantee", to={**PROMISE, "calibration": [{"name": "a", "photos": "9"}]}
+        ),
+        "photos",
+    ),
+    "guarantee-misses-over": (
+        _value("guarantee", to={**PROMISE, "misses": 11}),
+        "guarantee.misses",
+    ),
+    "guarantee-note-huge": (
+        _value("guarantee", to={**PROMISE, "note": "x" * 5000}),
+        "guarantee.note",
+    ),
+    "guarantee-unknown-key": (
+        _value("guarantee", to={**PROMISE, "surprise": 1}),
+        "unknown keys",
     ),
     "not-onnx": (
         lambda f: ((f / "policy.onnx").write_bytes(b"\xff" * 64), vouch(f)),

@@ -123,3 +123,24 @@ def test_misses_are_whole_photos() -> None:
     assert misses_of(1 - 5 / 700, 700) == 5
     with pytest.raises(ValueError, match="whole number"):
         misses_of(0.9951, 700)
+
+
+def test_hoeffdings_bound_holds_for_two_collections() -> None:
+    """The p-value's validity for photos of two collections (docs/formulas.md): a
+    Poisson-binomial's lower tail is at most the binomial's of the same mean up to
+    n*p - 1, checked exactly on random cases."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(5, 120))
+        a = int(rng.integers(1, n))
+        rates = np.r_[
+            np.full(a, rng.uniform(0, 0.05)), np.full(n - a, rng.uniform(0, 0.3))
+        ]
+        pmf = np.array([1.0])
+        for rate in rates:
+            pmf = np.convolve(pmf, [1 - rate, rate])
+        cdf, mean = np.cumsum(pmf), float(rates.mean())
+        for c in range(int(math.floor(n * mean - 1)) + 1):
+            assert cdf[c] <= binomial_cdf(c, n, mean) + 1e-12

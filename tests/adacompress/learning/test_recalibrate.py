@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from adacompress.device.compressor import Compressor
-from adacompress.device.zoo import shipped
+from adacompress.device.zoo import ZOO, shipped
 from adacompress.learning.guarantee import misses_of
 from adacompress.learning.recalibrate import FIELDS, OUT_OF_FOLD, recalibrate_file
 
@@ -77,3 +77,23 @@ def test_an_alpha_dqn_agent_says_why_it_has_no_guarantee(tmp_path: Path) -> None
     card = Compressor.load(file).card
     assert card.guarantee is not None and card.guarantee.method == "none"
     assert "training parameter" in (card.guarantee.note or "")
+
+
+def test_every_shipped_agent_carries_its_guarantee() -> None:
+    """The shipped cards carry the offline guarantee (issue 34's acceptance): the
+    survival agents' over 1,000 calibration photos, the threshold the guaranteed one
+    where one holds, else the cross-validated one."""
+    for name in ZOO:
+        card = Compressor.load(name).card
+        promise = card.guarantee
+        assert promise is not None, name
+        if card.policy == "q":
+            assert promise.method == "none" and not promise.holds
+            continue
+        assert promise.method == "learn-then-test" and promise.photos == 1000
+        assert promise.target == 0.99 and promise.confidence == 0.95
+        log = json.loads(shipped(name).file.with_suffix(".json").read_text())
+        calibration = log["calibration"]
+        chosen = calibration["guarantee"]["threshold"]
+        expected = chosen if promise.holds else calibration["cv_threshold"]
+        assert card.threshold == expected == calibration["threshold"], name
