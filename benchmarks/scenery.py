@@ -128,6 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--night", default=None, help="folder of real night photos")
     parser.add_argument(
+        "--day",
+        default=None,
+        help="folder of day photos (default: the held-out test images); a folder of "
+        "training photos lets a setting be chosen without the test photos",
+    )
+    parser.add_argument(
         "--passes",
         nargs=3,
         type=int,
@@ -184,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                     progress=False,
                     runtime=constants,
                     night=args.night,
+                    day=args.day,
                     day_passes=args.passes[0],
                     night_passes=args.passes[1],
                     after_passes=args.passes[2],

@@ -1,9 +1,10 @@
 """Threshold control on streams of photos (issue 34): ``run``'s loop over a stream
-of at least 1,000 photos with the shipped agent's threshold frozen and with
-``--threshold-control``, per backend.
+of at least 1,000 photos with the shipped agent's threshold frozen
+(``--no-threshold-control``) and controlled (``run``'s default), per backend.
 
     python benchmarks/threshold_control.py [--backends lite0,lite1] [--photos 1000]
-        [--stream test|bsds500] [--shift none|dark|noisy|...] [--seed 0] [--smoke]
+        [--stream test|bsds500] [--shift none|dark|noisy|...] [--seed 0]
+        [--seeds N] [--arms frozen,controlled] [--smoke]
 
 The stream: the held-out test split (300 photos) or BSDS500 test, repeated in
 shuffled orders (seeded) up to ``--photos``; ``--shift`` uses the same photos

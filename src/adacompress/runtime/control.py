@@ -29,6 +29,11 @@ HIGHEST_LOGIT = 12.0
 is trusted and the agent sends the dearest."""
 
 
+RISE_MARGIN = 2.0
+"""How far above the answered photo's best candidate (in logits) a feedback rise may
+take the threshold: chosen on a scenery of training photos (docs/results.md)."""
+
+
 def logit(p: float) -> float:
     p = min(max(p, 1e-9), 1.0 - 1e-9)
     return math.log(p / (1.0 - p))
@@ -91,27 +96,23 @@ class ThresholdControl:
         self, step: float, settings: ControlSettings, highest: float = HIGHEST_LOGIT
     ) -> None:
         """Move the threshold's logit by ``step`` (an answer's feedback), within its
-        floor and ceiling; a rise stops at ``highest``, the logit of the answered
-        photo's best candidate (above it nothing more is trusted, and a higher
-        threshold would only delay the way back)."""
+        floor and ceiling; a rise stops ``RISE_MARGIN`` above ``highest``, the logit
+        of the answered photo's best candidate (above it nothing more is trusted,
+        and a higher threshold would only delay the way back)."""
         if self.value is None:
             raise ValueError("the threshold control has not started")
         lowest = logit(settings.control_lowest)
         moved = self.value + step
         if step > 0:
-            moved = min(moved, max(self.value, highest))
+            moved = min(moved, max(self.value, highest + RISE_MARGIN))
         self.value = float(min(max(moved, lowest), HIGHEST_LOGIT))
 
     def retrain_starts(self, remembered: bool) -> None:
-        """The serving weights are put aside (``remembered``): so is their
-        threshold."""
+        """The serving weights are put aside (``remembered``): their threshold is
+        noted. The retrained weights go on from the threshold the scene that
+        called for them has steered to."""
         if remembered:
             self.remembered = self.value
-
-    def retrain_ends(self) -> None:
-        """New weights: they start from the agent's calibrated threshold."""
-        if self.value is not None:
-            self.value = self.start
 
     def swapped(self) -> None:
         """The remembered weights came back: they start again from the calibrated

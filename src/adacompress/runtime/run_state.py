@@ -177,7 +177,6 @@ class RunState:
         self.retrains += 1
         self.rate.reset(self.settings.estimate)
         self.monitor.retrain_ends()
-        self.control.retrain_ends()
         self.downshift.reset(search=True)
         self.flush_memory()
         self.learner.stop_exploring()

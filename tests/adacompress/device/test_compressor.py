@@ -167,7 +167,8 @@ def test_evaluate_and_the_runtime_choose_what_the_compressor_chooses(
     )
     counts = json.loads(report.read_text())["agent"]["actions"]
     assert {k: v for k, v in counts.items() if v} == _counts(expected.values())
-    # The runtime, never estimating: every image is an inference of that choice.
+    # The runtime, never estimating and its threshold frozen (the control moves it
+    # with every answer): every image is an inference of that choice.
     overrides = [
         f"--{k.replace('_', '-')}={v}"
         for k, v in (
@@ -176,7 +177,7 @@ def test_evaluate_and_the_runtime_choose_what_the_compressor_chooses(
             ("p_est_max", 0.0),
             ("drift_window", 0),
         )
-    ]
+    ] + ["--no-threshold-control"]
     state = tmp_path / "state"
     assert (
         main(

@@ -12,7 +12,12 @@ import pytest
 from adacompress.device.policies.settings import PolicySettings, TrainingProgress
 from adacompress.device.policies.survival import SurvivalPolicy
 from adacompress.runtime.certificate import KeptCertificate, most_lost
-from adacompress.runtime.control import HIGHEST_LOGIT, ThresholdControl, logit
+from adacompress.runtime.control import (
+    HIGHEST_LOGIT,
+    RISE_MARGIN,
+    ThresholdControl,
+    logit,
+)
 from adacompress.runtime.run import live_postfix, live_summary
 from adacompress.runtime.saved_state import check_state, saved_state
 from adacompress.runtime.settings import ControlSettings, RuntimeSettings
@@ -251,12 +256,12 @@ def test_the_certificate_tightens_as_estimates_come() -> None:
     assert "kept ≥ 0." in many.text(0.95) and "1000 estimates" in many.text(0.95)
 
 
-def test_the_threshold_belongs_to_the_weights_it_was_steered_for(
+def test_a_retrain_goes_on_from_the_steered_threshold_and_a_swap_starts_over(
     tmp_path: Path,
 ) -> None:
-    """A retrain puts the serving weights aside; the new weights start from the
-    calibrated threshold, and so do the old ones when a swap brings them back (the
-    threshold they had was steered up on the scene that put them aside)."""
+    """The retrained weights keep the threshold the new scene steered to; weights
+    swapped back start from the calibrated one (what they had was steered up on the
+    scene that put them aside)."""
     runtime = make_runtime(tmp_path, CONTROLLED, [], policy=GradedSurvival())
     state, control = runtime.state, runtime.state.control
     start = control.value
@@ -264,11 +269,9 @@ def test_the_threshold_belongs_to_the_weights_it_was_steered_for(
     state.start_retrain()
     assert control.remembered is None  # no scene was left: no weights put aside
     state.end_retrain()
-    assert control.value == start
-    control.value = 7.0
+    assert control.value == 7.0
     control.retrain_starts(True)  # as when the monitor remembers the weights
-    control.retrain_ends()
-    assert (control.value, control.remembered) == (start, 7.0)
+    assert control.remembered == 7.0
     control.value = 3.0
     control.swapped()
     assert (control.value, control.remembered) == (start, 3.0)
@@ -342,14 +345,14 @@ def test_every_answer_sent_alone_moves_the_threshold_by_its_feedback(
     step = settings.control.feedback_step * 0.1
     assert control.value == pytest.approx(start + step * len(paths))
     assert control.updates == 0  # no estimate: the ACI part has not moved
-    # A rise stops at the answered photo's best candidate (nothing more to trust).
-    highest = control.value + 0.01
-    control.nudge(1.0, settings.control, highest)
-    assert control.value == pytest.approx(highest)
-    control.nudge(1.0, settings.control, highest - 1.0)  # already above: stays
-    assert control.value == pytest.approx(highest)
-    control.nudge(-1.0, settings.control, highest - 5.0)  # falls freely
-    assert control.value == pytest.approx(highest - 1.0)
+    # A rise stops RISE_MARGIN above the answered photo's best candidate.
+    top = control.value + 0.01
+    control.nudge(1.0, settings.control, top - RISE_MARGIN)
+    assert control.value == pytest.approx(top)
+    control.nudge(1.0, settings.control, top - RISE_MARGIN - 1.0)  # above: stays
+    assert control.value == pytest.approx(top)
+    control.nudge(-1.0, settings.control, top - 5.0)  # falls freely
+    assert control.value == pytest.approx(top - 1.0)
     # Without a model (or with --feedback-step 0) only estimates move it.
     still = make_runtime(
         tmp_path / "still",
