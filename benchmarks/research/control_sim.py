@@ -56,9 +56,9 @@ import numpy as np
 
 from adacompress.core.datasets import imagenet_split, list_images
 from adacompress.device.actions import REFERENCE_ACTION
+from adacompress.device.answer_feedback import fit_weights
 from adacompress.device.policies.survival import SurvivalPolicy, cheapest_trusted
 from adacompress.device.zoo import AgentChoice
-from adacompress.exchange.answer_feedback import fit_weights
 from adacompress.exchange.cache import default_cache_path
 from adacompress.exchange.environment import open_agent_env
 from adacompress.exchange.settings import CloudSettings
@@ -140,7 +140,7 @@ def margin(answer: Any) -> float:
 def feedback_model(t: dict[str, np.ndarray]) -> np.ndarray:
     """Logistic weights: P(lost) from what the cloud answered to an upload (its top-1
     score and margin), fitted on every (training photo, candidate): the agent file's
-    answer feedback (:mod:`adacompress.exchange.answer_feedback`)."""
+    answer feedback (:mod:`adacompress.device.answer_feedback`)."""
     return np.array(fit_weights(t["top1"], t["margin"], 1 - t["kept"]))
 
 

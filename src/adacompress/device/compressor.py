@@ -23,6 +23,7 @@ from PIL import Image
 
 from adacompress.core.limits import NO_LIMITS, UploadLimits
 from adacompress.device.actions import Action
+from adacompress.device.answer_feedback import AnswerFeedback
 from adacompress.device.card import AgentCard
 from adacompress.device.codec import encode
 from adacompress.device.features.base import FeatureExtractor
@@ -418,6 +419,7 @@ def _agent_file_card(
                 f"the policy has {policy.settings.n_actions} actions, the action "
                 f"set {len(card.actions)}"
             )
+        AnswerFeedback.from_metadata(metadata)  # the running system reads it
     except (TypeError, ValueError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ValueError(f"damaged agent file: {path} ({reason})") from None

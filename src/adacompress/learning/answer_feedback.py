@@ -1,4 +1,4 @@
-"""Fit a survival agent's answer feedback (:mod:`adacompress.exchange.answer_feedback`)
+"""Fit a survival agent's answer feedback (:mod:`adacompress.device.answer_feedback`)
 on its training photos: every candidate upload of every photo asked once (cached),
 the model fitted on all of them, its resting rate taken at the agent's threshold."""
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from adacompress.device.actions import REFERENCE_ACTION
+from adacompress.device.answer_feedback import AnswerFeedback, confidence, fit_weights
 from adacompress.device.compressor import Compressor
 from adacompress.device.policies.survival import SurvivalPolicy, cheapest_trusted
-from adacompress.exchange.answer_feedback import AnswerFeedback, confidence, fit_weights
 from adacompress.exchange.environment import CompressionEnv
 from adacompress.learning.evaluate import collect
 

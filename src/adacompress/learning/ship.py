@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from adacompress.core.datasets import imagenet_split
+from adacompress.device.answer_feedback import METADATA_KEY, AnswerFeedback
 from adacompress.device.policies.files import load_policy, save_policy
 from adacompress.device.policies.survival import SurvivalPolicy
 from adacompress.device.zoo import ZOO, AgentChoice, agents_folder
-from adacompress.exchange.answer_feedback import METADATA_KEY, AnswerFeedback
 from adacompress.exchange.environment import open_agent_env
 from adacompress.exchange.settings import CloudSettings
 from adacompress.learning.answer_feedback import fit_answer_feedback

@@ -11,9 +11,9 @@ import numpy as np
 
 from adacompress.core.labels import Label
 from adacompress.core.objective import Objective
+from adacompress.device.answer_feedback import AnswerFeedback
 from adacompress.device.policies.base import LearnedPolicy
 from adacompress.device.policies.survival import SurvivalPolicy, cheapest_trusted
-from adacompress.exchange.answer_feedback import AnswerFeedback
 from adacompress.exchange.environment import Sample
 from adacompress.runtime.control import HIGHEST_LOGIT, ThresholdControl, logit
 from adacompress.runtime.settings import RuntimeSettings

@@ -10,7 +10,7 @@ stream). A lost answer raises the threshold by ``γ·w·(1 − α)``, a kept one
 ``γ·w·α``: in the long run the weighted share of lost answers on estimates is at most
 ``α`` on *any* sequence of photos, since ``γ·Σ w·(err − α)`` is the threshold's total
 climb, which its ceiling bounds. Between estimates each upload answered alone moves
-it by ``feedback_step · (m − m₀)`` (:mod:`~adacompress.exchange.answer_feedback`):
+it by ``feedback_step · (m − m₀)`` (:mod:`~adacompress.device.answer_feedback`):
 free evidence, many times more of it than estimates, that reacts to a harder stream
 before the first lost estimate does.
 """

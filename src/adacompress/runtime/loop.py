@@ -28,8 +28,8 @@ import numpy as np
 from adacompress.cloud.service import ServiceError
 from adacompress.core.datasets import PhotoFile, read_photo
 from adacompress.device.actions import REFERENCE_ACTION
+from adacompress.device.answer_feedback import AnswerFeedback
 from adacompress.device.compressor import Compressor
-from adacompress.exchange.answer_feedback import AnswerFeedback
 from adacompress.exchange.environment import CompressionEnv, Sample
 from adacompress.exchange.learner import Learner
 from adacompress.runtime.choice import ActionChoice

@@ -113,6 +113,21 @@ AGENT_FILES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
         _metadata(guarantee={**PROMISE, "misses": 11}),
         "guarantee.misses",
     ),
+    # issue 34: the answer feedback the running system reads
+    "feedback-nan": (
+        _metadata(
+            answer_feedback={
+                "weights": [1.0, float("nan"), 0.0],
+                "rate": 0.1,
+                "threshold": 0.99,
+            }
+        ),
+        "answer_feedback: weights",
+    ),
+    "feedback-extra": (
+        _metadata(answer_feedback={"weights": [1.0, 1.0, 0.0], "code": "x"}),
+        "answer_feedback must hold",
+    ),
     "settings-unknown": (_settings(surprise=1), "PolicySettings fields"),
     # found by benchmarks/fuzz_untrusted.py: a tensor's != is a tensor
     "format-tensor": (_set("format", torch.ones(2)), "not an agent file"),

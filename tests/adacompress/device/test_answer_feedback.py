@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from adacompress.core.labels import Label
-from adacompress.exchange.answer_feedback import (
+from adacompress.device.answer_feedback import (
     AnswerFeedback,
     confidence,
     fit_weights,
