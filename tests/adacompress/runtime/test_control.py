@@ -81,20 +81,20 @@ def test_the_threshold_stays_between_its_floor_and_ceiling() -> None:
 
 
 class GradedSurvival(SurvivalPolicy):
-    """A survival policy that trusts dearer actions more: action i survives with
-    predicted probability sigmoid(i) (at 0.99 it sends action 5)."""
+    """A survival policy whose logit for action i is ``first + slope * i``: by
+    default it trusts dearer actions more, sigmoid(i) (at 0.99 it sends action 5)."""
 
-    def __init__(self) -> None:
+    def __init__(self, first: float = 0.0, slope: float = 1.0) -> None:
         super().__init__(
             PolicySettings(
                 state_dim=3, n_actions=10, seed=0, policy="survival", threshold=0.99
             )
         )
         self.progress = TrainingProgress(epsilon=0.0)
+        self.logits = first + slope * np.arange(10, dtype=np.float32)
 
     def scores(self, states: np.ndarray) -> np.ndarray:
-        rows = len(np.atleast_2d(states))
-        return np.tile(np.arange(10, dtype=np.float32), (rows, 1))
+        return np.tile(self.logits, (len(np.atleast_2d(states)), 1))
 
 
 CONTROLLED = RuntimeSettings.of(
@@ -284,28 +284,17 @@ def test_a_retrain_goes_on_from_the_steered_threshold_and_a_swap_starts_over(
 # -- the answers' feedback and the fallback ----------------------------------------
 
 
-class CheapIsLikeliest(SurvivalPolicy):
-    """A survival policy that trusts cheaper actions more: action i survives with
-    predicted probability sigmoid(3 - i), so the likeliest is the cheapest."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            PolicySettings(
-                state_dim=3, n_actions=10, seed=0, policy="survival", threshold=0.99
-            )
-        )
-        self.progress = TrainingProgress(epsilon=0.0)
-
-    def scores(self, states: np.ndarray) -> np.ndarray:
-        rows = len(np.atleast_2d(states))
-        return np.tile(3.0 - np.arange(10, dtype=np.float32), (rows, 1))
+def cheap_is_likeliest() -> GradedSurvival:
+    """Action i survives with predicted probability sigmoid(3 - i): the likeliest
+    is the cheapest."""
+    return GradedSurvival(first=3.0, slope=-1.0)
 
 
 def test_when_no_candidate_is_trusted_the_dearest_is_sent(tmp_path: Path) -> None:
     """A climbing threshold only adds safety: with nothing trusted the controlled
     agent sends its dearest candidate, not the (cheap) likeliest one."""
     paths = write_scene(tmp_path / "img", 1, 128.0, seed=7, shape=(96, 128))
-    runtime = make_runtime(tmp_path, CONTROLLED, [], policy=CheapIsLikeliest())
+    runtime = make_runtime(tmp_path, CONTROLLED, [], policy=cheap_is_likeliest())
     samples, _ = runtime.env.prepare(paths, progress=False)
     # sigmoid(3) = 0.95 < 0.99: nothing is trusted. The control sends the dearest
     # candidate (q75: dearer ones upload more than the reference), the frozen rule
@@ -315,7 +304,7 @@ def test_when_no_candidate_is_trusted_the_dearest_is_sent(tmp_path: Path) -> Non
         tmp_path / "frozen",
         CONTROLLED.changed(threshold_control=False),
         [],
-        policy=CheapIsLikeliest(),
+        policy=cheap_is_likeliest(),
     )
     assert frozen.choice.choose(samples[0], frozen.state.control) == 0
 
