@@ -157,17 +157,7 @@ def learn_then_test(
         ValueError: mismatched or empty grid, a count outside 0..n, a bad ``delta``
             or sizes that do not sum to ``n``.
     """
-    check_target(target)
-    if not 0.0 < delta < 1.0:
-        raise ValueError(f"delta must be in (0, 1), got {delta}")
-    if len(thresholds) != len(misses) or not thresholds:
-        raise ValueError("need one miss count per threshold, and some thresholds")
-    if len(set(thresholds)) != len(thresholds):
-        raise ValueError("thresholds must be distinct")
-    if n <= 0:
-        raise ValueError(f"need calibration photos, got n={n}")
-    if calibration and sum(c.photos for c in calibration) != n:
-        raise ValueError("the calibration sets' sizes must sum to n")
+    _check_inputs(thresholds, misses, n, target, delta, calibration)
     alpha = 1.0 - target
     order = sorted(zip(thresholds, misses, strict=True), reverse=True)
     chosen: tuple[float, int, float] | None = None
@@ -176,15 +166,8 @@ def learn_then_test(
         if p > delta:
             break
         chosen = (float(threshold), int(missed), p)
-    if chosen is None:
-        safest = order[0][1]
-        found: tuple[float | None, int, float] = (
-            None,
-            int(safest),
-            p_value(int(safest), n, alpha),
-        )
-    else:
-        found = chosen
+    safest = int(order[0][1])
+    found = chosen or (None, safest, p_value(safest, n, alpha))
     return Guarantee(
         method=METHOD,
         target=target,
@@ -196,6 +179,28 @@ def learn_then_test(
         p_value=found[2],
         calibration=tuple(calibration),
     )
+
+
+def _check_inputs(
+    thresholds: Sequence[float],
+    misses: Sequence[int],
+    n: int,
+    target: float,
+    delta: float,
+    calibration: Sequence[CalibrationSet],
+) -> None:
+    """:func:`learn_then_test`'s arguments, or a one-line ValueError."""
+    check_target(target)
+    if not 0.0 < delta < 1.0:
+        raise ValueError(f"delta must be in (0, 1), got {delta}")
+    if len(thresholds) != len(misses) or not thresholds:
+        raise ValueError("need one miss count per threshold, and some thresholds")
+    if len(set(thresholds)) != len(thresholds):
+        raise ValueError("thresholds must be distinct")
+    if n <= 0:
+        raise ValueError(f"need calibration photos, got n={n}")
+    if calibration and sum(c.photos for c in calibration) != n:
+        raise ValueError("the calibration sets' sizes must sum to n")
 
 
 def misses_of(accuracy: float, n: int) -> int:

@@ -5,7 +5,8 @@ dearest when none is."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -24,8 +25,11 @@ class ActionChoice:
     settings turn the control on and the agent has a threshold (a survival agent).
 
     Args:
-        feedback: the agent's answer feedback (None: the estimates alone move the
-            threshold).
+        metadata: the agent file's; its answer feedback, if it has one, moves the
+            threshold with every answer (without: the estimates alone).
+
+    Raises:
+        ValueError: a damaged answer feedback (one line).
     """
 
     def __init__(
@@ -34,10 +38,10 @@ class ActionChoice:
         candidates: Sequence[int],
         objective: Objective,
         settings: RuntimeSettings,
-        feedback: AnswerFeedback | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> None:
         self.policy, self.candidates, self.settings = policy, candidates, settings
-        self.feedback = feedback
+        self.feedback = AnswerFeedback.from_metadata(metadata or {})
         target = objective.target
         self.alpha = 1.0 - (target if target is not None else 0.99)
         """the share of lost answers the threshold control aims at"""

@@ -28,7 +28,6 @@ import numpy as np
 from adacompress.cloud.service import ServiceError
 from adacompress.core.datasets import PhotoFile, read_photo
 from adacompress.device.actions import REFERENCE_ACTION
-from adacompress.device.answer_feedback import AnswerFeedback
 from adacompress.device.compressor import Compressor
 from adacompress.exchange.environment import CompressionEnv, Sample
 from adacompress.exchange.learner import Learner
@@ -74,9 +73,8 @@ class Runtime:
         self.rng = np.random.default_rng(settings.seed)
         self.state = RunState(self.learner, settings)
         self.probe = CheaperProbe(env, self.candidates, settings)
-        feedback = AnswerFeedback.from_metadata(compressor.metadata)
         self.choice = ActionChoice(
-            self.policy, self.candidates, self.objective, settings, feedback
+            self.policy, self.candidates, self.objective, settings, compressor.metadata
         )
         self._identity: tuple[str, str | None] = ("", None)
         self._calls_before = 0
