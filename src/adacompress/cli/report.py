@@ -79,7 +79,9 @@ def print_run(summary: dict[str, Any]) -> None:
         control = summary["threshold"]
         print(
             f"  threshold {control['start']:.4f} -> {control['now']:.4f} after "
-            f"{control['updates']} estimates (aiming at {control['aim']:.3f} lost)"
+            f"{control['updates']} estimates"
+            + (" and every answer's feedback" if control["answer_feedback"] else "")
+            + f" (aiming at {control['aim']:.3f} lost)"
         )
     for problem in summary["problems"]:
         print(f"  {problem['state']} {problem['path']}: {problem['error']}")

@@ -30,6 +30,7 @@ from adacompress.device.zoo import AgentChoice
 from adacompress.exchange.calls import CallPlan, identify, plan_calls
 from adacompress.exchange.environment import open_agent_env
 from adacompress.exchange.settings import CloudSettings
+from adacompress.runtime.control import survival_threshold
 from adacompress.runtime.loop import Runtime
 from adacompress.runtime.settings import RunSettings, RuntimeSettings
 from adacompress.runtime.store import STORE_FILE, Record, RunStore
@@ -146,9 +147,13 @@ def live_summary(runtime: Runtime) -> dict[str, Any]:
         "threshold": None
         if runtime.choice.controlled is None
         else {
-            "start": runtime.policy.settings.threshold,
+            "start": survival_threshold(control.start)
+            if control.start is not None
+            else runtime.policy.settings.threshold,
             "now": control.threshold,
             "updates": control.updates,
+            "answer_feedback": runtime.choice.feedback is not None
+            and runtime.settings.control.feedback_step > 0,
             "weighted_miss_rate": control.miss_rate(),
             "aim": runtime.choice.alpha,
         },

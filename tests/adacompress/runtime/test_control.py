@@ -392,6 +392,8 @@ def test_the_control_starts_where_the_answer_feedback_rests(tmp_path: Path) -> N
         tmp_path, CONTROLLED, [], policy=GradedSurvival(), agent_metadata=resting
     )
     assert runtime.state.control.threshold == pytest.approx(0.95)
+    summary = live_summary(runtime)["threshold"]
+    assert summary["start"] == pytest.approx(0.95) and summary["answer_feedback"]
     frozen = make_runtime(
         tmp_path / "frozen",
         CONTROLLED.changed(threshold_control=False),
