@@ -57,9 +57,8 @@ class ActionChoice:
         rests at, the one that meets the target on average; without one, from the
         agent's own (which may be a safer, guaranteed one)."""
         if self.controlled is not None:
-            feedback = self.feedback
             own = self.controlled.settings.threshold
-            control.begin(own if feedback is None else feedback.threshold)
+            control.begin(own if self.feedback is None else self.feedback.threshold)
 
     def choose(self, sample: Sample, control: ThresholdControl) -> int:
         """The agent's greedy choice: at the controlled threshold when there is one."""
