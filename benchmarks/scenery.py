@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from _common import SMOKE_OUT, add_smoke, limit_splits
+from adacompress.core.datasets import imagenet_split
 from adacompress.device.zoo import AgentChoice
 from adacompress.exchange.settings import CloudSettings
 from adacompress.experiments.scenery import scenery
@@ -35,6 +37,18 @@ from adacompress.runtime.settings import RUNTIME_PRESETS, RuntimeSettings
 from basekit.atomic import atomic_write, atomic_write_json
 from basekit.settings_cli import grouped
 from basekit.threads import configure_threads
+
+TRAIN_DAY = Path("out/train-day")
+
+
+def training_day(folder: Path, count: int = 300) -> Path:
+    """A day of training photos as large as the test split: the first ``count`` of
+    the train split, copied into ``folder`` once (the scenery reads a folder)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for photo in imagenet_split("train")[:count]:
+        if not (folder / photo.name).exists():
+            shutil.copyfile(photo, folder / photo.name)
+    return folder
 
 
 def mean(values: list[Any]) -> float | None:
@@ -130,8 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--day",
         default=None,
-        help="folder of day photos (default: the held-out test images); a folder of "
-        "training photos lets a setting be chosen without the test photos",
+        help="folder of day photos (default: the held-out test images); 'train': "
+        "the first 300 training photos (copied to out/train-day), to choose a "
+        "setting without the test photos",
     )
     parser.add_argument(
         "--passes",
@@ -161,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         for key, _, value in (item.partition("=") for item in args.set)
     }
     configure_threads()
+    if args.day == "train":
+        args.day = str(training_day(TRAIN_DAY))
     out = Path(args.out)
     summaries = []
     lines = [
