@@ -109,7 +109,9 @@ class SurvivalPolicy(LearnedPolicy):
 
     def survival(self, states: np.ndarray) -> np.ndarray:
         """Predicted survival. Shape: (batch, state_dim) -> (batch, n_actions)."""
-        return 1.0 / (1.0 + np.exp(-self.scores(states)))
+        scores = self.scores(states)
+        with np.errstate(over="ignore"):  # exp(-x) = inf for a very sure "lost": 0
+            return 1.0 / (1.0 + np.exp(-scores))
 
     belief = survival
 

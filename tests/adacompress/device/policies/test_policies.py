@@ -64,6 +64,19 @@ def test_survival_choice_is_the_cheapest_trusted_else_the_likeliest() -> None:
     assert cheapest_trusted(survival, 0.9, cost).tolist() == [1, 1]  # 0.9 trusts 1
 
 
+def test_a_very_sure_survival_is_0_or_1_without_a_warning() -> None:
+    """Extreme logits (the probes agents' local classifier is sure) give 0 and 1,
+    not an overflow warning on stderr."""
+
+    class Sure(SurvivalPolicy):
+        def scores(self, states: np.ndarray) -> np.ndarray:
+            return np.array([[-1000.0, 1000.0]], dtype=np.float32)
+
+    with np.errstate(over="raise"):
+        survival = Sure().survival(np.zeros((1, 3)))
+    assert survival.tolist() == [[0.0, 1.0]]
+
+
 def test_survival_agent_learns_which_actions_survive(tmp_path: Path) -> None:
     """Action 0 (cheapest) survives only when the first feature is positive,
     action 1 always; the agent sends 0 when it can and 1 otherwise."""
