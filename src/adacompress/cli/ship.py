@@ -36,7 +36,8 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="only rewrite the agents' calibration-side fields (the survival "
         "threshold and its offline guarantee, Learn-then-Test on the out-of-fold "
-        "training photos and BSDS500 train+val), weights untouched",
+        "training photos and BSDS500 train+val; the answer feedback), weights "
+        "untouched",
     )
     parser.add_argument(
         "--delta",
@@ -47,24 +48,18 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--answer-feedback",
         action="store_true",
-        help="only fit the survival agents' answer feedback (what the threshold "
-        "control reads in the cloud's answers) on the training photos and write it "
-        "into their files, weights untouched",
+        help="only refit the survival agents' answer feedback (what the threshold "
+        "control reads in the cloud's answers) on the training photos, weights and "
+        "threshold untouched",
     )
 
 
 def execute(args: argparse.Namespace) -> int:
-    from adacompress.learning.ship import add_answer_feedback, ship
+    from adacompress.learning.ship import ship
 
     out_dir = Path(args.out_dir) if args.out_dir else None
-    if args.recalibrate:
+    if args.recalibrate or args.answer_feedback:
         return _recalibrate(args, out_dir)
-    if args.answer_feedback:
-        for name in args.names or list(ZOO):
-            found = add_answer_feedback(name, out_dir=out_dir, cache=args.cache)
-            said = "no threshold to steer" if found is None else f"{found}"
-            print(f"{name}: answer feedback {said}", flush=True)
-        return 0
     for log in ship(args.names, out_dir=out_dir, cache=args.cache):
         calibration = log.get("calibration") or {}
         threshold = calibration.get("threshold")
@@ -85,12 +80,16 @@ def execute(args: argparse.Namespace) -> int:
 def _recalibrate(args: argparse.Namespace, out_dir: Path | None) -> int:
     from adacompress.learning.recalibrate import recalibrate
 
+    fields = ["guarantee"] if args.recalibrate else []
+    fields += ["answer_feedback"]
     for record in recalibrate(
-        args.names, folder=out_dir, delta=args.delta, cache=args.cache
+        args.names, folder=out_dir, delta=args.delta, cache=args.cache, fields=fields
     ):
         found = record.get("guarantee") or {}
         threshold = record.get("threshold")
         knob = "no threshold" if threshold is None else f"threshold {threshold:.4f}"
         said = found.get("statement") or found.get("note")
+        feedback = record.get("answer_feedback") or "none (no threshold to steer)"
         print(f"{record['name']}: {knob}; guarantee: {said}", flush=True)
+        print(f"  answer feedback: {feedback}", flush=True)
     return 0

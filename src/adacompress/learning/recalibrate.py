@@ -7,7 +7,9 @@ its log and the calibration photos' outcomes, and returns what changes -- entrie
 the log's ``calibration``, entries of the agent file's metadata (which the agent's
 card reads), and perhaps a new threshold. Another field is one more function.
 
-Today's one field is ``guarantee`` (:func:`guarantee_field`): Learn-then-Test
+``answer_feedback`` (:func:`answer_feedback_field`, also ``ship --answer-feedback``)
+fits what the running system reads in the cloud's answers. ``guarantee``
+(:func:`guarantee_field`) is Learn-then-Test
 (:mod:`adacompress.learning.guarantee`) over the calibration photos, which are
 
 - the 700 training photos, each scored out of fold: the rows of the log's
@@ -33,14 +35,15 @@ from typing import Any
 
 import numpy as np
 
-from adacompress.core.datasets import data_root, list_images
-from adacompress.device.actions import REFERENCE_ACTION
+from adacompress.core.datasets import data_root, imagenet_split, list_images
+from adacompress.device.answer_feedback import METADATA_KEY
 from adacompress.device.policies.files import load_policy, save_policy
-from adacompress.device.policies.survival import SurvivalPolicy, cheapest_trusted
+from adacompress.device.policies.survival import SurvivalPolicy
 from adacompress.device.zoo import ZOO, AgentChoice, agents_folder
 from adacompress.exchange.environment import open_agent_env
 from adacompress.exchange.settings import CloudSettings
-from adacompress.learning.evaluate import collect
+from adacompress.learning.answer_feedback import fit_answer_feedback
+from adacompress.learning.candidates import candidate_table
 from adacompress.learning.guarantee import (
     DEFAULT_DELTA,
     CalibrationSet,
@@ -136,37 +139,15 @@ def threshold_misses(
     with open_agent_env(
         CloudSettings(backend, cache=cache), AgentChoice(agent=str(agent_file))
     ) as (compressor, env):
-        policy = compressor.learned
-        if not isinstance(policy, SurvivalPolicy):
-            raise ValueError(f"{agent_file} is not a survival agent")
-        collected = collect(env, list(photos.paths), progress=False)
-        if collected.skipped:
-            first = collected.skipped[0]
-            raise ValueError(f"cannot score {first.path}: {first.error}")
-        candidates = np.asarray(compressor.candidates)
-        features = np.stack([s.features for s in collected.samples])
-        survival = policy.survival(features)[:, candidates]
-        cost = np.asarray(policy.cost(), dtype=np.float64)[candidates]
-        actions = [env.actions[c] for c in candidates]
-        kept = np.array(
-            [
-                [env.score(o[REFERENCE_ACTION], o[a]).accuracy for a in actions]
-                for o in collected.outcomes
-            ]
-        )
-        chosen = cheapest_trusted(survival, policy.settings.threshold, cost)
-        assert (candidates[chosen] == compressor.choose(features)).all()
-    if not np.isin(kept, (0.0, 1.0)).all():
+        table = candidate_table(env, compressor, list(photos.paths))
+    if table.skipped:
+        first = table.skipped[0]
+        raise ValueError(f"cannot score {first.path}: {first.error}")
+    if not np.isin(table.kept, (0.0, 1.0)).all():
         raise ValueError("an outcome that is neither kept nor lost")
-    rows = np.arange(len(kept))
-    return np.array(
-        [
-            int(
-                round(len(kept) - kept[rows, cheapest_trusted(survival, t, cost)].sum())
-            )
-            for t in thresholds
-        ]
-    )
+    rows = np.arange(len(table.kept))
+    lost = [len(rows) - table.kept[rows, table.chosen(t)].sum() for t in thresholds]
+    return np.array([int(round(m)) for m in lost])
 
 
 def cv_threshold(agent: Agent) -> float | None:
@@ -245,7 +226,26 @@ def guarantee_field(agent: Agent) -> Change:
     )
 
 
-FIELDS: dict[str, FieldFn] = {"guarantee": guarantee_field}
+def answer_feedback_field(agent: Agent) -> Change:
+    """The survival agent's answer feedback, fitted on the training photos, its rate
+    at the cross-validated threshold (the one that meets the target on average:
+    the running system steers to the target from there, not to a safer
+    guarantee); none for an α-DQN agent, which has no threshold to steer."""
+    if not isinstance(agent.policy, SurvivalPolicy):
+        return Change()
+    cloud = CloudSettings(str(agent.metadata["backend"]), cache=agent.cache)
+    with open_agent_env(cloud, AgentChoice(agent=str(agent.file))) as (compressor, env):
+        found = fit_answer_feedback(
+            env, compressor, imagenet_split("train"), threshold=cv_threshold(agent)
+        )
+    record = found.to_metadata()
+    return Change(calibration={METADATA_KEY: record}, metadata={METADATA_KEY: record})
+
+
+FIELDS: dict[str, FieldFn] = {
+    "guarantee": guarantee_field,
+    "answer_feedback": answer_feedback_field,
+}
 """The calibration-side fields a recalibration rewrites, in order."""
 
 
