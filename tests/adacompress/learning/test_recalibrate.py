@@ -14,7 +14,7 @@ import torch
 from adacompress.device.compressor import Compressor
 from adacompress.device.zoo import ZOO, shipped
 from adacompress.learning.guarantee import misses_of
-from adacompress.learning.recalibrate import FIELDS, OUT_OF_FOLD, recalibrate_file
+from adacompress.learning.recalibrate import OUT_OF_FOLD, recalibrate_file
 
 
 def _copy(name: str, folder: Path) -> Path:
@@ -29,7 +29,7 @@ def test_a_survival_agent_gets_the_guaranteed_threshold(tmp_path: Path) -> None:
     before = torch.load(file, weights_only=True)
     log = json.loads(file.with_suffix(".json").read_text())
     cv = log["calibration"].get("cv_threshold", log["calibration"]["threshold"])
-    record = recalibrate_file(file, (), 0.05, None, list(FIELDS))
+    record = recalibrate_file(file, (), 0.05, None, ["guarantee"])
     after = torch.load(file, weights_only=True)
     for key, value in before["network"].items():
         assert torch.equal(value, after["network"][key])
@@ -52,7 +52,7 @@ def test_a_survival_agent_gets_the_guaranteed_threshold(tmp_path: Path) -> None:
     assert saved["calibration"]["guarantee"]["replaces_cv_threshold"] == cv
     assert saved["recalibrated"]["command"].startswith("adacompress ship")
     # a rerun starts from the cross-validated threshold again: the same result
-    again = recalibrate_file(file, (), 0.05, None, list(FIELDS))
+    again = recalibrate_file(file, (), 0.05, None, ["guarantee"])
     assert again["threshold"] == record["threshold"] and again["cv_threshold"] == cv
 
 
@@ -63,7 +63,7 @@ def test_without_a_guarantee_the_cross_validated_threshold_stays(
     file = _copy("lite0-scale-quality", tmp_path)
     log = json.loads(file.with_suffix(".json").read_text())
     cv = log["calibration"].get("cv_threshold", log["calibration"]["threshold"])
-    record = recalibrate_file(file, (), 0.05, None, list(FIELDS))
+    record = recalibrate_file(file, (), 0.05, None, ["guarantee"])
     assert record["threshold"] == cv
     card = Compressor.load(file).card
     assert card.threshold == cv
@@ -73,7 +73,7 @@ def test_without_a_guarantee_the_cross_validated_threshold_stays(
 
 def test_an_alpha_dqn_agent_says_why_it_has_no_guarantee(tmp_path: Path) -> None:
     file = _copy("lite0-paper", tmp_path)
-    recalibrate_file(file, (), 0.05, None, list(FIELDS))
+    recalibrate_file(file, (), 0.05, None, ["guarantee"])
     card = Compressor.load(file).card
     assert card.guarantee is not None and card.guarantee.method == "none"
     assert "training parameter" in (card.guarantee.note or "")
