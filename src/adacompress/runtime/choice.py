@@ -5,6 +5,7 @@ dearest when none is."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,8 +16,14 @@ from adacompress.core.objective import Objective
 from adacompress.device.answer_feedback import AnswerFeedback
 from adacompress.device.policies.base import LearnedPolicy
 from adacompress.device.policies.survival import SurvivalPolicy, cheapest_trusted
-from adacompress.exchange.environment import Sample
-from adacompress.runtime.control import HIGHEST_LOGIT, ThresholdControl, logit
+from adacompress.exchange.environment import CompressionEnv, Sample
+from adacompress.runtime.control import (
+    HIGHEST_LOGIT,
+    ThresholdControl,
+    logit,
+    survival_threshold,
+)
+from adacompress.runtime.drift.monitor import DriftMonitor
 from adacompress.runtime.settings import RuntimeSettings
 
 
@@ -47,6 +54,8 @@ class ActionChoice:
         """the share of lost answers the threshold control aims at"""
         self.highest = HIGHEST_LOGIT
         """the logit of the highest survival among the last photo's candidates"""
+        self.control_start: float | None = None
+        """the logit the control started from (its calibrated threshold)"""
         self.controlled: SurvivalPolicy | None = None
         """the survival policy whose threshold the control moves (None: frozen)"""
         if settings.control.threshold_control and isinstance(policy, SurvivalPolicy):
@@ -59,30 +68,68 @@ class ActionChoice:
         if self.controlled is not None:
             own = self.controlled.settings.threshold
             control.begin(own if self.feedback is None else self.feedback.threshold)
+            self.control_start = control.start
 
     def choose(self, sample: Sample, control: ThresholdControl) -> int:
-        """The agent's greedy choice: at the controlled threshold when there is one."""
+        """The agent's greedy choice: at the controlled threshold when there is one
+        (at the ceiling nothing is trusted)."""
         policy = self.controlled
         if policy is None:
             return self.policy.act(sample.features, candidates=self.candidates)
+        ceiling = control.value is not None and control.value >= HIGHEST_LOGIT
+        threshold = math.inf if ceiling else control.threshold
+        index, self.highest = self._at(policy, sample, threshold)
+        return index
+
+    def calibrated(self, sample: Sample) -> int | None:
+        """The choice at the threshold the control started from (None: no control):
+        what the drift test asks about, since its null is the agent's own failure
+        rate at its calibrated threshold, which a climbing control would hide."""
+        policy, start = self.controlled, self.control_start
+        if policy is None or start is None:
+            return None
+        return self._at(policy, sample, survival_threshold(start))[0]
+
+    def drift_check(
+        self, env: CompressionEnv, sample: Sample, index: int, monitor: DriftMonitor
+    ) -> tuple[float | None, int]:
+        """While a drift test runs under threshold control: the accuracy of the
+        calibrated choice, if it is not ``index`` (None otherwise), and the bytes its
+        upload adds to the estimate's."""
+        other = self.calibrated(sample) if monitor.testing else None
+        if other is None or other == index:
+            return None, 0
+        result, _, uploaded = env.step_with_reference(sample, other)
+        return result.accuracy, uploaded - result.reference_bytes
+
+    def _at(
+        self, policy: SurvivalPolicy, sample: Sample, threshold: float
+    ) -> tuple[int, float]:
+        """The cheapest candidate trusted at ``threshold`` and the logit of the
+        photo's best survival."""
         allowed = policy.allowed(self.candidates)
         survival = policy.survival(sample.features[None])[:, allowed]
         cost = np.asarray(policy.cost(), dtype=np.float64)[allowed]
-        threshold = control.threshold
-        self.highest = logit(float(survival.max()))
+        highest = logit(float(survival.max()))
         if not (survival >= threshold).any():
             # Nothing trusted: the dearest upload, so a climbing threshold only ever
             # adds safety (the likeliest to survive may be a cheap one).
-            return int(allowed[int(np.argmax(cost))])
-        return int(allowed[cheapest_trusted(survival, threshold, cost)[0]])
+            return int(allowed[int(np.argmax(cost))]), highest
+        return int(allowed[cheapest_trusted(survival, threshold, cost)[0]]), highest
 
-    def answered(self, control: ThresholdControl, answer: Sequence[Label]) -> None:
+    def answered(
+        self, control: ThresholdControl, answer: Sequence[Label], reference: bool
+    ) -> None:
         """The cloud's answer to an upload sent alone moves the controlled threshold
-        by its feedback (if there is a control and a feedback model)."""
+        by its feedback (if there is a control and a feedback model), unless the
+        upload was the ``reference`` itself: it cannot lose its answer, and how sure
+        the cloud is of it says how hard the scene is, not what compression lost (it
+        would hold a threshold that sends references up)."""
         step = self.settings.control.feedback_step
-        if self.controlled is not None and self.feedback is not None and step > 0:
-            excess = self.feedback.excess(answer)
-            control.nudge(step * excess, self.settings.control, self.highest)
+        if self.controlled is None or self.feedback is None or step <= 0 or reference:
+            return
+        excess = self.feedback.excess(answer)
+        control.nudge(step * excess, self.settings.control, self.highest)
 
     def estimated(
         self, control: ThresholdControl, accuracy: float, p_est: float

@@ -139,7 +139,8 @@ class Runtime:
         action = self.env.actions[index]
         outcome = self.env.outcomes(sample, [action])[action]
         self.state.certificate.answer(p_est)
-        self.choice.answered(self.state.control, outcome.answer)
+        reference = self.env.is_reference(sample, action)
+        self.choice.answered(self.state.control, outcome.answer, reference)
         uploaded = outcome.nbytes
         probing = probe_draw < self.settings.downshifting.downshift_probe
         if probing and shift.searching:
@@ -157,12 +158,13 @@ class Runtime:
         choice = self.choice.choose(sample, state.control)
         index = self.probe.lowered(state.downshift, sample, choice)
         result, labels, uploaded = self.env.step_with_reference(sample, index)
+        drift, extra = self.choice.drift_check(self.env, sample, index, state.monitor)
         state.certificate.answer(p_est)
         state.certificate.estimate(result.accuracy, p_est)
         self.choice.estimated(state.control, result.accuracy, p_est)
         if result.accuracy < 1.0:
             state.downshift.lost()
-        uploaded += self.probe.probe(
+        uploaded += extra + self.probe.probe(
             state.downshift, sample, index, against=REFERENCE_ACTION
         )
         transition = Transition.one_action(
@@ -176,9 +178,7 @@ class Runtime:
             transition.features, transition.signals, transition.observed
         )
         action = self.env.actions[index]
-        counted = self.settings.estimate.count_reference_estimates
-        if counted or not self.env.is_reference(sample, action):
-            state.estimated(result.accuracy)
+        state.estimated(result.accuracy, drift, self.env.is_reference(sample, action))
         step = Step(
             action.key, uploaded, result.reference_bytes, result.accuracy, labels
         )

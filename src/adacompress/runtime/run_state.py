@@ -115,11 +115,21 @@ class RunState:
 
     # -- changes ---------------------------------------------------------------
 
-    def estimated(self, accuracy: float) -> None:
-        """An estimate's accuracy counts towards the rate and the drift test."""
-        self.rate.add(accuracy, self.settings.estimate)
+    def estimated(
+        self, accuracy: float, drift: float | None, reference: bool = False
+    ) -> None:
+        """An estimate's accuracy counts towards the rate (not when the choice was the
+        ``reference``, which cannot fail, unless the settings count those) and the
+        drift test, which takes ``drift``, the calibrated choice's accuracy, when
+        there is one."""
+        counted = not reference or self.settings.estimate.count_reference_estimates
+        if counted:
+            self.rate.add(accuracy, self.settings.estimate)
+        tested = accuracy if drift is None and counted else drift
+        if tested is None:
+            return
         was_testing = self.monitor.testing
-        self.monitor.add_estimate(accuracy)
+        self.monitor.add_estimate(tested)
         if was_testing and not self.monitor.testing:
             self.downshift.search()  # the agent passed the drift test
 
@@ -148,6 +158,7 @@ class RunState:
         was_testing = self.monitor.testing
         if self.monitor.watch(stats, self.learner):
             self.agent_changed = True
+            self.rate.reset(self.settings.estimate)  # it knows this scene
             self.downshift.reset(search=True)
             self.control.swapped()
         if self.monitor.testing:

@@ -88,7 +88,10 @@ class DriftMonitor:
         self.test.add(accuracy, self.settings)
 
     def calls_for_retrain(self) -> bool:
-        return self.test.rejects(self.settings)
+        """The drift test rejects, and no remembered scene may still come back (a
+        swap is checked once the new scene's first ``drift_window`` images are in:
+        a retrain before that would forget the scene instead)."""
+        return self.test.rejects(self.settings) and not self.scenes.match_pending
 
     def retrain_starts(self, policy: Learner) -> None:
         """Remember the serving weights for the scene they belong to."""
