@@ -20,8 +20,6 @@ from adacompress.exchange.environment import CompressionEnv, Sample
 from adacompress.runtime.control import (
     HIGHEST_LOGIT,
     ThresholdControl,
-    logit,
-    survival_threshold,
 )
 from adacompress.runtime.drift.monitor import DriftMonitor
 from adacompress.runtime.settings import RuntimeSettings
@@ -76,9 +74,12 @@ class ActionChoice:
         policy = self.controlled
         if policy is None:
             return self.policy.act(sample.features, candidates=self.candidates)
-        ceiling = control.value is not None and control.value >= HIGHEST_LOGIT
-        threshold = math.inf if ceiling else control.threshold
-        index, self.highest = self._at(policy, sample, threshold)
+        if control.value is None:
+            raise ValueError("the threshold control has not started")
+        ceiling = control.value >= HIGHEST_LOGIT
+        index, self.highest = self._at(
+            policy, sample, math.inf if ceiling else control.value
+        )
         return index
 
     def calibrated(self, sample: Sample) -> int | None:
@@ -88,7 +89,7 @@ class ActionChoice:
         policy, start = self.controlled, self.control_start
         if policy is None or start is None:
             return None
-        return self._at(policy, sample, survival_threshold(start))[0]
+        return self._at(policy, sample, start)[0]
 
     def drift_check(
         self, env: CompressionEnv, sample: Sample, index: int, monitor: DriftMonitor
@@ -105,31 +106,29 @@ class ActionChoice:
     def _at(
         self, policy: SurvivalPolicy, sample: Sample, threshold: float
     ) -> tuple[int, float]:
-        """The cheapest candidate trusted at ``threshold`` and the logit of the
-        photo's best survival."""
+        """The cheapest candidate trusted at the threshold's logit ``threshold``
+        (compared in logits: a survival rounds to 1 in float32 from about 17 on)
+        and the logit of the photo's best candidate."""
         allowed = policy.allowed(self.candidates)
-        survival = policy.survival(sample.features[None])[:, allowed]
+        scores = policy.scores(sample.features[None])[:, allowed].astype(np.float64)
         cost = np.asarray(policy.cost(), dtype=np.float64)[allowed]
-        highest = logit(float(survival.max()))
-        if not (survival >= threshold).any():
+        highest = float(scores.max())
+        if not (scores >= threshold).any():
             # Nothing trusted: the dearest upload, so a climbing threshold only ever
             # adds safety (the likeliest to survive may be a cheap one).
             return int(allowed[int(np.argmax(cost))]), highest
-        return int(allowed[cheapest_trusted(survival, threshold, cost)[0]]), highest
+        return int(allowed[cheapest_trusted(scores, threshold, cost)[0]]), highest
 
-    def answered(
-        self, control: ThresholdControl, answer: Sequence[Label], reference: bool
-    ) -> None:
+    def answered(self, control: ThresholdControl, answer: Sequence[Label]) -> None:
         """The cloud's answer to an upload sent alone moves the controlled threshold
-        by its feedback (if there is a control and a feedback model), unless the
-        upload was the ``reference`` itself: it cannot lose its answer, and how sure
-        the cloud is of it says how hard the scene is, not what compression lost (it
-        would hold a threshold that sends references up)."""
+        by its feedback (if there is a control and a feedback model). An answer to
+        the reference itself counts too: it cannot have lost anything, but the
+        cloud's doubt about it says the stream is harder than training (without it
+        the control fell under the target on dark photos: docs/results.md)."""
         step = self.settings.control.feedback_step
-        if self.controlled is None or self.feedback is None or step <= 0 or reference:
-            return
-        excess = self.feedback.excess(answer)
-        control.nudge(step * excess, self.settings.control, self.highest)
+        if self.controlled is not None and self.feedback is not None and step > 0:
+            excess = self.feedback.excess(answer)
+            control.nudge(step * excess, self.settings.control, self.highest)
 
     def estimated(
         self, control: ThresholdControl, accuracy: float, p_est: float

@@ -139,8 +139,7 @@ class Runtime:
         action = self.env.actions[index]
         outcome = self.env.outcomes(sample, [action])[action]
         self.state.certificate.answer(p_est)
-        reference = self.env.is_reference(sample, action)
-        self.choice.answered(self.state.control, outcome.answer, reference)
+        self.choice.answered(self.state.control, outcome.answer)
         uploaded = outcome.nbytes
         probing = probe_draw < self.settings.downshifting.downshift_probe
         if probing and shift.searching:
