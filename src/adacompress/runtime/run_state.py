@@ -136,7 +136,7 @@ class RunState:
     def next_p_est(self) -> float:
         """The estimate rate of the next photo, fixed before it is seen: held up
         while a drift test runs (a drift that photo shows raises the one after)."""
-        if self.watching and self.monitor.testing:
+        if self.watching and self.monitor.holding:
             self.rate.hold(self.settings.drift.drift_p_est)
         return self.rate.p_est
 
@@ -161,7 +161,7 @@ class RunState:
             self.rate.reset(self.settings.estimate)  # it knows this scene
             self.downshift.reset(search=True)
             self.control.swapped()
-        if self.monitor.testing:
+        if self.monitor.holding:
             self.rate.hold(self.settings.drift.drift_p_est)
             if not was_testing:
                 self.downshift.reset(search=False)  # the drift test first

@@ -1,6 +1,7 @@
 """Issue 34, scene changes under threshold control: the drift test asks about the
-calibrated agent, a remembered scene gets its chance before a retrain, a swap back
-rests the estimate rate, and at the ceiling nothing is trusted."""
+calibrated agent, a remembered scene gets its chance before a retrain (and before
+the estimate rate is held up for the test), a swap back rests the estimate rate,
+and at the ceiling nothing is trusted."""
 
 from __future__ import annotations
 
@@ -64,6 +65,18 @@ def test_a_retrain_waits_until_a_remembered_scene_could_come_back() -> None:
     assert not monitor.calls_for_retrain()
     monitor.scenes.match_pending = False  # it was not
     assert monitor.calls_for_retrain()
+
+
+def test_p_est_is_held_up_once_no_remembered_scene_may_come_back(
+    tmp_path: Path,
+) -> None:
+    runtime = make_runtime(tmp_path, RuntimeSettings(), [0])
+    state = runtime.state
+    state.monitor.test.start()
+    state.monitor.scenes.match_pending = True
+    assert state.next_p_est() == state.settings.estimate.p_est_initial
+    state.monitor.scenes.match_pending = False
+    assert state.next_p_est() == state.settings.drift.drift_p_est
 
 
 def test_a_day_that_comes_back_swaps_its_agent_in_without_a_retrain(

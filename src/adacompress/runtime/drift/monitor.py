@@ -65,6 +65,13 @@ class DriftMonitor:
         """A drift test is running (the runtime keeps ``p_est`` up meanwhile)."""
         return self.test.running
 
+    @property
+    def holding(self) -> bool:
+        """``p_est`` is held up for the drift test: it runs, and no remembered scene
+        may still be recognised (then the test would be stopped, its estimates
+        wasted; and a retrain it calls for waits anyway)."""
+        return self.test.running and not self.scenes.match_pending
+
     def watch(self, stats: np.ndarray, policy: Learner) -> bool:
         """One image's scene statistics. Starts the drift test when they leave
         their reference; swaps the remembered weights into ``policy`` when the
