@@ -17,10 +17,7 @@ from adacompress.device.answer_feedback import AnswerFeedback
 from adacompress.device.policies.base import LearnedPolicy
 from adacompress.device.policies.survival import SurvivalPolicy, cheapest_trusted
 from adacompress.exchange.environment import CompressionEnv, Sample
-from adacompress.runtime.control import (
-    HIGHEST_LOGIT,
-    ThresholdControl,
-)
+from adacompress.runtime.control import HIGHEST_LOGIT, ThresholdControl
 from adacompress.runtime.drift.monitor import DriftMonitor
 from adacompress.runtime.settings import RuntimeSettings
 

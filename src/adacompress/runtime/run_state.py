@@ -161,10 +161,10 @@ class RunState:
             self.rate.reset(self.settings.estimate)  # it knows this scene
             self.downshift.reset(search=True)
             self.control.swapped()
+        if self.monitor.testing and not was_testing:
+            self.downshift.reset(search=False)  # the drift test first
         if self.monitor.holding:
             self.rate.hold(self.settings.drift.drift_p_est)
-            if not was_testing:
-                self.downshift.reset(search=False)  # the drift test first
 
     def start_retrain(self) -> None:
         """Explore again from the current policy (and flush D if the settings say
