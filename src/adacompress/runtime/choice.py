@@ -17,7 +17,7 @@ from adacompress.device.answer_feedback import AnswerFeedback
 from adacompress.device.policies.base import LearnedPolicy
 from adacompress.device.policies.survival import SurvivalPolicy, cheapest_trusted
 from adacompress.exchange.environment import CompressionEnv, Sample
-from adacompress.runtime.control import HIGHEST_LOGIT, ThresholdControl
+from adacompress.runtime.control import HIGHEST_LOGIT, ThresholdControl, logit
 from adacompress.runtime.drift.monitor import DriftMonitor
 from adacompress.runtime.settings import RuntimeSettings
 
@@ -49,8 +49,6 @@ class ActionChoice:
         """the share of lost answers the threshold control aims at"""
         self.highest = HIGHEST_LOGIT
         """the logit of the highest survival among the last photo's candidates"""
-        self.control_start: float | None = None
-        """the logit the control started from (its calibrated threshold)"""
         self.controlled: SurvivalPolicy | None = None
         """the survival policy whose threshold the control moves (None: frozen)"""
         if settings.control.threshold_control and isinstance(policy, SurvivalPolicy):
@@ -61,9 +59,11 @@ class ActionChoice:
         rests at, the one that meets the target on average; without one, from the
         agent's own (which may be a safer, guaranteed one)."""
         if self.controlled is not None:
-            own = self.controlled.settings.threshold
-            control.begin(own if self.feedback is None else self.feedback.threshold)
-            self.control_start = control.start
+            control.begin(self._calibrated_threshold(self.controlled))
+
+    def _calibrated_threshold(self, policy: SurvivalPolicy) -> float:
+        own = policy.settings.threshold
+        return own if self.feedback is None else self.feedback.threshold
 
     def choose(self, sample: Sample, control: ThresholdControl) -> int:
         """The agent's greedy choice: at the controlled threshold when there is one
@@ -83,9 +83,10 @@ class ActionChoice:
         """The choice at the threshold the control started from (None: no control):
         what the drift test asks about, since its null is the agent's own failure
         rate at its calibrated threshold, which a climbing control would hide."""
-        policy, start = self.controlled, self.control_start
-        if policy is None or start is None:
+        policy = self.controlled
+        if policy is None:
             return None
+        start = min(logit(self._calibrated_threshold(policy)), HIGHEST_LOGIT)
         return self._at(policy, sample, start)[0]
 
     def drift_check(

@@ -67,7 +67,8 @@ def cheapest_trusted(
     survival: np.ndarray, threshold: float, cost: np.ndarray
 ) -> np.ndarray:
     """The choice per row: the lowest-``cost`` action whose predicted survival
-    reaches ``threshold``, else the one most likely to survive.
+    reaches ``threshold``, else the one most likely to survive (survival and
+    threshold may both be given as logits: the order is the same).
 
     Shape: survival (n, actions), cost (actions,) -> (n,) action indices.
     """
