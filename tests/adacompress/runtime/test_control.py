@@ -70,7 +70,7 @@ def test_the_threshold_stays_between_its_floor_and_ceiling() -> None:
     control.begin(0.99)
     control.update(0.0, 1.0, 0.01, settings)
     assert control.value == HIGHEST_LOGIT
-    for _ in range(20):  # a logit down each: 12 -> -8, held at logit(0.6)
+    for _ in range(20):  # a logit down each: 20 -> 0, held at logit(0.6)
         control.update(1.0, 1.0, 0.01, settings)
     assert control.threshold == pytest.approx(0.6)
     with pytest.raises(ValueError, match="control-step"):
