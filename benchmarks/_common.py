@@ -1,4 +1,5 @@
-"""What the benchmarks share: the ``--smoke`` option and the /proc memory reader.
+"""What the benchmarks share: the ``--smoke`` and ``--set`` options and the /proc
+memory reader.
 
 Not a benchmark. ``--smoke`` makes a benchmark run on a handful of images with one
 repeat and tiny epochs, writing only to a temporary folder: it proves the script
@@ -9,6 +10,7 @@ mean nothing.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +27,24 @@ SMOKE_IMAGES = 6
 def add_smoke(parser: argparse.ArgumentParser) -> None:
     """Add ``--smoke`` (store_true) to ``parser``."""
     parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
+
+
+def add_settings(parser: argparse.ArgumentParser) -> None:
+    """Add ``--set KEY=VALUE ...``: runtime constants by option name, JSON values
+    (read back with :func:`settings_changes`)."""
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override runtime constants (JSON values: --set rise_margin=0)",
+    )
+
+
+def settings_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """What ``--set`` asked for, by option name."""
+    items = (item.partition("=") for item in args.set)
+    return {key: json.loads(value) for key, _, value in items}
 
 
 def limit_splits(count: int = SMOKE_IMAGES) -> None:

@@ -19,14 +19,13 @@ preset (``--set downshift_probe=0``), ``--tag`` names such a variant in the outp
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from _common import SMOKE_OUT, add_smoke, limit_splits
+from _common import SMOKE_OUT, add_settings, add_smoke, limit_splits, settings_changes
 from adacompress.core.datasets import imagenet_split
 from adacompress.device.zoo import AgentChoice
 from adacompress.exchange.settings import CloudSettings
@@ -156,13 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar=("DAY", "NIGHT", "AFTER"),
         help="passes over the day, night and day-after images",
     )
-    parser.add_argument(
-        "--set",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override runtime constants of every preset (JSON values)",
-    )
+    add_settings(parser)
     parser.add_argument("--tag", default="", help="suffix of the output names")
     parser.add_argument("--out", default="out/scenery")
     add_smoke(parser)
@@ -171,10 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         limit_splits()
         args.backends, args.presets, args.seeds = args.backends[:1], ["default"], [0]
         args.passes, args.out = [1, 1, 1], SMOKE_OUT / "scenery"
-    changes = {
-        key: json.loads(value)
-        for key, _, value in (item.partition("=") for item in args.set)
-    }
+    changes = settings_changes(args)
     configure_threads()
     if args.day == "train":
         args.day = str(training_day(TRAIN_DAY))

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from _common import SMOKE_OUT, add_smoke
+from _common import SMOKE_OUT, add_settings, add_smoke, settings_changes
 from adacompress.core.datasets import imagenet_split, list_images
 from adacompress.device.actions import REFERENCE_ACTION, Action
 from adacompress.device.zoo import AgentChoice
@@ -80,9 +80,11 @@ def run_arm(
     seed: int,
     progress: bool,
     step: float | None = None,
+    changes: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One run of the loop over ``stream``, scored afterwards."""
-    changes: dict[str, Any] = {"threshold_control": controlled, "seed": seed}
+    """One run of the loop over ``stream``, scored afterwards; ``changes``: runtime
+    constants by option name."""
+    changes = {**(changes or {}), "threshold_control": controlled, "seed": seed}
     if step is not None:
         changes["control_step"] = step
     settings = RUNTIME_PRESETS.get("default").changed(**changes)
@@ -221,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         "threshold control)",
     )
     parser.add_argument("--shift", choices=("none", *SHIFTS), default="none")
+    add_settings(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", default=None, help="answer cache (SQLite)")
     parser.add_argument("--json", type=Path, default=None, help="write the figures")
@@ -231,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.photos = 12
         args.json = SMOKE_OUT / "threshold_control.json"
+    changes = settings_changes(args)
     distinct = photos(args.stream, args.shift, cache)
     if args.smoke:
         distinct = distinct[:4]
@@ -255,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                     seed=seed,
                     progress=not args.quiet,
                     step=args.control_step,
+                    changes=changes,
                 )
                 runs.append(got)
                 show(backend, arm, seed, got)

@@ -31,11 +31,6 @@ long-run bound needs). Retrained weights, fitted on one scene's few photos, put 
 survival well above 12 logits, the ceiling before (docs/results.md)."""
 
 
-RISE_MARGIN = 2.0
-"""How far above the answered photo's best candidate (in logits) a feedback rise may
-take the threshold: chosen on a scenery of training photos (docs/results.md)."""
-
-
 def logit(p: float) -> float:
     p = min(max(p, 1e-9), 1.0 - 1e-9)
     return math.log(p / (1.0 - p))
@@ -98,7 +93,7 @@ class ThresholdControl:
         self, step: float, settings: ControlSettings, highest: float = HIGHEST_LOGIT
     ) -> None:
         """Move the threshold's logit by ``step`` (an answer's feedback), within its
-        floor and ceiling; a rise stops ``RISE_MARGIN`` above ``highest``, the logit
+        floor and ceiling; a rise stops ``rise_margin`` above ``highest``, the logit
         of the answered photo's best candidate (above it nothing more is trusted,
         and a higher threshold would only delay the way back)."""
         if self.value is None:
@@ -106,7 +101,7 @@ class ThresholdControl:
         lowest = logit(settings.control_lowest)
         moved = self.value + step
         if step > 0:
-            moved = min(moved, max(self.value, highest + RISE_MARGIN))
+            moved = min(moved, max(self.value, highest + settings.rise_margin))
         self.value = float(min(max(moved, lowest), HIGHEST_LOGIT))
 
     def retrain_starts(self, remembered: bool) -> None:

@@ -204,6 +204,11 @@ class ControlSettings:
     estimates alone); chosen on streams of the training photos and their shifts
     (benchmarks/research/control_sim.py: the smallest step keeping every one >= target
     - 0.005); 0: estimates alone"""
+    rise_margin: float = 2.0
+    """how far above the answered photo's best candidate (in logits) a feedback rise
+    may take the threshold (above it nothing more is trusted; a lower margin sends
+    fewer bytes where the cloud is unsure of everything, and keeps fewer answers);
+    chosen on the training photos' scenery and streams (docs/results.md)"""
     control_lowest: float = 0.5
     """the threshold never goes below this survival (it may only go lower when no
     answer is lost, so the floor costs no accuracy)"""
@@ -219,6 +224,10 @@ class ControlSettings:
         if not 0 <= self.feedback_step <= 10:
             raise ValueError(
                 f"--feedback-step must be in [0, 10], got {self.feedback_step}"
+            )
+        if not 0 <= self.rise_margin <= 20:
+            raise ValueError(
+                f"--rise-margin must be in [0, 20], got {self.rise_margin}"
             )
         if not 0 < self.control_lowest < 1:
             raise ValueError(

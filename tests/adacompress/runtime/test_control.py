@@ -14,7 +14,6 @@ from adacompress.device.policies.survival import SurvivalPolicy
 from adacompress.runtime.certificate import KeptCertificate, most_lost
 from adacompress.runtime.control import (
     HIGHEST_LOGIT,
-    RISE_MARGIN,
     ThresholdControl,
     logit,
 )
@@ -75,6 +74,8 @@ def test_the_threshold_stays_between_its_floor_and_ceiling() -> None:
     assert control.threshold == pytest.approx(0.6)
     with pytest.raises(ValueError, match="control-step"):
         ControlSettings(control_step=0.0)
+    with pytest.raises(ValueError, match="rise-margin"):
+        ControlSettings(rise_margin=-1.0)
     # The downshift, asked for, replaces the control (on by default).
     assert RuntimeSettings().control.threshold_control
     assert not RuntimeSettings.of(downshift=True).control.threshold_control
@@ -334,14 +335,19 @@ def test_every_answer_sent_alone_moves_the_threshold_by_its_feedback(
     step = settings.control.feedback_step * 0.1
     assert control.value == pytest.approx(start + step * len(paths))
     assert control.updates == 0  # no estimate: the ACI part has not moved
-    # A rise stops RISE_MARGIN above the answered photo's best candidate.
+    # A rise stops rise_margin above the answered photo's best candidate.
+    margin = settings.control.rise_margin
     top = control.value + 0.01
-    control.nudge(1.0, settings.control, top - RISE_MARGIN)
+    control.nudge(1.0, settings.control, top - margin)
     assert control.value == pytest.approx(top)
-    control.nudge(1.0, settings.control, top - RISE_MARGIN - 1.0)  # above: stays
+    control.nudge(1.0, settings.control, top - margin - 1.0)  # above: stays
     assert control.value == pytest.approx(top)
     control.nudge(-1.0, settings.control, top - 5.0)  # falls freely
     assert control.value == pytest.approx(top - 1.0)
+    # At --rise-margin 0 a rise stops at the best candidate itself.
+    flush = settings.changed(rise_margin=0.0).control
+    control.nudge(5.0, flush, top)
+    assert control.value == pytest.approx(top)
     # Without a model (or with --feedback-step 0) only estimates move it.
     still = make_runtime(
         tmp_path / "still",
