@@ -3,8 +3,8 @@ of at least 1,000 photos with the shipped agent's threshold frozen
 (``--no-threshold-control``) and controlled (``run``'s default), per backend.
 
     python benchmarks/threshold_control.py [--backends lite0,lite1] [--photos 1000]
-        [--stream test|bsds500] [--shift none|dark|noisy|...] [--seed 0]
-        [--seeds N] [--arms frozen,controlled] [--smoke]
+        [--stream train|test|bsds500] [--shift none|dark|noisy|...] [--seed 0]
+        [--seeds N] [--arms frozen,controlled] [--set KEY=VALUE ...] [--smoke]
 
 The stream: the held-out test split (300 photos) or BSDS500 test, repeated in
 shuffled orders (seeded) up to ``--photos``; ``--shift`` uses the same photos
@@ -16,8 +16,9 @@ Printed per backend and arm: the true kept rate over the photos answered from th
 agent's upload alone (inference) and over inference and estimates (what the
 certificate bounds), the bytes the run paid against always uploading q=75 and the
 agent's own uploads against q=75, the estimates paid, the threshold at the end, the
-certificate at the end, and whether it held at every photo. The test split only
-scores: nothing here chooses a setting.
+certificate at the end, and whether it held at every photo. ``--set`` changes any of
+``run``'s settings (``--set feedback_step=0.1``). The training photos (``--stream
+train``) choose settings; the test split only scores.
 """
 
 from __future__ import annotations
@@ -79,14 +80,11 @@ def run_arm(
     controlled: bool,
     seed: int,
     progress: bool,
-    step: float | None = None,
     changes: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One run of the loop over ``stream``, scored afterwards; ``changes``: runtime
-    constants by option name."""
+    constants by option name (``run``'s own otherwise)."""
     changes = {**(changes or {}), "threshold_control": controlled, "seed": seed}
-    if step is not None:
-        changes["control_step"] = step
     settings = RUNTIME_PRESETS.get("default").changed(**changes)
     confidence = settings.control.certificate_confidence
     with (
@@ -208,10 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         "--stream",
         choices=("train", "test", "bsds500"),
         default="test",
-        help="train: the photos to choose --control-step on; test, bsds500 score",
-    )
-    parser.add_argument(
-        "--control-step", type=float, default=None, help="default: run's own"
+        help="train: the photos to choose the control's settings on; test, bsds500 "
+        "score",
     )
     parser.add_argument(
         "--seeds", type=int, default=1, help="streams (shuffles and draws) per arm"
@@ -258,7 +254,6 @@ def main(argv: list[str] | None = None) -> int:
                     controlled=controlled,
                     seed=seed,
                     progress=not args.quiet,
-                    step=args.control_step,
                     changes=changes,
                 )
                 runs.append(got)
