@@ -201,9 +201,10 @@ class ControlSettings:
     """the step of the threshold's logit after each upload answered alone, times
     how much less sure the cloud is of the answer than of the agent's uploads on its
     training photos (the agent file's answer feedback; an agent without one moves on
-    estimates alone); chosen on streams of the training photos and their shifts
-    (benchmarks/research/control_sim.py: the smallest step keeping every one >= target
-    - 0.005); 0: estimates alone"""
+    estimates alone); chosen on replayed streams of the training photos and their
+    shifts (benchmarks/research/control_sim.py: the smallest step keeping every one >=
+    target - 0.005; run itself keeps 0.981 on lite1's dark training stream, and each
+    agent would take a step of its own: docs/results.md); 0: estimates alone"""
     rise_margin: float = 2.0
     """how far above the answered photo's best candidate (in logits) a feedback rise
     may take the threshold (above it nothing more is trusted; a lower margin sends
