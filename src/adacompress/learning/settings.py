@@ -52,7 +52,9 @@ class AnswerSettings:
 
     full_information: bool = False
     """learn from every action's answer on each image (each training image is uploaded
-    at every action once, then cached) instead of the chosen action's only"""
+    at every action once, then cached) instead of the chosen action's only; a
+    survival agent trained so for a target also gets the answer feedback that run's
+    threshold control reads"""
     queries_per_image: int | None = None
     """learn from few answers: ask about at most this many actions per training image
     besides its reference, each chosen to settle the most outcomes (survival is

@@ -20,11 +20,20 @@ import torch
 from adacompress.core.datasets import DatasetError
 from adacompress.core.objective import Objective
 from adacompress.device.actions import Action, get_action_set
+from adacompress.device.answer_feedback import METADATA_KEY
 from adacompress.device.features import FeatureExtractor, get_extractor
 from adacompress.device.policies.base import LearnedPolicy
-from adacompress.device.policies.files import POLICY_KINDS, save_policy
+from adacompress.device.policies.files import POLICY_KINDS, load_policy, save_policy
+from adacompress.device.zoo import AgentChoice
 from adacompress.exchange.calls import CallPlan, identify, plan_calls
-from adacompress.exchange.environment import CompressionEnv, Sample, Skipped, open_env
+from adacompress.exchange.environment import (
+    CompressionEnv,
+    Sample,
+    Skipped,
+    open_agent_env,
+    open_env,
+)
+from adacompress.learning.answer_feedback import fit_answer_feedback
 from adacompress.learning.calibrate import Calibration, CalibrationSearch, FitFn
 from adacompress.learning.fit import Online, fit
 from adacompress.learning.settings import TrainSettings
@@ -75,6 +84,7 @@ def train(
         )
         stats = asdict(env.calls())
     out = save_agent(policy, settings, actions, len(samples))
+    feedback = attach_answer_feedback(out, settings, paths, calibration)
     log: dict[str, Any] = {
         "command": command,
         "settings": asdict(settings),
@@ -88,6 +98,8 @@ def train(
     }
     if calibration is not None:
         log["calibration"] = asdict(calibration)
+        if feedback is not None:
+            log["calibration"][METADATA_KEY] = feedback
     if isinstance(data, Survey):
         log["survey"] = data.summary()
     atomic_write_json(out.with_suffix(".json"), portable_log(log, out))
@@ -167,6 +179,35 @@ def save_agent(
         steps=settings.steps,
     )
     return out
+
+
+def attach_answer_feedback(
+    out: Path,
+    settings: TrainSettings,
+    paths: Sequence[Path],
+    calibration: Calibration | None,
+) -> dict[str, Any] | None:
+    """Fit the answer feedback that ``run``'s threshold control reads
+    (:mod:`~adacompress.device.answer_feedback`) on the training photos and write it
+    into the agent file ``out``, as the shipped agents carry theirs: for a survival
+    agent calibrated for a target that knows every answer (full information: no new
+    call). Returns what was written (None: nothing, the agent steers on estimates
+    alone)."""
+    knows_all = settings.answers.full_information and not settings.answers.budgeted
+    if calibration is None or calibration.threshold is None or not knows_all:
+        return None
+    with open_agent_env(
+        settings.cloud,
+        AgentChoice(agent=str(out)),
+        max_pixels=settings.data.max_pixels,
+    ) as (compressor, env):
+        found = fit_answer_feedback(
+            env, compressor, paths, threshold=calibration.threshold
+        )
+    policy, metadata = load_policy(out)
+    record = found.to_metadata()
+    save_policy(policy, out, **{**metadata, METADATA_KEY: record})
+    return record
 
 
 def portable_log(log: dict[str, Any], out: Path) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import pytest
 from adacompress.cli import main
 from adacompress.core.datasets import builtin_photos
 from adacompress.device.actions import get_action_set
+from adacompress.device.answer_feedback import AnswerFeedback
 from adacompress.device.features import get_extractor
 from adacompress.device.policies.files import load_policy
 from adacompress.device.zoo import shipped
@@ -191,6 +192,11 @@ def test_survival_policy_calibrates_its_threshold(tmp_path: Path) -> None:
     assert agent.settings.threshold == calibration["threshold"]
     assert len(agent.settings.action_cost) == len(get_action_set("scale-quality"))
     assert meta["target_accuracy"] == 0.6
+    # It carries the answer feedback run's threshold control reads, as the shipped
+    # agents do, resting at the calibrated threshold.
+    feedback = AnswerFeedback.from_metadata(meta)
+    assert feedback is not None and feedback.threshold == calibration["threshold"]
+    assert calibration["answer_feedback"] == meta["answer_feedback"]
 
 
 @pytest.mark.parametrize("backend", ["lite0", "lite1", "lite2"])
