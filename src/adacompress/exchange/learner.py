@@ -211,9 +211,18 @@ class Learner:
         self.target.load_state_dict(weights)
 
     def restart_exploration(
-        self, *, warmup_steps: int, learn_every: int, epsilon_decay: float
+        self,
+        *,
+        warmup_steps: int,
+        learn_every: int,
+        epsilon_decay: float,
+        learning_rate: float | None = None,
     ) -> None:
-        """Explore again from ``epsilon_start`` with this schedule (a retrain)."""
+        """Explore again from ``epsilon_start`` with this schedule (a retrain), and
+        learn at ``learning_rate`` from now on (None: as before)."""
+        if learning_rate is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = learning_rate
         self.policy.settings = replace(
             self.settings,
             warmup_steps=warmup_steps,

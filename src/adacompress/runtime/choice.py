@@ -54,6 +54,14 @@ class ActionChoice:
         if settings.control.threshold_control and isinstance(policy, SurvivalPolicy):
             self.controlled = policy
 
+    @property
+    def retrain_learning_rate(self) -> float | None:
+        """The rate a retrain learns at: the control's while it steers (it finds
+        the new scene's threshold), else None (the agent's own)."""
+        if self.controlled is None:
+            return None
+        return self.settings.control.retrain_learning_rate
+
     def begin(self, control: ThresholdControl) -> None:
         """Start the control (if it is on) from the threshold the answer feedback
         rests at, the one that meets the target on average; without one, from the

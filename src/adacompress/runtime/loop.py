@@ -182,7 +182,7 @@ class Runtime:
             action.key, uploaded, result.reference_bytes, result.accuracy, labels
         )
         if state.calls_for_retrain():
-            state.start_retrain()
+            state.start_retrain(self.choice.retrain_learning_rate)
             kept = None if self.settings.retrain.flush_memory else transition
             return self._commit(path, "estimate", step, agent=True, transition=kept)
         return self._commit(path, "estimate", step, transition=transition)

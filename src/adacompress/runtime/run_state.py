@@ -166,9 +166,10 @@ class RunState:
         if self.monitor.holding:
             self.rate.hold(self.settings.drift.drift_p_est)
 
-    def start_retrain(self) -> None:
-        """Explore again from the current policy (and flush D if the settings say
-        so); remember the serving weights for the scene they belong to."""
+    def start_retrain(self, learning_rate: float | None = None) -> None:
+        """Explore again from the current policy, learning at ``learning_rate``
+        (None: the agent's own), and flush D if the settings say so; remember the
+        serving weights for the scene they belong to."""
         s = self.settings.retrain
         self.mode = "retrain"
         self.retrain.restart()
@@ -181,6 +182,7 @@ class RunState:
             warmup_steps=s.retrain_warmup,
             learn_every=s.retrain_learn_every,
             epsilon_decay=s.retrain_epsilon_decay,
+            learning_rate=learning_rate,
         )
 
     def end_retrain(self) -> None:

@@ -210,6 +210,12 @@ class ControlSettings:
     may take the threshold (above it nothing more is trusted; a lower margin sends
     fewer bytes where the cloud is unsure of everything, and keeps fewer answers);
     chosen on the training photos' scenery and streams (docs/results.md)"""
+    retrain_learning_rate: float | None = 1e-4
+    """the learning rate of a retrain while the control steers (None: the agent's
+    own, as without the control). The control finds the new scene's threshold; a
+    retrain at the agent's own rate (0.01) on one scene's hundred photos ranked them
+    worse than the weights it started from (benchmarks/research/night_threshold.py);
+    chosen on the training photos' scenery (docs/results.md)"""
     control_lowest: float = 0.5
     """the threshold never goes below this survival (it may only go lower when no
     answer is lost, so the floor costs no accuracy)"""
@@ -230,6 +236,9 @@ class ControlSettings:
             raise ValueError(
                 f"--rise-margin must be in [0, 20], got {self.rise_margin}"
             )
+        rate = self.retrain_learning_rate
+        if rate is not None and not 0 < rate <= 1:
+            raise ValueError(f"--retrain-learning-rate must be in (0, 1], got {rate}")
         if not 0 < self.control_lowest < 1:
             raise ValueError(
                 f"--control-lowest must be in (0, 1), got {self.control_lowest}"

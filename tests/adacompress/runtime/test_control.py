@@ -17,6 +17,7 @@ from adacompress.runtime.control import (
     ThresholdControl,
     logit,
 )
+from adacompress.runtime.loop import Runtime
 from adacompress.runtime.run import live_postfix, live_summary
 from adacompress.runtime.saved_state import check_state, saved_state
 from adacompress.runtime.settings import ControlSettings, RuntimeSettings
@@ -76,6 +77,8 @@ def test_the_threshold_stays_between_its_floor_and_ceiling() -> None:
         ControlSettings(control_step=0.0)
     with pytest.raises(ValueError, match="rise-margin"):
         ControlSettings(rise_margin=-1.0)
+    with pytest.raises(ValueError, match="retrain-learning-rate"):
+        ControlSettings(retrain_learning_rate=0.0)
     # The downshift, asked for, replaces the control (on by default).
     assert RuntimeSettings().control.threshold_control
     assert not RuntimeSettings.of(downshift=True).control.threshold_control
@@ -280,6 +283,32 @@ def test_a_retrain_goes_on_from_the_steered_threshold_and_a_swap_starts_over(
     plain.retrain_starts(False)
     plain.swapped()  # nothing remembered: nothing to swap
     assert plain.value == 5.0 and plain.remembered is None
+
+
+def test_a_retrain_under_the_control_learns_at_the_controls_rate(
+    tmp_path: Path,
+) -> None:
+    """The control finds the new scene's threshold; its retrain learns slowly (and a
+    resumed run goes on at that rate). Without the control a retrain is the only
+    adaptation, and learns at the agent's own rate."""
+
+    def rate(runtime: Runtime) -> float:
+        return float(runtime.learner.optimizer.param_groups[0]["lr"])
+
+    runtime = make_runtime(tmp_path / "on", CONTROLLED, [], policy=GradedSurvival())
+    own = rate(runtime)
+    wanted = CONTROLLED.control.retrain_learning_rate
+    assert wanted is not None and wanted < own
+    runtime.state.start_retrain(runtime.choice.retrain_learning_rate)
+    assert rate(runtime) == wanted
+    blob = runtime.learner.training_state()
+    again = make_runtime(tmp_path / "again", CONTROLLED, [], policy=GradedSurvival())
+    again.learner.load_training_state(dict(blob))
+    assert rate(again) == wanted
+    frozen = CONTROLLED.changed(threshold_control=False)
+    off = make_runtime(tmp_path / "off", frozen, [], policy=GradedSurvival())
+    off.state.start_retrain(off.choice.retrain_learning_rate)
+    assert off.choice.retrain_learning_rate is None and rate(off) == own
 
 
 # -- the answers' feedback and the fallback ----------------------------------------
