@@ -17,7 +17,8 @@ are the scene change's photos, the rest are scored.
 - *retrained*: the shipped weights retrained on the scene change's photos the way
   ``run`` retrains (epsilon-greedy from the shipped weights, one explored action per
   photo and what its answer implies, the retrain's schedule; the buffer starts empty,
-  where ``run``'s also holds the day's estimates).
+  where ``run``'s also holds the day's estimates), at the agent's own learning rate
+  (``run``'s without the threshold control) and at the control's.
 - *recalibrated*: the shipped weights, unchanged, at the lowest of ``--grid``'s
   logits whose candidate kept the target on the scene change's photos (``all``: every
   answer), learned by uploading each photo's candidate at every grid logit: ``paid``
@@ -45,7 +46,7 @@ from adacompress.experiments.night import make_night_folder
 from adacompress.learning.survey import Survey
 from adacompress.runtime.retrain import retrain_lesson
 from adacompress.runtime.run import open_agent_env
-from adacompress.runtime.settings import RetrainSettings
+from adacompress.runtime.settings import ControlSettings, RetrainSettings
 from basekit.threads import configure_threads
 
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
@@ -53,6 +54,11 @@ from _common import add_smoke, limit_splits  # noqa: E402  (benchmarks/_common.p
 
 TRAIN_DAY = 300
 """Training photos as the day with ``--day train`` (the scenery's own count)."""
+RETRAIN_RATES = {
+    "at the agent's rate": None,
+    "at the control's rate": ControlSettings().retrain_learning_rate,
+}
+"""The learning rates of the retrained rows: ``run``'s without and with the control."""
 HINDSIGHT = np.arange(-4.0, 20.25, 0.25)
 """Threshold logits searched for the hindsight rows."""
 
@@ -130,8 +136,10 @@ def retrained(
     samples: list[Sample],
     seen: np.ndarray,
     seed: int,
+    learning_rate: float | None,
 ) -> SurvivalPolicy:
-    """The shipped weights retrained on ``samples[seen]`` as ``run`` retrains."""
+    """The shipped weights retrained on ``samples[seen]`` as ``run`` retrains, at
+    ``learning_rate`` (None: the agent's own)."""
     policy = copy.deepcopy(table.shipped)
     learner = Learner(policy)
     learner.rng = np.random.default_rng(seed)
@@ -140,6 +148,7 @@ def retrained(
         warmup_steps=s.retrain_warmup,
         learn_every=s.retrain_learn_every,
         epsilon_decay=s.retrain_epsilon_decay,
+        learning_rate=learning_rate,
     )
     objective = compressor.card.objective
     for row in seen:
@@ -170,13 +179,14 @@ def backend_rows(
         for draw in range(args.draws):
             order = np.random.default_rng(draw).permutation(len(samples))
             seen, scored = order[: args.photos], order[args.photos :]
-            new = table.scores(retrained(env, compressor, table, samples, seen, draw))
             rows.setdefault("shipped, hindsight", []).append(
                 (*table.hindsight(shipped, scored, target), 0.0)
             )
-            rows.setdefault("retrained, hindsight", []).append(
-                (*table.hindsight(new, scored, target), 0.0)
-            )
+            for name, rate in RETRAIN_RATES.items():
+                policy = retrained(env, compressor, table, samples, seen, draw, rate)
+                rows.setdefault(f"retrained {name}, hindsight", []).append(
+                    (*table.hindsight(table.scores(policy), scored, target), 0.0)
+                )
             for name, wanted in (("target", target), ("all", 1.0)):
                 logit, paid = table.recalibrated(shipped, seen, args.grid, wanted)
                 rows.setdefault(f"shipped, recalibrated ({name})", []).append(
