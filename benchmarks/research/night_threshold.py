@@ -106,9 +106,11 @@ class NightTable:
     def hindsight(
         self, scores: np.ndarray, rows: np.ndarray, target: float
     ) -> tuple[float, float]:
-        """The fewest bytes keeping ``target`` of ``rows`` (an oracle threshold)."""
+        """The fewest bytes keeping ``target`` of ``rows`` (an oracle threshold; the
+        ceiling's, where nothing is trusted, if no threshold keeps it)."""
         found = [self.at(scores, rows, t) for t in HINDSIGHT]
-        return min(((k, b) for k, b in found if k >= target), key=lambda x: x[1])
+        kept = [(k, b) for k, b in found if k >= target] or found[-1:]
+        return min(kept, key=lambda x: x[1])
 
     def recalibrated(
         self, scores: np.ndarray, seen: np.ndarray, grid: list[float], target: float
