@@ -21,6 +21,7 @@ HELPERS = {
     "benchmarks/base_tree.py": "checks another commit out",
     "benchmarks/served.py": "starts adacompress serve",
     "benchmarks/research/logistic_fit.py": "a fit two research scripts share",
+    "benchmarks/research/night_photos.py": "night photos two research scripts share",
 }
 """Scripts that are not benchmarks: nothing to smoke."""
 ELSEWHERE = {

@@ -20,20 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-from adacompress.core.datasets import imagenet_split, list_images
 from adacompress.device.zoo import AgentChoice
-from adacompress.exchange.cache import default_cache_path
 from adacompress.exchange.settings import CloudSettings
-from adacompress.experiments.night import make_night_folder
 from adacompress.learning.survey import Survey
 from adacompress.runtime.run import open_agent_env
 from basekit.threads import configure_threads
 
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
-from _common import add_smoke, limit_splits  # noqa: E402  (benchmarks/_common.py)
+from night_photos import add_day, night_photos  # noqa: E402
 
-TRAIN_DAY = 300
-"""Training photos as the day with ``--day train`` (the scenery's own count)."""
+from _common import add_smoke, limit_splits  # noqa: E402  (benchmarks/_common.py)
 
 
 def night_table(backend: str, night: list[Path]) -> list[str]:
@@ -66,24 +62,15 @@ def night_table(backend: str, night: list[Path]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=["lite0", "lite1", "lite2"])
-    parser.add_argument(
-        "--day",
-        default=None,
-        help="folder of day photos (default: the held-out test images); 'train': "
-        f"the first {TRAIN_DAY} training photos",
-    )
+    add_day(parser)
     add_smoke(parser)
     args = parser.parse_args(argv)
     if args.smoke:
         limit_splits()
         args.backends = args.backends[:1]
     configure_threads()
-    if args.day == "train":
-        day = imagenet_split("train")[:TRAIN_DAY]
-    else:
-        day = list_images(args.day) if args.day else imagenet_split("test")
-    night, unreadable = make_night_folder(day, default_cache_path().parent / "night")
-    print(f"{len(night)} night photos ({len(unreadable)} day photos unreadable)")
+    night, unreadable = night_photos(args.day)
+    print(f"{len(night)} night photos ({unreadable} day photos unreadable)")
     print("| backend | candidate | kept | bytes of the reference |")
     print("|---|---|---|---|")
     for backend in args.backends:

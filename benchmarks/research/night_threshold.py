@@ -34,15 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-from adacompress.core.datasets import imagenet_split, list_images
 from adacompress.device.compressor import Compressor
 from adacompress.device.policies.survival import SurvivalPolicy, cheapest_trusted
 from adacompress.device.zoo import AgentChoice
-from adacompress.exchange.cache import default_cache_path
 from adacompress.exchange.environment import CompressionEnv, Sample
 from adacompress.exchange.learner import Learner
 from adacompress.exchange.settings import CloudSettings
-from adacompress.experiments.night import make_night_folder
 from adacompress.learning.survey import Survey
 from adacompress.runtime.retrain import retrain_lesson
 from adacompress.runtime.run import open_agent_env
@@ -50,10 +47,10 @@ from adacompress.runtime.settings import ControlSettings, RetrainSettings
 from basekit.threads import configure_threads
 
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+from night_photos import add_day, night_photos  # noqa: E402
+
 from _common import add_smoke, limit_splits  # noqa: E402  (benchmarks/_common.py)
 
-TRAIN_DAY = 300
-"""Training photos as the day with ``--day train`` (the scenery's own count)."""
 RETRAIN_RATES = {
     "at the agent's rate": None,
     "at the control's rate": ControlSettings().retrain_learning_rate,
@@ -205,12 +202,7 @@ def backend_rows(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=["lite0", "lite1", "lite2"])
-    parser.add_argument(
-        "--day",
-        default=None,
-        help="folder of day photos (default: the held-out test images); 'train': "
-        f"the first {TRAIN_DAY} training photos",
-    )
+    add_day(parser)
     parser.add_argument("--photos", type=int, default=120, help="scene change photos")
     parser.add_argument("--draws", type=int, default=10)
     parser.add_argument(
@@ -222,11 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         limit_splits()
         args.backends, args.photos, args.draws = args.backends[:1], 3, 1
     configure_threads()
-    if args.day == "train":
-        day = imagenet_split("train")[:TRAIN_DAY]
-    else:
-        day = list_images(args.day) if args.day else imagenet_split("test")
-    night, _ = make_night_folder(day, default_cache_path().parent / "night")
+    night, _ = night_photos(args.day)
     print(f"{len(night)} night photos, {args.photos} at the scene change")
     worst = f"kept (worst of {args.draws} draws)"
     print(f"| backend | weights, threshold | {worst} | bytes of references | paid |")
