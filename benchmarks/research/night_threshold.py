@@ -80,6 +80,7 @@ class NightTable:
         if not isinstance(policy, SurvivalPolicy):
             raise SystemExit(f"{compressor.source} is not a survival agent")
         self.shipped = policy
+        self.objective = compressor.card.objective
         self.candidates = np.asarray(compressor.candidates)
         self.kept = survey.kept[:, self.candidates]
         self.sizes = survey.sizes[:, self.candidates]
@@ -130,7 +131,6 @@ class NightTable:
 
 def retrained(
     env: CompressionEnv,
-    compressor: Compressor,
     table: NightTable,
     samples: list[Sample],
     seen: np.ndarray,
@@ -149,14 +149,15 @@ def retrained(
         epsilon_decay=s.retrain_epsilon_decay,
         learning_rate=learning_rate,
     )
-    objective = compressor.card.objective
     for row in seen:
         sample = samples[row]
         index = learner.act(
-            sample.features, explore=True, candidates=compressor.candidates
+            sample.features, explore=True, candidates=table.candidates.tolist()
         )
         first, _, _ = env.step_with_reference(sample, index)
-        lesson, _ = retrain_lesson(env, policy, sample, index, first, objective, s)
+        lesson, _ = retrain_lesson(
+            env, policy, sample, index, first, table.objective, s
+        )
         learner.observe_all(
             sample.features, lesson.signals, sample.features, lesson.observed
         )
@@ -173,7 +174,7 @@ def backend_rows(
     ):
         samples, _ = env.prepare(night, progress=False)
         table = NightTable(env, compressor, samples)
-        target = compressor.card.objective.target or 0.99
+        target = table.objective.target or 0.99
         shipped = table.scores(table.shipped)
         for draw in range(args.draws):
             order = np.random.default_rng(draw).permutation(len(samples))
@@ -182,7 +183,7 @@ def backend_rows(
                 (*table.hindsight(shipped, scored, target), 0.0)
             )
             for name, rate in RETRAIN_RATES.items():
-                policy = retrained(env, compressor, table, samples, seen, draw, rate)
+                policy = retrained(env, table, samples, seen, draw, rate)
                 rows.setdefault(f"retrained {name}, hindsight", []).append(
                     (*table.hindsight(table.scores(policy), scored, target), 0.0)
                 )
